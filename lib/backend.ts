@@ -1,0 +1,170 @@
+/**
+ * Picks the fastest TensorFlow.js backend that loads *and can train* on this machine.
+ *
+ * Order: tensorflow-gpu (tfjs-node-gpu, CUDA) -> webgpu (Dawn, only with an adapter)
+ *        -> tensorflow-cpu (tfjs-node) -> wasm (only if it has every training kernel) -> cpu.
+ * `DINOTWINS_BACKEND=<id>` forces one candidate; a bad value is an error listing the valid ones.
+ * The returned report (and its one-line form) goes into every run record.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { importEsm } from './util/esm';
+import { registerKernelsFor, ourKernels } from './kernels';
+
+export const BACKEND_IDS = ['tensorflow-gpu', 'webgpu', 'tensorflow-cpu', 'wasm', 'cpu'] as const;
+export type BackendId = (typeof BACKEND_IDS)[number];
+
+export const BACKEND_ENV = 'DINOTWINS_BACKEND';
+
+export interface SkippedBackend {
+  id: BackendId;
+  reason: string;
+}
+
+export interface BackendReport {
+  /** Candidate that was chosen. */
+  chosen: BackendId;
+  /** Name tfjs knows it by (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
+  tfBackend: string;
+  /** Why it was forced, if it was. */
+  forcedBy?: string;
+  /** Each earlier candidate and why it was not used. */
+  skipped: SkippedBackend[];
+  /** Free-form facts about the chosen backend (adapter, threads, our kernels). */
+  details: Record<string, string | number | boolean | string[]>;
+  /** The one-line summary that `selectBackend` prints. */
+  line: string;
+}
+
+/** Error for an unknown `DINOTWINS_BACKEND` value or a forced backend that fails to load. */
+export class BackendError extends Error {
+  override name = 'BackendError';
+}
+
+/** Shortens an underlying error to one line for the report. */
+export function shortError(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const first = msg.split('\n').find((l) => l.trim().length > 0) ?? msg;
+  return first.length > 160 ? `${first.slice(0, 157)}...` : first;
+}
+
+/** Parses a backend id from the environment (or any string); throws listing the valid ids. */
+export function parseBackendId(value: string, source = BACKEND_ENV): BackendId {
+  const v = value.trim().toLowerCase();
+  if ((BACKEND_IDS as readonly string[]).includes(v)) return v as BackendId;
+  throw new BackendError(`${source}="${value}" is not a backend; valid values: ${BACKEND_IDS.join(', ')}`);
+}
+
+type Attempt = { ok: true; details: BackendReport['details'] } | { ok: false; reason: string };
+
+async function tryTfjsNode(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node', wantGpu: boolean): Promise<Attempt> {
+  try {
+    require(pkg);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    return { ok: false, reason: code === 'MODULE_NOT_FOUND' ? `${pkg} is not installed (${shortError(e)})` : shortError(e) };
+  }
+  if (!(await tf.setBackend('tensorflow'))) return { ok: false, reason: `${pkg} loaded but tf.setBackend('tensorflow') failed` };
+  const usingGpu = Boolean((tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice);
+  if (wantGpu && !usingGpu) return { ok: false, reason: `${pkg} loaded but TensorFlow found no CUDA device (needs CUDA 11.2 + cuDNN 8.1)` };
+  return { ok: true, details: { package: pkg, gpu: usingGpu } };
+}
+
+async function tryWebgpu(): Promise<Attempt> {
+  const g = globalThis as unknown as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } };
+  try {
+    if (!g.navigator?.gpu) {
+      const mod = await importEsm<{ create(args: string[]): unknown; globals: Record<string, unknown> }>('webgpu');
+      Object.assign(globalThis, mod.globals);
+      const nav = (g.navigator ?? {}) as Record<string, unknown>;
+      nav.gpu = mod.create([]);
+      if (!g.navigator) (globalThis as Record<string, unknown>).navigator = nav;
+    }
+    const adapter = (await g.navigator!.gpu!.requestAdapter()) as { info?: { vendor?: string; architecture?: string; device?: string; description?: string } } | null;
+    if (!adapter) return { ok: false, reason: 'no WebGPU adapter (needs a Vulkan/Metal/D3D12 driver; Dawn found none)' };
+    // The backend registers itself on require, and only if navigator.gpu exists by then.
+    require('@tensorflow/tfjs-backend-webgpu');
+    registerKernelsFor('webgpu');
+    if (!(await tf.setBackend('webgpu'))) return { ok: false, reason: "tf.setBackend('webgpu') failed" };
+    const info = adapter.info ?? {};
+    return { ok: true, details: { adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown' } };
+  } catch (e) {
+    return { ok: false, reason: shortError(e) };
+  }
+}
+
+/** Kernels a conv-net / ViT training step needs beyond inference. */
+export const TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'UnsortedSegmentSum', 'FusedConv2D', 'BatchMatMul'];
+
+async function tryWasm(): Promise<Attempt> {
+  try {
+    require('@tensorflow/tfjs-backend-wasm');
+    registerKernelsFor('wasm');
+    const missing = TRAINING_KERNELS.filter((k) => tf.getKernel(k, 'wasm') === undefined);
+    if (missing.length > 0) return { ok: false, reason: `cannot train: kernels ${missing.join(', ')} are not registered for wasm` };
+    if (!(await tf.setBackend('wasm'))) return { ok: false, reason: "tf.setBackend('wasm') failed" };
+    await tf.ready();
+    const ours = ourKernels('wasm');
+    return { ok: true, details: { simd: true, threads: 1, ourKernels: ours } };
+  } catch (e) {
+    return { ok: false, reason: shortError(e) };
+  }
+}
+
+async function tryCpu(): Promise<Attempt> {
+  if (!(await tf.setBackend('cpu'))) return { ok: false, reason: "tf.setBackend('cpu') failed" };
+  return { ok: true, details: {} };
+}
+
+const ATTEMPTS: Record<BackendId, () => Promise<Attempt>> = {
+  'tensorflow-gpu': () => tryTfjsNode('@tensorflow/tfjs-node-gpu', true),
+  webgpu: tryWebgpu,
+  'tensorflow-cpu': () => tryTfjsNode('@tensorflow/tfjs-node', false),
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
+let current: BackendReport | undefined;
+
+export interface SelectBackendOptions {
+  /** Force one backend (overrides the environment variable). */
+  force?: BackendId | string;
+  /** Print the one-line report (default true). */
+  print?: boolean;
+  /** Re-run the selection even if one was already made in this process. */
+  reselect?: boolean;
+}
+
+/**
+ * Chooses and activates a backend, returning the report. Idempotent per process
+ * (re-running a notebook cell returns the same report) unless `reselect` is set.
+ */
+export async function selectBackend(opts: SelectBackendOptions = {}): Promise<BackendReport> {
+  const envValue = process.env[BACKEND_ENV];
+  const forcedRaw = opts.force ?? (envValue && envValue.trim() !== '' ? envValue : undefined);
+  const forced = forcedRaw === undefined ? undefined : parseBackendId(forcedRaw, opts.force !== undefined ? 'force' : BACKEND_ENV);
+  if (current && !opts.reselect && (forced === undefined || forced === current.chosen)) {
+    if (opts.print !== false) console.log(current.line);
+    return current;
+  }
+  const skipped: SkippedBackend[] = [];
+  const order: readonly BackendId[] = forced ? [forced] : BACKEND_IDS;
+  for (const id of order) {
+    const r = await ATTEMPTS[id]();
+    if (r.ok) {
+      const why = skipped.map((s) => `${s.id}: ${s.reason}`).join('; ');
+      const forcedBy = forced ? (opts.force !== undefined ? 'option force' : `${BACKEND_ENV}=${forced}`) : undefined;
+      const line = `backend: ${id} (tfjs '${tf.getBackend()}')` + (forcedBy ? `, forced by ${forcedBy}` : '') + (why ? `; skipped ${why}` : '');
+      current = { chosen: id, tfBackend: tf.getBackend(), forcedBy, skipped, details: r.details, line };
+      if (opts.print !== false) console.log(line);
+      return current;
+    }
+    if (forced) throw new BackendError(`${BACKEND_ENV}=${forced}, but ${forced} cannot be used: ${r.reason}`);
+    skipped.push({ id, reason: r.reason });
+  }
+  throw new BackendError(`no backend could be used: ${skipped.map((s) => `${s.id}: ${s.reason}`).join('; ')}`);
+}
+
+/** The report of the last selection, if any. */
+export function currentBackend(): BackendReport | undefined {
+  return current;
+}

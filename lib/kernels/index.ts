@@ -1,0 +1,27 @@
+/**
+ * The one registration point for dinotwins' own kernels. `lib/backend.ts` calls
+ * `registerKernelsFor(name)` when it activates a backend; nothing else in `lib/` knows
+ * which kernels are ours.
+ */
+const registered = new Map<string, string[]>();
+const registrars = new Map<string, () => string[]>();
+
+/** Adds a registrar for a backend (called by each backend's kernel module). */
+export function addKernelRegistrar(backend: string, registrar: () => string[]): void {
+  registrars.set(backend, registrar);
+}
+
+/** Registers our kernels for `backend` once; returns the kernel names that are ours. */
+export function registerKernelsFor(backend: string): string[] {
+  const done = registered.get(backend);
+  if (done) return done;
+  const r = registrars.get(backend);
+  const names = r ? r() : [];
+  registered.set(backend, names);
+  return names;
+}
+
+/** Names of the kernels we registered for `backend` (empty if none). */
+export function ourKernels(backend: string): string[] {
+  return registered.get(backend) ?? [];
+}

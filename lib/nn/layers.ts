@@ -1,0 +1,144 @@
+/**
+ * Functional layers over a ParamStore: `init*` creates parameters (seeded, PyTorch-default
+ * initialisation), the forward function reads them. Layout is NHWC, filters [kh, kw, in, out].
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ParamStore } from './params';
+import { Rng } from '../rng';
+
+/** Per-forward-pass state. */
+export interface ForwardContext {
+  /** Training mode: batch norm uses batch statistics and updates its running statistics. */
+  training: boolean;
+  /** Running-statistics momentum, PyTorch convention (new = (1-m)*old + m*batch). Default 0.1. */
+  bnMomentum?: number;
+  /** If set, attention layers push their attention weights [B, heads, T, T] here (kept, caller disposes). */
+  attention?: tf.Tensor4D[];
+}
+
+export const BN_EPS = 1e-5;
+
+function fill(n: number, f: () => number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = f();
+  return a;
+}
+
+/** Conv weights with torchvision ResNet's init: kaiming normal, fan_out, ReLU gain. */
+export function initConv2d(ps: ParamStore, name: string, k: number, inC: number, outC: number, rng: Rng, bias = false): void {
+  const std = Math.sqrt(2 / (outC * k * k));
+  ps.addValues(`${name}.weight`, [k, k, inC, outC], fill(k * k * inC * outC, () => std * rng.normal()), 'weight');
+  if (bias) ps.addValues(`${name}.bias`, [outC], new Float32Array(outC), 'bias');
+}
+
+export function conv2d(ps: ParamStore, name: string, x: tf.Tensor4D, stride: number, pad: 'same' | 'valid' | number): tf.Tensor4D {
+  const w = ps.get(`${name}.weight`) as tf.Tensor4D;
+  let xx = x;
+  let padding: 'same' | 'valid' = pad === 'same' ? 'same' : 'valid';
+  if (typeof pad === 'number' && pad > 0) {
+    xx = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
+    padding = 'valid';
+  }
+  let y = tf.conv2d(xx, w, stride, padding);
+  if (ps.has(`${name}.bias`)) y = tf.add(y, ps.get(`${name}.bias`));
+  return y;
+}
+
+export type LinearInit = 'torch' | 'trunc02' | 'xavier';
+
+/** Linear layer, weight [in, out]. 'torch': U(+-1/sqrt(in)) as nn.Linear; 'trunc02': trunc normal std 0.02, zero bias (ViT/DINO). */
+export function initLinear(ps: ParamStore, name: string, inF: number, outF: number, rng: Rng, opts: { bias?: boolean; init?: LinearInit } = {}): void {
+  const init = opts.init ?? 'torch';
+  const bound = 1 / Math.sqrt(inF);
+  const wf = init === 'torch' ? () => rng.uniform(-bound, bound)
+    : init === 'trunc02' ? () => 0.02 * rng.truncNormal()
+    : (() => { const a = Math.sqrt(6 / (inF + outF)); return () => rng.uniform(-a, a); })();
+  ps.addValues(`${name}.weight`, [inF, outF], fill(inF * outF, wf), 'weight');
+  if (opts.bias ?? true) {
+    ps.addValues(`${name}.bias`, [outF], init === 'torch' ? fill(outF, () => rng.uniform(-bound, bound)) : new Float32Array(outF), 'bias');
+  }
+}
+
+/** x [..., in] -> [..., out]. */
+export function linear<T extends tf.Tensor>(ps: ParamStore, name: string, x: T): T {
+  const w = ps.get(`${name}.weight`) as tf.Tensor2D;
+  const shape = x.shape;
+  const inF = shape[shape.length - 1];
+  const x2 = shape.length === 2 ? (x as unknown as tf.Tensor2D) : tf.reshape(x, [-1, inF]) as tf.Tensor2D;
+  let y: tf.Tensor = tf.matMul(x2, w);
+  if (ps.has(`${name}.bias`)) y = tf.add(y, ps.get(`${name}.bias`));
+  if (shape.length !== 2) y = tf.reshape(y, [...shape.slice(0, -1), w.shape[1]]);
+  return y as T;
+}
+
+/** Batch norm parameters: affine weight/bias plus running mean/var buffers. */
+export function initBatchNorm(ps: ParamStore, name: string, c: number, affine = true): void {
+  if (affine) {
+    ps.addValues(`${name}.weight`, [c], new Float32Array(c).fill(1), 'norm');
+    ps.addValues(`${name}.bias`, [c], new Float32Array(c), 'norm');
+  }
+  ps.addValues(`${name}.running_mean`, [c], new Float32Array(c), 'buffer', false);
+  ps.addValues(`${name}.running_var`, [c], new Float32Array(c).fill(1), 'buffer', false);
+}
+
+/**
+ * Batch norm over all axes but the last (NHWC or [B, C]). Training: batch statistics (biased
+ * variance), running statistics updated with the unbiased variance as PyTorch does. Inference:
+ * running statistics only. Written with moments/rsqrt/mul/add (faster than tf.batchNorm's
+ * Tile-based gradient on wasm, same numbers).
+ */
+export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, ctx: ForwardContext): T {
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  let mean: tf.Tensor;
+  let variance: tf.Tensor;
+  if (ctx.training) {
+    const m = tf.moments(x, axes);
+    mean = m.mean;
+    variance = m.variance;
+    const n = x.size / x.shape[x.shape.length - 1];
+    const mom = ctx.bnMomentum ?? 0.1;
+    const rm = ps.get(`${name}.running_mean`);
+    const rv = ps.get(`${name}.running_var`);
+    // Only the loss is differentiated, so these updates carry no gradient.
+    tf.tidy(() => {
+      const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
+      rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(mean, mom)));
+      rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(unbiased, mom)));
+    });
+  } else {
+    mean = ps.get(`${name}.running_mean`);
+    variance = ps.get(`${name}.running_var`);
+  }
+  let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, BN_EPS)));
+  if (ps.has(`${name}.weight`)) y = tf.add(tf.mul(y, ps.get(`${name}.weight`)), ps.get(`${name}.bias`));
+  return y as T;
+}
+
+export function initLayerNorm(ps: ParamStore, name: string, c: number): void {
+  ps.addValues(`${name}.weight`, [c], new Float32Array(c).fill(1), 'norm');
+  ps.addValues(`${name}.bias`, [c], new Float32Array(c), 'norm');
+}
+
+/** Layer norm over the last axis, eps 1e-6 as timm/DINO's ViT. */
+export function layerNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, eps = 1e-6): T {
+  const { mean, variance } = tf.moments(x, -1, true);
+  const y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  return tf.add(tf.mul(y, ps.get(`${name}.weight`)), ps.get(`${name}.bias`)) as T;
+}
+
+/** Exact GELU (erf form), as nn.GELU. */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T;
+}
+
+/** L2-normalise rows of [B, D] (eps as F.normalize: 1e-12 on the norm). */
+export function l2Normalize<T extends tf.Tensor>(x: T, axis = -1): T {
+  const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(x), axis, true)), 1e-12);
+  return tf.div(x, norm) as T;
+}
+
+/** Identity in the forward pass, zero gradient in the backward pass (torch's .detach()). */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const f = tf.customGrad((a: tf.Tensor) => ({ value: tf.clone(a), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }));
+  return f(x) as T;
+}
