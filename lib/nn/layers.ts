@@ -139,6 +139,6 @@ export function l2Normalize<T extends tf.Tensor>(x: T, axis = -1): T {
 
 /** Identity in the forward pass, zero gradient in the backward pass (torch's .detach()). */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
-  const f = tf.customGrad(((a: tf.Tensor) => ({ value: tf.clone(a), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as unknown as tf.CustomGradientFunc<tf.Tensor>);
+  const f = tf.customGrad(((a: tf.Tensor) => ({ value: tf.clone(a), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as T;
 }
