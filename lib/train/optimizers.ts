@@ -1,0 +1,162 @@
+/**
+ * Optimizers over a ParamStore: Adam (Kingma & Ba; L2 decay as torch.optim.Adam), AdamW
+ * (Loshchilov & Hutter; decoupled decay), SGD with momentum (torch.optim.SGD) and LARS (You et
+ * al. 2017, as in the Barlow Twins reference code: biases and norms get neither decay nor
+ * adaptation). Weight decay skips biases, norms and buffers. State is named tensors, so it goes
+ * into checkpoints and a resumed run continues bit-exactly.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ParamStore } from '../nn/params';
+
+export type OptimizerKind = 'adam' | 'adamw' | 'sgd' | 'lars';
+
+export interface OptimizerConfig {
+  /** Which update rule. Default 'adamw'. */
+  kind: OptimizerKind;
+  /** Weight decay for weights and embeddings (never biases, norms or buffers). Default 0.04 for AdamW. */
+  weightDecay: number;
+  /** Adam/AdamW first-moment decay. Default 0.9. */
+  beta1: number;
+  /** Adam/AdamW second-moment decay. Default 0.999. */
+  beta2: number;
+  /** Adam/AdamW epsilon. Default 1e-8. */
+  eps: number;
+  /** SGD/LARS momentum. Default 0.9. */
+  momentum: number;
+  /** LARS trust coefficient. Default 0.001. */
+  larsEta: number;
+  /** Clip the global gradient norm to this value; 0 turns clipping off. Default 0 (DINO uses 3.0). */
+  clipGradNorm: number;
+}
+
+export const OPTIMIZER_DEFAULTS: Readonly<OptimizerConfig> = Object.freeze({
+  kind: 'adamw',
+  weightDecay: 0.04,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  momentum: 0.9,
+  larsEta: 0.001,
+  clipGradNorm: 0,
+});
+
+export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ['adam', 'adamw', 'sgd', 'lars'];
+
+/** Named optimizer state for checkpoints. */
+export interface OptimizerState {
+  step: number;
+  tensors: Map<string, tf.Tensor>;
+}
+
+export class Optimizer {
+  readonly cfg: OptimizerConfig;
+  private slots = new Map<string, tf.Variable>();
+  private t = 0;
+
+  constructor(cfg: Partial<OptimizerConfig> = {}) {
+    this.cfg = { ...OPTIMIZER_DEFAULTS, ...cfg };
+    if (!OPTIMIZER_KINDS.includes(this.cfg.kind)) throw new Error(`optimizer kind "${this.cfg.kind}" is not one of ${OPTIMIZER_KINDS.join(', ')}`);
+  }
+
+  /** Number of updates applied so far. */
+  get steps(): number {
+    return this.t;
+  }
+
+  private slot(key: string, like: tf.Tensor): tf.Variable {
+    let v = this.slots.get(key);
+    if (!v) {
+      v = tf.variable(tf.zerosLike(like), false);
+      this.slots.set(key, v);
+    }
+    return v;
+  }
+
+  /**
+   * Applies one update. `grads` maps parameter names of `ps` to gradients (it is not disposed).
+   * `frozen` names get no update (e.g. the DINO last layer in epoch 0). Returns the global
+   * gradient norm before clipping (a scalar tensor the caller disposes, read it back lazily).
+   */
+  apply(ps: ParamStore, grads: Map<string, tf.Tensor>, lr: number, opts: { weightDecay?: number; frozen?: ReadonlySet<string> } = {}): tf.Scalar {
+    const c = this.cfg;
+    const wd = opts.weightDecay ?? c.weightDecay;
+    if (!Number.isFinite(lr) || lr < 0) throw new Error(`optimizer: learning rate must be finite and >= 0, got ${lr}`);
+    this.t += 1;
+    const t = this.t;
+    return tf.tidy(() => {
+      const names = [...grads.keys()];
+      const sq = names.map((n) => tf.sum(tf.square(grads.get(n)!)));
+      const gnorm = tf.sqrt(sq.length ? tf.addN(sq) : tf.scalar(0)) as tf.Scalar;
+      const scale = c.clipGradNorm > 0 ? tf.minimum(1, tf.div(c.clipGradNorm, tf.add(gnorm, 1e-6))) : undefined;
+      for (const name of names) {
+        if (opts.frozen?.has(name)) continue;
+        const p = ps.get(name);
+        const decays = ['weight', 'embedding'].includes(ps.infoOf(name).kind) && wd > 0;
+        let g = grads.get(name)!;
+        if (scale) g = tf.mul(g, scale);
+        switch (c.kind) {
+          case 'adam':
+          case 'adamw': {
+            if (c.kind === 'adam' && decays) g = tf.add(g, tf.mul(p, wd));
+            const m = this.slot(`${name}/m`, p);
+            const v = this.slot(`${name}/v`, p);
+            m.assign(tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1)));
+            v.assign(tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), 1 - c.beta2)));
+            const mhat = tf.div(m, 1 - Math.pow(c.beta1, t));
+            const vhat = tf.div(v, 1 - Math.pow(c.beta2, t));
+            let upd: tf.Tensor = tf.div(mhat, tf.add(tf.sqrt(vhat), c.eps));
+            if (c.kind === 'adamw' && decays) upd = tf.add(upd, tf.mul(p, wd));
+            p.assign(tf.sub(p, tf.mul(upd, lr)));
+            break;
+          }
+          case 'sgd': {
+            if (decays) g = tf.add(g, tf.mul(p, wd));
+            const b = this.slot(`${name}/momentum`, p);
+            b.assign(tf.add(tf.mul(b, c.momentum), g)); // zeros at start, so the first step is b = g as in torch
+            p.assign(tf.sub(p, tf.mul(b, lr)));
+            break;
+          }
+          case 'lars': {
+            if (decays) {
+              g = tf.add(g, tf.mul(p, wd));
+              const pn = tf.norm(p);
+              const gn = tf.norm(g);
+              const trust = tf.where(tf.logicalAnd(tf.greater(pn, 0), tf.greater(gn, 0)), tf.div(tf.mul(pn, c.larsEta), gn), tf.onesLike(pn));
+              g = tf.mul(g, trust);
+            }
+            const b = this.slot(`${name}/momentum`, p);
+            b.assign(tf.add(tf.mul(b, c.momentum), g));
+            p.assign(tf.sub(p, tf.mul(b, lr)));
+            break;
+          }
+        }
+      }
+      return gnorm;
+    });
+  }
+
+  /** Snapshot of the state (tensors are the live slot variables: read them, do not dispose). */
+  getState(): OptimizerState {
+    return { step: this.t, tensors: new Map(this.slots) };
+  }
+
+  /** Restores a state saved by getState (values are copied). */
+  setState(step: number, tensors: Map<string, { shape: number[]; values: Float32Array }>): void {
+    this.disposeSlots();
+    this.t = step;
+    for (const [k, s] of tensors) {
+      const init = tf.tensor(s.values, s.shape, 'float32');
+      this.slots.set(k, tf.variable(init, false));
+      init.dispose();
+    }
+  }
+
+  private disposeSlots(): void {
+    for (const v of this.slots.values()) v.dispose();
+    this.slots.clear();
+  }
+
+  dispose(): void {
+    this.disposeSlots();
+  }
+}
