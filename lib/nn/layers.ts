@@ -10,6 +10,8 @@ import { Rng } from '../rng';
 export interface ForwardContext {
   /** Training mode: batch norm uses batch statistics and updates its running statistics. */
   training: boolean;
+  /** Update batch-norm running statistics in training mode. Default true. */
+  updateStats?: boolean;
   /** Running-statistics momentum, PyTorch convention (new = (1-m)*old + m*batch). Default 0.1. */
   bnMomentum?: number;
   /** If set, attention layers push their attention weights [B, heads, T, T] here (kept, caller disposes). */
@@ -89,12 +91,14 @@ export function initBatchNorm(ps: ParamStore, name: string, c: number, affine = 
  */
 export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, ctx: ForwardContext): T {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
-  let mean: tf.Tensor;
-  let variance: tf.Tensor;
+  let mean!: tf.Tensor;
+  let variance!: tf.Tensor;
   if (ctx.training) {
     const m = tf.moments(x, axes);
     mean = m.mean;
     variance = m.variance;
+  }
+  if (ctx.training && ctx.updateStats !== false) {
     const n = x.size / x.shape[x.shape.length - 1];
     const mom = ctx.bnMomentum ?? 0.1;
     const rm = ps.get(`${name}.running_mean`);
@@ -105,7 +109,8 @@ export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: 
       rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(mean, mom)));
       rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(unbiased, mom)));
     });
-  } else {
+  }
+  if (!ctx.training) {
     mean = ps.get(`${name}.running_mean`);
     variance = ps.get(`${name}.running_var`);
   }

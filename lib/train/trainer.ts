@@ -1,0 +1,313 @@
+/**
+ * The pretraining loop, readable top to bottom:
+ *   schedule -> batch -> augment -> teacher forward -> student loss + gradients -> optimizer step
+ *   -> EMA teacher / center -> log (read back every logEvery steps) -> checkpoint -> epoch hooks.
+ *
+ * Every random draw is a pure function of (seed, epoch or step), so a run resumed from a
+ * checkpoint reproduces an uninterrupted run exactly (bit for bit on the cpu backend).
+ * Checkpoints and run records are written atomically; a non-finite loss stops the run with a
+ * clear error and leaves the last good checkpoint in place.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { PretrainConfig, ConfigError } from './config';
+import { Optimizer } from './optimizers';
+import { stepSchedule } from './schedule';
+import { saveCheckpoint, loadCheckpoint, CheckpointError, StoredTensor } from './checkpoint';
+import { RunRecord, EpochMetrics, gitInfo, writeRunRecord, readRunRecord } from './runRecord';
+import { buildSslModel, SslModel, METHOD_STEPS } from '../methods';
+import { StepSchedule } from '../methods/step';
+import { deriveSeed, Rng } from '../rng';
+import { BackendReport, currentBackend } from '../backend';
+import { makeTrainingViews } from './views';
+
+/** Training images: uint8 NHWC [n, 32, 32, 3] (labels are never used by pretraining). */
+export interface PretrainData {
+  images: Uint8Array;
+  n: number;
+}
+
+export interface StepInfo {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  values: Record<string, number>;
+  schedule: StepSchedule;
+  stepsPerSecond: number;
+}
+
+export interface EpochInfo {
+  epoch: number;
+  metrics: EpochMetrics;
+  model: SslModel;
+  record: RunRecord;
+}
+
+export interface TrainCallbacks {
+  /** After each logged step (values already read back). */
+  onStep?(info: StepInfo): void | Promise<void>;
+  /** After each epoch; may return extra metrics (e.g. kNN accuracy) for the run record. */
+  onEpochEnd?(info: EpochInfo): void | Record<string, number> | Promise<void | Record<string, number>>;
+}
+
+export interface PretrainOptions {
+  config: PretrainConfig;
+  data: PretrainData;
+  /** Folder of this run: record.json and checkpoint.ckpt live there. */
+  runDir: string;
+  /** Budget name for the record. Default 'custom'. */
+  budget?: string;
+  /** Resume from runDir/checkpoint.ckpt when it exists. Default true. */
+  resume?: boolean;
+  /** Stop (as if killed) after this many global steps; for fault tests and step-limited runs. */
+  stopAfterSteps?: number;
+  callbacks?: TrainCallbacks;
+  /** Described data (source, subset) for the record. */
+  dataInfo?: Record<string, unknown>;
+  /** Backend report for the record (default: the current selection). */
+  backend?: BackendReport;
+}
+
+export interface PretrainResult {
+  record: RunRecord;
+  /** The trained model; the caller owns it and must dispose it. */
+  model: SslModel;
+  /** Path of the record file. */
+  recordFile: string;
+}
+
+export class NonFiniteLossError extends Error {
+  override name = 'NonFiniteLossError';
+}
+
+interface CheckpointMeta {
+  step: number;
+  config: PretrainConfig;
+  rng: { seed: number; step: number };
+  epochSums: Record<string, number>;
+  epochCount: number;
+  epochSeconds: number;
+  optimizerStep: number;
+  recordSeconds: number;
+}
+
+const CKPT = 'checkpoint.ckpt';
+
+function toStored(t: { shape: number[]; values: Float32Array }): StoredTensor {
+  return { shape: t.shape, values: t.values };
+}
+
+async function readTensor(t: tf.Tensor): Promise<StoredTensor> {
+  return { shape: t.shape.slice(), values: (await t.data()) as Float32Array };
+}
+
+async function writeCheckpoint(file: string, m: SslModel, opt: Optimizer, meta: CheckpointMeta): Promise<void> {
+  const groups: Record<string, Map<string, StoredTensor>> = {};
+  groups.student = new Map((await m.student.snapshot()).map((s) => [s.name, toStored(s)]));
+  if (m.teacher) groups.teacher = new Map((await m.teacher.snapshot()).map((s) => [s.name, toStored(s)]));
+  const os = opt.getState();
+  groups.optimizer = new Map();
+  for (const [k, v] of os.tensors) groups.optimizer.set(k, await readTensor(v));
+  if (m.center) groups.center = new Map([['center', await readTensor(m.center)]]);
+  saveCheckpoint(file, { meta: { ...meta, optimizerStep: os.step }, groups });
+}
+
+function restoreCheckpoint(file: string, m: SslModel, opt: Optimizer, cfg: PretrainConfig): CheckpointMeta {
+  const { meta, groups } = loadCheckpoint<CheckpointMeta>(file);
+  if (JSON.stringify(meta.config) !== JSON.stringify(cfg)) {
+    throw new CheckpointError(`${file} was written with a different config; resume with the same config, or start a new run folder`);
+  }
+  const asSnap = (g: Map<string, StoredTensor> | undefined, label: string) => {
+    if (!g) throw new CheckpointError(`${file} has no ${label} tensors`);
+    return [...g].map(([name, s]) => ({ name, shape: s.shape, values: s.values, kind: 'weight' as const, trainable: true }));
+  };
+  try {
+    m.student.load(asSnap(groups.student, 'student'));
+    if (m.teacher) m.teacher.load(asSnap(groups.teacher, 'teacher'));
+  } catch (e) {
+    throw new CheckpointError(`${file} does not fit this model: ${(e as Error).message}`);
+  }
+  if (m.center) {
+    const c = groups.center?.get('center');
+    if (!c) throw new CheckpointError(`${file} has no DINO center`);
+    tf.tidy(() => m.center!.assign(tf.tensor(c.values, c.shape)));
+  }
+  opt.setState(meta.optimizerStep, groups.optimizer ?? new Map());
+  return meta;
+}
+
+/** Runs (or resumes) one pretraining run. */
+export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
+  const cfg = opts.config;
+  const { images, n } = opts.data;
+  if (images.length !== n * 32 * 32 * 3) throw new ConfigError(`data: expected ${n} images of 32x32x3 uint8 (${n * 3072} bytes), got ${images.length} bytes`);
+  const stepsPerEpoch = Math.floor(n / cfg.batchSize);
+  if (stepsPerEpoch < 1) throw new ConfigError(`batchSize ${cfg.batchSize} is larger than the data set (${n} images)`);
+  const totalSteps = cfg.epochs * stepsPerEpoch;
+  const method = METHOD_STEPS[cfg.method];
+  fs.mkdirSync(opts.runDir, { recursive: true });
+  const ckptFile = path.join(opts.runDir, CKPT);
+  const recordFile = path.join(opts.runDir, 'record.json');
+
+  const model = buildSslModel(cfg);
+  const opt = new Optimizer(cfg.optimizer);
+  let startStep = 0;
+  let epochSums: Record<string, number> = {};
+  let epochCount = 0;
+  let epochSeconds = 0;
+  let priorSeconds = 0;
+  const backend = opts.backend ?? currentBackend() ?? null;
+  let record: RunRecord;
+  try {
+    if (opts.resume !== false && fs.existsSync(ckptFile)) {
+      const meta = restoreCheckpoint(ckptFile, model, opt, cfg);
+      startStep = meta.step;
+      epochSums = meta.epochSums;
+      epochCount = meta.epochCount;
+      epochSeconds = meta.epochSeconds;
+      priorSeconds = meta.recordSeconds;
+      record = readRunRecord(recordFile);
+      record.epochs = record.epochs.filter((e) => (e.epoch + 1) * stepsPerEpoch <= startStep);
+      record.steps = record.steps.filter((s) => s.step < startStep);
+      record.resumedFrom.push(startStep);
+      record.status = 'running';
+      delete record.message;
+      console.log(`resuming ${opts.runDir} from step ${startStep}/${totalSteps}`);
+    } else {
+      record = {
+        format: 'dinotwins-run/1', id: path.basename(opts.runDir), kind: 'pretrain', status: 'running', method: cfg.method,
+        budget: opts.budget ?? 'custom', config: cfg as unknown as Record<string, unknown>,
+        backend: backend && { chosen: backend.chosen, tfBackend: backend.tfBackend, line: backend.line, details: backend.details },
+        git: gitInfo(), seed: cfg.seed, data: { n, ...opts.dataInfo }, startedAt: new Date().toISOString(), updatedAt: '',
+        seconds: 0, step: 0, totalSteps, epochs: [], steps: [], results: {}, checkpoint: null, resumedFrom: [],
+      };
+    }
+  } catch (e) {
+    model.dispose();
+    opt.dispose();
+    throw e;
+  }
+  record.seconds = priorSeconds;
+  writeRunRecord(recordFile, record);
+
+  const byVarName = new Map<string, string>();
+  const trainable = model.student.trainableNames().map((name) => {
+    const v = model.student.get(name);
+    byVarName.set(v.name, name);
+    return v;
+  });
+  const batch = new Uint8Array(cfg.batchSize * 3072);
+  let perm: Int32Array | undefined;
+  let pending: Array<{ step: number; s: StepSchedule; tensors: Record<string, tf.Scalar> }> = [];
+  let lastGood = startStep;
+  let t0 = Date.now();
+  let stepsSinceT0 = 0;
+  const stopAt = Math.min(totalSteps, opts.stopAfterSteps ?? totalSteps);
+
+  /** Reads back pending scalars, checks them, logs them. */
+  const flush = async (): Promise<void> => {
+    const items = pending;
+    pending = [];
+    for (const it of items) {
+      const values: Record<string, number> = {};
+      for (const [k, t] of Object.entries(it.tensors)) {
+        values[k] = (await t.data())[0];
+        t.dispose();
+      }
+      const bad = Object.entries(values).filter(([k, v]) => (k === 'loss' || k === 'gradNorm') && !Number.isFinite(v));
+      if (bad.length > 0) {
+        for (const rest of items) for (const t of Object.values(rest.tensors)) if (!t.isDisposed) t.dispose();
+        throw new NonFiniteLossError(`non-finite ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} at step ${it.step} (epoch ${it.s.epoch}, lr ${it.s.lr.toExponential(2)}); ` +
+          `the last good checkpoint (step ${lastGood}) is kept in ${ckptFile}. Lower the learning rate or the teacher temperature, or enable gradient clipping.`);
+      }
+      for (const [k, v] of Object.entries(values)) epochSums[k] = (epochSums[k] ?? 0) + v;
+      epochCount += 1;
+      if (it.step % cfg.logEvery === 0 || it === items[items.length - 1]) {
+        record.steps.push({ step: it.step, lr: it.s.lr, ...values });
+        const now = Date.now();
+        const sps = stepsSinceT0 > 0 ? (stepsSinceT0 * 1000) / Math.max(1, now - t0) : 0;
+        await opts.callbacks?.onStep?.({ step: it.step, totalSteps, epoch: it.s.epoch, values, schedule: it.s, stepsPerSecond: sps });
+      }
+    }
+  };
+
+  const checkpoint = async (step: number): Promise<void> => {
+    await flush();
+    const meta: CheckpointMeta = { step, config: cfg, rng: { seed: cfg.seed, step }, epochSums, epochCount, epochSeconds, optimizerStep: 0, recordSeconds: record.seconds };
+    await writeCheckpoint(ckptFile, model, opt, meta);
+    lastGood = step;
+    record.checkpoint = ckptFile;
+    record.step = step;
+    writeRunRecord(recordFile, record);
+  };
+
+  try {
+    for (let step = startStep; step < stopAt; step++) {
+      const tStep = Date.now();
+      const s = stepSchedule(cfg, step, stepsPerEpoch);
+      const inEpoch = step % stepsPerEpoch;
+      if (!perm || inEpoch === 0 || step === startStep) perm = new Rng(deriveSeed(cfg.seed, 7, s.epoch)).permutation(n);
+      for (let i = 0; i < cfg.batchSize; i++) {
+        const src = perm[inEpoch * cfg.batchSize + i] * 3072;
+        batch.set(images.subarray(src, src + 3072), i * 3072);
+      }
+      const views = makeTrainingViews(cfg, batch, cfg.batchSize, deriveSeed(cfg.seed, 11, step));
+      const teacherOut = method.teacherOutputs?.(model, views);
+      let parts: Record<string, tf.Scalar> = {};
+      const { value, grads } = tf.variableGrads(() => {
+        const r = method.loss(model, views, teacherOut, s);
+        parts = Object.fromEntries(Object.entries(r.parts).map(([k, t]) => [k, tf.keep(t)]));
+        return r.total;
+      }, trainable);
+      const named = new Map<string, tf.Tensor>();
+      for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+      const frozen = s.epoch < cfg.dino.freezeLastLayerEpochs ? model.lastLayerNames : undefined;
+      const gradNorm = opt.apply(model.student, named, s.lr, { weightDecay: s.weightDecay, frozen });
+      method.afterStep?.(model, teacherOut, s);
+      tf.dispose([...views, ...Object.values(grads)]);
+      teacherOut?.dispose();
+      pending.push({ step, s, tensors: { loss: value, gradNorm, ...parts } });
+      stepsSinceT0 += 1;
+      epochSeconds += (Date.now() - tStep) / 1000;
+      record.seconds += (Date.now() - tStep) / 1000;
+
+      const done = step + 1;
+      const endOfEpoch = done % stepsPerEpoch === 0;
+      if (done % cfg.logEvery === 0) await flush();
+      if (endOfEpoch) {
+        await flush();
+        const epoch = s.epoch;
+        const means = Object.fromEntries(Object.entries(epochSums).map(([k, v]) => [k, v / Math.max(1, epochCount)]));
+        const metrics: EpochMetrics = { epoch, means, extra: {}, seconds: epochSeconds, lr: s.lr };
+        record.epochs.push(metrics);
+        const extra = await opts.callbacks?.onEpochEnd?.({ epoch, metrics, model, record });
+        if (extra) Object.assign(metrics.extra, extra);
+        epochSums = {};
+        epochCount = 0;
+        epochSeconds = 0;
+        t0 = Date.now();
+        stepsSinceT0 = 0;
+        await checkpoint(done);
+      } else if (done % cfg.checkpointEvery === 0) {
+        await checkpoint(done);
+      }
+    }
+    await flush();
+    record.step = stopAt;
+    record.status = stopAt >= totalSteps ? 'done' : 'stopped';
+    if (record.status === 'stopped') record.message = `stopped after step ${stopAt} of ${totalSteps} (stopAfterSteps); resume to continue`;
+    writeRunRecord(recordFile, record);
+    return { record, model, recordFile };
+  } catch (e) {
+    for (const it of pending) tf.dispose(Object.values(it.tensors));
+    record.status = 'failed';
+    record.message = (e as Error).message;
+    writeRunRecord(recordFile, record);
+    model.dispose();
+    opt.dispose();
+    throw e;
+  } finally {
+    if (record.status !== 'failed') opt.dispose();
+  }
+}
