@@ -120,6 +120,10 @@ export interface PretrainConfig {
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 const BASE_DEFAULTS = {
+  method: 'barlow' as Method,
+  lr: 1e-3,
+  weightDecay: 0,
+  weightDecayEnd: 0,
   backbone: { kind: 'resnet', depth: 18, width: 16 } as BackboneConfig,
   seed: 0,
   epochs: 10,
