@@ -1,0 +1,132 @@
+/**
+ * Resampling as per-image matrices: a resized crop (with optional horizontal flip) and a Gaussian
+ * blur are both separable linear maps, out = Ry . X . Rx^T for each image and channel, so a whole
+ * batch with different crops / sigmas per image is two batched matMuls on any backend.
+ *
+ * Weights follow PyTorch exactly: `F.interpolate(mode='bilinear', align_corners=False)` (with
+ * `antialias=True` the triangle filter widened by the downscale factor, as PIL and
+ * `torchvision.transforms.functional.resized_crop(..., antialias=True)`), and torchvision's
+ * tensor `gaussian_blur` (kernel from linspace(-(k-1)/2, (k-1)/2), reflect padding).
+ * The matrices are built in JavaScript: O(B * S * H) numbers, never a per-pixel loop.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { CropBox } from './params';
+
+/**
+ * Writes the [outSize, inSize] matrix (row-major, at `offset`) that resizes the segment
+ * [start, start + len) of an axis of length inSize to outSize samples, bilinear, half-pixel centres.
+ * `flip` reverses the output order (a horizontal flip after the crop).
+ */
+export function fillResizeMatrix(m: Float32Array, offset: number, outSize: number, inSize: number, start: number, len: number, antialias: boolean, flip: boolean): void {
+  if (!(len >= 1 && start >= 0 && start + len <= inSize)) {
+    throw new Error(`resize: segment [${start}, ${start + len}) does not fit in an axis of ${inSize}`);
+  }
+  const scale = len / outSize;
+  for (let k = 0; k < outSize; k++) {
+    const row = offset + (flip ? outSize - 1 - k : k) * inSize;
+    for (let j = 0; j < inSize; j++) m[row + j] = 0;
+    if (antialias && scale > 1) {
+      // PyTorch's _upsample_bilinear2d_aa / PIL: triangle filter of half-width `scale`, renormalised.
+      const center = scale * (k + 0.5);
+      const support = scale;
+      const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+      const xmax = Math.min(Math.trunc(center + support + 0.5), len);
+      let total = 0;
+      for (let j = xmin; j < xmax; j++) total += Math.max(0, 1 - Math.abs((j - center + 0.5) / scale));
+      for (let j = xmin; j < xmax; j++) {
+        const w = Math.max(0, 1 - Math.abs((j - center + 0.5) / scale));
+        m[row + start + j] += total > 0 ? w / total : 0;
+      }
+    } else {
+      // upsample_bilinear2d, align_corners=False: source index clamped at 0, neighbour at the edge.
+      const src = Math.max(scale * (k + 0.5) - 0.5, 0);
+      const i0 = Math.trunc(src);
+      const i1 = i0 < len - 1 ? i0 + 1 : i0;
+      const l1 = src - i0;
+      m[row + start + i0] += 1 - l1;
+      m[row + start + i1] += l1;
+    }
+  }
+}
+
+/** torchvision `_get_gaussian_kernel1d`: normalised exp(-x^2 / (2 sigma^2)) on x = -(k-1)/2 .. (k-1)/2. */
+export function gaussianKernel1d(kernelSize: number, sigma: number): Float64Array {
+  if (!(Number.isInteger(kernelSize) && kernelSize >= 1 && kernelSize % 2 === 1)) throw new Error(`gaussian blur: kernelSize must be a positive odd integer, got ${kernelSize}`);
+  if (!(sigma > 0)) throw new Error(`gaussian blur: sigma must be > 0, got ${sigma}`);
+  const half = (kernelSize - 1) / 2;
+  const k = new Float64Array(kernelSize);
+  let sum = 0;
+  for (let t = 0; t < kernelSize; t++) {
+    const x = t - half;
+    k[t] = Math.exp(-0.5 * (x / sigma) * (x / sigma));
+    sum += k[t];
+  }
+  for (let t = 0; t < kernelSize; t++) k[t] /= sum;
+  return k;
+}
+
+/**
+ * Writes the [size, size] matrix of a 1-D Gaussian blur with reflect padding (torch 'reflect':
+ * index -1 -> 1, size -> size - 2). sigma <= 0 writes the identity (blur not applied).
+ */
+export function fillBlurMatrix(m: Float32Array, offset: number, size: number, kernelSize: number, sigma: number): void {
+  const half = (kernelSize - 1) / 2;
+  if (half >= size) throw new Error(`gaussian blur: kernelSize ${kernelSize} needs images larger than ${half} pixels (got ${size})`);
+  for (let i = 0; i < size * size; i++) m[offset + i] = 0;
+  if (!(sigma > 0)) {
+    for (let i = 0; i < size; i++) m[offset + i * size + i] = 1;
+    return;
+  }
+  const k = gaussianKernel1d(kernelSize, sigma);
+  for (let i = 0; i < size; i++) {
+    for (let t = 0; t < kernelSize; t++) {
+      let j = i + t - half;
+      if (j < 0) j = -j;
+      if (j > size - 1) j = 2 * (size - 1) - j;
+      m[offset + i * size + j] += k[t];
+    }
+  }
+}
+
+/** Row and column resize matrices of a batch of crops: ry [B, outH, inH], rx [B, outW, inW]. */
+export function cropMatrices(boxes: readonly CropBox[], flips: readonly boolean[], inH: number, inW: number, outH: number, outW: number, antialias: boolean): { ry: Float32Array; rx: Float32Array } {
+  const b = boxes.length;
+  const ry = new Float32Array(b * outH * inH);
+  const rx = new Float32Array(b * outW * inW);
+  for (let i = 0; i < b; i++) {
+    const c = boxes[i];
+    fillResizeMatrix(ry, i * outH * inH, outH, inH, c.top, c.height, antialias, false);
+    fillResizeMatrix(rx, i * outW * inW, outW, inW, c.left, c.width, antialias, flips[i]);
+  }
+  return { ry, rx };
+}
+
+/** Blur matrices of a batch [B, size, size] (identity where sigma <= 0). */
+export function blurMatrices(sigmas: readonly number[], size: number, kernelSize: number): Float32Array {
+  const m = new Float32Array(sigmas.length * size * size);
+  for (let i = 0; i < sigmas.length; i++) fillBlurMatrix(m, i * size * size, size, kernelSize, sigmas[i]);
+  return m;
+}
+
+/**
+ * Applies per-image separable maps to a channels-first batch: x [B, C, H, W], ry [B, S1, H],
+ * rx [B, S2, W] -> [B, C, S1, S2]. Two batched matMuls over B * C matrices.
+ * The matrices are tiled over C rather than broadcast: tfjs 4.22's matMul flattens multi-axis batch
+ * dimensions before broadcasting, so [B, 1, S, H] x [B, C, H, W] silently pairs the wrong matrices.
+ */
+export function applySeparable(x: tf.Tensor4D, ry: tf.Tensor3D, rx: tf.Tensor3D): tf.Tensor4D {
+  const [b, c, h, w] = x.shape;
+  if (ry.shape[0] !== b || rx.shape[0] !== b || ry.shape[2] !== h || rx.shape[2] !== w) {
+    throw new Error(`applySeparable: x [${x.shape}] needs ry [${b}, S1, ${h}] and rx [${b}, S2, ${w}], got ry [${ry.shape}], rx [${rx.shape}]`);
+  }
+  const s1 = ry.shape[1];
+  const s2 = rx.shape[1];
+  return tf.tidy(() => {
+    const perChannel = (m: tf.Tensor3D, rows: number, cols: number) =>
+      c === 1 ? m : (tf.reshape(tf.tile(tf.expandDims(m, 1), [1, c, 1, 1]), [b * c, rows, cols]) as tf.Tensor3D); // [B*C, rows, cols]
+    const xs = tf.reshape(x, [b * c, h, w]) as tf.Tensor3D; // [B*C, H, W]
+    const rowsOut = tf.matMul(perChannel(ry, s1, h), xs); // [B*C, S1, W]
+    const out = tf.matMul(rowsOut, perChannel(rx, s2, w), false, true); // [B*C, S1, S2]
+    return tf.reshape(out, [b, c, s1, s2]) as tf.Tensor4D;
+  });
+}
