@@ -1,0 +1,9 @@
+/** Charts, image grids, tables and progress bars for tslab notebooks and the CLI. */
+export * from './display';
+export * from './png';
+export * from './render';
+export * from './specs';
+export * from './charts';
+export * from './images';
+export * from './table';
+export * from './progress';
