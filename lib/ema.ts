@@ -1,0 +1,39 @@
+/**
+ * Exponential moving average of weights (the DINO/BYOL teacher; facebookresearch/dino main_dino.py:
+ * param_k = m·param_k + (1 − m)·param_q over the student's parameters, buffers excluded).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ParamStore } from './nn/params';
+
+function checkMomentum(fn: string, m: number): void {
+  if (!Number.isFinite(m) || m < 0 || m > 1) throw new Error(`${fn}: momentum must be in [0, 1], got ${m}`);
+}
+
+/** m·teacher + (1 − m)·student, a new tensor of the same shape. */
+export function emaUpdate<T extends tf.Tensor>(teacher: T, student: T, momentum: number): T {
+  checkMomentum('emaUpdate', momentum);
+  if (teacher.shape.join(',') !== student.shape.join(',')) throw new Error(`emaUpdate: shapes differ, teacher [${teacher.shape}] vs student [${student.shape}]`);
+  return tf.tidy(() => tf.add(tf.mul(teacher, momentum), tf.mul(student, 1 - momentum)) as T);
+}
+
+/**
+ * In place: for every trainable parameter of the student, teacher[name] ← m·teacher[name] + (1 − m)·student[name].
+ * The teacher may be a frozen clone (ParamStore.clone(label, false)); buffers (batch-norm running statistics) are
+ * left alone, as in DINO, so the teacher keeps its own. Throws if the teacher lacks a name or a shape differs.
+ */
+export function emaUpdateStore(teacher: ParamStore, student: ParamStore, momentum: number): void {
+  checkMomentum('emaUpdateStore', momentum);
+  const names = student.trainableNames();
+  for (const name of names) {
+    if (!teacher.has(name)) throw new Error(`emaUpdateStore: teacher (${teacher.label}) has no parameter "${name}" of the student (${student.label})`);
+    const t = teacher.get(name);
+    const s = student.get(name);
+    if (t.shape.join(',') !== s.shape.join(',')) throw new Error(`emaUpdateStore: "${name}" has shape [${t.shape}] in the teacher, [${s.shape}] in the student`);
+  }
+  tf.tidy(() => {
+    for (const name of names) {
+      const t = teacher.get(name);
+      t.assign(tf.add(tf.mul(t, momentum), tf.mul(student.get(name), 1 - momentum)));
+    }
+  });
+}

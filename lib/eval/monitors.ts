@@ -1,0 +1,216 @@
+/**
+ * Collapse monitors for self-supervised embeddings, read back as plain numbers (async: GPU backends cannot read
+ * synchronously). effectiveRank is RankMe (Garrido et al. 2023, eq. 1); embeddingStd is SimSiam's std of
+ * L2-normalised outputs (Chen & He 2021, sec. 4.1); the teacher monitors follow DINO's collapse analysis (sec. 5.3).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { crossCorrelation } from '../losses/barlow';
+import { l2Normalize } from '../nn/layers';
+
+/** RankMe's epsilon added to each normalised singular value. */
+export const RANKME_EPS = 1e-7;
+
+function check2d(fn: string, z: tf.Tensor): void {
+  if (z.rank !== 2) throw new Error(`${fn}: expected a [N, D] tensor, got shape [${z.shape}]`);
+}
+
+/**
+ * Eigenvalues of a symmetric n x n matrix (row-major, overwritten) by the cyclic Jacobi method in float64.
+ * Each sweep rotates every off-diagonal pair once (n²/2 rotations of O(n) each, about 4n³ flops per sweep);
+ * convergence is quadratic, typically 6-10 sweeps. Eigenvalues only, unordered.
+ */
+export function symmetricEigenvalues(a: Float64Array, n: number, maxSweeps = 50): Float64Array {
+  if (a.length !== n * n) throw new Error(`symmetricEigenvalues: expected ${n * n} entries for a ${n} x ${n} matrix, got ${a.length}`);
+  let scale = 0;
+  for (let i = 0; i < n * n; i++) scale += a[i] * a[i];
+  for (let sweep = 0; sweep < maxSweeps; sweep++) {
+    let off = 0;
+    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += a[p * n + q] * a[p * n + q];
+    if (off <= 1e-30 * scale || off === 0) break;
+    for (let p = 0; p < n - 1; p++) {
+      const rp = p * n;
+      for (let q = p + 1; q < n; q++) {
+        const rq = q * n;
+        const apq = a[rp + q];
+        if (apq === 0) continue;
+        const app = a[rp + p];
+        const aqq = a[rq + q];
+        // Rotation that zeroes a[p][q] (Golub & Van Loan, sym. Schur 2x2): t = tan(angle), the smaller root.
+        const theta = (aqq - app) / (2 * apq);
+        const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const s = t * c;
+        for (let k = 0; k < n; k++) {
+          if (k === p || k === q) continue;
+          const akp = a[rp + k];
+          const akq = a[rq + k];
+          const np_ = c * akp - s * akq;
+          const nq = s * akp + c * akq;
+          a[rp + k] = np_;
+          a[k * n + p] = np_;
+          a[rq + k] = nq;
+          a[k * n + q] = nq;
+        }
+        a[rp + p] = app - t * apq;
+        a[rq + q] = aqq + t * apq;
+        a[rp + q] = 0;
+        a[rq + p] = 0;
+      }
+    }
+  }
+  const ev = new Float64Array(n);
+  for (let i = 0; i < n; i++) ev[i] = a[i * n + i];
+  return ev;
+}
+
+/**
+ * Singular values of a row-major [rows, cols] matrix, from the eigenvalues of the smaller Gram matrix (ZᵀZ when
+ * cols ≤ rows, else ZZᵀ), all in float64. Cost: rows·cols·m/2 multiply-adds for the Gram (m = min(rows, cols)) plus
+ * the Jacobi sweeps on m x m. Singular values below about sqrt(machine eps)·σ_max are only as accurate as the Gram.
+ */
+export function singularValues(z: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  if (z.length !== rows * cols) throw new Error(`singularValues: expected ${rows * cols} values for [${rows}, ${cols}], got ${z.length}`);
+  const byCols = cols <= rows;
+  const m = byCols ? cols : rows;
+  const g = new Float64Array(m * m);
+  if (byCols) {
+    // G = ZᵀZ accumulated row by row of Z (contiguous reads).
+    const row = new Float64Array(cols);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < cols; j++) row[j] = z[r * cols + j];
+      for (let i = 0; i < cols; i++) {
+        const zi = row[i];
+        if (zi === 0) continue;
+        const gi = i * m;
+        for (let j = i; j < cols; j++) g[gi + j] += zi * row[j];
+      }
+    }
+  } else {
+    const zz = Float64Array.from(z as ArrayLike<number>);
+    for (let i = 0; i < rows; i++) {
+      for (let j = i; j < rows; j++) {
+        let s = 0;
+        for (let k = 0; k < cols; k++) s += zz[i * cols + k] * zz[j * cols + k];
+        g[i * m + j] = s;
+      }
+    }
+  }
+  for (let i = 0; i < m; i++) for (let j = 0; j < i; j++) g[i * m + j] = g[j * m + i];
+  const ev = symmetricEigenvalues(g, m);
+  const sv = new Float64Array(m);
+  for (let i = 0; i < m; i++) sv[i] = Math.sqrt(Math.max(ev[i], 0));
+  return sv.sort().reverse();
+}
+
+/**
+ * RankMe effective rank of z [N, D]: exp(−Σ pₖ log pₖ) with pₖ = σₖ/Σσ + 1e-7 over the min(N, D) singular values,
+ * exactly RankMe's formula (so its range is about [1, min(N, D)]). An all-zero z returns 0 (the formula gives NaN).
+ * Reads z back to the host; cost as singularValues (D = 512, N = 10k: a 1.3 G multiply-add Gram plus Jacobi on 512).
+ */
+export async function effectiveRank(z: tf.Tensor2D): Promise<number> {
+  check2d('effectiveRank', z);
+  const [n, d] = z.shape;
+  const sv = singularValues(await z.data(), n, d);
+  let total = 0;
+  for (const s of sv) total += s;
+  if (!(total > 0)) {
+    if (Number.isNaN(total)) throw new Error('effectiveRank: the embeddings contain NaN');
+    return 0;
+  }
+  let h = 0;
+  for (const s of sv) {
+    const p = s / total + RANKME_EPS;
+    h -= p * Math.log(p);
+  }
+  return Math.exp(h);
+}
+
+/** Mean over dims of the per-dimension std (unbiased, as torch.std) of the L2-normalised rows of z [N, D]: ≈ 1/√D healthy, 0 collapsed. */
+export async function embeddingStd(z: tf.Tensor2D): Promise<number> {
+  check2d('embeddingStd', z);
+  if (z.shape[0] < 2) throw new Error(`embeddingStd: needs at least 2 rows, got ${z.shape[0]}`);
+  const s = tf.tidy(() => {
+    const zn = l2Normalize(z); // [N, D]
+    const centred = tf.sub(zn, tf.mean(zn, 0, true));
+    return tf.mean(tf.sqrt(tf.div(tf.sum(tf.square(centred), 0), z.shape[0] - 1))); // scalar
+  });
+  const v = (await s.data())[0];
+  s.dispose();
+  return v;
+}
+
+export interface CrossCorrelationStats {
+  /** Mean of the diagonal of C (1 is perfect invariance). */
+  diagMean: number;
+  /** Mean of the off-diagonal entries of C. */
+  offDiagMean: number;
+  /** Mean absolute off-diagonal entry of C (0 is fully decorrelated). */
+  offDiagAbsMean: number;
+}
+
+/** Summary of the Barlow Twins cross-correlation matrix C of z1, z2 [N, D] (see crossCorrelation); needs D ≥ 2. */
+export async function crossCorrelationStats(z1: tf.Tensor2D, z2: tf.Tensor2D): Promise<CrossCorrelationStats> {
+  const d = z1.shape[1];
+  if (d < 2) throw new Error(`crossCorrelationStats: needs at least 2 features for off-diagonal statistics, got D = ${d}`);
+  const stats = tf.tidy(() => {
+    const c = crossCorrelation(z1, z2); // [D, D]
+    const eye = tf.eye(d);
+    const offMask = tf.sub(1, eye);
+    const diagMean = tf.div(tf.sum(tf.mul(c, eye)), d);
+    const offMean = tf.div(tf.sum(tf.mul(c, offMask)), d * (d - 1));
+    const offAbs = tf.div(tf.sum(tf.mul(tf.abs(c), offMask)), d * (d - 1));
+    return tf.stack([diagMean, offMean, offAbs]); // [3]
+  });
+  const v = await stats.data();
+  stats.dispose();
+  return { diagMean: v[0], offDiagMean: v[1], offDiagAbsMean: v[2] };
+}
+
+function checkTeacher(fn: string, teacher: tf.Tensor, center: tf.Tensor1D, temp: number): void {
+  if (teacher.rank < 2) throw new Error(`${fn}: expected teacher logits [..., B, K], got shape [${teacher.shape}]`);
+  const k = teacher.shape[teacher.rank - 1];
+  if (center.rank !== 1 || center.shape[0] !== k) throw new Error(`${fn}: expected center [${k}], got shape [${center.shape}]`);
+  if (!Number.isFinite(temp) || temp <= 0) throw new Error(`${fn}: temperature must be a finite number > 0, got ${temp}`);
+}
+
+/** In-graph: mean over rows of the entropy (nats) of softmax((t − c)/temp). teacher [..., K], center [K] -> scalar. */
+export function teacherEntropyTensor(teacher: tf.Tensor, center: tf.Tensor1D, temp: number): tf.Scalar {
+  checkTeacher('teacherEntropy', teacher, center, temp);
+  return tf.tidy(() => {
+    const logP = tf.logSoftmax(tf.div(tf.sub(teacher, center), temp));
+    return tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(logP), logP), -1))) as tf.Scalar;
+  });
+}
+
+/**
+ * In-graph: mean over rows of KL(p_teacher || p_student) in nats, p_teacher = softmax((t − c)/τₜ),
+ * p_student = softmax(s/τₛ); teacher and student rows are paired, same shape [..., K].
+ */
+export function teacherStudentKLTensor(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: { teacherTemp: number; studentTemp: number }): tf.Scalar {
+  checkTeacher('teacherStudentKL', teacher, center, opts.teacherTemp);
+  if (teacher.shape.join(',') !== student.shape.join(',')) throw new Error(`teacherStudentKL: teacher [${teacher.shape}] and student [${student.shape}] must have the same shape`);
+  if (!Number.isFinite(opts.studentTemp) || opts.studentTemp <= 0) throw new Error(`teacherStudentKL: studentTemp must be a finite number > 0, got ${opts.studentTemp}`);
+  return tf.tidy(() => {
+    const logPt = tf.logSoftmax(tf.div(tf.sub(teacher, center), opts.teacherTemp));
+    const logPs = tf.logSoftmax(tf.div(student, opts.studentTemp));
+    return tf.mean(tf.sum(tf.mul(tf.exp(logPt), tf.sub(logPt, logPs)), -1)) as tf.Scalar;
+  });
+}
+
+async function readScalar(s: tf.Scalar): Promise<number> {
+  try {
+    return (await s.data())[0];
+  } finally {
+    s.dispose();
+  }
+}
+
+/** Mean teacher entropy in nats (log K is uniform: collapse by flattening; 0 is one-hot: collapse by dominance). */
+export async function teacherEntropy(teacher: tf.Tensor, center: tf.Tensor1D, temp: number): Promise<number> {
+  return readScalar(teacherEntropyTensor(teacher, center, temp));
+}
+
+/** Mean KL(p_teacher || p_student) in nats (DINO fig. 7: it drops to 0 when the model collapses). */
+export async function teacherStudentKL(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: { teacherTemp: number; studentTemp: number }): Promise<number> {
+  return readScalar(teacherStudentKLTensor(teacher, student, center, opts));
+}

@@ -1,0 +1,64 @@
+/**
+ * Schedules as pure functions of the step (or epoch): learning rate, weight decay, EMA momentum, teacher temperature.
+ * Conventions follow facebookresearch/dino utils.cosine_scheduler (cosine over step/total, no "−1"), lightly's
+ * CosineWarmupScheduler for the warm-up (base·(step+1)/warmup), and main_dino.py's teacher-temperature warm-up
+ * (np.linspace per epoch). Steps count from 0; a step at or past the end returns the final value.
+ */
+
+/** DINO's default teacher EMA momentum (main_dino.py --momentum_teacher; 0.9995 suits batch 256 per its help text). */
+export const DEFAULT_EMA_MOMENTUM = 0.996;
+
+function finite(fn: string, named: Record<string, number>): void {
+  for (const [k, v] of Object.entries(named)) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${fn}: ${k} must be a finite number, got ${v}`);
+  }
+}
+
+function checkStep(fn: string, step: number, name = 'step'): void {
+  if (step < 0) throw new Error(`${fn}: ${name} must be >= 0, got ${step}`);
+}
+
+/** end + ½(start − end)(1 + cos(π·step/total)); step ≥ total gives end. */
+export function cosineSchedule(start: number, end: number, step: number, totalSteps: number): number {
+  finite('cosineSchedule', { start, end, step, totalSteps });
+  checkStep('cosineSchedule', step);
+  if (totalSteps <= 0) throw new Error(`cosineSchedule: totalSteps must be > 0, got ${totalSteps}`);
+  if (step >= totalSteps) return end;
+  return end + 0.5 * (start - end) * (1 + Math.cos((Math.PI * step) / totalSteps));
+}
+
+/**
+ * Linear warm-up base·(step+1)/warmup for step < warmup, then the cosine from base to final over the remaining
+ * total − warmup steps (step ≥ total gives final). warmupSteps = 0 is the plain cosine.
+ */
+export function warmupCosineSchedule(base: number, final: number, step: number, warmupSteps: number, totalSteps: number): number {
+  finite('warmupCosineSchedule', { base, final, step, warmupSteps, totalSteps });
+  checkStep('warmupCosineSchedule', step);
+  if (totalSteps <= 0) throw new Error(`warmupCosineSchedule: totalSteps must be > 0, got ${totalSteps}`);
+  if (warmupSteps < 0 || warmupSteps > totalSteps) throw new Error(`warmupCosineSchedule: warmupSteps must be in [0, totalSteps = ${totalSteps}], got ${warmupSteps}`);
+  if (step >= totalSteps) return final;
+  if (step < warmupSteps) return (base * (step + 1)) / warmupSteps;
+  return cosineSchedule(base, final, step - warmupSteps, totalSteps - warmupSteps);
+}
+
+/**
+ * DINO's teacher-temperature warm-up, exactly np.linspace(start, end, warmupEpochs)[epoch] for epoch < warmupEpochs
+ * and end afterwards: start + (end − start)·epoch/(warmupEpochs − 1), so the last warm-up epoch already reaches end
+ * (and with warmupEpochs = 1, linspace's single value is start: epoch 0 gives start). warmupEpochs = 0 gives end.
+ * Integer epochs (DINO updates per epoch); fractional epochs are interpolated on the same line, capped at end.
+ */
+export function linearWarmup(start: number, end: number, epoch: number, warmupEpochs: number): number {
+  finite('linearWarmup', { start, end, epoch, warmupEpochs });
+  checkStep('linearWarmup', epoch, 'epoch');
+  if (warmupEpochs < 0) throw new Error(`linearWarmup: warmupEpochs must be >= 0, got ${warmupEpochs}`);
+  if (epoch >= warmupEpochs) return end;
+  if (warmupEpochs <= 1) return start;
+  return start + (end - start) * Math.min(epoch / (warmupEpochs - 1), 1);
+}
+
+/** Teacher EMA momentum: cosine from base to 1 over the run (DINO's momentum_schedule). */
+export function emaMomentumSchedule(base: number = DEFAULT_EMA_MOMENTUM, step: number, totalSteps: number): number {
+  finite('emaMomentumSchedule', { base, step, totalSteps });
+  if (base < 0 || base > 1) throw new Error(`emaMomentumSchedule: base must be in [0, 1], got ${base}`);
+  return cosineSchedule(base, 1, step, totalSteps);
+}
