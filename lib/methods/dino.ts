@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { dinoLoss, updateCenter, emaUpdateStore } from '../losses';
 import { ForwardContext, stopGradient } from '../nn/layers';
 import { MethodStep, StepSchedule } from './step';
+import { teacherEntropyTensor, teacherStudentKLTensor } from '../eval/monitors';
 import { PREFIX, SslModel } from './model';
 import { backboneFeatures, headOverViews, normalisedStd } from './views';
 
@@ -33,16 +34,14 @@ export function activeCenter(m: SslModel): tf.Tensor1D {
   return m.cfg.dino.ablations.centering ? (m.center! as tf.Tensor1D) : tf.zerosLike(m.center!) as tf.Tensor1D;
 }
 
-/** Cheap in-graph monitors: teacher entropy and teacher-student KL (nats), on global view 0. */
+/** Cheap in-graph monitors on global view 0 (teacher) vs view 1 (student): teacher entropy and KL, in nats. */
 export function dinoMonitors(student: tf.Tensor3D, teacher: tf.Tensor3D, center: tf.Tensor1D, s: StepSchedule): Record<string, tf.Scalar> {
-  const t0 = tf.squeeze(tf.slice(teacher, [0, 0, 0], [1, -1, -1]), [0]);
-  const s1 = tf.squeeze(tf.slice(student, [1, 0, 0], [1, -1, -1]), [0]);
-  const logPt = tf.logSoftmax(tf.div(tf.sub(t0, center), s.teacherTemp));
-  const pt = tf.exp(logPt);
-  const logPs = tf.logSoftmax(tf.div(s1, s.studentTemp));
-  const entropy = tf.mean(tf.neg(tf.sum(tf.mul(pt, logPt), -1))) as tf.Scalar;
-  const kl = tf.mean(tf.sum(tf.mul(pt, tf.sub(logPt, logPs)), -1)) as tf.Scalar;
-  return { teacherEntropy: entropy, teacherStudentKL: kl };
+  const t0 = tf.squeeze(tf.slice(teacher, [0, 0, 0], [1, -1, -1]), [0]); // [B, K]
+  const s1 = tf.squeeze(tf.slice(student, [1, 0, 0], [1, -1, -1]), [0]); // [B, K]
+  return {
+    teacherEntropy: teacherEntropyTensor(t0, center, s.teacherTemp),
+    teacherStudentKL: teacherStudentKLTensor(t0, s1, center, { teacherTemp: s.teacherTemp, studentTemp: s.studentTemp }),
+  };
 }
 
 export function afterDinoStep(m: SslModel, teacher: tf.Tensor3D | undefined, s: StepSchedule): void {

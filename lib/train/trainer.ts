@@ -39,6 +39,7 @@ export interface StepInfo {
 
 export interface EpochInfo {
   epoch: number;
+  totalEpochs: number;
   metrics: EpochMetrics;
   model: SslModel;
   record: RunRecord;
@@ -281,7 +282,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
         const means = Object.fromEntries(Object.entries(epochSums).map(([k, v]) => [k, v / Math.max(1, epochCount)]));
         const metrics: EpochMetrics = { epoch, means, extra: {}, seconds: epochSeconds, lr: s.lr };
         record.epochs.push(metrics);
-        const extra = await opts.callbacks?.onEpochEnd?.({ epoch, metrics, model, record });
+        const extra = await opts.callbacks?.onEpochEnd?.({ epoch, totalEpochs: cfg.epochs, metrics, model, record });
         if (extra) Object.assign(metrics.extra, extra);
         epochSums = {};
         epochCount = 0;

@@ -1,0 +1,34 @@
+/**
+ * Frozen-encoder feature extraction: the backbone runs in inference mode (batch norm uses its
+ * running statistics, no statistics are updated), one pass over the images, batched, with an
+ * optional progress callback. Returns features in host memory [n, F].
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Backbone } from '../nn/module';
+import { ParamStore } from '../nn/params';
+import { evalImages } from '../augment';
+
+export interface ExtractOptions {
+  /** Images per forward pass. Default 256. */
+  batchSize?: number;
+  /** Parameter-name prefix of the backbone in `ps`. Default 'backbone.'. */
+  prefix?: string;
+  /** Called after each batch with (done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** images: uint8 NHWC [n, 32, 32, 3]. Returns a Float32Array [n * featureDim]. */
+export async function extractFeatures(backbone: Backbone, ps: ParamStore, images: Uint8Array, n: number, opts: ExtractOptions = {}): Promise<Float32Array> {
+  if (images.length !== n * 3072) throw new Error(`extractFeatures: expected ${n} images of 32x32x3 (${n * 3072} bytes), got ${images.length}`);
+  const bs = opts.batchSize ?? 256;
+  const prefix = opts.prefix ?? 'backbone.';
+  const out = new Float32Array(n * backbone.featureDim);
+  for (let i = 0; i < n; i += bs) {
+    const m = Math.min(bs, n - i);
+    const f = tf.tidy(() => backbone.forward(ps, evalImages(images.subarray(i * 3072, (i + m) * 3072)), { training: false }, prefix));
+    out.set((await f.data()) as Float32Array, i * backbone.featureDim);
+    f.dispose();
+    opts.onProgress?.(i + m, n);
+  }
+  return out;
+}
