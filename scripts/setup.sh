@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh clone (Debian/Ubuntu; root or sudo for the apt step):
+#   1. npm ci (tfjs-node/-gpu are optional: where libtensorflow cannot be downloaded they are skipped);
+#   2. the notebook stack: Debian Jupyter packages + Chromium, the tslab kernel registered
+#      project-locally under .jupyter/, the notebooks/lib symlink;
+#   3. lavapipe (Mesa's CPU Vulkan driver) in .cache/lavapipe, so the WebGPU kernel checks run
+#      without a GPU. If it cannot be set up, those checks are skipped with a message.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npm ci --no-audit --no-fund
+bash scripts/setup-jupyter.sh
+if ! bash scripts/setup-lavapipe.sh >/dev/null; then
+  echo "setup: lavapipe could not be set up; WebGPU kernel tests will be skipped" >&2
+fi
