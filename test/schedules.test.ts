@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cosineSchedule, DEFAULT_EMA_MOMENTUM, emaMomentumSchedule, linearWarmup, warmupCosineSchedule } from '../lib/schedules';
+import { assertClose, loadRefs } from './reference/refs';
+
+const S = loadRefs().schedules;
+
+test('cosineSchedule matches DINO utils.cosine_scheduler at every step, and clamps to end', () => {
+  const r = S.cosine;
+  const got = r.values.map((_: number, s: number) => cosineSchedule(r.start, r.end, s, r.total));
+  assertClose(got, r.values, 1e-12, 'cosine');
+  assert.equal(cosineSchedule(r.start, r.end, 0, r.total), r.start);
+  assert.equal(cosineSchedule(r.start, r.end, r.total, r.total), r.end);
+  assert.equal(cosineSchedule(r.start, r.end, r.total + 5, r.total), r.end);
+  assertClose(cosineSchedule(1, 0, 5, 10), 0.5, 1e-12, 'half way');
+});
+
+test('emaMomentumSchedule is DINO momentum_schedule (cosine from base to 1)', () => {
+  const r = S.ema;
+  assert.equal(DEFAULT_EMA_MOMENTUM, 0.996);
+  const got = r.values.map((_: number, s: number) => emaMomentumSchedule(r.base, s, r.total));
+  assertClose(got, r.values, 1e-12, 'ema momentum');
+  assert.equal(emaMomentumSchedule(undefined, 0, 10), 0.996);
+  assert.equal(emaMomentumSchedule(0.99, 10, 10), 1);
+  assert.throws(() => emaMomentumSchedule(1.5, 0, 10), /base must be in \[0, 1\], got 1.5/);
+});
+
+test('warmupCosineSchedule: base*(step+1)/warmup, then cosine over the remaining steps', () => {
+  const r = S.warmup_cosine;
+  const got = r.values.map((_: number, s: number) => warmupCosineSchedule(r.base, r.final, s, r.warmup, r.total));
+  assertClose(got, r.values, 1e-12, 'warmup cosine');
+  // The last warm-up step reaches base, and so does the first cosine step.
+  assertClose(warmupCosineSchedule(0.5, 0, 11, 12, 70), 0.5, 1e-12, 'end of warm-up');
+  assertClose(warmupCosineSchedule(0.5, 0, 12, 12, 70), 0.5, 1e-12, 'start of cosine');
+  assert.equal(warmupCosineSchedule(0.5, 0.001, 70, 12, 70), 0.001);
+  // No warm-up is the plain cosine; warm-up over the whole run never decays.
+  for (const s of [0, 7, 33, 69]) assert.equal(warmupCosineSchedule(0.5, 0.01, s, 0, 70), cosineSchedule(0.5, 0.01, s, 70));
+  assertClose(warmupCosineSchedule(0.5, 0.01, 69, 70, 70), 0.5, 1e-12, 'warm-up = total');
+});
+
+test('linearWarmup is DINO teacher_temp_schedule: np.linspace(start, end, warmup) per epoch, then end', () => {
+  const r = S.teacher_temp;
+  const got = r.values.map((_: number, e: number) => linearWarmup(r.start, r.end, e, r.warmup_epochs));
+  assertClose(got, r.values, 1e-12, 'teacher temperature');
+  assert.equal(linearWarmup(0.04, 0.07, 0, 30), 0.04);
+  assertClose(linearWarmup(0.04, 0.07, 29, 30), 0.07, 1e-12, 'last warm-up epoch reaches end');
+  assert.equal(linearWarmup(0.04, 0.07, 0, 0), 0.07);
+  assert.equal(linearWarmup(0.04, 0.07, 0, 1), 0.04, 'np.linspace(a, b, 1) = [a]');
+  assert.equal(linearWarmup(0.04, 0.07, 1, 1), 0.07);
+  assert.ok(linearWarmup(0.04, 0.07, 29.5, 30) <= 0.07, 'fractional epochs are capped at end');
+});
+
+test('schedule errors: non-finite inputs, totalSteps <= 0, warmupSteps > totalSteps, negative steps', () => {
+  assert.throws(() => cosineSchedule(NaN, 0, 1, 10), /start must be a finite number, got NaN/);
+  assert.throws(() => cosineSchedule(1, 0, Infinity, 10), /step must be a finite number/);
+  assert.throws(() => cosineSchedule(1, 0, 1, 0), /totalSteps must be > 0, got 0/);
+  assert.throws(() => cosineSchedule(1, 0, -1, 10), /step must be >= 0, got -1/);
+  assert.throws(() => warmupCosineSchedule(1, 0, 1, 11, 10), /warmupSteps must be in \[0, totalSteps = 10\], got 11/);
+  assert.throws(() => warmupCosineSchedule(1, 0, 1, 1, -3), /totalSteps must be > 0/);
+  assert.throws(() => warmupCosineSchedule(1, 0, 1, NaN, 10), /warmupSteps must be a finite number/);
+  assert.throws(() => linearWarmup(0.04, 0.07, 1, -1), /warmupEpochs must be >= 0/);
+  assert.throws(() => linearWarmup(0.04, 0.07, NaN, 30), /epoch must be a finite number/);
+  assert.throws(() => emaMomentumSchedule(0.996, 1, 0), /totalSteps must be > 0/);
+});
