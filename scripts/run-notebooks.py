@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""Execute dinotwins notebooks headless with the project-local tslab kernel.
+
+Usage (run with /usr/bin/python3, which has nbclient/nbconvert):
+  scripts/run-notebooks.py                     # all notebooks/[0-9][0-9]-*.ipynb, in order
+  scripts/run-notebooks.py notebooks/01-x.ipynb --out runs/executed --timeout 900
+
+For each notebook: executes it cell by cell (nbclient), saves the executed copy to
+OUT/<name>.ipynb and an HTML export to OUT/<name>.html (SVG outputs embedded as data-URI
+<img>, since nbconvert 6.5 strips inline SVG), and reports the failing cell's source,
+stderr and error. Errors raised asynchronously after their cell finished (unhandled
+rejections, exceptions in timers) are caught by a recorder cell injected before the first
+cell and a check cell injected after the last one (both removed from the saved copy).
+Exit status: 0 when every notebook ran cleanly, 1 otherwise, 2 on bad usage.
+Environment variables reach the kernel (process.env), e.g. a quick/full budget switch.
+"""
+import argparse
+import base64
+import copy
+import glob
+import os
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INJECTED = 'dinotwins-injected'
+ERRORS_KEY = 'dinotwins.notebook.asyncErrors'  # same key as lib/notebook.ts
+ASYNC_MARKERS = ('UnhandledPromiseRejection:', 'UncaughtException:')  # printed by tslab's own handlers
+
+# Recorder: the same registry as lib/notebook.ts installAsyncErrorCollector(), inlined so that
+# notebooks need not import anything. A block keeps its names out of the notebook's scope.
+SETUP_CODE = """{
+  const g = globalThis as any;
+  const key = Symbol.for('%s');
+  const s = g[key] ?? (g[key] = { installed: false, errors: [] });
+  if (!s.installed) {
+    s.installed = true;
+    const rec = (kind: string) => (r: any) => s.errors.push({
+      kind, message: r instanceof Error ? `${r.name}: ${r.message}` : String(r),
+      stack: (r && r.stack) || '', time: Date.now() });
+    process.on('unhandledRejection', rec('unhandledRejection'));
+    process.on('uncaughtException', rec('uncaughtException'));
+  }
+}""" % ERRORS_KEY
+
+ASYNC_TAG = '__DINOTWINS_ASYNC_ERRORS__'
+CHECK_CODE = """await new Promise((resolve) => setTimeout(resolve, %d));
+{
+  const s = (globalThis as any)[Symbol.for('%s')];
+  const errs: any[] = s ? s.errors.splice(0) : [];
+  if (errs.length > 0) {
+    console.error('%s' + JSON.stringify(errs));
+    throw new Error(`${errs.length} asynchronous error(s) after their cells finished`);
+  }
+}"""
+
+
+def log(msg=''):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def text_of(value):
+    return ''.join(value) if isinstance(value, list) else str(value)
+
+
+def cell_stderr(cell):
+    parts = []
+    for out in cell.get('outputs', []):
+        if out.get('output_type') == 'stream' and out.get('name') == 'stderr':
+            parts.append(text_of(out.get('text', '')))
+        elif out.get('output_type') == 'error':
+            parts.append('%s: %s\n%s' % (out.get('ename', ''), out.get('evalue', ''),
+                                         '\n'.join(out.get('traceback', []))))
+    return ''.join(parts).strip()
+
+
+def indent(s, prefix='    | '):
+    return '\n'.join(prefix + line for line in s.splitlines()) or prefix + '(empty)'
+
+
+def async_errors(cell):
+    import json
+    for line in cell_stderr(cell).splitlines():
+        if line.startswith(ASYNC_TAG):
+            try:
+                return json.loads(line[len(ASYNC_TAG):])
+            except ValueError:
+                pass
+    return [{'kind': '?', 'message': cell_stderr(cell)}]
+
+
+def when(t_ms, spans):
+    """Which cell was running when an error was recorded (kernel and runner share the clock)."""
+    running = [pos for pos, start in spans if start <= t_ms]
+    if not running:
+        return 'time unknown'
+    pos = running[-1]
+    return 'in or after cell %d' % pos if pos < spans[-1][0] else 'after the last cell'
+
+
+def injected(source):
+    return nbformat.v4.new_code_cell(source, metadata={'tags': [INJECTED]})
+
+
+def is_injected(cell):
+    return INJECTED in cell.get('metadata', {}).get('tags', [])
+
+
+class SvgAsDataUri:
+    """nbconvert preprocessor: the lab template draws `output.svg_filename` as <img src=...>."""
+
+    def __call__(self, nb, resources):
+        for cell in nb.cells:
+            for out in cell.get('outputs', []):
+                data = out.get('data', {})
+                if 'image/svg+xml' in data:
+                    svg = text_of(data['image/svg+xml']).encode('utf-8')
+                    out['svg_filename'] = 'data:image/svg+xml;base64,' + base64.b64encode(svg).decode('ascii')
+        return nb, resources
+
+
+def export_html(nb, path):
+    from nbconvert import HTMLExporter
+    exporter = HTMLExporter(template_name='lab')
+    exporter.register_preprocessor(SvgAsDataUri(), enabled=True)
+    body, _ = exporter.from_notebook_node(copy.deepcopy(nb))
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(body)
+
+
+def run_one(path, args):
+    """Returns a list of failure descriptions (empty = success)."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    nb = nbformat.read(path, as_version=4)
+    kernel = args.kernel or nb.metadata.get('kernelspec', {}).get('name') or 'tslab'
+    nb.cells.insert(0, injected(SETUP_CODE))
+    nb.cells.append(injected(CHECK_CODE % (int(args.grace * 1000), ERRORS_KEY, ASYNC_TAG)))
+    client = NotebookClient(nb, timeout=args.timeout, startup_timeout=args.startup_timeout,
+                            kernel_name=kernel, allow_errors=False, record_timing=True,
+                            resources={'metadata': {'path': os.path.dirname(os.path.abspath(path))}})
+    failures = []
+    t0 = time.time()
+    count = 0
+    spans = []  # (cell position, start time in ms): to place asynchronous errors in time
+    log('== %s (kernel %s)' % (path, kernel))
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != 'code':
+                    continue
+                shown = index  # the setup cell is 0, so user cells keep their 1-based positions
+                if not is_injected(cell):
+                    count += 1
+                tc = time.time()
+                spans.append((shown, tc * 1000.0))
+                try:
+                    client.execute_cell(cell, index, execution_count=None if is_injected(cell) else count)
+                except (CellExecutionError, CellTimeoutError) as e:
+                    what = 'timed out after %ss' % args.timeout if isinstance(e, CellTimeoutError) else 'failed'
+                    if is_injected(cell) and index == len(nb.cells) - 1 and ASYNC_TAG in cell_stderr(cell):
+                        errs = async_errors(cell)
+                        failures.append('%d asynchronous error(s)' % len(errs))
+                        log('!! %s: %d asynchronous error(s) (unhandled rejections / exceptions in callbacks):' % (name, len(errs)))
+                        for k, err in enumerate(errs):
+                            log('   %d. %s: %s  [%s]' % (k + 1, err.get('kind'), err.get('message'), when(err.get('time', 0), spans)))
+                            stack = [ln for ln in str(err.get('stack', '')).splitlines()[1:] if 'node:internal' not in ln][:4]
+                            if stack:
+                                log(indent('\n'.join(stack)))
+                        break
+                    elif is_injected(cell):
+                        failures.append('the injected recorder cell failed')
+                        log('!! %s: the injected recorder cell failed' % name)
+                    else:
+                        failures.append('cell %d %s' % (shown, what))
+                        log('!! %s: cell %d %s. Source:' % (name, shown, what))
+                        log(indent(cell.source))
+                    err = cell_stderr(cell) or str(e).strip()
+                    log('   stderr / error:')
+                    log(indent(err))
+                    break
+                finally:
+                    if args.verbose and not is_injected(cell):
+                        log('   cell %d: %.1fs' % (shown, time.time() - tc))
+    except DeadKernelError as e:
+        failures.append('kernel died: %s' % e)
+        log('!! %s: kernel died: %s' % (name, e))
+    except RuntimeError as e:  # kernel did not start, etc.
+        failures.append('kernel error: %s' % e)
+        log('!! %s: kernel error: %s' % (name, e))
+
+    # Async errors that tslab printed into some cell's stderr (also when the check cell passed
+    # because the error came from a cell whose output the recorder could not see).
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != 'code' or is_injected(cell):
+            continue
+        err = cell_stderr(cell)
+        if any(m in err for m in ASYNC_MARKERS) and not any('asynchronous' in f for f in failures):
+            # Normally the recorder already reported it; this catches notebooks that removed
+            # or replaced process listeners.
+            failures.append('cell %d printed an asynchronous error' % index)
+            log('!! %s: cell %d printed an asynchronous error. Source:' % (name, index))
+            log(indent(cell.source))
+            log(indent(err))
+
+    nb.cells = [c for c in nb.cells if not is_injected(c)]
+    os.makedirs(args.out, exist_ok=True)
+    out_nb = os.path.join(args.out, name + '.ipynb')
+    nbformat.write(nb, out_nb)
+    if not args.no_html:
+        try:
+            export_html(nb, os.path.join(args.out, name + '.html'))
+        except Exception as e:  # noqa: BLE001 - report any exporter failure
+            failures.append('HTML export failed: %s' % e)
+            log('!! %s: HTML export failed: %s' % (name, e))
+    log('%s %s in %.1fs -> %s' % ('FAIL' if failures else 'ok  ', name, time.time() - t0, out_nb))
+    return failures
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('notebooks', nargs='*', help='notebooks to run (default: notebooks/[0-9][0-9]-*.ipynb)')
+    p.add_argument('--out', default=os.path.join(ROOT, 'runs', 'executed'), help='folder for executed copies and HTML')
+    p.add_argument('--timeout', type=int, default=1800, help='per-cell timeout in seconds')
+    p.add_argument('--startup-timeout', type=int, default=120, help='kernel start-up timeout in seconds')
+    p.add_argument('--kernel', default='', help="kernel name (default: the notebook's kernelspec, else tslab)")
+    p.add_argument('--grace', type=float, default=1.0, help='seconds to wait for late asynchronous errors at the end')
+    p.add_argument('--no-html', action='store_true', help='skip the HTML export')
+    p.add_argument('--fail-fast', action='store_true', help='stop at the first failing notebook')
+    p.add_argument('-v', '--verbose', action='store_true', help='print each cell time')
+    args = p.parse_args(argv)
+
+    local = os.path.join(ROOT, '.jupyter', 'share', 'jupyter')
+    if os.path.isdir(local):
+        paths = [local] + [x for x in os.environ.get('JUPYTER_PATH', '').split(os.pathsep) if x and x != local]
+        os.environ['JUPYTER_PATH'] = os.pathsep.join(paths)
+    else:
+        log('warning: %s missing: run scripts/setup-jupyter.sh' % local)
+
+    notebooks = args.notebooks or sorted(glob.glob(os.path.join(ROOT, 'notebooks', '[0-9][0-9]-*.ipynb')))
+    if not notebooks:
+        log('no notebooks to run')
+        return 2
+    missing = [n for n in notebooks if not os.path.isfile(n)]
+    if missing:
+        log('not found: %s' % ', '.join(missing))
+        return 2
+    summary = []
+    for path in notebooks:
+        failures = run_one(path, args)
+        summary.append((path, failures))
+        if failures and args.fail_fast:
+            break
+    log('\n== summary')
+    for path, failures in summary:
+        log('%s %s%s' % ('FAIL' if failures else 'ok  ', path, (': ' + '; '.join(failures)) if failures else ''))
+    return 1 if any(f for _, f in summary) or len(summary) < len(notebooks) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
