@@ -116,12 +116,16 @@ dino = dict(student=tolist(student), teacher=tolist(teacher), center=tolist(cent
             twins_total=dl.item() + 0.0025 * twins_barlow.item())
 
 # Monitors on the teacher (view 0) and student view 1: entropy of the centred, sharpened teacher, KL(teacher || student).
+# Milder temperatures than the loss reference: at 0.04 these logits give a near one-hot teacher (entropy ~6e-6),
+# which float32 cannot resolve to 1e-4 relative.
+mon_t_temp, mon_s_temp = 1.0, 0.5
 t0 = teacher[0]
 s1 = student[1]
-log_pt = F.log_softmax((t0 - center) / t_temp, dim=-1)
+log_pt = F.log_softmax((t0 - center) / mon_t_temp, dim=-1)
 pt = log_pt.exp()
-log_ps = F.log_softmax(s1 / s_temp, dim=-1)
-monitors_dino = dict(entropy=(-(pt * log_pt).sum(-1)).mean().item(), kl=(pt * (log_pt - log_ps)).sum(-1).mean().item())
+log_ps = F.log_softmax(s1 / mon_s_temp, dim=-1)
+monitors_dino = dict(teacher_temp=mon_t_temp, student_temp=mon_s_temp, entropy=(-(pt * log_pt).sum(-1)).mean().item(),
+                     kl=(pt * (log_pt - log_ps)).sum(-1).mean().item())
 
 # ---------------------------------------------------------------- EMA
 ema_t = randn(3, 4)
@@ -171,8 +175,9 @@ def knn_classifier(train_features, train_labels, test_features, k, T, num_classe
     return probs.argmax(1)
 
 
-NTR, NTE, DF, C = 60, 16, 8, 4
-centers = randn(C, DF, scale=1.5)
+NTR, NTE, DF, C = 60, 24, 8, 4
+# Overlapping clusters, so that some predictions are wrong and k = 1 differs from k = 7.
+centers = randn(C, DF, scale=0.5)
 train_labels = torch.arange(NTR) % C
 train_feats = centers[train_labels] + randn(NTR, DF)
 test_labels = torch.arange(NTE) % C
@@ -183,6 +188,7 @@ pred_k1 = knn_classifier(train_feats, train_labels, test_feats, 1, knn_T, C)
 knn = dict(train=tolist(train_feats), train_labels=tolist(train_labels), test=tolist(test_feats), test_labels=tolist(test_labels),
            k=knn_k, temperature=knn_T, num_classes=C, pred=tolist(pred), pred_k1=tolist(pred_k1),
            accuracy=(pred == test_labels).double().mean().item())
+assert 0.3 < knn['accuracy'] < 1 and (pred != pred_k1).any(), 'kNN reference too easy: change the cluster scale'
 
 
 # ---------------------------------------------------------------- RankMe and other monitors
