@@ -8,10 +8,9 @@ import { escapeHtml } from './render';
 
 /** The part of an arquero table used here (duck-typed: lib does not need to import arquero). */
 export interface ArqueroLike {
-  toHTML(options?: { limit?: number; format?: Record<string, (v: unknown) => string> }): string;
+  toHTML(options?: { limit?: number; format?: Record<string, unknown> }): string;
   numRows(): number;
-  numCols(): number;
-  objects(options?: { limit?: number }): Record<string, unknown>[];
+  objects(options?: { limit?: number }): object[];
 }
 
 /** Options of {@link table}. */
@@ -94,7 +93,7 @@ export function table(data: ArqueroLike | readonly Record<string, unknown>[], op
   let total: number;
   if (isArquero(data)) {
     total = data.numRows();
-    rows = data.objects({ limit: o.limit });
+    rows = data.objects({ limit: o.limit }) as Record<string, unknown>[];
     const format: Record<string, (v: unknown) => string> = {};
     for (const c of columnsOf(rows)) format[c] = (v) => formatCell(v, o.digits);
     html = data.toHTML({ limit: o.limit, format });
