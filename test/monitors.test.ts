@@ -56,6 +56,10 @@ test('effectiveRank matches RankMe (torch svdvals, p = s/sum(s) + 1e-7) on tall,
   assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
   const nan = tf.tensor2d([[NaN, 1], [2, 3]]);
   await assert.rejects(effectiveRank(nan), /NaN/);
+  const big = tf.zeros([40, 30]) as tf.Tensor2D;
+  await assert.rejects(effectiveRank(big, { maxDim: 16 }), /min\(N, D\) = 30 for z \[40,30\] exceeds maxDim 16/);
+  assert.equal(await effectiveRank(big, { maxDim: 30 }), 0);
+  big.dispose();
   const v = tf.zeros([3]);
   await assert.rejects(effectiveRank(v as unknown as tf.Tensor2D), /\[N, D\].*\[3\]/);
   tf.dispose([nan, v]);
