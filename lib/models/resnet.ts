@@ -1,0 +1,136 @@
+/**
+ * ResNet-18/50 with the CIFAR stem (He et al. 2016, "Deep Residual Learning"; block layout and
+ * init as torchvision's resnet.py v1.5: stride on the 3x3 conv of the bottleneck, kaiming-normal
+ * fan_out convs, BN gamma 1 / beta 0), with a 3x3 stride-1 first conv and no max-pool, as the
+ * Barlow Twins / DINO CIFAR reproductions (lightly, solo-learn) use. Parameter names follow
+ * torchvision's state_dict (`layer1.0.conv1.weight`, `bn1.running_mean`, `layer2.0.downsample.0.weight`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ParamStore } from '../nn/params';
+import { Backbone } from '../nn/module';
+import { ForwardContext, initConv2d, conv2d, initBatchNorm, batchNorm } from '../nn/layers';
+import { Rng, deriveSeed } from '../rng';
+
+export type ResNetDepth = 18 | 50;
+
+export interface ResNetOptions {
+  /** 18 (BasicBlock, stages [2,2,2,2]) or 50 (Bottleneck, stages [3,4,6,3]). */
+  depth: ResNetDepth;
+  /** Width of the first stage; stages use width, 2w, 4w, 8w. Default 64 (torchvision); 16 makes CPU runs possible. */
+  width?: number;
+}
+
+export const RESNET_DEFAULTS = Object.freeze({ width: 64 });
+
+interface StageLayout {
+  block: 'basic' | 'bottleneck';
+  blocks: number[];
+  expansion: number;
+}
+
+const LAYOUTS: Record<ResNetDepth, StageLayout> = {
+  18: { block: 'basic', blocks: [2, 2, 2, 2], expansion: 1 },
+  50: { block: 'bottleneck', blocks: [3, 4, 6, 3], expansion: 4 },
+};
+
+/** One residual block of the network, precomputed from the options. */
+interface BlockPlan {
+  name: string; // e.g. 'layer2.0'
+  inC: number;
+  planes: number;
+  stride: number;
+  downsample: boolean;
+}
+
+function plan(depth: ResNetDepth, width: number): { blocks: BlockPlan[]; featureDim: number } {
+  const layout = LAYOUTS[depth];
+  const blocks: BlockPlan[] = [];
+  let inC = width;
+  layout.blocks.forEach((n, s) => {
+    const planes = width * 2 ** s;
+    for (let b = 0; b < n; b++) {
+      const stride = b === 0 && s > 0 ? 2 : 1;
+      const outC = planes * layout.expansion;
+      blocks.push({ name: `layer${s + 1}.${b}`, inC, planes, stride, downsample: stride !== 1 || inC !== outC });
+      inC = outC;
+    }
+  });
+  return { blocks, featureDim: inC };
+}
+
+/**
+ * 3x3 conv with PyTorch's padding=1. Stride 1: TF 'same' is symmetric, so it is used directly.
+ * Stride 2: TF 'same' pads only bottom/right, so pad 1 on every side explicitly, then 'valid'.
+ */
+function conv3x3(ps: ParamStore, name: string, x: tf.Tensor4D, stride: number): tf.Tensor4D {
+  return stride === 1 ? conv2d(ps, name, x, 1, 'same') : conv2d(ps, name, x, stride, 1);
+}
+
+function checkOptions(opts: ResNetOptions): Required<ResNetOptions> {
+  if (opts.depth !== 18 && opts.depth !== 50) throw new Error(`resnet: depth must be 18 or 50, got ${String(opts.depth)}`);
+  const width = opts.width ?? RESNET_DEFAULTS.width;
+  if (!Number.isInteger(width) || width < 1) throw new Error(`resnet: width must be a positive integer, got ${String(width)}`);
+  return { depth: opts.depth, width };
+}
+
+/** Builds a CIFAR ResNet backbone: images [B, H, W, 3] -> globally pooled features [B, featureDim]. */
+export function resnet(options: ResNetOptions): Backbone {
+  const { depth, width } = checkOptions(options);
+  const layout = LAYOUTS[depth];
+  const { blocks, featureDim } = plan(depth, width);
+
+  function init(ps: ParamStore, seed: number, prefix = ''): void {
+    // One derived stream per conv, in a fixed order: the same seed gives the same weights on every backend.
+    let k = 0;
+    const rng = (): Rng => new Rng(deriveSeed(seed, k++));
+    initConv2d(ps, `${prefix}conv1`, 3, 3, width, rng());
+    initBatchNorm(ps, `${prefix}bn1`, width);
+    for (const b of blocks) {
+      const p = `${prefix}${b.name}`;
+      if (layout.block === 'basic') {
+        initConv2d(ps, `${p}.conv1`, 3, b.inC, b.planes, rng());
+        initBatchNorm(ps, `${p}.bn1`, b.planes);
+        initConv2d(ps, `${p}.conv2`, 3, b.planes, b.planes, rng());
+        initBatchNorm(ps, `${p}.bn2`, b.planes);
+      } else {
+        initConv2d(ps, `${p}.conv1`, 1, b.inC, b.planes, rng());
+        initBatchNorm(ps, `${p}.bn1`, b.planes);
+        initConv2d(ps, `${p}.conv2`, 3, b.planes, b.planes, rng());
+        initBatchNorm(ps, `${p}.bn2`, b.planes);
+        initConv2d(ps, `${p}.conv3`, 1, b.planes, b.planes * layout.expansion, rng());
+        initBatchNorm(ps, `${p}.bn3`, b.planes * layout.expansion);
+      }
+      if (b.downsample) {
+        initConv2d(ps, `${p}.downsample.0`, 1, b.inC, b.planes * layout.expansion, rng());
+        initBatchNorm(ps, `${p}.downsample.1`, b.planes * layout.expansion);
+      }
+    }
+  }
+
+  function block(ps: ParamStore, b: BlockPlan, x: tf.Tensor4D, ctx: ForwardContext, prefix: string): tf.Tensor4D {
+    const p = `${prefix}${b.name}`;
+    let y: tf.Tensor4D;
+    if (layout.block === 'basic') {
+      y = tf.relu(batchNorm(ps, `${p}.bn1`, conv3x3(ps, `${p}.conv1`, x, b.stride), ctx)); // [B, H/s, W/s, planes]
+      y = batchNorm(ps, `${p}.bn2`, conv3x3(ps, `${p}.conv2`, y, 1), ctx);
+    } else {
+      y = tf.relu(batchNorm(ps, `${p}.bn1`, conv2d(ps, `${p}.conv1`, x, 1, 'valid'), ctx)); // [B, H, W, planes]
+      y = tf.relu(batchNorm(ps, `${p}.bn2`, conv3x3(ps, `${p}.conv2`, y, b.stride), ctx)); // [B, H/s, W/s, planes]
+      y = batchNorm(ps, `${p}.bn3`, conv2d(ps, `${p}.conv3`, y, 1, 'valid'), ctx); // [B, H/s, W/s, 4 planes]
+    }
+    // 1x1 stride-s 'valid' conv samples pixels 0, s, 2s... exactly as PyTorch's padding=0.
+    const shortcut = b.downsample ? batchNorm(ps, `${p}.downsample.1`, conv2d(ps, `${p}.downsample.0`, x, b.stride, 'valid'), ctx) : x;
+    return tf.relu(tf.add(y, shortcut)) as tf.Tensor4D;
+  }
+
+  function forward(ps: ParamStore, x: tf.Tensor4D, ctx: ForwardContext, prefix = ''): tf.Tensor2D {
+    if (x.rank !== 4 || x.shape[3] !== 3) throw new Error(`resnet.forward: expected images [B, H, W, 3], got [${x.shape}]`);
+    return tf.tidy(() => {
+      let h = tf.relu(batchNorm(ps, `${prefix}bn1`, conv3x3(ps, `${prefix}conv1`, x, 1), ctx)); // [B, H, W, w]
+      for (const b of blocks) h = block(ps, b, h, ctx, prefix);
+      return tf.mean(h, [1, 2]) as tf.Tensor2D; // [B, featureDim]
+    });
+  }
+
+  return { kind: 'resnet', spec: { kind: 'resnet', depth, width }, featureDim, init, forward };
+}
