@@ -1,0 +1,41 @@
+/**
+ * dinotwins' kernels for tfjs-backend-wasm 4.22, which cannot train a conv net as shipped:
+ * it lacks the filter gradient of Conv2D, the depthwise gradients and UnsortedSegmentSum, its
+ * MaxPoolGrad is wrong, its Conv2DBackpropInput is a scalar loop and every transposed or
+ * batched matMul takes a scalar loop. Importing this module adds a registrar; `lib/backend.ts`
+ * runs it (through `registerKernelsFor('wasm')`) when it activates wasm.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { addKernelRegistrar } from '../index';
+import { captureStock } from './scope';
+import { batchMatMul } from './batchMatMul';
+import { conv2dBackpropFilterConfig } from './conv2dBackpropFilter';
+import { conv2dBackpropInputConfig } from './conv2dBackpropInput';
+import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './depthwiseGrads';
+import { maxPoolGradConfig } from './maxPoolGrad';
+import { unsortedSegmentSumConfig } from './unsortedSegmentSum';
+
+/** Registers (or replaces) one wasm kernel, keeping the stock setup function if there is one. */
+function put(config: tf.KernelConfig): void {
+  const old = captureStock(config.kernelName);
+  if (old) tf.unregisterKernel(config.kernelName, 'wasm');
+  tf.registerKernel({ ...config, setupFunc: config.setupFunc ?? old?.setupFunc });
+}
+
+/** Registers every kernel of this module for wasm; returns their names. */
+export function registerWasmKernels(): string[] {
+  const configs: tf.KernelConfig[] = [
+    conv2dBackpropFilterConfig,
+    conv2dBackpropInputConfig,
+    depthwiseBackpropInputConfig,
+    depthwiseBackpropFilterConfig,
+    maxPoolGradConfig,
+    unsortedSegmentSumConfig,
+    { kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: batchMatMul as unknown as tf.KernelFunc },
+  ];
+  for (const c of configs) put(c);
+  return configs.map((c) => c.kernelName);
+}
+
+addKernelRegistrar('wasm', registerWasmKernels);

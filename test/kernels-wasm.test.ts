@@ -1,0 +1,167 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import '../lib/kernels/wasm';
+import { registerKernelsFor } from '../lib/kernels';
+import { registerWasmKernels } from '../lib/kernels/wasm';
+
+/** Runs `f` on `backend` and returns its outputs as plain arrays (inputs are made inside f from seeds). */
+async function on(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  await tf.ready();
+  const out = tf.tidy(f);
+  const vals = out.map((t) => t.dataSync() as Float32Array);
+  tf.dispose(out);
+  return vals;
+}
+
+/** max |a - b| / max |a|: the error relative to the tensor's scale. */
+function relErr(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(a[i]));
+  }
+  return den === 0 ? num : num / den;
+}
+
+/** Deterministic pseudo-random tensor (the same on every backend). */
+function rand(shape: number[], seed: number): tf.Tensor {
+  const n = shape.reduce((p, q) => p * q, 1);
+  const v = new Float32Array(n);
+  let s = seed * 2654435761 % 4294967296;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) % 4294967296;
+    v[i] = s / 4294967296 * 2 - 1;
+  }
+  return tf.tensor(v, shape);
+}
+
+async function agree(name: string, f: () => tf.Tensor[], tol = 1e-4): Promise<void> {
+  const a = await on('cpu', f);
+  const before = (await tf.setBackend('wasm'), tf.memory().numTensors);
+  const b = await on('wasm', f);
+  assert.equal(tf.memory().numTensors, before, `${name}: tensors leaked on wasm`);
+  a.forEach((x, i) => {
+    const e = relErr(x, b[i]);
+    assert.ok(e <= tol, `${name}: output ${i} differs from cpu by ${e.toExponential(2)} (tolerance ${tol})`);
+  });
+}
+
+test('the registrar registers our kernels for wasm, including every training kernel', async () => {
+  const names = registerKernelsFor('wasm');
+  for (const k of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'UnsortedSegmentSum', 'BatchMatMul', 'MaxPoolGrad', 'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter']) {
+    assert.ok(names.includes(k), `${k} is ours`);
+    assert.ok(tf.getKernel(k, 'wasm'), `${k} registered`);
+  }
+  assert.deepEqual(registerWasmKernels().sort(), [...names].sort(), 're-registering is idempotent');
+  assert.ok(await tf.setBackend('wasm'));
+});
+
+type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
+const CONV_CASES: Array<{ n: number; h: number; w: number; ci: number; co: number; k: number; s: number; pad: Pad }> = [
+  { n: 2, h: 8, w: 8, ci: 3, co: 16, k: 3, s: 1, pad: 'same' },
+  { n: 2, h: 9, w: 7, ci: 5, co: 6, k: 3, s: 2, pad: 'same' },
+  { n: 2, h: 8, w: 8, ci: 16, co: 32, k: 3, s: 2, pad: 'same' },
+  { n: 1, h: 8, w: 8, ci: 16, co: 32, k: 1, s: 2, pad: 'valid' },
+  { n: 2, h: 6, w: 6, ci: 64, co: 64, k: 3, s: 1, pad: 'same' },
+  { n: 2, h: 6, w: 6, ci: 32, co: 64, k: 1, s: 1, pad: 'valid' },
+  { n: 2, h: 10, w: 10, ci: 3, co: 7, k: 3, s: 2, pad: 'valid' },
+  { n: 2, h: 8, w: 8, ci: 4, co: 4, k: 3, s: 1, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
+  { n: 1, h: 11, w: 11, ci: 3, co: 8, k: 5, s: 2, pad: [[0, 0], [2, 2], [2, 2], [0, 0]] },
+  { n: 2, h: 7, w: 7, ci: 8, co: 8, k: 3, s: 3, pad: 'same' },
+];
+
+for (const c of CONV_CASES) {
+  test(`conv2d gradients match cpu: x [${c.n},${c.h},${c.w},${c.ci}], ${c.k}x${c.k}x${c.co}, stride ${c.s}, pad ${JSON.stringify(c.pad)}`, async () => {
+    await agree('conv2d grads', () => {
+      const x = rand([c.n, c.h, c.w, c.ci], 1) as tf.Tensor4D;
+      const w = rand([c.k, c.k, c.ci, c.co], 2) as tf.Tensor4D;
+      const y = tf.conv2d(x, w, c.s, c.pad);
+      const g = rand(y.shape, 3);
+      const dx = tf.conv2dTranspose(g as tf.Tensor4D, w, x.shape, c.s, c.pad as 'same' | 'valid');
+      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), g)))([x, w]);
+      return [y, gx, gw, dx];
+    });
+  });
+}
+
+test('batched and transposed matMul match cpu (XNNPACK and stock paths)', async () => {
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+    await agree(`matMul ${ta} ${tb}`, () => {
+      const a = rand(ta ? [70, 33] : [33, 70], 4);
+      const b = rand(tb ? [50, 70] : [70, 50], 5);
+      const a3 = rand(ta ? [6, 40, 64] : [6, 64, 40], 6);
+      const b3 = rand(tb ? [6, 96, 40] : [6, 40, 96], 7);
+      const a4 = rand(ta ? [2, 3, 20, 9] : [2, 3, 9, 20], 8);
+      const bBroadcast = rand(tb ? [1, 11, 20] : [1, 20, 11], 9);
+      return [
+        tf.matMul(a, b, ta, tb),
+        tf.matMul(a3, b3, ta, tb),
+        tf.matMul(tf.reshape(a4, [6, a4.shape[2], a4.shape[3]]), tf.tile(bBroadcast, [6, 1, 1]), ta, tb),
+        tf.matMul(a4, tf.reshape(bBroadcast, [1, 1, ...bBroadcast.shape.slice(1)]) as tf.Tensor4D, ta, tb),
+      ];
+    });
+  }
+});
+
+test('gather gradient (UnsortedSegmentSum) matches cpu', async () => {
+  await agree('gather grad', () => {
+    const x = rand([7, 5], 10);
+    const idx = tf.tensor1d([0, 3, 3, 6, 1, 0, 3], 'int32');
+    const g = rand([7, 5], 11);
+    const [gx] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(tf.gather(a, idx), g)))([x]);
+    const seg = tf.unsortedSegmentSum(rand([6, 4, 2], 12), tf.tensor1d([2, -1, 0, 2, 9, 1], 'int32'), 4);
+    return [gx, seg];
+  });
+});
+
+test('max-pool gradient matches cpu (stock wasm one is wrong)', async () => {
+  for (const [k, s, pad] of [[2, 2, 'valid'], [3, 2, 'same'], [3, 1, 'same']] as const) {
+    await agree(`maxPool ${k} ${s} ${pad}`, () => {
+      const x = rand([2, 7, 7, 3], 13) as tf.Tensor4D;
+      const y = tf.maxPool(x, k, s, pad);
+      const g = rand(y.shape, 14);
+      const [gx] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, k, s, pad), g)))([x]);
+      return [y, gx];
+    });
+  }
+});
+
+test('depthwise conv gradients match cpu (multiplier 1 and 2, stride 1 and 2)', async () => {
+  for (const [m, s, pad] of [[1, 1, 'same'], [2, 2, 'same'], [1, 2, 'valid']] as const) {
+    await agree(`depthwise ${m} ${s} ${pad}`, () => {
+      const x = rand([2, 7, 6, 3], 15) as tf.Tensor4D;
+      const w = rand([3, 3, 3, m], 16) as tf.Tensor4D;
+      const y = tf.depthwiseConv2d(x, w, s, pad);
+      const g = rand(y.shape, 17);
+      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, pad), g)))([x, w]);
+      return [y, gx, gw];
+    });
+  }
+});
+
+test('gradients of a small conv + batch-norm + GELU + dense + softmax net match cpu', async () => {
+  // wasm sums in float32 sequentially, cpu in a different order; batch-norm gradients subtract
+  // nearly equal sums, so they may differ by ~1e-3 relative: the tolerance here is 2e-3.
+  await agree('train step', () => {
+    const x = rand([4, 8, 8, 3], 20) as tf.Tensor4D;
+    const w1 = rand([3, 3, 3, 8], 21) as tf.Tensor4D;
+    const w2 = rand([3, 3, 8, 16], 22) as tf.Tensor4D;
+    const gamma = tf.add(rand([16], 23), 1.5);
+    const wd = rand([16, 10], 24);
+    const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => {
+      let h: tf.Tensor = tf.relu(tf.conv2d(x, a as tf.Tensor4D, 1, 'same'));
+      h = tf.conv2d(h as tf.Tensor4D, b as tf.Tensor4D, 2, 'same');
+      const { mean, variance } = tf.moments(h, [0, 1, 2]);
+      h = tf.mul(tf.mul(tf.sub(h, mean), tf.rsqrt(tf.add(variance, 1e-5))), c);
+      h = tf.mul(tf.mul(h, 0.5), tf.add(1, tf.erf(tf.mul(h, Math.SQRT1_2))));
+      const logits = tf.matMul(tf.mean(h, [1, 2]) as tf.Tensor2D, d as tf.Tensor2D);
+      return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), tf.softmax(tf.mul(logits, 2))), -1)));
+    };
+    const { value, grads } = tf.valueAndGrads(loss)([w1, w2, gamma, wd]);
+    return [value, ...grads];
+  }, 2e-3);
+});
