@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { crossCorrelation } from '../losses/barlow';
+import { DinoTemps } from '../losses/dino';
 import { l2Normalize } from '../nn/layers';
 
 /** RankMe's epsilon added to each normalised singular value. */
@@ -201,7 +202,7 @@ export function teacherEntropyTensor(teacher: tf.Tensor, center: tf.Tensor1D, te
  * In-graph: mean over rows of KL(p_teacher || p_student) in nats, p_teacher = softmax((t − c)/τₜ),
  * p_student = softmax(s/τₛ); teacher and student rows are paired, same shape [..., K].
  */
-export function teacherStudentKLTensor(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: { teacherTemp: number; studentTemp: number }): tf.Scalar {
+export function teacherStudentKLTensor(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: DinoTemps): tf.Scalar {
   checkTeacher('teacherStudentKL', teacher, center, opts.teacherTemp);
   if (teacher.shape.join(',') !== student.shape.join(',')) throw new Error(`teacherStudentKL: teacher [${teacher.shape}] and student [${student.shape}] must have the same shape`);
   if (!Number.isFinite(opts.studentTemp) || opts.studentTemp <= 0) throw new Error(`teacherStudentKL: studentTemp must be a finite number > 0, got ${opts.studentTemp}`);
@@ -226,6 +227,6 @@ export async function teacherEntropy(teacher: tf.Tensor, center: tf.Tensor1D, te
 }
 
 /** Mean KL(p_teacher || p_student) in nats (DINO fig. 7: it drops to 0 when the model collapses). */
-export async function teacherStudentKL(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: { teacherTemp: number; studentTemp: number }): Promise<number> {
+export async function teacherStudentKL(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: DinoTemps): Promise<number> {
   return readScalar(teacherStudentKLTensor(teacher, student, center, opts));
 }

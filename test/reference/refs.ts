@@ -3,7 +3,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Refs = Record<string, any>;
 
 let cached: Refs | undefined;
