@@ -1,0 +1,251 @@
+/**
+ * Experiment orchestration shared by the notebooks and the CLI: data for a budget (with the
+ * validation split taken from the training set and the test set kept for the final report),
+ * pretraining with a kNN monitor, baselines, and the frozen linear probe of any run record.
+ * Everything a second notebook needs lives here, not in a notebook.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { Budget, budgetConfig } from './budget';
+import { loadCifar10, generateFixture, trainValSplit, balancedSubset, DataError, LabelledSplit, Subset, repoRoot } from './data';
+import { DeepPartial, Method, PretrainConfig, resolveConfig, BackboneConfig } from './train/config';
+import { pretrain, PretrainResult, StepInfo, TrainCallbacks } from './train/trainer';
+import { RunRecord, readRunRecord, writeRunRecord, gitInfo } from './train/runRecord';
+import { saveCheckpoint, loadCheckpoint, StoredTensor } from './train/checkpoint';
+import { knnMonitor, knnEvaluate } from './eval/knnMonitor';
+import { extractFeatures } from './eval/features';
+import { linearProbe, ProbeResult } from './eval/linearProbe';
+import { knnAccuracy, KNN_DEFAULTS } from './eval/knn';
+import { trainSupervised } from './eval/supervised';
+import { buildBackbone } from './models';
+import { ParamStore } from './nn/params';
+import { Backbone } from './nn/module';
+import { currentBackend } from './backend';
+import { deriveSeed } from './rng';
+
+export interface ExperimentData {
+  /** Class-balanced training subset: pretraining images, kNN bank and linear-probe training set. */
+  train: Subset;
+  /** Validation split, taken from the training set (disjoint from `train`): model selection and the kNN monitor. */
+  val: Subset;
+  /** Test images: the final report only. */
+  test: LabelledSplit;
+  classNames: string[];
+  /** Where the images came from (one line), and whether it is the real CIFAR-10. */
+  source: string;
+  real: boolean;
+  /** The protocol, for run records. */
+  protocol: Record<string, unknown>;
+}
+
+/** Root folder of the run records for a budget: runs/<budget>/ (or DINOTWINS_RUNS). */
+export function runsDir(budget: Budget): string {
+  return process.env.DINOTWINS_RUNS ? path.resolve(process.env.DINOTWINS_RUNS, budget.name) : path.join(repoRoot(), 'runs', budget.name);
+}
+
+/**
+ * CIFAR-10 for a budget. Real data from the usual sources (see lib/data); if none is reachable and
+ * `allowFixture` (default: only for the smoke budget), the generated fixture, with a loud message.
+ */
+export async function loadExperimentData(budget: Budget, opts: { seed?: number; allowFixture?: boolean } = {}): Promise<ExperimentData> {
+  const seed = opts.seed ?? 0;
+  let train: LabelledSplit;
+  let test: LabelledSplit;
+  let classNames: string[];
+  let source: string;
+  let real = true;
+  try {
+    const c = await loadCifar10();
+    ({ train, test, classNames } = c);
+    source = c.source.line;
+  } catch (e) {
+    const allow = opts.allowFixture ?? budget.name === 'smoke';
+    if (!(e instanceof DataError) || !allow) throw e;
+    console.warn(`WARNING: real CIFAR-10 unavailable (${e.message.split('\n')[0]}); using the GENERATED FIXTURE (synthetic images). Numbers from this run say nothing about CIFAR-10.`);
+    const f = generateFixture({ recordsPerBatch: 200, seed });
+    train = { ...f.train, role: 'train' };
+    test = { ...f.test, role: 'test' };
+    classNames = f.classNames;
+    source = 'generated fixture (synthetic, 1,000 train / 200 test images)';
+    real = false;
+  }
+  const tv = trainValSplit(train, budget.valPerClass, deriveSeed(seed, 1));
+  const sub = budget.trainPerClass > 0 ? balancedSubset(tv.train, Math.min(budget.trainPerClass, Math.floor(tv.train.n / 10)), deriveSeed(seed, 2)) : tv.train;
+  const testSet = budget.testLimit > 0 && budget.testLimit < test.n ? balancedSubset(test, Math.floor(budget.testLimit / 10), deriveSeed(seed, 3)) : test;
+  return {
+    train: { ...sub, role: 'train' },
+    val: tv.val,
+    test: { ...testSet, role: 'test' },
+    classNames,
+    source,
+    real,
+    protocol: {
+      source, real, trainImages: sub.n, valImages: tv.val.n, testImages: testSet.n,
+      split: `train: ${budget.trainPerClass || 'all remaining'} per class (class-balanced); val: ${budget.valPerClass} per class taken from the training set; test: ${testSet.n === test.n ? 'the full test set' : `${testSet.n} class-balanced test images`}`,
+      seed,
+    },
+  };
+}
+
+/** The full config for a method under a budget, with the notebook's overrides applied last. */
+export function experimentConfig(method: Method, budget: Budget, overrides: DeepPartial<PretrainConfig> = {}): PretrainConfig {
+  const b = budgetConfig(budget);
+  const merged = deepMerge(b as Record<string, unknown>, overrides as Record<string, unknown>);
+  return resolveConfig({ ...(merged as DeepPartial<PretrainConfig>), method });
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const av = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && av && typeof av === 'object' && !Array.isArray(av) && k !== 'backbone' ? deepMerge(av as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+export interface RunOptions {
+  /** Run folder name under runsDir(budget). Default `<method>`. */
+  name?: string;
+  /** Per-logged-step hook (progress bars). */
+  onStep?: (info: StepInfo) => void;
+  /** Extra epoch hook. */
+  onEpochEnd?: TrainCallbacks['onEpochEnd'];
+  /** Start over even if a checkpoint exists. Default false (resume). */
+  fresh?: boolean;
+  /** Stop after this many steps (as if killed). */
+  stopAfterSteps?: number;
+}
+
+/** Pretrains (or resumes) one method on the budget's data, with the kNN monitor on the validation split. */
+export async function runPretraining(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions = {}): Promise<PretrainResult> {
+  const runDir = path.join(runsDir(budget), opts.name ?? config.method);
+  if (opts.fresh) fs.rmSync(runDir, { recursive: true, force: true });
+  const monitor = knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery });
+  return pretrain({
+    config,
+    data: { images: data.train.images, n: data.train.n },
+    runDir,
+    budget: budget.name,
+    dataInfo: data.protocol,
+    stopAfterSteps: opts.stopAfterSteps,
+    resume: !opts.fresh,
+    callbacks: {
+      onStep: opts.onStep,
+      onEpochEnd: async (info) => {
+        const extra = { ...((await monitor(info)) ?? {}) };
+        const more = await opts.onEpochEnd?.(info);
+        return { ...extra, ...(more ?? {}) };
+      },
+    },
+  });
+}
+
+function newRecord(id: string, method: string, budget: Budget, config: Record<string, unknown>, data: ExperimentData, seed: number): RunRecord {
+  const be = currentBackend();
+  return {
+    format: 'dinotwins-run/1', id, kind: 'baseline', status: 'running', method, budget: budget.name, config,
+    backend: be ? { chosen: be.chosen, tfBackend: be.tfBackend, line: be.line, details: be.details } : null,
+    git: gitInfo(), seed, data: data.protocol, startedAt: new Date().toISOString(), updatedAt: '', seconds: 0, step: 0, totalSteps: 0,
+    epochs: [], steps: [], results: {}, checkpoint: null, resumedFrom: [],
+  };
+}
+
+async function saveBackboneCheckpoint(file: string, ps: ParamStore, meta: Record<string, unknown>): Promise<void> {
+  const student = new Map<string, StoredTensor>();
+  for (const s of await ps.snapshot()) if (s.name.startsWith('backbone.')) student.set(s.name, { shape: s.shape, values: s.values });
+  saveCheckpoint(file, { meta, groups: { student } });
+}
+
+/**
+ * Baseline encoders on the same protocol: 'random-init' (the backbone as initialised, never
+ * trained) and 'supervised' (trained with labels on the same training subset). Each writes a run
+ * record and a checkpoint of its backbone, so `probeRun` treats it like any pretraining run.
+ */
+export async function runBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, opts: { seed?: number; epochs?: number; batchSize?: number; onStep?: (step: number, total: number, values: Record<string, number>) => void } = {}): Promise<RunRecord> {
+  const seed = opts.seed ?? 0;
+  const dir = path.join(runsDir(budget), kind);
+  fs.mkdirSync(dir, { recursive: true });
+  const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.batchSize };
+  const rec = newRecord(kind, kind, budget, config, data, seed);
+  const recordFile = path.join(dir, 'record.json');
+  const ckpt = path.join(dir, 'checkpoint.ckpt');
+  const backbone = buildBackbone(backboneCfg);
+  const t0 = Date.now();
+  let ps: ParamStore;
+  if (kind === 'random-init') {
+    ps = new ParamStore('random-init');
+    backbone.init(ps, deriveSeed(seed, 1), 'backbone.');
+  } else {
+    const r = await trainSupervised(backbone, data.train, { epochs: config.epochs, batchSize: config.batchSize, seed }, opts.onStep);
+    ps = r.params;
+    rec.epochs = r.history.map((h) => ({ epoch: h.epoch, means: { loss: h.loss, trainTop1: h.trainTop1 }, extra: {}, seconds: 0, lr: 0 }));
+  }
+  try {
+    await saveBackboneCheckpoint(ckpt, ps, { config });
+    rec.checkpoint = ckpt;
+    rec.seconds = (Date.now() - t0) / 1000;
+    rec.status = 'done';
+    writeRunRecord(recordFile, rec);
+    return rec;
+  } finally {
+    ps.dispose();
+  }
+}
+
+/** Rebuilds the backbone of a run record and loads its weights from the run's checkpoint (student backbone). Caller disposes the store. */
+export function loadBackbone(record: RunRecord): { backbone: Backbone; params: ParamStore } {
+  if (!record.checkpoint || !fs.existsSync(record.checkpoint)) throw new Error(`run ${record.id} has no checkpoint (${record.checkpoint ?? 'none recorded'}); re-run its pretraining`);
+  const backboneCfg = (record.config as { backbone: BackboneConfig }).backbone;
+  const backbone = buildBackbone(backboneCfg);
+  const params = new ParamStore(`probe-${record.id}`);
+  backbone.init(params, 0, 'backbone.');
+  const { groups } = loadCheckpoint(record.checkpoint);
+  const snap = [...(groups.student ?? new Map())].filter(([n]) => n.startsWith('backbone.')).map(([name, s]) => ({ name, shape: s.shape, values: s.values, kind: 'weight' as const, trainable: true }));
+  params.load(snap);
+  return { backbone, params };
+}
+
+export interface ProbeOutcome {
+  linear: ProbeResult;
+  /** kNN top-1 (%) on the test set, evaluated once at the end (bank = training subset). */
+  knnTestTop1: number;
+}
+
+/**
+ * The frozen-encoder evaluation of one run: features extracted once (inference mode), linear probe
+ * with validation-based selection, then the test set once; kNN on test as well. Results are written
+ * into the run record (atomically).
+ */
+export async function probeRun(recordFile: string, data: ExperimentData, probeEpochs: number, onProgress?: (label: string, done: number, total: number) => void): Promise<ProbeOutcome> {
+  const record = readRunRecord(recordFile);
+  const { backbone, params } = loadBackbone(record);
+  try {
+    const dim = backbone.featureDim;
+    const fx = async (label: string, s: { images: Uint8Array; n: number }) => extractFeatures(backbone, params, s.images, s.n, { onProgress: (d, t) => onProgress?.(`features ${label}`, d, t) });
+    const ftrain = await fx('train', data.train);
+    const fval = await fx('val', data.val);
+    const ftest = await fx('test', data.test);
+    const linear = await linearProbe({
+      dim, numClasses: data.classNames.length,
+      train: { features: ftrain, labels: data.train.labels, n: data.train.n },
+      val: { features: fval, labels: data.val.labels, n: data.val.n },
+      test: { features: ftest, labels: data.test.labels, n: data.test.n },
+      config: { epochs: probeEpochs },
+      onProgress: (d, t) => onProgress?.('linear probe', d, t),
+    });
+    const tb = tf.tensor2d(ftrain, [data.train.n, dim]);
+    const tt = tf.tensor2d(ftest, [data.test.n, dim]);
+    const knnTestTop1 = 100 * (await knnAccuracy(tb, Array.from(data.train.labels), tt, Array.from(data.test.labels), { k: Math.min(KNN_DEFAULTS.k, data.train.n), temperature: KNN_DEFAULTS.temperature, numClasses: data.classNames.length }));
+    tf.dispose([tb, tt]);
+    const fresh = readRunRecord(recordFile);
+    fresh.results.linearProbe = { valTop1: linear.valTop1, testTop1: linear.testTop1, selected: linear.selected, protocol: { ...linear.protocol, data: data.protocol } };
+    fresh.results.knnTest = { top1: knnTestTop1, k: Math.min(KNN_DEFAULTS.k, data.train.n), temperature: KNN_DEFAULTS.temperature };
+    writeRunRecord(recordFile, fresh);
+    return { linear, knnTestTop1 };
+  } finally {
+    params.dispose();
+  }
+}
+
+export { knnEvaluate };
