@@ -100,8 +100,8 @@ test('batched and transposed matMul match cpu (XNNPACK and stock paths)', async 
       return [
         tf.matMul(a, b, ta, tb),
         tf.matMul(a3, b3, ta, tb),
-        tf.matMul(tf.reshape(a4, [6, a4.shape[2], a4.shape[3]]), tf.tile(bBroadcast, [6, 1, 1]), ta, tb),
-        tf.matMul(a4, tf.reshape(bBroadcast, [1, 1, ...bBroadcast.shape.slice(1)]) as tf.Tensor4D, ta, tb),
+        tf.matMul(tf.reshape(a4, [6, a4.shape[2] as number, a4.shape[3] as number]), tf.tile(bBroadcast, [6, 1, 1]), ta, tb),
+        tf.matMul(a4, tf.reshape(bBroadcast, [1, 1, bBroadcast.shape[1] as number, bBroadcast.shape[2] as number]), ta, tb),
       ];
     });
   }
