@@ -107,6 +107,8 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
 export interface RunOptions {
   /** Run folder name under runsDir(budget). Default `<method>`. */
   name?: string;
+  /** Explicit run folder (overrides `name`). */
+  runDir?: string;
   /** Per-logged-step hook (progress bars). */
   onStep?: (info: StepInfo) => void;
   /** Extra epoch hook. */
@@ -119,7 +121,7 @@ export interface RunOptions {
 
 /** Pretrains (or resumes) one method on the budget's data, with the kNN monitor on the validation split. */
 export async function runPretraining(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions = {}): Promise<PretrainResult> {
-  const runDir = path.join(runsDir(budget), opts.name ?? config.method);
+  const runDir = opts.runDir ?? path.join(runsDir(budget), opts.name ?? config.method);
   if (opts.fresh) fs.rmSync(runDir, { recursive: true, force: true });
   const monitor = knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery });
   return pretrain({

@@ -45,6 +45,6 @@ test('the CLI rejects bad options before any compute', () => {
   assert.equal(o.config.method, 'dino-twins');
   assert.deepEqual(o.config.backbone, { kind: 'resnet', depth: 18, width: 16 });
   assert.equal(o.config.batchSize, 64);
-  assert.equal(o.runDir, 'runs/dino-twins-resnet18w16-s3');
+  assert.equal(o.runDir, 'runs/custom/dino-twins-resnet18w16-s3');
   assert.equal(o.resume, true);
 });

@@ -41,7 +41,7 @@ export const CLI_HELP = `Usage: npm run pretrain -- --method barlow|dino|dino-tw
   --per-class N  class-balanced training subset, N images per class (default 0 = all 50,000 minus validation)
   --knn-every N  kNN accuracy on the validation split every N epochs (default 1)
   --config FILE  JSON with any PretrainConfig fields (command-line options win)
-  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<method>-<backbone>-s<seed>)
+  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>)
   --no-resume    start over even if DIR has a checkpoint
   --budget NAME  label for the run record (default custom)
 
@@ -99,7 +99,7 @@ export function parseCli(argv: string[]): CliOptions {
   const bb = config.backbone.kind === 'resnet' ? `resnet${config.backbone.depth}w${config.backbone.width}` : `vit-${String(config.backbone.preset)}`;
   return {
     config,
-    runDir: v['run-dir'] ?? `runs/${config.method}-${bb}-s${config.seed}`,
+    runDir: v['run-dir'] ?? `runs/${v.budget ?? 'custom'}/${config.method}-${bb}-s${config.seed}`,
     resume: !v['no-resume'],
     perClass,
     knnEvery,
