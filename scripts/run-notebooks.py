@@ -94,12 +94,13 @@ def async_errors(cell):
 
 
 def when(t_ms, spans):
-    """Which cell was running when an error was recorded (kernel and runner share the clock)."""
+    """Which cell had last started when an error was recorded (kernel and runner share the clock).
+    A rejection is often only reported after its cell's reply, so it may come from the cell before."""
     running = [pos for pos, start in spans if start <= t_ms]
     if not running:
         return 'time unknown'
     pos = running[-1]
-    return 'in or after cell %d' % pos if pos < spans[-1][0] else 'after the last cell'
+    return 'recorded after cell %d started' % pos if pos < spans[-1][0] else 'recorded after the last cell'
 
 
 def injected(source):
