@@ -26,18 +26,27 @@ type WriteDisplayData = (msg: DisplayMessage, update: boolean) => void;
 
 const TSLAB_JUPYTER = `${sep}tslab${sep}dist${sep}jupyter.js`;
 
+/** The kernel module once found (its `lastWriteDisplayData` changes with every cell). */
+let kernelModule: { lastWriteDisplayData?: unknown } | null = null;
+
 /** The kernel's display writer, or null outside tslab (or before the first cell ran). */
 function findWriter(): WriteDisplayData | null {
-  const cache: NodeJS.Dict<NodeModule> =
-    require.cache ?? (require('module') as { _cache: NodeJS.Dict<NodeModule> })._cache ?? {};
-  for (const key of Object.keys(cache)) {
-    if (!key.endsWith(TSLAB_JUPYTER)) continue;
-    const exp = cache[key]?.exports as { lastWriteDisplayData?: unknown } | undefined;
-    if (exp && typeof exp.lastWriteDisplayData === 'function') {
-      return exp.lastWriteDisplayData as WriteDisplayData;
+  if (kernelModule == null) {
+    const cache: NodeJS.Dict<NodeModule> =
+      require.cache ?? (require('module') as { _cache: NodeJS.Dict<NodeModule> })._cache ?? {};
+    for (const key of Object.keys(cache)) {
+      if (!key.endsWith(TSLAB_JUPYTER)) continue;
+      const exp = cache[key]?.exports as { lastWriteDisplayData?: unknown } | undefined;
+      if (exp && typeof exp.lastWriteDisplayData === 'function') {
+        // Only cached inside a kernel process, where the module stays loaded.
+        if (inTslab()) kernelModule = exp;
+        return exp.lastWriteDisplayData as WriteDisplayData;
+      }
     }
+    return null;
   }
-  return null;
+  const w = kernelModule.lastWriteDisplayData;
+  return typeof w === 'function' ? (w as WriteDisplayData) : null;
 }
 
 /** True when running inside a tslab kernel (`globalThis.__tslab__` is set by its executor). */
