@@ -22,6 +22,7 @@ import {
   decodeRecords,
   generateFixture,
   loadCifar10,
+  loadCifar10OrFixture,
   parseMeta,
   progressLine,
   take,
@@ -29,6 +30,7 @@ import {
   writeCifar10Fixture,
   type Fixture,
   type LoadCifar10Options,
+  type LoadOrFixtureOptions,
   type Split,
 } from '../lib/data';
 
@@ -43,7 +45,7 @@ async function fixtureIn(root: string, tarball = false): Promise<Fixture> {
 }
 
 /** Options that see only what the test gives (no env var, no shared tarball, no download). */
-function isolated(dataDir: string, extra: LoadCifar10Options): LoadCifar10Options {
+function isolated<T extends LoadCifar10Options>(dataDir: string, extra: T): T {
   return { dataDir, env: {}, sharedTarball: false, download: false, progress: false, ...extra };
 }
 
@@ -405,6 +407,12 @@ test('download: to a .partial file, renamed when complete, then unpacked; a drop
       assert.match(e.message, /HTTP 404/);
     });
     assert.deepEqual(leftovers(d3), []);
+
+    // A complete download whose content fails verification is not kept either.
+    const d4 = path.join(root, 'd4');
+    const wrong = { ...fx.checksums, 'test_batch.bin': { md5: '0'.repeat(32) } };
+    await rejectsData(loadCifar10(isolated(d4, { checksums: wrong, url: `${srv.base}/ok`, download: true })), (e) => assert.equal(e.code, 'checksum'));
+    assert.deepEqual(leftovers(d4), []);
   } finally {
     await srv.close();
     fs.rmSync(root, { recursive: true, force: true });
@@ -469,4 +477,29 @@ test('channelStats matches a direct float64 computation; classCounts', () => {
     assert.ok(Math.abs(s.std[c] - Math.sqrt(sq / n)) < 1e-9, `std ${c}`);
   }
   assert.deepEqual(classCounts({ labels: Uint8Array.from([0, 3, 3, 9]), n: 4 }), [1, 0, 0, 2, 0, 0, 0, 0, 0, 1]);
+});
+
+test('loadCifar10OrFixture: real data when found, the fixture when nothing is found, errors on corrupt data', async () => {
+  const root = tmp();
+  try {
+    const fx = await fixtureIn(root);
+    const real = await loadCifar10OrFixture(isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums }));
+    assert.equal(real.source.kind, 'folder');
+    assert.equal(real.fallbackReason, undefined);
+    const fb = await loadCifar10OrFixture(isolated(path.join(root, 'd'), { fixture: { recordsPerBatch: 10, seed: 1 } } as LoadOrFixtureOptions));
+    assert.equal(fb.source.kind, 'fixture');
+    assert.equal(fb.train.n, 50);
+    assert.equal(fb.test.role, 'test');
+    assert.match(fb.source.line, /FIXTURE .* because real CIFAR-10 unavailable/);
+    assert.deepEqual(fb.train.images, generateFixture({ recordsPerBatch: 10, seed: 1 }).train.images);
+    await rejectsData(loadCifar10OrFixture(isolated(path.join(root, 'd'), { mode: 'real' } as LoadOrFixtureOptions)), (e) => assert.equal(e.code, 'source'));
+    const forced = await loadCifar10OrFixture({ ...isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums }), env: { DINOTWINS_DATA: 'fixture' } });
+    assert.equal(forced.source.kind, 'fixture');
+    assert.match(forced.fallbackReason!, /DINOTWINS_DATA=fixture/);
+    await assert.rejects(loadCifar10OrFixture({ ...isolated(path.join(root, 'd'), {}), env: { DINOTWINS_DATA: 'fake' } }), /DINOTWINS_DATA="fake" is not a data mode; valid values: auto, real, fixture/);
+    damageFixture(fx.folder, 'flip-byte');
+    await rejectsData(loadCifar10OrFixture(isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums })), (e) => assert.equal(e.code, 'checksum'));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -8,6 +8,8 @@
  *   3. `../shared/data/cifar-10-binary.tar.gz` next to the repository (where this project's machines keep it);
  *   4. the official URL, downloaded into `data/` with a progress line on stderr.
  * Every batch file is checked (size, MD5, label bytes, class names) on every load before use.
+ * A user tarball is unpacked only when the cache is empty; an existing cache is verified and used instead
+ * (with the official MD5s that means identical data; with checksums 'none' the cache is trusted as is).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -50,8 +52,11 @@ export const LOAD_CIFAR10_DEFAULTS = Object.freeze({
 
 /** Where the data came from. */
 export interface Cifar10Source {
-  /** folder/tarball: given by the user; cache: data/cifar-10-batches-bin; cache-tarball, shared-tarball, download: unpacked into the cache. */
-  kind: 'folder' | 'tarball' | 'cache' | 'cache-tarball' | 'shared-tarball' | 'download';
+  /**
+   * folder/tarball: given by the user; cache: data/cifar-10-batches-bin; cache-tarball, shared-tarball, download:
+   * unpacked into the cache; fixture: the synthetic stand-in (loadCifar10OrFixture only).
+   */
+  kind: 'folder' | 'tarball' | 'cache' | 'cache-tarball' | 'shared-tarball' | 'download' | 'fixture';
   /** For user paths: 'option' or the environment variable. */
   via?: 'option' | typeof CIFAR10_ENV;
   /** The folder, tarball or URL that was used. */
@@ -210,7 +215,13 @@ export async function loadCifar10(opts: LoadCifar10Options = {}): Promise<Cifar1
     kind = 'download';
     location = o.url;
     await downloadFile(o.url, cacheTarball, { progress: o.progress });
-    verified = await fromTarball(cacheTarball);
+    try {
+      verified = await fromTarball(cacheTarball);
+    } catch (e) {
+      // A download that does not unpack or verify is not kept: the next run downloads again.
+      fs.rmSync(cacheTarball, { force: true });
+      throw e;
+    }
   }
 
   const { train, test } = decode(verified);
@@ -222,6 +233,7 @@ export async function loadCifar10(opts: LoadCifar10Options = {}): Promise<Cifar1
     'cache-tarball': 'cached tarball',
     'shared-tarball': 'shared tarball',
     download: 'download',
+    fixture: 'fixture',
   };
   const line =
     `cifar10: ${what[kind]} ${location}` +

@@ -8,3 +8,4 @@ export * from './cifar10';
 export * from './split';
 export * from './stats';
 export * from './fixture';
+export * from './fallback';
