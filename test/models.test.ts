@@ -223,7 +223,7 @@ test('batch norm in inference mode uses running statistics: an image gives the s
   const net = resnet({ depth: 18, width: 4 });
   const ps = new ParamStore('bn');
   net.init(ps, 7);
-  const x = tf.tidy(() => tf.add(tf.mul(images(8, 16, 16), 0.8), 0.3)); // [8, 16, 16, 3]
+  const x = tf.tidy(() => tf.add(tf.mul(images(8, 16, 16), 0.8), 0.3) as tf.Tensor4D); // [8, 16, 16, 3]
   // A few training-mode passes move the running statistics away from (0, 1).
   for (let i = 0; i < 3; i++) tf.tidy(() => net.forward(ps, x, { training: true }));
   const rm = await ps.get('bn1.running_mean').data();
@@ -383,13 +383,13 @@ test('same seed gives the same weights; a different seed different ones', async 
   // Initialisation statistics: kaiming fan_out for ResNet convs, trunc normal 0.02 for ViT linears.
   const ps = new ParamStore('stats');
   buildBackbone({ kind: 'resnet', depth: 18, width: 16 }).init(ps, 1);
-  const w = await ps.get('layer3.0.conv2.weight').data(); // [3, 3, 64, 64], std sqrt(2 / (64*9))
+  const w = (await ps.get('layer3.0.conv2.weight').data()) as Float32Array; // [3, 3, 64, 64], std sqrt(2 / (64*9))
   const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
   assert.ok(Math.abs(std / Math.sqrt(2 / (64 * 9)) - 1) < 0.03, `kaiming std ${std}`);
   ps.dispose();
   const pv = new ParamStore('vstats');
   buildBackbone({ kind: 'vit', preset: 'tiny4-seed', depth: 1 }).init(pv, 1);
-  const q = await pv.get('blocks.0.attn.qkv.weight').data();
+  const q = (await pv.get('blocks.0.attn.qkv.weight').data()) as Float32Array;
   const qstd = Math.sqrt(q.reduce((s, v) => s + v * v, 0) / q.length);
   assert.ok(Math.abs(qstd / (0.02 * 0.8796) - 1) < 0.03, `trunc normal std ${qstd}`);
   assert.ok(q.every((v) => Math.abs(v) <= 0.04 + 1e-7), 'truncated at 2 std');
