@@ -24,16 +24,22 @@ function assertClose(actual: ArrayLike<number>, expected: number[], atol: number
   assert.ok(worst <= atol, `${what}: max |diff| ${worst} at ${at} (${actual[at]} vs ${expected[at]})`);
 }
 
+// The references are [B, 3, H, W]; the ops work channel-major [3, B, H, W].
 function image(): tf.Tensor4D {
-  return tf.tensor4d(ref.image, [B, 3, H, W]);
+  return tf.tidy(() => tf.transpose(tf.tensor4d(ref.image, [B, 3, H, W]), [1, 0, 2, 3]));
+}
+
+function toBchw(y: tf.Tensor4D): tf.Tensor4D {
+  return tf.transpose(y, [1, 0, 2, 3]);
 }
 
 async function check(f: (x: tf.Tensor4D) => tf.Tensor4D, expected: number[], what: string, atol = 2e-5): Promise<void> {
   const x = image();
   const before = tf.memory().numTensors;
   const y = f(x);
-  assertClose(await y.data(), expected, atol, what);
-  y.dispose();
+  const yb = toBchw(y);
+  assertClose(await yb.data(), expected, atol, what);
+  tf.dispose([y, yb]);
   assert.equal(tf.memory().numTensors, before, `${what}: leaked tensors`);
   x.dispose();
 }
@@ -49,8 +55,8 @@ test('resized crops (+ flip) match F.interpolate bilinear, with and without anti
       const rx = new Float32Array(ow * W);
       fillResizeMatrix(ry, 0, oh, H, top, h, c.antialias, false);
       fillResizeMatrix(rx, 0, ow, W, left, w, c.antialias, c.flip);
-      const y = tf.tidy(() => applySeparable(tf.slice(x, [b, 0, 0, 0], [1, -1, -1, -1]), tf.tensor3d(ry, [1, oh, H]), tf.tensor3d(rx, [1, ow, W])));
-      assert.deepEqual(y.shape, [1, 3, oh, ow]);
+      const y = tf.tidy(() => applySeparable(tf.slice(x, [0, b, 0, 0], [-1, 1, -1, -1]), tf.tensor3d(ry, [1, oh, H]), tf.tensor3d(rx, [1, ow, W])));
+      assert.deepEqual(y.shape, [3, 1, oh, ow]);
       assertClose(await y.data(), c.y, 2e-5, `crop case ${ci}/${b} ${JSON.stringify(c.box)} -> ${oh}x${ow} aa=${c.antialias} flip=${c.flip}`);
       y.dispose();
     }
@@ -70,7 +76,7 @@ test('brightness, contrast, saturation, hue with per-image factors match torchvi
 test('rgb -> hsv and grayscale match torchvision', async () => {
   await tf.setBackend('cpu');
   await check((x) => rgbToHsv(x), ref.hsv, 'rgbToHsv');
-  await check((x) => tf.tidy(() => tf.tile(grayscale(x), [1, 3, 1, 1]) as tf.Tensor4D), ref.gray, 'grayscale');
+  await check((x) => tf.tidy(() => tf.tile(grayscale(x), [3, 1, 1, 1]) as tf.Tensor4D), ref.gray, 'grayscale');
   await check((x) => randomGrayscale(x, [true, true, true]), ref.gray, 'randomGrayscale');
 });
 

@@ -109,24 +109,24 @@ export function blurMatrices(sigmas: readonly number[], size: number, kernelSize
 }
 
 /**
- * Applies per-image separable maps to a channels-first batch: x [B, C, H, W], ry [B, S1, H],
- * rx [B, S2, W] -> [B, C, S1, S2]. Two batched matMuls over B * C matrices.
+ * Applies per-image separable maps to a channel-major batch: x [C, B, H, W], ry [B, S1, H],
+ * rx [B, S2, W] -> [C, B, S1, S2]. Two batched matMuls over C * B matrices.
  * The matrices are tiled over C rather than broadcast: tfjs 4.22's matMul flattens multi-axis batch
- * dimensions before broadcasting, so [B, 1, S, H] x [B, C, H, W] silently pairs the wrong matrices.
+ * dimensions before broadcasting, so [1, B, S, H] x [C, B, H, W] silently pairs the wrong matrices.
  */
 export function applySeparable(x: tf.Tensor4D, ry: tf.Tensor3D, rx: tf.Tensor3D): tf.Tensor4D {
-  const [b, c, h, w] = x.shape;
+  const [c, b, h, w] = x.shape;
   if (ry.shape[0] !== b || rx.shape[0] !== b || ry.shape[2] !== h || rx.shape[2] !== w) {
-    throw new Error(`applySeparable: x [${x.shape}] needs ry [${b}, S1, ${h}] and rx [${b}, S2, ${w}], got ry [${ry.shape}], rx [${rx.shape}]`);
+    throw new Error(`applySeparable: x [${x.shape}] (channel-major [C, B, H, W]) needs ry [${b}, S1, ${h}] and rx [${b}, S2, ${w}], got ry [${ry.shape}], rx [${rx.shape}]`);
   }
   const s1 = ry.shape[1];
   const s2 = rx.shape[1];
   return tf.tidy(() => {
     const perChannel = (m: tf.Tensor3D, rows: number, cols: number) =>
-      c === 1 ? m : (tf.reshape(tf.tile(tf.expandDims(m, 1), [1, c, 1, 1]), [b * c, rows, cols]) as tf.Tensor3D); // [B*C, rows, cols]
-    const xs = tf.reshape(x, [b * c, h, w]) as tf.Tensor3D; // [B*C, H, W]
-    const rowsOut = tf.matMul(perChannel(ry, s1, h), xs); // [B*C, S1, W]
-    const out = tf.matMul(rowsOut, perChannel(rx, s2, w), false, true); // [B*C, S1, S2]
-    return tf.reshape(out, [b, c, s1, s2]) as tf.Tensor4D;
+      c === 1 ? m : (tf.reshape(tf.tile(tf.expandDims(m, 0), [c, 1, 1, 1]), [c * b, rows, cols]) as tf.Tensor3D); // [C*B, rows, cols]
+    const xs = tf.reshape(x, [c * b, h, w]) as tf.Tensor3D; // [C*B, H, W]
+    const rowsOut = tf.matMul(perChannel(ry, s1, h), xs); // [C*B, S1, W]
+    const out = tf.matMul(rowsOut, perChannel(rx, s2, w), false, true); // [C*B, S1, S2]
+    return tf.reshape(out, [c, b, s1, s2]) as tf.Tensor4D;
   });
 }

@@ -147,15 +147,15 @@ export function sampleViewParams(spec: ViewSpec, n: number, height: number, widt
 }
 
 /**
- * One view of a channels-first float batch x [B, 3, H, W] in [0, 1] -> [B, 3, S, S] in [0, 1]
+ * One view of a channel-major float batch x [3, B, H, W] in [0, 1] -> [3, B, S, S] in [0, 1]
  * (not normalised). Caller disposes.
  */
 export function applyView(x: tf.Tensor4D, spec: ViewSpec, p: ViewParams): tf.Tensor4D {
-  const [b, , h, w] = x.shape;
+  const [, b, h, w] = x.shape;
   const s = spec.size;
   return tf.tidy(() => {
     const { ry, rx } = cropMatrices(p.boxes, p.flips, h, w, s, s, spec.antialias);
-    let y = applySeparable(x, tf.tensor3d(ry, [b, s, h]), tf.tensor3d(rx, [b, s, w])); // [B, 3, S, S]
+    let y = applySeparable(x, tf.tensor3d(ry, [b, s, h]), tf.tensor3d(rx, [b, s, w])); // [3, B, S, S]
     if (p.jitter && p.jitter.some((j) => j.apply)) y = colorJitter(y, p.jitter);
     if (p.gray.some(Boolean)) y = randomGrayscale(y, p.gray);
     if (spec.blur && p.sigmas.some((v) => v > 0)) {
@@ -182,9 +182,9 @@ export function makeViews(images: ImageBatch, config: ViewsConfig, seed: number,
   return tf.tidy(() => {
     const nhwc = toFloatImages(images, size); // [B, H, W, 3]
     const [, h, w] = nhwc.shape;
-    const x = tf.transpose(nhwc, [0, 3, 1, 2]) as tf.Tensor4D; // [B, 3, H, W]
+    const x = tf.transpose(nhwc, [3, 0, 1, 2]) as tf.Tensor4D; // [3, B, H, W]
     return config.views.map((spec, v) => {
-      const y = tf.transpose(applyView(x, spec, sampleViewParams(spec, n, h, w, seed, v)), [0, 2, 3, 1]) as tf.Tensor4D; // [B, S, S, 3]
+      const y = tf.transpose(applyView(x, spec, sampleViewParams(spec, n, h, w, seed, v)), [1, 2, 3, 0]) as tf.Tensor4D; // [B, S, S, 3]
       return config.normalize ? normalize(y) : y;
     });
   });
