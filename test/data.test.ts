@@ -20,6 +20,8 @@ import {
   cleanStaleTemps,
   damageFixture,
   decodeRecords,
+  fileCheck,
+  md5Hex,
   generateFixture,
   loadCifar10,
   loadCifar10OrFixture,
@@ -154,7 +156,7 @@ test('checksum mismatch: the error names the file, the expected and the actual M
     const fx = await fixtureIn(root);
     damageFixture(fx.folder, 'flip-byte', 'data_batch_3.bin');
     const file = path.join(fx.folder, 'data_batch_3.bin');
-    const actual = (await import('../lib/data')).md5Hex(fs.readFileSync(file));
+    const actual = md5Hex(fs.readFileSync(file));
     await rejectsData(loadCifar10(isolated(path.join(root, 'data'), { path: fx.folder, checksums: fx.checksums })), (e) => {
       assert.equal(e.code, 'checksum');
       assert.equal(e.file, file);
@@ -222,15 +224,11 @@ test('wrong layout: bad label byte, missing batch file, missing meta file, folde
       assert.match(e.message, /holds neither the CIFAR-10 batch files nor a cifar-10-batches-bin\/ folder/);
     });
     await rejectsData(loadCifar10(isolated(dataDir, { path: path.join(root, 'nope') })), (e) => assert.equal(e.code, 'source'));
-    assert.throws(() => loadCifar10Sync({ checksums: { 'data_batch_1.bin': 'x' } }), /no entry for|32 hex digits/);
+    // A malformed checksum map is a plain Error about the option, named precisely.
+    assert.throws(() => fileCheck({ 'data_batch_1.bin': 'x' }, 'data_batch_1.bin'), /data_batch_1\.bin has md5 "x", expected 32 hex digits/);
+    assert.throws(() => fileCheck({ 'data_batch_1.bin': 'a'.repeat(32) }, 'test_batch.bin'), /the map has no entry for test_batch\.bin/);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
-  }
-
-  function loadCifar10Sync(o: Partial<LoadCifar10Options>): void {
-    // fileCheck errors are plain Errors from a bad option; exercise them directly.
-    const { fileCheck } = require('../lib/data') as typeof import('../lib/data');
-    fileCheck(o.checksums!, 'data_batch_1.bin');
   }
 });
 
