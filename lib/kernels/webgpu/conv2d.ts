@@ -1,0 +1,149 @@
+/**
+ * 2-D convolution (NHWC, filter [KH, KW, Cin, Cout], no dilation) and both its gradients as implicit
+ * GEMMs (`gemm.ts`), following the usual lowering (cuDNN's implicit GEMM; Chetlur et al. 2014,
+ * "cuDNN: Efficient Primitives for Deep Learning", section 3):
+ *   forward        y[M=B*Ho*Wo, Cout]   = A(x)[M, K=KH*KW*Cin]   * w[K, Cout]
+ *   input grad     dx[M=B*H*W, Cin]     = A(dy)[M, K=KH*KW*Cout] * w^T[K, Cin]  (zero where the stride skips)
+ *   filter grad    dw[M=KH*KW*Cin, Cout] = A(x)^T[M, K=B*Ho*Wo]  * dy[K, Cout]   (split-K)
+ * Every size is baked into the shader as a constant; `convInfo` comes from tfjs'
+ * backend_util.computeConv2DInfo, so padding follows tfjs ('same' puts the odd pixel at the bottom/right).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GemmOptions, GemmSpec, runGemm } from './gemm';
+import { WebgpuBackendLike, i32 } from './program';
+
+type ConvInfo = tf.backend_util.Conv2DInfo;
+
+/** Throws unless our kernels handle this convolution (NHWC, dilation 1). */
+export function checkConvSupported(info: ConvInfo, what: string): void {
+  if (info.dataFormat !== 'channelsLast') throw new Error(`${what}: only NHWC (channelsLast) is supported, got ${info.dataFormat}`);
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) throw new Error(`${what}: dilation must be 1, got ${info.dilationHeight}x${info.dilationWidth}`);
+}
+
+/** True when our kernels handle this convolution. */
+export function convSupported(info: ConvInfo): boolean {
+  return info.dataFormat === 'channelsLast' && info.dilationHeight === 1 && info.dilationWidth === 1;
+}
+
+/** The sizes every conv shader bakes in, as WGSL constants, and their shader-key form. */
+function convConsts(c: ConvInfo): { wgsl: string; key: string } {
+  const v: Record<string, number> = {
+    NB: c.batchSize, H: c.inHeight, W: c.inWidth, CI: c.inChannels, HO: c.outHeight, WO: c.outWidth,
+    CO: c.outChannels, KH: c.filterHeight, KW: c.filterWidth, SH: c.strideHeight, SW: c.strideWidth,
+    PT: c.padInfo.top, PL: c.padInfo.left,
+  };
+  return {
+    wgsl: Object.entries(v).map(([k, x]) => `const ${k}: i32 = ${i32(x)};`).join('\n      '),
+    key: Object.values(v).join('_'),
+  };
+}
+
+/** GEMM counts of each conv pass (multiply-adds count 2 flops; bytes = compulsory traffic). */
+export function convCosts(c: ConvInfo): Record<'forward' | 'inputGrad' | 'filterGrad', { flops: number; bytes: number }> {
+  const pix = c.batchSize * c.outHeight * c.outWidth;
+  const k = c.filterHeight * c.filterWidth;
+  const flops = 2 * pix * k * c.inChannels * c.outChannels;
+  const xB = 4 * c.batchSize * c.inHeight * c.inWidth * c.inChannels;
+  const yB = 4 * pix * c.outChannels;
+  const wB = 4 * k * c.inChannels * c.outChannels;
+  return {
+    forward: { flops, bytes: xB + wB + yB },
+    inputGrad: { flops, bytes: yB + wB + xB },
+    filterGrad: { flops, bytes: xB + yB + wB },
+  };
+}
+
+export function conv2dForwardSpec(c: ConvInfo): GemmSpec {
+  checkConvSupported(c, 'conv2dForward');
+  const k = convConsts(c);
+  return {
+    key: `convFwd_${k.key}`,
+    M: c.batchSize * c.outHeight * c.outWidth,
+    N: c.outChannels,
+    K: c.filterHeight * c.filterWidth * c.inChannels,
+    variableNames: ['X', 'Wf'],
+    walkA: 'k',
+    walkB: 'mn',
+    loaders: `
+      ${k.wgsl}
+      // A[m = (b, ho, wo), k = (kh, kw, ci)] = x[b, ho*SH - PT + kh, wo*SW - PL + kw, ci] (0 in the padding)
+      fn loadA(m: i32, k: i32) -> f32 {
+        let wo = m % WO; let t = m / WO; let ho = t % HO; let b = t / HO;
+        let ci = k % CI; let t2 = k / CI; let kw = t2 % KW; let kh = t2 / KW;
+        let h = ho * SH - PT + kh; let w = wo * SW - PL + kw;
+        if (h < 0 || h >= H || w < 0 || w >= W) { return 0.0; }
+        return X[((b * H + h) * W + w) * CI + ci];
+      }
+      // B[k, n = co] = w[kh, kw, ci, co]
+      fn loadB(k: i32, n: i32) -> f32 { return Wf[k * CO + n]; }`,
+  };
+}
+
+export function conv2dInputGradSpec(c: ConvInfo): GemmSpec {
+  checkConvSupported(c, 'conv2dInputGrad');
+  const k = convConsts(c);
+  return {
+    key: `convDx_${k.key}`,
+    M: c.batchSize * c.inHeight * c.inWidth,
+    N: c.inChannels,
+    K: c.filterHeight * c.filterWidth * c.outChannels,
+    variableNames: ['Dy', 'Wf'],
+    walkA: 'k',
+    walkB: 'k',
+    loaders: `
+      ${k.wgsl}
+      // A[m = (b, h, w), k = (kh, kw, co)] = dy[b, (h + PT - kh)/SH, (w + PL - kw)/SW, co] when both divide exactly
+      fn loadA(m: i32, k: i32) -> f32 {
+        let wi = m % W; let t = m / W; let hi = t % H; let b = t / H;
+        let co = k % CO; let t2 = k / CO; let kw = t2 % KW; let kh = t2 / KW;
+        let hn = hi + PT - kh; let wn = wi + PL - kw;
+        if (hn < 0 || wn < 0) { return 0.0; }
+        let ho = hn / SH; let wo = wn / SW;
+        if (ho * SH != hn || wo * SW != wn || ho >= HO || wo >= WO) { return 0.0; }
+        return Dy[((b * HO + ho) * WO + wo) * CO + co];
+      }
+      // B[k = (kh, kw, co), n = ci] = w[kh, kw, ci, co]
+      fn loadB(k: i32, n: i32) -> f32 { return Wf[((k / CO) * CI + n) * CO + k % CO]; }`,
+  };
+}
+
+export function conv2dFilterGradSpec(c: ConvInfo): GemmSpec {
+  checkConvSupported(c, 'conv2dFilterGrad');
+  const k = convConsts(c);
+  return {
+    key: `convDw_${k.key}`,
+    M: c.filterHeight * c.filterWidth * c.inChannels,
+    N: c.outChannels,
+    K: c.batchSize * c.outHeight * c.outWidth,
+    variableNames: ['X', 'Dy'],
+    walkA: 'mn',
+    walkB: 'mn',
+    loaders: `
+      ${k.wgsl}
+      // A[m = (kh, kw, ci), k = (b, ho, wo)] = x[b, ho*SH - PT + kh, wo*SW - PL + kw, ci] (0 in the padding)
+      fn loadA(m: i32, k: i32) -> f32 {
+        let ci = m % CI; let t = m / CI; let kw = t % KW; let kh = t / KW;
+        let wo = k % WO; let t2 = k / WO; let ho = t2 % HO; let b = t2 / HO;
+        let h = ho * SH - PT + kh; let w = wo * SW - PL + kw;
+        if (h < 0 || h >= H || w < 0 || w >= W) { return 0.0; }
+        return X[((b * H + h) * W + w) * CI + ci];
+      }
+      // B[k = (b, ho, wo), n = co] = dy[b, ho, wo, co]
+      fn loadB(k: i32, n: i32) -> f32 { return Dy[k * CO + n]; }`,
+  };
+}
+
+/** y = conv2d(x, w): x [B, H, W, Cin], w [KH, KW, Cin, Cout] -> [B, Ho, Wo, Cout]. */
+export function conv2dForward(backend: WebgpuBackendLike, x: tf.TensorInfo, w: tf.TensorInfo, c: ConvInfo, opts?: Partial<GemmOptions>, out?: tf.TensorInfo): tf.TensorInfo {
+  return runGemm(backend, conv2dForwardSpec(c), [x, w], c.outShape, opts, out);
+}
+
+/** dx from dy [B, Ho, Wo, Cout] and w -> [B, H, W, Cin]. */
+export function conv2dInputGrad(backend: WebgpuBackendLike, dy: tf.TensorInfo, w: tf.TensorInfo, c: ConvInfo, opts?: Partial<GemmOptions>, out?: tf.TensorInfo): tf.TensorInfo {
+  return runGemm(backend, conv2dInputGradSpec(c), [dy, w], c.inShape, opts, out);
+}
+
+/** dw from x [B, H, W, Cin] and dy [B, Ho, Wo, Cout] -> [KH, KW, Cin, Cout]. */
+export function conv2dFilterGrad(backend: WebgpuBackendLike, x: tf.TensorInfo, dy: tf.TensorInfo, c: ConvInfo, opts?: Partial<GemmOptions>, out?: tf.TensorInfo): tf.TensorInfo {
+  return runGemm(backend, conv2dFilterGradSpec(c), [x, dy], c.filterShape, opts, out);
+}

@@ -1,0 +1,185 @@
+/**
+ * Tiled implicit GEMM on WebGPU: C[M, N] = sum_k A[m, k] * B[k, n], where A and B are not
+ * materialised but read through WGSL loader functions (`loadA(m, k)`, `loadB(k, n)`), which is how
+ * convolutions become GEMMs without an im2col buffer (the "implicit GEMM" of cuDNN/CUTLASS).
+ *
+ * Classic shared-memory tiling (as in CUTLASS's SIMT path / the tfjs matmul_packed program, our own
+ * code): a 16x16 workgroup computes a (16*TM)x(16*TN) tile, each thread a TMxTN register block at
+ * rows ty+16i and columns tx+16j (conflict-free broadcast reads from workgroup memory); K advances
+ * by BK=16 per step with both operand tiles staged in workgroup memory (rows padded by one word to
+ * avoid bank conflicts on the transposing stores). When the tile grid is too small to fill the GPU
+ * (the conv filter gradient: M*N is tiny, K = batch*H*W is huge) K is split across workgroups
+ * (split-K): each split writes a partial [S, M, N] and a column-sum pass adds them.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, freeTemp, i32, wgslProgram } from './program';
+import { sumRows } from './reduce_rows';
+
+/** Tuning of the GEMM tiles and split-K. */
+export interface GemmOptions {
+  /** Rows of the register block per thread; the tile has 16*TM rows (4 or 8). */
+  tm: number;
+  /** Columns of the register block per thread; the tile has 16*TN columns (4 or 8). */
+  tn: number;
+  /** Split K when the tile grid has fewer workgroups than this (about 4 per SM on an H100). */
+  targetWorkgroups: number;
+  /** Never give a split fewer than this many K values. */
+  minKPerSplit: number;
+  /** Force this many K splits (tests); 0 means choose automatically. */
+  forceSplits: number;
+}
+
+export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
+  tm: 4,
+  tn: 4,
+  targetWorkgroups: 528,
+  minKPerSplit: 512,
+  forceSplits: 0,
+});
+
+const BK = 16;
+
+/** How a loader's 256 threads walk a BK x (16*T) operand tile: along K (`k`) or along M/N (`mn`). */
+export type TileWalk = 'k' | 'mn';
+
+/** One implicit GEMM: sizes, WGSL loaders and how they walk memory. */
+export interface GemmSpec {
+  /** Name in the shader key (e.g. `conv2dFwd_...` with every baked size). */
+  key: string;
+  M: number;
+  N: number;
+  K: number;
+  /** WGSL declarations: constants and `fn loadA(m: i32, k: i32) -> f32`, `fn loadB(k: i32, n: i32) -> f32`. Called only with m < M, n < N, k < K. */
+  loaders: string;
+  /** Input binding names, in the order of the `inputs` passed to `runGemm`. */
+  variableNames: string[];
+  /** Consecutive threads take consecutive k (`k`) or consecutive m (`mn`) when loading A: pick the contiguous one in memory. */
+  walkA: TileWalk;
+  /** Same for B: consecutive k (`k`) or consecutive n (`mn`). */
+  walkB: TileWalk;
+}
+
+/** The split-K plan for a GEMM. */
+export interface GemmPlan {
+  tilesM: number;
+  tilesN: number;
+  splits: number;
+  kPerSplit: number;
+}
+
+export function planGemm(M: number, N: number, K: number, o: GemmOptions): GemmPlan {
+  const tilesM = ceilDiv(M, 16 * o.tm);
+  const tilesN = ceilDiv(N, 16 * o.tn);
+  let splits = o.forceSplits > 0 ? o.forceSplits : 1;
+  if (o.forceSplits <= 0) {
+    const tiles = tilesM * tilesN;
+    if (tiles < o.targetWorkgroups) splits = Math.max(1, Math.min(ceilDiv(o.targetWorkgroups, tiles), Math.floor(K / o.minKPerSplit)));
+  }
+  splits = Math.min(splits, ceilDiv(K, BK), 65535);
+  const kPerSplit = ceilDiv(ceilDiv(K, splits), BK) * BK;
+  return { tilesM, tilesN, splits: ceilDiv(K, kPerSplit), kPerSplit };
+}
+
+/** Loads one operand tile (T elements per thread) into workgroup memory `dst` of shape [BK][16*T+1]. */
+function tileLoad(which: 'A' | 'B', T: number, walk: TileWalk): string {
+  const W = 16 * T; // tile extent along M (A) or N (B)
+  const ext = which === 'A' ? 'M_' : 'N_';
+  const base = which === 'A' ? 'm0' : 'n0';
+  const lines: string[] = [];
+  for (let r = 0; r < T; r++) {
+    const idx = `(tid + ${256 * r})`;
+    const [kl, ml] = walk === 'k' ? [`${idx} % ${BK}`, `${idx} / ${BK}`] : [`${idx} / ${W}`, `${idx} % ${W}`];
+    const call = which === 'A' ? `loadA(${base} + ml, k)` : `loadB(k, ${base} + ml)`;
+    lines.push(`{
+          let kl = ${kl}; let ml = ${ml}; let k = k0 + kl;
+          var v = 0.0;
+          if (${base} + ml < ${ext} && k < kEnd) { v = ${call}; }
+          ${which}s[kl * ${W + 1} + ml] = v;
+        }`);
+  }
+  return lines.join('\n        ');
+}
+
+function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: number[]) {
+  const { tm: TM, tn: TN } = o;
+  const BM = 16 * TM;
+  const BN = 16 * TN;
+  const fma: string[] = [];
+  for (let i = 0; i < TM; i++) fma.push(`a${i} = As[kk * ${BM + 1} + ty + ${16 * i}];`);
+  for (let j = 0; j < TN; j++) fma.push(`b${j} = Bs[kk * ${BN + 1} + tx + ${16 * j}];`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) fma.push(`acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+  const decl: string[] = [];
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) decl.push(`var acc${i}_${j} = 0.0;`);
+  for (let i = 0; i < TM; i++) decl.push(`var a${i} = 0.0;`);
+  for (let j = 0; j < TN; j++) decl.push(`var b${j} = 0.0;`);
+  const store: string[] = [];
+  for (let i = 0; i < TM; i++) {
+    for (let j = 0; j < TN; j++) {
+      store.push(`if (m0 + ty + ${16 * i} < M_ && n0 + tx + ${16 * j} < N_) { result[outBase + (m0 + ty + ${16 * i}) * N_ + n0 + tx + ${16 * j}] = acc${i}_${j}; }`);
+    }
+  }
+  return wgslProgram({
+    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
+    outputShape: outShape,
+    variableNames: spec.variableNames,
+    workgroupSize: [16, 16, 1],
+    dispatch: [plan.tilesN, plan.tilesM, plan.splits],
+    getUserCode: () => `
+      const M_: i32 = ${i32(spec.M)};
+      const N_: i32 = ${i32(spec.N)};
+      const K_: i32 = ${i32(spec.K)};
+      const KPS: i32 = ${i32(plan.kPerSplit)};
+      ${spec.loaders}
+      var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
+      var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;
+      fn main() {
+        ${USE_UNIFORMS}
+        let tx = i32(localId.x);
+        let ty = i32(localId.y);
+        let tid = i32(localIndex);
+        let n0 = i32(workgroupId.x) * ${BN};
+        let m0 = i32(workgroupId.y) * ${BM};
+        let split = i32(workgroupId.z);
+        let kBegin = split * KPS;
+        let kEnd = min(K_, kBegin + KPS);
+        let outBase = split * M_ * N_;
+        ${decl.join(' ')}
+        // Constant trip count: barriers need uniform control flow, and workgroupId is not
+        // provably uniform to WGSL. Steps past kEnd (only in the last split) load zeros.
+        for (var step = 0; step < ${plan.kPerSplit / BK}; step = step + 1) {
+          let k0 = kBegin + step * ${BK};
+        ${tileLoad('A', TM, spec.walkA)}
+        ${tileLoad('B', TN, spec.walkB)}
+          workgroupBarrier();
+          for (var kk = 0; kk < ${BK}; kk = kk + 1) {
+            ${fma.join('\n            ')}
+          }
+          workgroupBarrier();
+        }
+        ${store.join('\n        ')}
+      }`,
+  });
+}
+
+/**
+ * Runs the GEMM described by `spec` on `inputs`, writing C [M, N] (as `outShape`) into `out` if
+ * given. With several K splits, the partials go to a temporary [S, M*N] that a column sum adds.
+ */
+export function runGemm(
+  backend: WebgpuBackendLike, spec: GemmSpec, inputs: tf.TensorInfo[], outShape: number[],
+  opts: Partial<GemmOptions> = {}, out?: tf.TensorInfo,
+): tf.TensorInfo {
+  const o = { ...GEMM_DEFAULTS, ...opts };
+  if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
+  if (spec.M * spec.N !== outShape.reduce((a, b) => a * b, 1)) throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} is not ${spec.M}x${spec.N}`);
+  if (inputs.length !== spec.variableNames.length) throw new Error(`runGemm(${spec.key}): ${inputs.length} inputs for ${spec.variableNames.length} bindings`);
+  const plan = planGemm(spec.M, spec.N, spec.K, o);
+  if (plan.splits === 1) return backend.runWebGPUProgram(gemmProgram(spec, plan, o, outShape), inputs, 'float32', undefined, out);
+  if (plan.splits * spec.M * spec.N > 2 ** 31 - 1) throw new Error(`runGemm(${spec.key}): split-K partials too large`);
+  const partial = backend.runWebGPUProgram(
+    gemmProgram(spec, plan, o, [plan.splits, spec.M * spec.N]), inputs, 'float32', undefined,
+    allocTemp(backend, [plan.splits, spec.M * spec.N]));
+  const res = sumRows(backend, partial, plan.splits, spec.M * spec.N, 1, outShape, out);
+  freeTemp(backend, partial);
+  return res;
+}

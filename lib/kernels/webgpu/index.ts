@@ -1,0 +1,161 @@
+/**
+ * dinotwins' WebGPU kernels, registered over tfjs-backend-webgpu's stock ones through the one
+ * registration point (`lib/kernels/index.ts`): Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter
+ * as implicit GEMMs (`conv2d.ts`), and Sum/Mean over leading axes (batch-norm statistics and the
+ * bias/BN gradients) as coalesced column sums (`reduce_rows.ts`). Cases ours do not cover (NCHW,
+ * dilation, int32, other reduction axes) go to the stock kernel captured at registration.
+ *
+ * Importing this module adds the registrar; `lib/backend.ts` runs it after requiring the webgpu
+ * backend. `DINOTWINS_WEBGPU_KERNELS=stock` keeps the stock kernels (for A/B benchmarks).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { addKernelRegistrar } from '../index';
+import { conv2dFilterGrad, conv2dForward, conv2dInputGrad, convSupported } from './conv2d';
+import { GEMM_DEFAULTS, GemmOptions } from './gemm';
+import { WebgpuBackendLike } from './program';
+import { REDUCE_ROWS_DEFAULTS, ReduceRowsOptions, sumRows } from './reduce_rows';
+
+export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
+
+/** Names of the kernels we can replace. */
+export const WEBGPU_KERNEL_NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum', 'Mean'] as const;
+export type WebgpuKernelName = (typeof WEBGPU_KERNEL_NAMES)[number];
+
+/** What to register and how to tune it. */
+export interface WebgpuKernelOptions {
+  /** Which kernels to replace (default: all of WEBGPU_KERNEL_NAMES). */
+  kernels: readonly WebgpuKernelName[];
+  /** GEMM tiling / split-K for the convolutions. */
+  gemm: Readonly<GemmOptions>;
+  /** Column-sum tuning for Sum/Mean. */
+  reduce: Readonly<ReduceRowsOptions>;
+  /** Sum/Mean over fewer rows than this go to the stock kernel (small reductions gain nothing). */
+  minReduceRows: number;
+}
+
+export const WEBGPU_KERNEL_DEFAULTS: Readonly<WebgpuKernelOptions> = Object.freeze({
+  kernels: WEBGPU_KERNEL_NAMES,
+  gemm: GEMM_DEFAULTS,
+  reduce: REDUCE_ROWS_DEFAULTS,
+  minReduceRows: 2,
+});
+
+const BACKEND = 'webgpu';
+const stock = new Map<string, tf.KernelConfig>();
+
+type Args = { inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs?: Record<string, unknown> };
+
+function stockKernel(name: string): tf.KernelFunc {
+  const k = stock.get(name);
+  if (!k) throw new Error(`stock webgpu kernel ${name} was not captured`);
+  return k.kernelFunc;
+}
+
+function dataFormat(a: Record<string, unknown>): 'channelsFirst' | 'channelsLast' {
+  return tf.backend_util.convertConv2DDataFormat((a.dataFormat as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC');
+}
+
+type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+
+function makeConv2D(o: WebgpuKernelOptions): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs = {} } = args as unknown as Args;
+    const { x, filter } = inputs;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      attrs.strides as number | [number, number], (attrs.dilations as number | [number, number]) ?? 1,
+      attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
+    if (!convSupported(info) || x.dtype !== 'float32' || filter.dtype !== 'float32') return stockKernel('Conv2D')(args);
+    return conv2dForward(backend as WebgpuBackendLike, x, filter, info, o.gemm);
+  };
+}
+
+function makeConv2DBackpropInput(o: WebgpuKernelOptions): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs = {} } = args as unknown as Args;
+    const { dy, filter } = inputs;
+    const info = tf.backend_util.computeConv2DInfo(
+      attrs.inputShape as [number, number, number, number], filter.shape as [number, number, number, number],
+      attrs.strides as number | [number, number], 1, attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
+    if (!convSupported(info) || dy.dtype !== 'float32' || filter.dtype !== 'float32') return stockKernel('Conv2DBackpropInput')(args);
+    return conv2dInputGrad(backend as WebgpuBackendLike, dy, filter, info, o.gemm);
+  };
+}
+
+function makeConv2DBackpropFilter(o: WebgpuKernelOptions): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs = {} } = args as unknown as Args;
+    const { x, dy } = inputs;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], attrs.filterShape as [number, number, number, number],
+      attrs.strides as number | [number, number], 1, attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
+    if (!convSupported(info) || x.dtype !== 'float32' || dy.dtype !== 'float32') return stockKernel('Conv2DBackpropFilter')(args);
+    return conv2dFilterGrad(backend as WebgpuBackendLike, x, dy, info, o.gemm);
+  };
+}
+
+/** [R, C] view of a reduction over the leading `k` axes, or undefined if the axes are not leading. */
+export function leadingReduction(shape: number[], axis: number | number[] | undefined): { R: number; C: number; k: number } | undefined {
+  if (shape.length === 0) return undefined;
+  const axes = [...tf.util.parseAxisParam(axis ?? shape.map((_, i) => i), shape)].sort((a, b) => a - b);
+  const k = axes.length;
+  if (k === 0 || k >= shape.length || axes.some((a, i) => a !== i)) return undefined;
+  const R = shape.slice(0, k).reduce((a, b) => a * b, 1);
+  const C = shape.slice(k).reduce((a, b) => a * b, 1);
+  return { R, C, k };
+}
+
+function makeReduce(name: 'Sum' | 'Mean', o: WebgpuKernelOptions): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs = {} } = args as unknown as Args;
+    const { x } = inputs;
+    const red = leadingReduction(x.shape, attrs.axis as number | number[] | undefined);
+    if (!red || x.dtype !== 'float32' || red.R < o.minReduceRows || red.C === 0) return stockKernel(name)(args);
+    const outShape = attrs.keepDims ? x.shape.map((d, i) => (i < red.k ? 1 : d)) : x.shape.slice(red.k);
+    return sumRows(backend as WebgpuBackendLike, x, red.R, red.C, name === 'Mean' ? 1 / red.R : 1, outShape, undefined, o.reduce);
+  };
+}
+
+/**
+ * Replaces the stock webgpu kernels named in `opts.kernels` with ours (re-registering with new
+ * options is allowed); returns the names now ours. The webgpu backend package must be loaded.
+ */
+export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): string[] {
+  const o: WebgpuKernelOptions = { ...WEBGPU_KERNEL_DEFAULTS, ...opts };
+  for (const name of o.kernels) {
+    if (!(WEBGPU_KERNEL_NAMES as readonly string[]).includes(name)) throw new Error(`registerWebgpuKernels: unknown kernel ${name}; ours are ${WEBGPU_KERNEL_NAMES.join(', ')}`);
+  }
+  unregisterWebgpuKernels();
+  const makers: Record<WebgpuKernelName, () => tf.KernelFunc> = {
+    Conv2D: () => makeConv2D(o),
+    Conv2DBackpropInput: () => makeConv2DBackpropInput(o),
+    Conv2DBackpropFilter: () => makeConv2DBackpropFilter(o),
+    Sum: () => makeReduce('Sum', o),
+    Mean: () => makeReduce('Mean', o),
+  };
+  for (const name of o.kernels) {
+    const k = tf.getKernel(name, BACKEND);
+    if (!k) throw new Error(`registerWebgpuKernels: no stock ${name} kernel for '${BACKEND}'; require('@tensorflow/tfjs-backend-webgpu') first`);
+    stock.set(name, k);
+    tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: makers[name]() });
+  }
+  return [...o.kernels];
+}
+
+/** Puts the stock kernels back (A/B comparisons in one process). */
+export function unregisterWebgpuKernels(): void {
+  for (const [name, k] of stock) {
+    tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel(k);
+  }
+  stock.clear();
+}
+
+/** Names of the kernels currently ours. */
+export function activeWebgpuKernels(): string[] {
+  return [...stock.keys()];
+}
+
+addKernelRegistrar(BACKEND, () => (process.env[WEBGPU_KERNELS_ENV] === 'stock' ? [] : registerWebgpuKernels()));

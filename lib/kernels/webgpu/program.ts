@@ -1,0 +1,115 @@
+/**
+ * The small slice of tfjs-backend-webgpu (4.22) our kernels use, typed locally so nothing here
+ * deep-imports the backend: a program object the backend compiles (`WebGPUProgram` in
+ * tfjs-backend-webgpu/src/webgpu_program.ts) and `backend.runWebGPUProgram` that binds the output
+ * (binding 0, `result`), the inputs (bindings 1.., named by `variableNames`) and a uniform struct.
+ *
+ * Our shaders bake every size into WGSL constants (division by a constant is cheap) and put them
+ * in `shaderKey`, so one compiled pipeline serves one layer shape. They use the backend's
+ * `localId`, `localIndex` and `workgroupId` privates and define `fn main()`.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** What tfjs-backend-webgpu needs from a program (see its WebGPUProgram interface). */
+export interface WgslProgram {
+  /** Cache key; the backend appends input/output ranks and dtypes. Must name every baked constant. */
+  shaderKey: string;
+  /** Output shape (metadata: our shaders index `result` flat). */
+  outputShape: number[];
+  /** Names of the input bindings, in order. */
+  variableNames: string[];
+  /** Workgroup size. */
+  workgroupSize: [number, number, number];
+  /** Number of workgroups. */
+  dispatch: [number, number, number];
+  /** Must have a non-empty `y` so the backend calls `main()` without an index. */
+  dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
+  /** WGSL: workgroup variables, helpers and `fn main()`. */
+  getUserCode: () => string;
+}
+
+/** The WebGPU backend as our kernels see it. */
+export interface WebgpuBackendLike {
+  runWebGPUProgram(program: WgslProgram, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: unknown[], output?: tf.TensorInfo): tf.TensorInfo;
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
+  device: { limits: { maxComputeWorkgroupsPerDimension: number } };
+}
+
+/**
+ * A statement every `main()` must contain: the backend always binds its uniform buffer, and a
+ * pipeline built with layout 'auto' keeps only bindings the shader statically uses.
+ */
+export const USE_UNIFORMS = '_ = uniforms.NAN;';
+
+/** A program with our defaults (2-D dispatch layout so `main()` takes no index). */
+export function wgslProgram(p: Omit<WgslProgram, 'dispatchLayout'>): WgslProgram {
+  if (!p.getUserCode().includes(USE_UNIFORMS)) throw new Error(`${p.shaderKey}: main() must contain USE_UNIFORMS`);
+  const max = 65535;
+  for (const d of p.dispatch) {
+    if (!Number.isInteger(d) || d < 1 || d > max) throw new Error(`${p.shaderKey}: dispatch ${JSON.stringify(p.dispatch)} outside 1..${max}`);
+  }
+  return { ...p, dispatchLayout: { x: [0], y: [1] } };
+}
+
+/** Test hook: when set, every temporary buffer our kernels allocate starts as NaN. */
+const debug = { poisonTemporaries: false };
+
+/** Turns NaN-filled temporaries on/off (tests use it to prove every element is written). */
+export function setPoisonTemporaries(on: boolean): void {
+  debug.poisonTemporaries = on;
+}
+
+/**
+ * A new float32 buffer of `shape`, every element `value`, written on the GPU (no CPU copy, so a
+ * later read really comes from the GPU buffer). Tests use it to poison outputs with NaN.
+ */
+export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: number): tf.TensorInfo {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const groups = Math.max(1, Math.min(ceilDiv(n, 256), 4096));
+  const v = Number.isNaN(value) ? 'uniforms.NAN' : f32(value);
+  const prog = wgslProgram({
+    shaderKey: `dtFill_${n}_${Number.isNaN(value) ? 'nan' : f32(value)}`,
+    outputShape: shape,
+    variableNames: [],
+    workgroupSize: [256, 1, 1],
+    dispatch: [groups, 1, 1],
+    getUserCode: () => `
+      fn main() {
+        ${USE_UNIFORMS}
+        for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(n)}; i = i + ${groups * 256}) {
+          result[i] = ${v};
+        }
+      }`,
+  });
+  return backend.runWebGPUProgram(prog, [], 'float32', undefined, backend.makeTensorInfo(shape, 'float32'));
+}
+
+/** Allocates a float32 temporary on the backend (NaN-filled under `setPoisonTemporaries(true)`). */
+export function allocTemp(backend: WebgpuBackendLike, shape: number[]): tf.TensorInfo {
+  if (!debug.poisonTemporaries) return backend.makeTensorInfo(shape, 'float32');
+  return gpuFill(backend, shape, NaN);
+}
+
+/** Frees a temporary made by `allocTemp` (or an intermediate program output). */
+export function freeTemp(backend: WebgpuBackendLike, t: tf.TensorInfo): void {
+  backend.disposeData(t.dataId);
+}
+
+/** `ceil(a / b)` for positive integers. */
+export function ceilDiv(a: number, b: number): number {
+  return Math.floor((a + b - 1) / b);
+}
+
+/** Formats an integer as a WGSL i32 literal. */
+export function i32(v: number): string {
+  if (!Number.isInteger(v) || Math.abs(v) > 2 ** 31 - 1) throw new Error(`not an i32: ${v}`);
+  return `${v}`;
+}
+
+/** Formats a number as a WGSL f32 literal (exact for float32 values). */
+export function f32(v: number): string {
+  if (!Number.isFinite(v)) throw new Error(`not a finite f32: ${v}`);
+  const s = Math.fround(v).toPrecision(9);
+  return s.includes('.') || s.includes('e') ? s : `${s}.0`;
+}
