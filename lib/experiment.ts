@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Budget, budgetConfig } from './budget';
-import { loadCifar10, generateFixture, trainValSplit, balancedSubset, DataError, LabelledSplit, Subset, repoRoot } from './data';
+import { loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset, repoRoot } from './data/index';
 import { DeepPartial, Method, PretrainConfig, resolveConfig, BackboneConfig } from './train/config';
 import { pretrain, PretrainResult, StepInfo, TrainCallbacks } from './train/trainer';
 import { RunRecord, readRunRecord, writeRunRecord, gitInfo } from './train/runRecord';
@@ -45,31 +45,18 @@ export function runsDir(budget: Budget): string {
 }
 
 /**
- * CIFAR-10 for a budget. Real data from the usual sources (see lib/data); if none is reachable and
- * `allowFixture` (default: only for the smoke budget), the generated fixture, with a loud message.
+ * CIFAR-10 for a budget. Real data from the usual sources (see lib/data); if none is found and
+ * `allowFixture` (default: only for the smoke budget; DINOTWINS_DATA=real|fixture overrides), the
+ * generated fixture, with a loud message.
  */
 export async function loadExperimentData(budget: Budget, opts: { seed?: number; allowFixture?: boolean } = {}): Promise<ExperimentData> {
   const seed = opts.seed ?? 0;
-  let train: LabelledSplit;
-  let test: LabelledSplit;
-  let classNames: string[];
-  let source: string;
-  let real = true;
-  try {
-    const c = await loadCifar10();
-    ({ train, test, classNames } = c);
-    source = c.source.line;
-  } catch (e) {
-    const allow = opts.allowFixture ?? budget.name === 'smoke';
-    if (!(e instanceof DataError) || !allow) throw e;
-    console.warn(`WARNING: real CIFAR-10 unavailable (${e.message.split('\n')[0]}); using the GENERATED FIXTURE (synthetic images). Numbers from this run say nothing about CIFAR-10.`);
-    const f = generateFixture({ recordsPerBatch: 200, seed });
-    train = { ...f.train, role: 'train' };
-    test = { ...f.test, role: 'test' };
-    classNames = f.classNames;
-    source = 'generated fixture (synthetic, 1,000 train / 200 test images)';
-    real = false;
-  }
+  const allow = opts.allowFixture ?? budget.name === 'smoke';
+  const c = await loadCifar10OrFixture({ mode: allow ? undefined : 'real', fixture: { recordsPerBatch: 200, seed } });
+  const { train, test, classNames } = c;
+  const source = c.source.line;
+  const real = c.source.kind !== 'fixture';
+  if (!real) console.warn(`WARNING: using the GENERATED FIXTURE (synthetic images): ${c.fallbackReason}. Numbers from this run say nothing about CIFAR-10.`);
   const tv = trainValSplit(train, budget.valPerClass, deriveSeed(seed, 1));
   const sub = budget.trainPerClass > 0 ? balancedSubset(tv.train, Math.min(budget.trainPerClass, Math.floor(tv.train.n / 10)), deriveSeed(seed, 2)) : tv.train;
   const testSet = budget.testLimit > 0 && budget.testLimit < test.n ? balancedSubset(test, Math.floor(budget.testLimit / 10), deriveSeed(seed, 3)) : test;

@@ -82,7 +82,7 @@ export class NonFiniteLossError extends Error {
   override name = 'NonFiniteLossError';
 }
 
-interface CheckpointMeta {
+export interface CheckpointMeta {
   step: number;
   config: PretrainConfig;
   rng: { seed: number; step: number };
@@ -114,9 +114,10 @@ async function writeCheckpoint(file: string, m: SslModel, opt: Optimizer, meta: 
   saveCheckpoint(file, { meta: { ...meta, optimizerStep: os.step }, groups });
 }
 
-function restoreCheckpoint(file: string, m: SslModel, opt: Optimizer, cfg: PretrainConfig): CheckpointMeta {
+/** Loads student, teacher and center from a checkpoint into `m` (config must match). Returns the metadata. */
+export function restoreModel(file: string, m: SslModel): { meta: CheckpointMeta; groups: Record<string, Map<string, StoredTensor>> } {
   const { meta, groups } = loadCheckpoint<CheckpointMeta>(file);
-  if (JSON.stringify(meta.config) !== JSON.stringify(cfg)) {
+  if (JSON.stringify(meta.config) !== JSON.stringify(m.cfg)) {
     throw new CheckpointError(`${file} was written with a different config; resume with the same config, or start a new run folder`);
   }
   const asSnap = (g: Map<string, StoredTensor> | undefined, label: string) => {
@@ -134,6 +135,23 @@ function restoreCheckpoint(file: string, m: SslModel, opt: Optimizer, cfg: Pretr
     if (!c) throw new CheckpointError(`${file} has no DINO center`);
     tf.tidy(() => m.center!.assign(tf.tensor(c.values, c.shape)));
   }
+  return { meta, groups };
+}
+
+/** Rebuilds the model of a finished (or stopped) pretraining run from its checkpoint. Caller disposes. */
+export function loadRunModel(config: PretrainConfig, checkpointFile: string): SslModel {
+  const m = buildSslModel(config);
+  try {
+    restoreModel(checkpointFile, m);
+    return m;
+  } catch (e) {
+    m.dispose();
+    throw e;
+  }
+}
+
+function restoreCheckpoint(file: string, m: SslModel, opt: Optimizer): CheckpointMeta {
+  const { meta, groups } = restoreModel(file, m);
   opt.setState(meta.optimizerStep, groups.optimizer ?? new Map());
   return meta;
 }
@@ -162,7 +180,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   let record: RunRecord;
   try {
     if (opts.resume !== false && fs.existsSync(ckptFile)) {
-      const meta = restoreCheckpoint(ckptFile, model, opt, cfg);
+      const meta = restoreCheckpoint(ckptFile, model, opt);
       startStep = meta.step;
       epochSums = meta.epochSums;
       epochCount = meta.epochCount;
