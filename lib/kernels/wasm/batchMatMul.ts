@@ -4,15 +4,30 @@
  * a scalar triple loop, which is what every matMul gradient (dA = dC B^T, dB = A^T dC) and
  * every attention product hit. Here transposed operands are transposed explicitly (a memory
  * copy, cheap next to the product) and batched products run one XNNPACK call per batch entry;
- * small batched products, where per-call overhead dominates, keep the stock loop.
+ * small batched products, where per-call overhead dominates, keep the stock loop. A product
+ * with a transposed big operand is computed transposed (C^T = op(B)^T op(A)^T) when that copies
+ * fewer floats.
  */
 import * as tf from '@tensorflow/tfjs';
-import { withScope } from './scope';
+import { Scope, withScope } from './scope';
+import { transposeBatched } from './heap';
 
 type TensorInfo = tf.TensorInfo;
 
 /** Below this many multiply-adds per batch entry, batched products use the stock loop. */
 export const XNN_BATCHED_MIN_MACS = 1 << 17;
+
+/** x holding [batch, rows, cols] row-major -> new [batch, cols, rows] (JavaScript blocked transpose). */
+function transposeLast2(s: Scope, x: TensorInfo, batch: number, rows: number, cols: number): TensorInfo {
+  const out = s.alloc([batch, cols, rows]);
+  transposeBatched(s.f32(x), s.f32(out), batch, rows, cols);
+  return out;
+}
+
+/** x holding [rows, cols] -> [1, cols, rows]. */
+function transpose2d(s: Scope, x: TensorInfo, rows: number, cols: number): TensorInfo {
+  return transposeLast2(s, x, 1, rows, cols);
+}
 
 export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
@@ -37,11 +52,27 @@ export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: tf.K
     if (batch > 1 && m * k * n < XNN_BATCHED_MIN_MACS) {
       return s.run('BatchMatMul', { a, b }, args.attrs);
     }
+    if (batch === 1) {
+      // C = op(A) op(B) directly, or as C = (op(B)^T op(A)^T)^T, whichever copies fewer floats:
+      // for dA = dC B^T with a big weight B the second form transposes only the small dC and C.
+      const sizeA = m * k;
+      const sizeB = k * n;
+      const direct = (transposeA ? sizeA : 0) + (transposeB ? sizeB : 0);
+      const swapped = (transposeA ? 0 : sizeA) + (transposeB ? 0 : sizeB) + m * n;
+      if (swapped < direct) {
+        const bt = transposeB ? s.reshape(b, [1, n, k]) : transpose2d(s, b, k, n); // op(B)^T [N, K]
+        const at = transposeA ? s.reshape(a, [1, k, m]) : transpose2d(s, a, m, k); // op(A)^T [K, M]
+        const ct = s.run('BatchMatMul', { a: bt, b: at }, { transposeA: false, transposeB: false }); // [1, N, M]
+        return s.reshape(transpose2d(s, ct, n, m), outShape);
+      }
+      const a1 = transposeA ? transpose2d(s, a, k, m) : s.reshape(a, [1, m, k]);
+      const b1 = transposeB ? transpose2d(s, b, n, k) : s.reshape(b, [1, k, n]);
+      return s.reshape(s.run('BatchMatMul', { a: a1, b: b1 }, { transposeA: false, transposeB: false }), outShape);
+    }
     // Untransposed rank-3 operands: A [batchA, M, K], B [batchB, K, N].
-    const a3 = transposeA ? s.transpose(s.reshape(a, [batchA, k, m]), [0, 2, 1]) : s.reshape(a, [batchA, m, k]);
-    const b3 = transposeB ? s.transpose(s.reshape(b, [batchB, n, k]), [0, 2, 1]) : s.reshape(b, [batchB, k, n]);
+    const a3 = transposeA ? transposeLast2(s, a, batchA, k, m) : s.reshape(a, [batchA, m, k]);
+    const b3 = transposeB ? transposeLast2(s, b, batchB, n, k) : s.reshape(b, [batchB, k, n]);
     const plain = { transposeA: false, transposeB: false };
-    if (batch === 1) return s.reshape(s.run('BatchMatMul', { a: a3, b: b3 }, plain), outShape);
     if (batchA !== batchB && batchA !== 1 && batchB !== 1) {
       // General broadcasting of batch axes: rare; leave it to the stock kernel.
       return s.run('BatchMatMul', { a, b }, args.attrs);

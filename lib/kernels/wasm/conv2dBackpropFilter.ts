@@ -1,15 +1,34 @@
 /**
  * `Conv2DBackpropFilter` for wasm (the stock backend has none). The filter gradient of an NHWC
- * convolution is, per filter tap (i, j), dW[i, j] = X_ij^T dY, where X_ij [M, Ci] is the input
- * window shifted by the tap and subsampled by the stride, dY [M, Co], M = N * Ho * Wo
- * (the im2col form of TensorFlow's Conv2DBackpropFilter). Each tap is one strided slice of
- * the padded input plus one XNNPACK matMul, computed as dY^T X_ij so the big operand is the one
- * XNNPACK packs; the [taps, Co, Ci] result is transposed once at the end.
+ * convolution is dW = cols^T dY (the im2col form of TensorFlow's Conv2DBackpropFilter), with
+ * cols [M, kh*kw*Ci] the input windows (shifted by each tap, subsampled by the stride, zero
+ * outside the image) and dY [M, Co], M = N * Ho * Wo. cols^T is written directly by a JavaScript
+ * loop over the wasm heap and multiplied by dY in one XNNPACK matMul, whose [kh*kw*Ci, Co]
+ * result already has the filter's layout; big batches are split into chunks whose partial
+ * products are summed. Stride-1 convolutions over larger maps instead use the convolution form
+ * (TensorFlow's "filter gradient as a convolution"): dW[., i, j, .] is a correlation of the
+ * input, laid out as [Ci, H, W, N] (input channels as the batch, images as channels), with dY
+ * laid out as [Ho, Wo, N, Co] as the filter, which XNNPACK runs without an im2col copy.
  */
 import * as tf from '@tensorflow/tfjs';
 import { withScope } from './scope';
+import { im2colT, swapOuterBlocks, swapOuterInner } from './heap';
 
 type TensorInfo = tf.TensorInfo;
+
+/** Largest im2col buffer (floats) one chunk may use: 16 Mi floats = 64 MiB. */
+export const IM2COL_MAX_FLOATS = 1 << 24;
+
+/** Which algorithm a filter gradient uses (see `filterGradMethod`). */
+export type FilterGradMethod = 'im2col' | 'conv';
+
+/**
+ * Stride-1 convolutions over maps of at least 8x8 use the convolution form (measured about 2x
+ * faster there: no 9x im2col copy); strided, 1x1 and small-map ones use im2col.
+ */
+export function filterGradMethod(kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): FilterGradMethod {
+  return sh === 1 && sw === 1 && kh * kw > 1 && ho * wo >= 64 ? 'conv' : 'im2col';
+}
 
 /** Attributes of tfjs's Conv2DBackpropFilter kernel. */
 interface Attrs {
@@ -30,35 +49,40 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   if (dy.shape.join() !== [n, ho, wo, co].join()) {
     throw new Error(`Conv2DBackpropFilter (wasm): dy has shape [${dy.shape}], expected [${[n, ho, wo, co]}] for x [${x.shape}] and filter [${attrs.filterShape}]`);
   }
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
-  const m = n * ho * wo;
+  const geom = { h, w, c: ci, ho, wo, kh, kw, sh, sw, top: info.padInfo.top, left: info.padInfo.left };
+
+  const k = kh * kw * ci;
+  const perImage = ho * wo;
+  const chunk = Math.max(1, Math.min(n, Math.floor(IM2COL_MAX_FLOATS / (k * perImage))));
+  const { top, left } = info.padInfo;
+  if (filterGradMethod(kh, kw, sh, sw, ho, wo) === 'conv') {
+    return withScope(args.backend, (s) => {
+      const xt = s.alloc([ci, h, w, n]);
+      const dyt = s.alloc([ho, wo, n, co]);
+      swapOuterInner(s.f32(x), s.f32(xt), n, h * w, ci); // [N, H*W, Ci] -> [Ci, H*W, N]
+      swapOuterBlocks(s.f32(dy), s.f32(dyt), n, ho * wo, co); // [N, Ho*Wo, Co] -> [Ho*Wo, N, Co]
+      // Padding so that the (dilation-free) correlation of [H, W] with the [Ho, Wo] "filter" is [kh, kw].
+      const bottom = kh - 1 + ho - h - top;
+      const right = kw - 1 + wo - w - left;
+      const pad: tf.backend_util.ExplicitPadding = [[0, 0], [top, Math.max(0, bottom)], [left, Math.max(0, right)], [0, 0]];
+      let r = s.run('Conv2D', { x: xt, filter: dyt }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] }); // [Ci, kh', kw', Co]
+      if (bottom < 0 || right < 0) r = s.run('Slice', { x: r }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
+      return s.transpose(r, [1, 2, 0, 3]);
+    });
+  }
   return withScope(args.backend, (s) => {
-    // Padded input, only as large as the taps reach: [N, Hp, Wp, Ci].
-    const needH = (ho - 1) * sh + kh;
-    const needW = (wo - 1) * sw + kw;
-    const bottom = Math.max(0, needH - h - top);
-    const right = Math.max(0, needW - w - left);
-    const xp = top > 0 || left > 0 || bottom > 0 || right > 0
-      ? s.run('PadV2', { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 })
-      : x;
-    const dyT = s.transpose(s.reshape(dy, [1, m, co]), [0, 2, 1]); // [1, Co, M]
-    const taps: TensorInfo[] = [];
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        // X_ij [N, Ho, Wo, Ci]: rows i, i+sh, ...; columns j, j+sw, ...
-        const full = ho * sh === xp.shape[1] && wo * sw === xp.shape[2] && i === 0 && j === 0 && sh === 1 && sw === 1;
-        const xs = full ? xp : s.run('StridedSlice', { x: xp }, {
-          begin: [0, i, j, 0], end: [n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, ci], strides: [1, sh, sw, 1],
-          beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-        });
-        const cols = s.reshape(xs, [1, m, ci]);
-        taps.push(s.runOurs('BatchMatMul', { a: dyT, b: cols }, { transposeA: false, transposeB: false })); // [1, Co, Ci]
-      }
+    let acc: TensorInfo | undefined;
+    for (let n0 = 0; n0 < n; n0 += chunk) {
+      const n1 = Math.min(n, n0 + chunk);
+      const m = (n1 - n0) * perImage;
+      const colsT = s.alloc([1, k, m]);
+      // Views are taken after the allocation, which may have grown (detached) the heap.
+      im2colT(s.f32(x), s.f32(colsT), geom, n0, n1);
+      const dyChunk = n0 === 0 && n1 === n ? dy : s.run('Slice', { x: dy }, { begin: [n0, 0, 0, 0], size: [n1 - n0, ho, wo, co] });
+      const part = s.run('BatchMatMul', { a: colsT, b: s.reshape(dyChunk, [1, m, co]) }, { transposeA: false, transposeB: false }); // [1, K, Co]
+      acc = acc === undefined ? part : s.run('Add', { a: acc, b: part });
     }
-    const stacked = taps.length === 1 ? taps[0] : s.run('Concat', taps as unknown as tf.NamedTensorInfoMap, { axis: 0 }); // [taps, Co, Ci]
-    const dw = s.transpose(stacked, [0, 2, 1]); // [taps, Ci, Co]
-    return s.reshape(dw, [kh, kw, ci, co]);
+    return s.reshape(acc as TensorInfo, [kh, kw, ci, co]);
   });
 }
 

@@ -1,0 +1,107 @@
+/**
+ * Data-movement loops over the wasm heap in JavaScript. The stock wasm Transpose, strided Slice
+ * and rank-6 Pad walk element by element through index arithmetic (2-10 ns per element); these
+ * typed-array loops run at memory speed and are what our kernels use to lay operands out for
+ * XNNPACK's matMul.
+ */
+
+/** Tile edge of the blocked transpose (32 x 32 floats = 4 KiB per tile). */
+const TILE = 32;
+
+/**
+ * out[b, j, i] = src[b, i, j] for b < batch, i < rows, j < cols (row-major, both contiguous),
+ * with srcOffset / outOffset in elements. Cache-blocked.
+ */
+export function transposeBatched(src: Float32Array, out: Float32Array, batch: number, rows: number, cols: number, srcOffset = 0, outOffset = 0): void {
+  const plane = rows * cols;
+  for (let b = 0; b < batch; b++) {
+    const s0 = srcOffset + b * plane;
+    const o0 = outOffset + b * plane;
+    for (let i0 = 0; i0 < rows; i0 += TILE) {
+      const i1 = Math.min(rows, i0 + TILE);
+      for (let j0 = 0; j0 < cols; j0 += TILE) {
+        const j1 = Math.min(cols, j0 + TILE);
+        for (let i = i0; i < i1; i++) {
+          const si = s0 + i * cols;
+          for (let j = j0; j < j1; j++) out[o0 + j * rows + i] = src[si + j];
+        }
+      }
+    }
+  }
+}
+
+/** Geometry of an NHWC convolution as im2col needs it. */
+export interface ConvGeometry {
+  /** Input height, width, channels. */
+  h: number;
+  w: number;
+  c: number;
+  /** Output height and width. */
+  ho: number;
+  wo: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  /** Top and left zero padding. */
+  top: number;
+  left: number;
+}
+
+/**
+ * Transposed im2col: for images [n0, n1) of x [N, H, W, C], writes
+ * out[(i * kw + j) * C + c, m] = x[n, y*sh + i - top, x*sw + j - left, c] (0 outside the image),
+ * m = ((n - n0) * Ho + y) * Wo + x, so out is [kh * kw * C, (n1 - n0) * Ho * Wo]: the A operand of
+ * dW = cols^T dY. Reads are contiguous runs of C floats; each row of out is written in order.
+ */
+export function im2colT(x: Float32Array, out: Float32Array, g: ConvGeometry, n0: number, n1: number): void {
+  const { h, w, c, ho, wo, kh, kw, sh, sw, top, left } = g;
+  const m = (n1 - n0) * ho * wo;
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const rowBase = (i * kw + j) * c * m;
+      let col = 0;
+      for (let n = n0; n < n1; n++) {
+        for (let y = 0; y < ho; y++) {
+          const xr = y * sh + i - top;
+          const rowOk = xr >= 0 && xr < h;
+          for (let xo = 0; xo < wo; xo++, col++) {
+            const xc = xo * sw + j - left;
+            if (!rowOk || xc < 0 || xc >= w) {
+              for (let ch = 0; ch < c; ch++) out[rowBase + ch * m + col] = 0;
+            } else {
+              const src = ((n * h + xr) * w + xc) * c;
+              for (let ch = 0; ch < c; ch++) out[rowBase + ch * m + col] = x[src + ch];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * out[b, p, a] = src[a, p, b] for src [A, P, B] (swaps the outer and inner axes, keeps the
+ * middle one): NHWC [N, H*W, C] -> [C, H*W, N]. Reads are contiguous.
+ */
+export function swapOuterInner(src: Float32Array, out: Float32Array, na: number, np: number, nb: number): void {
+  const outStrideB = np * na;
+  for (let a = 0; a < na; a++) {
+    for (let p = 0; p < np; p++) {
+      const s0 = (a * np + p) * nb;
+      const o0 = p * na + a;
+      for (let b = 0; b < nb; b++) out[o0 + b * outStrideB] = src[s0 + b];
+    }
+  }
+}
+
+/** out[q, a, :] = src[a, q, :] for src [A, Q, blk]: swaps two outer axes, moving blk-long runs. */
+export function swapOuterBlocks(src: Float32Array, out: Float32Array, na: number, nq: number, blk: number): void {
+  for (let a = 0; a < na; a++) {
+    for (let q = 0; q < nq; q++) {
+      const s0 = (a * nq + q) * blk;
+      const o0 = (q * na + a) * blk;
+      for (let k = 0; k < blk; k++) out[o0 + k] = src[s0 + k];
+    }
+  }
+}
