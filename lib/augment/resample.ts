@@ -108,22 +108,31 @@ export function blurMatrices(sigmas: readonly number[], size: number, kernelSize
   return m;
 }
 
+/** Repeats a stack of matrices `times` times: [B, ...] -> [times * B, ...] (cheaper in JS than `tf.tile` on wasm). */
+export function repeatMatrices(m: Float32Array, times: number): Float32Array {
+  const out = new Float32Array(m.length * times);
+  for (let t = 0; t < times; t++) out.set(m, t * m.length);
+  return out;
+}
+
 /**
- * Applies per-image separable maps to a channel-major batch: x [C, B, H, W], ry [B, S1, H],
- * rx [B, S2, W] -> [C, B, S1, S2]. Two batched matMuls over C * B matrices.
- * The matrices are tiled over C rather than broadcast: tfjs 4.22's matMul flattens multi-axis batch
- * dimensions before broadcasting, so [1, B, S, H] x [C, B, H, W] silently pairs the wrong matrices.
+ * Applies per-image separable maps to a channel-major batch: x [C, B, H, W], ry [B, S1, H] or
+ * [C*B, S1, H], rx [B, S2, W] or [C*B, S2, W] -> [C, B, S1, S2]. Two batched matMuls over C*B matrices.
+ * Matrices given per image are tiled over C rather than broadcast: tfjs 4.22's matMul flattens
+ * multi-axis batch dimensions before broadcasting, so [1, B, S, H] x [C, B, H, W] silently pairs the
+ * wrong matrices. Pass them pre-tiled (`repeatMatrices`) to skip the device-side tile.
  */
 export function applySeparable(x: tf.Tensor4D, ry: tf.Tensor3D, rx: tf.Tensor3D): tf.Tensor4D {
   const [c, b, h, w] = x.shape;
-  if (ry.shape[0] !== b || rx.shape[0] !== b || ry.shape[2] !== h || rx.shape[2] !== w) {
-    throw new Error(`applySeparable: x [${x.shape}] (channel-major [C, B, H, W]) needs ry [${b}, S1, ${h}] and rx [${b}, S2, ${w}], got ry [${ry.shape}], rx [${rx.shape}]`);
+  const okBatch = (m: tf.Tensor3D) => m.shape[0] === b || m.shape[0] === c * b;
+  if (!okBatch(ry) || !okBatch(rx) || ry.shape[2] !== h || rx.shape[2] !== w) {
+    throw new Error(`applySeparable: x [${x.shape}] (channel-major [C, B, H, W]) needs ry [${b} or ${c * b}, S1, ${h}] and rx [${b} or ${c * b}, S2, ${w}], got ry [${ry.shape}], rx [${rx.shape}]`);
   }
   const s1 = ry.shape[1];
   const s2 = rx.shape[1];
   return tf.tidy(() => {
     const perChannel = (m: tf.Tensor3D, rows: number, cols: number) =>
-      c === 1 ? m : (tf.reshape(tf.tile(tf.expandDims(m, 0), [c, 1, 1, 1]), [c * b, rows, cols]) as tf.Tensor3D); // [C*B, rows, cols]
+      m.shape[0] === c * b ? m : (tf.reshape(tf.tile(tf.expandDims(m, 0), [c, 1, 1, 1]), [c * b, rows, cols]) as tf.Tensor3D); // [C*B, rows, cols]
     const xs = tf.reshape(x, [c * b, h, w]) as tf.Tensor3D; // [C*B, H, W]
     const rowsOut = tf.matMul(perChannel(ry, s1, h), xs); // [C*B, S1, W]
     const out = tf.matMul(rowsOut, perChannel(rx, s2, w), false, true); // [C*B, S1, S2]

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ImageBatch, RawImageSize, CIFAR10_IMAGE_SIZE, batchSize, normalize, toFloatImages } from './normalize';
 import { CropBox, JitterStrength, sampleCropBox, sampleJitter, opRng } from './params';
-import { applySeparable, blurMatrices, cropMatrices } from './resample';
+import { applySeparable, blurMatrices, cropMatrices, repeatMatrices } from './resample';
 import { colorJitter, randomGrayscale, solarize } from './color';
 
 /** Colour jitter settings (torchvision ColorJitter behind RandomApply). */
@@ -155,11 +155,11 @@ export function applyView(x: tf.Tensor4D, spec: ViewSpec, p: ViewParams): tf.Ten
   const s = spec.size;
   return tf.tidy(() => {
     const { ry, rx } = cropMatrices(p.boxes, p.flips, h, w, s, s, spec.antialias);
-    let y = applySeparable(x, tf.tensor3d(ry, [b, s, h]), tf.tensor3d(rx, [b, s, w])); // [3, B, S, S]
+    let y = applySeparable(x, tf.tensor3d(repeatMatrices(ry, 3), [3 * b, s, h]), tf.tensor3d(repeatMatrices(rx, 3), [3 * b, s, w])); // [3, B, S, S]
     if (p.jitter && p.jitter.some((j) => j.apply)) y = colorJitter(y, p.jitter);
     if (p.gray.some(Boolean)) y = randomGrayscale(y, p.gray);
     if (spec.blur && p.sigmas.some((v) => v > 0)) {
-      const m = tf.tensor3d(blurMatrices(p.sigmas, s, spec.blur.kernelSize), [b, s, s]);
+      const m = tf.tensor3d(repeatMatrices(blurMatrices(p.sigmas, s, spec.blur.kernelSize), 3), [3 * b, s, s]);
       y = applySeparable(y, m, m);
     }
     if (p.thresholds.some((t) => t <= 1)) y = solarize(y, p.thresholds);
