@@ -105,7 +105,7 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   if (!(await webgpu(t))) return;
   registerWebgpuKernels();
   try {
-    assert.deepEqual(activeWebgpuKernels().sort(), ['Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Mean', 'Sum']);
+    assert.deepEqual(activeWebgpuKernels().sort(), ['AddN', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Mean', 'Sum']);
     for (const [i, c] of CASES.entries()) {
       const info = convInfo(c);
       const xv = randn(info.inShape.reduce((a, b) => a * b), 100 + i);
@@ -230,6 +230,24 @@ test('Sum and Mean over leading axes match cpu (one and two passes, keepDims, fa
     x.dispose();
   } finally {
     setPoisonTemporaries(false);
+    unregisterWebgpuKernels();
+  }
+});
+
+test('AddN over more inputs than the device binds at once (a gradient norm over many parameters)', async (t) => {
+  if (!(await webgpu(t))) return;
+  const vals = Array.from({ length: 20 }, (_, i) => randn(1200, 1000 + i));
+  const want = await onCpu(() => tf.addN(vals.map((v) => tf.tensor1d(v))));
+  registerWebgpuKernels();
+  try {
+    const before = tf.memory().numTensors;
+    const xs = vals.map((v) => tf.tensor1d(v));
+    const y = tf.addN(xs);
+    const e = relErr((await y.data()) as Float32Array, want);
+    assert.ok(e < TOL, `addN rel err ${e}`);
+    tf.dispose([...xs, y]);
+    assert.equal(tf.memory().numTensors, before);
+  } finally {
     unregisterWebgpuKernels();
   }
 });

@@ -2,7 +2,9 @@
  * dinotwins' WebGPU kernels, registered over tfjs-backend-webgpu's stock ones through the one
  * registration point (`lib/kernels/index.ts`): Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter
  * as implicit GEMMs (`conv2d.ts`), and Sum/Mean over leading axes (batch-norm statistics and the
- * bias/BN gradients) as coalesced column sums (`reduce_rows.ts`). Cases ours do not cover (NCHW,
+ * bias/BN gradients) as coalesced column sums (`reduce_rows.ts`), and AddN split into groups that
+ * fit the device's storage-buffer limit (stock AddN binds every input at once and fails beyond 8 on
+ * Dawn's default limits, e.g. a gradient norm over 75 parameters). Cases ours do not cover (NCHW,
  * dilation, int32, other reduction axes) go to the stock kernel captured at registration.
  *
  * Importing this module adds the registrar; `lib/backend.ts` runs it after requiring the webgpu
@@ -18,7 +20,7 @@ import { REDUCE_ROWS_DEFAULTS, ReduceRowsOptions, sumRows } from './reduce_rows'
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
 
 /** Names of the kernels we can replace. */
-export const WEBGPU_KERNEL_NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum', 'Mean'] as const;
+export const WEBGPU_KERNEL_NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum', 'Mean', 'AddN'] as const;
 export type WebgpuKernelName = (typeof WEBGPU_KERNEL_NAMES)[number];
 
 /** What to register and how to tune it. */
@@ -117,6 +119,31 @@ function makeReduce(name: 'Sum' | 'Mean', o: WebgpuKernelOptions): tf.KernelFunc
   };
 }
 
+/** AddN over any number of inputs: stock AddN on groups small enough to bind, then on the partial sums. */
+function makeAddN(): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend } = args as unknown as { inputs: tf.TensorInfo[]; backend: WebgpuBackendLike };
+    const stockAddN = stockKernel('AddN');
+    const perGroup = Math.max(2, (backend.device.limits.maxStorageBuffersPerShaderStage ?? 8) - 1);
+    let level: tf.TensorInfo[] = Array.from(inputs);
+    const temps: tf.TensorInfo[] = [];
+    while (level.length > perGroup) {
+      const next: tf.TensorInfo[] = [];
+      for (let i = 0; i < level.length; i += perGroup) {
+        const group = level.slice(i, i + perGroup);
+        if (group.length === 1) { next.push(group[0]); continue; }
+        const partial = stockAddN({ ...args, inputs: group as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo;
+        temps.push(partial);
+        next.push(partial);
+      }
+      level = next;
+    }
+    const res = stockAddN({ ...args, inputs: level as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo;
+    for (const t of temps) backend.disposeData(t.dataId);
+    return res;
+  };
+}
+
 /**
  * Replaces the stock webgpu kernels named in `opts.kernels` with ours (re-registering with new
  * options is allowed); returns the names now ours. The webgpu backend package must be loaded.
@@ -133,6 +160,7 @@ export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): 
     Conv2DBackpropFilter: () => makeConv2DBackpropFilter(o),
     Sum: () => makeReduce('Sum', o),
     Mean: () => makeReduce('Mean', o),
+    AddN: () => makeAddN(),
   };
   for (const name of o.kernels) {
     const k = tf.getKernel(name, BACKEND);

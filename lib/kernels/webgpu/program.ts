@@ -33,7 +33,7 @@ export interface WebgpuBackendLike {
   runWebGPUProgram(program: WgslProgram, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: unknown[], output?: tf.TensorInfo): tf.TensorInfo;
   makeTensorInfo(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
-  device: { limits: { maxComputeWorkgroupsPerDimension: number } };
+  device: { limits: { maxComputeWorkgroupsPerDimension: number; maxStorageBuffersPerShaderStage?: number } };
 }
 
 /**
