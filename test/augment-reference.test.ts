@@ -101,4 +101,11 @@ test('gaussian blur (per-image sigma, reflect padding) matches torchvision gauss
 test('solarize matches torchvision (threshold 0.5)', async () => {
   await tf.setBackend('cpu');
   await check((x) => solarize(x, [0.5, 0.5, 0.5]), ref.solarize, 'solarize', 1e-7);
+  // Per-image: image 1 is skipped (threshold > 1) and must come back unchanged.
+  const per = 3 * H * W;
+  const mixed = (ref.solarize as number[]).map((v, i) => (Math.floor(i / per) === 1 ? ref.image[i] : v));
+  await check((x) => solarize(x, [0.5, Infinity, 0.5]), mixed, 'solarize per image', 1e-7);
+  const xi = image();
+  assert.throws(() => solarize(xi, [0.5, 0.4, 2]), /one threshold <= 1 per batch/);
+  xi.dispose();
 });

@@ -209,12 +209,19 @@ export function randomGrayscale(x: tf.Tensor4D, mask: boolean[]): tf.Tensor4D {
   });
 }
 
-/** torchvision solarize: pixels >= threshold become 1 - x. Use a threshold > 1 to leave an image unchanged. */
+/**
+ * torchvision solarize: pixels >= threshold become 1 - x. Use a threshold > 1 to leave an image unchanged;
+ * the images that are solarised share one threshold.
+ */
 export function solarize(x: tf.Tensor4D, thresholds: number[]): tf.Tensor4D {
   checkImages(x, thresholds.length, 'solarize');
   if (thresholds.every((t) => t > 1)) return tf.clone(x);
+  const t = thresholds.find((v) => v <= 1);
+  if (thresholds.some((v) => v <= 1 && v !== t)) throw new Error(`solarize: one threshold <= 1 per batch (others > 1 to skip), got ${JSON.stringify(thresholds)}`);
   return onChannels(x, (c, p) => {
-    const t = perImage(thresholds.map((v) => Math.min(v, 2)), p); // Infinity -> 2: same effect on [0, 1], finite for upload
-    return c.map((ch) => tf.where(tf.greaterEqual(ch, t), tf.sub(1, ch), ch)) as Rgb;
+    // A scalar comparison (broadcast comparisons are slow on wasm and cpu), then a per-image 0/1 mix (exact).
+    const m = perImage(thresholds.map((v) => (v <= 1 ? 1 : 0)), p);
+    const keep = tf.sub(1, m);
+    return c.map((ch) => tf.add(tf.mul(tf.where(tf.greaterEqual(ch, t!), tf.sub(1, ch), ch), m), tf.mul(ch, keep))) as Rgb;
   });
 }
