@@ -64,6 +64,25 @@ test('resized crops (+ flip) match F.interpolate bilinear, with and without anti
   }
 });
 
+test('bicubic resized crops match F.interpolate bicubic (a = -0.75), and antialiased (PIL, a = -0.5)', async () => {
+  await tf.setBackend('cpu');
+  for (const [ci, cases] of (ref.crops_bicubic as { box: number[]; out: number[]; antialias: boolean; flip: boolean; y: number[] }[][]).entries()) {
+    const x = image();
+    for (const [b, c] of cases.entries()) {
+      const [top, left, h, w] = c.box;
+      const [oh, ow] = c.out;
+      const ry = new Float32Array(oh * H);
+      const rx = new Float32Array(ow * W);
+      fillResizeMatrix(ry, 0, oh, H, top, h, c.antialias, false, 'bicubic');
+      fillResizeMatrix(rx, 0, ow, W, left, w, c.antialias, c.flip, 'bicubic');
+      const y = tf.tidy(() => toBchw(applySeparable(tf.slice(x, [0, b, 0, 0], [-1, 1, -1, -1]), tf.tensor3d(ry, [1, oh, H]), tf.tensor3d(rx, [1, ow, W]))));
+      assertClose(await y.data(), c.y, 2e-5, `bicubic case ${ci}/${b} ${JSON.stringify(c.box)} -> ${oh}x${ow} aa=${c.antialias} flip=${c.flip}`);
+      y.dispose();
+    }
+    x.dispose();
+  }
+});
+
 test('brightness, contrast, saturation, hue with per-image factors match torchvision', async () => {
   await tf.setBackend('cpu');
   const f = ref.factors;

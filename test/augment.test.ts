@@ -118,6 +118,16 @@ test('crop with scale (1, 1) and ratio (1, 1) is the identity; at another size i
   const x = toFloatImages(img);
   const [y] = makeViews(img, raw({}), 5);
   assert.equal(maxAbsDiff(await values(y), await values(x)), 0);
+  for (const antialias of [false, true]) {
+    const [yc] = makeViews(img, raw({ interpolation: 'bicubic', antialias }), 5);
+    assert.ok(maxAbsDiff(await values(yc), await values(x)) < 1e-6, `bicubic identity, antialias ${antialias}`);
+    yc.dispose();
+  }
+  // Bicubic enlargement overshoots; the view is clamped to [0, 1] as PIL's uint8 output is.
+  const [up] = makeViews(img, raw({ interpolation: 'bicubic', scale: [0.1, 0.2] }), 5);
+  assert.ok((await values(up)).every((v) => v >= 0 && v <= 1));
+  up.dispose();
+  assert.throws(() => makeViews(img, raw({ interpolation: 'nearest' as 'bilinear' }), 5), /interpolation must be 'bilinear' or 'bicubic'/);
   const [z] = makeViews(img, raw({ size: 16 }), 5);
   const want = tf.image.resizeBilinear(x, [16, 16], false, true); // half-pixel centres; 2x downscale
   // With antialias off, a 2x bilinear downscale at half-pixel centres averages 2x2 blocks, as resizeBilinear does.

@@ -3,8 +3,8 @@
  * blur are both separable linear maps, out = Ry . X . Rx^T for each image and channel, so a whole
  * batch with different crops / sigmas per image is two batched matMuls on any backend.
  *
- * Weights follow PyTorch exactly: `F.interpolate(mode='bilinear', align_corners=False)` (with
- * `antialias=True` the triangle filter widened by the downscale factor, as PIL and
+ * Weights follow PyTorch exactly: `F.interpolate(mode='bilinear' | 'bicubic', align_corners=False)`
+ * (with `antialias=True` the filters widened by the downscale factor, as PIL and
  * `torchvision.transforms.functional.resized_crop(..., antialias=True)`), and torchvision's
  * tensor `gaussian_blur` (kernel from linspace(-(k-1)/2, (k-1)/2), reflect padding).
  * The matrices are built in JavaScript: O(B * S * H) numbers, never a per-pixel loop.
@@ -12,30 +12,58 @@
 import * as tf from '@tensorflow/tfjs';
 import { CropBox } from './params';
 
+/** Resampling filter of a resized crop. */
+export type Interpolation = 'bilinear' | 'bicubic';
+
+/** PyTorch's cubic convolution coefficient for |x| < 1 and 1 <= |x| < 2 (Keys, parameter a). */
+function cubic(x: number, a: number): number {
+  const t = Math.abs(x);
+  if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+  return 0;
+}
+
 /**
  * Writes the [outSize, inSize] matrix (row-major, at `offset`) that resizes the segment
- * [start, start + len) of an axis of length inSize to outSize samples, bilinear, half-pixel centres.
- * `flip` reverses the output order (a horizontal flip after the crop).
+ * [start, start + len) of an axis of length inSize to outSize samples at half-pixel centres
+ * (align_corners=False). `flip` reverses the output order (a horizontal flip after the crop).
+ * - bilinear: `upsample_bilinear2d` (source index clamped at 0, neighbour clamped at the edge);
+ *   with antialias, PyTorch's `_upsample_bilinear2d_aa` / PIL: a triangle filter widened by the
+ *   downscale factor and renormalised (identical to plain bilinear when enlarging).
+ * - bicubic: `upsample_bicubic2d` (Keys a = -0.75, indices clamped at the edges); with antialias,
+ *   `_upsample_bicubic2d_aa` / PIL (a = -0.5, widened when shrinking, renormalised at the edges).
  */
-export function fillResizeMatrix(m: Float32Array, offset: number, outSize: number, inSize: number, start: number, len: number, antialias: boolean, flip: boolean): void {
+export function fillResizeMatrix(m: Float32Array, offset: number, outSize: number, inSize: number, start: number, len: number, antialias: boolean, flip: boolean, interpolation: Interpolation = 'bilinear'): void {
   if (!(len >= 1 && start >= 0 && start + len <= inSize)) {
     throw new Error(`resize: segment [${start}, ${start + len}) does not fit in an axis of ${inSize}`);
   }
+  if (interpolation !== 'bilinear' && interpolation !== 'bicubic') throw new Error(`resize: interpolation must be 'bilinear' or 'bicubic', got ${String(interpolation)}`);
   const scale = len / outSize;
+  const cubicAa = interpolation === 'bicubic';
   for (let k = 0; k < outSize; k++) {
     const row = offset + (flip ? outSize - 1 - k : k) * inSize;
     for (let j = 0; j < inSize; j++) m[row + j] = 0;
-    if (antialias && scale > 1) {
-      // PyTorch's _upsample_bilinear2d_aa / PIL: triangle filter of half-width `scale`, renormalised.
+    if (antialias && (scale > 1 || cubicAa)) {
+      // Separable antialiased filter (PIL's ImagingResample, PyTorch's *_aa kernels), renormalised.
+      const halfTaps = cubicAa ? 2 : 1;
+      const support = halfTaps * Math.max(scale, 1);
+      const inv = scale >= 1 ? 1 / scale : 1;
+      const filter = (x: number) => (cubicAa ? cubic(x, -0.5) : Math.max(0, 1 - Math.abs(x)));
       const center = scale * (k + 0.5);
-      const support = scale;
       const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
       const xmax = Math.min(Math.trunc(center + support + 0.5), len);
       let total = 0;
-      for (let j = xmin; j < xmax; j++) total += Math.max(0, 1 - Math.abs((j - center + 0.5) / scale));
-      for (let j = xmin; j < xmax; j++) {
-        const w = Math.max(0, 1 - Math.abs((j - center + 0.5) / scale));
-        m[row + start + j] += total > 0 ? w / total : 0;
+      for (let j = xmin; j < xmax; j++) total += filter((j - center + 0.5) * inv);
+      for (let j = xmin; j < xmax; j++) m[row + start + j] += total !== 0 ? filter((j - center + 0.5) * inv) / total : 0;
+    } else if (interpolation === 'bicubic') {
+      // upsample_bicubic2d, align_corners=False: unclamped source position, taps clamped to the segment.
+      const src = scale * (k + 0.5) - 0.5;
+      const i0 = Math.floor(src);
+      const t = src - i0;
+      const w = [cubic(t + 1, -0.75), cubic(t, -0.75), cubic(1 - t, -0.75), cubic(2 - t, -0.75)];
+      for (let tap = 0; tap < 4; tap++) {
+        const j = Math.min(Math.max(i0 - 1 + tap, 0), len - 1);
+        m[row + start + j] += w[tap];
       }
     } else {
       // upsample_bilinear2d, align_corners=False: source index clamped at 0, neighbour at the edge.
@@ -89,14 +117,14 @@ export function fillBlurMatrix(m: Float32Array, offset: number, size: number, ke
 }
 
 /** Row and column resize matrices of a batch of crops: ry [B, outH, inH], rx [B, outW, inW]. */
-export function cropMatrices(boxes: readonly CropBox[], flips: readonly boolean[], inH: number, inW: number, outH: number, outW: number, antialias: boolean): { ry: Float32Array; rx: Float32Array } {
+export function cropMatrices(boxes: readonly CropBox[], flips: readonly boolean[], inH: number, inW: number, outH: number, outW: number, antialias: boolean, interpolation: Interpolation = 'bilinear'): { ry: Float32Array; rx: Float32Array } {
   const b = boxes.length;
   const ry = new Float32Array(b * outH * inH);
   const rx = new Float32Array(b * outW * inW);
   for (let i = 0; i < b; i++) {
     const c = boxes[i];
-    fillResizeMatrix(ry, i * outH * inH, outH, inH, c.top, c.height, antialias, false);
-    fillResizeMatrix(rx, i * outW * inW, outW, inW, c.left, c.width, antialias, flips[i]);
+    fillResizeMatrix(ry, i * outH * inH, outH, inH, c.top, c.height, antialias, false, interpolation);
+    fillResizeMatrix(rx, i * outW * inW, outW, inW, c.left, c.width, antialias, flips[i], interpolation);
   }
   return { ry, rx };
 }

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ImageBatch, RawImageSize, CIFAR10_IMAGE_SIZE, batchSize, normalize, toFloatImages } from './normalize';
 import { CropBox, JitterStrength, sampleCropBox, sampleJitter, opRng } from './params';
-import { applySeparable, blurMatrices, cropMatrices, repeatMatrices } from './resample';
+import { Interpolation, applySeparable, blurMatrices, cropMatrices, repeatMatrices } from './resample';
 import { colorJitter, randomGrayscale, solarize } from './color';
 
 /** Colour jitter settings (torchvision ColorJitter behind RandomApply). */
@@ -40,8 +40,13 @@ export interface ViewSpec {
   scale: readonly [number, number];
   /** Crop aspect ratio w/h, drawn log-uniformly (RandomResizedCrop ratio). */
   ratio: readonly [number, number];
-  /** Antialiased resizing when a crop is shrunk (PIL and torchvision antialias=True); no effect when enlarging. */
+  /** Antialiased resizing (PIL and torchvision antialias=True): matters when a crop is shrunk (and, for bicubic, at the edges). */
   antialias: boolean;
+  /**
+   * Resampling filter. Default 'bilinear' (as asked for CIFAR); the ImageNet references (DINO, Barlow
+   * Twins) use PIL bicubic, i.e. 'bicubic' with antialias. Bicubic overshoot is clamped to [0, 1], as PIL's uint8 output is.
+   */
+  interpolation?: Interpolation;
   /** Probability of a horizontal flip. */
   flipP: number;
   /** Colour jitter, or null for none. */
@@ -98,6 +103,9 @@ export function validateView(v: ViewSpec, where = 'view'): void {
   checkRange(v.scale, `${where}.scale`, 0, Infinity);
   if (!(v.scale[1] > 0)) throw new Error(`${where}.scale must allow a positive area, got ${JSON.stringify(v.scale)}`);
   checkRange(v.ratio, `${where}.ratio`, 1e-6, Infinity);
+  if (v.interpolation !== undefined && v.interpolation !== 'bilinear' && v.interpolation !== 'bicubic') {
+    throw new Error(`${where}.interpolation must be 'bilinear' or 'bicubic', got ${JSON.stringify(v.interpolation)}`);
+  }
   checkP(v.flipP, `${where}.flipP`);
   checkP(v.grayscaleP, `${where}.grayscaleP`);
   checkP(v.solarizeP, `${where}.solarizeP`);
@@ -154,8 +162,10 @@ export function applyView(x: tf.Tensor4D, spec: ViewSpec, p: ViewParams): tf.Ten
   const [, b, h, w] = x.shape;
   const s = spec.size;
   return tf.tidy(() => {
-    const { ry, rx } = cropMatrices(p.boxes, p.flips, h, w, s, s, spec.antialias);
+    const interpolation = spec.interpolation ?? 'bilinear';
+    const { ry, rx } = cropMatrices(p.boxes, p.flips, h, w, s, s, spec.antialias, interpolation);
     let y = applySeparable(x, tf.tensor3d(repeatMatrices(ry, 3), [3 * b, s, h]), tf.tensor3d(repeatMatrices(rx, 3), [3 * b, s, w])); // [3, B, S, S]
+    if (interpolation === 'bicubic') y = tf.clipByValue(y, 0, 1);
     if (p.jitter && p.jitter.some((j) => j.apply)) y = colorJitter(y, p.jitter);
     if (p.gray.some(Boolean)) y = randomGrayscale(y, p.gray);
     if (spec.blur && p.sigmas.some((v) => v > 0)) {

@@ -1,6 +1,6 @@
 """Reference values for test/augment-reference.test.ts (run: /usr/bin/python3 test/reference/augment_ref.py).
 
-PyTorch 1.13, float64. Resizing uses torch.nn.functional.interpolate (bilinear, align_corners=False,
+PyTorch 1.13, float64. Resizing uses torch.nn.functional.interpolate (bilinear and bicubic, align_corners=False,
 with and without antialias) on the cropped region, i.e. torchvision's F.resized_crop; the colour and
 blur operations restate torchvision 0.14's tensor functional code (torchvision is not installed here):
 adjust_brightness/contrast/saturation/hue, rgb_to_grayscale, _rgb2hsv/_hsv2rgb, gaussian_blur, solarize.
@@ -127,6 +127,22 @@ for case in crops:
             y = y.flip(-1)
         res.append({"box": [top, left, h, w], "out": [oh, ow], "antialias": aa, "flip": flip, "y": flat(y)})
     out["crops"].append(res)
+
+# Bicubic (torchvision InterpolationMode.BICUBIC on tensors; PIL-like with antialias), same layout.
+crops_bicubic = [
+    [(2, 1, 7, 5, 9, 8, False, False), (0, 0, 12, 10, 6, 5, False, True), (5, 4, 3, 6, 7, 7, False, False)],
+    [(2, 1, 7, 5, 9, 8, True, False), (0, 2, 12, 8, 6, 3, True, True), (1, 0, 11, 9, 4, 5, True, False)],
+]
+out["crops_bicubic"] = []
+for case in crops_bicubic:
+    res = []
+    for b, (top, left, h, w, oh, ow, aa, flip) in enumerate(case):
+        c = img[b : b + 1, :, top : top + h, left : left + w]
+        y = F.interpolate(c, size=(oh, ow), mode="bicubic", align_corners=False, antialias=aa)[0]
+        if flip:
+            y = y.flip(-1)
+        res.append({"box": [top, left, h, w], "out": [oh, ow], "antialias": aa, "flip": flip, "y": flat(y)})
+    out["crops_bicubic"].append(res)
 
 bf, cf, sf, hf = [0.6, 1.0, 1.4], [0.6, 1.3, 1.0], [0.0, 0.8, 1.2], [-0.1, 0.0, 0.37]
 out["factors"] = {"brightness": bf, "contrast": cf, "saturation": sf, "hue": hf}
