@@ -6,7 +6,8 @@
  * is first dilated by inserting s - 1 zeros between its rows and columns.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Scope, withScope } from './scope';
+import { Scope, WasmBackend, withScope } from './scope';
+import { flipFilterInto } from './heap';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -35,11 +36,35 @@ export function zeroInsert(s: Scope, x: TensorInfo, sh: number, sw: number): Ten
   return s.reshape(t, [n, h * sh, w * sw, c]);
 }
 
-/** Filter [kh, kw, Ci, Co] rotated by 180 degrees with channels swapped: [kh, kw, Co, Ci]. */
-export function flipFilter(s: Scope, filter: TensorInfo): TensorInfo {
-  const [kh, kw] = filter.shape;
-  const rotated = kh === 1 && kw === 1 ? filter : s.run('Reverse', { x: filter }, { dims: [0, 1] });
-  return s.transpose(rotated, [0, 1, 3, 2]);
+/**
+ * Flipped filters by the dataId of the filter they come from. A training step calls the input
+ * gradient once per view with the same weights: the second call reuses the flipped copy (and
+ * XNNPACK's packed operator, cached by tensor id). Entries whose filter has been disposed are
+ * freed at the next call.
+ */
+const flipped = new Map<object, TensorInfo>();
+
+/** Filter [kh, kw, Ci, Co] rotated by 180 degrees with channels swapped: [kh, kw, Co, Ci] (cached). */
+export function flipFilter(backend: WasmBackend, filter: TensorInfo): TensorInfo {
+  for (const [id, t] of flipped) {
+    if (!backend.dataIdMap.has(id)) {
+      if (backend.dataIdMap.has(t.dataId)) backend.disposeData(t.dataId);
+      flipped.delete(id);
+    }
+  }
+  const hit = flipped.get(filter.dataId);
+  if (hit) return hit;
+  const [kh, kw, ci, co] = filter.shape;
+  const out = backend.makeOutput([kh, kw, co, ci], 'float32');
+  flipFilterInto(backend.typedArrayFromHeap(filter) as Float32Array, backend.typedArrayFromHeap(out) as Float32Array, kh, kw, ci, co);
+  flipped.set(filter.dataId, out);
+  return out;
+}
+
+/** Frees every cached flipped filter (for tests and backend teardown). */
+export function clearFlipCache(backend: WasmBackend): void {
+  for (const t of flipped.values()) if (backend.dataIdMap.has(t.dataId)) backend.disposeData(t.dataId);
+  flipped.clear();
 }
 
 export function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
@@ -67,7 +92,7 @@ export function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backe
       up = s.run('Slice', { x: up }, { begin: [0, 0, 0, 0], size });
     }
     const pad: tf.backend_util.ExplicitPadding = [[0, 0], [before[0], Math.max(0, after[0])], [before[1], Math.max(0, after[1])], [0, 0]];
-    const wf = flipFilter(s, filter);
+    const wf = flipFilter(s.backend, filter);
     return s.run('Conv2D', { x: up, filter: wf }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined as unknown as string });
   });
 }

@@ -105,3 +105,16 @@ export function swapOuterBlocks(src: Float32Array, out: Float32Array, na: number
     }
   }
 }
+
+/**
+ * Filter [kh, kw, Ci, Co] rotated by 180 degrees with its channel axes swapped:
+ * out[i, j, co, ci] = w[kh-1-i, kw-1-j, ci, co], i.e. [kh, kw, Co, Ci].
+ */
+export function flipFilterInto(w: Float32Array, out: Float32Array, kh: number, kw: number, ci: number, co: number): void {
+  const tap = ci * co;
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      transposeBatched(w, out, 1, ci, co, ((kh - 1 - i) * kw + (kw - 1 - j)) * tap, (i * kw + j) * tap);
+    }
+  }
+}

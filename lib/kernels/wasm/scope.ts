@@ -15,6 +15,8 @@ export interface WasmBackend extends tf.KernelBackend {
   disposeData(dataId: object, force?: boolean): boolean;
   typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
   incRef(dataId: object): void;
+  /** Live tensors' storage (a dataId stays valid until its tensor is disposed). */
+  dataIdMap: { has(dataId: object): boolean };
 }
 
 /** Kernel functions taken from the registry before we override any of them. */
