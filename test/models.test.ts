@@ -148,7 +148,7 @@ for (const key of ['resnet18', 'resnet50'] as const) {
   });
 }
 
-test('ViT forward, last-block attention and position-embedding gradient match PyTorch (16x16, and 8x8 / 12x12 with interpolation)', async () => {
+test('ViT forward, last-block attention and position-embedding gradient match PyTorch (16x16, and 8x8 / 12x12 / 8x12 with interpolation)', async () => {
   await tf.setBackend('cpu');
   const V = REF.vit;
   const net = vit(V.config);
@@ -156,7 +156,7 @@ test('ViT forward, last-block attention and position-embedding gradient match Py
   net.init(ps, 3);
   loadTorch(ps, V.params);
   for (const run of V.runs) {
-    const x = images(2, run.size, run.size);
+    const x = images(2, run.size[0], run.size[1]);
     const before = tf.memory().numTensors;
     const attn: tf.Tensor4D[] = [];
     const y = tf.tidy(() => net.forward(ps, x, { training: true, attention: attn }));

@@ -158,7 +158,7 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
     def interpolate_pos_encoding(self, x, w, h):
-        # DINO's code (rows/cols named w0/h0 there; the inputs here are square).
+        # DINO's code: its "w" is the row count (x.shape[-2]) and "h" the column count.
         npatch = x.shape[1] - 1
         N = self.pos_embed.shape[1] - 1
         if npatch == N and w == h:
@@ -322,9 +322,9 @@ def vit_case():
     m = VisionTransformer(16, 4, 16, 2, 2, 24)
     params = fill(m)
     runs = []
-    for size in [16, 8, 12]:
+    for size in [[16, 16], [8, 8], [12, 12], [8, 12]]:
         m.zero_grad()
-        x = images(2, size, size)
+        x = images(2, size[0], size[1])
         y, attn = m(x)
         w = out_weights(y.numel()).reshape(y.shape)
         (y * w).sum().backward()
