@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The one script for a lent GPU machine (no Node.js, no internet): run from the repo root with the
+# .carry/ folder built by bench/device/prepare.sh carried along. Steps, each with its own time limit
+# so a slow one cannot starve the rest, results under $OUT as they are produced:
+#   1. unpack Node and dawn.node; unpack the Vulkan loader + GLVND debs into / and ldconfig;
+#      point Vulkan at NVIDIA's ICD (VK_DRIVER_FILES)              -> $OUT/env.txt
+#   2. WebGPU kernel checks on the real GPU (test/kernels-webgpu)    -> $OUT/kernels-test.txt
+#   3. PyTorch reference, same steps and kernel shapes               -> $OUT/torch.json, torch.txt
+#   4. per-kernel timings, stock and ours                            -> $OUT/gpu-kernels.json, gpu-kernels.txt
+#   5. our kernels: all three training steps                         -> $OUT/gpu-ours.json, gpu-ours-steps.txt
+#   6. stock kernels: the Barlow Twins ResNet-18 step only           -> $OUT/gpu-stock.json, gpu-stock.txt
+# Time limits add up to 570 s: call the run tool with timeout_s 600.
+# Locally (CPU + lavapipe) `LOCAL=1 QUICK=1 bash bench/device/run.sh` checks the logic: nothing is
+# unpacked into /, the current Vulkan environment is kept, and every run is shrunk (--quick);
+# PYTHON=/usr/bin/python3 picks an interpreter that has torch.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$here"
+carry="$here/.carry"
+OUT="${OUT:-$here/.carry/out}"
+mkdir -p "$OUT"
+work="$(mktemp -d)"
+quick=()
+[[ -n "${QUICK:-}" ]] && quick=(--quick)
+log() { echo "[run.sh $(date +%H:%M:%S)] $*" | tee -a "$OUT/run-log.txt" >&2; }
+
+[[ -f "$carry/node.xz" ]] || { log "no .carry/node.xz: run bench/device/prepare.sh here first and carry .carry"; exit 2; }
+unxz_to() { # file.xz dest
+  if command -v xz >/dev/null; then xz -dc "$1" > "$2"; else python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$1" "$2"; fi
+}
+log "unpacking node and dawn.node"
+unxz_to "$carry/node.xz" "$work/node" && chmod +x "$work/node"
+dawn="$carry/node_modules/webgpu/dist/linux-x64/dawn.node"
+[[ -f "$dawn" ]] || unxz_to "$dawn.xz" "$dawn"
+NODE="$work/node"
+
+if [[ -z "${LOCAL:-}" ]]; then
+  log "unpacking Vulkan loader + GLVND into /"
+  for d in "$carry"/debs/*.deb; do dpkg -x "$d" / || log "dpkg -x failed for $d"; done
+  ldconfig || true
+  icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  [[ -f "$icd" ]] || icd="$(find / -name 'nvidia_icd*.json' -not -path '*/proc/*' 2>/dev/null | head -n 1)"
+  export VK_DRIVER_FILES="$icd" VK_ICD_FILENAMES="$icd"
+fi
+{
+  echo "node: $("$NODE" --version)"; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"; echo "commit: $(cat "$carry/COMMIT" 2>/dev/null)"
+  nvidia-smi 2>&1 | head -n 15
+} > "$OUT/env.txt"
+log "env: $(head -n 2 "$OUT/env.txt" | tr '\n' ' ')"
+
+step() { # name limit_s outfile cmd...
+  local name="$1" limit="$2" outfile="$3"; shift 3
+  log "start $name (limit ${limit}s)"
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$OUT/$outfile" 2>&1
+  local rc=$?
+  log "end $name rc=$rc in $((SECONDS - t0))s"
+  grep -v '^Warning: maxDynamic' "$OUT/$outfile" | tail -n 25 >&2
+}
+
+step "kernel checks" 60 kernels-test.txt "$NODE" --test "$carry/kernels-webgpu.test.cjs"
+step "pytorch reference" 100 torch.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --out "$OUT/torch.json"
+step "webgpu kernels (stock and ours)" 150 gpu-kernels.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock,ours --what kernels --out "$OUT/gpu-kernels.json"
+step "webgpu ours steps" 160 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --repeats 3 --per-repeat 2 --out "$OUT/gpu-ours.json"
+step "webgpu stock barlow step" 100 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$OUT/gpu-stock.json"
+rm -rf "$work"
+log "done; results in $OUT"
