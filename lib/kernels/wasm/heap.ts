@@ -118,3 +118,21 @@ export function flipFilterInto(w: Float32Array, out: Float32Array, kh: number, k
     }
   }
 }
+
+/**
+ * Writes phase (rh, rw) of a stride-(sh, sw) image: dst[n, rh + sh*u, rw + sw*v, :] = src[n, u, v, :]
+ * for src [N, Hr, Wr, C] into dst [N, H, W, C].
+ */
+export function scatterPhase(src: Float32Array, dst: Float32Array, n: number, hr: number, wr: number, c: number, h: number, w: number, rh: number, rw: number, sh: number, sw: number): void {
+  for (let b = 0; b < n; b++) {
+    for (let u = 0; u < hr; u++) {
+      const rowDst = (b * h + rh + sh * u) * w;
+      const rowSrc = (b * hr + u) * wr;
+      for (let v = 0; v < wr; v++) {
+        const d = (rowDst + rw + sw * v) * c;
+        const s0 = (rowSrc + v) * c;
+        for (let k = 0; k < c; k++) dst[d + k] = src[s0 + k];
+      }
+    }
+  }
+}
