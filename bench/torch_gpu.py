@@ -235,13 +235,15 @@ def main():
     p.add_argument('--vit-depth', type=int, default=12)
     p.add_argument('--out')
     p.add_argument('--quick', action='store_true')
+    p.add_argument('--tf32', action='store_true', help='keep PyTorch defaults (cuDNN convs in TF32 on tensor cores); default is strict fp32 like WebGPU')
     a = p.parse_args()
     a.kernel_shapes = [(32, 64), (16, 128), (8, 256), (4, 512)]
     if a.quick:
         a.batch, a.width, a.repeats, a.per_repeat, a.warmup, a.iters, a.local, a.kernel_batch, a.vit_depth = 2, 8, 2, 1, 1, 2, 2, 2, 4
         a.kernel_shapes = [(8, 16), (4, 32)]
-    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 like WebGPU
-    torch.backends.cudnn.allow_tf32 = False
+    if not a.tf32:  # strict fp32 like WebGPU (PyTorch's default lets cuDNN convolutions use TF32)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if dev.type == 'cpu':

@@ -9,7 +9,7 @@
 #   4. per-kernel timings, stock and ours                            -> $OUT/gpu-kernels.json, gpu-kernels.txt
 #   5. our kernels: all three training steps                         -> $OUT/gpu-ours.json, gpu-ours-steps.txt
 #   6. stock kernels: the Barlow Twins ResNet-18 step only           -> $OUT/gpu-stock.json, gpu-stock.txt
-# Time limits add up to 570 s: call the run tool with timeout_s 600.
+# Time limits add up to 580 s: call the run tool with timeout_s 600.
 # Locally (CPU + lavapipe) `LOCAL=1 QUICK=1 bash bench/device/run.sh` checks the logic: nothing is
 # unpacked into /, the current Vulkan environment is kept, and every run is shrunk (--quick);
 # PYTHON=/usr/bin/python3 picks an interpreter that has torch.
@@ -59,9 +59,10 @@ step() { # name limit_s outfile cmd...
 }
 
 step "kernel checks" 60 kernels-test.txt "$NODE" --test "$carry/kernels-webgpu.test.cjs"
-step "pytorch reference" 100 torch.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --out "$OUT/torch.json"
-step "webgpu kernels (stock and ours)" 150 gpu-kernels.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock,ours --what kernels --out "$OUT/gpu-kernels.json"
-step "webgpu ours steps" 160 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --repeats 3 --per-repeat 2 --out "$OUT/gpu-ours.json"
+step "pytorch reference" 90 torch.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --out "$OUT/torch.json"
+step "pytorch steps, TF32 defaults" 60 torch-tf32.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --tf32 --what steps --steps barlow-r18 --repeats 3 --out "$OUT/torch-tf32.json"
+step "webgpu kernels (stock and ours)" 130 gpu-kernels.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock,ours --what kernels --out "$OUT/gpu-kernels.json"
+step "webgpu ours steps" 140 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --repeats 3 --per-repeat 2 --out "$OUT/gpu-ours.json"
 step "webgpu stock barlow step" 100 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$OUT/gpu-stock.json"
 rm -rf "$work"
 log "done; results in $OUT"
