@@ -165,3 +165,23 @@ test('gradients of a small conv + batch-norm + GELU + dense + softmax net match 
     return [value, ...grads];
   }, 2e-3);
 });
+
+test('Identity and same-dtype Cast share storage on wasm, and the values outlive the source', async () => {
+  await tf.setBackend('wasm');
+  const n0 = tf.memory().numTensors;
+  const a = tf.tensor2d([[1, 2], [3, 4]]);
+  const b = tf.clone(a);
+  const c = tf.cast(a, 'float32');
+  const d = tf.cast(tf.tensor1d([1, 0, 2], 'int32'), 'bool');
+  const e = tf.cast(tf.tensor1d([1.7, -2.2]), 'int32');
+  a.dispose();
+  assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3, 4]);
+  assert.deepEqual(Array.from(c.dataSync()), [1, 2, 3, 4]);
+  assert.deepEqual(Array.from(d.dataSync()), [1, 0, 1]);
+  assert.equal(d.dtype, 'bool');
+  assert.deepEqual(Array.from(e.dataSync()), [1, -2]);
+  b.dispose();
+  assert.deepEqual(Array.from(c.dataSync()), [1, 2, 3, 4]);
+  tf.dispose([c, d, e]);
+  assert.ok(tf.memory().numTensors <= n0 + 2, 'only the two int32 temporaries of the casts may remain');
+});
