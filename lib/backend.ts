@@ -8,7 +8,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { importEsm } from './util/esm';
-import { registerKernelsFor, ourKernels } from './kernels';
+import { registerKernelsFor, ourKernels } from './kernels/index';
+// Our kernels add their registrars on import; they register only when their backend is activated.
+import './kernels/wasm/index';
+import './kernels/webgpu/index';
 
 export const BACKEND_IDS = ['tensorflow-gpu', 'webgpu', 'tensorflow-cpu', 'wasm', 'cpu'] as const;
 export type BackendId = (typeof BACKEND_IDS)[number];

@@ -20,10 +20,10 @@ export function emaUpdate<T extends tf.Tensor>(teacher: T, student: T, momentum:
  * In place: for every trainable parameter of the student, teacher[name] ← m·teacher[name] + (1 − m)·student[name].
  * The teacher may be a frozen clone (ParamStore.clone(label, false)); buffers (batch-norm running statistics) are
  * left alone, as in DINO, so the teacher keeps its own. Throws if the teacher lacks a name or a shape differs.
+ * `names` restricts the update (e.g. to the student parameters the teacher mirrors: backbone and DINO head).
  */
-export function emaUpdateStore(teacher: ParamStore, student: ParamStore, momentum: number): void {
+export function emaUpdateStore(teacher: ParamStore, student: ParamStore, momentum: number, names: readonly string[] = student.trainableNames()): void {
   checkMomentum('emaUpdateStore', momentum);
-  const names = student.trainableNames();
   for (const name of names) {
     if (!teacher.has(name)) throw new Error(`emaUpdateStore: teacher (${teacher.label}) has no parameter "${name}" of the student (${student.label})`);
     const t = teacher.get(name);

@@ -18,7 +18,7 @@ import { extractFeatures } from './eval/features';
 import { linearProbe, ProbeResult } from './eval/linearProbe';
 import { knnAccuracy, KNN_DEFAULTS } from './eval/knn';
 import { trainSupervised } from './eval/supervised';
-import { buildBackbone } from './models';
+import { buildBackbone } from './models/index';
 import { ParamStore } from './nn/params';
 import { Backbone } from './nn/module';
 import { currentBackend } from './backend';

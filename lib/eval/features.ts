@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Backbone } from '../nn/module';
 import { ParamStore } from '../nn/params';
-import { evalImages } from '../augment';
+import { evalImages } from '../augment/index';
 
 export interface ExtractOptions {
   /** Images per forward pass. Default 256. */

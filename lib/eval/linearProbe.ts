@@ -74,7 +74,7 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
   const prep = (x: LabelledFeatures) => tf.tidy(() => tf.mul(tf.sub(tf.tensor2d(x.features, [x.n, dim]), tf.tensor1d(mu)), tf.tensor1d(inv)) as tf.Tensor2D);
   const xTrain = prep(tr);
   const xVal = prep(args.val);
-  const yTrain = tf.oneHot(tf.tensor1d(Array.from(tr.labels), 'int32'), numClasses);
+  const yTrain = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(tr.labels), 'int32'), numClasses));
   const stepsPerEpoch = Math.max(1, Math.ceil(tr.n / cfg.batchSize));
   const curves: ProbeResult['curves'] = [];
   let best = { acc: -1, lr: 0, wd: 0, epoch: -1, w: null as tf.Tensor2D | null, b: null as tf.Tensor1D | null };
@@ -84,8 +84,11 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
     for (const { lr, wd } of settings) {
       const rng = new Rng(deriveSeed(cfg.seed, 101));
       const bound = 1 / Math.sqrt(dim);
-      const w = tf.variable(tf.tensor2d(Float32Array.from({ length: dim * numClasses }, () => rng.uniform(-bound, bound)), [dim, numClasses]));
-      const b = tf.variable(tf.zeros([numClasses]) as tf.Tensor1D);
+      // tf.variable copies its initial value: build both inside tidy so the initial tensors are freed.
+      const [w, b] = tf.tidy(() => [
+        tf.variable(tf.tensor2d(Float32Array.from({ length: dim * numClasses }, () => rng.uniform(-bound, bound)), [dim, numClasses])),
+        tf.variable(tf.zeros([numClasses]) as tf.Tensor1D),
+      ]) as [tf.Variable<tf.Rank.R2>, tf.Variable<tf.Rank.R1>];
       const opt = tf.train.adam(lr);
       const curve: number[] = [];
       for (let epoch = 0; epoch < cfg.epochs; epoch++) {

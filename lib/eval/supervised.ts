@@ -11,7 +11,7 @@ import { initLinear, linear } from '../nn/layers';
 import { Optimizer } from '../train/optimizers';
 import { warmupCosineSchedule } from '../schedules';
 import { deriveSeed, Rng } from '../rng';
-import { makeViews, IDENTITY_VIEW, DEFAULT_RATIO, ViewsConfig } from '../augment';
+import { makeViews, IDENTITY_VIEW, DEFAULT_RATIO, ViewsConfig } from '../augment/index';
 import { LabelledImages } from './knnMonitor';
 
 export interface SupervisedConfig {

@@ -3,7 +3,7 @@
  * through backbone and projector on its own, loss = barlowTwinsLoss(z1, z2, lambda).
  */
 import * as tf from '@tensorflow/tfjs';
-import { barlowTwinsLoss, crossCorrelation } from '../losses';
+import { barlowTwinsLoss, crossCorrelation } from '../losses/index';
 import { MethodStep } from './step';
 import { PREFIX } from './model';
 import { backboneFeatures, headOverViews, normalisedStd } from './views';

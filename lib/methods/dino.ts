@@ -5,7 +5,8 @@
  * updated after the optimizer step. Ablation switches follow the config.
  */
 import * as tf from '@tensorflow/tfjs';
-import { dinoLoss, updateCenter, emaUpdateStore } from '../losses';
+import { dinoLoss, updateCenter } from '../losses/index';
+import { emaUpdateStore } from '../ema';
 import { ForwardContext, stopGradient } from '../nn/layers';
 import { MethodStep, StepSchedule } from './step';
 import { teacherEntropyTensor, teacherStudentKLTensor } from '../eval/monitors';
@@ -45,7 +46,7 @@ export function dinoMonitors(student: tf.Tensor3D, teacher: tf.Tensor3D, center:
 }
 
 export function afterDinoStep(m: SslModel, teacher: tf.Tensor3D | undefined, s: StepSchedule): void {
-  if (m.teacher) emaUpdateStore(m.teacher, m.student, s.emaMomentum);
+  if (m.teacher) emaUpdateStore(m.teacher, m.student, s.emaMomentum, m.emaNames);
   if (teacher && m.cfg.dino.ablations.centering) {
     const c = m.center!;
     tf.tidy(() => c.assign(updateCenter(c as tf.Tensor1D, teacher, m.cfg.dino.centerMomentum)));

@@ -5,7 +5,7 @@
  * DINO head outputs (target 'head'). Both terms are logged separately.
  */
 import * as tf from '@tensorflow/tfjs';
-import { dinoLoss, barlowPairMean } from '../losses';
+import { dinoLoss, barlowPairMean } from '../losses/index';
 import { MethodStep } from './step';
 import { PREFIX } from './model';
 import { activeCenter, afterDinoStep, dinoMonitors, studentDino, teacherDino } from './dino';

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
 import { Backbone, Head } from '../nn/module';
-import { buildBackbone, barlowProjector, dinoHead, lastLayerParamNames } from '../models';
+import { buildBackbone, barlowProjector, dinoHead, lastLayerParamNames } from '../models/index';
 import { PretrainConfig } from '../train/config';
 import { deriveSeed } from '../rng';
 
@@ -23,6 +23,8 @@ export interface SslModel {
   readonly teacher?: ParamStore;
   /** DINO center [K]. */
   readonly center?: tf.Variable;
+  /** Student parameters the teacher mirrors (EMA targets): trainable `backbone.*` and `head.*`. */
+  readonly emaNames: readonly string[];
   /** Names of the DINO last-layer parameters (frozen during the first epochs). */
   readonly lastLayerNames: ReadonlySet<string>;
   dispose(): void;
@@ -58,10 +60,11 @@ export function buildSslModel(cfg: PretrainConfig): SslModel {
         teacher.add(n, student.get(n).clone(), info.kind, false);
       }
     }
-    center = tf.variable(tf.zeros([cfg.dino.head.out]), false);
+    center = tf.tidy(() => tf.variable(tf.zeros([cfg.dino.head.out]), false));
   }
+  const emaNames = teacher ? student.trainableNames().filter((n) => teacher!.has(n)) : [];
   return {
-    cfg, backbone, projector, head, student, teacher, center, lastLayerNames,
+    cfg, backbone, projector, head, student, teacher, center, lastLayerNames, emaNames,
     dispose() {
       student.dispose();
       teacher?.dispose();

@@ -16,7 +16,7 @@ import { Optimizer } from './optimizers';
 import { stepSchedule } from './schedule';
 import { saveCheckpoint, loadCheckpoint, CheckpointError, StoredTensor } from './checkpoint';
 import { RunRecord, EpochMetrics, gitInfo, writeRunRecord, readRunRecord } from './runRecord';
-import { buildSslModel, SslModel, METHOD_STEPS } from '../methods';
+import { buildSslModel, SslModel, METHOD_STEPS } from '../methods/index';
 import { StepSchedule } from '../methods/step';
 import { deriveSeed, Rng } from '../rng';
 import { BackendReport, currentBackend } from '../backend';
@@ -286,6 +286,8 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
       method.afterStep?.(model, teacherOut, s);
       tf.dispose([...views, ...Object.values(grads)]);
       teacherOut?.dispose();
+      // A method may log its total as a part too (same tensor): give each entry its own handle.
+      for (const k of Object.keys(parts)) if (parts[k] === value) parts[k] = tf.clone(value);
       pending.push({ step, s, tensors: { loss: value, gradNorm, ...parts } });
       stepsSinceT0 += 1;
       epochSeconds += (Date.now() - tStep) / 1000;

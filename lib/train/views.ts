@@ -1,6 +1,6 @@
 /** The training views for one step: the method's augmentation preset applied to a uint8 batch. */
 import * as tf from '@tensorflow/tfjs';
-import { makeViews, viewsForMethod, ViewsConfig } from '../augment';
+import { makeViews, viewsForMethod, ViewsConfig } from '../augment/index';
 import { PretrainConfig } from './config';
 
 const cache = new WeakMap<PretrainConfig, ViewsConfig>();

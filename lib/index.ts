@@ -1,0 +1,60 @@
+/**
+ * dinotwins: the public surface. Notebooks import this file (`./lib/index` through the
+ * notebooks/lib symlink; tslab cannot import a folder, so every path here names a file).
+ */
+export * from './backend';
+export * from './rng';
+export * from './budget';
+export * from './keep';
+export * from './notebook';
+export * from './experiment';
+
+// Data: an explicit list, so generic names stay namespaced under `data`.
+export {
+  loadCifar10, loadCifar10OrFixture, DataError, balancedSubset, trainValSplit, take, classCounts, channelStats,
+  writeCifar10Fixture, generateFixture, damageFixture, CIFAR10_CLASS_NAMES, CIFAR10_ENV,
+} from './data/index';
+export type { LoadCifar10Options, Cifar10, Cifar10Source, LabelledSplit, Subset, Split } from './data/index';
+export * as data from './data/index';
+
+// Augmentations.
+export * from './augment/index';
+
+// Networks.
+export * from './nn/params';
+export * from './nn/layers';
+export * from './nn/module';
+export * from './models/index';
+
+// Losses, schedules, EMA.
+export * from './losses/barlow';
+export * from './losses/dino';
+export * from './losses/dinoTwins';
+export * from './schedules';
+export * from './ema';
+
+// Methods and training.
+export * from './methods/index';
+export * from './train/config';
+export * from './train/optimizers';
+export * from './train/schedule';
+export * from './train/checkpoint';
+export * from './train/runRecord';
+export * from './train/trainer';
+export * from './train/cli';
+
+// Evaluation.
+export * from './eval/knn';
+export * from './eval/monitors';
+export * from './eval/features';
+export * from './eval/linearProbe';
+export * from './eval/knnMonitor';
+export * from './eval/supervised';
+export * from './eval/analysis';
+
+// Charts, images, tables, progress: a namespace (names such as display, table, progress are generic).
+export * as viz from './viz/index';
+
+// Kernels (registered automatically by selectBackend; exported for benchmarks and tests).
+export { ourKernels } from './kernels/index';
+export { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNEL_DEFAULTS } from './kernels/webgpu/index';
