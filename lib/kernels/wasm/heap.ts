@@ -57,28 +57,38 @@ export interface ConvGeometry {
 export function im2colT(x: Float32Array, out: Float32Array, g: ConvGeometry, n0: number, n1: number): void {
   const { h, w, c, ho, wo, kh, kw, sh, sw, top, left } = g;
   const m = (n1 - n0) * ho * wo;
+  // Columns are handled in blocks of IM2COL_BLOCK so that each output row is written in runs
+  // (a plain per-column loop writes one float per cache line).
+  const src = new Int32Array(IM2COL_BLOCK);
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const rowBase = (i * kw + j) * c * m;
-      let col = 0;
-      for (let n = n0; n < n1; n++) {
-        for (let y = 0; y < ho; y++) {
+      for (let col0 = 0; col0 < m; col0 += IM2COL_BLOCK) {
+        const nb = Math.min(IM2COL_BLOCK, m - col0);
+        for (let t = 0; t < nb; t++) {
+          const col = col0 + t;
+          const xo = col % wo;
+          const rest = (col - xo) / wo;
+          const y = rest % ho;
+          const n = n0 + (rest - y) / ho;
           const xr = y * sh + i - top;
-          const rowOk = xr >= 0 && xr < h;
-          for (let xo = 0; xo < wo; xo++, col++) {
-            const xc = xo * sw + j - left;
-            if (!rowOk || xc < 0 || xc >= w) {
-              for (let ch = 0; ch < c; ch++) out[rowBase + ch * m + col] = 0;
-            } else {
-              const src = ((n * h + xr) * w + xc) * c;
-              for (let ch = 0; ch < c; ch++) out[rowBase + ch * m + col] = x[src + ch];
-            }
+          const xc = xo * sw + j - left;
+          src[t] = xr >= 0 && xr < h && xc >= 0 && xc < w ? ((n * h + xr) * w + xc) * c : -1;
+        }
+        for (let ch = 0; ch < c; ch++) {
+          const o = rowBase + ch * m + col0;
+          for (let t = 0; t < nb; t++) {
+            const p = src[t];
+            out[o + t] = p >= 0 ? x[p + ch] : 0;
           }
         }
       }
     }
   }
 }
+
+/** Column block of `im2colT`. */
+const IM2COL_BLOCK = 64;
 
 /**
  * out[b, p, a] = src[a, p, b] for src [A, P, B] (swaps the outer and inner axes, keeps the
