@@ -4,12 +4,13 @@
  * bench/torch_cpu.py runs the same steps in PyTorch; a table with ratios is printed at the end.
  *
  *   npx tsx bench/cpu.ts [--models r18w16,r18w32,r18w64,vitt4] [--batches 32,128]
- *                        [--backends wasm,cpu] [--steps 5] [--warmup 2] [--max-seconds 60]
+ *                        [--backends wasm,wasm-t2,cpu] [--steps 5] [--warmup 2] [--max-seconds 60]
  *                        [--no-torch] [--json out.json]
  *   npx tsx bench/cpu.ts --flat 1000 [--models r18w16p512] [--batches 8]   (memory-flatness run)
  *
  * The pure-JS `cpu` backend is about 100x slower: it only runs ResNet-18 width 16 at batch 32
- * (other combos are skipped unless --cpu-all). Throughput counts views per second (2 views per
+ * (other combos are skipped unless --cpu-all). `wasm-t2` is wasm's threaded build with 2 threads
+ * (lib/kernels/wasm/threads.ts). Throughput counts views per second (2 views per
  * image pair); "ms/step" is the median wall time of the timed steps, "cpu ms" the median process
  * CPU time (wasm uses one thread, so on a busy machine cpu ms is the better speed measure).
  */
@@ -41,7 +42,14 @@ function arg(name: string, def?: string): string | undefined {
 }
 const has = (name: string): boolean => process.argv.includes(`--${name}`);
 
-async function useBackend(name: string): Promise<void> {
+/** 'wasm' (1 thread), 'wasm-t2' (threaded build, 2 threads) or 'cpu'. Returns wasm threads (1 otherwise). */
+async function useBackend(id: string): Promise<number> {
+  const m = /^wasm-t(\d)$/.exec(id);
+  const name = m ? 'wasm' : id;
+  if (m) {
+    const { useWasmThreads } = await import('../lib/kernels/wasm/threads');
+    useWasmThreads({ threads: Number(m[1]) });
+  }
   if (name === 'wasm') {
     const { registerKernelsFor } = await import('../lib/kernels');
     await import('../lib/kernels/wasm');
@@ -49,6 +57,9 @@ async function useBackend(name: string): Promise<void> {
   }
   if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend('${name}') failed`);
   await tf.ready();
+  if (name !== 'wasm') return 1;
+  const { wasmThreadsCount } = await import('../lib/kernels/wasm/threads');
+  return wasmThreadsCount();
 }
 
 function wasmHeapMiB(): number | undefined {
@@ -61,7 +72,7 @@ async function child(): Promise<void> {
   const backend = arg('backend', 'wasm') as string;
   const model = benchModel(arg('model', 'r18w16') as string);
   const batch = Number(arg('batch', '32'));
-  await useBackend(backend);
+  const threads = await useBackend(backend);
   const b = barlowBench(model, batch);
   let peak = 0;
   const step = (): void => {
@@ -70,12 +81,13 @@ async function child(): Promise<void> {
   };
   const t = timeSteps(step, Number(arg('warmup', '2')), Number(arg('steps', '5')), Number(arg('max-seconds', '60')) * 1000);
   const row: Row = {
-    impl: `tfjs-${backend}`, model: model.id, batch, threads: 1, params: b.params, wallMs: t.wallMs, cpuMs: t.cpuMs, steps: t.steps,
+    impl: `tfjs-${backend}`, model: model.id, batch, threads, params: b.params, wallMs: t.wallMs, cpuMs: t.cpuMs, steps: t.steps,
     viewsPerSec: (2 * batch * 1000) / t.wallMs, peakTensorMiB: peak / 2 ** 20, wasmHeapMiB: wasmHeapMiB(),
     rssMaxMiB: process.resourceUsage().maxRSS / 1024,
   };
   b.dispose();
   console.log(JSON.stringify(row));
+  process.exit(0); // the threaded build's workers would keep the process alive
 }
 
 /** Child process: memory flatness over many steps. */
@@ -133,7 +145,7 @@ function table(rows: Row[]): string {
     const label = BENCH_MODELS.find((m) => m.id === r.model)?.label ?? r.model;
     const ratioWall = t && r.impl !== 'torch' ? `${(t.wallMs / r.wallMs).toFixed(2)}x` : '';
     const ratioCpu = t && r.impl !== 'torch' ? `${(t.cpuMs / r.cpuMs).toFixed(2)}x` : '';
-    const impl = r.impl === 'torch' ? `PyTorch ${r.threads} threads` : `${r.impl} (1 thread)`;
+    const impl = r.impl === 'torch' ? `PyTorch ${r.threads} threads` : `${r.impl} (${r.threads ?? 1} thread${(r.threads ?? 1) > 1 ? 's' : ''})`;
     lines.push(`| ${label} | ${r.batch} | ${impl}${r.error ? ` (${r.error})` : ''} | ${fmt(r.viewsPerSec)} | ${fmt(r.wallMs, 0)} | ${fmt(r.cpuMs, 0)} | ${ratioWall} | ${ratioCpu} | ${fmt(r.peakTensorMiB, 0)} | ${fmt(r.wasmHeapMiB, 0)} | ${fmt(r.rssMaxMiB, 0)} |`);
   }
   return lines.join('\n');
@@ -145,7 +157,7 @@ async function main(): Promise<void> {
   const models = (arg('models', 'r18w16,r18w16p512,r18w32,r18w32p512,r18w64,vitt4') as string).split(',');
   models.forEach(benchModel);
   const batches = (arg('batches', '32,128') as string).split(',').map(Number);
-  const backends = (arg('backends', 'wasm,cpu') as string).split(',');
+  const backends = (arg('backends', 'wasm,wasm-t2,cpu') as string).split(',');
   const common = ['--steps', arg('steps', '5') as string, '--warmup', arg('warmup', '2') as string, '--max-seconds', arg('max-seconds', '60') as string];
   const rows: Row[] = [];
   if (!has('no-torch')) {
@@ -164,7 +176,8 @@ async function main(): Promise<void> {
       }
     }
   }
-  const order = (r: Row): string => `${models.indexOf(r.model)}-${String(r.batch).padStart(5, '0')}-${r.impl === 'torch' ? 0 : r.impl === 'tfjs-wasm' ? 1 : 2}`;
+  const rank = (impl: string): number => (impl === 'torch' ? 0 : impl.startsWith('tfjs-wasm') ? 1 : 2);
+  const order = (r: Row): string => `${models.indexOf(r.model)}-${String(r.batch).padStart(5, '0')}-${rank(r.impl)}-${r.impl}`;
   rows.sort((a, b) => order(a).localeCompare(order(b)));
   const out = arg('json');
   if (out) fs.writeFileSync(out, JSON.stringify(rows, null, 1));
