@@ -1,7 +1,8 @@
 /**
  * Compute budgets for the notebooks and the CLI, chosen with DINOTWINS_BUDGET:
  *  - smoke: CI; a few minutes for all notebooks on 2 cores, on a small real subset;
- *  - cpu:   a real run on 2 cores, about 20-30 minutes per method (narrow ResNet-18);
+ *  - cpu:   a real run on 2 cores, about 15-25 minutes per method on wasm (narrow ResNet-18,
+ *           3 epochs of a 10,000-image subset: measured 3.5-6 s per step of 128 images);
  *  - gpu:   the full schedule (ResNet-18, all 45,000 training images, 200 epochs).
  * Each budget fixes the data subset, the backbone and the schedule; a notebook's config cell
  * starts from these and may override anything.
@@ -46,9 +47,10 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
   },
   cpu: {
     name: 'cpu', trainPerClass: 1000, valPerClass: 100, testLimit: 0,
-    backbone: { kind: 'resnet', depth: 18, width: 16 }, epochs: 8, batchSize: 128,
-    projector: { hidden: 1024, out: 1024, layers: 3 }, dinoHead: { out: 1024, hidden: 1024, bottleneck: 128 }, nLocal: 2,
-    knnEvery: 1, probeEpochs: 30, warmupTeacherTempEpochs: 2, supervisedEpochs: 8,
+    backbone: { kind: 'resnet', depth: 18, width: 16 }, epochs: 3, batchSize: 128,
+    // 512-wide heads: a 1024-wide projector over 4 views overflows the wasm heap in DINO-Twins.
+    projector: { hidden: 512, out: 512, layers: 3 }, dinoHead: { out: 1024, hidden: 512, bottleneck: 128 }, nLocal: 2,
+    knnEvery: 1, probeEpochs: 30, warmupTeacherTempEpochs: 1, supervisedEpochs: 3,
   },
   gpu: {
     name: 'gpu', trainPerClass: 0, valPerClass: 500, testLimit: 0,
@@ -82,4 +84,9 @@ export function budgetConfig(b: Budget): DeepPartial<PretrainConfig> {
     checkpointEvery: 50,
     logEvery: b.name === 'smoke' ? 1 : 5,
   };
+}
+
+/** Settings for the ablation notebook's runs: shorter than the method runs, so all switches fit the budget. */
+export function ablationBudget(b: Budget): Budget {
+  return b.name === 'gpu' ? { ...b, epochs: 50 } : b.name === 'cpu' ? { ...b, epochs: 1, trainPerClass: 500 } : b;
 }

@@ -4,6 +4,7 @@
  * pretraining with a kNN monitor, baselines, and the frozen linear probe of any run record.
  * Everything a second notebook needs lives here, not in a notebook.
  */
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -91,8 +92,20 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   return out;
 }
 
+/** Short stable hash of a config: runs with different settings get different folders. */
+export function configHash(config: unknown): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 8);
+}
+
+/** Default run folder name: method, backbone, seed and a hash of the whole config. */
+export function runName(config: PretrainConfig): string {
+  const b = config.backbone;
+  const bb = b.kind === 'resnet' ? `r${b.depth}w${b.width}` : `vit-${String(b.preset)}`;
+  return `${config.method}-${bb}-s${config.seed}-${configHash(config)}`;
+}
+
 export interface RunOptions {
-  /** Run folder name under runsDir(budget). Default `<method>`. */
+  /** Run folder name under runsDir(budget). Default `runName(config)`. */
   name?: string;
   /** Explicit run folder (overrides `name`). */
   runDir?: string;
@@ -108,7 +121,7 @@ export interface RunOptions {
 
 /** Pretrains (or resumes) one method on the budget's data, with the kNN monitor on the validation split. */
 export async function runPretraining(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions = {}): Promise<PretrainResult> {
-  const runDir = opts.runDir ?? path.join(runsDir(budget), opts.name ?? config.method);
+  const runDir = opts.runDir ?? path.join(runsDir(budget), opts.name ?? runName(config));
   if (opts.fresh) fs.rmSync(runDir, { recursive: true, force: true });
   const monitor = knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery });
   return pretrain({
@@ -156,8 +169,12 @@ export async function runBaseline(kind: 'random-init' | 'supervised', backboneCf
   const dir = path.join(runsDir(budget), kind);
   fs.mkdirSync(dir, { recursive: true });
   const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.batchSize };
-  const rec = newRecord(kind, kind, budget, config, data, seed);
   const recordFile = path.join(dir, 'record.json');
+  if (fs.existsSync(recordFile)) {
+    const old = readRunRecord(recordFile);
+    if (old.status === 'done' && JSON.stringify(old.config) === JSON.stringify(config)) return old; // re-running a cell does not retrain
+  }
+  const rec = newRecord(kind, kind, budget, config, data, seed);
   const ckpt = path.join(dir, 'checkpoint.ckpt');
   const backbone = buildBackbone(backboneCfg);
   const t0 = Date.now();

@@ -1,0 +1,60 @@
+/**
+ * Runs a whole budget outside Jupyter, exactly as the notebooks do (same configs, same run
+ * folders): pretraining of each method, the random-init and supervised baselines, then the frozen
+ * linear probe of every run. Finished steps are skipped, so it can be re-run after an interruption.
+ *   npx tsx bin/run-budget.ts --budget cpu [--only barlow,dino,dino-twins,random-init,supervised] [--no-probe]
+ */
+import { parseArgs } from 'util';
+import * as path from 'path';
+import { selectBackend } from '../lib/backend';
+import { BUDGETS, BudgetName, BUDGETS_NAMES } from '../lib/budget';
+import { loadExperimentData, experimentConfig, runPretraining, runBaseline, probeRun, runsDir } from '../lib/experiment';
+import { listRunRecords } from '../lib/train/runRecord';
+import { METHODS, Method } from '../lib/train/config';
+import { progress } from '../lib/viz/progress';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { budget: { type: 'string' }, only: { type: 'string' }, 'no-probe': { type: 'boolean' } }, strict: true });
+  const name = values.budget ?? 'smoke';
+  if (!(BUDGETS_NAMES as readonly string[]).includes(name)) throw new Error(`--budget "${name}" is not one of ${BUDGETS_NAMES.join(', ')}`);
+  const budget = BUDGETS[name as BudgetName];
+  const all = [...METHODS, 'random-init', 'supervised'];
+  const only = values.only ? values.only.split(',') : all;
+  for (const o of only) if (!all.includes(o)) throw new Error(`--only: "${o}" is not one of ${all.join(', ')}`);
+  await selectBackend();
+  const data = await loadExperimentData(budget);
+  console.log(`data: ${data.source}\n${data.protocol.split}`);
+  for (const m of only) {
+    const t0 = Date.now();
+    if ((METHODS as readonly string[]).includes(m)) {
+      const cfg = experimentConfig(m as Method, budget);
+      const bar = progress({ total: cfg.epochs * Math.floor(data.train.n / cfg.batchSize), label: m });
+      const r = await runPretraining(cfg, budget, data, {
+        onStep: (s) => bar.update(s.step + 1, { loss: s.values.loss }),
+        onEpochEnd: (i) => console.error(`\n${m} epoch ${i.epoch + 1}: ${JSON.stringify({ ...i.metrics.means, ...i.metrics.extra })}`),
+      });
+      bar.done();
+      r.model.dispose();
+      console.log(`${m}: ${r.record.status} in ${((Date.now() - t0) / 1000).toFixed(0)} s -> ${r.recordFile}`);
+    } else {
+      const rec = await runBaseline(m as 'random-init' | 'supervised', budget.backbone, budget, data);
+      console.log(`${m}: ${rec.status} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    }
+  }
+  if (values['no-probe']) return;
+  for (const { file, record } of listRunRecords(runsDir(budget))) {
+    if (!only.includes(record.method) || record.status !== 'done') continue;
+    if (record.results.linearProbe) {
+      console.log(`${record.id}: already probed`);
+      continue;
+    }
+    const t0 = Date.now();
+    const p = await probeRun(file, data, budget.probeEpochs);
+    console.log(`${path.basename(path.dirname(file))}: linear val ${p.linear.valTop1.toFixed(2)}%, test ${p.linear.testTop1?.toFixed(2)}%, kNN test ${p.knnTestTop1.toFixed(2)}% (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+}
+
+main().catch((e) => {
+  console.error(`error: ${(e as Error).message}`);
+  process.exit(1);
+});
