@@ -97,7 +97,11 @@ test('batched and transposed matMul match cpu (XNNPACK and stock paths)', async 
       const b3 = rand(tb ? [6, 96, 40] : [6, 40, 96], 7);
       const a4 = rand(ta ? [2, 3, 20, 9] : [2, 3, 9, 20], 8);
       const bBroadcast = rand(tb ? [1, 11, 20] : [1, 20, 11], 9);
+      const aBig = rand(ta ? [4, 48, 64] : [4, 64, 48], 10);
+      const bBig = rand(tb ? [1, 64, 48] : [1, 48, 64], 11);
       return [
+        tf.matMul(aBig, bBig, ta, tb),
+        tf.matMul(bBig.reshape(tb ? [64, 48] : [48, 64]).expandDims(0).tile([1, 1, 1]), aBig, !tb, !ta),
         tf.matMul(a, b, ta, tb),
         tf.matMul(a3, b3, ta, tb),
         tf.matMul(tf.reshape(a4, [6, a4.shape[2] as number, a4.shape[3] as number]), tf.tile(bBroadcast, [6, 1, 1]), ta, tb),
@@ -184,4 +188,22 @@ test('Identity and same-dtype Cast share storage on wasm, and the values outlive
   assert.deepEqual(Array.from(c.dataSync()), [1, 2, 3, 4]);
   tf.dispose([c, d, e]);
   assert.ok(tf.memory().numTensors <= n0 + 2, 'only the two int32 temporaries of the casts may remain');
+});
+
+test('Transpose (JavaScript) matches cpu for ranks 1-6, size-1 axes and int32/bool', async () => {
+  const cases: Array<[number[], number[]]> = [
+    [[7], [0]], [[5, 3], [1, 0]], [[2, 3, 4], [2, 0, 1]], [[2, 3, 4], [0, 2, 1]], [[3, 1, 4, 2], [3, 2, 1, 0]],
+    [[2, 65, 3, 6, 4], [2, 0, 3, 1, 4]], [[2, 3, 1, 2, 3, 2], [5, 1, 4, 0, 3, 2]], [[40, 70], [1, 0]], [[1, 1, 5], [2, 0, 1]],
+  ];
+  for (const [shape, perm] of cases) {
+    await agree(`transpose [${shape}] by [${perm}]`, () => {
+      const x = rand(shape, 30);
+      return [tf.transpose(x, perm), tf.cast(tf.transpose(tf.cast(tf.mul(x, 100), 'int32'), perm), 'float32')];
+    }, 0);
+  }
+  await tf.setBackend('wasm');
+  const b = tf.transpose(tf.tensor2d([[true, false, true], [false, false, true]], [2, 3], 'bool'));
+  assert.equal(b.dtype, 'bool');
+  assert.deepEqual(Array.from(b.dataSync()), [1, 0, 0, 0, 1, 1]);
+  b.dispose();
 });

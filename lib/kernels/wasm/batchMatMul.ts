@@ -77,12 +77,22 @@ export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: tf.K
       // General broadcasting of batch axes: rare; leave it to the stock kernel.
       return s.run('BatchMatMul', { a, b }, args.attrs);
     }
-    const parts: TensorInfo[] = [];
+    // One XNNPACK product per batch entry; operands are copied out and results copied back with
+    // typed-array copies (the stock Slice/Concat kernels cost about 1 ms each).
+    const out = s.alloc([batch, m, n]);
+    const ai = batchA === 1 ? a3 : s.alloc([1, m, k]);
     for (let i = 0; i < batch; i++) {
-      const ai = batchA === 1 ? a3 : s.run('Slice', { x: a3 }, { begin: [i, 0, 0], size: [1, m, k] });
-      const bi = batchB === 1 ? b3 : s.run('Slice', { x: b3 }, { begin: [i, 0, 0], size: [1, k, n] });
-      parts.push(s.run('BatchMatMul', { a: ai, b: bi }, plain));
+      if (batchA !== 1) s.f32(ai).set(s.f32(a3).subarray(i * m * k, (i + 1) * m * k));
+      let bi = b3;
+      if (batchB !== 1) {
+        bi = s.alloc([1, k, n]); // a fresh tensor per entry: XNNPACK caches packed weights by tensor id
+        s.f32(bi).set(s.f32(b3).subarray(i * k * n, (i + 1) * k * n));
+      }
+      const ci = s.run('BatchMatMul', { a: ai, b: bi }, plain);
+      s.f32(out).set(s.f32(ci), i * m * n);
+      s.free(ci);
+      if (bi !== b3) s.free(bi);
     }
-    return s.reshape(s.run('Concat', parts as unknown as tf.NamedTensorInfoMap, { axis: 0 }), outShape);
+    return s.reshape(out, outShape);
   });
 }

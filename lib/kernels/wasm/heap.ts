@@ -146,3 +146,79 @@ export function scatterPhase(src: Float32Array, dst: Float32Array, n: number, hr
     }
   }
 }
+
+type Typed = Float32Array | Int32Array | Uint8Array;
+
+/**
+ * Collapses a transpose to its essentials: drops size-1 axes and merges input axes that stay
+ * adjacent and in order in the output. Returns the reduced input shape and permutation.
+ */
+export function reducePermutation(shape: readonly number[], perm: readonly number[]): { shape: number[]; perm: number[] } {
+  const keep = perm.filter((p) => shape[p] !== 1);
+  // Runs of consecutive input axes in output order.
+  const runs: number[][] = [];
+  for (const p of keep) {
+    const last = runs[runs.length - 1];
+    if (last && last[last.length - 1] + 1 === p) last.push(p);
+    else runs.push([p]);
+  }
+  const order = runs.map((r) => r[0]).sort((a, b) => a - b);
+  const newShape = order.map((first) => runs.find((r) => r[0] === first)!.reduce((acc, ax) => acc * shape[ax], 1));
+  const newPerm = runs.map((r) => order.indexOf(r[0]));
+  return { shape: newShape, perm: newPerm };
+}
+
+/** out = transpose(src, perm) for src of `shape` (row-major), any rank. */
+export function permute(src: Typed, out: Typed, shape: readonly number[], perm: readonly number[]): void {
+  const r = reducePermutation(shape, perm);
+  const rank = r.shape.length;
+  if (rank <= 1) {
+    out.set(src.subarray(0, out.length));
+    return;
+  }
+  if (rank === 2 || (rank === 3 && r.perm[0] === 0 && r.perm[1] === 2)) {
+    const [batch, rows, cols] = rank === 2 ? [1, r.shape[0], r.shape[1]] : r.shape;
+    transposeBatchedAny(src, out, batch, rows, cols);
+    return;
+  }
+  const inStrides = new Array<number>(rank);
+  inStrides[rank - 1] = 1;
+  for (let d = rank - 2; d >= 0; d--) inStrides[d] = inStrides[d + 1] * r.shape[d + 1];
+  const outShape = r.perm.map((p) => r.shape[p]);
+  const stride = r.perm.map((p) => inStrides[p]); // input stride of each output axis
+  const inner = outShape[rank - 1];
+  const innerStride = stride[rank - 1];
+  const idx = new Array<number>(rank - 1).fill(0);
+  let base = 0;
+  let o = 0;
+  const total = out.length;
+  while (o < total) {
+    for (let t = 0, p = base; t < inner; t++, p += innerStride) out[o++] = src[p];
+    // Odometer over the outer output axes.
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      base += stride[d];
+      if (idx[d] < outShape[d]) break;
+      base -= stride[d] * outShape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/** `transposeBatched` for any typed array. */
+function transposeBatchedAny(src: Typed, out: Typed, batch: number, rows: number, cols: number): void {
+  const plane = rows * cols;
+  for (let b = 0; b < batch; b++) {
+    const s0 = b * plane;
+    for (let i0 = 0; i0 < rows; i0 += TILE) {
+      const i1 = Math.min(rows, i0 + TILE);
+      for (let j0 = 0; j0 < cols; j0 += TILE) {
+        const j1 = Math.min(cols, j0 + TILE);
+        for (let i = i0; i < i1; i++) {
+          const si = s0 + i * cols;
+          for (let j = j0; j < j1; j++) out[s0 + j * rows + i] = src[si + j];
+        }
+      }
+    }
+  }
+}

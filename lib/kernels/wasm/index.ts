@@ -2,7 +2,8 @@
  * dinotwins' kernels for tfjs-backend-wasm 4.22, which cannot train a conv net as shipped:
  * it lacks the filter gradient of Conv2D, the depthwise gradients and UnsortedSegmentSum, its
  * MaxPoolGrad is wrong, its Conv2DBackpropInput is a scalar loop and every transposed or
- * batched matMul takes a scalar loop; Identity and Cast copy buffers that could be shared. Importing this module adds a registrar; `lib/backend.ts`
+ * batched matMul takes a scalar loop; Identity and Cast copy buffers that could be shared; its
+ * Transpose crawls at high rank. Importing this module adds a registrar; `lib/backend.ts`
  * runs it (through `registerKernelsFor('wasm')`) when it activates wasm.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -16,6 +17,7 @@ import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './d
 import { maxPoolGradConfig } from './maxPoolGrad';
 import { unsortedSegmentSumConfig } from './unsortedSegmentSum';
 import { castConfig, identityConfig } from './identity';
+import { transposeConfig } from './transpose';
 
 /** Registers (or replaces) one wasm kernel, keeping the stock setup function if there is one. */
 function put(config: tf.KernelConfig): void {
@@ -36,6 +38,7 @@ export function registerWasmKernels(): string[] {
     { kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: batchMatMul as unknown as tf.KernelFunc },
     identityConfig,
     castConfig,
+    transposeConfig,
   ];
   for (const c of configs) put(c);
   return configs.map((c) => c.kernelName);

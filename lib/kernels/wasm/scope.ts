@@ -75,8 +75,9 @@ export class Scope {
     return this.run('Reshape', { x }, { shape });
   }
 
+  /** Transposes with our Transpose kernel when registered (the stock one is slow). */
   transpose(x: TensorInfo, perm: number[]): TensorInfo {
-    return this.run('Transpose', { x }, { perm });
+    return stock.has('Transpose') ? this.runOurs('Transpose', { x }, { perm }) : this.run('Transpose', { x }, { perm });
   }
 
   /** Float32 view of a tensor's memory on the wasm heap (valid until the heap grows). */
@@ -90,6 +91,14 @@ export class Scope {
     const i = this.owned.lastIndexOf(x);
     if (i >= 0) this.owned.splice(i, 1);
     return x;
+  }
+
+  /** Frees one owned intermediate now (inside loops that would otherwise pile them up). */
+  free(x: TensorInfo): void {
+    const i = this.owned.lastIndexOf(x);
+    if (i < 0) throw new Error('wasm kernels: free() of a tensor this scope does not own');
+    this.owned.splice(i, 1);
+    this.backend.disposeData(x.dataId);
   }
 
   /** Frees every owned intermediate. */
