@@ -9,7 +9,7 @@
  *   npx tsx bench/cpu.ts --flat 1000 [--models r18w16p512] [--batches 8]   (memory-flatness run)
  *
  * The pure-JS `cpu` backend is about 100x slower: it only runs ResNet-18 width 16 at batch 32
- * (other combos are skipped unless --cpu-all). `wasm-t2` is wasm's threaded build with 2 threads
+ * (other combos are skipped unless --cpu-all), with --cpu-warmup 1 --cpu-steps 2 by default. `wasm-t2` is wasm's threaded build with 2 threads
  * (lib/kernels/wasm/threads.ts). Throughput counts views per second (2 views per
  * image pair); "ms/step" is the median wall time of the timed steps, "cpu ms" the median process
  * CPU time (wasm uses one thread, so on a busy machine cpu ms is the better speed measure).
@@ -169,7 +169,8 @@ async function main(): Promise<void> {
     for (const b of batches) {
       for (const be of backends) {
         if (be === 'cpu' && !has('cpu-all') && !(m === 'r18w16' && b === 32)) continue;
-        const r = await runChild(['--backend', be, '--model', m, '--batch', String(b), ...common]);
+        const args = be === 'cpu' ? ['--steps', arg('cpu-steps', '2') as string, '--warmup', arg('cpu-warmup', '1') as string, '--max-seconds', '1'] : common;
+        const r = await runChild(['--backend', be, '--model', m, '--batch', String(b), ...args]);
         if (r.error) Object.assign(r, { impl: `tfjs-${be}`, model: m, batch: b });
         rows.push(r);
         console.error(JSON.stringify(r));

@@ -53,12 +53,13 @@ export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: tf.K
       return s.run('BatchMatMul', { a, b }, args.attrs);
     }
     if (batch === 1) {
-      // C = op(A) op(B) directly, or as C = (op(B)^T op(A)^T)^T, whichever copies fewer floats:
-      // for dA = dC B^T with a big weight B the second form transposes only the small dC and C.
+      // C = op(A) op(B) directly, or as C = (op(B)^T op(A)^T)^T, whichever moves fewer floats:
+      // the transposed copies plus XNNPACK's packing of its right operand (a copy of it). For
+      // dA = dC B^T with a big weight B the second form copies only the small dC, C and A.
       const sizeA = m * k;
       const sizeB = k * n;
-      const direct = (transposeA ? sizeA : 0) + (transposeB ? sizeB : 0);
-      const swapped = (transposeA ? 0 : sizeA) + (transposeB ? 0 : sizeB) + m * n;
+      const direct = (transposeA ? sizeA : 0) + (transposeB ? sizeB : 0) + sizeB;
+      const swapped = (transposeA ? 0 : sizeA) + (transposeB ? 0 : sizeB) + m * n + sizeA;
       if (swapped < direct) {
         const bt = transposeB ? s.reshape(b, [1, n, k]) : transpose2d(s, b, k, n); // op(B)^T [N, K]
         const at = transposeA ? s.reshape(a, [1, k, m]) : transpose2d(s, a, m, k); // op(A)^T [K, M]
