@@ -57,7 +57,12 @@ export function parseBackendId(value: string, source = BACKEND_ENV): BackendId {
   throw new BackendError(`${source}="${value}" is not a backend; valid values: ${BACKEND_IDS.join(', ')}`);
 }
 
-type Attempt = { ok: true; details: BackendReport['details'] } | { ok: false; reason: string };
+/** Outcome of trying one backend (a plain interface: tslab compiles without strictNullChecks, so no union narrowing). */
+interface Attempt {
+  ok: boolean;
+  details?: BackendReport['details'];
+  reason?: string;
+}
 
 async function tryTfjsNode(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node', wantGpu: boolean): Promise<Attempt> {
   try {
@@ -157,12 +162,12 @@ export async function selectBackend(opts: SelectBackendOptions = {}): Promise<Ba
       const why = skipped.map((s) => `${s.id}: ${s.reason}`).join('; ');
       const forcedBy = forced ? (opts.force !== undefined ? 'option force' : `${BACKEND_ENV}=${forced}`) : undefined;
       const line = `backend: ${id} (tfjs '${tf.getBackend()}')` + (forcedBy ? `, forced by ${forcedBy}` : '') + (why ? `; skipped ${why}` : '');
-      current = { chosen: id, tfBackend: tf.getBackend(), forcedBy, skipped, details: r.details, line };
+      current = { chosen: id, tfBackend: tf.getBackend(), forcedBy, skipped, details: r.details ?? {}, line };
       if (opts.print !== false) console.log(line);
       return current;
     }
     if (forced) throw new BackendError(`${BACKEND_ENV}=${forced}, but ${forced} cannot be used: ${r.reason}`);
-    skipped.push({ id, reason: r.reason });
+    skipped.push({ id, reason: r.reason ?? 'unknown' });
   }
   throw new BackendError(`no backend could be used: ${skipped.map((s) => `${s.id}: ${s.reason}`).join('; ')}`);
 }

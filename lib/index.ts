@@ -58,3 +58,4 @@ export * as viz from './viz/index';
 // Kernels (registered automatically by selectBackend; exported for benchmarks and tests).
 export { ourKernels } from './kernels/index';
 export { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNEL_DEFAULTS } from './kernels/webgpu/index';
+export * from './report';
