@@ -7,7 +7,7 @@
  * the s*s output phases is its own stride-1 convolution with the taps that reach it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Scope, WasmBackend, withScope } from './scope';
+import { Scope, WasmBackend, makeOutput, withScope } from './scope';
 import { flipFilterInto, scatterPhase, transposeBatched } from './heap';
 
 type TensorInfo = tf.TensorInfo;
@@ -40,7 +40,7 @@ export function flipFilter(backend: WasmBackend, filter: TensorInfo): TensorInfo
   const hit = flipped.get(filter.dataId);
   if (hit) return hit;
   const [kh, kw, ci, co] = filter.shape;
-  const out = backend.makeOutput([kh, kw, co, ci], 'float32');
+  const out = makeOutput(backend, [kh, kw, co, ci], 'float32');
   flipFilterInto(backend.typedArrayFromHeap(filter) as Float32Array, backend.typedArrayFromHeap(out) as Float32Array, kh, kw, ci, co);
   flipped.set(filter.dataId, out);
   return out;

@@ -6,7 +6,7 @@
  * models do not differentiate through depthwise convolutions, this keeps tf.grad complete.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WasmBackend } from './scope';
+import { WasmBackend, makeOutput } from './scope';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -59,7 +59,7 @@ export function depthwiseConv2dBackpropInput(args: { inputs: tf.NamedTensorInfoM
   checkInfo('DepthwiseConv2dNativeBackpropInput', dy, info);
   const c = info.inChannels;
   const m = info.outChannels / c;
-  const out = backend.makeOutput(a.inputShape, 'float32');
+  const out = makeOutput(backend, a.inputShape, 'float32');
   const dx = backend.typedArrayFromHeap(out) as Float32Array;
   const g = backend.typedArrayFromHeap(dy) as Float32Array;
   const wv = backend.typedArrayFromHeap(filter) as Float32Array;
@@ -85,7 +85,7 @@ export function depthwiseConv2dBackpropFilter(args: { inputs: tf.NamedTensorInfo
   checkInfo('DepthwiseConv2dNativeBackpropFilter', dy, info);
   const c = info.inChannels;
   const m = info.outChannels / c;
-  const out = backend.makeOutput(a.filterShape, 'float32');
+  const out = makeOutput(backend, a.filterShape, 'float32');
   const dw = backend.typedArrayFromHeap(out) as Float32Array;
   const xv = backend.typedArrayFromHeap(x) as Float32Array;
   const g = backend.typedArrayFromHeap(dy) as Float32Array;

@@ -6,7 +6,7 @@
  * fixes the stock cast to bool, which copied values (2 stayed 2) instead of testing x != 0.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Scope, WasmBackend } from './scope';
+import { Scope, WasmBackend, makeOutput } from './scope';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -29,7 +29,7 @@ export function cast(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBa
   if (dtype === x.dtype && dtype !== 'string') return share(backend, x);
   if (dtype === 'bool' && (x.dtype === 'float32' || x.dtype === 'int32')) {
     // The stock kernel copies the numbers into the byte array (2 stays 2); bool means x != 0.
-    const out = backend.makeOutput(x.shape, 'bool');
+    const out = makeOutput(backend, x.shape, 'bool');
     const o = backend.typedArrayFromHeap(out);
     const v = backend.typedArrayFromHeap(x);
     for (let i = 0; i < v.length; i++) o[i] = v[i] !== 0 ? 1 : 0;

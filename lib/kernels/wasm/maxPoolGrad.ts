@@ -4,7 +4,7 @@
  * scan, padding ignored). One JavaScript pass over the wasm heap.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WasmBackend } from './scope';
+import { WasmBackend, makeOutput } from './scope';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -24,7 +24,7 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: tf.K
   const { batchSize: nb, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
   if (dy.shape.join() !== [nb, ho, wo, c].join()) throw new Error(`MaxPoolGrad (wasm): dy has shape [${dy.shape}], expected [${[nb, ho, wo, c]}]`);
   const { top, left } = info.padInfo;
-  const out = backend.makeOutput(input.shape, 'float32');
+  const out = makeOutput(backend, input.shape, 'float32');
   const dx = backend.typedArrayFromHeap(out) as Float32Array;
   const xv = backend.typedArrayFromHeap(input) as Float32Array;
   const g = backend.typedArrayFromHeap(dy) as Float32Array;

@@ -16,7 +16,23 @@ export interface WasmBackend extends tf.KernelBackend {
   typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
   incRef(dataId: object): void;
   /** Live tensors' storage (a dataId stays valid until its tensor is disposed). */
-  dataIdMap: { has(dataId: object): boolean };
+  dataIdMap: { has(dataId: object): boolean; get(dataId: object): { memoryOffset: number | null } | undefined };
+}
+
+/**
+ * `backend.makeOutput` that fails loudly when the wasm heap is exhausted: malloc then returns 0
+ * and JavaScript writes through that offset would silently corrupt the heap (the wasm32 heap
+ * stops at 4 GiB).
+ */
+export function makeOutput(backend: WasmBackend, shape: number[], dtype: DataType): TensorInfo {
+  const out = backend.makeOutput(shape, dtype);
+  const size = shape.reduce((p, q) => p * q, 1);
+  if (size > 0 && !backend.dataIdMap.get(out.dataId)?.memoryOffset) {
+    backend.disposeData(out.dataId);
+    const mib = (backend as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.buffer.byteLength;
+    throw new Error(`wasm kernels: out of wasm memory allocating [${shape}] ${dtype} (heap ${mib === undefined ? '?' : Math.round(mib / 2 ** 20)} MiB; wasm32 stops at 4096 MiB): use a smaller batch`);
+  }
+  return out;
 }
 
 /** Kernel functions taken from the registry before we override any of them. */
@@ -66,7 +82,7 @@ export class Scope {
 
   /** Allocates an output on the wasm heap (owned). */
   alloc(shape: number[], dtype: DataType = 'float32'): TensorInfo {
-    const out = this.backend.makeOutput(shape, dtype);
+    const out = makeOutput(this.backend, shape, dtype);
     this.owned.push(out);
     return out;
   }

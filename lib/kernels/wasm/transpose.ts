@@ -5,7 +5,7 @@
  * a blocked 2-D transpose or a strided odometer loop (a few ns per element).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Scope, WasmBackend } from './scope';
+import { Scope, WasmBackend, makeOutput } from './scope';
 import { permute } from './heap';
 
 type TensorInfo = tf.TensorInfo;
@@ -16,7 +16,7 @@ export function transpose(args: { inputs: tf.NamedTensorInfoMap; backend: tf.Ker
   const backend = args.backend as WasmBackend;
   if (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') return new Scope(backend).run('Transpose', { x }, args.attrs);
   if (perm.length !== x.shape.length) throw new Error(`Transpose (wasm): perm [${perm}] does not match the rank of x [${x.shape}]`);
-  const out = backend.makeOutput(perm.map((p) => x.shape[p]), x.dtype);
+  const out = makeOutput(backend, perm.map((p) => x.shape[p]), x.dtype);
   permute(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out), x.shape, perm);
   return out;
 }

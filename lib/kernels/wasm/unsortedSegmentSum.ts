@@ -5,7 +5,7 @@
  * [0, numSegments) are dropped.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WasmBackend } from './scope';
+import { WasmBackend, makeOutput } from './scope';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -22,7 +22,7 @@ export function unsortedSegmentSum(args: { inputs: tf.NamedTensorInfoMap; backen
   if (segmentIds.dtype !== 'int32') throw new Error(`UnsortedSegmentSum (wasm): segmentIds must be int32, got ${segmentIds.dtype}`);
   const inner = x.shape.slice(r).reduce((p, q) => p * q, 1);
   const rows = segmentIds.shape.reduce((p, q) => p * q, 1);
-  const out = backend.makeOutput([numSegments, ...x.shape.slice(r)], x.dtype);
+  const out = makeOutput(backend, [numSegments, ...x.shape.slice(r)], x.dtype);
   // Views are taken after makeOutput: allocation may grow (and detach) the heap.
   const o = backend.typedArrayFromHeap(out);
   const xv = backend.typedArrayFromHeap(x);
