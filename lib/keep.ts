@@ -45,3 +45,19 @@ export function release(name?: string): void {
 export function keptNames(): string[] {
   return [...registry().keys()];
 }
+
+const COUNTS = Symbol.for('dinotwins.tensorCounts');
+
+/**
+ * Prints the live tensor count under `label` and checks it against the count this label reported
+ * earlier in the same kernel: re-running a notebook must not grow it. Throws if it grew.
+ */
+export function reportTensors(label: string): void {
+  const g = globalThis as unknown as Record<symbol, Map<string, number> | undefined>;
+  const seen = (g[COUNTS] ??= new Map());
+  const n = tf.memory().numTensors;
+  const before = seen.get(label);
+  console.log(`tensors alive: ${n}${before === undefined ? '' : ` (previous run of this notebook: ${before})`}; kept: ${keptNames().join(', ') || 'none'}`);
+  seen.set(label, n);
+  if (before !== undefined && n > before) throw new Error(`${label}: ${n - before} tensors leaked by re-running the notebook (${before} -> ${n})`);
+}

@@ -150,7 +150,13 @@ def run_one(path, args):
     log('== %s (kernel %s)' % (path, kernel))
     try:
         with client.setup_kernel():
-            for index, cell in enumerate(nb.cells):
+            # --twice: every user cell runs a second time in the same kernel (re-execution safety:
+            # the notebooks' last cell fails if the live tensor count grew between the passes).
+            user = [(i, c) for i, c in enumerate(nb.cells) if not is_injected(c)]
+            order = list(enumerate(nb.cells))
+            if args.twice:
+                order = order[:-1] + user + order[-1:]
+            for index, cell in order:
                 if cell.cell_type != 'code':
                     continue
                 shown = index  # the setup cell is 0, so user cells keep their 1-based positions
@@ -232,6 +238,7 @@ def main(argv=None):
     p.add_argument('--no-html', action='store_true', help='skip the HTML export')
     p.add_argument('--fail-fast', action='store_true', help='stop at the first failing notebook')
     p.add_argument('-v', '--verbose', action='store_true', help='print each cell time')
+    p.add_argument('--twice', action='store_true', help='run every cell a second time in the same kernel (re-execution check)')
     args = p.parse_args(argv)
 
     local = os.path.join(ROOT, '.jupyter', 'share', 'jupyter')
