@@ -207,3 +207,24 @@ test('Transpose (JavaScript) matches cpu for ranks 1-6, size-1 axes and int32/bo
   assert.deepEqual(Array.from(b.dataSync()), [1, 0, 0, 0, 1, 1]);
   b.dispose();
 });
+
+test('gradients of the Barlow Twins and DINO losses and a small ViT block match cpu', async () => {
+  const { barlowTwinsLoss } = await import('../lib/losses/barlow');
+  const { dinoLoss } = await import('../lib/losses/dino');
+  // Both losses standardise or softmax over small batches: float32 summation order matters, 1e-3.
+  await agree('loss grads', () => {
+    const z1 = rand([16, 24], 40) as tf.Tensor2D;
+    const z2 = tf.add(tf.mul(z1, 0.5), rand([16, 24], 41)) as tf.Tensor2D;
+    const s = rand([4, 8, 32], 42) as tf.Tensor3D;
+    const t = tf.mul(rand([2, 8, 32], 43), 3) as tf.Tensor3D;
+    const center = tf.mul(rand([32], 44), 0.1) as tf.Tensor1D;
+    const gb = tf.grads((a: tf.Tensor, b: tf.Tensor) => barlowTwinsLoss(a as tf.Tensor2D, b as tf.Tensor2D))([z1, z2]);
+    const gd = tf.grads((a: tf.Tensor) => dinoLoss(a as tf.Tensor3D, t, center, { studentTemp: 0.1, teacherTemp: 0.04 }))([s]);
+    // Attention: softmax(q k^T / sqrt(d)) v over [B, heads, T, d] with batched matMuls.
+    const q = rand([2, 3, 17, 8], 45);
+    const kk = rand([2, 3, 17, 8], 46);
+    const v = rand([2, 3, 17, 8], 47);
+    const ga = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(tf.matMul(tf.softmax(tf.mul(tf.matMul(a, b, false, true), 8 ** -0.5)), c))))([q, kk, v]);
+    return [...gb, ...gd, ...ga];
+  }, 1e-3);
+});
