@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import '../lib/kernels/wasm';
 import { registerKernelsFor } from '../lib/kernels';
 import { registerWasmKernels } from '../lib/kernels/wasm';
+import { IM2COL_LIMIT } from '../lib/kernels/wasm/conv2dBackpropFilter';
 
 /** Runs `f` on `backend` and returns its outputs as plain arrays (inputs are made inside f from seeds). */
 async function on(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
@@ -87,6 +88,20 @@ for (const c of CONV_CASES) {
     });
   });
 }
+
+test('the im2col filter gradient split into chunks of images matches cpu', async () => {
+  const old = IM2COL_LIMIT.maxFloats;
+  IM2COL_LIMIT.maxFloats = 2000; // 3x3x8 taps x 4x4 outputs = 1152 floats per image: one image per chunk
+  try {
+    await agree('chunked filter grad', () => {
+      const x = rand([3, 8, 8, 8], 60) as tf.Tensor4D;
+      const g = rand([3, 4, 4, 5], 61);
+      return tf.grads((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, 2, 'same'), g)))([rand([3, 3, 8, 5], 62)]);
+    });
+  } finally {
+    IM2COL_LIMIT.maxFloats = old;
+  }
+});
 
 test('batched and transposed matMul match cpu (XNNPACK and stock paths)', async () => {
   for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {

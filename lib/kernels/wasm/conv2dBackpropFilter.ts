@@ -16,8 +16,8 @@ import { im2colT, swapOuterBlocks, swapOuterInner } from './heap';
 
 type TensorInfo = tf.TensorInfo;
 
-/** Largest im2col buffer (floats) one chunk may use: 16 Mi floats = 64 MiB. */
-export const IM2COL_MAX_FLOATS = 1 << 24;
+/** Tunable limit: the largest im2col buffer (floats) one chunk of images may use (16 Mi = 64 MiB). */
+export const IM2COL_LIMIT: { maxFloats: number } = { maxFloats: 1 << 24 };
 
 /** Which algorithm a filter gradient uses (see `filterGradMethod`). */
 export type FilterGradMethod = 'im2col' | 'conv';
@@ -53,7 +53,7 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
 
   const k = kh * kw * ci;
   const perImage = ho * wo;
-  const chunk = Math.max(1, Math.min(n, Math.floor(IM2COL_MAX_FLOATS / (k * perImage))));
+  const chunk = Math.max(1, Math.min(n, Math.floor(IM2COL_LIMIT.maxFloats / (k * perImage))));
   const { top, left } = info.padInfo;
   if (filterGradMethod(kh, kw, sh, sw, ho, wo) === 'conv') {
     return withScope(args.backend, (s) => {
