@@ -7,7 +7,6 @@
  * runs it (through `registerKernelsFor('wasm')`) when it activates wasm.
  */
 import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 import { addKernelRegistrar } from '../index';
 import { captureStock } from './scope';
 import { batchMatMul } from './batchMatMul';
@@ -28,6 +27,9 @@ function put(config: tf.KernelConfig): void {
 
 /** Registers every kernel of this module for wasm; returns their names. */
 export function registerWasmKernels(): string[] {
+  // Loaded here, not at import: the package registers a backend that would otherwise become the
+  // default (priority 2 beats cpu) for every program importing lib/.
+  require('@tensorflow/tfjs-backend-wasm');
   const configs: tf.KernelConfig[] = [
     conv2dBackpropFilterConfig,
     conv2dBackpropInputConfig,
