@@ -8,7 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { importEsm } from './util/esm';
-import { registerKernelsFor, ourKernels } from './kernels/index';
+import { registerKernelsFor } from './kernels/index';
+import { useWasmThreads, wasmThreadsCount } from './kernels/wasm/threads';
 // Our kernels add their registrars on import; they register only when their backend is activated.
 import './kernels/wasm/index';
 import './kernels/webgpu/index';
@@ -100,20 +101,31 @@ async function tryWebgpu(): Promise<Attempt> {
   }
 }
 
-/** Kernels a conv-net / ViT training step needs beyond inference. */
-export const TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'UnsortedSegmentSum', 'FusedConv2D', 'BatchMatMul'];
+/**
+ * Training kernels stock tfjs-backend-wasm 4.22 lacks or gets wrong (MaxPoolGrad gives wrong values):
+ * wasm counts as "can train" only when our module registered all of them (lib/kernels/wasm).
+ */
+export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul'];
+
+/** DINOTWINS_WASM_THREADS=N loads the threaded wasm build with N threads (default: the single-thread build, faster on a busy machine). */
+export const WASM_THREADS_ENV = 'DINOTWINS_WASM_THREADS';
 
 async function tryWasm(): Promise<Attempt> {
   try {
-    require('@tensorflow/tfjs-backend-wasm');
-    registerKernelsFor('wasm');
-    const missing = TRAINING_KERNELS.filter((k) => tf.getKernel(k, 'wasm') === undefined);
-    if (missing.length > 0) return { ok: false, reason: `cannot train: kernels ${missing.join(', ')} are not registered for wasm` };
+    const ours = registerKernelsFor('wasm');
+    const missing = WASM_TRAINING_KERNELS.filter((k) => !ours.includes(k) || tf.getKernel(k, 'wasm') === undefined);
+    if (missing.length > 0) return { ok: false, reason: `cannot train: our kernels ${missing.join(', ')} are not registered for wasm` };
+    const threadsEnv = process.env[WASM_THREADS_ENV];
+    if (threadsEnv !== undefined && threadsEnv.trim() !== '') {
+      const n = Number(threadsEnv);
+      if (!Number.isInteger(n) || n < 1 || n > 8) throw new BackendError(`${WASM_THREADS_ENV}="${threadsEnv}" must be an integer from 1 to 8`);
+      if (n > 1) useWasmThreads({ threads: n });
+    }
     if (!(await tf.setBackend('wasm'))) return { ok: false, reason: "tf.setBackend('wasm') failed" };
     await tf.ready();
-    const ours = ourKernels('wasm');
-    return { ok: true, details: { simd: true, threads: 1, ourKernels: ours } };
+    return { ok: true, details: { simd: true, threads: wasmThreadsCount(), ourKernels: ours } };
   } catch (e) {
+    if (e instanceof BackendError) throw e;
     return { ok: false, reason: shortError(e) };
   }
 }

@@ -59,3 +59,5 @@ export * as viz from './viz/index';
 export { ourKernels } from './kernels/index';
 export { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNEL_DEFAULTS } from './kernels/webgpu/index';
 export * from './report';
+export { useWasmThreads, wasmThreadsCount, stopWasmThreads, threadCpuSeconds, WASM_THREADS_DEFAULTS } from './kernels/wasm/threads';
+export type { WasmThreadsOptions } from './kernels/wasm/threads';
