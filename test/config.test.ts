@@ -32,6 +32,9 @@ test('bad configs are ConfigErrors naming the field', () => {
     [{ method: 'dino', optimizer: { kind: 'rmsprop' } }, /optimizer.kind "rmsprop" is not one of/],
     [{ method: 'dino-twins', twins: { target: 'both' } }, /twins.target must be "projector" or "head"/],
     [{ method: 'dino', warmupEpochs: 5, epochs: 2 }, /warmupEpochs \(5\) must not exceed epochs \(2\)/],
+    [{ method: 'dino', backbone: { kind: 'vit', preset: 'huge' } }, /backbone: buildBackbone: unknown vit preset "huge"/],
+    [{ method: 'dino', backbone: { kind: 'vit', preset: 'tiny4', heads2: 3 } }, /unknown vit option "heads2"/],
+    [{ method: 'dino', backbone: { kind: 'vit', preset: 'tiny4' }, augment: { localSize: 14 } }, /augment.localSize \(14\) must be a multiple of the ViT patch size 4/],
   ];
   for (const [cfg, re] of bad) assert.throws(() => resolveConfig(cfg as never), (e: unknown) => e instanceof ConfigError && re.test((e as Error).message), JSON.stringify(cfg));
 });

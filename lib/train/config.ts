@@ -4,6 +4,7 @@
  * rejects bad values with a ConfigError before any compute.
  */
 import { OptimizerConfig, OPTIMIZER_DEFAULTS, OPTIMIZER_KINDS } from './optimizers';
+import { buildBackbone, BackboneSpec, VIT_PRESETS } from '../models/index';
 
 export const METHODS = ['barlow', 'dino', 'dino-twins'] as const;
 export type Method = (typeof METHODS)[number];
@@ -199,6 +200,17 @@ export function resolveConfig(partial: DeepPartial<PretrainConfig> & { method: M
   if (b.kind === 'resnet') {
     check(b.depth === 18 || b.depth === 50, `backbone.depth must be 18 or 50, got ${String(b.depth)}`);
     check(posInt(b.width), `backbone.width must be a positive integer, got ${String(b.width)}`);
+  }
+  // Build (not initialise) the backbone now, so an unknown ViT preset or option fails before any compute.
+  let patch = 1;
+  try {
+    const built = buildBackbone(b as BackboneSpec);
+    patch = b.kind === 'vit' ? Number((built.spec as { patch?: number }).patch ?? VIT_PRESETS[b.preset as keyof typeof VIT_PRESETS]?.patch ?? 1) : 1;
+  } catch (e) {
+    throw new ConfigError(`backbone: ${(e as Error).message}`);
+  }
+  if (b.kind === 'vit') {
+    for (const k of ['globalSize', 'localSize'] as const) check(c.augment[k] % patch === 0, `augment.${k} (${c.augment[k]}) must be a multiple of the ViT patch size ${patch}`);
   }
   check(posInt(c.augment.globalSize) && c.augment.globalSize >= 8, `augment.globalSize must be an integer >= 8, got ${String(c.augment.globalSize)}`);
   check(Number.isInteger(c.augment.nLocal) && c.augment.nLocal >= 0, `augment.nLocal must be an integer >= 0, got ${String(c.augment.nLocal)}`);
