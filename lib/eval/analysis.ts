@@ -16,10 +16,17 @@ function firstImages(images: Uint8Array, n: number): Uint8Array {
   return images.subarray(0, n * 3072);
 }
 
+/** The two global training views of the first `n` images (local views are disposed at once). */
+function globalViews(m: SslModel, images: Uint8Array, n: number, seed: number): tf.Tensor4D[] {
+  const all = makeTrainingViews(m.cfg, firstImages(images, n), n, seed);
+  tf.dispose(all.slice(2));
+  return all.slice(0, 2);
+}
+
 /** Barlow cross-correlation C [D, D] between projections of two augmented views of `n` images. */
 export async function crossCorrelationMatrix(m: SslModel, images: Uint8Array, n: number, seed = 1234): Promise<{ matrix: Float32Array; dim: number }> {
   if (!m.projector && !m.head) throw new Error('crossCorrelationMatrix: the model has neither a projector nor a DINO head');
-  const views = makeTrainingViews(m.cfg, firstImages(images, n), n, seed).slice(0, 2);
+  const views = globalViews(m, images, n, seed);
   const c = tf.tidy(() => {
     const z = views.map((v) => {
       const f = m.backbone.forward(m.student, v, EVAL, PREFIX.backbone);
@@ -48,7 +55,7 @@ export interface DinoDistributions {
 /** Teacher (centred, teacher temperature) and student (student temperature) output distributions on two global views. */
 export async function dinoDistributions(m: SslModel, images: Uint8Array, n: number, temps: { teacherTemp: number; studentTemp: number }, seed = 1234): Promise<DinoDistributions> {
   if (!m.head || !m.center) throw new Error('dinoDistributions: the model has no DINO head');
-  const views = makeTrainingViews(m.cfg, firstImages(images, n), n, seed).slice(0, 2);
+  const views = globalViews(m, images, n, seed);
   const [pt, ps] = tf.tidy(() => {
     const teacherPs = m.teacher ?? m.student;
     const t = m.head!.forward(teacherPs, m.backbone.forward(teacherPs, views[0], EVAL, PREFIX.backbone), EVAL, PREFIX.head);
