@@ -60,7 +60,7 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
           labels[i] = data.labels[j];
         }
         const [x] = makeViews(batch, SUPERVISED_VIEWS, deriveSeed(c.seed, 11, step));
-        const y = tf.oneHot(tf.tensor1d(labels, 'int32'), c.numClasses);
+        const y = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), c.numClasses));
         let logits: tf.Tensor2D | undefined;
         const { value, grads } = tf.variableGrads(() => {
           const f = backbone.forward(ps, x, { training: true }, 'backbone.');
