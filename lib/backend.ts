@@ -7,7 +7,7 @@
  * The returned report (and its one-line form) goes into every run record.
  */
 import * as tf from '@tensorflow/tfjs';
-import { importEsm } from './util/esm';
+import { ensureWebgpu } from './kernels/webgpu/setup';
 import { registerKernelsFor } from './kernels/index';
 import { useWasmThreads, wasmThreadsCount } from './kernels/wasm/threads';
 // Our kernels add their registrars on import; they register only when their backend is activated.
@@ -78,24 +78,20 @@ async function tryTfjsNode(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-
   return { ok: true, details: { package: pkg, gpu: usingGpu } };
 }
 
-async function tryWebgpu(): Promise<Attempt> {
-  const g = globalThis as unknown as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } };
+/** Adapters that are CPU emulations of a GPU: far slower than wasm for training (lavapipe: ~3 vs ~35 img/s). */
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i;
+
+async function tryWebgpu(forced: boolean): Promise<Attempt> {
+  // Dawn's navigator.gpu must exist before tfjs-backend-webgpu is required: ensureWebgpu does both.
+  const avail = (await ensureWebgpu()) as { ok: boolean; adapter?: string; reason?: string };
+  if (!avail.ok) return { ok: false, reason: avail.reason };
+  if (!forced && SOFTWARE_ADAPTER.test(avail.adapter ?? '')) {
+    return { ok: false, reason: `only a software adapter (${(avail.adapter ?? '').split('|').pop()?.trim()}), slower than wasm; force it with ${BACKEND_ENV}=webgpu` };
+  }
   try {
-    if (!g.navigator?.gpu) {
-      const mod = await importEsm<{ create(args: string[]): unknown; globals: Record<string, unknown> }>('webgpu');
-      Object.assign(globalThis, mod.globals);
-      const nav = (g.navigator ?? {}) as Record<string, unknown>;
-      nav.gpu = mod.create([]);
-      if (!g.navigator) (globalThis as Record<string, unknown>).navigator = nav;
-    }
-    const adapter = (await g.navigator!.gpu!.requestAdapter()) as { info?: { vendor?: string; architecture?: string; device?: string; description?: string } } | null;
-    if (!adapter) return { ok: false, reason: 'no WebGPU adapter (needs a Vulkan/Metal/D3D12 driver; Dawn found none)' };
-    // The backend registers itself on require, and only if navigator.gpu exists by then.
-    require('@tensorflow/tfjs-backend-webgpu');
     registerKernelsFor('webgpu');
     if (!(await tf.setBackend('webgpu'))) return { ok: false, reason: "tf.setBackend('webgpu') failed" };
-    const info = adapter.info ?? {};
-    return { ok: true, details: { adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown' } };
+    return { ok: true, details: { adapter: avail.adapter ?? 'unknown' } };
   } catch (e) {
     return { ok: false, reason: shortError(e) };
   }
@@ -135,9 +131,9 @@ async function tryCpu(): Promise<Attempt> {
   return { ok: true, details: {} };
 }
 
-const ATTEMPTS: Record<BackendId, () => Promise<Attempt>> = {
+const ATTEMPTS: Record<BackendId, (forced: boolean) => Promise<Attempt>> = {
   'tensorflow-gpu': () => tryTfjsNode('@tensorflow/tfjs-node-gpu', true),
-  webgpu: tryWebgpu,
+  webgpu: (forced) => tryWebgpu(forced),
   'tensorflow-cpu': () => tryTfjsNode('@tensorflow/tfjs-node', false),
   wasm: tryWasm,
   cpu: tryCpu,
@@ -169,7 +165,7 @@ export async function selectBackend(opts: SelectBackendOptions = {}): Promise<Ba
   const skipped: SkippedBackend[] = [];
   const order: readonly BackendId[] = forced ? [forced] : BACKEND_IDS;
   for (const id of order) {
-    const r = await ATTEMPTS[id]();
+    const r = await ATTEMPTS[id](forced !== undefined);
     if (r.ok) {
       const why = skipped.map((s) => `${s.id}: ${s.reason}`).join('; ');
       const forcedBy = forced ? (opts.force !== undefined ? 'option force' : `${BACKEND_ENV}=${forced}`) : undefined;

@@ -78,18 +78,7 @@ export async function loadExperimentData(budget: Budget, opts: { seed?: number; 
 
 /** The full config for a method under a budget, with the notebook's overrides applied last. */
 export function experimentConfig(method: Method, budget: Budget, overrides: DeepPartial<PretrainConfig> = {}): PretrainConfig {
-  const b = budgetConfig(budget);
-  const merged = deepMerge(b as Record<string, unknown>, overrides as Record<string, unknown>);
-  return resolveConfig({ ...(merged as DeepPartial<PretrainConfig>), method });
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const av = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && av && typeof av === 'object' && !Array.isArray(av) && k !== 'backbone' ? deepMerge(av as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
+  return resolveConfig({ ...budgetConfig(budget), method }, overrides);
 }
 
 /** Short stable hash of a config: runs with different settings get different folders. */

@@ -142,14 +142,19 @@ export async function effectiveRank(z: tf.Tensor2D, opts: EffectiveRankOptions =
 }
 
 /** Mean over dims of the per-dimension std (unbiased, as torch.std) of the L2-normalised rows of z [N, D]: ≈ 1/√D healthy, 0 collapsed. */
-export async function embeddingStd(z: tf.Tensor2D): Promise<number> {
+/** In-graph version of embeddingStd (for per-step logging without a read-back): scalar. */
+export function embeddingStdTensor(z: tf.Tensor2D): tf.Scalar {
   check2d('embeddingStd', z);
   if (z.shape[0] < 2) throw new Error(`embeddingStd: needs at least 2 rows, got ${z.shape[0]}`);
-  const s = tf.tidy(() => {
+  return tf.tidy(() => {
     const zn = l2Normalize(z); // [N, D]
     const centred = tf.sub(zn, tf.mean(zn, 0, true));
-    return tf.mean(tf.sqrt(tf.div(tf.sum(tf.square(centred), 0), z.shape[0] - 1))); // scalar
+    return tf.mean(tf.sqrt(tf.div(tf.sum(tf.square(centred), 0), z.shape[0] - 1))) as tf.Scalar;
   });
+}
+
+export async function embeddingStd(z: tf.Tensor2D): Promise<number> {
+  const s = embeddingStdTensor(z);
   const v = (await s.data())[0];
   s.dispose();
   return v;

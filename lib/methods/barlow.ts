@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { barlowTwinsLoss, crossCorrelation } from '../losses/index';
 import { MethodStep } from './step';
 import { PREFIX } from './model';
-import { backboneFeatures, headOverViews, normalisedStd } from './views';
+import { backboneFeatures, headOverViews } from './views';
+import { embeddingStdTensor } from '../eval/monitors';
 
 export const barlowStep: MethodStep = {
   loss(m, views, _teacher, _s) {
@@ -20,6 +21,6 @@ export const barlowStep: MethodStep = {
     const d = c.shape[0];
     const diag = tf.div(tf.sum(tf.mul(c, tf.eye(d))), d) as tf.Scalar;
     const off = tf.div(tf.sub(tf.sum(c), tf.mul(diag, d)), d * (d - 1)) as tf.Scalar;
-    return { total, parts: { barlow: total, ccDiag: diag, ccOffDiag: off, featStd: normalisedStd(feats[0]) } };
+    return { total, parts: { barlow: total, ccDiag: diag, ccOffDiag: off, featStd: embeddingStdTensor(feats[0]) } };
   },
 };

@@ -9,9 +9,9 @@ import { dinoLoss, updateCenter } from '../losses/index';
 import { emaUpdateStore } from '../ema';
 import { ForwardContext, stopGradient } from '../nn/layers';
 import { MethodStep, StepSchedule } from './step';
-import { teacherEntropyTensor, teacherStudentKLTensor } from '../eval/monitors';
+import { embeddingStdTensor, teacherEntropyTensor, teacherStudentKLTensor } from '../eval/monitors';
 import { PREFIX, SslModel } from './model';
-import { backboneFeatures, headOverViews, normalisedStd } from './views';
+import { backboneFeatures, headOverViews } from './views';
 
 /** Student head outputs for all views [V, B, K] and backbone features per view. */
 export function studentDino(m: SslModel, views: tf.Tensor4D[], ctx: ForwardContext): { out: tf.Tensor3D; feats: tf.Tensor2D[] } {
@@ -61,7 +61,7 @@ export const dinoStep: MethodStep = {
     const { out, feats } = studentDino(m, views, ctx);
     const center = activeCenter(m);
     const total = dinoLoss(out, teacher!, center, { studentTemp: s.studentTemp, teacherTemp: s.teacherTemp });
-    return { total, parts: { dino: total, featStd: normalisedStd(feats[0]), ...dinoMonitors(out, teacher!, center, s) } };
+    return { total, parts: { dino: total, featStd: embeddingStdTensor(feats[0]), ...dinoMonitors(out, teacher!, center, s) } };
   },
   afterStep: afterDinoStep,
 };

@@ -9,7 +9,8 @@ import { dinoLoss, barlowPairMean } from '../losses/index';
 import { MethodStep } from './step';
 import { PREFIX } from './model';
 import { activeCenter, afterDinoStep, dinoMonitors, studentDino, teacherDino } from './dino';
-import { headOverViews, normalisedStd } from './views';
+import { headOverViews } from './views';
+import { embeddingStdTensor } from '../eval/monitors';
 
 export const dinoTwinsStep: MethodStep = {
   teacherOutputs: teacherDino,
@@ -24,7 +25,7 @@ export const dinoTwinsStep: MethodStep = {
       : out;
     const barlow = barlowPairMean(p, m.cfg.twins.lambda);
     const total = tf.add(dino, tf.mul(barlow, m.cfg.twins.beta)) as tf.Scalar;
-    return { total, parts: { dino, barlow, featStd: normalisedStd(feats[0]), ...dinoMonitors(out, teacher!, center, s) } };
+    return { total, parts: { dino, barlow, featStd: embeddingStdTensor(feats[0]), ...dinoMonitors(out, teacher!, center, s) } };
   },
   afterStep: afterDinoStep,
 };

@@ -1,7 +1,7 @@
 /** Forward helpers shared by the methods: run a network over a list of views. */
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
-import { ForwardContext, l2Normalize } from '../nn/layers';
+import { ForwardContext } from '../nn/layers';
 import { Head } from '../nn/module';
 import { SslModel, PREFIX } from './model';
 
@@ -36,9 +36,4 @@ export function headOverViews(ps: ParamStore, head: Head, prefix: string, feats:
   if (!onePass) return tf.stack(feats.map((f) => head.forward(ps, f, ctx, prefix))) as tf.Tensor3D;
   const y = head.forward(ps, tf.concat(feats, 0), ctx, prefix); // [V*B, D]
   return tf.reshape(y, [feats.length, b, y.shape[1]]);
-}
-
-/** Mean over dimensions of the per-dimension std of L2-normalised embeddings [B, D] (0 when collapsed, ~1/sqrt(D) healthy). */
-export function normalisedStd(z: tf.Tensor2D): tf.Scalar {
-  return tf.mean(tf.sqrt(tf.moments(l2Normalize(z), 0).variance));
 }

@@ -181,12 +181,16 @@ function check(cond: boolean, msg: string): void {
 const posInt = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
 const nonNeg = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
-/** Fills defaults for `method` and validates everything; throws ConfigError naming the bad field. */
-export function resolveConfig(partial: DeepPartial<PretrainConfig> & { method: Method }): PretrainConfig {
+/**
+ * Fills defaults for `method`, applies `partial` then each of `layers` in order (e.g. a budget,
+ * then a notebook's overrides), and validates everything; throws ConfigError naming the bad field.
+ */
+export function resolveConfig(partial: DeepPartial<PretrainConfig> & { method: Method }, ...layers: DeepPartial<PretrainConfig>[]): PretrainConfig {
   check(isObj(partial), 'config must be an object');
   check((METHODS as readonly string[]).includes(partial.method as string), `method "${String(partial.method)}" is not one of ${METHODS.join(', ')}`);
   const base = merge({ ...BASE_DEFAULTS, optimizer: { ...OPTIMIZER_DEFAULTS } } as unknown as PretrainConfig, METHOD_DEFAULTS[partial.method], '');
-  const c = merge(base, partial, '');
+  let c = merge(base, partial, '');
+  for (const layer of layers) c = merge(c, layer, '');
   check(posInt(c.epochs), `epochs must be a positive integer, got ${String(c.epochs)}`);
   check(posInt(c.batchSize) && c.batchSize >= 2, `batchSize must be an integer >= 2 (batch statistics need two samples), got ${String(c.batchSize)}`);
   check(Number.isInteger(c.seed), `seed must be an integer, got ${String(c.seed)}`);
