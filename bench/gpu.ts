@@ -12,12 +12,16 @@
  *   npx tsx bench/gpu.ts [--what steps,kernels] [--modes stock,ours] [--batch 256] [--width 64]
  *                        [--steps barlow-r18,dinotwins-r18,barlow-vit] [--kernel-batch 256]
  *                        [--repeats 5] [--per-repeat 3] [--warmup 2] [--iters 10] [--out file.json] [--quick]
+ *                        [--what profile --profile barlow-r18] [--dawn disable-dawn-features=timestamp_quantization]
+ * Modes: `stock`, `ours`, `ours:TMxTN` (GEMM register block 4, 8 or auto, e.g. ours:8x4, ours:auto).
+ * The report (--out) is rewritten after every result, so a run stopped by a time limit keeps its numbers.
  * `--quick` shrinks everything for a correctness smoke run on lavapipe.
  */
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNELS_ENV } from '../lib/kernels/webgpu';
+import { GEMM_DEFAULTS } from '../lib/kernels/webgpu/gemm';
 import { convCosts } from '../lib/kernels/webgpu/conv2d';
 import { reduceRowsCost } from '../lib/kernels/webgpu/reduce_rows';
 import { buildSslModel, METHOD_STEPS } from '../lib/methods';
@@ -25,7 +29,20 @@ import { resolveConfig, Method, BackboneConfig } from '../lib/train/config';
 import { stepSchedule } from '../lib/train/schedule';
 import { Optimizer } from '../lib/train/optimizers';
 
-type Mode = 'stock' | 'ours';
+/**
+ * `stock`, `ours` (our kernels with their defaults) or `ours:TMxTN` with TM, TN in {4, 8, auto}
+ * (GEMM register block, e.g. `ours:8x4`, `ours:auto`: lib/kernels/webgpu/gemm.ts `autoBlock`).
+ */
+type Mode = string;
+
+function parseMode(m: string): { ours: boolean; tm?: number; tn?: number } {
+  if (m === 'stock') return { ours: false };
+  if (m === 'ours') return { ours: true };
+  const t = /^ours:(4|8|auto)x(4|8|auto)$/.exec(m) ?? /^ours:(auto)$/.exec(m);
+  if (!t) throw new Error(`--modes: "${m}" is not stock, ours or ours:TMxTN (TM, TN in 4, 8, auto)`);
+  const v = (x: string | undefined): number => (x === undefined || x === 'auto' ? 0 : Number(x));
+  return { ours: true, tm: v(t[1]), tn: v(t[2] ?? t[1]) };
+}
 
 interface Args {
   what: string[];
@@ -42,6 +59,10 @@ interface Args {
   nLocal: number;
   vitPreset: string;
   out?: string;
+  /** Profile one step of each of these (per-kernel GPU time from timestamp queries) after the timed steps. */
+  profile: string[];
+  /** Flags for Dawn's `create` (e.g. `disable-dawn-features=timestamp_quantization`). */
+  dawn: string[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -49,7 +70,7 @@ function parseArgs(argv: string[]): Args {
     what: ['steps', 'kernels'], modes: ['stock', 'ours'], batch: 256, width: 64,
     steps: ['barlow-r18', 'dinotwins-r18', 'barlow-vit'], kernelBatch: 256,
     kernelShapes: [[32, 64], [16, 128], [8, 256], [4, 512]], repeats: 5, perRepeat: 3, warmup: 2, iters: 10,
-    nLocal: 4, vitPreset: 'tiny4',
+    nLocal: 4, vitPreset: 'tiny4', profile: [], dawn: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -78,14 +99,16 @@ function parseArgs(argv: string[]): Args {
       case '--local': a.nLocal = int(); break;
       case '--vit': a.vitPreset = v(); break;
       case '--out': a.out = v(); break;
+      case '--profile': a.profile = v().split(',').filter(Boolean); break;
+      case '--dawn': a.dawn.push(v()); break;
       case '--quick':
         Object.assign(a, { batch: 2, width: 8, kernelBatch: 2, kernelShapes: [[8, 16], [4, 32]], repeats: 2, perRepeat: 1, warmup: 1, iters: 2, nLocal: 2, vitPreset: 'tiny4-seed' });
         break;
       default: throw new Error(`unknown option ${k}`);
     }
   }
-  for (const m of a.modes) if (m !== 'stock' && m !== 'ours') throw new Error(`--modes: "${m}" is not stock or ours`);
-  for (const w of a.what) if (w !== 'steps' && w !== 'kernels') throw new Error(`--what: "${w}" is not steps or kernels`);
+  for (const m of a.modes) parseMode(m);
+  for (const w of a.what) if (w !== 'steps' && w !== 'kernels' && w !== 'profile') throw new Error(`--what: "${w}" is not steps, kernels or profile`);
   if (process.env[WEBGPU_KERNELS_ENV] === 'stock') a.modes = a.modes.filter((m) => m === 'stock');
   return a;
 }
@@ -110,11 +133,26 @@ function gpuBytes(): { used: number; allocated: number } {
 }
 
 function setMode(mode: Mode): void {
-  if (mode === 'ours') registerWebgpuKernels();
-  else unregisterWebgpuKernels();
+  const m = parseMode(mode);
+  if (!m.ours) unregisterWebgpuKernels();
+  else if (m.tm === undefined) registerWebgpuKernels();
+  else registerWebgpuKernels({ gemm: { ...GEMM_DEFAULTS, tm: m.tm, tn: m.tn ?? 0 } });
 }
 
-interface StepResult { name: string; mode: Mode; batch: number; viewsPerStep: number; msPerStep: number; viewsPerSec: number; peakGpuBytes: number; loss: number; repeats: number[] }
+/** Writes the report after every result (temp file + rename), so a run cut off by its time limit keeps what it measured. */
+function saveReport(a: Args, report: Record<string, unknown>): void {
+  if (!a.out) return;
+  fs.writeFileSync(`${a.out}.tmp`, JSON.stringify(report, null, 1));
+  fs.renameSync(`${a.out}.tmp`, a.out);
+}
+
+interface StepResult {
+  name: string; mode: Mode; batch: number; viewsPerStep: number; msPerStep: number; viewsPerSec: number; peakGpuBytes: number; loss: number; repeats: number[];
+  /** Median time to issue one step from JavaScript (before the read-back wait): near msPerStep means CPU-bound dispatch. */
+  enqueueMsPerStep: number;
+  /** Seconds from model build to the end of warm-up (shader compilation included). */
+  warmupSeconds: number;
+}
 
 function stepConfig(name: string, a: Args): { method: Method; backbone: BackboneConfig; nLocal: number } {
   const r18: BackboneConfig = { kind: 'resnet', depth: 18, width: a.width };
@@ -126,8 +164,9 @@ function stepConfig(name: string, a: Args): { method: Method; backbone: Backbone
   }
 }
 
-async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult> {
-  setMode(mode);
+interface StepRunner { runOne: () => void; last: () => tf.Scalar | undefined; views: number; dispose: () => void }
+
+function makeStep(name: string, a: Args): StepRunner {
   const sc = stepConfig(name, a);
   const cfg = resolveConfig({ method: sc.method, backbone: sc.backbone, batchSize: a.batch, epochs: 100, augment: { nLocal: sc.nLocal } });
   const model = buildSslModel(cfg);
@@ -153,24 +192,77 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
     last?.dispose();
     last = value;
   };
+  return {
+    runOne, last: () => last, views: views.length,
+    dispose: () => { last?.dispose(); last = undefined; tf.dispose(views); model.dispose(); },
+  };
+}
+
+async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult> {
+  setMode(mode);
+  const tw = performance.now();
+  const st = makeStep(name, a);
   let peak = 0;
-  for (let i = 0; i < a.warmup; i++) runOne();
-  await sync(last!);
-  const per: number[] = [];
-  for (let r = 0; r < a.repeats; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < a.perRepeat; i++) runOne();
-    await sync(last!);
-    per.push((performance.now() - t0) / a.perRepeat);
-    peak = Math.max(peak, gpuBytes().allocated);
+  try {
+    for (let i = 0; i < a.warmup; i++) st.runOne();
+    await sync(st.last()!);
+    const warmupSeconds = (performance.now() - tw) / 1000;
+    const per: number[] = [];
+    const enq: number[] = [];
+    for (let r = 0; r < a.repeats; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < a.perRepeat; i++) st.runOne();
+      enq.push((performance.now() - t0) / a.perRepeat);
+      await sync(st.last()!);
+      per.push((performance.now() - t0) / a.perRepeat);
+      peak = Math.max(peak, gpuBytes().allocated);
+    }
+    const loss = (await st.last()!.data())[0];
+    const viewsPerStep = a.batch * st.views;
+    const ms = median(per);
+    return {
+      name, mode, batch: a.batch, viewsPerStep, msPerStep: ms, viewsPerSec: (viewsPerStep * 1000) / ms, peakGpuBytes: peak, loss,
+      repeats: per, enqueueMsPerStep: median(enq), warmupSeconds,
+    };
+  } finally {
+    st.dispose();
   }
-  const loss = (await last!.data())[0];
-  last!.dispose();
-  tf.dispose(views);
-  model.dispose();
-  const viewsPerStep = a.batch * views.length;
-  const ms = median(per);
-  return { name, mode, batch: a.batch, viewsPerStep, msPerStep: ms, viewsPerSec: (viewsPerStep * 1000) / ms, peakGpuBytes: peak, loss, repeats: per };
+}
+
+interface ProfileRow { kernel: string; calls: number; gpuMs: number; share: number; example: string }
+
+/**
+ * One step under `tf.profile`: GPU time per tfjs kernel from the backend's timestamp queries
+ * (each program in its own compute pass, so the step is slower than unprofiled), summed by
+ * kernel name, plus the unprofiled wall time for comparison.
+ */
+async function profileStep(name: string, mode: Mode, a: Args): Promise<Record<string, unknown>> {
+  setMode(mode);
+  const st = makeStep(name, a);
+  try {
+    for (let i = 0; i < Math.max(1, a.warmup); i++) st.runOne();
+    await sync(st.last()!);
+    const t0 = performance.now();
+    const info = await tf.profile(() => { st.runOne(); });
+    await sync(st.last()!);
+    const wallMs = performance.now() - t0;
+    const by = new Map<string, ProfileRow>();
+    let total = 0;
+    for (const k of info.kernels) {
+      const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      total += ms;
+      const r = by.get(k.name) ?? { kernel: k.name, calls: 0, gpuMs: 0, share: 0, example: '' };
+      r.calls++;
+      r.gpuMs += ms;
+      if (!r.example) r.example = `${JSON.stringify(k.inputShapes)} -> ${JSON.stringify(k.outputShapes)}`;
+      by.set(k.name, r);
+    }
+    const rows = [...by.values()].sort((x, y) => y.gpuMs - x.gpuMs);
+    for (const r of rows) r.share = total > 0 ? r.gpuMs / total : 0;
+    return { name, mode, batch: a.batch, kernels: info.kernels.length, gpuMsTotal: total, profiledWallMs: wallMs, rows };
+  } finally {
+    st.dispose();
+  }
 }
 
 interface KernelResult { op: string; shape: string; mode: Mode; ms: number; tflops?: number; gbps?: number; flops: number; bytes: number }
@@ -215,7 +307,7 @@ async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
     for (const [op, f, c] of ops) {
       const ms = await timeOp(f, a);
       res.push({ op, shape, mode, ms, flops: c.flops, bytes: c.bytes, tflops: c.flops / (ms * 1e9), gbps: c.bytes / (ms * 1e6) });
-      console.log(`  ${mode.padEnd(5)} ${op.padEnd(22)} ${shape.padEnd(14)} ${ms.toFixed(3).padStart(9)} ms  ${(c.flops / (ms * 1e9)).toFixed(2).padStart(7)} TFLOP/s  ${(c.bytes / (ms * 1e6)).toFixed(1).padStart(8)} GB/s`);
+      console.log(`  ${mode.padEnd(10)} ${op.padEnd(22)} ${shape.padEnd(14)} ${ms.toFixed(3).padStart(9)} ms  ${(c.flops / (ms * 1e9)).toFixed(2).padStart(7)} TFLOP/s  ${(c.bytes / (ms * 1e6)).toFixed(1).padStart(8)} GB/s`);
     }
     tf.dispose([x, w, dy]);
   }
@@ -224,7 +316,7 @@ async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
-  const avail = await ensureWebgpu();
+  const avail = await ensureWebgpu(a.dawn);
   if (!avail.ok) throw new Error(avail.reason);
   if (!(await tf.setBackend('webgpu'))) throw new Error("tf.setBackend('webgpu') failed");
   await tf.ready();
@@ -232,10 +324,13 @@ async function main(): Promise<void> {
   const device = (tf.backend() as unknown as { device?: { addEventListener?: (n: string, f: (e: { error?: { message?: string } }) => void) => void } }).device;
   device?.addEventListener?.('uncapturederror', (e) => errors.push(e.error?.message ?? 'unknown GPU error'));
   console.log(`adapter: ${avail.adapter}`);
-  const report: Record<string, unknown> = { adapter: avail.adapter, node: process.version, date: new Date().toISOString(), args: a, steps: [], kernels: [] };
+  const report: Record<string, unknown> = { adapter: avail.adapter, node: process.version, date: new Date().toISOString(), args: a, steps: [], kernels: [], profiles: [] };
   if (a.what.includes('kernels')) {
     console.log('kernels (median ms per call):');
-    for (const mode of a.modes) (report.kernels as KernelResult[]).push(...(await benchKernels(mode, a)));
+    for (const mode of a.modes) {
+      (report.kernels as KernelResult[]).push(...(await benchKernels(mode, a)));
+      saveReport(a, report);
+    }
   }
   if (a.what.includes('steps')) {
     console.log('training steps:');
@@ -246,20 +341,42 @@ async function main(): Promise<void> {
           r = await benchStep(name, mode, a);
         } catch (e) {
           const msg = e instanceof Error ? e.message : String(e);
-          console.log(`  ${mode.padEnd(5)} ${name.padEnd(14)} FAILED: ${msg}`);
+          console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} FAILED: ${msg}`);
           (report.steps as unknown[]).push({ name, mode, error: msg });
+          saveReport(a, report);
           continue;
         }
         (report.steps as StepResult[]).push(r);
-        console.log(`  ${mode.padEnd(5)} ${name.padEnd(14)} batch ${r.batch}: ${r.msPerStep.toFixed(1)} ms/step, ${r.viewsPerSec.toFixed(1)} views/s, peak GPU ${(r.peakGpuBytes / 2 ** 20).toFixed(0)} MiB, loss ${r.loss.toFixed(4)}`);
+        saveReport(a, report);
+        console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${r.batch}: ${r.msPerStep.toFixed(1)} ms/step (issue ${r.enqueueMsPerStep.toFixed(1)} ms), ${r.viewsPerSec.toFixed(1)} views/s, peak GPU ${(r.peakGpuBytes / 2 ** 20).toFixed(0)} MiB, loss ${r.loss.toFixed(4)}, warm-up ${r.warmupSeconds.toFixed(1)} s`);
         if (!Number.isFinite(r.loss)) console.log('  WARNING: loss is not finite (GPU out of memory? see gpuErrors)');
+      }
+    }
+  }
+  if (a.what.includes('profile')) {
+    for (const name of a.profile) {
+      for (const mode of a.modes) {
+        try {
+          const p = await profileStep(name, mode, a);
+          (report.profiles as unknown[]).push(p);
+          saveReport(a, report);
+          console.log(`profile ${mode} ${name}: ${p.kernels} kernels, GPU ${(p.gpuMsTotal as number).toFixed(1)} ms summed, profiled wall ${(p.profiledWallMs as number).toFixed(1)} ms`);
+          for (const r of (p.rows as ProfileRow[]).slice(0, 25)) {
+            console.log(`  ${r.kernel.padEnd(24)} ${String(r.calls).padStart(5)} calls ${r.gpuMs.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)} %  e.g. ${r.example.slice(0, 90)}`);
+          }
+        } catch (e) {
+          const msg = e instanceof Error ? e.message : String(e);
+          console.log(`profile ${mode} ${name} FAILED: ${msg}`);
+          (report.profiles as unknown[]).push({ name, mode, error: msg });
+          saveReport(a, report);
+        }
       }
     }
   }
   report.gpuErrors = errors.slice(0, 20);
   report.gpuErrorCount = errors.length;
   if (errors.length) console.log(`GPU errors: ${errors.length} (first: ${errors[0]})`);
-  if (a.out) fs.writeFileSync(a.out, JSON.stringify(report, null, 1));
+  saveReport(a, report);
   unregisterWebgpuKernels();
 }
 

@@ -14,6 +14,7 @@ Runs on CPU too (slowly) so the script itself can be checked without a GPU.
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -252,8 +253,15 @@ def main():
     print(f'torch {torch.__version__} on {name}', flush=True)
     report = {'device': name, 'torch': torch.__version__, 'args': {k: v for k, v in vars(a).items()}, 'steps': [], 'kernels': []}
     what = a.what.split(',')
+
+    def save():  # after every result, so a run stopped by a time limit keeps what it measured
+        if a.out:
+            with open(a.out + '.tmp', 'w') as f:
+                json.dump(report, f, indent=1)
+            os.replace(a.out + '.tmp', a.out)
     if 'kernels' in what:
         report['kernels'] = kernels(a, dev)
+        save()
     if 'steps' in what:
         for s in a.steps.split(','):
             if dev.type == 'cuda':
@@ -269,10 +277,9 @@ def main():
             loss = float(last['loss'])
             r = {'name': s, 'mode': 'torch', 'batch': a.batch, 'viewsPerStep': views, 'msPerStep': ms, 'viewsPerSec': views * 1000 / ms, 'peakGpuBytes': peak, 'loss': loss, 'repeats': times}
             report['steps'].append(r)
+            save()
             print(f'  torch {s:14s} batch {a.batch}: {ms:.1f} ms/step, {r["viewsPerSec"]:.1f} views/s, peak GPU {peak / 2**20:.0f} MiB, loss {loss:.4f}', flush=True)
-    if a.out:
-        with open(a.out, 'w') as f:
-            json.dump(report, f, indent=1)
+    save()
 
 
 if __name__ == '__main__':

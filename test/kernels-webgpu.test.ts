@@ -17,7 +17,7 @@ import { Rng } from '../lib/rng';
 import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels, unregisterWebgpuKernels, activeWebgpuKernels, leadingReduction } from '../lib/kernels/webgpu';
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from '../lib/kernels/webgpu/conv2d';
-import { planGemm, GEMM_DEFAULTS, GemmOptions } from '../lib/kernels/webgpu/gemm';
+import { planGemm, GEMM_DEFAULTS, GemmOptions, autoBlock, resolveTiles } from '../lib/kernels/webgpu/gemm';
 import { sumRows } from '../lib/kernels/webgpu/reduce_rows';
 import { WebgpuBackendLike, gpuFill, setPoisonTemporaries } from '../lib/kernels/webgpu/program';
 
@@ -143,6 +143,9 @@ test('every output element is written: NaN-poisoned outputs and temporaries, spl
     { name: '4x4 one split', opts: { forceSplits: 1 } },
     { name: '4x4 three splits', opts: { forceSplits: 3 } },
     { name: '8x8 auto splits', opts: { tm: 8, tn: 8, minKPerSplit: 16 } },
+    { name: '8x4 one split', opts: { tm: 8, tn: 4, forceSplits: 1 } },
+    { name: '4x8 two splits', opts: { tm: 4, tn: 8, forceSplits: 2 } },
+    { name: 'auto tiles', opts: { tm: 0, tn: 0 } },
   ];
   setPoisonTemporaries(true);
   try {
@@ -178,6 +181,20 @@ test('a NaN-poisoned output with no kernel run reads back as NaN (the poison che
   assert.equal(v.length, 2100);
   assert.ok(v.every((e) => Number.isNaN(e)));
   assert.throws(() => relErr(v, new Float32Array(2100)), /unwritten or NaN/);
+});
+
+test('auto tile choice: 128-wide tiles only for long extents that waste at most 1/8', () => {
+  assert.equal(autoBlock(262144), 8);
+  assert.equal(autoBlock(576), 8); // 5 tiles of 128 = 640: 11 % waste
+  assert.equal(autoBlock(512), 8);
+  assert.equal(autoBlock(660), 4); // 6 tiles of 128 = 768: 16 % waste
+  assert.equal(autoBlock(640), 8); // exactly 5 tiles
+  assert.equal(autoBlock(256), 4);
+  assert.equal(autoBlock(64), 4);
+  assert.deepEqual([resolveTiles(262144, 64, { ...GEMM_DEFAULTS, tm: 0, tn: 0 }).tm, resolveTiles(262144, 64, { ...GEMM_DEFAULTS, tm: 0, tn: 0 }).tn], [8, 4]);
+  assert.equal(resolveTiles(262144, 64, { ...GEMM_DEFAULTS, tm: 4, tn: 0 }).tm, 4);
+  // planGemm resolves auto tiles too: M = 576 with 128-row tiles is 5 tiles.
+  assert.equal(planGemm(576, 64, 262144, { ...GEMM_DEFAULTS, tm: 0, tn: 0 }).tilesM, 5);
 });
 
 test('split-K planning fills the GPU for the filter gradient and covers K exactly', () => {

@@ -3,13 +3,15 @@
 # .carry/ folder built by bench/device/prepare.sh carried along. Steps, each with its own time limit
 # so a slow one cannot starve the rest, results under $OUT as they are produced:
 #   1. unpack Node and dawn.node; unpack the Vulkan loader + GLVND debs into / and ldconfig;
-#      point Vulkan at NVIDIA's ICD (VK_DRIVER_FILES)              -> $OUT/env.txt
-#   2. WebGPU kernel checks on the real GPU (test/kernels-webgpu)    -> $OUT/kernels-test.txt
-#   3. PyTorch reference, same steps and kernel shapes               -> $OUT/torch.json, torch.txt
-#   4. per-kernel timings, stock and ours                            -> $OUT/gpu-kernels.json, gpu-kernels.txt
-#   5. our kernels: all three training steps                         -> $OUT/gpu-ours.json, gpu-ours-steps.txt
-#   6. stock kernels: the Barlow Twins ResNet-18 step only           -> $OUT/gpu-stock.json, gpu-stock.txt
-# Time limits add up to 580 s: call the run tool with timeout_s 600.
+#      point Vulkan at NVIDIA's ICD (VK_DRIVER_FILES)              -> results.tar: env.txt
+#   2. WebGPU kernel checks on the real GPU (test/kernels-webgpu)    -> results.tar: kernels-test.txt
+#   3. PyTorch reference, same steps and kernel shapes               -> results.tar: torch.json, torch.txt
+#   4. per-kernel timings: stock, ours 4x4 tiles, ours auto tiles    -> results.tar: gpu-kernels.json, gpu-kernels.txt
+#   5. our kernels: all three training steps                         -> results.tar: gpu-ours.json, gpu-ours-steps.txt
+#   6. ours with auto tiles: Barlow step and a per-kernel profile    -> results.tar: gpu-auto.json, gpu-auto.txt
+#   7. stock kernels: the Barlow Twins ResNet-18 step only           -> results.tar: gpu-stock.json, gpu-stock.txt
+# Time limits add up to 540 s: call the run tool with timeout_s 600. The .json files are rewritten
+# after every result, so a phase stopped at its limit keeps what it measured.
 # Locally (CPU + lavapipe) `LOCAL=1 QUICK=1 bash bench/device/run.sh` checks the logic: nothing is
 # unpacked into /, the current Vulkan environment is kept, and every run is shrunk (--quick);
 # PYTHON=/usr/bin/python3 picks an interpreter that has torch.
@@ -20,6 +22,11 @@ carry="$here/.carry"
 OUT="${OUT:-$here/.carry/out}"
 mkdir -p "$OUT"
 work="$(mktemp -d)"
+# The device tool returns at most 8 files from $OUT: results go to $RES and are re-packed into
+# $OUT/results.tar after every phase (so a run cut off at its limit keeps the finished phases).
+RES="$work/results"
+mkdir -p "$RES"
+pack() { tar -C "$RES" -cf "$work/results.tar" . && mv -f "$work/results.tar" "$OUT/results.tar"; }
 quick=()
 [[ -n "${QUICK:-}" ]] && quick=(--quick)
 log() { echo "[run.sh $(date +%H:%M:%S)] $*" | tee -a "$OUT/run-log.txt" >&2; }
@@ -45,24 +52,27 @@ fi
 {
   echo "node: $("$NODE" --version)"; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"; echo "commit: $(cat "$carry/COMMIT" 2>/dev/null)"
   nvidia-smi 2>&1 | head -n 15
-} > "$OUT/env.txt"
-log "env: $(head -n 2 "$OUT/env.txt" | tr '\n' ' ')"
+} > "$RES/env.txt"
+log "env: $(head -n 2 "$RES/env.txt" | tr '\n' ' ')"
 
 step() { # name limit_s outfile cmd...
   local name="$1" limit="$2" outfile="$3"; shift 3
   log "start $name (limit ${limit}s)"
   local t0=$SECONDS
-  timeout "$limit" "$@" > "$OUT/$outfile" 2>&1
+  timeout "$limit" "$@" > "$RES/$outfile" 2>&1
   local rc=$?
   log "end $name rc=$rc in $((SECONDS - t0))s"
-  grep -v '^Warning: maxDynamic' "$OUT/$outfile" | tail -n 25 >&2
+  grep -v '^Warning: maxDynamic' "$RES/$outfile" | tail -n 40 >&2
+  pack
 }
 
-step "kernel checks" 60 kernels-test.txt "$NODE" --test "$carry/kernels-webgpu.test.cjs"
-step "pytorch reference" 90 torch.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --out "$OUT/torch.json"
-step "pytorch steps, TF32 defaults" 60 torch-tf32.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --tf32 --what steps --steps barlow-r18 --repeats 3 --out "$OUT/torch-tf32.json"
-step "webgpu kernels (stock and ours)" 130 gpu-kernels.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock,ours --what kernels --out "$OUT/gpu-kernels.json"
-step "webgpu ours steps" 140 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --repeats 3 --per-repeat 2 --out "$OUT/gpu-ours.json"
-step "webgpu stock barlow step" 100 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$OUT/gpu-stock.json"
+step "kernel checks" 40 kernels-test.txt "$NODE" --test "$carry/kernels-webgpu.test.cjs"
+step "pytorch reference" 70 torch.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --out "$RES/torch.json"
+step "pytorch steps, TF32 defaults" 35 torch-tf32.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --tf32 --what steps --steps barlow-r18 --repeats 3 --out "$RES/torch-tf32.json"
+step "webgpu kernels (stock, ours 4x4, ours auto tiles)" 120 gpu-kernels.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock,ours:4x4,ours:auto --what kernels --repeats 3 --out "$RES/gpu-kernels.json"
+step "webgpu ours steps" 130 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --repeats 3 --per-repeat 2 --out "$RES/gpu-ours.json"
+step "webgpu ours auto tiles: barlow step + profile" 75 gpu-auto.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours:auto --what steps,profile --steps barlow-r18 --profile barlow-r18 --dawn enable-dawn-features=allow_unsafe_apis --dawn disable-dawn-features=timestamp_quantization --repeats 3 --per-repeat 2 --out "$RES/gpu-auto.json"
+step "webgpu stock barlow step" 70 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$RES/gpu-stock.json"
+pack
+log "done; results in $OUT/results.tar"
 rm -rf "$work"
-log "done; results in $OUT"

@@ -17,9 +17,9 @@ import { sumRows } from './reduce_rows';
 
 /** Tuning of the GEMM tiles and split-K. */
 export interface GemmOptions {
-  /** Rows of the register block per thread; the tile has 16*TM rows (4 or 8). */
+  /** Rows of the register block per thread; the tile has 16*TM rows (4 or 8; 0 = choose by M). */
   tm: number;
-  /** Columns of the register block per thread; the tile has 16*TN columns (4 or 8). */
+  /** Columns of the register block per thread; the tile has 16*TN columns (4 or 8; 0 = choose by N). */
   tn: number;
   /** Split K when the tile grid has fewer workgroups than this (about 4 per SM on an H100). */
   targetWorkgroups: number;
@@ -38,6 +38,21 @@ export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
 });
 
 const BK = 16;
+
+/**
+ * Register-block size for an extent of `n` rows (or columns) when the option is 0 ("auto"): 8 (a
+ * 128-wide tile, 64 FMAs per 16 workgroup-memory reads) where the extent is at least 512 and a
+ * 128 tile wastes at most 1/8 of it, else 4 (a 64-wide tile). Small extents keep 4 so that the
+ * grid has enough workgroups and edge tiles waste less; split-K fills the GPU when it has not.
+ */
+export function autoBlock(n: number): 4 | 8 {
+  return n >= 512 && ceilDiv(n, 128) * 128 <= n * 1.125 ? 8 : 4;
+}
+
+/** Resolves `tm`/`tn` = 0 ("auto") for a GEMM of M x N. */
+export function resolveTiles(M: number, N: number, o: GemmOptions): GemmOptions {
+  return { ...o, tm: o.tm === 0 ? autoBlock(M) : o.tm, tn: o.tn === 0 ? autoBlock(N) : o.tn };
+}
 
 /** How a loader's 256 threads walk a BK x (16*T) operand tile: along K (`k`) or along M/N (`mn`). */
 export type TileWalk = 'k' | 'mn';
@@ -67,7 +82,8 @@ export interface GemmPlan {
   kPerSplit: number;
 }
 
-export function planGemm(M: number, N: number, K: number, o: GemmOptions): GemmPlan {
+export function planGemm(M: number, N: number, K: number, opts: GemmOptions): GemmPlan {
+  const o = resolveTiles(M, N, opts);
   const tilesM = ceilDiv(M, 16 * o.tm);
   const tilesN = ceilDiv(N, 16 * o.tn);
   let splits = o.forceSplits > 0 ? o.forceSplits : 1;
@@ -169,7 +185,7 @@ export function runGemm(
   backend: WebgpuBackendLike, spec: GemmSpec, inputs: tf.TensorInfo[], outShape: number[],
   opts: Partial<GemmOptions> = {}, out?: tf.TensorInfo,
 ): tf.TensorInfo {
-  const o = { ...GEMM_DEFAULTS, ...opts };
+  const o = resolveTiles(spec.M, spec.N, { ...GEMM_DEFAULTS, ...opts });
   if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
   if (spec.M * spec.N !== outShape.reduce((a, b) => a * b, 1)) throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} is not ${spec.M}x${spec.N}`);
   if (inputs.length !== spec.variableNames.length) throw new Error(`runGemm(${spec.key}): ${inputs.length} inputs for ${spec.variableNames.length} bindings`);
