@@ -288,6 +288,18 @@ async function timeOp(f: () => tf.Tensor, a: Args): Promise<number> {
 async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
   setMode(mode);
   const res: KernelResult[] = [];
+  if (mode === 'stock') {
+    // Fixed cost of one small op (engine + backend bookkeeping, bind group, uniforms, submit): a
+    // chain of 200 adds on 4,096 floats (above the CPU hand-off threshold), per op. A training step
+    // issues thousands of ops, so this times the op count is a floor for the step.
+    const n = 200;
+    const x0 = tf.randomNormal([4096], 0, 1, 'float32', 5);
+    const one = tf.onesLike(x0);
+    const ms = await timeOp(() => tf.tidy(() => { let y: tf.Tensor = x0; for (let i = 0; i < n; i++) y = tf.add(y, one); return y; }), a);
+    tf.dispose([x0, one]);
+    res.push({ op: 'small add (per op)', shape: '4096', mode, ms: ms / n, flops: 4096, bytes: 3 * 4 * 4096 });
+    console.log(`  ${mode.padEnd(10)} ${'small add (per op)'.padEnd(22)} ${'4096'.padEnd(14)} ${(ms / n).toFixed(4).padStart(9)} ms  (chain of ${n})`);
+  }
   const B = a.kernelBatch;
   for (const [S, C] of a.kernelShapes) {
     const shape = `${B}x${S}x${S}x${C}`;
