@@ -259,7 +259,11 @@ async function profileStep(name: string, mode: Mode, a: Args): Promise<Record<st
     }
     const rows = [...by.values()].sort((x, y) => y.gpuMs - x.gpuMs);
     for (const r of rows) r.share = total > 0 ? r.gpuMs / total : 0;
-    return { name, mode, batch: a.batch, kernels: info.kernels.length, gpuMsTotal: total, profiledWallMs: wallMs, rows };
+    const top = info.kernels
+      .map((k, i) => ({ i, kernel: k.name, ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0, shapes: `${JSON.stringify(k.inputShapes)} -> ${JSON.stringify(k.outputShapes)}` }))
+      .sort((x, y) => y.ms - x.ms)
+      .slice(0, 40);
+    return { name, mode, batch: a.batch, kernels: info.kernels.length, gpuMsTotal: total, profiledWallMs: wallMs, rows, top };
   } finally {
     st.dispose();
   }
@@ -375,6 +379,10 @@ async function main(): Promise<void> {
           console.log(`profile ${mode} ${name}: ${p.kernels} kernels, GPU ${(p.gpuMsTotal as number).toFixed(1)} ms summed, profiled wall ${(p.profiledWallMs as number).toFixed(1)} ms`);
           for (const r of (p.rows as ProfileRow[]).slice(0, 25)) {
             console.log(`  ${r.kernel.padEnd(24)} ${String(r.calls).padStart(5)} calls ${r.gpuMs.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)} %  e.g. ${r.example.slice(0, 90)}`);
+          }
+          console.log('  slowest single kernels:');
+          for (const r of (p.top as Array<{ i: number; kernel: string; ms: number; shapes: string }>).slice(0, 15)) {
+            console.log(`    #${String(r.i).padStart(5)} ${r.kernel.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ms  ${r.shapes.slice(0, 100)}`);
           }
         } catch (e) {
           const msg = e instanceof Error ? e.message : String(e);

@@ -245,6 +245,14 @@ test('Sum and Mean over leading axes match cpu (one and two passes, keepDims, fa
     const want = await onCpu(() => tf.mul(tf.sum(tf.tensor2d(xv, [5000, 7]), 0), 0.5));
     assert.ok(relErr(got, want) < TOL);
     x.dispose();
+    // More column blocks than one dispatch dimension allows (lowered from 65,535 to 3 here):
+    // 1,000 columns = 16 blocks of 64, so each workgroup loops over up to 6 blocks.
+    const wv = randn(300 * 1000, 801);
+    const w = tf.tensor2d(wv, [300, 1000]);
+    const gotW = await read(sumRows(backend, w, 300, 1000, 1, [1000], gpuFill(backend, [1000], NaN), { targetGroups: 4, minRowsPerGroup: 16, maxGroupsX: 3 }));
+    const wantW = await onCpu(() => tf.sum(tf.tensor2d(wv, [300, 1000]), 0));
+    assert.ok(relErr(gotW, wantW) < TOL, 'column blocks folded into 3 workgroups');
+    w.dispose();
   } finally {
     setPoisonTemporaries(false);
     unregisterWebgpuKernels();

@@ -20,6 +20,8 @@ export interface ReduceRowsOptions {
   targetGroups: number;
   /** Never give one workgroup fewer rows than this (keeps the second pass small). */
   minRowsPerGroup: number;
+  /** At most this many workgroups along the columns (WebGPU's per-dimension limit; tests lower it). */
+  maxGroupsX: number;
 }
 
 export const REDUCE_ROWS_DEFAULTS: Readonly<ReduceRowsOptions> = Object.freeze({
@@ -27,6 +29,7 @@ export const REDUCE_ROWS_DEFAULTS: Readonly<ReduceRowsOptions> = Object.freeze({
   rowLanes: 4,
   targetGroups: 1024,
   minRowsPerGroup: 64,
+  maxGroupsX: 65535,
 });
 
 /** Work counts for the notes/bench: one full pass over X [R, C] plus the partials. */
@@ -38,13 +41,17 @@ function reduceProgram(R: number, C: number, rowsPerGroup: number, scale: number
   const CW = o.columnsPerGroup;
   const RL = o.rowLanes;
   const groups = ceilDiv(R, rowsPerGroup);
-  const key = `dtReduceRows_${R}_${C}_${rowsPerGroup}_${f32(scale)}_${CW}x${RL}`;
+  // More than 65,535 column blocks (C > 4M): each workgroup takes blocks x, x + NX, x + 2 NX, ...
+  const blocks = ceilDiv(C, CW);
+  const NX = Math.min(blocks, o.maxGroupsX);
+  const iters = ceilDiv(blocks, NX);
+  const key = `dtReduceRows_${R}_${C}_${rowsPerGroup}_${f32(scale)}_${CW}x${RL}_${NX}`;
   return wgslProgram({
     shaderKey: key,
     outputShape: outShape,
     variableNames: ['X'],
     workgroupSize: [CW, RL, 1],
-    dispatch: [ceilDiv(C, CW), groups, 1],
+    dispatch: [NX, groups, 1],
     getUserCode: () => `
       const R_: i32 = ${i32(R)};
       const C_: i32 = ${i32(C)};
@@ -54,22 +61,25 @@ function reduceProgram(R: number, C: number, rowsPerGroup: number, scale: number
         ${USE_UNIFORMS}
         let lx = i32(localId.x);
         let ly = i32(localId.y);
-        let c = i32(workgroupId.x) * ${CW} + lx;
         let g = i32(workgroupId.y);
         let rBegin = g * RPG;
         let rEnd = min(R_, rBegin + RPG);
-        var s = 0.0;
-        if (c < C_) {
-          for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
-            s = s + X[r * C_ + c];
+        for (var it = 0; it < ${iters}; it = it + 1) {
+          let c = (i32(workgroupId.x) + it * ${NX}) * ${CW} + lx;
+          var s = 0.0;
+          if (c < C_) {
+            for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
+              s = s + X[r * C_ + c];
+            }
           }
-        }
-        part[ly * ${CW} + lx] = s;
-        workgroupBarrier();
-        if (ly == 0 && c < C_) {
-          var t = part[lx];
-          ${Array.from({ length: RL - 1 }, (_, i) => `t = t + part[${(i + 1) * CW} + lx];`).join('\n          ')}
-          result[g * C_ + c] = t * ${f32(scale)};
+          part[ly * ${CW} + lx] = s;
+          workgroupBarrier();
+          if (ly == 0 && c < C_) {
+            var t = part[lx];
+            ${Array.from({ length: RL - 1 }, (_, i) => `t = t + part[${(i + 1) * CW} + lx];`).join('\n            ')}
+            result[g * C_ + c] = t * ${f32(scale)};
+          }
+          workgroupBarrier();
         }
       }`,
   });
