@@ -108,7 +108,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   for (const m of a.modes) parseMode(m);
-  for (const w of a.what) if (w !== 'steps' && w !== 'kernels' && w !== 'profile') throw new Error(`--what: "${w}" is not steps, kernels or profile`);
+  for (const w of a.what) if (!['steps', 'kernels', 'profile', 'micro'].includes(w)) throw new Error(`--what: "${w}" is not steps, kernels, profile or micro`);
   if (process.env[WEBGPU_KERNELS_ENV] === 'stock') a.modes = a.modes.filter((m) => m === 'stock');
   return a;
 }
@@ -368,6 +368,35 @@ async function main(): Promise<void> {
         if (!Number.isFinite(r.loss)) console.log('  WARNING: loss is not finite (GPU out of memory? see gpuErrors)');
       }
     }
+  }
+  if (a.what.includes('micro')) {
+    // Does the cost of issuing an op grow with the tensor size? Chains of 50 adds at three sizes:
+    // time to issue (JavaScript returns) and total (after the read-back), per op.
+    const micro: unknown[] = [];
+    for (const n of [4096, 1 << 20, 1 << 24]) {
+      const x0 = tf.randomNormal([n], 0, 1, 'float32', 6);
+      const one = tf.onesLike(x0);
+      const chain = (): tf.Tensor => tf.tidy(() => { let y: tf.Tensor = x0; for (let i = 0; i < 50; i++) y = tf.add(y, one); return y; });
+      const w = chain();
+      await sync(w);
+      w.dispose();
+      const issue: number[] = [];
+      const total: number[] = [];
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now();
+        const y = chain();
+        issue.push((performance.now() - t0) / 50);
+        await sync(y);
+        total.push((performance.now() - t0) / 50);
+        y.dispose();
+      }
+      tf.dispose([x0, one]);
+      const row = { elements: n, issueMsPerOp: median(issue), totalMsPerOp: median(total) };
+      micro.push(row);
+      console.log(`micro: add chain on ${n} floats: issue ${row.issueMsPerOp.toFixed(4)} ms/op, total ${row.totalMsPerOp.toFixed(4)} ms/op`);
+    }
+    report.micro = micro;
+    saveReport(a, report);
   }
   if (a.what.includes('profile')) {
     for (const name of a.profile) {

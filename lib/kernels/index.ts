@@ -3,6 +3,12 @@
  * `registerKernelsFor(name)` when it activates a backend; nothing else in `lib/` knows
  * which kernels are ours.
  */
+import { registerGradients } from './gradients';
+
+// Our Sum/Mean gradients (./gradients.ts) replace tfjs-core's for every backend as soon as
+// anything loads this module: they give the same values without a CPU-side array per call.
+registerGradients();
+
 const registered = new Map<string, string[]>();
 const registrars = new Map<string, () => string[]>();
 
