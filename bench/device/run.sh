@@ -75,15 +75,15 @@ want checks && step "kernel checks" 40 kernels-test.txt "$NODE" --test "$carry/k
 want torch && step "pytorch reference" 70 torch.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --out "$RES/torch.json"
 want tf32 && step "pytorch steps, TF32 defaults" 35 torch-tf32.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --tf32 --what steps --steps barlow-r18 --repeats 3 --out "$RES/torch-tf32.json"
 want kernels && step "webgpu kernels (stock, ours 4x4, ours auto tiles)" 120 gpu-kernels.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock,ours:4x4,ours:auto --what kernels --repeats 3 --out "$RES/gpu-kernels.json"
-want steps && step "webgpu ours steps" 130 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --repeats 3 --per-repeat 2 --out "$RES/gpu-ours.json"
+want steps && step "webgpu ours steps" 120 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --repeats 3 --per-repeat 2 --out "$RES/gpu-ours.json"
 want auto && step "webgpu ours auto tiles: barlow step + profile" 75 gpu-auto.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours:auto --what steps,profile --steps barlow-r18 --profile barlow-r18 "${dawn_prof[@]}" --repeats 3 --per-repeat 2 --out "$RES/gpu-auto.json"
-want stock && step "webgpu stock barlow step" 70 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$RES/gpu-stock.json"
+want stock && step "webgpu stock barlow step" 60 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$RES/gpu-stock.json"
 # Follow-up phases (not in the default list):
-want profile && step "webgpu ours: per-kernel profile of the barlow step" 100 gpu-profile.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what profile --profile barlow-r18 "${dawn_prof[@]}" --warmup 1 --out "$RES/gpu-profile.json"
+want profile && step "webgpu ours: per-kernel profile of the barlow step" 60 gpu-profile.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what profile --profile barlow-r18 "${dawn_prof[@]}" --warmup 1 --out "$RES/gpu-profile.json"
 want rest && step "webgpu ours: dino-twins and vit steps, one timed step each" 120 gpu-rest.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps dinotwins-r18,barlow-vit --repeats 1 --per-repeat 1 --warmup 1 --out "$RES/gpu-rest.json"
 want micro && step "webgpu: issue cost of an add by tensor size" 40 gpu-micro.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --what micro --out "$RES/gpu-micro.json"
 if want cpuprof; then
-  step "webgpu ours barlow step under node --cpu-prof" 90 gpu-cpuprof.txt "$NODE" --cpu-prof --cpu-prof-dir="$work/prof" --cpu-prof-interval 500 "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps barlow-r18 --warmup 1 --repeats 1 --per-repeat 2
+  step "webgpu ours barlow step under node --cpu-prof" 60 gpu-cpuprof.txt "$NODE" --cpu-prof --cpu-prof-dir="$work/prof" --cpu-prof-interval 500 "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps barlow-r18 --warmup 1 --repeats 1 --per-repeat 2
   for f in "$work"/prof/*.cpuprofile; do [[ -f "$f" ]] && gzip -c "$f" > "$RES/step.cpuprofile.gz"; done
 fi
 pack
