@@ -13,6 +13,7 @@
  *                        [--steps barlow-r18,dinotwins-r18,barlow-vit] [--kernel-batch 256]
  *                        [--repeats 5] [--per-repeat 3] [--warmup 2] [--iters 10] [--out file.json] [--quick]
  *                        [--what profile --profile barlow-r18] [--dawn disable-dawn-features=timestamp_quantization]
+ *                        [--flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128]
  * Modes: `stock`, `ours`, `ours:TMxTN` (GEMM register block 4, 8 or auto, e.g. ours:8x4, ours:auto).
  * The report (--out) is rewritten after every result, so a run stopped by a time limit keeps its numbers.
  * `--quick` shrinks everything for a correctness smoke run on lavapipe.
@@ -63,6 +64,8 @@ interface Args {
   profile: string[];
   /** Flags for Dawn's `create` (e.g. `disable-dawn-features=timestamp_quantization`). */
   dawn: string[];
+  /** tfjs environment flags set before running (e.g. WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128). */
+  flags: Array<[string, number | boolean]>;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -70,7 +73,7 @@ function parseArgs(argv: string[]): Args {
     what: ['steps', 'kernels'], modes: ['stock', 'ours'], batch: 256, width: 64,
     steps: ['barlow-r18', 'dinotwins-r18', 'barlow-vit'], kernelBatch: 256,
     kernelShapes: [[32, 64], [16, 128], [8, 256], [4, 512]], repeats: 5, perRepeat: 3, warmup: 2, iters: 10,
-    nLocal: 4, vitPreset: 'tiny4', profile: [], dawn: [],
+    nLocal: 4, vitPreset: 'tiny4', profile: [], dawn: [], flags: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -101,6 +104,12 @@ function parseArgs(argv: string[]): Args {
       case '--out': a.out = v(); break;
       case '--profile': a.profile = v().split(',').filter(Boolean); break;
       case '--dawn': a.dawn.push(v()); break;
+      case '--flag': {
+        const m = /^([A-Z0-9_]+)=(.+)$/.exec(v());
+        if (!m) throw new Error('--flag takes NAME=VALUE');
+        a.flags.push([m[1], m[2] === 'true' ? true : m[2] === 'false' ? false : Number(m[2])]);
+        break;
+      }
       case '--quick':
         Object.assign(a, { batch: 2, width: 8, kernelBatch: 2, kernelShapes: [[8, 16], [4, 32]], repeats: 2, perRepeat: 1, warmup: 1, iters: 2, nLocal: 2, vitPreset: 'tiny4-seed' });
         break;
@@ -336,6 +345,7 @@ async function main(): Promise<void> {
   if (!avail.ok) throw new Error(avail.reason);
   if (!(await tf.setBackend('webgpu'))) throw new Error("tf.setBackend('webgpu') failed");
   await tf.ready();
+  for (const [k, v] of a.flags) tf.env().set(k, v);
   const errors: string[] = [];
   const device = (tf.backend() as unknown as { device?: { addEventListener?: (n: string, f: (e: { error?: { message?: string } }) => void) => void } }).device;
   device?.addEventListener?.('uncapturederror', (e) => errors.push(e.error?.message ?? 'unknown GPU error'));

@@ -81,6 +81,7 @@ want stock && step "webgpu stock barlow step" 60 gpu-stock.txt "$NODE" "$carry/g
 # Follow-up phases (not in the default list):
 want profile && step "webgpu ours: per-kernel profile of the barlow step" 60 gpu-profile.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what profile --profile barlow-r18 "${dawn_prof[@]}" --warmup 1 --out "$RES/gpu-profile.json"
 want rest && step "webgpu ours: dino-twins and vit steps, one timed step each" 120 gpu-rest.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps dinotwins-r18,barlow-vit --repeats 1 --per-repeat 1 --warmup 1 --out "$RES/gpu-rest.json"
+want submit && step "webgpu ours barlow step, 128 dispatches per submit" 60 gpu-submit128.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps barlow-r18 --repeats 3 --per-repeat 2 --flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 --out "$RES/gpu-submit128.json"
 want micro && step "webgpu: issue cost of an add by tensor size" 40 gpu-micro.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --what micro --out "$RES/gpu-micro.json"
 if want cpuprof; then
   step "webgpu ours barlow step under node --cpu-prof" 60 gpu-cpuprof.txt "$NODE" --cpu-prof --cpu-prof-dir="$work/prof" --cpu-prof-interval 500 "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps barlow-r18 --warmup 1 --repeats 1 --per-repeat 2

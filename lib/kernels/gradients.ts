@@ -9,8 +9,8 @@
  * while the GPU itself was busy for about 1 s.
  *
  * Ours build the same tensor with the backend's `Fill` kernel (a GPU program on WebGPU, native on
- * wasm) and keep the stock arithmetic (`dy * 1`, then `/ n` for Mean), so the values are
- * bit-identical to the stock gradients. Gradients are global in tfjs (not per backend): this
+ * wasm): Sum as `dy * fill(1)`, Mean as `dy / fill(n)` (no scalar upload either), whose values
+ * are bit-identical to the stock `dy * ones` and `(dy * ones) / n`. Gradients are global in tfjs (not per backend): this
  * applies to every backend, which all gain or stay equal.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -40,7 +40,8 @@ export const meanGradConfig: tf.GradConfig = {
     const d = Array.isArray(dy) ? dy[0] : dy;
     const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
     const n = axes.reduce((p, a) => p * x.shape[a], 1);
-    return { x: () => tf.div(tf.mul(expandDy(d, x, attrs.axis), tf.fill(x.shape, 1, 'float32')), n) };
+    // dy / fill(n) broadcasts dy and divides in one kernel; the values equal the stock (dy * 1) / n.
+    return { x: () => tf.div(expandDy(d, x, attrs.axis), tf.fill(x.shape, n, 'float32')) };
   },
 };
 
