@@ -32,8 +32,9 @@ for (const kind of ['adam', 'adamw', 'sgd', 'lars'] as OptimizerKind[]) {
     assertClose(await ps.get('w').data(), ref.final[kind].w, 1e-5, `${kind} w`);
     assertClose(await ps.get('b').data(), ref.final[kind].b, 1e-5, `${kind} b`);
     // Slots are created on the first step only; later steps allocate nothing that survives.
-    // Only the optimizer slots (2 per parameter for Adam/AdamW, 1 for SGD/LARS) survive the steps.
-    assert.equal(tf.memory().numTensors - before, kind.startsWith("adam") ? 4 : 2);
+    // Only the optimizer state survives the steps: for Adam/AdamW the two flat moment tensors and
+    // the weight-decay mask (lib/train/flatSlots.ts), for SGD/LARS one momentum slot per parameter.
+    assert.equal(tf.memory().numTensors - before, kind.startsWith('adam') ? 3 : 2);
     opt.dispose();
     ps.dispose();
   });
@@ -100,5 +101,87 @@ test('bad learning rate and unknown kind are clear errors', () => {
   ps.addValues('w', [1], new Float32Array(1), 'weight');
   const opt = new Optimizer({ kind: 'sgd' });
   assert.throws(() => opt.apply(ps, new Map(), Number.NaN), /learning rate must be finite/);
+  ps.dispose();
+});
+
+/** The per-parameter Adam/AdamW update written out plainly (what the flat update must equal). */
+function perParamAdam(kind: 'adam' | 'adamw', ps: Map<string, Float32Array>, kinds: Map<string, string>, grads: Map<string, Float32Array>, st: Map<string, { m: Float32Array; v: Float32Array }>, t: number, lr: number, wd: number, frozen: Set<string>): void {
+  const f = Math.fround;
+  const b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  for (const [n, p] of ps) {
+    if (frozen.has(n)) continue;
+    const g0 = grads.get(n)!;
+    const s = st.get(n) ?? { m: new Float32Array(p.length), v: new Float32Array(p.length) };
+    st.set(n, s);
+    const decays = kinds.get(n) === 'weight' && wd > 0;
+    for (let i = 0; i < p.length; i++) {
+      let g = g0[i];
+      if (kind === 'adam' && decays) g = f(g + f(p[i] * f(wd)));
+      s.m[i] = f(f(s.m[i] * f(b1)) + f(g * f(1 - b1)));
+      s.v[i] = f(f(s.v[i] * f(b2)) + f(f(g * g) * f(1 - b2)));
+      const mhat = f(s.m[i] / f(1 - Math.pow(b1, t)));
+      const vhat = f(s.v[i] / f(1 - Math.pow(b2, t)));
+      let upd = f(mhat / f(f(Math.sqrt(vhat)) + f(eps)));
+      if (kind === 'adamw' && decays) upd = f(upd + f(p[i] * f(wd)));
+      p[i] = f(p[i] - f(upd * f(lr)));
+    }
+  }
+}
+
+for (const kind of ['adam', 'adamw'] as const) {
+  test(`${kind} over all parameters at once equals the per-parameter update (frozen parameter, three shapes)`, async () => {
+    await tf.setBackend('cpu');
+    const shapes: Record<string, number[]> = { w1: [3, 2, 2], b1: [2], w2: [5] };
+    const kinds = new Map([['w1', 'weight'], ['b1', 'bias'], ['w2', 'weight']]);
+    let seed = 7;
+    const rnd = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5);
+    const ps = new ParamStore('flat');
+    const mirror = new Map<string, Float32Array>();
+    for (const [n, s] of Object.entries(shapes)) {
+      const v = rnd(s.reduce((a, b) => a * b, 1));
+      ps.addValues(n, s, v, kinds.get(n) as 'weight' | 'bias');
+      mirror.set(n, v.slice());
+    }
+    const opt = new Optimizer({ kind, weightDecay: 0.05 });
+    const st = new Map<string, { m: Float32Array; v: Float32Array }>();
+    for (let t = 1; t <= 4; t++) {
+      const frozen = new Set(t <= 2 ? ['w2'] : []);
+      const gv = new Map(Object.entries(shapes).map(([n, s]) => [n, rnd(s.reduce((a, b) => a * b, 1))]));
+      const grads = new Map([...gv].map(([n, v]) => [n, tf.tensor(v, shapes[n])]));
+      opt.apply(ps, grads, 0.01, { frozen }).dispose();
+      tf.dispose([...grads.values()]);
+      perParamAdam(kind, mirror, kinds, gv, st, t, 0.01, 0.05, frozen);
+    }
+    for (const n of Object.keys(shapes)) {
+      assert.deepEqual(Array.from(await ps.get(n).data()), Array.from(mirror.get(n)!), `${kind} ${n}`);
+    }
+    // Named state has each parameter's shape; w2's moments only saw its two unfrozen steps.
+    const state = opt.getState();
+    assert.deepEqual([...state.tensors.keys()].sort(), ['b1/m', 'b1/v', 'w1/m', 'w1/v', 'w2/m', 'w2/v']);
+    assert.deepEqual(state.tensors.get('w1/m')!.shape, [3, 2, 2]);
+    assert.deepEqual(Array.from(await state.tensors.get('w2/v')!.data()), Array.from(st.get('w2')!.v));
+    opt.dispose();
+    ps.dispose();
+  });
+}
+
+test('restored Adam state with a missing slot starts it at zero; a wrong size is a clear error', async () => {
+  await tf.setBackend('cpu');
+  const ps = new ParamStore('rs');
+  ps.addValues('w', [2, 2], new Float32Array([1, 2, 3, 4]), 'weight');
+  ps.addValues('b', [2], new Float32Array([0, 0]), 'bias');
+  const grads = new Map<string, tf.Tensor>([['w', tf.ones([2, 2])], ['b', tf.ones([2])]]);
+  const opt = new Optimizer({ kind: 'adam', weightDecay: 0 });
+  opt.setState(3, new Map([['w/m', { shape: [2, 2], values: new Float32Array([0.5, 0.5, 0.5, 0.5]) }]]));
+  opt.apply(ps, grads, 0.1).dispose();
+  const s = opt.getState();
+  assert.equal(s.step, 4);
+  assert.deepEqual(Array.from(await s.tensors.get('w/m')!.data()), [0.55, 0.55, 0.55, 0.55].map(Math.fround));
+  assert.deepEqual(Array.from(await s.tensors.get('b/m')!.data()), [0.1, 0.1].map((x) => Math.fround(Math.fround(x))));
+  const bad = new Optimizer({ kind: 'adam' });
+  bad.setState(1, new Map([['w/v', { shape: [3], values: new Float32Array(3) }]]));
+  assert.throws(() => bad.apply(ps, grads, 0.1), /optimizer state w\/v has 3 values, parameter has 4/);
+  tf.dispose([...grads.values()]);
+  for (const o of [opt, bad]) o.dispose();
   ps.dispose();
 });

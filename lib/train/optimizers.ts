@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
+import { FlatSlots } from './flatSlots';
 
 export type OptimizerKind = 'adam' | 'adamw' | 'sgd' | 'lars';
 
@@ -51,6 +52,8 @@ export interface OptimizerState {
 export class Optimizer {
   readonly cfg: OptimizerConfig;
   private slots = new Map<string, tf.Variable>();
+  /** Adam/AdamW moments of all parameters as two flat tensors (see flatSlots.ts). */
+  private flat = new FlatSlots();
   private t = 0;
 
   constructor(cfg: Partial<OptimizerConfig> = {}) {
@@ -83,6 +86,7 @@ export class Optimizer {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`optimizer: learning rate must be finite and >= 0, got ${lr}`);
     this.t += 1;
     const t = this.t;
+    if (c.kind === 'adam' || c.kind === 'adamw') return this.applyAdamFlat(ps, grads, lr, wd, opts.frozen, t);
     return tf.tidy(() => {
       // One scalar tensor per constant for the whole update: a JS number in an op becomes a new
       // tensor per call, which the WebGPU backend uploads into a fresh GPU buffer each time
@@ -147,15 +151,70 @@ export class Optimizer {
     });
   }
 
-  /** Snapshot of the state (tensors are the live slot variables: read them, do not dispose). */
+  /**
+   * Adam/AdamW on all parameters at once: gradients and parameters concatenated into flat
+   * tensors, the same element-wise update as the per-parameter form (decay and frozen parameters
+   * through masks), then split back. The gradient norm is one sum over the flat gradient.
+   */
+  private applyAdamFlat(ps: ParamStore, grads: Map<string, tf.Tensor>, lr: number, wd: number, frozen: ReadonlySet<string> | undefined, t: number): tf.Scalar {
+    const c = this.cfg;
+    const names = [...grads.keys()];
+    if (names.length === 0) return tf.scalar(0);
+    const F = this.flat;
+    F.ensure(ps, names);
+    const active = F.active(frozen);
+    return tf.tidy(() => {
+      const consts = new Map<number, tf.Scalar>();
+      const k = (v: number): tf.Scalar => {
+        let s = consts.get(v);
+        if (!s) {
+          s = tf.scalar(v, 'float32');
+          consts.set(v, s);
+        }
+        return s;
+      };
+      const flatOf = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? tf.reshape(ts[0], [-1]) : tf.concat(ts.map((x) => tf.reshape(x, [-1]))));
+      let g = flatOf(names.map((n) => grads.get(n)!));
+      const gnorm = tf.sqrt(tf.sum(tf.square(g))) as tf.Scalar;
+      if (c.clipGradNorm > 0) g = tf.mul(g, tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))));
+      const p = flatOf(names.map((n) => ps.get(n)));
+      const decays = wd > 0 && F.anyDecay;
+      if (c.kind === 'adam' && decays) g = tf.where(F.decayMask!, tf.add(g, tf.mul(p, k(wd))), g);
+      const m = tf.add(tf.mul(F.m!, k(c.beta1)), tf.mul(g, k(1 - c.beta1)));
+      const v = tf.add(tf.mul(F.v!, k(c.beta2)), tf.mul(tf.square(g), k(1 - c.beta2)));
+      const mhat = tf.div(m, k(1 - Math.pow(c.beta1, t)));
+      const vhat = tf.div(v, k(1 - Math.pow(c.beta2, t)));
+      let upd: tf.Tensor = tf.div(mhat, tf.add(tf.sqrt(vhat), k(c.eps)));
+      if (c.kind === 'adamw' && decays) upd = tf.where(F.decayMask!, tf.add(upd, tf.mul(p, k(wd))), upd);
+      const pNew = tf.sub(p, tf.mul(upd, k(lr)));
+      F.m!.assign(active ? tf.where(active, m, F.m!) : m);
+      F.v!.assign(active ? tf.where(active, v, F.v!) : v);
+      const parts = names.length === 1 ? [pNew] : tf.split(pNew, F.sizes);
+      names.forEach((n, i) => {
+        if (!frozen?.has(n)) ps.get(n).assign(tf.reshape(parts[i], F.shapes[i]));
+      });
+      return gnorm;
+    });
+  }
+
+  /**
+   * Snapshot of the state: slot tensors by name (`<param>/m`, `<param>/v` for Adam/AdamW,
+   * `<param>/momentum` for SGD/LARS). Read them before the next `apply`/`getState`; do not dispose.
+   */
   getState(): OptimizerState {
-    return { step: this.t, tensors: new Map(this.slots) };
+    const tensors = new Map<string, tf.Tensor>(this.slots);
+    for (const [k, v] of this.flat.named()) tensors.set(k, v);
+    return { step: this.t, tensors };
   }
 
   /** Restores a state saved by getState (values are copied). */
   setState(step: number, tensors: Map<string, { shape: number[]; values: Float32Array }>): void {
     this.disposeSlots();
     this.t = step;
+    if (this.cfg.kind === 'adam' || this.cfg.kind === 'adamw') {
+      this.flat.setNamed(tensors);
+      return;
+    }
     for (const [k, s] of tensors) {
       const init = tf.tensor(s.values, s.shape, 'float32');
       this.slots.set(k, tf.variable(init, false));
@@ -166,6 +225,7 @@ export class Optimizer {
   private disposeSlots(): void {
     for (const v of this.slots.values()) v.dispose();
     this.slots.clear();
+    this.flat.dispose();
   }
 
   dispose(): void {
