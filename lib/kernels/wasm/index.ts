@@ -3,7 +3,7 @@
  * it lacks the filter gradient of Conv2D, the depthwise gradients and UnsortedSegmentSum, its
  * MaxPoolGrad is wrong, its Conv2DBackpropInput is a scalar loop and every transposed or
  * batched matMul takes a scalar loop; Identity and Cast copy buffers that could be shared; its
- * Transpose crawls at high rank. Importing this module adds a registrar; `lib/backend.ts`
+ * Transpose crawls at high rank; its Sum and Mean transpose the whole tensor to reduce leading axes. Importing this module adds a registrar; `lib/backend.ts`
  * runs it (through `registerKernelsFor('wasm')`) when it activates wasm.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -17,6 +17,7 @@ import { maxPoolGradConfig } from './maxPoolGrad';
 import { unsortedSegmentSumConfig } from './unsortedSegmentSum';
 import { castConfig, identityConfig } from './identity';
 import { transposeConfig } from './transpose';
+import { meanConfig, sumConfig } from './reduce';
 
 /** Registers (or replaces) one wasm kernel, keeping the stock setup function if there is one. */
 function put(config: tf.KernelConfig): void {
@@ -41,6 +42,8 @@ export function registerWasmKernels(): string[] {
     identityConfig,
     castConfig,
     transposeConfig,
+    sumConfig,
+    meanConfig,
   ];
   for (const c of configs) put(c);
   return configs.map((c) => c.kernelName);
