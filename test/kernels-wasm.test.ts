@@ -140,6 +140,22 @@ test('Sum and Mean over leading axes (JavaScript) and other axes (stock) match c
   });
 });
 
+test('per-channel broadcasting Multiply/Add/Sub/RealDiv (widened rows) match cpu, either operand order', async () => {
+  await agree('channel broadcast', () => {
+    const x = rand([8, 6, 4, 3], 80);
+    const v = tf.add(rand([3], 81), 2);
+    const v4 = tf.reshape(v, [1, 1, 1, 3]);
+    const odd = rand([7, 5], 82); // 7 rows: cannot be widened
+    const w = tf.add(rand([5], 83), 2);
+    const m = rand([64, 32], 84);
+    const u = tf.add(rand([32], 85), 2);
+    return [
+      tf.mul(x, v), tf.add(x, v4), tf.sub(x, v), tf.div(x, v), tf.sub(v, x), tf.div(v4, x), tf.mul(v, x),
+      tf.sub(odd, w), tf.div(w, odd), tf.mul(m, u), tf.sub(u, m), tf.mul(v, v), tf.add(x, x), tf.mul(x, 3),
+    ];
+  });
+});
+
 test('batched and transposed matMul match cpu (XNNPACK and stock paths)', async () => {
   for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
     await agree(`matMul ${ta} ${tb}`, () => {
