@@ -35,13 +35,11 @@ export function initConv2d(ps: ParamStore, name: string, k: number, inC: number,
 
 export function conv2d(ps: ParamStore, name: string, x: tf.Tensor4D, stride: number, pad: 'same' | 'valid' | number): tf.Tensor4D {
   const w = ps.get(`${name}.weight`) as tf.Tensor4D;
-  let xx = x;
-  let padding: 'same' | 'valid' = pad === 'same' ? 'same' : 'valid';
-  if (typeof pad === 'number' && pad > 0) {
-    xx = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
-    padding = 'valid';
-  }
-  let y = tf.conv2d(xx, w, stride, padding);
+  // A number is PyTorch's symmetric zero padding, passed to the convolution as explicit padding
+  // (no separate Pad and, in the backward pass, no Slice of the padded gradient).
+  const padding: 'same' | 'valid' | tf.backend_util.ExplicitPadding =
+    typeof pad === 'number' ? (pad > 0 ? [[0, 0], [pad, pad], [pad, pad], [0, 0]] : 'valid') : pad;
+  let y = tf.conv2d(x, w, stride, padding);
   if (ps.has(`${name}.bias`)) y = tf.add(y, ps.get(`${name}.bias`));
   return y;
 }
