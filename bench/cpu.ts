@@ -156,9 +156,11 @@ function table(rows: Row[]): string {
   for (const r of rows) {
     const t = torch(r.model, r.batch);
     const label = BENCH_MODELS.find((m) => m.id === r.model)?.label ?? r.model;
-    const ratioWall = t && r.impl !== 'torch' ? `${(t.wallMs / r.wallMs).toFixed(2)}x` : '';
-    const ratioCpu = t && r.impl !== 'torch' ? `${(t.cpuMs / r.cpuMs).toFixed(2)}x` : '';
-    const impl = r.impl === 'torch' ? `PyTorch ${r.threads} threads` : `${r.impl} (${r.threads ?? 1} thread${(r.threads ?? 1) > 1 ? 's' : ''})`;
+    const ok = t && r.impl !== 'torch' && Number.isFinite(r.wallMs);
+    const ratioWall = ok ? `${(t.wallMs / r.wallMs).toFixed(2)}x` : '';
+    const ratioCpu = ok ? `${(t.cpuMs / r.cpuMs).toFixed(2)}x` : '';
+    const threads = (n: number | undefined): string => (n === undefined ? '' : ` (${n} thread${n > 1 ? 's' : ''})`);
+    const impl = r.impl === 'torch' ? `PyTorch${threads(r.threads)}` : `${r.impl}${threads(r.threads)}`;
     lines.push(`| ${label} | ${r.batch} | ${impl}${r.error ? ` (${r.error})` : ''} | ${fmt(r.viewsPerSec)} | ${fmt(r.wallMs, 0)} | ${fmt(r.cpuMs, 0)} | ${ratioWall} | ${ratioCpu} | ${fmt(r.peakTensorMiB, 0)} | ${fmt(r.wasmHeapMiB, 0)} | ${fmt(r.rssMaxMiB, 0)} | ${r.load ? `${r.load[0].toFixed(2)}-${r.load[1].toFixed(2)}` : '—'} |`);
   }
   return lines.join('\n');
