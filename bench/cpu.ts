@@ -5,6 +5,7 @@
  *
  *   npx tsx bench/cpu.ts [--models r18w16,r18w32,r18w64,vitt4] [--batches 32,128]
  *                        [--backends wasm,wasm-t2,cpu] [--steps 5] [--warmup 2] [--max-seconds 60]
+ *                        [--torch-threads 1,2] [--batch32-only r18w64,vitt4] [--child-timeout 600]
  *                        [--no-torch] [--json out.json]
  *   npx tsx bench/cpu.ts --flat 1000 [--models r18w16p512] [--batches 8]   (memory-flatness run)
  *
@@ -16,6 +17,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BENCH_MODELS, barlowBench, benchModel, timeSteps } from './common';
@@ -33,6 +35,8 @@ interface Row {
   peakTensorMiB?: number;
   wasmHeapMiB?: number;
   rssMaxMiB?: number;
+  /** 1-minute load average when the combination started and ended. */
+  load?: [number, number];
   error?: string;
 }
 
@@ -115,17 +119,25 @@ async function flat(): Promise<void> {
   if (!flatT || !flatB) process.exitCode = 1;
 }
 
-function runChild(args: string[]): Promise<Row> {
+/** Runs one combination in a child process, killed after `timeoutS` seconds (a threaded build out of wasm memory can hang). */
+function runChild(args: string[], timeoutS: number): Promise<Row> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', __filename, '--child', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      p.kill('SIGKILL');
+    }, timeoutS * 1000);
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (err += d));
     p.on('close', (code) => {
+      clearTimeout(timer);
       const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
+      const why = timedOut ? `stopped after ${timeoutS} s` : `exit ${code}: ${err.split('\n').filter((l) => /Error/.test(l))[0] ?? err.slice(-300)}`;
       if (code === 0 && line) resolve(JSON.parse(line) as Row);
-      else resolve({ impl: 'tfjs-?', model: '?', batch: 0, wallMs: NaN, cpuMs: NaN, steps: 0, viewsPerSec: NaN, error: `exit ${code}: ${err.split('\n').filter((l) => /Error/.test(l))[0] ?? err.slice(-300)}` });
+      else resolve({ impl: 'tfjs-?', model: '?', batch: 0, wallMs: NaN, cpuMs: NaN, steps: 0, viewsPerSec: NaN, error: why });
     });
   });
 }
@@ -135,18 +147,21 @@ function fmt(x: number | undefined, d = 1): string {
 }
 
 function table(rows: Row[]): string {
-  const torch = (m: string, b: number): Row | undefined => rows.find((r) => r.impl === 'torch' && r.model === m && r.batch === b);
+  // Ratios are against the faster PyTorch row of the same (model, batch).
+  const torch = (m: string, b: number): Row | undefined => rows.filter((r) => r.impl === 'torch' && r.model === m && r.batch === b && Number.isFinite(r.wallMs)).sort((x, y) => x.wallMs - y.wallMs)[0];
   const lines = [
-    '| model | batch | impl | views/s | ms/step (wall) | cpu ms/step | vs torch (wall) | vs torch (cpu time) | peak tensors MiB | wasm heap MiB | max RSS MiB |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| model | batch | impl | views/s | ms/step (wall) | cpu ms/step | vs best torch (wall) | vs best torch (cpu time) | peak tensors MiB | wasm heap MiB | max RSS MiB | load 1-min |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const t = torch(r.model, r.batch);
     const label = BENCH_MODELS.find((m) => m.id === r.model)?.label ?? r.model;
-    const ratioWall = t && r.impl !== 'torch' ? `${(t.wallMs / r.wallMs).toFixed(2)}x` : '';
-    const ratioCpu = t && r.impl !== 'torch' ? `${(t.cpuMs / r.cpuMs).toFixed(2)}x` : '';
-    const impl = r.impl === 'torch' ? `PyTorch ${r.threads} threads` : `${r.impl} (${r.threads ?? 1} thread${(r.threads ?? 1) > 1 ? 's' : ''})`;
-    lines.push(`| ${label} | ${r.batch} | ${impl}${r.error ? ` (${r.error})` : ''} | ${fmt(r.viewsPerSec)} | ${fmt(r.wallMs, 0)} | ${fmt(r.cpuMs, 0)} | ${ratioWall} | ${ratioCpu} | ${fmt(r.peakTensorMiB, 0)} | ${fmt(r.wasmHeapMiB, 0)} | ${fmt(r.rssMaxMiB, 0)} |`);
+    const ok = t && r.impl !== 'torch' && Number.isFinite(r.wallMs);
+    const ratioWall = ok ? `${(t.wallMs / r.wallMs).toFixed(2)}x` : '';
+    const ratioCpu = ok ? `${(t.cpuMs / r.cpuMs).toFixed(2)}x` : '';
+    const threads = (n: number | undefined): string => (n === undefined ? '' : ` (${n} thread${n > 1 ? 's' : ''})`);
+    const impl = r.impl === 'torch' ? `PyTorch${threads(r.threads)}` : `${r.impl}${threads(r.threads)}`;
+    lines.push(`| ${label} | ${r.batch} | ${impl}${r.error ? ` (${r.error})` : ''} | ${fmt(r.viewsPerSec)} | ${fmt(r.wallMs, 0)} | ${fmt(r.cpuMs, 0)} | ${ratioWall} | ${ratioCpu} | ${fmt(r.peakTensorMiB, 0)} | ${fmt(r.wasmHeapMiB, 0)} | ${fmt(r.rssMaxMiB, 0)} | ${r.load ? `${r.load[0].toFixed(2)}-${r.load[1].toFixed(2)}` : '—'} |`);
   }
   return lines.join('\n');
 }
@@ -160,25 +175,38 @@ async function main(): Promise<void> {
   const backends = (arg('backends', 'wasm,wasm-t2,cpu') as string).split(',');
   const common = ['--steps', arg('steps', '5') as string, '--warmup', arg('warmup', '2') as string, '--max-seconds', arg('max-seconds', '60') as string];
   const rows: Row[] = [];
-  if (!has('no-torch')) {
-    const py = spawnSync('/usr/bin/python3', [path.join(__dirname, 'torch_cpu.py'), '--models', models.join(','), '--batches', batches.join(','), ...common], { encoding: 'utf8' });
-    if (py.status !== 0) console.error(`torch_cpu.py failed: ${py.stderr.slice(-500)}`);
-    for (const l of py.stdout.split('\n')) if (l.startsWith('{')) rows.push(JSON.parse(l) as Row);
-  }
+  const torchThreads = (arg('torch-threads', '2') as string).split(',').map(Number);
+  const batchesOf = (m: string): number[] => (has('batch32-only') && (arg('batch32-only') as string).split(',').includes(m) ? batches.filter((b) => b === 32) : batches);
   for (const m of models) {
-    for (const b of batches) {
+    for (const b of batchesOf(m)) {
+      // PyTorch and tfjs of one (model, batch) back to back, so each ratio compares rows minutes apart at most.
+      if (!has('no-torch')) {
+        for (const t of torchThreads) {
+          const l0 = os.loadavg()[0];
+          const py = spawnSync('/usr/bin/python3', [path.join(__dirname, 'torch_cpu.py'), '--models', m, '--batches', String(b), '--threads', String(t), ...common], { encoding: 'utf8' });
+          if (py.status !== 0) console.error(`torch_cpu.py failed: ${py.stderr.slice(-500)}`);
+          for (const l of py.stdout.split('\n')) {
+            if (!l.startsWith('{')) continue;
+            const r = { ...(JSON.parse(l) as Row), load: [l0, os.loadavg()[0]] as [number, number] };
+            rows.push(r);
+            console.error(JSON.stringify(r));
+          }
+        }
+      }
       for (const be of backends) {
         if (be === 'cpu' && !has('cpu-all') && !(m === 'r18w16' && b === 32)) continue;
         const args = be === 'cpu' ? ['--steps', arg('cpu-steps', '2') as string, '--warmup', arg('cpu-warmup', '1') as string, '--max-seconds', '1'] : common;
-        const r = await runChild(['--backend', be, '--model', m, '--batch', String(b), ...args]);
+        const l0 = os.loadavg()[0];
+        const r = await runChild(['--backend', be, '--model', m, '--batch', String(b), ...args], Number(arg('child-timeout', '600')));
         if (r.error) Object.assign(r, { impl: `tfjs-${be}`, model: m, batch: b });
+        r.load = [l0, os.loadavg()[0]];
         rows.push(r);
         console.error(JSON.stringify(r));
       }
     }
   }
   const rank = (impl: string): number => (impl === 'torch' ? 0 : impl.startsWith('tfjs-wasm') ? 1 : 2);
-  const order = (r: Row): string => `${models.indexOf(r.model)}-${String(r.batch).padStart(5, '0')}-${rank(r.impl)}-${r.impl}`;
+  const order = (r: Row): string => `${models.indexOf(r.model)}-${String(r.batch).padStart(5, '0')}-${rank(r.impl)}-${r.impl}-${r.threads ?? 1}`;
   rows.sort((a, b) => order(a).localeCompare(order(b)));
   const out = arg('json');
   if (out) fs.writeFileSync(out, JSON.stringify(rows, null, 1));

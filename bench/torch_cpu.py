@@ -11,11 +11,29 @@ facebookresearch/barlowtwins main.py (BN-standardised cross-correlation, lambda 
 """
 import argparse
 import json
+import os
 import resource
 import statistics
+import sys
 import time
 
-import torch
+
+def _threads_from_argv(default=2):
+    for i, a in enumerate(sys.argv):
+        if a == '--threads' and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith('--threads='):
+            return a.split('=', 1)[1]
+    return str(default)
+
+
+# torch.set_num_threads governs OpenMP (ATen, oneDNN) but not Debian's OpenBLAS (pthreads build),
+# which PyTorch uses for matmuls (the 2048-wide projector) and which otherwise starts one thread
+# per core: fix both before torch loads them.
+for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS'):
+    os.environ.setdefault(_var, _threads_from_argv())
+
+import torch  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 

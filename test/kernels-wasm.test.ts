@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import '../lib/kernels/wasm';
 import { registerKernelsFor } from '../lib/kernels';
 import { registerWasmKernels } from '../lib/kernels/wasm';
-import { IM2COL_LIMIT } from '../lib/kernels/wasm/conv2dBackpropFilter';
+import { FILTER_GRAD_FORCE, IM2COL_LIMIT } from '../lib/kernels/wasm/conv2dBackpropFilter';
 
 /** Runs `f` on `backend` and returns its outputs as plain arrays (inputs are made inside f from seeds). */
 async function on(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
@@ -73,6 +73,10 @@ const CONV_CASES: Array<{ n: number; h: number; w: number; ci: number; co: numbe
   { n: 2, h: 8, w: 8, ci: 4, co: 4, k: 3, s: 1, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
   { n: 1, h: 11, w: 11, ci: 3, co: 8, k: 5, s: 2, pad: [[0, 0], [2, 2], [2, 2], [0, 0]] },
   { n: 2, h: 7, w: 7, ci: 8, co: 8, k: 3, s: 3, pad: 'same' },
+  // Stride 1 with an output as large as the input: the shifted-plane im2col (im2colTSame).
+  { n: 3, h: 7, w: 9, ci: 3, co: 5, k: 5, s: 1, pad: 'same' },
+  { n: 2, h: 6, w: 5, ci: 4, co: 3, k: 3, s: 1, pad: [[0, 0], [2, 0], [0, 2], [0, 0]] },
+  { n: 2, h: 3, w: 3, ci: 2, co: 2, k: 5, s: 1, pad: 'same' },
 ];
 
 for (const c of CONV_CASES) {
@@ -101,6 +105,55 @@ test('the im2col filter gradient split into chunks of images matches cpu', async
   } finally {
     IM2COL_LIMIT.maxFloats = old;
   }
+});
+
+test('the stride-1 im2col split into chunks of images, and the convolution form, match cpu', async () => {
+  const old = IM2COL_LIMIT.maxFloats;
+  const f = (): tf.Tensor[] => {
+    const x = rand([3, 6, 7, 4], 63) as tf.Tensor4D;
+    const g = rand([3, 6, 7, 5], 64);
+    return tf.grads((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, 1, 'same'), g)))([rand([3, 3, 4, 5], 65)]);
+  };
+  try {
+    IM2COL_LIMIT.maxFloats = 2000; // 3x3x4 taps x 6x7 outputs = 1512 floats per image: one image per chunk
+    await agree('chunked stride-1 filter grad', f);
+    IM2COL_LIMIT.maxFloats = old;
+    FILTER_GRAD_FORCE.method = 'conv';
+    await agree('convolution-form filter grad', f);
+  } finally {
+    IM2COL_LIMIT.maxFloats = old;
+    FILTER_GRAD_FORCE.method = undefined;
+  }
+});
+
+test('Sum and Mean over leading axes (JavaScript) and other axes (stock) match cpu, keepDims, int32', async () => {
+  await agree('reductions', () => {
+    const x4 = rand([6, 5, 4, 3], 70);
+    const x2 = rand([40, 7], 71);
+    const wide = rand([3, 50], 72); // fewer rows than columns: stock path
+    const xi = tf.cast(tf.mul(rand([6, 4], 73), 10), 'int32');
+    return [
+      tf.sum(x4, [0, 1, 2]), tf.mean(x4, [0, 1, 2]), tf.sum(x4, [1, 0]), tf.mean(x4, [0, 1, 2], true), tf.sum(x4, 0, true),
+      tf.sum(x4, [1, 2]), tf.mean(x4, -1), tf.sum(x4), tf.sum(x2, 0), tf.mean(x2, 0), tf.sum(wide, 0), tf.mean(wide, 0),
+      tf.cast(tf.sum(xi, 0), 'float32'),
+    ];
+  });
+});
+
+test('per-channel broadcasting Multiply/Add/Sub/RealDiv (widened rows) match cpu, either operand order', async () => {
+  await agree('channel broadcast', () => {
+    const x = rand([8, 6, 4, 3], 80);
+    const v = tf.add(rand([3], 81), 2);
+    const v4 = tf.reshape(v, [1, 1, 1, 3]);
+    const odd = rand([7, 5], 82); // 7 rows: cannot be widened
+    const w = tf.add(rand([5], 83), 2);
+    const m = rand([64, 32], 84);
+    const u = tf.add(rand([32], 85), 2);
+    return [
+      tf.mul(x, v), tf.add(x, v4), tf.sub(x, v), tf.div(x, v), tf.sub(v, x), tf.div(v4, x), tf.mul(v, x),
+      tf.sub(odd, w), tf.div(w, odd), tf.mul(m, u), tf.sub(u, m), tf.mul(v, v), tf.add(x, x), tf.mul(x, 3),
+    ];
+  });
 });
 
 test('batched and transposed matMul match cpu (XNNPACK and stock paths)', async () => {

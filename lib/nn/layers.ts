@@ -35,13 +35,11 @@ export function initConv2d(ps: ParamStore, name: string, k: number, inC: number,
 
 export function conv2d(ps: ParamStore, name: string, x: tf.Tensor4D, stride: number, pad: 'same' | 'valid' | number): tf.Tensor4D {
   const w = ps.get(`${name}.weight`) as tf.Tensor4D;
-  let xx = x;
-  let padding: 'same' | 'valid' = pad === 'same' ? 'same' : 'valid';
-  if (typeof pad === 'number' && pad > 0) {
-    xx = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
-    padding = 'valid';
-  }
-  let y = tf.conv2d(xx, w, stride, padding);
+  // A number is PyTorch's symmetric zero padding, passed to the convolution as explicit padding
+  // (no separate Pad and, in the backward pass, no Slice of the padded gradient).
+  const padding: 'same' | 'valid' | tf.backend_util.ExplicitPadding =
+    typeof pad === 'number' ? (pad > 0 ? [[0, 0], [pad, pad], [pad, pad], [0, 0]] : 'valid') : pad;
+  let y = tf.conv2d(x, w, stride, padding);
   if (ps.has(`${name}.bias`)) y = tf.add(y, ps.get(`${name}.bias`));
   return y;
 }
@@ -84,39 +82,70 @@ export function initBatchNorm(ps: ParamStore, name: string, c: number, affine = 
 }
 
 /**
- * Batch norm over all axes but the last (NHWC or [B, C]). Training: batch statistics (biased
- * variance), running statistics updated with the unbiased variance as PyTorch does. Inference:
- * running statistics only. Written with moments/rsqrt/mul/add (faster than tf.batchNorm's
- * Tile-based gradient on wasm, same numbers).
+ * Batch norm over all axes but the last (NHWC or [B, C]), as torch.nn.BatchNorm (Ioffe &
+ * Szegedy 2015, Alg. 1). Training: batch statistics (biased variance), running statistics
+ * updated with the unbiased variance as PyTorch does. Inference: running statistics only.
  */
 export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, ctx: ForwardContext): T {
-  const axes = x.shape.slice(0, -1).map((_, i) => i);
-  let mean!: tf.Tensor;
-  let variance!: tf.Tensor;
+  const affine = ps.has(`${name}.weight`);
   if (ctx.training) {
-    const m = tf.moments(x, axes);
-    mean = m.mean;
-    variance = m.variance;
+    const onStats = ctx.updateStats === false ? undefined : (mean: tf.Tensor, variance: tf.Tensor): void => {
+      const n = x.size / x.shape[x.shape.length - 1];
+      const mom = ctx.bnMomentum ?? 0.1;
+      const rm = ps.get(`${name}.running_mean`);
+      const rv = ps.get(`${name}.running_var`);
+      // Only the loss is differentiated, so these updates carry no gradient.
+      tf.tidy(() => {
+        const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
+        rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(mean, mom)));
+        rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(unbiased, mom)));
+      });
+    };
+    const f = tf.customGrad(batchNormTrainFn(x.rank, affine, onStats) as unknown as Parameters<typeof tf.customGrad>[0]);
+    const inputs = affine ? [x, ps.get(`${name}.weight`), ps.get(`${name}.bias`)] : [x];
+    return (f as unknown as (...t: tf.Tensor[]) => tf.Tensor)(...inputs) as T;
   }
-  if (ctx.training && ctx.updateStats !== false) {
-    const n = x.size / x.shape[x.shape.length - 1];
-    const mom = ctx.bnMomentum ?? 0.1;
-    const rm = ps.get(`${name}.running_mean`);
-    const rv = ps.get(`${name}.running_var`);
-    // Only the loss is differentiated, so these updates carry no gradient.
-    tf.tidy(() => {
-      const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
-      rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(mean, mom)));
-      rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(unbiased, mom)));
-    });
-  }
-  if (!ctx.training) {
-    mean = ps.get(`${name}.running_mean`);
-    variance = ps.get(`${name}.running_var`);
-  }
+  const mean = ps.get(`${name}.running_mean`);
+  const variance = ps.get(`${name}.running_var`);
   let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, BN_EPS)));
-  if (ps.has(`${name}.weight`)) y = tf.add(tf.mul(y, ps.get(`${name}.weight`)), ps.get(`${name}.bias`));
+  if (affine) y = tf.add(tf.mul(y, ps.get(`${name}.weight`)), ps.get(`${name}.bias`));
   return y as T;
+}
+
+/**
+ * Training-mode batch norm as one differentiable op (for tf.customGrad): forward
+ * y = (x - mean) * scale + beta with scale = gamma / sqrt(var + eps); backward
+ * dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), dgamma = sum(dy * xhat), dbeta = sum(dy),
+ * xhat = (x - mean) / sqrt(var + eps). About 11 passes over the activations forward and backward
+ * together, where autodiff through moments/rsqrt/mul/add takes about three times as many.
+ * Subtracting the mean before scaling (not x * scale + shift) keeps float32 error low when
+ * |mean| >> std. `onStats` receives the batch mean and biased variance (running statistics).
+ */
+function batchNormTrainFn(rank: number, affine: boolean, onStats?: (mean: tf.Tensor, variance: tf.Tensor) => void) {
+  const axes = Array.from({ length: rank - 1 }, (_, i) => i);
+  return (...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const x = args[0] as tf.Tensor;
+    const gamma = affine ? (args[1] as tf.Tensor) : undefined;
+    const beta = affine ? (args[2] as tf.Tensor) : undefined;
+    const { mean, variance } = tf.moments(x, axes); // [C]
+    if (onStats) onStats(mean, variance);
+    const inv = tf.rsqrt(tf.add(variance, BN_EPS)); // [C]
+    const scale = gamma ? tf.mul(inv, gamma) : inv;
+    const scaled = tf.mul(tf.sub(x, mean), scale);
+    const value = beta ? tf.add(scaled, beta) : scaled;
+    save([x, mean, inv, scale]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+      const [xs, m, iv, sc] = saved;
+      const n = xs.size / xs.shape[xs.shape.length - 1];
+      const xhat = tf.mul(tf.sub(xs, m), iv);
+      const dbeta = tf.sum(dy, axes); // [C]
+      const dgamma = tf.sum(tf.mul(dy, xhat), axes); // [C]
+      const dx = tf.mul(tf.sub(tf.sub(dy, tf.div(dbeta, n)), tf.mul(xhat, tf.div(dgamma, n))), sc);
+      return affine ? [dx, dgamma, dbeta] : [dx];
+    };
+    return { value, gradFunc };
+  };
 }
 
 export function initLayerNorm(ps: ParamStore, name: string, c: number): void {

@@ -2,32 +2,44 @@
  * `Conv2DBackpropFilter` for wasm (the stock backend has none). The filter gradient of an NHWC
  * convolution is dW = cols^T dY (the im2col form of TensorFlow's Conv2DBackpropFilter), with
  * cols [M, kh*kw*Ci] the input windows (shifted by each tap, subsampled by the stride, zero
- * outside the image) and dY [M, Co], M = N * Ho * Wo. cols^T is written directly by a JavaScript
- * loop over the wasm heap and multiplied by dY in one XNNPACK matMul, whose [kh*kw*Ci, Co]
- * result already has the filter's layout; big batches are split into chunks whose partial
- * products are summed. Stride-1 convolutions over larger maps instead use the convolution form
- * (TensorFlow's "filter gradient as a convolution"): dW[., i, j, .] is a correlation of the
- * input, laid out as [Ci, H, W, N] (input channels as the batch, images as channels), with dY
- * laid out as [Ho, Wo, N, Co] as the filter, which XNNPACK runs without an im2col copy.
+ * outside the image) and dY [M, Co], M = N * Ho * Wo. cols^T is written by JavaScript from x laid
+ * out channels-first (for stride 1, each row of cols^T is one shifted copy of a channel plane) and
+ * multiplied by dY in one XNNPACK matMul, whose [kh*kw*Ci, Co] result already has the filter's
+ * layout; big batches are split into chunks whose partial products are summed. The convolution
+ * form (TensorFlow's "filter gradient as a convolution": x laid out as [Ci, H, W, N] correlated
+ * with dY laid out as [Ho, Wo, N, Co] as the filter) is kept as an option; it is slower here.
  */
 import * as tf from '@tensorflow/tfjs';
 import { withScope } from './scope';
-import { im2colT, swapOuterBlocks, swapOuterInner } from './heap';
+import { channelsFirst, im2colT, swapOuterBlocks, swapOuterInner } from './heap';
 
 type TensorInfo = tf.TensorInfo;
 
 /** Tunable limit: the largest im2col buffer (floats) one chunk of images may use (16 Mi = 64 MiB). */
 export const IM2COL_LIMIT: { maxFloats: number } = { maxFloats: 1 << 24 };
 
+/** Tunable: force one filter-gradient method (for tests and measurements); undefined = automatic. */
+export const FILTER_GRAD_FORCE: { method?: FilterGradMethod } = {};
+
 /** Which algorithm a filter gradient uses (see `filterGradMethod`). */
 export type FilterGradMethod = 'im2col' | 'conv';
 
 /**
- * Stride-1 convolutions over maps of at least 8x8 use the convolution form (measured about 2x
- * faster there: no 9x im2col copy); strided, 1x1 and small-map ones use im2col.
+ * im2col everywhere: with the shifted-plane im2col of stride-1 convolutions (heap.ts) it measured
+ * 1.3-2x faster than the convolution form on every ResNet-18 shape (2 cores, AMD EPYC,
+ * 2026-11-26), whose [Ho, Wo] "filter" XNNPACK re-packs on every call. The convolution form stays
+ * selectable through FILTER_GRAD_FORCE.
  */
-export function filterGradMethod(kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): FilterGradMethod {
-  return sh === 1 && sw === 1 && kh * kw > 1 && ho * wo >= 64 ? 'conv' : 'im2col';
+export function filterGradMethod(): FilterGradMethod {
+  return 'im2col';
+}
+
+let scratchBuf = new Float32Array(0);
+
+/** A reusable JavaScript buffer of at least `size` floats (contents undefined). */
+function scratch(size: number): Float32Array {
+  if (scratchBuf.length < size) scratchBuf = new Float32Array(size);
+  return scratchBuf;
 }
 
 /** Attributes of tfjs's Conv2DBackpropFilter kernel. */
@@ -55,7 +67,7 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   const perImage = ho * wo;
   const chunk = Math.max(1, Math.min(n, Math.floor(IM2COL_LIMIT.maxFloats / (k * perImage))));
   const { top, left } = info.padInfo;
-  if (filterGradMethod(kh, kw, sh, sw, ho, wo) === 'conv') {
+  if ((FILTER_GRAD_FORCE.method ?? filterGradMethod()) === 'conv' && sh === 1 && sw === 1) {
     return withScope(args.backend, (s) => {
       const xt = s.alloc([ci, h, w, n]);
       const dyt = s.alloc([ho, wo, n, co]);
@@ -72,12 +84,15 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   }
   return withScope(args.backend, (s) => {
     let acc: TensorInfo | undefined;
+    // x as [C, N, H, W] in JavaScript memory (not the wasm heap, which never shrinks).
+    const xt = scratch(n * h * w * ci);
+    channelsFirst(s.f32(x), xt, n, h, w, ci);
     for (let n0 = 0; n0 < n; n0 += chunk) {
       const n1 = Math.min(n, n0 + chunk);
       const m = (n1 - n0) * perImage;
       const colsT = s.alloc([1, k, m]);
       // Views are taken after the allocation, which may have grown (detached) the heap.
-      im2colT(s.f32(x), s.f32(colsT), geom, n0, n1);
+      im2colT(xt, s.f32(colsT), geom, n, n0, n1);
       const dyChunk = n0 === 0 && n1 === n ? dy : s.run('Slice', { x: dy }, { begin: [n0, 0, 0, 0], size: [n1 - n0, ho, wo, co] });
       const part = s.run('BatchMatMul', { a: colsT, b: s.reshape(dyChunk, [1, m, co]) }, { transposeA: false, transposeB: false }); // [1, K, Co]
       acc = acc === undefined ? part : s.run('Add', { a: acc, b: part });

@@ -52,34 +52,38 @@ export interface ConvGeometry {
  * Transposed im2col: for images [n0, n1) of x [N, H, W, C], writes
  * out[(i * kw + j) * C + c, m] = x[n, y*sh + i - top, x*sw + j - left, c] (0 outside the image),
  * m = ((n - n0) * Ho + y) * Wo + x, so out is [kh * kw * C, (n1 - n0) * Ho * Wo]: the A operand of
- * dW = cols^T dY. Reads are contiguous runs of C floats; each row of out is written in order.
+ * dW = cols^T dY. `xt` must hold x laid out as [C, N, H, W] (`channelsFirst`): every output row is
+ * then a shifted copy of runs of one channel's rows, written in order with no gather.
  */
-export function im2colT(x: Float32Array, out: Float32Array, g: ConvGeometry, n0: number, n1: number): void {
+export function im2colT(xt: Float32Array, out: Float32Array, g: ConvGeometry, n: number, n0: number, n1: number): void {
   const { h, w, c, ho, wo, kh, kw, sh, sw, top, left } = g;
   const m = (n1 - n0) * ho * wo;
-  // Columns are handled in blocks of IM2COL_BLOCK so that each output row is written in runs
-  // (a plain per-column loop writes one float per cache line).
-  const src = new Int32Array(IM2COL_BLOCK);
+  if (sh === 1 && sw === 1 && ho === h && wo === w) {
+    im2colTSame(xt, out, g, n, n0, n1);
+    return;
+  }
   for (let i = 0; i < kh; i++) {
+    const di = i - top;
     for (let j = 0; j < kw; j++) {
-      const rowBase = (i * kw + j) * c * m;
-      for (let col0 = 0; col0 < m; col0 += IM2COL_BLOCK) {
-        const nb = Math.min(IM2COL_BLOCK, m - col0);
-        for (let t = 0; t < nb; t++) {
-          const col = col0 + t;
-          const xo = col % wo;
-          const rest = (col - xo) / wo;
-          const y = rest % ho;
-          const n = n0 + (rest - y) / ho;
-          const xr = y * sh + i - top;
-          const xc = xo * sw + j - left;
-          src[t] = xr >= 0 && xr < h && xc >= 0 && xc < w ? ((n * h + xr) * w + xc) * c : -1;
-        }
-        for (let ch = 0; ch < c; ch++) {
-          const o = rowBase + ch * m + col0;
-          for (let t = 0; t < nb; t++) {
-            const p = src[t];
-            out[o + t] = p >= 0 ? x[p + ch] : 0;
+      const dj = j - left;
+      // Output columns x with 0 <= x*sw + dj < w.
+      const x0 = Math.min(wo, Math.max(0, Math.ceil(-dj / sw)));
+      const x1 = Math.max(x0, Math.min(wo, Math.floor((w - 1 - dj) / sw) + 1));
+      for (let ch = 0; ch < c; ch++) {
+        let o = ((i * kw + j) * c + ch) * m;
+        for (let b = n0; b < n1; b++) {
+          const plane = (ch * n + b) * h;
+          for (let y = 0; y < ho; y++, o += wo) {
+            const yy = y * sh + di;
+            if (yy < 0 || yy >= h) {
+              out.fill(0, o, o + wo);
+              continue;
+            }
+            const src = (plane + yy) * w + dj;
+            for (let x = 0; x < x0; x++) out[o + x] = 0;
+            if (sw === 1) for (let x = x0; x < x1; x++) out[o + x] = xt[src + x];
+            else for (let x = x0; x < x1; x++) out[o + x] = xt[src + x * sw];
+            for (let x = x1; x < wo; x++) out[o + x] = 0;
           }
         }
       }
@@ -87,8 +91,55 @@ export function im2colT(x: Float32Array, out: Float32Array, g: ConvGeometry, n0:
   }
 }
 
-/** Column block of `im2colT`. */
-const IM2COL_BLOCK = 64;
+/**
+ * `im2colT` for stride 1 and an output as large as the input: each output row (tap, channel) is
+ * the channel's [N, H, W] plane shifted by (i - top) * W + (j - left), one native copy, then the
+ * positions whose source lies outside the image (it wrapped into a neighbouring row or image)
+ * are zeroed.
+ */
+function im2colTSame(xt: Float32Array, out: Float32Array, g: ConvGeometry, n: number, n0: number, n1: number): void {
+  const { h, w, c, kh, kw, top, left } = g;
+  const hw = h * w;
+  const m = (n1 - n0) * hw;
+  for (let i = 0; i < kh; i++) {
+    const di = i - top;
+    for (let j = 0; j < kw; j++) {
+      const dj = j - left;
+      const shift = di * w + dj;
+      for (let ch = 0; ch < c; ch++) {
+        const o = ((i * kw + j) * c + ch) * m;
+        const plane = (ch * n + n0) * hw; // start of image n0 of this channel in xt
+        // out[o + p] = xt[plane + p + shift] for p in [0, m), clamped to this channel's images.
+        const lo = Math.max(0, -(plane + shift - ch * n * hw));
+        const hi = Math.min(m, (ch + 1) * n * hw - plane - shift);
+        if (lo > 0) out.fill(0, o, o + lo);
+        if (hi > lo) out.set(xt.subarray(plane + shift + lo, plane + shift + hi), o + lo);
+        if (hi < m) out.fill(0, o + Math.max(lo, hi), o + m);
+        for (let b = 0; b < n1 - n0; b++) {
+          const ob = o + b * hw;
+          if (di < 0) out.fill(0, ob, ob + Math.min(h, -di) * w);
+          else if (di > 0) out.fill(0, ob + Math.max(0, h - di) * w, ob + hw);
+          if (dj !== 0) {
+            const x0 = dj < 0 ? 0 : Math.max(0, w - dj);
+            const x1 = dj < 0 ? Math.min(w, -dj) : w;
+            for (let y = 0; y < h; y++) for (let x = x0; x < x1; x++) out[ob + y * w + x] = 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** x [N, H, W, C] -> [C, N, H, W] (`out` must hold at least x's size). */
+export function channelsFirst(x: Float32Array, out: Float32Array, n: number, h: number, w: number, c: number): void {
+  const p = n * h * w;
+  if (c > 64) {
+    transposeBatched(x, out, 1, p, c);
+    return;
+  }
+  // Few channels: one sequential read, c sequential write streams.
+  for (let q = 0, s0 = 0; q < p; q++, s0 += c) for (let ch = 0; ch < c; ch++) out[ch * p + q] = x[s0 + ch];
+}
 
 /**
  * out[b, p, a] = src[a, p, b] for src [A, P, B] (swaps the outer and inner axes, keeps the

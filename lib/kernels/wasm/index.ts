@@ -3,8 +3,10 @@
  * it lacks the filter gradient of Conv2D, the depthwise gradients and UnsortedSegmentSum, its
  * MaxPoolGrad is wrong, its Conv2DBackpropInput is a scalar loop and every transposed or
  * batched matMul takes a scalar loop; Identity and Cast copy buffers that could be shared; its
- * Transpose crawls at high rank. Importing this module adds a registrar; `lib/backend.ts`
- * runs it (through `registerKernelsFor('wasm')`) when it activates wasm.
+ * Transpose crawls at high rank; its Sum and Mean transpose the whole tensor to reduce leading
+ * axes, and its binary ops broadcast a per-channel vector one short row at a time. Importing this
+ * module adds a registrar; `lib/backend.ts` runs it (through `registerKernelsFor('wasm')`) when it
+ * activates wasm.
  */
 import * as tf from '@tensorflow/tfjs';
 import { addKernelRegistrar } from '../index';
@@ -17,6 +19,8 @@ import { maxPoolGradConfig } from './maxPoolGrad';
 import { unsortedSegmentSumConfig } from './unsortedSegmentSum';
 import { castConfig, identityConfig } from './identity';
 import { transposeConfig } from './transpose';
+import { meanConfig, sumConfig } from './reduce';
+import { broadcastConfigs } from './broadcast';
 
 /** Registers (or replaces) one wasm kernel, keeping the stock setup function if there is one. */
 function put(config: tf.KernelConfig): void {
@@ -41,6 +45,9 @@ export function registerWasmKernels(): string[] {
     identityConfig,
     castConfig,
     transposeConfig,
+    sumConfig,
+    meanConfig,
+    ...broadcastConfigs,
   ];
   for (const c of configs) put(c);
   return configs.map((c) => c.kernelName);
