@@ -1,8 +1,9 @@
 /**
  * Compute budgets for the notebooks and the CLI, chosen with DINOTWINS_BUDGET:
  *  - smoke: CI; a few minutes for all notebooks on 2 cores, on a small real subset;
- *  - cpu:   a real run on 2 cores, about 15-25 minutes per method on wasm (narrow ResNet-18,
- *           3 epochs of a 10,000-image subset: measured 3.5-6 s per step of 128 images);
+ *  - cpu:   a real run on 2 cores, about 10-20 minutes per method on wasm (narrow ResNet-18,
+ *           3 epochs of a 10,000-image subset: Barlow Twins measured at 2.4 s per step of 128
+ *           images, 9.5 min pretraining + 45 s probes; the multi-crop methods take longer);
  *  - gpu:   the full schedule (ResNet-18, all 45,000 training images, 200 epochs).
  * Each budget fixes the data subset, the backbone and the schedule; a notebook's config cell
  * starts from these and may override anything.
