@@ -5,6 +5,7 @@ import '../lib/kernels/wasm';
 import { registerKernelsFor } from '../lib/kernels';
 import { registerWasmKernels } from '../lib/kernels/wasm';
 import { FILTER_GRAD_FORCE, IM2COL_LIMIT } from '../lib/kernels/wasm/conv2dBackpropFilter';
+import { relErr } from './helpers';
 
 /** Runs `f` on `backend` and returns its outputs as plain arrays (inputs are made inside f from seeds). */
 async function on(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
@@ -16,17 +17,6 @@ async function on(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]
   return vals;
 }
 
-/** max |a - b| / max |a|: the error relative to the tensor's scale. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(a[i]));
-  }
-  return den === 0 ? num : num / den;
-}
 
 /** Deterministic pseudo-random tensor (the same on every backend). */
 function rand(shape: number[], seed: number): tf.Tensor {

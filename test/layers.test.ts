@@ -5,6 +5,7 @@ import '../lib/kernels/wasm';
 import { registerKernelsFor } from '../lib/kernels';
 import { ParamStore } from '../lib/nn/params';
 import { batchNorm, initBatchNorm, BN_EPS } from '../lib/nn/layers';
+import { relErr } from './helpers';
 
 /** Deterministic pseudo-random values in [lo, hi). */
 function rand(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
@@ -18,17 +19,6 @@ function rand(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
   return tf.tensor(v, shape);
 }
 
-/** max |a - b| / max |a|. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(a[i]));
-  }
-  return den === 0 ? num : num / den;
-}
 
 /** The plain autodiff form batchNorm replaced: moments, rsqrt, mul, add. */
 function bnAutodiff(x: tf.Tensor, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {

@@ -49,6 +49,23 @@ export interface OptimizerState {
   tensors: Map<string, tf.Tensor>;
 }
 
+/**
+ * One scalar tensor per constant for a whole update (call inside the update's tidy): a JS number
+ * in an op becomes a new tensor per call, which the WebGPU backend uploads into a fresh GPU buffer
+ * each time (about 0.5 ms apiece on an H100 host; 9 per parameter for AdamW). Same values.
+ */
+function scalarCache(): (v: number) => tf.Scalar {
+  const consts = new Map<number, tf.Scalar>();
+  return (v) => {
+    let c = consts.get(v);
+    if (!c) {
+      c = tf.scalar(v, 'float32');
+      consts.set(v, c);
+    }
+    return c;
+  };
+}
+
 export class Optimizer {
   readonly cfg: OptimizerConfig;
   private slots = new Map<string, tf.Variable>();
@@ -88,18 +105,7 @@ export class Optimizer {
     const t = this.t;
     if (c.kind === 'adam' || c.kind === 'adamw') return this.applyAdamFlat(ps, grads, lr, wd, opts.frozen, t);
     return tf.tidy(() => {
-      // One scalar tensor per constant for the whole update: a JS number in an op becomes a new
-      // tensor per call, which the WebGPU backend uploads into a fresh GPU buffer each time
-      // (about 0.5 ms apiece on an H100 host; 9 per parameter for AdamW). Same values either way.
-      const consts = new Map<number, tf.Scalar>();
-      const k = (v: number): tf.Scalar => {
-        let c = consts.get(v);
-        if (!c) {
-          c = tf.scalar(v, 'float32');
-          consts.set(v, c);
-        }
-        return c;
-      };
+      const k = scalarCache();
       const names = [...grads.keys()];
       const sq = names.map((n) => tf.sum(tf.square(grads.get(n)!)));
       const gnorm = tf.sqrt(sq.length ? tf.addN(sq) : tf.scalar(0)) as tf.Scalar;
@@ -164,15 +170,7 @@ export class Optimizer {
     F.ensure(ps, names);
     const active = F.active(frozen);
     return tf.tidy(() => {
-      const consts = new Map<number, tf.Scalar>();
-      const k = (v: number): tf.Scalar => {
-        let s = consts.get(v);
-        if (!s) {
-          s = tf.scalar(v, 'float32');
-          consts.set(v, s);
-        }
-        return s;
-      };
+      const k = scalarCache();
       const flatOf = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? tf.reshape(ts[0], [-1]) : tf.concat(ts.map((x) => tf.reshape(x, [-1]))));
       let g = flatOf(names.map((n) => grads.get(n)!));
       const gnorm = tf.sqrt(tf.sum(tf.square(g))) as tf.Scalar;
