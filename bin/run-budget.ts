@@ -3,6 +3,7 @@
  * folders): pretraining of each method, the random-init and supervised baselines, then the frozen
  * linear probe of every run. Finished steps are skipped, so it can be re-run after an interruption.
  *   npx tsx bin/run-budget.ts --budget cpu [--only barlow,dino,dino-twins,random-init,supervised] [--no-probe]
+ *                             [--override '{"dino":{"emaMomentum":0.99}}']   (config overrides for the methods: an ablation run gets its own folder)
  */
 import { parseArgs } from 'util';
 import * as path from 'path';
@@ -10,24 +11,34 @@ import { selectBackend } from '../lib/backend';
 import { BUDGETS, BudgetName, BUDGETS_NAMES } from '../lib/budget';
 import { loadExperimentData, experimentConfig, runPretraining, runBaseline, probeRun, runsDir } from '../lib/experiment';
 import { listRunRecords } from '../lib/train/runRecord';
-import { METHODS, Method } from '../lib/train/config';
+import { METHODS, Method, PretrainConfig, DeepPartial } from '../lib/train/config';
 import { progress } from '../lib/viz/progress';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { budget: { type: 'string' }, only: { type: 'string' }, 'no-probe': { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({ options: { budget: { type: 'string' }, only: { type: 'string' }, 'no-probe': { type: 'boolean' }, override: { type: 'string' } }, strict: true });
   const name = values.budget ?? 'smoke';
   if (!(BUDGETS_NAMES as readonly string[]).includes(name)) throw new Error(`--budget "${name}" is not one of ${BUDGETS_NAMES.join(', ')}`);
   const budget = BUDGETS[name as BudgetName];
   const all = [...METHODS, 'random-init', 'supervised'];
   const only = values.only ? values.only.split(',') : all;
   for (const o of only) if (!all.includes(o)) throw new Error(`--only: "${o}" is not one of ${all.join(', ')}`);
+  let overrides: DeepPartial<PretrainConfig> = {};
+  if (values.override) {
+    try {
+      overrides = JSON.parse(values.override) as DeepPartial<PretrainConfig>;
+    } catch (e) {
+      throw new Error(`--override is not valid JSON: ${(e as Error).message}`);
+    }
+    // Validate before loading data or training (resolveConfig names the bad field).
+    for (const m of only) if ((METHODS as readonly string[]).includes(m)) experimentConfig(m as Method, budget, overrides);
+  }
   await selectBackend();
   const data = await loadExperimentData(budget);
   console.log(`data: ${data.source}\n${data.protocol.split}`);
   for (const m of only) {
     const t0 = Date.now();
     if ((METHODS as readonly string[]).includes(m)) {
-      const cfg = experimentConfig(m as Method, budget);
+      const cfg = experimentConfig(m as Method, budget, overrides);
       const bar = progress({ total: cfg.epochs * Math.floor(data.train.n / cfg.batchSize), label: m });
       const r = await runPretraining(cfg, budget, data, {
         onStep: (s) => bar.update(s.step + 1, { loss: s.values.loss }),
