@@ -133,8 +133,13 @@ def export_html(nb, path):
         f.write(body)
 
 
+class KernelStartError(Exception):
+    """The kernel never became ready (no cell ran): an infrastructure failure worth one retry."""
+
+
 def run_one(path, args):
-    """Returns a list of failure descriptions (empty = success)."""
+    """Returns a list of failure descriptions (empty = success). Raises KernelStartError when the
+    kernel did not start, before any cell ran."""
     name = os.path.splitext(os.path.basename(path))[0]
     nb = nbformat.read(path, as_version=4)
     kernel = args.kernel or nb.metadata.get('kernelspec', {}).get('name') or 'tslab'
@@ -148,8 +153,10 @@ def run_one(path, args):
     count = 0
     spans = []  # (cell position, start time in ms): to place asynchronous errors in time
     log('== %s (kernel %s)' % (path, kernel))
+    started = [False]
     try:
         with client.setup_kernel():
+            started[0] = True
             # --twice: every user cell runs a second time in the same kernel (re-execution safety:
             # the notebooks' last cell fails if the live tensor count grew between the passes).
             user = [(i, c) for i, c in enumerate(nb.cells) if not is_injected(c)]
@@ -193,9 +200,13 @@ def run_one(path, args):
                     if args.verbose and not is_injected(cell):
                         log('   cell %d: %.1fs' % (shown, time.time() - tc))
     except DeadKernelError as e:
+        if not started[0]:
+            raise KernelStartError(str(e))
         failures.append('kernel died: %s' % e)
         log('!! %s: kernel died: %s' % (name, e))
     except RuntimeError as e:  # kernel did not start, etc.
+        if not started[0]:
+            raise KernelStartError(str(e))
         failures.append('kernel error: %s' % e)
         log('!! %s: kernel error: %s' % (name, e))
 
@@ -232,7 +243,8 @@ def main(argv=None):
     p.add_argument('notebooks', nargs='*', help='notebooks to run (default: notebooks/[0-9][0-9]-*.ipynb)')
     p.add_argument('--out', default=os.path.join(ROOT, 'runs', 'executed'), help='folder for executed copies and HTML')
     p.add_argument('--timeout', type=int, default=1800, help='per-cell timeout in seconds')
-    p.add_argument('--startup-timeout', type=int, default=120, help='kernel start-up timeout in seconds')
+    p.add_argument('--startup-timeout', type=int, default=60, help='kernel start-up timeout in seconds')
+    p.add_argument('--start-attempts', type=int, default=3, help='kernel start attempts per notebook (a kernel that never starts is retried)')
     p.add_argument('--kernel', default='', help="kernel name (default: the notebook's kernelspec, else tslab)")
     p.add_argument('--grace', type=float, default=1.0, help='seconds to wait for late asynchronous errors at the end')
     p.add_argument('--no-html', action='store_true', help='skip the HTML export')
@@ -258,7 +270,15 @@ def main(argv=None):
         return 2
     summary = []
     for path in notebooks:
-        failures = run_one(path, args)
+        # A kernel that never starts is retried with a fresh one (seen once: tslab's zeromq socket
+        # answered kernel_info with EBUSY and hung). Cell errors are never retried.
+        for attempt in range(1, args.start_attempts + 1):
+            try:
+                failures = run_one(path, args)
+                break
+            except KernelStartError as e:
+                log('!! %s: the kernel did not start (attempt %d of %d): %s' % (path, attempt, args.start_attempts, e))
+                failures = ['kernel did not start: %s' % e]
         summary.append((path, failures))
         if failures and args.fail_fast:
             break
