@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu } from './kernels/webgpu/setup';
+import { watchDeviceErrors } from './deviceErrors';
 import { registerKernelsFor } from './kernels/index';
 import { useWasmThreads, wasmThreadsCount } from './kernels/wasm/threads';
 // Our kernels add their registrars on import; they register only when their backend is activated.
@@ -91,6 +92,7 @@ async function tryWebgpu(forced: boolean): Promise<Attempt> {
   try {
     registerKernelsFor('webgpu');
     if (!(await tf.setBackend('webgpu'))) return { ok: false, reason: "tf.setBackend('webgpu') failed" };
+    watchDeviceErrors();
     return { ok: true, details: { adapter: avail.adapter ?? 'unknown' } };
   } catch (e) {
     return { ok: false, reason: shortError(e) };

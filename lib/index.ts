@@ -3,6 +3,7 @@
  * notebooks/lib symlink; tslab cannot import a folder, so every path here names a file).
  */
 export * from './backend';
+export { DeviceError, watchDeviceErrors } from './deviceErrors';
 export * from './rng';
 export * from './budget';
 export * from './keep';

@@ -16,6 +16,7 @@ import { Optimizer } from './optimizers';
 import { stepSchedule } from './schedule';
 import { saveCheckpoint, loadCheckpoint, CheckpointError, StoredTensor } from './checkpoint';
 import { RunRecord, EpochMetrics, gitInfo, writeRunRecord, readRunRecord } from './runRecord';
+import { DeviceError, deviceErrorMessage, takeDeviceErrors } from '../deviceErrors';
 import { buildSslModel, SslModel, METHOD_STEPS } from '../methods/index';
 import { StepSchedule } from '../methods/step';
 import { deriveSeed, Rng } from '../rng';
@@ -170,6 +171,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const recordFile = path.join(opts.runDir, 'record.json');
 
   const model = buildSslModel(cfg);
+  takeDeviceErrors(); // GPU errors from earlier work belong to it, not to this run
   const opt = new Optimizer(cfg.optimizer);
   let startStep = 0;
   let epochSums: Record<string, number> = {};
@@ -225,6 +227,12 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const stopAt = Math.min(totalSteps, opts.stopAfterSteps ?? totalSteps);
 
   /** Reads back pending scalars, checks them, logs them. */
+  const checkDevice = (items: typeof pending): void => {
+    const errs = takeDeviceErrors();
+    if (errs.length === 0) return;
+    for (const rest of items) for (const t of Object.values(rest.tensors)) if (!t.isDisposed) t.dispose();
+    throw new DeviceError(`${deviceErrorMessage(errs)} The last good checkpoint (step ${lastGood}) is kept in ${ckptFile}.`);
+  };
   const flush = async (): Promise<void> => {
     const items = pending;
     pending = [];
@@ -234,6 +242,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
         values[k] = (await t.data())[0];
         t.dispose();
       }
+      checkDevice(items);
       const bad = Object.entries(values).filter(([k, v]) => (k === 'loss' || k === 'gradNorm') && !Number.isFinite(v));
       if (bad.length > 0) {
         for (const rest of items) for (const t of Object.values(rest.tensors)) if (!t.isDisposed) t.dispose();
@@ -253,6 +262,9 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
 
   const checkpoint = async (step: number): Promise<void> => {
     await flush();
+    // GPU error events can arrive just after the read-back: give them a turn before writing.
+    await new Promise((r) => setImmediate(r));
+    checkDevice([]);
     const meta: CheckpointMeta = { step, config: cfg, rng: { seed: cfg.seed, step }, epochSums, epochCount, epochSeconds, optimizerStep: 0, recordSeconds: record.seconds };
     await writeCheckpoint(ckptFile, model, opt, meta);
     lastGood = step;
