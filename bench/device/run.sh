@@ -8,9 +8,9 @@
 #   3. PyTorch reference, same steps and kernel shapes               -> results.tar: torch.json, torch.txt
 #   4. per-kernel timings: stock, ours 4x4 tiles, ours auto tiles    -> results.tar: gpu-kernels.json, gpu-kernels.txt
 #   5. our kernels: all three training steps                         -> results.tar: gpu-ours.json, gpu-ours-steps.txt
-#   6. ours with auto tiles: Barlow step and a per-kernel profile    -> results.tar: gpu-auto.json, gpu-auto.txt
+#   6. per-kernel GPU profile of our Barlow step (timestamp queries) -> results.tar: gpu-profile.json, gpu-profile.txt
 #   7. stock kernels: the Barlow Twins ResNet-18 step only           -> results.tar: gpu-stock.json, gpu-stock.txt
-# Time limits add up to 540 s: call the run tool with timeout_s 600. The .json files are rewritten
+# Time limits add up to 505 s: call the run tool with timeout_s 570. The .json files are rewritten
 # after every result, so a phase stopped at its limit keeps what it measured.
 # Locally (CPU + lavapipe) `LOCAL=1 QUICK=1 bash bench/device/run.sh` checks the logic: nothing is
 # unpacked into /, the current Vulkan environment is kept, and every run is shrunk (--quick);
@@ -66,8 +66,9 @@ step() { # name limit_s outfile cmd...
   pack
 }
 
-# PHASES (comma list) picks phases for a follow-up call; default: checks,torch,tf32,kernels,steps,auto,stock.
-PHASES="${PHASES:-checks,torch,tf32,kernels,steps,auto,stock}"
+# PHASES (comma list) picks phases; default: checks,torch,tf32,kernels,steps,profile,stock.
+# Others: auto (128-wide tiles: slower on the H100), rest, submit, micro, cpuprof.
+PHASES="${PHASES:-checks,torch,tf32,kernels,steps,profile,stock}"
 want() { [[ ",$PHASES," == *",$1,"* ]]; }
 dawn_prof=(--dawn enable-dawn-features=allow_unsafe_apis --dawn disable-dawn-features=timestamp_quantization)
 
@@ -78,7 +79,6 @@ want kernels && step "webgpu kernels (stock, ours 4x4, ours auto tiles)" 120 gpu
 want steps && step "webgpu ours steps" 120 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --repeats 3 --per-repeat 2 --out "$RES/gpu-ours.json"
 want auto && step "webgpu ours auto tiles: barlow step + profile" 75 gpu-auto.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours:auto --what steps,profile --steps barlow-r18 --profile barlow-r18 "${dawn_prof[@]}" --repeats 3 --per-repeat 2 --out "$RES/gpu-auto.json"
 want stock && step "webgpu stock barlow step" 60 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$RES/gpu-stock.json"
-# Follow-up phases (not in the default list):
 want profile && step "webgpu ours: per-kernel profile of the barlow step" 60 gpu-profile.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what profile --profile barlow-r18 "${dawn_prof[@]}" --warmup 1 --out "$RES/gpu-profile.json"
 want rest && step "webgpu ours: dino-twins and vit steps, one timed step each" 120 gpu-rest.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps dinotwins-r18,barlow-vit --repeats 1 --per-repeat 1 --warmup 1 --out "$RES/gpu-rest.json"
 want submit && step "webgpu ours barlow step, 128 dispatches per submit" 60 gpu-submit128.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps barlow-r18 --repeats 3 --per-repeat 2 --flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 --out "$RES/gpu-submit128.json"

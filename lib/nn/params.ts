@@ -10,6 +10,11 @@ import * as tf from '@tensorflow/tfjs';
 /** What a parameter is, which decides weight decay (none for biases, norms and buffers). */
 export type ParamKind = 'weight' | 'bias' | 'norm' | 'embedding' | 'buffer';
 
+/** Whether a parameter of this kind takes weight decay (weights and embeddings only). */
+export function takesWeightDecay(kind: ParamKind): boolean {
+  return kind === 'weight' || kind === 'embedding';
+}
+
 export interface ParamInfo {
   kind: ParamKind;
   trainable: boolean;

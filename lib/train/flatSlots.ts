@@ -10,7 +10,7 @@
  * is converted on the way in (`setNamed`, applied at the next layout) and out (`named`).
  */
 import * as tf from '@tensorflow/tfjs';
-import { ParamStore } from '../nn/params';
+import { ParamStore, takesWeightDecay } from '../nn/params';
 
 /** A stored tensor as checkpoints keep it. */
 export interface StoredSlot {
@@ -38,7 +38,8 @@ export class FlatSlots {
   ensure(ps: ParamStore, names: string[]): void {
     const key = names.join('\n');
     if (key === this.key && this.m) return;
-    const old = this.m ? this.namedTensors() : new Map<string, tf.Tensor>();
+    // Current moments by name (from the flat tensors and from restored state not yet laid out).
+    const old = this.namedTensors();
     const shapes = names.map((n) => ps.get(n).shape.slice());
     const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
     const build = (suffix: string): tf.Variable => {
@@ -46,13 +47,9 @@ export class FlatSlots {
         const parts = names.map((n, i) => {
           const k = `${n}/${suffix}`;
           const have = old.get(k);
-          if (have) return tf.reshape(have, [-1]);
-          const p = this.pending.get(k);
-          if (p) {
-            if (p.values.length !== sizes[i]) throw new Error(`optimizer state ${k} has ${p.values.length} values, parameter has ${sizes[i]}`);
-            return tf.tensor1d(p.values, 'float32');
-          }
-          return tf.zeros([sizes[i]], 'float32');
+          if (!have) return tf.zeros([sizes[i]], 'float32');
+          if (have.size !== sizes[i]) throw new Error(`optimizer state ${k} has ${have.size} values, parameter has ${sizes[i]}`);
+          return tf.reshape(have, [-1]);
         });
         return parts.length === 1 ? parts[0] : tf.concat(parts);
       });
@@ -60,15 +57,23 @@ export class FlatSlots {
       flat.dispose();
       return v;
     };
-    const m = build('m');
-    const v = build('v');
-    tf.dispose([...old.values()]);
+    let m: tf.Variable | undefined;
+    let v: tf.Variable;
+    try {
+      m = build('m');
+      v = build('v');
+    } catch (e) {
+      m?.dispose();
+      throw e;
+    } finally {
+      tf.dispose([...old.values()]);
+    }
     this.disposeTensors();
     for (const n of names) {
       this.pending.delete(`${n}/m`);
       this.pending.delete(`${n}/v`);
     }
-    const decays = names.map((n) => ['weight', 'embedding'].includes(ps.infoOf(n).kind));
+    const decays = names.map((n) => takesWeightDecay(ps.infoOf(n).kind));
     const mask = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
     let off = 0;
     names.forEach((_, i) => {

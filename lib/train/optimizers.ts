@@ -6,7 +6,7 @@
  * into checkpoints and a resumed run continues bit-exactly.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ParamStore } from '../nn/params';
+import { ParamStore, takesWeightDecay } from '../nn/params';
 import { FlatSlots } from './flatSlots';
 
 export type OptimizerKind = 'adam' | 'adamw' | 'sgd' | 'lars';
@@ -104,6 +104,7 @@ export class Optimizer {
     this.t += 1;
     const t = this.t;
     if (c.kind === 'adam' || c.kind === 'adamw') return this.applyAdamFlat(ps, grads, lr, wd, opts.frozen, t);
+    // SGD and LARS, parameter by parameter (LARS needs per-parameter norms).
     return tf.tidy(() => {
       const k = scalarCache();
       const names = [...grads.keys()];
@@ -113,24 +114,10 @@ export class Optimizer {
       for (const name of names) {
         if (opts.frozen?.has(name)) continue;
         const p = ps.get(name);
-        const decays = ['weight', 'embedding'].includes(ps.infoOf(name).kind) && wd > 0;
+        const decays = takesWeightDecay(ps.infoOf(name).kind) && wd > 0;
         let g = grads.get(name)!;
         if (scale) g = tf.mul(g, scale);
         switch (c.kind) {
-          case 'adam':
-          case 'adamw': {
-            if (c.kind === 'adam' && decays) g = tf.add(g, tf.mul(p, k(wd)));
-            const m = this.slot(`${name}/m`, p);
-            const v = this.slot(`${name}/v`, p);
-            m.assign(tf.add(tf.mul(m, k(c.beta1)), tf.mul(g, k(1 - c.beta1))));
-            v.assign(tf.add(tf.mul(v, k(c.beta2)), tf.mul(tf.square(g), k(1 - c.beta2))));
-            const mhat = tf.div(m, k(1 - Math.pow(c.beta1, t)));
-            const vhat = tf.div(v, k(1 - Math.pow(c.beta2, t)));
-            let upd: tf.Tensor = tf.div(mhat, tf.add(tf.sqrt(vhat), k(c.eps)));
-            if (c.kind === 'adamw' && decays) upd = tf.add(upd, tf.mul(p, k(wd)));
-            p.assign(tf.sub(p, tf.mul(upd, k(lr))));
-            break;
-          }
           case 'sgd': {
             if (decays) g = tf.add(g, tf.mul(p, k(wd)));
             const b = this.slot(`${name}/momentum`, p);

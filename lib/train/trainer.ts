@@ -226,13 +226,17 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   let stepsSinceT0 = 0;
   const stopAt = Math.min(totalSteps, opts.stopAfterSteps ?? totalSteps);
 
-  /** Reads back pending scalars, checks them, logs them. */
+  const disposeItems = (items: typeof pending): void => {
+    for (const it of items) for (const t of Object.values(it.tensors)) if (!t.isDisposed) t.dispose();
+  };
+  /** Throws a DeviceError if the GPU reported errors (dropped work) since the last check. */
   const checkDevice = (items: typeof pending): void => {
     const errs = takeDeviceErrors();
     if (errs.length === 0) return;
-    for (const rest of items) for (const t of Object.values(rest.tensors)) if (!t.isDisposed) t.dispose();
+    disposeItems(items);
     throw new DeviceError(`${deviceErrorMessage(errs)} The last good checkpoint (step ${lastGood}) is kept in ${ckptFile}.`);
   };
+  /** Reads back pending scalars, checks them, logs them. */
   const flush = async (): Promise<void> => {
     const items = pending;
     pending = [];
@@ -245,7 +249,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
       checkDevice(items);
       const bad = Object.entries(values).filter(([k, v]) => (k === 'loss' || k === 'gradNorm') && !Number.isFinite(v));
       if (bad.length > 0) {
-        for (const rest of items) for (const t of Object.values(rest.tensors)) if (!t.isDisposed) t.dispose();
+        disposeItems(items);
         throw new NonFiniteLossError(`non-finite ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} at step ${it.step} (epoch ${it.s.epoch}, lr ${it.s.lr.toExponential(2)}); ` +
           `the last good checkpoint (step ${lastGood}) is kept in ${ckptFile}. Lower the learning rate or the teacher temperature, or enable gradient clipping.`);
       }
