@@ -298,6 +298,45 @@ async function timeOp(f: () => tf.Tensor, a: Args): Promise<number> {
   return median(per);
 }
 
+/** `n` chained adds of `one` to `x` (each a separate op and GPU dispatch). */
+function addChain(x: tf.Tensor, one: tf.Tensor, n: number): tf.Tensor {
+  return tf.tidy(() => {
+    let y = x;
+    for (let i = 0; i < n; i++) y = tf.add(y, one);
+    return y;
+  });
+}
+
+/**
+ * Does the cost of issuing an op grow with the tensor size? Chains of 50 adds at three sizes:
+ * time to issue (JavaScript returns) and total (after the read-back), per op.
+ */
+async function benchMicro(): Promise<Array<{ elements: number; issueMsPerOp: number; totalMsPerOp: number }>> {
+  const rows = [];
+  for (const n of [4096, 1 << 20, 1 << 24]) {
+    const x0 = tf.randomNormal([n], 0, 1, 'float32', 6);
+    const one = tf.onesLike(x0);
+    const w = addChain(x0, one, 50);
+    await sync(w);
+    w.dispose();
+    const issue: number[] = [];
+    const total: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now();
+      const y = addChain(x0, one, 50);
+      issue.push((performance.now() - t0) / 50);
+      await sync(y);
+      total.push((performance.now() - t0) / 50);
+      y.dispose();
+    }
+    tf.dispose([x0, one]);
+    const row = { elements: n, issueMsPerOp: median(issue), totalMsPerOp: median(total) };
+    rows.push(row);
+    console.log(`micro: add chain on ${n} floats: issue ${row.issueMsPerOp.toFixed(4)} ms/op, total ${row.totalMsPerOp.toFixed(4)} ms/op`);
+  }
+  return rows;
+}
+
 async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
   setMode(mode);
   const res: KernelResult[] = [];
@@ -308,7 +347,7 @@ async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
     const n = 200;
     const x0 = tf.randomNormal([4096], 0, 1, 'float32', 5);
     const one = tf.onesLike(x0);
-    const ms = await timeOp(() => tf.tidy(() => { let y: tf.Tensor = x0; for (let i = 0; i < n; i++) y = tf.add(y, one); return y; }), a);
+    const ms = await timeOp(() => addChain(x0, one, n), a);
     tf.dispose([x0, one]);
     res.push({ op: 'small add (per op)', shape: '4096', mode, ms: ms / n, flops: 4096, bytes: 3 * 4 * 4096 });
     console.log(`  ${mode.padEnd(10)} ${'small add (per op)'.padEnd(22)} ${'4096'.padEnd(14)} ${(ms / n).toFixed(4).padStart(9)} ms  (chain of ${n})`);
@@ -380,32 +419,7 @@ async function main(): Promise<void> {
     }
   }
   if (a.what.includes('micro')) {
-    // Does the cost of issuing an op grow with the tensor size? Chains of 50 adds at three sizes:
-    // time to issue (JavaScript returns) and total (after the read-back), per op.
-    const micro: unknown[] = [];
-    for (const n of [4096, 1 << 20, 1 << 24]) {
-      const x0 = tf.randomNormal([n], 0, 1, 'float32', 6);
-      const one = tf.onesLike(x0);
-      const chain = (): tf.Tensor => tf.tidy(() => { let y: tf.Tensor = x0; for (let i = 0; i < 50; i++) y = tf.add(y, one); return y; });
-      const w = chain();
-      await sync(w);
-      w.dispose();
-      const issue: number[] = [];
-      const total: number[] = [];
-      for (let r = 0; r < 5; r++) {
-        const t0 = performance.now();
-        const y = chain();
-        issue.push((performance.now() - t0) / 50);
-        await sync(y);
-        total.push((performance.now() - t0) / 50);
-        y.dispose();
-      }
-      tf.dispose([x0, one]);
-      const row = { elements: n, issueMsPerOp: median(issue), totalMsPerOp: median(total) };
-      micro.push(row);
-      console.log(`micro: add chain on ${n} floats: issue ${row.issueMsPerOp.toFixed(4)} ms/op, total ${row.totalMsPerOp.toFixed(4)} ms/op`);
-    }
-    report.micro = micro;
+    report.micro = await benchMicro();
     saveReport(a, report);
   }
   if (a.what.includes('profile')) {
