@@ -18,21 +18,16 @@ type TensorInfo = tf.TensorInfo;
 /** Tunable limit: the largest im2col buffer (floats) one chunk of images may use (16 Mi = 64 MiB). */
 export const IM2COL_LIMIT: { maxFloats: number } = { maxFloats: 1 << 24 };
 
-/** Tunable: force one filter-gradient method (for tests and measurements); undefined = automatic. */
-export const FILTER_GRAD_FORCE: { method?: FilterGradMethod } = {};
-
-/** Which algorithm a filter gradient uses (see `filterGradMethod`). */
+/** Which algorithm a filter gradient uses. */
 export type FilterGradMethod = 'im2col' | 'conv';
 
 /**
- * im2col everywhere: with the shifted-plane im2col of stride-1 convolutions (heap.ts) it measured
- * 1.3-2x faster than the convolution form on every ResNet-18 shape (2 cores, AMD EPYC,
- * 2026-11-26), whose [Ho, Wo] "filter" XNNPACK re-packs on every call. The convolution form stays
- * selectable through FILTER_GRAD_FORCE.
+ * Tunable: the filter-gradient method (tests and measurements). Default im2col everywhere: with
+ * the shifted-plane im2col of stride-1 convolutions (heap.ts) it measured 1.3-2x faster than the
+ * convolution form on every ResNet-18 shape (2 cores, AMD EPYC, 2026-11-26), whose [Ho, Wo]
+ * "filter" XNNPACK re-packs on every call. 'conv' applies to stride-1 convolutions only.
  */
-export function filterGradMethod(): FilterGradMethod {
-  return 'im2col';
-}
+export const FILTER_GRAD_FORCE: { method?: FilterGradMethod } = {};
 
 let scratchBuf = new Float32Array(0);
 
@@ -67,7 +62,7 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   const perImage = ho * wo;
   const chunk = Math.max(1, Math.min(n, Math.floor(IM2COL_LIMIT.maxFloats / (k * perImage))));
   const { top, left } = info.padInfo;
-  if ((FILTER_GRAD_FORCE.method ?? filterGradMethod()) === 'conv' && sh === 1 && sw === 1) {
+  if (FILTER_GRAD_FORCE.method === 'conv' && sh === 1 && sw === 1) {
     return withScope(args.backend, (s) => {
       const xt = s.alloc([ci, h, w, n]);
       const dyt = s.alloc([ho, wo, n, co]);
