@@ -4,7 +4,7 @@
  * tfjs-core 4.22 computes both as `dy * ones(x.shape)` (Mean then divides by the reduced size),
  * where `ones` fills a typed array of x's full size in JavaScript and uploads it. On WebGPU that
  * is a CPU fill, a fresh mapped GPU buffer and a copy for every batch-norm statistic in the
- * backward pass: on an H100 it took about 5.5 s of a 6.6 s ResNet-18 Barlow Twins step at batch
+ * backward pass: on an H100 it took about 5.4 s of a 6.6 s ResNet-18 Barlow Twins step at batch
  * 256 (a Node CPU profile of bench/gpu.ts: `makeOnesTypedArray`, `createBuffer`, `uploadToGPU`),
  * while the GPU itself was busy for about 1 s.
  *
