@@ -59,6 +59,8 @@ interface Args {
   iters: number;
   nLocal: number;
   vitPreset: string;
+  /** Barlow projector width (hidden and output); 2048 as the method's default. */
+  proj: number;
   out?: string;
   /** Profile one step of each of these (per-kernel GPU time from timestamp queries) after the timed steps. */
   profile: string[];
@@ -73,7 +75,7 @@ function parseArgs(argv: string[]): Args {
     what: ['steps', 'kernels'], modes: ['stock', 'ours'], batch: 256, width: 64,
     steps: ['barlow-r18', 'dinotwins-r18', 'barlow-vit'], kernelBatch: 256,
     kernelShapes: [[32, 64], [16, 128], [8, 256], [4, 512]], repeats: 5, perRepeat: 3, warmup: 2, iters: 10,
-    nLocal: 4, vitPreset: 'tiny4', profile: [], dawn: [], flags: [],
+    nLocal: 4, vitPreset: 'tiny4', proj: 2048, profile: [], dawn: [], flags: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -101,6 +103,7 @@ function parseArgs(argv: string[]): Args {
       case '--iters': a.iters = int(); break;
       case '--local': a.nLocal = int(); break;
       case '--vit': a.vitPreset = v(); break;
+      case '--proj': a.proj = int(); break;
       case '--out': a.out = v(); break;
       case '--profile': a.profile = v().split(',').filter(Boolean); break;
       case '--dawn': a.dawn.push(v()); break;
@@ -161,6 +164,29 @@ interface StepResult {
   enqueueMsPerStep: number;
   /** Seconds from model build to the end of warm-up (shader compilation included). */
   warmupSeconds: number;
+  /** Per step, in the timed repeats: GPU programs run, queue submits, GPU buffers created (pool misses). */
+  dispatchesPerStep: number;
+  submitsPerStep: number;
+  buffersCreatedPerStep: number;
+}
+
+/** Counts of work the backend hands to Dawn (installed by `countBackendCalls`). */
+const calls = { dispatches: 0, submits: 0, buffers: 0 };
+
+/**
+ * Wraps the webgpu backend's `runWebGPUProgram` and its device's `createBuffer` / `queue.submit`
+ * with counters: the CPU cost of a step on WebGPU grows with these (H100: ~0.18 ms per dispatch).
+ */
+function countBackendCalls(): void {
+  type Fn = (...args: unknown[]) => unknown;
+  const wrap = (o: Record<string, unknown>, name: string, key: keyof typeof calls): void => {
+    const f = o[name] as Fn;
+    o[name] = function (this: unknown, ...args: unknown[]) { calls[key]++; return f.apply(this, args); };
+  };
+  const be = tf.backend() as unknown as Record<string, unknown> & { device: Record<string, unknown> & { queue: Record<string, unknown> } };
+  wrap(be, 'runWebGPUProgram', 'dispatches');
+  wrap(be.device, 'createBuffer', 'buffers');
+  wrap(be.device.queue, 'submit', 'submits');
 }
 
 function stepConfig(name: string, a: Args): { method: Method; backbone: BackboneConfig; nLocal: number } {
@@ -177,7 +203,10 @@ interface StepRunner { runOne: () => void; last: () => tf.Scalar | undefined; vi
 
 function makeStep(name: string, a: Args): StepRunner {
   const sc = stepConfig(name, a);
-  const cfg = resolveConfig({ method: sc.method, backbone: sc.backbone, batchSize: a.batch, epochs: 100, augment: { nLocal: sc.nLocal } });
+  const cfg = resolveConfig({
+    method: sc.method, backbone: sc.backbone, batchSize: a.batch, epochs: 100, augment: { nLocal: sc.nLocal },
+    projector: { hidden: a.proj, out: a.proj, layers: 3 },
+  });
   const model = buildSslModel(cfg);
   const method = METHOD_STEPS[cfg.method];
   const opt = new Optimizer(cfg.optimizer);
@@ -218,6 +247,7 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
     const warmupSeconds = (performance.now() - tw) / 1000;
     const per: number[] = [];
     const enq: number[] = [];
+    const before = { ...calls };
     for (let r = 0; r < a.repeats; r++) {
       const t0 = performance.now();
       for (let i = 0; i < a.perRepeat; i++) st.runOne();
@@ -226,12 +256,15 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
       per.push((performance.now() - t0) / a.perRepeat);
       peak = Math.max(peak, gpuBytes().allocated);
     }
+    const nSteps = a.repeats * a.perRepeat;
+    const perStep = (k: keyof typeof calls): number => (calls[k] - before[k]) / nSteps;
+    const counted = { dispatchesPerStep: perStep('dispatches'), submitsPerStep: perStep('submits'), buffersCreatedPerStep: perStep('buffers') };
     const loss = (await st.last()!.data())[0];
     const viewsPerStep = a.batch * st.views;
     const ms = median(per);
     return {
       name, mode, batch: a.batch, viewsPerStep, msPerStep: ms, viewsPerSec: (viewsPerStep * 1000) / ms, peakGpuBytes: peak, loss,
-      repeats: per, enqueueMsPerStep: median(enq), warmupSeconds,
+      repeats: per, enqueueMsPerStep: median(enq), warmupSeconds, ...counted,
     };
   } finally {
     st.dispose();
@@ -385,6 +418,7 @@ async function main(): Promise<void> {
   if (!(await tf.setBackend('webgpu'))) throw new Error("tf.setBackend('webgpu') failed");
   await tf.ready();
   for (const [k, v] of a.flags) tf.env().set(k, v);
+  countBackendCalls();
   const errors: string[] = [];
   const device = (tf.backend() as unknown as { device?: { addEventListener?: (n: string, f: (e: { error?: { message?: string } }) => void) => void } }).device;
   device?.addEventListener?.('uncapturederror', (e) => errors.push(e.error?.message ?? 'unknown GPU error'));
@@ -413,7 +447,7 @@ async function main(): Promise<void> {
         }
         (report.steps as StepResult[]).push(r);
         saveReport(a, report);
-        console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${r.batch}: ${r.msPerStep.toFixed(1)} ms/step (issue ${r.enqueueMsPerStep.toFixed(1)} ms), ${r.viewsPerSec.toFixed(1)} views/s, peak GPU ${(r.peakGpuBytes / 2 ** 20).toFixed(0)} MiB, loss ${r.loss.toFixed(4)}, warm-up ${r.warmupSeconds.toFixed(1)} s`);
+        console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${r.batch}: ${r.msPerStep.toFixed(1)} ms/step (issue ${r.enqueueMsPerStep.toFixed(1)} ms), ${r.viewsPerSec.toFixed(1)} views/s, peak GPU ${(r.peakGpuBytes / 2 ** 20).toFixed(0)} MiB, loss ${r.loss.toFixed(4)}, warm-up ${r.warmupSeconds.toFixed(1)} s; per step ${r.dispatchesPerStep.toFixed(0)} dispatches, ${r.submitsPerStep.toFixed(0)} submits, ${r.buffersCreatedPerStep.toFixed(1)} buffers created`);
         if (!Number.isFinite(r.loss)) console.log('  WARNING: loss is not finite (GPU out of memory? see gpuErrors)');
       }
     }

@@ -4,7 +4,8 @@
  * as implicit GEMMs (`conv2d.ts`), and Sum/Mean over leading axes (batch-norm statistics and the
  * bias/BN gradients) as coalesced column sums (`reduce_rows.ts`), and AddN split into groups that
  * fit the device's storage-buffer limit (stock AddN binds every input at once and fails beyond 8 on
- * Dawn's default limits, e.g. a gradient norm over 75 parameters). Cases ours do not cover (NCHW,
+ * Dawn's default limits, e.g. a gradient norm over 75 parameters). Uploads of CPU data go through
+ * `queue.writeBuffer` (`upload.ts`). Cases ours do not cover (NCHW,
  * dilation, int32, other reduction axes) go to the stock kernel captured at registration.
  *
  * Importing this module adds the registrar; `lib/backend.ts` runs it after requiring the webgpu
@@ -16,6 +17,7 @@ import { conv2dFilterGrad, conv2dForward, conv2dInputGrad, convSupported } from 
 import { GEMM_DEFAULTS, GemmOptions } from './gemm';
 import { WebgpuBackendLike } from './program';
 import { REDUCE_ROWS_DEFAULTS, ReduceRowsOptions, sumRows } from './reduce_rows';
+import { installWriteBufferUploads, uninstallWriteBufferUploads } from './upload';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
 
@@ -33,6 +35,8 @@ export interface WebgpuKernelOptions {
   reduce: Readonly<ReduceRowsOptions>;
   /** Sum/Mean over fewer rows than this go to the stock kernel (small reductions gain nothing). */
   minReduceRows: number;
+  /** Upload CPU data with `queue.writeBuffer` instead of a new staging buffer per upload (`upload.ts`). */
+  writeBufferUploads: boolean;
 }
 
 export const WEBGPU_KERNEL_DEFAULTS: Readonly<WebgpuKernelOptions> = Object.freeze({
@@ -40,6 +44,7 @@ export const WEBGPU_KERNEL_DEFAULTS: Readonly<WebgpuKernelOptions> = Object.free
   gemm: GEMM_DEFAULTS,
   reduce: REDUCE_ROWS_DEFAULTS,
   minReduceRows: 2,
+  writeBufferUploads: true,
 });
 
 const BACKEND = 'webgpu';
@@ -169,11 +174,13 @@ export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): 
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: makers[name]() });
   }
+  if (o.writeBufferUploads) installWriteBufferUploads();
   return [...o.kernels];
 }
 
-/** Puts the stock kernels back (A/B comparisons in one process). */
+/** Puts the stock kernels and the stock upload path back (A/B comparisons in one process). */
 export function unregisterWebgpuKernels(): void {
+  uninstallWriteBufferUploads();
   for (const [name, k] of stock) {
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel(k);
