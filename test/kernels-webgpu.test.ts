@@ -105,7 +105,9 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   if (!(await webgpu(t))) return;
   registerWebgpuKernels();
   try {
-    assert.deepEqual(activeWebgpuKernels().sort(), ['AddN', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Mean', 'Sum']);
+    assert.deepEqual(activeWebgpuKernels().sort(), [
+      'AddN', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad', 'DinotwinsBatchNormRunning', 'Mean', 'Sum',
+    ]);
     for (const [i, c] of CASES.entries()) {
       const info = convInfo(c);
       const xv = randn(info.inShape.reduce((a, b) => a * b), 100 + i);

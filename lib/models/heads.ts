@@ -81,8 +81,9 @@ function forwardMlp(ps: ParamStore, layout: MlpLayout[], x: tf.Tensor2D, ctx: Fo
   let h = x; // [B, in]
   for (const l of layout) {
     h = linear(ps, `${prefix}${l.linear}`, h); // [B, out]
-    if (l.bn) h = batchNorm(ps, `${prefix}${l.bn}`, h, ctx);
-    if (l.act === 'relu') h = tf.relu(h);
+    // A ReLU right after batch norm is part of the batch-norm op (one fused kernel where available).
+    if (l.bn) h = batchNorm(ps, `${prefix}${l.bn}`, h, ctx, { relu: l.act === 'relu' });
+    if (l.act === 'relu' && !l.bn) h = tf.relu(h);
     else if (l.act === 'gelu') h = gelu(h);
   }
   return h;

@@ -74,8 +74,7 @@ function conv3x3(ps: ParamStore, name: string, x: tf.Tensor4D, stride: number): 
 function convBn(ps: ParamStore, conv: string, bn: string, x: tf.Tensor4D, stride: number, k: 1 | 3, ctx: ForwardContext, relu: boolean): tf.Tensor4D {
   if (ctx.training) {
     const c = k === 3 ? conv3x3(ps, conv, x, stride) : conv2d(ps, conv, x, stride, 'valid');
-    const y = batchNorm(ps, bn, c, ctx);
-    return relu ? tf.relu(y) : y;
+    return batchNorm(ps, bn, c, ctx, { relu });
   }
   const scale = tf.mul(ps.get(`${bn}.weight`), tf.rsqrt(tf.add(ps.get(`${bn}.running_var`), BN_EPS))); // [C]
   const filter = tf.mul(ps.get(`${conv}.weight`), scale) as tf.Tensor4D; // [k, k, in, C]

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from './params';
 import { Rng } from '../rng';
+import { BN_EPS, BnStatsSink, batchNormTrain, runningUpdate } from './batchnorm';
 
 /** Per-forward-pass state. */
 export interface ForwardContext {
@@ -18,7 +19,7 @@ export interface ForwardContext {
   attention?: tf.Tensor4D[];
 }
 
-export const BN_EPS = 1e-5;
+export { BN_EPS };
 
 function fill(n: number, f: () => number): Float32Array {
   const a = new Float32Array(n);
@@ -83,69 +84,40 @@ export function initBatchNorm(ps: ParamStore, name: string, c: number, affine = 
 
 /**
  * Batch norm over all axes but the last (NHWC or [B, C]), as torch.nn.BatchNorm (Ioffe &
- * Szegedy 2015, Alg. 1). Training: batch statistics (biased variance), running statistics
- * updated with the unbiased variance as PyTorch does. Inference: running statistics only.
+ * Szegedy 2015, Alg. 1), with an optional ReLU after it (`relu`: one op with the batch norm where
+ * the backend has the fused kernel, lib/nn/batchnorm.ts). Training: batch statistics (biased
+ * variance), running statistics updated with the unbiased variance as PyTorch does. Inference:
+ * running statistics only.
  */
-export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, ctx: ForwardContext): T {
+export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, ctx: ForwardContext, opts: { relu?: boolean } = {}): T {
   const affine = ps.has(`${name}.weight`);
+  const relu = opts.relu === true;
   if (ctx.training) {
-    const onStats = ctx.updateStats === false ? undefined : (mean: tf.Tensor, variance: tf.Tensor): void => {
-      const n = x.size / x.shape[x.shape.length - 1];
-      const mom = ctx.bnMomentum ?? 0.1;
-      const rm = ps.get(`${name}.running_mean`);
-      const rv = ps.get(`${name}.running_var`);
-      // Only the loss is differentiated, so these updates carry no gradient.
-      tf.tidy(() => {
-        const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
+    const n = x.size / x.shape[x.shape.length - 1];
+    const mom = ctx.bnMomentum ?? 0.1;
+    const unbias = n / Math.max(n - 1, 1);
+    const rm = ps.get(`${name}.running_mean`);
+    const rv = ps.get(`${name}.running_var`);
+    // Only the loss is differentiated, so these updates carry no gradient.
+    const sink: BnStatsSink | undefined = ctx.updateStats === false ? undefined : {
+      composed: (mean, variance) => tf.tidy(() => {
         rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(mean, mom)));
-        rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(unbiased, mom)));
-      });
+        rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(tf.mul(variance, unbias), mom)));
+      }),
+      fused: (stats) => tf.tidy(() => {
+        rm.assign(runningUpdate(rm, stats, 0, mom, 1));
+        rv.assign(runningUpdate(rv, stats, 1, mom, unbias));
+      }),
     };
-    const f = tf.customGrad(batchNormTrainFn(x.rank, affine, onStats) as unknown as Parameters<typeof tf.customGrad>[0]);
-    const inputs = affine ? [x, ps.get(`${name}.weight`), ps.get(`${name}.bias`)] : [x];
-    return (f as unknown as (...t: tf.Tensor[]) => tf.Tensor)(...inputs) as T;
+    const gamma = affine ? ps.get(`${name}.weight`) : undefined;
+    const beta = affine ? ps.get(`${name}.bias`) : undefined;
+    return batchNormTrain(x, gamma, beta, relu, sink) as T;
   }
   const mean = ps.get(`${name}.running_mean`);
   const variance = ps.get(`${name}.running_var`);
   let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, BN_EPS)));
   if (affine) y = tf.add(tf.mul(y, ps.get(`${name}.weight`)), ps.get(`${name}.bias`));
-  return y as T;
-}
-
-/**
- * Training-mode batch norm as one differentiable op (for tf.customGrad): forward
- * y = (x - mean) * scale + beta with scale = gamma / sqrt(var + eps); backward
- * dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), dgamma = sum(dy * xhat), dbeta = sum(dy),
- * xhat = (x - mean) / sqrt(var + eps). About 11 passes over the activations forward and backward
- * together, where autodiff through moments/rsqrt/mul/add takes about three times as many.
- * Subtracting the mean before scaling (not x * scale + shift) keeps float32 error low when
- * |mean| >> std. `onStats` receives the batch mean and biased variance (running statistics).
- */
-function batchNormTrainFn(rank: number, affine: boolean, onStats?: (mean: tf.Tensor, variance: tf.Tensor) => void) {
-  const axes = Array.from({ length: rank - 1 }, (_, i) => i);
-  return (...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = args[args.length - 1] as tf.GradSaveFunc;
-    const x = args[0] as tf.Tensor;
-    const gamma = affine ? (args[1] as tf.Tensor) : undefined;
-    const beta = affine ? (args[2] as tf.Tensor) : undefined;
-    const { mean, variance } = tf.moments(x, axes); // [C]
-    if (onStats) onStats(mean, variance);
-    const inv = tf.rsqrt(tf.add(variance, BN_EPS)); // [C]
-    const scale = gamma ? tf.mul(inv, gamma) : inv;
-    const scaled = tf.mul(tf.sub(x, mean), scale);
-    const value = beta ? tf.add(scaled, beta) : scaled;
-    save([x, mean, inv, scale]);
-    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
-      const [xs, m, iv, sc] = saved;
-      const n = xs.size / xs.shape[xs.shape.length - 1];
-      const xhat = tf.mul(tf.sub(xs, m), iv);
-      const dbeta = tf.sum(dy, axes); // [C]
-      const dgamma = tf.sum(tf.mul(dy, xhat), axes); // [C]
-      const dx = tf.mul(tf.sub(tf.sub(dy, tf.div(dbeta, n)), tf.mul(xhat, tf.div(dgamma, n))), sc);
-      return affine ? [dx, dgamma, dbeta] : [dx];
-    };
-    return { value, gradFunc };
-  };
+  return (relu ? tf.relu(y) : y) as T;
 }
 
 export function initLayerNorm(ps: ParamStore, name: string, c: number): void {

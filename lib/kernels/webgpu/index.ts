@@ -18,6 +18,8 @@ import { GEMM_DEFAULTS, GemmOptions } from './gemm';
 import { WebgpuBackendLike } from './program';
 import { REDUCE_ROWS_DEFAULTS, ReduceRowsOptions, sumRows } from './reduce_rows';
 import { installWriteBufferUploads, uninstallWriteBufferUploads } from './upload';
+import { bnBackward, bnForward, bnRunning, BnAttrs } from './batchnorm';
+import { FUSED_KERNELS } from '../fused';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
 
@@ -37,6 +39,8 @@ export interface WebgpuKernelOptions {
   minReduceRows: number;
   /** Upload CPU data with `queue.writeBuffer` instead of a new staging buffer per upload (`upload.ts`). */
   writeBufferUploads: boolean;
+  /** Register the fused training batch norm (`batchnorm.ts`, names in lib/kernels/fused.ts). */
+  fusedBatchNorm: boolean;
 }
 
 export const WEBGPU_KERNEL_DEFAULTS: Readonly<WebgpuKernelOptions> = Object.freeze({
@@ -45,6 +49,7 @@ export const WEBGPU_KERNEL_DEFAULTS: Readonly<WebgpuKernelOptions> = Object.free
   reduce: REDUCE_ROWS_DEFAULTS,
   minReduceRows: 2,
   writeBufferUploads: true,
+  fusedBatchNorm: true,
 });
 
 const BACKEND = 'webgpu';
@@ -149,6 +154,44 @@ function makeAddN(): tf.KernelFunc {
   };
 }
 
+function bnAttrs(attrs: Record<string, unknown> | undefined): BnAttrs {
+  const eps = attrs?.eps;
+  if (typeof eps !== 'number' || !(eps > 0)) throw new Error(`batch norm kernel: eps must be a positive number, got ${String(eps)}`);
+  return { eps, relu: attrs?.relu === true };
+}
+
+function checkFloat(what: string, ts: Array<tf.TensorInfo | undefined>): void {
+  for (const t of ts) if (t && t.dtype !== 'float32') throw new Error(`${what}: float32 inputs only, got ${t.dtype}`);
+}
+
+/** Our kernels with no stock counterpart (names from lib/kernels/fused.ts). */
+const FUSED_CONFIGS: tf.KernelConfig[] = [
+  {
+    kernelName: FUSED_KERNELS.batchNorm, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args as unknown as Args;
+      checkFloat(FUSED_KERNELS.batchNorm, [inputs.x, inputs.gamma, inputs.beta]);
+      return bnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, bnAttrs(attrs));
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.batchNormGrad, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args as unknown as Args;
+      checkFloat(FUSED_KERNELS.batchNormGrad, [inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta]);
+      return bnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, bnAttrs(attrs));
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.batchNormRunning, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs = {} } = args as unknown as Args;
+      const row = attrs.row === 1 ? 1 : 0;
+      return bnRunning(backend as WebgpuBackendLike, inputs.running, inputs.stats, row, attrs.momentum as number, attrs.factor as number);
+    },
+  },
+];
+
 /**
  * Replaces the stock webgpu kernels named in `opts.kernels` with ours (re-registering with new
  * options is allowed); returns the names now ours. The webgpu backend package must be loaded.
@@ -175,12 +218,14 @@ export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): 
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: makers[name]() });
   }
   if (o.writeBufferUploads) installWriteBufferUploads();
-  return [...o.kernels];
+  if (o.fusedBatchNorm) for (const k of FUSED_CONFIGS) tf.registerKernel(k);
+  return [...o.kernels, ...(o.fusedBatchNorm ? FUSED_CONFIGS.map((k) => k.kernelName) : [])];
 }
 
 /** Puts the stock kernels and the stock upload path back (A/B comparisons in one process). */
 export function unregisterWebgpuKernels(): void {
   uninstallWriteBufferUploads();
+  for (const k of FUSED_CONFIGS) if (tf.getKernel(k.kernelName, BACKEND)) tf.unregisterKernel(k.kernelName, BACKEND);
   for (const [name, k] of stock) {
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel(k);
@@ -190,7 +235,7 @@ export function unregisterWebgpuKernels(): void {
 
 /** Names of the kernels currently ours. */
 export function activeWebgpuKernels(): string[] {
-  return [...stock.keys()];
+  return [...stock.keys(), ...FUSED_CONFIGS.filter((k) => tf.getKernel(k.kernelName, BACKEND)).map((k) => k.kernelName)];
 }
 
 addKernelRegistrar(BACKEND, () => (process.env[WEBGPU_KERNELS_ENV] === 'stock' ? [] : registerWebgpuKernels()));

@@ -1,0 +1,28 @@
+/**
+ * Fused ops that some backends implement as one kernel. A layer asks `hasFusedKernel(name)` for
+ * the active backend and otherwise composes the same math from stock tfjs ops (lib/nn), so the
+ * kernels stay an optimisation: registering them or not changes speed, not results beyond float
+ * rounding. The implementations live with their backend (lib/kernels/webgpu/batchnorm.ts).
+ *
+ * Training-mode batch norm over the last axis (x seen as [R, C]):
+ *   BATCH_NORM          inputs {x, gamma?, beta?}, attrs {eps, relu} -> [y, stats]; stats [2, C] =
+ *                       (mean, biased variance); y = (x - mean) / sqrt(var + eps) * gamma + beta,
+ *                       then max(y, 0) if relu
+ *   BATCH_NORM_GRAD     inputs {dy, x, stats, gamma?, beta?}, attrs {eps, relu} -> [dx] or
+ *                       [dx, dgamma, dbeta] (dy masked by y > 0 first if relu)
+ *   BATCH_NORM_RUNNING  inputs {running, stats}, attrs {row, momentum, factor} ->
+ *                       (1 - momentum) * running + momentum * factor * stats[row]
+ * gamma and beta come together or not at all.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export const FUSED_KERNELS = {
+  batchNorm: 'DinotwinsBatchNorm',
+  batchNormGrad: 'DinotwinsBatchNormGrad',
+  batchNormRunning: 'DinotwinsBatchNormRunning',
+} as const;
+
+/** True when the active backend has a kernel registered under `name`. */
+export function hasFusedKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}

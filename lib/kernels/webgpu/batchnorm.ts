@@ -1,0 +1,263 @@
+/**
+ * Training-mode batch norm on WebGPU in five dispatches forward-and-backward-statistics instead of
+ * about thirty tfjs kernels (tf.moments, rsqrt, scale/shift, ReLU and their gradients):
+ *
+ *   forward   partials  P[g] = (sum (x - k), sum (x - k)^2) over a block of rows    [G, 2C]
+ *             finish    stats = (mean, biased var) = (k + S1/n, S2/n - (S1/n)^2)    [2, C]
+ *             apply     y = (x - mean) * gamma / sqrt(var + eps) + beta, then ReLU  [R, C]
+ *   backward  partials  P[g] = (sum d, sum d * xhat), d = dy masked by y > 0 (ReLU) [G, 2C]
+ *             finish    sums (S_d, S_dxhat) -> [2, C]; dbeta = S_d, dgamma = S_dxhat (one more
+ *                       finish each, affine only)
+ *             dx        gamma/sqrt(var+eps) * (d - S_d/n - xhat * S_dxhat/n)        [R, C]
+ *   running   (1 - m) * running + m * f * stats[row]  (one per buffer)              [C]
+ *
+ * X is any activation whose leading axes flatten to R rows of C channels (NHWC or [B, C]). The
+ * variance uses sums shifted by the first row, k = x[0, c], so partials from different blocks add
+ * exactly and the E[x^2] - E[x]^2 cancellation is only as large as (mean - k)^2 / var (the
+ * "shifted data" algorithm; Chan, Golub & LeVeque 1983). The backward pass recomputes xhat and
+ * the ReLU mask from x instead of saving the output (the same expression as the forward pass, so
+ * the mask is bit-identical to `y > 0`). Partials are combined in a fixed order: no
+ * atomics, the same bits every run.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, i32, wgslProgram } from './program';
+
+const CW = 64; // columns per workgroup
+const RL = 4; // row lanes per workgroup
+const TARGET_GROUPS = 1024;
+const MIN_ROWS_PER_GROUP = 64;
+const ELEMENTWISE_GROUPS = 8192;
+
+/** Batch-norm options baked into the shaders. */
+export interface BnAttrs {
+  eps: number;
+  relu: boolean;
+}
+
+/** [R, C] view of x: channels last, every leading axis a row. */
+export function bnRowsCols(shape: number[]): { R: number; C: number } {
+  if (shape.length < 2) throw new Error(`batch norm: input must have rank >= 2, got shape [${shape}]`);
+  const C = shape[shape.length - 1];
+  const R = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  if (R < 1 || C < 1) throw new Error(`batch norm: empty input [${shape}]`);
+  if (ceilDiv(C, CW) > 65535) throw new Error(`batch norm: ${C} channels exceed the dispatch limit (${65535 * CW})`);
+  return { R, C };
+}
+
+function rowsPerGroup(R: number): number {
+  return Math.max(MIN_ROWS_PER_GROUP, ceilDiv(R, TARGET_GROUPS));
+}
+
+/** Per-column (WGSL) prologue: inv = 1/sqrt(var + eps), scale = inv * gamma, shift = beta. */
+function columnPrologue(affine: boolean, eps: number): string {
+  return `
+          let mean = ST[c];
+          let inv = inverseSqrt(ST[C_ + c] + ${f32(eps)});
+          let scale = ${affine ? 'inv * GA[c]' : 'inv'};
+          let shift = ${affine ? 'BE[c]' : '0.0'};`;
+}
+
+/**
+ * Block partials over rows: 'stats' sums (x - k, (x - k)^2); 'grad' sums (d, d * xhat). The
+ * workgroup is 64 columns x 4 row lanes; lane sums meet in workgroup memory.
+ */
+function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: boolean, a: BnAttrs) {
+  const rpg = rowsPerGroup(R);
+  const G = ceilDiv(R, rpg);
+  const names = kind === 'stats' ? ['X'] : ['DY', 'X', 'ST', ...(affine ? ['GA', 'BE'] : [])];
+  const body = kind === 'stats'
+    ? `
+          let k = X[c];
+          for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
+            let d = X[r * C_ + c] - k;
+            s1 = s1 + d;
+            s2 = s2 + d * d;
+          }`
+    : `${columnPrologue(affine, a.eps)}
+          for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
+            let xc = X[r * C_ + c] - mean;
+            let xhat = xc * inv;
+            var d = DY[r * C_ + c];
+            ${a.relu ? 'if (xc * scale + shift <= 0.0) { d = 0.0; }' : ''}
+            s1 = s1 + d;
+            s2 = s2 + d * xhat;
+          }`;
+  return {
+    G,
+    program: wgslProgram({
+      shaderKey: `dtBnPart_${kind}_${R}_${C}_${rpg}_${affine}_${a.relu}_${f32(a.eps)}`,
+      outputShape: [G, 2 * C],
+      variableNames: names,
+      workgroupSize: [CW, RL, 1],
+      dispatch: [ceilDiv(C, CW), G, 1],
+      getUserCode: () => `
+      const R_: i32 = ${i32(R)};
+      const C_: i32 = ${i32(C)};
+      var<workgroup> p1: array<f32, ${CW * RL}>;
+      var<workgroup> p2: array<f32, ${CW * RL}>;
+      fn main() {
+        ${USE_UNIFORMS}
+        let lx = i32(localId.x);
+        let ly = i32(localId.y);
+        let g = i32(workgroupId.y);
+        let c = i32(workgroupId.x) * ${CW} + lx;
+        let rBegin = g * ${i32(rpg)};
+        let rEnd = min(R_, rBegin + ${i32(rpg)});
+        var s1 = 0.0;
+        var s2 = 0.0;
+        if (c < C_) {${body}
+        }
+        p1[ly * ${CW} + lx] = s1;
+        p2[ly * ${CW} + lx] = s2;
+        workgroupBarrier();
+        if (ly == 0 && c < C_) {
+          var t1 = p1[lx];
+          var t2 = p2[lx];
+          ${Array.from({ length: RL - 1 }, (_, i) => `t1 = t1 + p1[${(i + 1) * CW} + lx]; t2 = t2 + p2[${(i + 1) * CW} + lx];`).join('\n          ')}
+          result[g * 2 * C_ + c] = t1;
+          result[g * 2 * C_ + C_ + c] = t2;
+        }
+      }`,
+    }),
+  };
+}
+
+/**
+ * Sums the G partial rows. `what`: 'stats' -> [2, C] (mean, biased var) using k = X[0, c];
+ * 'both' -> [2, C] raw sums; 0 or 1 -> [C], one half of the sums (dbeta, dgamma).
+ */
+function finishProgram(what: 'stats' | 'both' | 0 | 1, G: number, R: number, C: number) {
+  const halves = what === 0 ? [0] : what === 1 ? [1] : [0, 1];
+  const outC = halves.length * C;
+  const sumLanes = (h: number): string => `
+          var t${h} = 0.0;
+          for (var r = ly; r < ${i32(G)}; r = r + ${RL}) { t${h} = t${h} + P[r * 2 * C_ + ${h} * C_ + c]; }
+          p${h}[ly * ${CW} + lx] = t${h};`;
+  const total = (h: number): string => `
+          var u${h} = p${h}[lx];
+          ${Array.from({ length: RL - 1 }, (_, i) => `u${h} = u${h} + p${h}[${(i + 1) * CW} + lx];`).join(' ')}`;
+  const write = what === 'stats'
+    ? `
+          let m1 = u0 / ${f32(R)};
+          result[c] = X[c] + m1;
+          result[C_ + c] = max(u1 / ${f32(R)} - m1 * m1, 0.0);`
+    : halves.map((h, i) => `result[${i} * C_ + c] = u${h};`).join('\n          ');
+  return wgslProgram({
+    shaderKey: `dtBnFinish_${what}_${G}_${R}_${C}`,
+    outputShape: outC === C ? [C] : [2, C],
+    variableNames: what === 'stats' ? ['P', 'X'] : ['P'],
+    workgroupSize: [CW, RL, 1],
+    dispatch: [ceilDiv(C, CW), 1, 1],
+    getUserCode: () => `
+      const C_: i32 = ${i32(C)};
+      ${halves.map((h) => `var<workgroup> p${h}: array<f32, ${CW * RL}>;`).join('\n      ')}
+      fn main() {
+        ${USE_UNIFORMS}
+        let lx = i32(localId.x);
+        let ly = i32(localId.y);
+        let c = i32(workgroupId.x) * ${CW} + lx;
+        if (c < C_) {${halves.map(sumLanes).join('')}
+        }
+        workgroupBarrier();
+        if (ly == 0 && c < C_) {${halves.map(total).join('')}
+          ${write}
+        }
+      }`,
+  });
+}
+
+/** Elementwise pass over [R, C]: 'apply' writes y, 'dx' writes the input gradient. */
+function elementwiseProgram(kind: 'apply' | 'dx', R: number, C: number, affine: boolean, a: BnAttrs) {
+  const N = R * C;
+  const groups = Math.max(1, Math.min(ceilDiv(N, 256), ELEMENTWISE_GROUPS));
+  const names = kind === 'apply'
+    ? ['X', 'ST', ...(affine ? ['GA', 'BE'] : [])]
+    : ['DY', 'X', 'ST', 'GS', ...(affine ? ['GA', 'BE'] : [])];
+  const body = kind === 'apply'
+    ? `
+          var y = (X[i] - mean) * scale + shift; // the backward mask recomputes exactly this
+          ${a.relu ? 'y = max(y, 0.0);' : ''}
+          result[i] = y;`
+    : `
+          let xc = X[i] - mean;
+          let xhat = xc * inv;
+          var d = DY[i];
+          ${a.relu ? 'if (xc * scale + shift <= 0.0) { d = 0.0; }' : ''}
+          result[i] = (d - GS[c] / ${f32(R)} - xhat * (GS[C_ + c] / ${f32(R)})) * scale;`;
+  return wgslProgram({
+    shaderKey: `dtBnElem_${kind}_${R}_${C}_${affine}_${a.relu}_${f32(a.eps)}_${groups}`,
+    outputShape: [R, C],
+    variableNames: names,
+    workgroupSize: [256, 1, 1],
+    dispatch: [groups, 1, 1],
+    getUserCode: () => `
+      const C_: i32 = ${i32(C)};
+      fn main() {
+        ${USE_UNIFORMS}
+        for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(N)}; i = i + ${i32(groups * 256)}) {
+          let c = i % C_;${columnPrologue(affine, a.eps)}${body}
+        }
+      }`,
+  });
+}
+
+/** Forward: [y, stats] with stats = [2, C] (mean, biased variance). */
+export function bnForward(
+  backend: WebgpuBackendLike, x: tf.TensorInfo, gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs,
+): [tf.TensorInfo, tf.TensorInfo] {
+  const { R, C } = bnRowsCols(x.shape);
+  const affine = gamma !== undefined && beta !== undefined;
+  const part = partialsProgram('stats', R, C, affine, a);
+  const P = backend.runWebGPUProgram(part.program, [x], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
+  const stats = backend.runWebGPUProgram(finishProgram('stats', part.G, R, C), [P, x], 'float32');
+  freeTemp(backend, P);
+  const apply = elementwiseProgram('apply', R, C, affine, a);
+  const y = backend.runWebGPUProgram(apply, affine ? [x, stats, gamma, beta] : [x, stats], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
+  return [y, stats];
+}
+
+/** Backward: [dx] or, affine, [dx, dgamma, dbeta]. */
+export function bnBackward(
+  backend: WebgpuBackendLike, dy: tf.TensorInfo, x: tf.TensorInfo, stats: tf.TensorInfo,
+  gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs,
+): tf.TensorInfo[] {
+  const { R, C } = bnRowsCols(x.shape);
+  const affine = gamma !== undefined && beta !== undefined;
+  const cols = affine ? [gamma, beta] : [];
+  const part = partialsProgram('grad', R, C, affine, a);
+  const P = backend.runWebGPUProgram(part.program, [dy, x, stats, ...cols], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
+  const sums = backend.runWebGPUProgram(finishProgram('both', part.G, R, C), [P], 'float32');
+  const dx = backend.runWebGPUProgram(elementwiseProgram('dx', R, C, affine, a), [dy, x, stats, sums, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
+  const out = [dx];
+  if (affine) {
+    out.push(backend.runWebGPUProgram(finishProgram(1, part.G, R, C), [P], 'float32'));
+    out.push(backend.runWebGPUProgram(finishProgram(0, part.G, R, C), [P], 'float32'));
+  }
+  freeTemp(backend, P);
+  freeTemp(backend, sums);
+  return out;
+}
+
+/** One running-statistics buffer: (1 - momentum) * running + momentum * factor * stats[row]. */
+export function bnRunning(
+  backend: WebgpuBackendLike, running: tf.TensorInfo, stats: tf.TensorInfo, row: 0 | 1, momentum: number, factor: number,
+): tf.TensorInfo {
+  const C = running.shape.reduce((p, q) => p * q, 1);
+  if (stats.shape.reduce((p, q) => p * q, 1) !== 2 * C) throw new Error(`bnRunning: stats ${JSON.stringify(stats.shape)} do not match ${C} channels`);
+  const groups = Math.max(1, Math.min(ceilDiv(C, 256), ELEMENTWISE_GROUPS));
+  const prog = wgslProgram({
+    shaderKey: `dtBnRunning_${C}_${row}_${f32(momentum)}_${f32(factor)}_${groups}`,
+    outputShape: running.shape,
+    variableNames: ['RUN', 'ST'],
+    workgroupSize: [256, 1, 1],
+    dispatch: [groups, 1, 1],
+    getUserCode: () => `
+      fn main() {
+        ${USE_UNIFORMS}
+        for (var c = i32(workgroupId.x) * 256 + i32(localIndex); c < ${i32(C)}; c = c + ${i32(groups * 256)}) {
+          result[c] = RUN[c] * ${f32(1 - momentum)} + (ST[${i32(row * C)} + c] * ${f32(factor)}) * ${f32(momentum)};
+        }
+      }`,
+  });
+  return backend.runWebGPUProgram(prog, [running, stats], 'float32');
+}

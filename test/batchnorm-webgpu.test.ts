@@ -1,0 +1,144 @@
+/**
+ * The fused WebGPU batch norm (lib/kernels/webgpu/batchnorm.ts, through lib/nn/batchnorm.ts)
+ * against the composed form on `cpu`: output, gradients of x / gamma / beta for a random upstream
+ * gradient, and both running statistics, with and without ReLU and affine parameters, at shapes
+ * that take one or many row blocks, channel counts that are not a multiple of the 64-column
+ * workgroup, and activations whose mean is far from zero (the shifted-sum variance). Temporaries
+ * start as NaN, so a partial row the kernels forget to write shows up.
+ *
+ * Needs a WebGPU adapter (lavapipe on a CPU-only machine: `eval "$(scripts/setup-lavapipe.sh)"`).
+ */
+import { test, TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
+import { registerWebgpuKernels, unregisterWebgpuKernels } from '../lib/kernels/webgpu';
+import { setPoisonTemporaries } from '../lib/kernels/webgpu/program';
+import { batchNormTrain, fusedBatchNormActive, runningUpdate } from '../lib/nn/batchnorm';
+import { Rng } from '../lib/rng';
+
+let availability: Promise<WebgpuAvailability> | undefined;
+async function webgpu(t: TestContext): Promise<boolean> {
+  availability ??= ensureWebgpu();
+  const a = await availability;
+  if (!a.ok) {
+    t.skip(a.reason);
+    return false;
+  }
+  return true;
+}
+
+function randn(n: number, seed: number, offset = 0, scale = 1): Float32Array {
+  const r = new Rng(seed);
+  return Float32Array.from({ length: n }, () => offset + scale * r.normal());
+}
+
+function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length, 'length');
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Number.isFinite(got[i]), `element ${i} is ${got[i]}`);
+    d = Math.max(d, Math.abs(got[i] - want[i]));
+    m = Math.max(m, Math.abs(want[i]));
+  }
+  return d / Math.max(m, 1e-30);
+}
+
+interface Case { shape: number[]; affine: boolean; relu: boolean; offset?: number }
+
+/** y, dx, dgamma, dbeta, new running mean and variance on the active backend. */
+async function run(c: Case): Promise<Record<string, Float32Array>> {
+  const C = c.shape[c.shape.length - 1];
+  const n = c.shape.reduce((a, b) => a * b, 1);
+  const out = tf.tidy(() => {
+    const x = tf.tensor(randn(n, 1, c.offset ?? 0, 0.5 + (c.offset ?? 0) * 0.01), c.shape);
+    const dy = tf.tensor(randn(n, 2), c.shape);
+    const gamma = tf.tensor1d(randn(C, 3, 1, 0.3));
+    const beta = tf.tensor1d(randn(C, 4, 0, 0.5));
+    const runMean = tf.tensor1d(randn(C, 5));
+    const runVar = tf.tensor1d(randn(C, 6, 2, 0.1));
+    const got: Record<string, tf.Tensor> = {};
+    const f = (...t: tf.Tensor[]): tf.Tensor => {
+      const y = batchNormTrain(t[0], c.affine ? t[1] : undefined, c.affine ? t[2] : undefined, c.relu, {
+        composed: (mean, variance) => {
+          got.runMean = tf.keep(tf.add(tf.mul(runMean, 0.9), tf.mul(mean, 0.1)));
+          got.runVar = tf.keep(tf.add(tf.mul(runVar, 0.9), tf.mul(tf.mul(variance, 1.25), 0.1)));
+        },
+        fused: (stats) => {
+          got.runMean = tf.keep(runningUpdate(runMean, stats, 0, 0.1, 1));
+          got.runVar = tf.keep(runningUpdate(runVar, stats, 1, 0.1, 1.25));
+        },
+      });
+      return tf.sum(tf.mul(y, dy));
+    };
+    const inputs = c.affine ? [x, gamma, beta] : [x];
+    const y = batchNormTrain(x, c.affine ? gamma : undefined, c.affine ? beta : undefined, c.relu);
+    const grads = tf.grads(f)(inputs);
+    return { y, dx: grads[0], ...(c.affine ? { dgamma: grads[1], dbeta: grads[2] } : {}), ...got };
+  });
+  const res: Record<string, Float32Array> = {};
+  for (const [k, v] of Object.entries(out)) res[k] = (await v.data()) as Float32Array;
+  tf.dispose(Object.values(out));
+  return res;
+}
+
+const CASES: Case[] = [
+  { shape: [4, 5, 6, 7], affine: true, relu: true }, // R = 120: two row blocks, 7 of 64 columns
+  { shape: [8, 16, 16, 96], affine: true, relu: false }, // R = 2048: 32 blocks, 2 column groups
+  { shape: [300, 130], affine: false, relu: true }, // projector-like [B, C], no affine
+  { shape: [2, 3], affine: true, relu: true }, // one block smaller than a lane group
+  { shape: [16, 4, 4, 65], affine: true, relu: true, offset: 100 }, // |mean| >> std
+];
+
+test('fused batch norm on webgpu matches the composed form on cpu (values, gradients, running statistics)', async (t) => {
+  if (!(await webgpu(t))) return;
+  const want: Array<Record<string, Float32Array>> = [];
+  await tf.setBackend('cpu');
+  assert.equal(fusedBatchNormActive(), false, 'cpu has no fused batch norm');
+  for (const c of CASES) want.push(await run(c));
+  await tf.setBackend('webgpu');
+  registerWebgpuKernels();
+  setPoisonTemporaries(true);
+  try {
+    assert.equal(fusedBatchNormActive(), true, 'registerWebgpuKernels registers the fused batch norm');
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < CASES.length; i++) {
+      const got = await run(CASES[i]);
+      assert.deepEqual(Object.keys(got).sort(), Object.keys(want[i]).sort());
+      for (const k of Object.keys(want[i])) {
+        const e = relErr(got[k], want[i][k]);
+        assert.ok(e < 1e-4, `${JSON.stringify(CASES[i])} ${k}: relative error ${e.toExponential(2)}`);
+      }
+    }
+    assert.equal(tf.memory().numTensors, before, 'no tensors leak');
+  } finally {
+    setPoisonTemporaries(false);
+  }
+});
+
+test('stock mode on webgpu uses the composed form (the A/B switch removes the fused kernels)', async (t) => {
+  if (!(await webgpu(t))) return;
+  await tf.setBackend('webgpu');
+  try {
+    unregisterWebgpuKernels();
+    assert.equal(fusedBatchNormActive(), false);
+    const composed = await run(CASES[0]);
+    registerWebgpuKernels();
+    assert.equal(fusedBatchNormActive(), true);
+    const fused = await run(CASES[0]);
+    for (const k of Object.keys(composed)) assert.ok(relErr(fused[k], composed[k]) < 1e-4, k);
+  } finally {
+    registerWebgpuKernels();
+  }
+});
+
+test('bad input to the fused kernels is named', async (t) => {
+  if (!(await webgpu(t))) return;
+  await tf.setBackend('webgpu');
+  registerWebgpuKernels();
+  assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3]) }, { eps: 0, relu: false }), /eps must be a positive number, got 0/);
+  assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3], 'int32') }, { eps: 1e-5, relu: false }), /float32 inputs only, got int32/);
+  assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([5]) }, { eps: 1e-5, relu: false }), /rank >= 2, got shape \[5\]/);
+  assert.throws(() => batchNormTrain(tf.zeros([4, 3]), tf.ones([3]), undefined, false), /gamma and beta come together/);
+});
