@@ -13,7 +13,10 @@
  *                        [--steps barlow-r18,dinotwins-r18,barlow-vit] [--kernel-batch 256]
  *                        [--repeats 5] [--per-repeat 3] [--warmup 2] [--iters 10] [--out file.json] [--quick]
  *                        [--what profile --profile barlow-r18] [--dawn disable-dawn-features=timestamp_quantization]
- *                        [--flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128]
+ *                        [--flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128] [--proj 2048]
+ *                        [--kernel-opts '{"fusedBatchNorm":false,"writeBufferUploads":false}']
+ *                        [--dawn backend=null]   (Dawn's null device: no GPU work, 512 MiB; counts
+ *                                                 dispatches and the CPU cost of issuing them)
  * Modes: `stock`, `ours`, `ours:TMxTN` (GEMM register block 4, 8 or auto, e.g. ours:8x4, ours:auto).
  * The report (--out) is rewritten after every result, so a run stopped by a time limit keeps its numbers.
  * `--quick` shrinks everything for a correctness smoke run on lavapipe.
@@ -21,7 +24,7 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
-import { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNELS_ENV } from '../lib/kernels/webgpu';
+import { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNELS_ENV, WEBGPU_KERNEL_DEFAULTS, WebgpuKernelOptions } from '../lib/kernels/webgpu';
 import { GEMM_DEFAULTS } from '../lib/kernels/webgpu/gemm';
 import { convCosts } from '../lib/kernels/webgpu/conv2d';
 import { reduceRowsCost } from '../lib/kernels/webgpu/reduce_rows';
@@ -61,6 +64,8 @@ interface Args {
   vitPreset: string;
   /** Barlow projector width (hidden and output); 2048 as the method's default. */
   proj: number;
+  /** Options for our kernels in the `ours` modes (e.g. {"fusedBatchNorm": false} to time an older version). */
+  kernelOpts: Partial<WebgpuKernelOptions>;
   out?: string;
   /** Profile one step of each of these (per-kernel GPU time from timestamp queries) after the timed steps. */
   profile: string[];
@@ -75,7 +80,7 @@ function parseArgs(argv: string[]): Args {
     what: ['steps', 'kernels'], modes: ['stock', 'ours'], batch: 256, width: 64,
     steps: ['barlow-r18', 'dinotwins-r18', 'barlow-vit'], kernelBatch: 256,
     kernelShapes: [[32, 64], [16, 128], [8, 256], [4, 512]], repeats: 5, perRepeat: 3, warmup: 2, iters: 10,
-    nLocal: 4, vitPreset: 'tiny4', proj: 2048, profile: [], dawn: [], flags: [],
+    nLocal: 4, vitPreset: 'tiny4', proj: 2048, kernelOpts: {}, profile: [], dawn: [], flags: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -104,6 +109,12 @@ function parseArgs(argv: string[]): Args {
       case '--local': a.nLocal = int(); break;
       case '--vit': a.vitPreset = v(); break;
       case '--proj': a.proj = int(); break;
+      case '--kernel-opts': {
+        const j = JSON.parse(v()) as Record<string, unknown>;
+        for (const key of Object.keys(j)) if (!(key in WEBGPU_KERNEL_DEFAULTS)) throw new Error(`--kernel-opts: unknown option "${key}"; known: ${Object.keys(WEBGPU_KERNEL_DEFAULTS).join(', ')}`);
+        a.kernelOpts = j as Partial<WebgpuKernelOptions>;
+        break;
+      }
       case '--out': a.out = v(); break;
       case '--profile': a.profile = v().split(',').filter(Boolean); break;
       case '--dawn': a.dawn.push(v()); break;
@@ -144,11 +155,13 @@ function gpuBytes(): { used: number; allocated: number } {
   return { used: m.numBytesInGPU ?? 0, allocated: m.numBytesAllocatedInGPU ?? m.numBytesInGPUAllocated ?? 0 };
 }
 
+let kernelOpts: Partial<WebgpuKernelOptions> = {};
+
 function setMode(mode: Mode): void {
   const m = parseMode(mode);
   if (!m.ours) unregisterWebgpuKernels();
-  else if (m.tm === undefined) registerWebgpuKernels();
-  else registerWebgpuKernels({ gemm: { ...GEMM_DEFAULTS, tm: m.tm, tn: m.tn ?? 0 } });
+  else if (m.tm === undefined) registerWebgpuKernels(kernelOpts);
+  else registerWebgpuKernels({ ...kernelOpts, gemm: { ...GEMM_DEFAULTS, tm: m.tm, tn: m.tn ?? 0 } });
 }
 
 /** Writes the report after every result (temp file + rename), so a run cut off by its time limit keeps what it measured. */
@@ -419,6 +432,7 @@ async function main(): Promise<void> {
   await tf.ready();
   for (const [k, v] of a.flags) tf.env().set(k, v);
   countBackendCalls();
+  kernelOpts = a.kernelOpts;
   const errors: string[] = [];
   const device = (tf.backend() as unknown as { device?: { addEventListener?: (n: string, f: (e: { error?: { message?: string } }) => void) => void } }).device;
   device?.addEventListener?.('uncapturederror', (e) => errors.push(e.error?.message ?? 'unknown GPU error'));

@@ -3,7 +3,8 @@
  * against the composed form on `cpu`: output, gradients of x / gamma / beta for a random upstream
  * gradient, and both running statistics, with and without ReLU and affine parameters, at shapes
  * that take one or many row blocks, channel counts that are not a multiple of the 64-column
- * workgroup, and activations whose mean is far from zero (the shifted-sum variance). Temporaries
+ * workgroup, activations whose mean is far from zero (the shifted-sum variance), and statistics
+ * per group of batch rows (views concatenated into one batch). Temporaries
  * start as NaN, so a partial row the kernels forget to write shows up.
  *
  * Needs a WebGPU adapter (lavapipe on a CPU-only machine: `eval "$(scripts/setup-lavapipe.sh)"`).
@@ -45,7 +46,7 @@ function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return d / Math.max(m, 1e-30);
 }
 
-interface Case { shape: number[]; affine: boolean; relu: boolean; offset?: number }
+interface Case { shape: number[]; affine: boolean; relu: boolean; offset?: number; groups?: number }
 
 /** y, dx, dgamma, dbeta, new running mean and variance on the active backend. */
 async function run(c: Case): Promise<Record<string, Float32Array>> {
@@ -61,19 +62,25 @@ async function run(c: Case): Promise<Record<string, Float32Array>> {
     const got: Record<string, tf.Tensor> = {};
     const f = (...t: tf.Tensor[]): tf.Tensor => {
       const y = batchNormTrain(t[0], c.affine ? t[1] : undefined, c.affine ? t[2] : undefined, c.relu, {
-        composed: (mean, variance) => {
-          got.runMean = tf.keep(tf.add(tf.mul(runMean, 0.9), tf.mul(mean, 0.1)));
-          got.runVar = tf.keep(tf.add(tf.mul(runVar, 0.9), tf.mul(tf.mul(variance, 1.25), 0.1)));
+        composed: (means, variances) => {
+          let rm: tf.Tensor = runMean;
+          let rv: tf.Tensor = runVar;
+          for (let g = 0; g < means.length; g++) {
+            rm = tf.add(tf.mul(rm, 0.9), tf.mul(means[g], 0.1));
+            rv = tf.add(tf.mul(rv, 0.9), tf.mul(tf.mul(variances[g], 1.25), 0.1));
+          }
+          got.runMean = tf.keep(rm);
+          got.runVar = tf.keep(rv);
         },
         fused: (stats) => {
           got.runMean = tf.keep(runningUpdate(runMean, stats, 0, 0.1, 1));
           got.runVar = tf.keep(runningUpdate(runVar, stats, 1, 0.1, 1.25));
         },
-      });
+      }, c.groups ?? 1);
       return tf.sum(tf.mul(y, dy));
     };
     const inputs = c.affine ? [x, gamma, beta] : [x];
-    const y = batchNormTrain(x, c.affine ? gamma : undefined, c.affine ? beta : undefined, c.relu);
+    const y = batchNormTrain(x, c.affine ? gamma : undefined, c.affine ? beta : undefined, c.relu, undefined, c.groups ?? 1);
     const grads = tf.grads(f)(inputs);
     return { y, dx: grads[0], ...(c.affine ? { dgamma: grads[1], dbeta: grads[2] } : {}), ...got };
   });
@@ -89,6 +96,9 @@ const CASES: Case[] = [
   { shape: [300, 130], affine: false, relu: true }, // projector-like [B, C], no affine
   { shape: [2, 3], affine: true, relu: true }, // one block smaller than a lane group
   { shape: [16, 4, 4, 65], affine: true, relu: true, offset: 100 }, // |mean| >> std
+  { shape: [6, 8, 8, 16], affine: true, relu: true, groups: 2 }, // two views of 3 images in one batch
+  { shape: [24, 70], affine: true, relu: false, groups: 3 }, // three [8, 70] projector batches
+  { shape: [4, 40, 40, 8], affine: false, relu: true, groups: 4 }, // 1,600 rows per group: many blocks each
 ];
 
 test('fused batch norm on webgpu matches the composed form on cpu (values, gradients, running statistics)', async (t) => {

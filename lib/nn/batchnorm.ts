@@ -14,11 +14,11 @@ import { FUSED_KERNELS, hasFusedKernel } from '../kernels/fused';
 
 export const BN_EPS = 1e-5;
 
-/** Receives the batch statistics for the running averages: either (mean, variance) or packed [2, C]. */
+/** Receives the batch statistics for the running averages, one entry per statistics group, in order. */
 export interface BnStatsSink {
-  /** Composed form: mean [C] and biased variance [C]. */
-  composed(mean: tf.Tensor, variance: tf.Tensor): void;
-  /** Fused form: [2, C] = (mean, biased variance), updated through the running-statistics kernel. */
+  /** Composed form: per group, mean [C] and biased variance [C]. */
+  composed(means: tf.Tensor[], variances: tf.Tensor[]): void;
+  /** Fused form: [groups * 2, C] = per group (mean, biased variance), for `runningUpdate`. */
   fused(stats: tf.Tensor): void;
 }
 
@@ -33,7 +33,7 @@ function composedFn(rank: number, affine: boolean, sink?: BnStatsSink) {
     const gamma = affine ? (args[1] as tf.Tensor) : undefined;
     const beta = affine ? (args[2] as tf.Tensor) : undefined;
     const { mean, variance } = tf.moments(x, axes); // [C]
-    sink?.composed(mean, variance);
+    sink?.composed([mean], [variance]);
     const inv = tf.rsqrt(tf.add(variance, BN_EPS)); // [C]
     const scale = gamma ? tf.mul(inv, gamma) : inv;
     const scaled = tf.mul(tf.sub(x, mean), scale);
@@ -52,9 +52,44 @@ function composedFn(rank: number, affine: boolean, sink?: BnStatsSink) {
   };
 }
 
+/**
+ * Composed, with statistics per group of consecutive batch rows: x seen as [g, M, C], moments over
+ * M. The same math as `composedFn` on each group; dgamma and dbeta sum over the groups.
+ */
+function composedGroupedFn(shape: number[], groups: number, affine: boolean, sink?: BnStatsSink) {
+  const C = shape[shape.length - 1];
+  return (...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const x = tf.reshape(args[0] as tf.Tensor, [groups, -1, C]);
+    const gamma = affine ? (args[1] as tf.Tensor) : undefined;
+    const beta = affine ? (args[2] as tf.Tensor) : undefined;
+    const { mean, variance } = tf.moments(x, [1], true); // [g, 1, C]
+    if (sink) {
+      const flat = (t: tf.Tensor): tf.Tensor[] => tf.unstack(tf.reshape(t, [groups, C]));
+      sink.composed(flat(mean), flat(variance));
+    }
+    const inv = tf.rsqrt(tf.add(variance, BN_EPS)); // [g, 1, C]
+    const scale = gamma ? tf.mul(inv, gamma) : inv;
+    const scaled = tf.mul(tf.sub(x, mean), scale);
+    const value = tf.reshape(beta ? tf.add(scaled, beta) : scaled, shape);
+    save([x, mean, inv, scale]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+      const [xs, m, iv, sc] = saved;
+      const n = xs.shape[1] as number;
+      const dyg = tf.reshape(dy, [groups, -1, C]);
+      const xhat = tf.mul(tf.sub(xs, m), iv);
+      const dbetaG = tf.sum(dyg, [1], true); // [g, 1, C]
+      const dgammaG = tf.sum(tf.mul(dyg, xhat), [1], true);
+      const dx = tf.reshape(tf.mul(tf.sub(tf.sub(dyg, tf.div(dbetaG, n)), tf.mul(xhat, tf.div(dgammaG, n))), sc), shape);
+      return affine ? [dx, tf.reshape(tf.sum(dgammaG, [0, 1]), [C]), tf.reshape(tf.sum(dbetaG, [0, 1]), [C])] : [dx];
+    };
+    return { value, gradFunc };
+  };
+}
+
 /** The fused kernel pair; ReLU (if asked) inside the op. */
-function fusedFn(affine: boolean, relu: boolean, sink?: BnStatsSink) {
-  const attrs = { eps: BN_EPS, relu } as unknown as tf.NamedAttrMap;
+function fusedFn(affine: boolean, relu: boolean, groups: number, sink?: BnStatsSink) {
+  const attrs = { eps: BN_EPS, relu, groups } as unknown as tf.NamedAttrMap;
   return (...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const t = args.slice(0, -1) as tf.Tensor[];
@@ -79,29 +114,48 @@ export function fusedBatchNormActive(): boolean {
 
 /**
  * Training-mode batch norm over all axes but the last of `x`, with affine `gamma`/`beta` (both or
- * neither) and an optional ReLU after it. `sink` receives the batch statistics.
+ * neither) and an optional ReLU after it. `sink` receives the batch statistics. `groups` > 1 takes
+ * statistics per group of consecutive batch rows (V views of B images concatenated: groups = V
+ * equals V separate passes).
  */
-export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor | undefined, beta: tf.Tensor | undefined, relu: boolean, sink?: BnStatsSink): tf.Tensor {
+export function batchNormTrain(
+  x: tf.Tensor, gamma: tf.Tensor | undefined, beta: tf.Tensor | undefined, relu: boolean, sink?: BnStatsSink, groups = 1,
+): tf.Tensor {
   if ((gamma === undefined) !== (beta === undefined)) throw new Error('batchNormTrain: gamma and beta come together or not at all');
+  if (x.rank < 2) throw new Error(`batchNormTrain: input must have rank >= 2, got shape [${x.shape}]`);
+  if (!Number.isInteger(groups) || groups < 1 || x.shape[0] % groups !== 0) {
+    throw new Error(`batchNormTrain: groups must be a positive integer dividing the batch (${x.shape[0]}), got ${groups}`);
+  }
   const affine = gamma !== undefined;
   const inputs = affine ? [x, gamma!, beta!] : [x];
   if (fusedBatchNormActive() && x.dtype === 'float32') {
-    const f = tf.customGrad(fusedFn(affine, relu, sink) as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
+    const f = tf.customGrad(fusedFn(affine, relu, groups, sink) as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
     return f(...inputs);
   }
-  const f = tf.customGrad(composedFn(x.rank, affine, sink) as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
+  const fn = groups === 1 ? composedFn(x.rank, affine, sink) : composedGroupedFn(x.shape, groups, affine, sink);
+  const f = tf.customGrad(fn as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
   const y = f(...inputs);
   return relu ? tf.relu(y) : y;
 }
 
-/** Running-average update (PyTorch convention, momentum m): fused kernel where registered. */
+/**
+ * Running-average update (PyTorch convention, momentum m) from fused statistics [groups * 2, C]:
+ * running <- (1 - m) * running + m * factor * stats[g, row], group after group. Fused kernel where
+ * registered.
+ */
 export function runningUpdate(running: tf.Tensor, stats: tf.Tensor, row: 0 | 1, momentum: number, factor: number): tf.Tensor {
   if (hasFusedKernel(FUSED_KERNELS.batchNormRunning)) {
     return tf.engine().runKernel(FUSED_KERNELS.batchNormRunning, { running, stats }, { row, momentum, factor } as unknown as tf.NamedAttrMap) as tf.Tensor;
   }
   return tf.tidy(() => {
     const C = running.size;
-    const s = tf.reshape(tf.slice(tf.reshape(stats, [2, C]), [row, 0], [1, C]), running.shape);
-    return tf.add(tf.mul(running, 1 - momentum), tf.mul(tf.mul(s, factor), momentum));
+    const groups = stats.size / (2 * C);
+    const st = tf.reshape(stats, [groups, 2, C]);
+    let r = running;
+    for (let g = 0; g < groups; g++) {
+      const s = tf.reshape(tf.slice(st, [g, row, 0], [1, 1, C]), running.shape);
+      r = tf.add(tf.mul(r, 1 - momentum), tf.mul(tf.mul(s, factor), momentum));
+    }
+    return r;
   });
 }

@@ -15,6 +15,12 @@ export interface ForwardContext {
   updateStats?: boolean;
   /** Running-statistics momentum, PyTorch convention (new = (1-m)*old + m*batch). Default 0.1. */
   bnMomentum?: number;
+  /**
+   * Training-mode batch norm takes statistics per group of this many consecutive equal parts of
+   * the batch (default 1). With V views concatenated into one batch, V gives each view its own
+   * statistics and running-average update, exactly as V separate forward passes (Barlow Twins).
+   */
+  bnGroups?: number;
   /** If set, attention layers push their attention weights [B, heads, T, T] here (kept, caller disposes). */
   attention?: tf.Tensor4D[];
 }
@@ -93,16 +99,19 @@ export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: 
   const affine = ps.has(`${name}.weight`);
   const relu = opts.relu === true;
   if (ctx.training) {
-    const n = x.size / x.shape[x.shape.length - 1];
+    const groups = ctx.bnGroups ?? 1;
+    const n = x.size / x.shape[x.shape.length - 1] / groups; // rows per statistics group
     const mom = ctx.bnMomentum ?? 0.1;
     const unbias = n / Math.max(n - 1, 1);
     const rm = ps.get(`${name}.running_mean`);
     const rv = ps.get(`${name}.running_var`);
     // Only the loss is differentiated, so these updates carry no gradient.
     const sink: BnStatsSink | undefined = ctx.updateStats === false ? undefined : {
-      composed: (mean, variance) => tf.tidy(() => {
-        rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(mean, mom)));
-        rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(tf.mul(variance, unbias), mom)));
+      composed: (means, variances) => tf.tidy(() => {
+        for (let g = 0; g < means.length; g++) {
+          rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(means[g], mom)));
+          rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(tf.mul(variances[g], unbias), mom)));
+        }
       }),
       fused: (stats) => tf.tidy(() => {
         rm.assign(runningUpdate(rm, stats, 0, mom, 1));
@@ -111,7 +120,7 @@ export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: 
     };
     const gamma = affine ? ps.get(`${name}.weight`) : undefined;
     const beta = affine ? ps.get(`${name}.bias`) : undefined;
-    return batchNormTrain(x, gamma, beta, relu, sink) as T;
+    return batchNormTrain(x, gamma, beta, relu, sink, groups) as T;
   }
   const mean = ps.get(`${name}.running_mean`);
   const variance = ps.get(`${name}.running_var`);

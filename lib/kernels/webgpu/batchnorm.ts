@@ -32,27 +32,36 @@ const ELEMENTWISE_GROUPS = 8192;
 export interface BnAttrs {
   eps: number;
   relu: boolean;
+  /**
+   * Statistics per group of consecutive rows ("ghost" batch norm): with V views of B images
+   * concatenated into one batch, groups = V gives each view its own statistics, exactly as V
+   * separate passes would. R must divide by it. Default 1.
+   */
+  groups: number;
 }
 
-/** [R, C] view of x: channels last, every leading axis a row. */
-export function bnRowsCols(shape: number[]): { R: number; C: number } {
+/** [R, C] view of x: channels last, every leading axis a row; Rg rows per statistics group. */
+export function bnRowsCols(shape: number[], groups = 1): { R: number; C: number; Rg: number } {
   if (shape.length < 2) throw new Error(`batch norm: input must have rank >= 2, got shape [${shape}]`);
   const C = shape[shape.length - 1];
   const R = shape.slice(0, -1).reduce((a, b) => a * b, 1);
   if (R < 1 || C < 1) throw new Error(`batch norm: empty input [${shape}]`);
   if (ceilDiv(C, CW) > 65535) throw new Error(`batch norm: ${C} channels exceed the dispatch limit (${65535 * CW})`);
-  return { R, C };
+  if (!Number.isInteger(groups) || groups < 1 || shape[0] % groups !== 0) {
+    throw new Error(`batch norm: groups must be a positive integer dividing the batch (${shape[0]}), got ${groups}`);
+  }
+  return { R, C, Rg: R / groups };
 }
 
 function rowsPerGroup(R: number): number {
   return Math.max(MIN_ROWS_PER_GROUP, ceilDiv(R, TARGET_GROUPS));
 }
 
-/** Per-column (WGSL) prologue: inv = 1/sqrt(var + eps), scale = inv * gamma, shift = beta. */
+/** Per-column (WGSL) prologue for group `grp`: inv = 1/sqrt(var + eps), scale = inv * gamma, shift = beta. */
 function columnPrologue(affine: boolean, eps: number): string {
   return `
-          let mean = ST[c];
-          let inv = inverseSqrt(ST[C_ + c] + ${f32(eps)});
+          let mean = ST[grp * 2 * C_ + c];
+          let inv = inverseSqrt(ST[grp * 2 * C_ + C_ + c] + ${f32(eps)});
           let scale = ${affine ? 'inv * GA[c]' : 'inv'};
           let shift = ${affine ? 'BE[c]' : '0.0'};`;
 }
@@ -62,12 +71,14 @@ function columnPrologue(affine: boolean, eps: number): string {
  * workgroup is 64 columns x 4 row lanes; lane sums meet in workgroup memory.
  */
 function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: boolean, a: BnAttrs) {
-  const rpg = rowsPerGroup(R);
-  const G = ceilDiv(R, rpg);
+  const Rg = R / a.groups;
+  const rpg = rowsPerGroup(Rg);
+  const Gb = ceilDiv(Rg, rpg); // row blocks per statistics group
+  const G = Gb * a.groups;
   const names = kind === 'stats' ? ['X'] : ['DY', 'X', 'ST', ...(affine ? ['GA', 'BE'] : [])];
   const body = kind === 'stats'
     ? `
-          let k = X[c];
+          let k = X[grp * ${i32(Rg)} * C_ + c];
           for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
             let d = X[r * C_ + c] - k;
             s1 = s1 + d;
@@ -83,9 +94,9 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
             s2 = s2 + d * xhat;
           }`;
   return {
-    G,
+    G, Gb,
     program: wgslProgram({
-      shaderKey: `dtBnPart_${kind}_${R}_${C}_${rpg}_${affine}_${a.relu}_${f32(a.eps)}`,
+      shaderKey: `dtBnPart_${kind}_${R}_${C}_${a.groups}_${rpg}_${affine}_${a.relu}_${f32(a.eps)}`,
       outputShape: [G, 2 * C],
       variableNames: names,
       workgroupSize: [CW, RL, 1],
@@ -100,9 +111,10 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
         let lx = i32(localId.x);
         let ly = i32(localId.y);
         let g = i32(workgroupId.y);
+        let grp = g / ${i32(Gb)};
         let c = i32(workgroupId.x) * ${CW} + lx;
-        let rBegin = g * ${i32(rpg)};
-        let rEnd = min(R_, rBegin + ${i32(rpg)});
+        let rBegin = grp * ${i32(Rg)} + (g % ${i32(Gb)}) * ${i32(rpg)};
+        let rEnd = min((grp + 1) * ${i32(Rg)}, rBegin + ${i32(rpg)});
         var s1 = 0.0;
         var s2 = 0.0;
         if (c < C_) {${body}
@@ -123,31 +135,35 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
 }
 
 /**
- * Sums the G partial rows. `what`: 'stats' -> [2, C] (mean, biased var) using k = X[0, c];
- * 'both' -> [2, C] raw sums; 0 or 1 -> [C], one half of the sums (dbeta, dgamma).
+ * Sums partial rows (Gb row blocks per group, `groups` groups). `what`: 'stats' -> [groups * 2, C]
+ * (mean, biased var per group) using k = the group's first row; 'both' -> [groups * 2, C] raw sums
+ * per group; 0 or 1 -> [C], one half of the sums over every group (dbeta, dgamma).
  */
-function finishProgram(what: 'stats' | 'both' | 0 | 1, G: number, R: number, C: number) {
+function finishProgram(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: number, R: number, C: number) {
   const halves = what === 0 ? [0] : what === 1 ? [1] : [0, 1];
-  const outC = halves.length * C;
+  const perGroup = what === 'stats' || what === 'both';
+  const rows = perGroup ? Gb : Gb * groups; // partial rows summed by one output row
+  const outRows = perGroup ? groups : 1;
+  const Rg = R / groups;
   const sumLanes = (h: number): string => `
           var t${h} = 0.0;
-          for (var r = ly; r < ${i32(G)}; r = r + ${RL}) { t${h} = t${h} + P[r * 2 * C_ + ${h} * C_ + c]; }
+          for (var r = first + ly; r < first + ${i32(rows)}; r = r + ${RL}) { t${h} = t${h} + P[r * 2 * C_ + ${h} * C_ + c]; }
           p${h}[ly * ${CW} + lx] = t${h};`;
   const total = (h: number): string => `
           var u${h} = p${h}[lx];
           ${Array.from({ length: RL - 1 }, (_, i) => `u${h} = u${h} + p${h}[${(i + 1) * CW} + lx];`).join(' ')}`;
   const write = what === 'stats'
     ? `
-          let m1 = u0 / ${f32(R)};
-          result[c] = X[c] + m1;
-          result[C_ + c] = max(u1 / ${f32(R)} - m1 * m1, 0.0);`
-    : halves.map((h, i) => `result[${i} * C_ + c] = u${h};`).join('\n          ');
+          let m1 = u0 / ${f32(Rg)};
+          result[o * 2 * C_ + c] = X[o * ${i32(Rg)} * C_ + c] + m1;
+          result[o * 2 * C_ + C_ + c] = max(u1 / ${f32(Rg)} - m1 * m1, 0.0);`
+    : halves.map((h, i) => `result[o * 2 * C_ + ${i} * C_ + c] = u${h};`).join('\n          ');
   return wgslProgram({
-    shaderKey: `dtBnFinish_${what}_${G}_${R}_${C}`,
-    outputShape: outC === C ? [C] : [2, C],
+    shaderKey: `dtBnFinish_${what}_${Gb}_${groups}_${R}_${C}`,
+    outputShape: halves.length === 1 ? [C] : [outRows * 2, C],
     variableNames: what === 'stats' ? ['P', 'X'] : ['P'],
     workgroupSize: [CW, RL, 1],
-    dispatch: [ceilDiv(C, CW), 1, 1],
+    dispatch: [ceilDiv(C, CW), outRows, 1],
     getUserCode: () => `
       const C_: i32 = ${i32(C)};
       ${halves.map((h) => `var<workgroup> p${h}: array<f32, ${CW * RL}>;`).join('\n      ')}
@@ -156,6 +172,8 @@ function finishProgram(what: 'stats' | 'both' | 0 | 1, G: number, R: number, C: 
         let lx = i32(localId.x);
         let ly = i32(localId.y);
         let c = i32(workgroupId.x) * ${CW} + lx;
+        let o = i32(workgroupId.y);
+        let first = o * ${i32(rows)};
         if (c < C_) {${halves.map(sumLanes).join('')}
         }
         workgroupBarrier();
@@ -169,6 +187,7 @@ function finishProgram(what: 'stats' | 'both' | 0 | 1, G: number, R: number, C: 
 /** Elementwise pass over [R, C]: 'apply' writes y, 'dx' writes the input gradient. */
 function elementwiseProgram(kind: 'apply' | 'dx', R: number, C: number, affine: boolean, a: BnAttrs) {
   const N = R * C;
+  const Rg = R / a.groups;
   const groups = Math.max(1, Math.min(ceilDiv(N, 256), ELEMENTWISE_GROUPS));
   const names = kind === 'apply'
     ? ['X', 'ST', ...(affine ? ['GA', 'BE'] : [])]
@@ -183,9 +202,9 @@ function elementwiseProgram(kind: 'apply' | 'dx', R: number, C: number, affine: 
           let xhat = xc * inv;
           var d = DY[i];
           ${a.relu ? 'if (xc * scale + shift <= 0.0) { d = 0.0; }' : ''}
-          result[i] = (d - GS[c] / ${f32(R)} - xhat * (GS[C_ + c] / ${f32(R)})) * scale;`;
+          result[i] = (d - GS[grp * 2 * C_ + c] / ${f32(Rg)} - xhat * (GS[grp * 2 * C_ + C_ + c] / ${f32(Rg)})) * scale;`;
   return wgslProgram({
-    shaderKey: `dtBnElem_${kind}_${R}_${C}_${affine}_${a.relu}_${f32(a.eps)}_${groups}`,
+    shaderKey: `dtBnElem_${kind}_${R}_${C}_${a.groups}_${affine}_${a.relu}_${f32(a.eps)}_${groups}`,
     outputShape: [R, C],
     variableNames: names,
     workgroupSize: [256, 1, 1],
@@ -195,7 +214,8 @@ function elementwiseProgram(kind: 'apply' | 'dx', R: number, C: number, affine: 
       fn main() {
         ${USE_UNIFORMS}
         for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(N)}; i = i + ${i32(groups * 256)}) {
-          let c = i % C_;${columnPrologue(affine, a.eps)}${body}
+          let c = i % C_;
+          let grp = i / ${i32(Rg * C)};${columnPrologue(affine, a.eps)}${body}
         }
       }`,
   });
@@ -205,11 +225,11 @@ function elementwiseProgram(kind: 'apply' | 'dx', R: number, C: number, affine: 
 export function bnForward(
   backend: WebgpuBackendLike, x: tf.TensorInfo, gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs,
 ): [tf.TensorInfo, tf.TensorInfo] {
-  const { R, C } = bnRowsCols(x.shape);
+  const { R, C } = bnRowsCols(x.shape, a.groups);
   const affine = gamma !== undefined && beta !== undefined;
   const part = partialsProgram('stats', R, C, affine, a);
   const P = backend.runWebGPUProgram(part.program, [x], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
-  const stats = backend.runWebGPUProgram(finishProgram('stats', part.G, R, C), [P, x], 'float32');
+  const stats = backend.runWebGPUProgram(finishProgram('stats', part.Gb, a.groups, R, C), [P, x], 'float32');
   freeTemp(backend, P);
   const apply = elementwiseProgram('apply', R, C, affine, a);
   const y = backend.runWebGPUProgram(apply, affine ? [x, stats, gamma, beta] : [x, stats], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
@@ -221,41 +241,51 @@ export function bnBackward(
   backend: WebgpuBackendLike, dy: tf.TensorInfo, x: tf.TensorInfo, stats: tf.TensorInfo,
   gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs,
 ): tf.TensorInfo[] {
-  const { R, C } = bnRowsCols(x.shape);
+  const { R, C } = bnRowsCols(x.shape, a.groups);
+  if (stats.shape.reduce((p, q) => p * q, 1) !== 2 * C * a.groups) throw new Error(`batch norm gradient: stats ${JSON.stringify(stats.shape)} do not match ${a.groups} group(s) of ${C} channels`);
   const affine = gamma !== undefined && beta !== undefined;
   const cols = affine ? [gamma, beta] : [];
   const part = partialsProgram('grad', R, C, affine, a);
   const P = backend.runWebGPUProgram(part.program, [dy, x, stats, ...cols], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
-  const sums = backend.runWebGPUProgram(finishProgram('both', part.G, R, C), [P], 'float32');
+  const sums = backend.runWebGPUProgram(finishProgram('both', part.Gb, a.groups, R, C), [P], 'float32');
   const dx = backend.runWebGPUProgram(elementwiseProgram('dx', R, C, affine, a), [dy, x, stats, sums, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
   const out = [dx];
   if (affine) {
-    out.push(backend.runWebGPUProgram(finishProgram(1, part.G, R, C), [P], 'float32'));
-    out.push(backend.runWebGPUProgram(finishProgram(0, part.G, R, C), [P], 'float32'));
+    out.push(backend.runWebGPUProgram(finishProgram(1, part.Gb, a.groups, R, C), [P], 'float32'));
+    out.push(backend.runWebGPUProgram(finishProgram(0, part.Gb, a.groups, R, C), [P], 'float32'));
   }
   freeTemp(backend, P);
   freeTemp(backend, sums);
   return out;
 }
 
-/** One running-statistics buffer: (1 - momentum) * running + momentum * factor * stats[row]. */
+/**
+ * One running-statistics buffer: running <- (1 - momentum) * running + momentum * factor *
+ * stats[g, row] for each group g in order (what successive passes over the groups would do).
+ */
 export function bnRunning(
   backend: WebgpuBackendLike, running: tf.TensorInfo, stats: tf.TensorInfo, row: 0 | 1, momentum: number, factor: number,
 ): tf.TensorInfo {
   const C = running.shape.reduce((p, q) => p * q, 1);
-  if (stats.shape.reduce((p, q) => p * q, 1) !== 2 * C) throw new Error(`bnRunning: stats ${JSON.stringify(stats.shape)} do not match ${C} channels`);
-  const groups = Math.max(1, Math.min(ceilDiv(C, 256), ELEMENTWISE_GROUPS));
+  const S = stats.shape.reduce((p, q) => p * q, 1);
+  if (S % (2 * C) !== 0 || S === 0) throw new Error(`bnRunning: stats ${JSON.stringify(stats.shape)} do not match ${C} channels`);
+  const groups = S / (2 * C);
+  const wg = Math.max(1, Math.min(ceilDiv(C, 256), ELEMENTWISE_GROUPS));
   const prog = wgslProgram({
-    shaderKey: `dtBnRunning_${C}_${row}_${f32(momentum)}_${f32(factor)}_${groups}`,
+    shaderKey: `dtBnRunning_${C}_${groups}_${row}_${f32(momentum)}_${f32(factor)}_${wg}`,
     outputShape: running.shape,
     variableNames: ['RUN', 'ST'],
     workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
+    dispatch: [wg, 1, 1],
     getUserCode: () => `
       fn main() {
         ${USE_UNIFORMS}
-        for (var c = i32(workgroupId.x) * 256 + i32(localIndex); c < ${i32(C)}; c = c + ${i32(groups * 256)}) {
-          result[c] = RUN[c] * ${f32(1 - momentum)} + (ST[${i32(row * C)} + c] * ${f32(factor)}) * ${f32(momentum)};
+        for (var c = i32(workgroupId.x) * 256 + i32(localIndex); c < ${i32(C)}; c = c + ${i32(wg * 256)}) {
+          var r = RUN[c];
+          for (var g = 0; g < ${i32(groups)}; g = g + 1) {
+            r = r * ${f32(1 - momentum)} + (ST[g * ${i32(2 * C)} + ${i32(row * C)} + c] * ${f32(factor)}) * ${f32(momentum)};
+          }
+          result[c] = r;
         }
       }`,
   });

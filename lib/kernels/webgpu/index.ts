@@ -157,7 +157,9 @@ function makeAddN(): tf.KernelFunc {
 function bnAttrs(attrs: Record<string, unknown> | undefined): BnAttrs {
   const eps = attrs?.eps;
   if (typeof eps !== 'number' || !(eps > 0)) throw new Error(`batch norm kernel: eps must be a positive number, got ${String(eps)}`);
-  return { eps, relu: attrs?.relu === true };
+  const groups = attrs?.groups ?? 1;
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) throw new Error(`batch norm kernel: groups must be a positive integer, got ${String(groups)}`);
+  return { eps, relu: attrs?.relu === true, groups };
 }
 
 function checkFloat(what: string, ts: Array<tf.TensorInfo | undefined>): void {
