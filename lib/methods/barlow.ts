@@ -1,6 +1,7 @@
 /**
  * Barlow Twins step (Zbontar et al. 2021, facebookresearch/barlowtwins main.py): two views, each
- * through backbone and projector on its own, loss = barlowTwinsLoss(z1, z2, lambda).
+ * through backbone and projector with its own batch-norm statistics (as the reference's two
+ * passes; here one pass over both views with per-view statistics), loss = barlowTwinsLoss(z1, z2, lambda).
  */
 import * as tf from '@tensorflow/tfjs';
 import { barlowTwinsLoss, crossCorrelation } from '../losses/index';
@@ -13,8 +14,8 @@ export const barlowStep: MethodStep = {
   loss(m, views, _teacher, _s) {
     if (views.length !== 2) throw new Error(`Barlow Twins needs exactly 2 views, got ${views.length}`);
     const ctx = { training: true, bnMomentum: m.cfg.bnMomentum };
-    const feats = backboneFeatures(m, m.student, views, ctx, false); // 2 x [B, F]
-    const z = headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, false); // [2, B, D]
+    const feats = backboneFeatures(m, m.student, views, ctx, 'perView'); // 2 x [B, F], one pass
+    const z = headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, 'perView'); // [2, B, D]
     const [z1, z2] = tf.unstack(z) as tf.Tensor2D[];
     const total = barlowTwinsLoss(z1, z2, m.cfg.barlowLambda);
     const c = crossCorrelation(z1, z2);

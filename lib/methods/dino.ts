@@ -15,8 +15,8 @@ import { backboneFeatures, headOverViews } from './views';
 
 /** Student head outputs for all views [V, B, K] and backbone features per view. */
 export function studentDino(m: SslModel, views: tf.Tensor4D[], ctx: ForwardContext): { out: tf.Tensor3D; feats: tf.Tensor2D[] } {
-  const feats = backboneFeatures(m, m.student, views, ctx, true);
-  return { out: headOverViews(m.student, m.head!, PREFIX.head, feats, ctx, true), feats };
+  const feats = backboneFeatures(m, m.student, views, ctx, 'joint');
+  return { out: headOverViews(m.student, m.head!, PREFIX.head, feats, ctx, 'joint'), feats };
 }
 
 /** Teacher outputs on the two global views [2, B, K]; without an EMA teacher, the student with stop-gradient. */
@@ -25,8 +25,8 @@ export function teacherDino(m: SslModel, views: tf.Tensor4D[]): tf.Tensor3D {
     const ps = m.teacher ?? m.student;
     // Without an EMA teacher the student's running statistics are updated by its own pass only.
     const ctx: ForwardContext = { training: true, bnMomentum: m.cfg.bnMomentum, updateStats: m.teacher !== undefined };
-    const feats = backboneFeatures(m, ps, views.slice(0, 2), ctx, true);
-    return stopGradient(headOverViews(ps, m.head!, PREFIX.head, feats, ctx, true));
+    const feats = backboneFeatures(m, ps, views.slice(0, 2), ctx, 'joint');
+    return stopGradient(headOverViews(ps, m.head!, PREFIX.head, feats, ctx, 'joint'));
   });
 }
 

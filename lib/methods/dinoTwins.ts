@@ -21,7 +21,7 @@ export const dinoTwinsStep: MethodStep = {
     const center = activeCenter(m);
     const dino = dinoLoss(out, teacher!, center, { studentTemp: s.studentTemp, teacherTemp: s.teacherTemp });
     const p = m.cfg.twins.target === 'projector'
-      ? headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, false) // [V, B, D]
+      ? headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, 'perView') // [V, B, D]
       : out;
     const barlow = barlowPairMean(p, m.cfg.twins.lambda);
     const total = tf.add(dino, tf.mul(barlow, m.cfg.twins.beta)) as tf.Scalar;
