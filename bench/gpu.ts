@@ -32,6 +32,7 @@ import { buildSslModel, METHOD_STEPS } from '../lib/methods';
 import { resolveConfig, Method, BackboneConfig } from '../lib/train/config';
 import { stepSchedule } from '../lib/train/schedule';
 import { Optimizer } from '../lib/train/optimizers';
+import { batchNormTrain } from '../lib/nn/batchnorm';
 
 /**
  * `stock`, `ours` (our kernels with their defaults) or `ours:TMxTN` with TM, TN in {4, 8, auto}
@@ -407,6 +408,7 @@ async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
     const info = tf.backend_util.computeConv2DInfo([B, S, S, C], [3, 3, C, C], 1, 1, 'same');
     const cost = convCosts(info);
     const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+    const disposeAfter: tf.Tensor[] = [];
     const ops: Array<[string, () => tf.Tensor, { flops: number; bytes: number }]> = [
       ['conv3x3 forward', () => tf.conv2d(x, w, 1, 'same'), cost.forward],
       ['conv3x3 input grad', () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: [B, S, S, C] }) as tf.Tensor, cost.inputGrad],
@@ -414,12 +416,29 @@ async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
       ['BN moments', () => tf.tidy(() => { const m = tf.moments(x, [0, 1, 2]); return tf.add(m.mean, m.variance); }), { flops: 3 * B * S * S * C, bytes: 3 * reduceRowsCost(B * S * S, C).bytes + 4 * B * S * S * C }],
       ['BN moments+normalise', () => tf.tidy(() => { const m = tf.moments(x, [0, 1, 2]); return tf.mul(tf.sub(x, m.mean), tf.rsqrt(tf.add(m.variance, 1e-5))); }), { flops: 6 * B * S * S * C, bytes: 4 * 6 * B * S * S * C }],
     ];
+    if (S <= 16 && C % 2 === 0) {
+      // The ResNet down-sampling conv into this stage: [B, 2S, 2S, C/2] -> [B, S, S, C], 3x3, stride 2, pad 1
+      // (ours: one GEMM per stride phase).
+      const inShape: [number, number, number, number] = [B, 2 * S, 2 * S, C / 2];
+      const pad: tf.backend_util.ExplicitPadding = [[0, 0], [1, 1], [1, 1], [0, 0]];
+      const w2 = tf.randomNormal([3, 3, C / 2, C], 0, 0.05, 'float32', 4) as tf.Tensor4D;
+      const cost2 = convCosts(tf.backend_util.computeConv2DInfo(inShape, [3, 3, C / 2, C], 2, 1, pad));
+      const attrs2 = { strides: 2, pad, dataFormat: 'NHWC', dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+      ops.push(['conv3x3/2 input grad', () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w2 }, { ...attrs2, inputShape: inShape }) as tf.Tensor, cost2.inputGrad]);
+      disposeAfter.push(w2);
+    }
+    // Training batch norm + ReLU, forward and backward (ours: the fused kernels; stock: composed ops).
+    const gamma = tf.ones([C]);
+    const beta = tf.zeros([C]);
+    disposeAfter.push(gamma, beta);
+    const bnGrad = tf.grads((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.mul(batchNormTrain(xi, g, b, true), dy));
+    ops.push(['BN+ReLU train fwd+bwd', () => tf.tidy(() => tf.addN(bnGrad([x, gamma, beta]).map((t) => tf.sum(t)))), { flops: 20 * B * S * S * C, bytes: 4 * 8 * B * S * S * C }]);
     for (const [op, f, c] of ops) {
       const ms = await timeOp(f, a);
       res.push({ op, shape, mode, ms, flops: c.flops, bytes: c.bytes, tflops: c.flops / (ms * 1e9), gbps: c.bytes / (ms * 1e6) });
       console.log(`  ${mode.padEnd(10)} ${op.padEnd(22)} ${shape.padEnd(14)} ${ms.toFixed(3).padStart(9)} ms  ${(c.flops / (ms * 1e9)).toFixed(2).padStart(7)} TFLOP/s  ${(c.bytes / (ms * 1e6)).toFixed(1).padStart(8)} GB/s`);
     }
-    tf.dispose([x, w, dy]);
+    tf.dispose([x, w, dy, ...disposeAfter]);
   }
   return res;
 }

@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../lib/rng';
 import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels, unregisterWebgpuKernels, activeWebgpuKernels, leadingReduction } from '../lib/kernels/webgpu';
-import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from '../lib/kernels/webgpu/conv2d';
+import { conv2dFilterGrad, conv2dForward, conv2dInputGrad, inputGradPhases } from '../lib/kernels/webgpu/conv2d';
 import { planGemm, GEMM_DEFAULTS, GemmOptions, autoBlock, resolveTiles } from '../lib/kernels/webgpu/gemm';
 import { sumRows } from '../lib/kernels/webgpu/reduce_rows';
 import { WebgpuBackendLike, gpuFill, setPoisonTemporaries } from '../lib/kernels/webgpu/program';
@@ -151,7 +151,8 @@ test('every output element is written: NaN-poisoned outputs and temporaries, spl
   ];
   setPoisonTemporaries(true);
   try {
-    for (const [i, c] of [CASES[1], CASES[3], CASES[4]].entries()) {
+    // CASES[2]: 1x1 stride 2, where three of four input pixels get no tap (zero fill, then one phase GEMM).
+    for (const [i, c] of [CASES[1], CASES[2], CASES[3], CASES[4]].entries()) {
       const info = convInfo(c);
       const xv = randn(info.inShape.reduce((a, b) => a * b), 400 + i);
       const wv = randn(c.f.reduce((a, b) => a * b), 500 + i);
@@ -173,6 +174,37 @@ test('every output element is written: NaN-poisoned outputs and temporaries, spl
     }
   } finally {
     setPoisonTemporaries(false);
+  }
+});
+
+test('stride phases of the input gradient cover every input pixel once and every tap once', () => {
+  const shapes: Array<{ x: [number, number, number, number]; f: [number, number, number, number]; s: number; pad: 'same' | 'valid' | number }> = [
+    { x: [1, 8, 8, 1], f: [3, 3, 1, 1], s: 2, pad: 'same' },
+    { x: [1, 7, 9, 1], f: [3, 3, 1, 1], s: 2, pad: 1 },
+    { x: [1, 7, 7, 1], f: [1, 1, 1, 1], s: 2, pad: 'valid' },
+    { x: [1, 5, 5, 1], f: [3, 3, 1, 1], s: 2, pad: 'valid' },
+    { x: [1, 11, 10, 1], f: [5, 5, 1, 1], s: 3, pad: 2 },
+    { x: [1, 6, 6, 1], f: [2, 2, 1, 1], s: 2, pad: 'valid' },
+  ];
+  for (const sh of shapes) {
+    const c = tf.backend_util.computeConv2DInfo(sh.x, sh.f, sh.s, 1, sh.pad);
+    const phases = inputGradPhases(c);
+    assert.equal(phases.length, sh.s * sh.s);
+    const seen = new Uint8Array(c.inHeight * c.inWidth);
+    let taps = 0;
+    for (const p of phases) {
+      taps += p.nKh * p.nKw;
+      for (let a = 0; a < p.Hp; a++) {
+        for (let b = 0; b < p.Wp; b++) {
+          const h = c.strideHeight * (p.q0h + a) + p.ph - c.padInfo.top;
+          const w = c.strideWidth * (p.q0w + b) + p.pw - c.padInfo.left;
+          assert.ok(h >= 0 && h < c.inHeight && w >= 0 && w < c.inWidth, `${JSON.stringify(sh)}: pixel (${h}, ${w}) outside`);
+          seen[h * c.inWidth + w]++;
+        }
+      }
+    }
+    assert.ok(seen.every((n) => n === 1), `${JSON.stringify(sh)}: every pixel in exactly one phase`);
+    assert.equal(taps, c.filterHeight * c.filterWidth, `${JSON.stringify(sh)}: taps split across phases`);
   }
 });
 

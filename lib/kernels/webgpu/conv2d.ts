@@ -3,14 +3,15 @@
  * GEMMs (`gemm.ts`), following the usual lowering (cuDNN's implicit GEMM; Chetlur et al. 2014,
  * "cuDNN: Efficient Primitives for Deep Learning", section 3):
  *   forward        y[M=B*Ho*Wo, Cout]   = A(x)[M, K=KH*KW*Cin]   * w[K, Cout]
- *   input grad     dx[M=B*H*W, Cin]     = A(dy)[M, K=KH*KW*Cout] * w^T[K, Cin]  (zero where the stride skips)
+ *   input grad     dx[M=B*H*W, Cin]     = A(dy)[M, K=KH*KW*Cout] * w^T[K, Cin]  (stride 1; strided: one
+ *                  GEMM per stride phase over the taps that reach it, `inputGradPhases`)
  *   filter grad    dw[M=KH*KW*Cin, Cout] = A(x)^T[M, K=B*Ho*Wo]  * dy[K, Cout]   (split-K)
  * Every size is baked into the shader as a constant; `convInfo` comes from tfjs'
  * backend_util.computeConv2DInfo, so padding follows tfjs ('same' puts the odd pixel at the bottom/right).
  */
 import * as tf from '@tensorflow/tfjs';
 import { GemmOptions, GemmSpec, runGemm } from './gemm';
-import { WebgpuBackendLike, i32 } from './program';
+import { WebgpuBackendLike, gpuFill, i32 } from './program';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 
@@ -138,9 +139,91 @@ export function conv2dForward(backend: WebgpuBackendLike, x: tf.TensorInfo, w: t
   return runGemm(backend, conv2dForwardSpec(c), [x, w], c.outShape, opts, out);
 }
 
-/** dx from dy [B, Ho, Wo, Cout] and w -> [B, H, W, Cin]. */
+/** One phase (ph, pw) of a strided conv's input gradient: the input pixels with (h + PT) % SH = ph and (w + PL) % SW = pw. */
+export interface InputGradPhase {
+  ph: number; pw: number;
+  /** Taps that reach these pixels: kh = ph + SH*j (j < nKh), kw = pw + SW*i (i < nKw). */
+  nKh: number; nKw: number;
+  /** Pixels: h = SH*(q0h + a) + ph - PT for a < Hp, w likewise. */
+  q0h: number; q0w: number; Hp: number; Wp: number;
+}
+
+/**
+ * The stride phases of the input gradient. Each input pixel gets contributions only from the taps
+ * congruent to its phase, so a strided conv's input gradient splits into SH*SW dense GEMMs with
+ * K = nKh*nKw*Cout instead of one GEMM over all KH*KW taps where most loads are zero (3x3 stride 2:
+ * 9 taps split as 4 + 2 + 2 + 1, a quarter of the multiply-adds; 1x1 stride 2: one phase, the
+ * other three pixels of each 2x2 get zero).
+ */
+export function inputGradPhases(c: ConvInfo): InputGradPhase[] {
+  const out: InputGradPhase[] = [];
+  const taps = (p: number, k: number, s: number): number => (p < k ? Math.ceil((k - p) / s) : 0);
+  const span = (p: number, pad: number, s: number, n: number): [number, number] => {
+    const q0 = Math.ceil((pad - p) / s);
+    const q1 = Math.floor((n - 1 + pad - p) / s);
+    return [q0, Math.max(0, q1 - q0 + 1)];
+  };
+  for (let ph = 0; ph < c.strideHeight; ph++) {
+    for (let pw = 0; pw < c.strideWidth; pw++) {
+      const [q0h, Hp] = span(ph, c.padInfo.top, c.strideHeight, c.inHeight);
+      const [q0w, Wp] = span(pw, c.padInfo.left, c.strideWidth, c.inWidth);
+      out.push({ ph, pw, nKh: taps(ph, c.filterHeight, c.strideHeight), nKw: taps(pw, c.filterWidth, c.strideWidth), q0h, q0w, Hp, Wp });
+    }
+  }
+  return out;
+}
+
+/** GEMM of one phase: rows (b, a, a') of that phase's pixels, K = (j, i, co); rows scattered into dx. */
+export function conv2dInputGradPhaseSpec(c: ConvInfo, p: InputGradPhase): GemmSpec {
+  checkConvSupported(c, 'conv2dInputGrad');
+  const k = convConsts(c);
+  const v = { PH: p.ph, PW: p.pw, NKH: p.nKh, NKW: p.nKw, Q0H: p.q0h, Q0W: p.q0w, HP: p.Hp, WP: p.Wp };
+  return {
+    key: `convDxPhase_${k.key}_${Object.values(v).join('_')}`,
+    M: c.batchSize * p.Hp * p.Wp,
+    N: c.inChannels,
+    K: p.nKh * p.nKw * c.outChannels,
+    variableNames: ['Dy', 'Wf'],
+    walkA: 'k',
+    walkB: 'k',
+    scatter: true,
+    loaders: `
+      ${k.wgsl}
+      ${Object.entries(v).map(([n, x]) => `const ${n}: i32 = ${i32(x)};`).join('\n      ')}
+      // A[m = (b, a, a'), k = (j, i, co)] = dy[b, Q0H + a - j, Q0W + a' - i, co] (0 outside dy)
+      fn loadA(m: i32, k: i32) -> f32 {
+        let ap = m % WP; let t = m / WP; let a = t % HP; let b = t / HP;
+        let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;
+        let ho = Q0H + a - j; let wo = Q0W + ap - i;
+        if (ho < 0 || ho >= HO || wo < 0 || wo >= WO) { return 0.0; }
+        return Dy[((b * HO + ho) * WO + wo) * CO + co];
+      }
+      // B[k = (j, i, co), n = ci] = w[PH + SH*j, PW + SW*i, ci, co]
+      fn loadB(k: i32, n: i32) -> f32 {
+        let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;
+        return Wf[(((PH + SH * j) * KW + PW + SW * i) * CI + n) * CO + co];
+      }
+      // GEMM row m -> pixel (b, SH*(Q0H + a) + PH - PT, SW*(Q0W + a') + PW - PL) of dx
+      fn outRow(m: i32) -> i32 {
+        let ap = m % WP; let t = m / WP; let a = t % HP; let b = t / HP;
+        return (b * H + SH * (Q0H + a) + PH - PT) * W + SW * (Q0W + ap) + PW - PL;
+      }`,
+  };
+}
+
+/**
+ * dx from dy [B, Ho, Wo, Cout] and w -> [B, H, W, Cin]. Stride 1: one implicit GEMM. Larger
+ * strides: one GEMM per stride phase (`inputGradPhases`), after a zero fill when some pixels get
+ * no tap at all.
+ */
 export function conv2dInputGrad(backend: WebgpuBackendLike, dy: tf.TensorInfo, w: tf.TensorInfo, c: ConvInfo, opts?: Partial<GemmOptions>, out?: tf.TensorInfo): tf.TensorInfo {
-  return runGemm(backend, conv2dInputGradSpec(c), [dy, w], c.inShape, opts, out);
+  if (c.strideHeight === 1 && c.strideWidth === 1) return runGemm(backend, conv2dInputGradSpec(c), [dy, w], c.inShape, opts, out);
+  const phases = inputGradPhases(c);
+  const live = phases.filter((p) => p.Hp > 0 && p.Wp > 0 && p.nKh > 0 && p.nKw > 0);
+  const uncovered = phases.some((p) => p.Hp > 0 && p.Wp > 0 && (p.nKh === 0 || p.nKw === 0));
+  let dx = uncovered || live.length === 0 ? gpuFill(backend, c.inShape, 0, out) : (out ?? backend.makeTensorInfo(c.inShape, 'float32'));
+  for (const p of live) dx = runGemm(backend, conv2dInputGradPhaseSpec(c, p), [dy, w], c.inShape, opts, dx);
+  return dx;
 }
 
 /** dw from x [B, H, W, Cin] and dy [B, Ho, Wo, Cout] -> [KH, KW, Cin, Cout]. */

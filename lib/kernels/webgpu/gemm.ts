@@ -72,6 +72,12 @@ export interface GemmSpec {
   walkA: TileWalk;
   /** Same for B: consecutive k (`k`) or consecutive n (`mn`). */
   walkB: TileWalk;
+  /**
+   * Optional scatter: `loaders` also define `fn outRow(m: i32) -> i32`, the row of the [rows, N]
+   * output that GEMM row m goes to (several GEMMs filling disjoint rows of one output, e.g. the
+   * phases of a strided conv's input gradient). Such GEMMs never split K.
+   */
+  scatter?: boolean;
 }
 
 /** The split-K plan for a GEMM. */
@@ -131,7 +137,8 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
   const store: string[] = [];
   for (let i = 0; i < TM; i++) {
     for (let j = 0; j < TN; j++) {
-      store.push(`if (m0 + ty + ${16 * i} < M_ && n0 + tx + ${16 * j} < N_) { result[outBase + (m0 + ty + ${16 * i}) * N_ + n0 + tx + ${16 * j}] = acc${i}_${j}; }`);
+      const row = spec.scatter ? `outRow(m0 + ty + ${16 * i})` : `(m0 + ty + ${16 * i})`;
+      store.push(`if (m0 + ty + ${16 * i} < M_ && n0 + tx + ${16 * j} < N_) { result[outBase + ${row} * N_ + n0 + tx + ${16 * j}] = acc${i}_${j}; }`);
     }
   }
   return wgslProgram({
@@ -185,9 +192,12 @@ export function runGemm(
   backend: WebgpuBackendLike, spec: GemmSpec, inputs: tf.TensorInfo[], outShape: number[],
   opts: Partial<GemmOptions> = {}, out?: tf.TensorInfo,
 ): tf.TensorInfo {
-  const o = resolveTiles(spec.M, spec.N, { ...GEMM_DEFAULTS, ...opts });
+  const o = resolveTiles(spec.M, spec.N, { ...GEMM_DEFAULTS, ...opts, ...(spec.scatter ? { forceSplits: 1 } : {}) });
   if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
-  if (spec.M * spec.N !== outShape.reduce((a, b) => a * b, 1)) throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} is not ${spec.M}x${spec.N}`);
+  const outSize = outShape.reduce((a, b) => a * b, 1);
+  if (spec.scatter ? outSize % spec.N !== 0 || outSize < spec.M * spec.N : spec.M * spec.N !== outSize) {
+    throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} does not hold ${spec.M}x${spec.N}${spec.scatter ? ' scattered rows' : ''}`);
+  }
   if (inputs.length !== spec.variableNames.length) throw new Error(`runGemm(${spec.key}): ${inputs.length} inputs for ${spec.variableNames.length} bindings`);
   const plan = planGemm(spec.M, spec.N, spec.K, o);
   if (plan.splits === 1) return backend.runWebGPUProgram(gemmProgram(spec, plan, o, outShape), inputs, 'float32', undefined, out);

@@ -61,10 +61,10 @@ export function setPoisonTemporaries(on: boolean): void {
 }
 
 /**
- * A new float32 buffer of `shape`, every element `value`, written on the GPU (no CPU copy, so a
- * later read really comes from the GPU buffer). Tests use it to poison outputs with NaN.
+ * A float32 buffer of `shape` (new, or `out`), every element `value`, written on the GPU (no CPU
+ * copy, so a later read really comes from the GPU buffer). Tests use it to poison outputs with NaN.
  */
-export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: number): tf.TensorInfo {
+export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: number, out?: tf.TensorInfo): tf.TensorInfo {
   const n = shape.reduce((a, b) => a * b, 1);
   const groups = Math.max(1, Math.min(ceilDiv(n, 256), 4096));
   const v = Number.isNaN(value) ? 'uniforms.NAN' : f32(value);
@@ -82,7 +82,7 @@ export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: numb
         }
       }`,
   });
-  return backend.runWebGPUProgram(prog, [], 'float32', undefined, backend.makeTensorInfo(shape, 'float32'));
+  return backend.runWebGPUProgram(prog, [], 'float32', undefined, out ?? backend.makeTensorInfo(shape, 'float32'));
 }
 
 /** Allocates a float32 temporary on the backend (NaN-filled under `setPoisonTemporaries(true)`). */

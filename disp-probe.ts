@@ -1,0 +1,44 @@
+import * as tf from '@tensorflow/tfjs';
+import { ensureWebgpu } from './lib/kernels/webgpu/setup';
+import { registerWebgpuKernels } from './lib/kernels/webgpu';
+import { buildSslModel, METHOD_STEPS } from './lib/methods';
+import { resolveConfig } from './lib/train/config';
+import { stepSchedule } from './lib/train/schedule';
+import { Optimizer } from './lib/train/optimizers';
+(async () => {
+  await ensureWebgpu(['backend=null']);
+  await tf.setBackend('webgpu'); await tf.ready();
+  registerWebgpuKernels();
+  const cfg = resolveConfig({ method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 16 }, batchSize: 16, epochs: 100, projector: { hidden: 256, out: 256, layers: 3 } });
+  const model = buildSslModel(cfg);
+  const method = METHOD_STEPS[cfg.method];
+  const opt = new Optimizer(cfg.optimizer);
+  const trainable = model.student.trainableNames().map((n) => model.student.get(n));
+  const byVar = new Map(model.student.trainableNames().map((n) => [model.student.get(n).name, n]));
+  const views = [0, 1].map((v) => tf.randomNormal([16, 32, 32, 3], 0, 1, 'float32', v)) as tf.Tensor4D[];
+  let phase = 'fwd+bwd';
+  const counts = new Map<string, number>();
+  const be = tf.backend() as any;
+  const orig = be.runWebGPUProgram;
+  let on = false;
+  const detail = process.argv[2] === 'detail';
+  be.runWebGPUProgram = function (p: any, ...r: any[]) {
+    if (on) { const k = detail ? `${phase} ${String(p.shaderKey).slice(0, 40)} ${JSON.stringify(p.outputShape)}` : `${phase} ${String(p.shaderKey).split('_')[0].replace(/[0-9].*/, '')}`; counts.set(k, (counts.get(k) ?? 0) + 1); }
+    return orig.call(this, p, ...r);
+  };
+  for (let step = 0; step < 3; step++) {
+    on = step === 2;
+    const s = stepSchedule(cfg, step, 1000);
+    phase = 'fwd+bwd';
+    const { value, grads } = tf.variableGrads(() => method.loss(model, views, undefined, s).total, trainable);
+    const named = new Map<string, tf.Tensor>();
+    for (const [vn, g] of Object.entries(grads)) named.set(byVar.get(vn)!, g);
+    phase = 'optimizer';
+    const gn = opt.apply(model.student, named, s.lr, { weightDecay: s.weightDecay });
+    tf.dispose([...Object.values(grads), gn, value]);
+  }
+  const rows = [...counts.entries()].sort((a, b) => b[1] - a[1]);
+  let tot = 0; for (const [, n] of rows) tot += n;
+  console.log('total', tot);
+  for (const [k, n] of rows) console.log(String(n).padStart(5), k);
+})();
