@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from './nn/params';
+import { FUSED_KERNELS, hasFusedKernel } from './kernels/fused';
 
 function checkMomentum(fn: string, m: number): void {
   if (!Number.isFinite(m) || m < 0 || m > 1) throw new Error(`${fn}: momentum must be in [0, 1], got ${m}`);
@@ -30,10 +31,15 @@ export function emaUpdateStore(teacher: ParamStore, student: ParamStore, momentu
     const s = student.get(name);
     if (t.shape.join(',') !== s.shape.join(',')) throw new Error(`emaUpdateStore: "${name}" has shape [${t.shape}] in the teacher, [${s.shape}] in the student`);
   }
+  // One fused kernel per parameter where the backend has it (lib/kernels/fused.ts), else mul, mul, add.
+  const fused = hasFusedKernel(FUSED_KERNELS.axpby);
   tf.tidy(() => {
     for (const name of names) {
       const t = teacher.get(name);
-      t.assign(tf.add(tf.mul(t, momentum), tf.mul(student.get(name), 1 - momentum)));
+      const s = student.get(name);
+      t.assign(fused && t.dtype === 'float32'
+        ? tf.engine().runKernel(FUSED_KERNELS.axpby, { x: t, y: s }, { a: momentum, b: 1 - momentum } as unknown as tf.NamedAttrMap) as tf.Tensor
+        : tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)));
     }
   });
 }

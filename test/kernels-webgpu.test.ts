@@ -106,7 +106,7 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   registerWebgpuKernels();
   try {
     assert.deepEqual(activeWebgpuKernels().sort(), [
-      'AddN', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad', 'DinotwinsBatchNormRunning', 'Mean', 'Sum',
+      'AddN', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsAxpby', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad', 'DinotwinsBatchNormRunning', 'Mean', 'Sum',
     ]);
     for (const [i, c] of CASES.entries()) {
       const info = convInfo(c);
@@ -365,4 +365,23 @@ test('a tiny conv net trains with the same loss trajectory as cpu and leaks noth
   } finally {
     unregisterWebgpuKernels();
   }
+});
+
+test('axpby (the fused EMA update) matches cpu, with a and b changing between calls', async (t) => {
+  if (!(await webgpu(t))) return;
+  registerWebgpuKernels();
+  // 3 sizes: one workgroup, ragged, and more elements than one grid-stride pass covers (8192 x 256).
+  for (const [i, n] of [7, 1000, 2_200_000].entries()) {
+    const xv = randn(n, 700 + i);
+    const yv = randn(n, 800 + i);
+    for (const [a, b] of [[0.996, 0.004], [0.5, -2]]) {
+      const want = await onCpu(() => tf.add(tf.mul(tf.tensor1d(xv), a), tf.mul(tf.tensor1d(yv), b)));
+      await tf.setBackend('webgpu');
+      const got = tf.tidy(() => tf.engine().runKernel('DinotwinsAxpby', { x: tf.tensor1d(xv), y: tf.tensor1d(yv) }, { a, b }) as tf.Tensor);
+      const e = relErr((await got.data()) as Float32Array, want);
+      got.dispose();
+      assert.ok(e < 1e-6, `n=${n} a=${a} b=${b}: relative error ${e}`);
+    }
+  }
+  assert.throws(() => tf.engine().runKernel('DinotwinsAxpby', { x: tf.zeros([3]), y: tf.zeros([4]) }, { a: 1, b: 1 }), /shapes differ/);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { barlowPairMean, barlowTwinsLoss, crossCorrelation } from '../lib/losses';
+import { barlowPairMean, barlowTwinsLoss, crossCorrelation, diagonals } from '../lib/losses';
 import { assertClose, flat, loadRefs } from './reference/refs';
 
 const R = loadRefs();
@@ -92,4 +92,18 @@ test('Barlow Twins errors name the bad input', () => {
   assert.throws(() => barlowPairMean(tf.zeros([1, 4, 3]) as tf.Tensor3D), /at least 2 views, got 1/);
   assert.throws(() => barlowPairMean(a as unknown as tf.Tensor3D), /\[views, B, D\]/);
   tf.dispose([a, b, one]);
+});
+
+test('diagonals of square matrices, single and stacked, without an identity mask', async () => {
+  await tf.setBackend('cpu');
+  const m = tf.tensor2d([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
+  assert.deepEqual(Array.from(await diagonals(m).data()), [1, 5, 9]);
+  const s = tf.tensor3d([[[1, 2], [3, 4]], [[-1, 0], [0, -2]]]);
+  const d = diagonals(s);
+  assert.deepEqual(d.shape, [2, 2]);
+  assert.deepEqual(Array.from(await d.data()), [1, 4, -1, -2]);
+  // Gradient: ones on the diagonal, zeros elsewhere.
+  const g = tf.grad((x: tf.Tensor) => tf.sum(diagonals(x)))(m);
+  assert.deepEqual(Array.from(await g.data()), [1, 0, 0, 0, 1, 0, 0, 0, 1]);
+  tf.dispose([m, s, d, g]);
 });

@@ -13,6 +13,9 @@
  *   BATCH_NORM_RUNNING  inputs {running, stats}, attrs {row, momentum, factor} ->
  *                       (1 - momentum) * running + momentum * factor * stats[row]
  * gamma and beta come together or not at all.
+ *
+ * AXPBY                inputs {x, y} (float32, same shape), attrs {a, b} -> a * x + b * y (the EMA
+ *                      teacher update; a and b change every step, so they are uniforms, not constants)
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -20,6 +23,7 @@ export const FUSED_KERNELS = {
   batchNorm: 'DinotwinsBatchNorm',
   batchNormGrad: 'DinotwinsBatchNormGrad',
   batchNormRunning: 'DinotwinsBatchNormRunning',
+  axpby: 'DinotwinsAxpby',
 } as const;
 
 /** True when the active backend has a kernel registered under `name`. */

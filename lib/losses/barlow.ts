@@ -36,10 +36,26 @@ export function crossCorrelation(z1: tf.Tensor2D, z2: tf.Tensor2D): tf.Tensor2D 
   return tf.tidy(() => tf.div(tf.matMul(standardise(z1), standardise(z2), true, false), n)); // [D, D]
 }
 
-/** Σᵢ(1 − Cᵢᵢ)² + λ·Σ_{i≠j} Cᵢⱼ², written as Σᵢ(1 − Cᵢᵢ)² + λ·(ΣC² − ΣᵢCᵢᵢ²) to avoid masking. */
-function lossFromC(c: tf.Tensor2D, lambda: number): tf.Scalar {
-  const d = c.shape[0];
-  const diag = tf.sum(tf.mul(c, tf.eye(d)), 1); // [D]
+/**
+ * Diagonals of a stack of square matrices [..., D, D] -> [..., D], without a D x D identity mask
+ * (which tf.eye builds on the CPU and uploads every call): flattened, each row padded with D zeros,
+ * the diagonal is column 0 of the [D, D + 1] view (element k(D + 1) is row k, column 0). Exact.
+ */
+export function diagonals(c: tf.Tensor): tf.Tensor {
+  const d = c.shape[c.rank - 1];
+  const lead = c.shape.slice(0, -2);
+  const flatC = tf.reshape(c, [...lead, d * d]);
+  const padded = tf.pad(flatC, [...lead.map((): [number, number] => [0, 0]), [0, d]]);
+  const view = tf.reshape(padded, [...lead, d, d + 1]);
+  return tf.reshape(tf.slice(view, [...lead.map(() => 0), 0, 0], [...lead, d, 1]), [...lead, d]);
+}
+
+/**
+ * Σᵢ(1 − Cᵢᵢ)² + λ·Σ_{i≠j} Cᵢⱼ², written as Σᵢ(1 − Cᵢᵢ)² + λ·(ΣC² − ΣᵢCᵢᵢ²) to avoid masking; for a stack
+ * [..., D, D] the sum over the stack.
+ */
+function lossFromC(c: tf.Tensor, lambda: number): tf.Scalar {
+  const diag = diagonals(c); // [..., D]
   const onDiag = tf.sum(tf.square(tf.sub(1, diag)));
   const offDiag = tf.sub(tf.sum(tf.square(c)), tf.sum(tf.square(diag)));
   return tf.add(onDiag, tf.mul(offDiag, lambda)) as tf.Scalar;
@@ -54,22 +70,27 @@ export function barlowTwinsLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, lambda = BARLO
 
 /**
  * Mean of barlowTwinsLoss(pᵢ, pⱼ, λ) over the ordered pairs i ≠ j of V ≥ 2 views (the original DINO-Twins project's
- * multi-view Barlow term; λ = 0.005 there). [V, B, D] -> scalar. Each view is standardised once.
+ * multi-view Barlow term; λ = 0.005 there). [V, B, D] -> scalar. The loss is symmetric (C_ji = C_ijᵀ has the same
+ * diagonal and the same squares), so the mean over ordered pairs is the mean over the V(V−1)/2 pairs i < j: all views
+ * are standardised in one pass, and view i meets every later view in one batched product [V−1−i, D, D].
  */
 export function barlowPairMean(projections: tf.Tensor3D, lambda = 0.005): tf.Scalar {
   if (projections.rank !== 3) throw new Error(`barlowPairMean: expected projections [views, B, D], got shape [${projections.shape}]`);
-  const [v, b] = projections.shape;
+  const [v, b, d] = projections.shape;
   if (v < 2) throw new Error(`barlowPairMean: needs at least 2 views, got ${v}`);
   if (b < 2) throw new Error(`barlowPairMean: needs a batch of at least 2 rows, got B = ${b}`);
   checkLambda('barlowPairMean', lambda);
   return tf.tidy(() => {
-    const zn = tf.unstack(projections).map((p) => standardise(p as tf.Tensor2D)); // V x [B, D]
+    const { mean, variance } = tf.moments(projections, 1, true); // [V, 1, D] each
+    const zn = tf.mul(tf.sub(projections, mean), tf.rsqrt(tf.add(variance, BARLOW_EPS))); // [V, B, D]
     const terms: tf.Scalar[] = [];
-    for (let i = 0; i < v; i++) {
-      for (let j = 0; j < v; j++) {
-        if (i !== j) terms.push(lossFromC(tf.div(tf.matMul(zn[i], zn[j], true, false), b) as tf.Tensor2D, lambda));
-      }
+    for (let i = 0; i < v - 1; i++) {
+      const k = v - 1 - i;
+      // tfjs' BatchMatMul gradient does not reduce broadcast batch dims, so broadcast explicitly (its gradient sums).
+      const zi = tf.broadcastTo(tf.slice(zn, [i, 0, 0], [1, b, d]), [k, b, d]); // [k, B, D]
+      const later = tf.slice(zn, [i + 1, 0, 0], [k, b, d]); // [k, B, D]
+      terms.push(lossFromC(tf.div(tf.matMul(zi, later, true, false), b), lambda)); // over [k, D, D]
     }
-    return tf.div(tf.addN(terms), terms.length) as tf.Scalar;
+    return tf.div(terms.length === 1 ? terms[0] : tf.addN(terms), (v * (v - 1)) / 2) as tf.Scalar;
   });
 }

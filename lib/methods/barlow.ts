@@ -4,7 +4,7 @@
  * passes; here one pass over both views with per-view statistics), loss = barlowTwinsLoss(z1, z2, lambda).
  */
 import * as tf from '@tensorflow/tfjs';
-import { barlowTwinsLoss, crossCorrelation } from '../losses/index';
+import { barlowTwinsLoss, crossCorrelation, diagonals } from '../losses/index';
 import { MethodStep } from './step';
 import { PREFIX } from './model';
 import { backboneFeatures, headOverViews } from './views';
@@ -20,7 +20,7 @@ export const barlowStep: MethodStep = {
     const total = barlowTwinsLoss(z1, z2, m.cfg.barlowLambda);
     const c = crossCorrelation(z1, z2);
     const d = c.shape[0];
-    const diag = tf.div(tf.sum(tf.mul(c, tf.eye(d))), d) as tf.Scalar;
+    const diag = tf.div(tf.sum(diagonals(c)), d) as tf.Scalar;
     const off = tf.div(tf.sub(tf.sum(c), tf.mul(diag, d)), d * (d - 1)) as tf.Scalar;
     return { total, parts: { barlow: total, ccDiag: diag, ccOffDiag: off, featStd: embeddingStdTensor(feats[0]) } };
   },

@@ -19,6 +19,7 @@ import { WebgpuBackendLike } from './program';
 import { REDUCE_ROWS_DEFAULTS, ReduceRowsOptions, sumRows } from './reduce_rows';
 import { installWriteBufferUploads, uninstallWriteBufferUploads } from './upload';
 import { bnBackward, bnForward, bnRunning, BnAttrs } from './batchnorm';
+import { axpby } from './elementwise';
 import { FUSED_KERNELS } from '../fused';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
@@ -182,6 +183,14 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
       const { inputs, backend, attrs } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.batchNormGrad, [inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta]);
       return bnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, bnAttrs(attrs));
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.axpby, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs = {} } = args as unknown as Args;
+      checkFloat(FUSED_KERNELS.axpby, [inputs.x, inputs.y]);
+      return axpby(backend as WebgpuBackendLike, inputs.x, inputs.y, attrs.a as number, attrs.b as number);
     },
   },
   {

@@ -26,6 +26,12 @@ export interface WgslProgram {
   dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
   /** WGSL: workgroup variables, helpers and `fn main()`. */
   getUserCode: () => string;
+  /**
+   * Extra uniform fields (e.g. `a : f32, b : f32,`), read as `uniforms.a`; their values go to
+   * `runWebGPUProgram` as `[{ type: 'float32', data: [a] }, ...]` in the same order. For values that
+   * change between calls (a schedule), where baking a constant would compile a shader per value.
+   */
+  uniforms?: string;
 }
 
 /** The WebGPU backend as our kernels see it. */
