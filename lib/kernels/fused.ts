@@ -16,6 +16,10 @@
  *
  * AXPBY                inputs {x, y} (float32, same shape), attrs {a, b} -> a * x + b * y (the EMA
  *                      teacher update; a and b change every step, so they are uniforms, not constants)
+ * LAYER_NORM           inputs {x, gamma, beta}, attrs {eps} -> (x - mean) / sqrt(var + eps) * gamma + beta
+ *                      over the last axis
+ * LAYER_NORM_GRAD      inputs {dy, x, gamma}, attrs {eps} -> [dx, dgamma, dbeta]
+ * GELU / GELU_GRAD     inputs {x} -> exact GELU; inputs {dy, x} -> dy * GELU'(x)
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -24,6 +28,10 @@ export const FUSED_KERNELS = {
   batchNormGrad: 'DinotwinsBatchNormGrad',
   batchNormRunning: 'DinotwinsBatchNormRunning',
   axpby: 'DinotwinsAxpby',
+  layerNorm: 'DinotwinsLayerNorm',
+  layerNormGrad: 'DinotwinsLayerNormGrad',
+  gelu: 'DinotwinsGelu',
+  geluGrad: 'DinotwinsGeluGrad',
 } as const;
 
 /** True when the active backend has a kernel registered under `name`. */

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from './params';
 import { Rng } from '../rng';
 import { BN_EPS, BnStatsSink, batchNormTrain, runningUpdate } from './batchnorm';
+import { FUSED_KERNELS, hasFusedKernel } from '../kernels/fused';
 
 /** Per-forward-pass state. */
 export interface ForwardContext {
@@ -134,15 +135,43 @@ export function initLayerNorm(ps: ParamStore, name: string, c: number): void {
   ps.addValues(`${name}.bias`, [c], new Float32Array(c), 'norm');
 }
 
-/** Layer norm over the last axis, eps 1e-6 as timm/DINO's ViT. */
+type CustomFn = Parameters<typeof tf.customGrad>[0];
+
+/**
+ * Layer norm over the last axis, eps 1e-6 as timm/DINO's ViT. One fused op (forward and
+ * backward kernels) where the backend has it (lib/kernels/fused.ts), else tfjs ops and autodiff.
+ */
 export function layerNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, eps = 1e-6): T {
+  const gamma = ps.get(`${name}.weight`);
+  const beta = ps.get(`${name}.bias`);
+  if (x.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.layerNorm) && hasFusedKernel(FUSED_KERNELS.layerNormGrad)) {
+    const attrs = { eps } as unknown as tf.NamedAttrMap;
+    const f = tf.customGrad(((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([xi, g]);
+      return {
+        value: tf.engine().runKernel(FUSED_KERNELS.layerNorm, { x: xi, gamma: g, beta: b }, attrs) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(FUSED_KERNELS.layerNormGrad, { dy, x: saved[0], gamma: saved[1] }, attrs) as tf.Tensor[],
+      };
+    }) as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
+    return f(x, gamma, beta) as T;
+  }
   const { mean, variance } = tf.moments(x, -1, true);
   const y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
-  return tf.add(tf.mul(y, ps.get(`${name}.weight`)), ps.get(`${name}.bias`)) as T;
+  return tf.add(tf.mul(y, gamma), beta) as T;
 }
 
-/** Exact GELU (erf form), as nn.GELU. */
+/** Exact GELU (erf form), as nn.GELU; one fused op where the backend has it. */
 export function gelu<T extends tf.Tensor>(x: T): T {
+  if (x.dtype === 'float32' && hasFusedKernel(FUSED_KERNELS.gelu) && hasFusedKernel(FUSED_KERNELS.geluGrad)) {
+    const f = tf.customGrad(((xi: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([xi]);
+      return {
+        value: tf.engine().runKernel(FUSED_KERNELS.gelu, { x: xi }) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(FUSED_KERNELS.geluGrad, { dy, x: saved[0] }) as tf.Tensor,
+      };
+    }) as unknown as CustomFn) as unknown as (t: tf.Tensor) => tf.Tensor;
+    return f(x) as T;
+  }
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T;
 }
 

@@ -19,7 +19,8 @@ import { WebgpuBackendLike } from './program';
 import { REDUCE_ROWS_DEFAULTS, ReduceRowsOptions, sumRows } from './reduce_rows';
 import { installWriteBufferUploads, uninstallWriteBufferUploads } from './upload';
 import { bnBackward, bnForward, bnRunning, BnAttrs } from './batchnorm';
-import { axpby } from './elementwise';
+import { axpby, gelu } from './elementwise';
+import { lnBackward, lnForward } from './layernorm';
 import { FUSED_KERNELS } from '../fused';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
@@ -40,7 +41,7 @@ export interface WebgpuKernelOptions {
   minReduceRows: number;
   /** Upload CPU data with `queue.writeBuffer` instead of a new staging buffer per upload (`upload.ts`). */
   writeBufferUploads: boolean;
-  /** Register the fused training batch norm (`batchnorm.ts`, names in lib/kernels/fused.ts). */
+  /** Register the fused ops (batch norm, layer norm, GELU, axpby; names in lib/kernels/fused.ts). */
   fusedBatchNorm: boolean;
 }
 
@@ -157,9 +158,9 @@ function makeAddN(): tf.KernelFunc {
 
 function bnAttrs(attrs: Record<string, unknown> | undefined): BnAttrs {
   const eps = attrs?.eps;
-  if (typeof eps !== 'number' || !(eps > 0)) throw new Error(`batch norm kernel: eps must be a positive number, got ${String(eps)}`);
+  if (typeof eps !== 'number' || !(eps > 0)) throw new Error(`normalisation kernel: eps must be a positive number, got ${String(eps)}`);
   const groups = attrs?.groups ?? 1;
-  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) throw new Error(`batch norm kernel: groups must be a positive integer, got ${String(groups)}`);
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) throw new Error(`normalisation kernel: groups must be a positive integer, got ${String(groups)}`);
   return { eps, relu: attrs?.relu === true, groups };
 }
 
@@ -191,6 +192,38 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
       const { inputs, backend, attrs = {} } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.axpby, [inputs.x, inputs.y]);
       return axpby(backend as WebgpuBackendLike, inputs.x, inputs.y, attrs.a as number, attrs.b as number);
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.layerNorm, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args as unknown as Args;
+      checkFloat(FUSED_KERNELS.layerNorm, [inputs.x, inputs.gamma, inputs.beta]);
+      return lnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, bnAttrs(attrs).eps);
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.layerNormGrad, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args as unknown as Args;
+      checkFloat(FUSED_KERNELS.layerNormGrad, [inputs.dy, inputs.x, inputs.gamma]);
+      return lnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.gamma, bnAttrs(attrs).eps);
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.gelu, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend } = args as unknown as Args;
+      checkFloat(FUSED_KERNELS.gelu, [inputs.x]);
+      return gelu(backend as WebgpuBackendLike, inputs.x);
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.geluGrad, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend } = args as unknown as Args;
+      checkFloat(FUSED_KERNELS.geluGrad, [inputs.dy, inputs.x]);
+      return gelu(backend as WebgpuBackendLike, inputs.x, inputs.dy);
     },
   },
   {
