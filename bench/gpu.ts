@@ -13,7 +13,7 @@
  *                        [--steps barlow-r18,dinotwins-r18,barlow-vit] [--kernel-batch 256]
  *                        [--repeats 5] [--per-repeat 3] [--warmup 2] [--iters 10] [--out file.json] [--quick]
  *                        [--what profile --profile barlow-r18] [--dawn disable-dawn-features=timestamp_quantization]
- *                        [--flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128] [--proj 2048]
+ *                        [--flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128] [--proj 2048] [--head 4096,2048]
  *                        [--kernel-opts '{"fusedBatchNorm":false,"writeBufferUploads":false}']
  *                        [--dawn backend=null]   (Dawn's null device: no GPU work, 512 MiB; counts
  *                                                 dispatches and the CPU cost of issuing them)
@@ -65,6 +65,9 @@ interface Args {
   vitPreset: string;
   /** Barlow projector width (hidden and output); 2048 as the method's default. */
   proj: number;
+  /** DINO head output and hidden width (bottleneck 256 or less); 4096 / 2048 as the defaults. */
+  headOut: number;
+  headHidden: number;
   /** Options for our kernels in the `ours` modes (e.g. {"fusedBatchNorm": false} to time an older version). */
   kernelOpts: Partial<WebgpuKernelOptions>;
   out?: string;
@@ -81,7 +84,7 @@ function parseArgs(argv: string[]): Args {
     what: ['steps', 'kernels'], modes: ['stock', 'ours'], batch: 256, width: 64,
     steps: ['barlow-r18', 'dinotwins-r18', 'barlow-vit'], kernelBatch: 256,
     kernelShapes: [[32, 64], [16, 128], [8, 256], [4, 512]], repeats: 5, perRepeat: 3, warmup: 2, iters: 10,
-    nLocal: 4, vitPreset: 'tiny4', proj: 2048, kernelOpts: {}, profile: [], dawn: [], flags: [],
+    nLocal: 4, vitPreset: 'tiny4', proj: 2048, headOut: 4096, headHidden: 2048, kernelOpts: {}, profile: [], dawn: [], flags: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -110,6 +113,13 @@ function parseArgs(argv: string[]): Args {
       case '--local': a.nLocal = int(); break;
       case '--vit': a.vitPreset = v(); break;
       case '--proj': a.proj = int(); break;
+      case '--head': {
+        const m = /^(\d+),(\d+)$/.exec(v());
+        if (!m) throw new Error('--head takes OUT,HIDDEN (e.g. 4096,2048)');
+        a.headOut = Number(m[1]);
+        a.headHidden = Number(m[2]);
+        break;
+      }
       case '--kernel-opts': {
         const j = JSON.parse(v()) as Record<string, unknown>;
         for (const key of Object.keys(j)) if (!(key in WEBGPU_KERNEL_DEFAULTS)) throw new Error(`--kernel-opts: unknown option "${key}"; known: ${Object.keys(WEBGPU_KERNEL_DEFAULTS).join(', ')}`);
@@ -220,6 +230,7 @@ function makeStep(name: string, a: Args): StepRunner {
   const cfg = resolveConfig({
     method: sc.method, backbone: sc.backbone, batchSize: a.batch, epochs: 100, augment: { nLocal: sc.nLocal },
     projector: { hidden: a.proj, out: a.proj, layers: 3 },
+    dino: { head: { out: a.headOut, hidden: a.headHidden, bottleneck: Math.min(256, a.headHidden) } },
   });
   const model = buildSslModel(cfg);
   const method = METHOD_STEPS[cfg.method];
