@@ -29,6 +29,10 @@ import { Optimizer } from './lib/train/optimizers';
     if (on) { const k = detail ? `${phase} ${String(p.shaderKey).slice(0, 40)} ${JSON.stringify(p.outputShape)}` : `${phase} ${String(p.shaderKey).split('_')[0].replace(/[0-9].*/, '')}`; counts.set(k, (counts.get(k) ?? 0) + 1); }
     return orig.call(this, p, ...r);
   };
+  const dev = be.device;
+  const cb = dev.createBuffer.bind(dev);
+  const creates = new Map<string, number>();
+  dev.createBuffer = (d: any) => { if (process.env.ALLC || on) { const k = `${d.size} ${d.usage} ${d.mappedAtCreation} ${(new Error().stack ?? '').split('\n').slice(2, 9).map((l) => l.trim().replace(/^at /, '').split(' (')[0]).join(' < ')}`; creates.set(k, (creates.get(k) ?? 0) + 1); } return cb(d); };
   for (let step = 0; step < 3; step++) {
     on = step === 2;
     const s = stepSchedule(cfg, step, 1000);
@@ -49,5 +53,6 @@ import { Optimizer } from './lib/train/optimizers';
   const rows = [...counts.entries()].sort((a, b) => b[1] - a[1]);
   let tot = 0; for (const [, n] of rows) tot += n;
   console.log('total', tot);
+  for (const [k, n] of creates) console.log('create', n, k);
   for (const [k, n] of rows) console.log(String(n).padStart(5), k);
 })();

@@ -106,7 +106,7 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   registerWebgpuKernels();
   try {
     assert.deepEqual(activeWebgpuKernels().sort(), [
-      'AddN', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsAxpby', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad',
+      'AddN', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsAdamFlat', 'DinotwinsAxpby', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad',
       'DinotwinsBatchNormRunning', 'DinotwinsGelu', 'DinotwinsGeluGrad', 'DinotwinsLayerNorm', 'DinotwinsLayerNormGrad', 'Mean', 'Sum',
     ]);
     for (const [i, c] of CASES.entries()) {

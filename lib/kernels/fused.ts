@@ -20,6 +20,10 @@
  *                      over the last axis
  * LAYER_NORM_GRAD      inputs {dy, x, gamma}, attrs {eps} -> [dx, dgamma, dbeta]
  * GELU / GELU_GRAD     inputs {x} -> exact GELU; inputs {dy, x} -> dy * GELU'(x)
+ * ADAM_FLAT            inputs {g, scale [1], p, m, v, decay (bool), active? (bool)} over flat tensors,
+ *                      attrs {which: 'm' | 'v' | 'p', lr, wd, beta1, beta2, eps, bc1, bc2, decoupled}
+ *                      -> the new first moment, second moment or parameters of an Adam (L2) or AdamW
+ *                      step (lib/train/optimizers.ts has the same arithmetic as tfjs ops)
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -32,6 +36,7 @@ export const FUSED_KERNELS = {
   layerNormGrad: 'DinotwinsLayerNormGrad',
   gelu: 'DinotwinsGelu',
   geluGrad: 'DinotwinsGeluGrad',
+  adamFlat: 'DinotwinsAdamFlat',
 } as const;
 
 /** True when the active backend has a kernel registered under `name`. */

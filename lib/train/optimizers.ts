@@ -6,6 +6,7 @@
  * into checkpoints and a resumed run continues bit-exactly.
  */
 import * as tf from '@tensorflow/tfjs';
+import { FUSED_KERNELS, hasFusedKernel } from '../kernels/fused';
 import { ParamStore, takesWeightDecay } from '../nn/params';
 import { FlatSlots } from './flatSlots';
 
@@ -161,6 +162,26 @@ export class Optimizer {
       const flatOf = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? tf.reshape(ts[0], [-1]) : tf.concat(ts.map((x) => tf.reshape(x, [-1]))));
       let g = flatOf(names.map((n) => grads.get(n)!));
       const gnorm = tf.sqrt(tf.sum(tf.square(g))) as tf.Scalar;
+      if (hasFusedKernel(FUSED_KERNELS.adamFlat)) {
+        // One kernel per output (lib/kernels/fused.ts): the same arithmetic without flat temporaries.
+        const scale = c.clipGradNorm > 0 ? tf.reshape(tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))), [1]) : tf.ones([1]);
+        const ins: tf.NamedTensorMap = { g, scale, p: flatOf(names.map((n) => ps.get(n))), m: F.m!, v: F.v!, decay: F.decayMask!, ...(active ? { active } : {}) };
+        const attrs = {
+          lr, wd: wd > 0 && F.anyDecay ? wd : 0, beta1: c.beta1, beta2: c.beta2, eps: c.eps,
+          bc1: 1 - Math.pow(c.beta1, t), bc2: 1 - Math.pow(c.beta2, t), decoupled: c.kind === 'adamw',
+        };
+        const run = (which: 'm' | 'v' | 'p'): tf.Tensor => tf.engine().runKernel(FUSED_KERNELS.adamFlat, ins, { ...attrs, which } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const pNew = run('p');
+        const mNew = run('m');
+        const vNew = run('v');
+        F.m!.assign(mNew);
+        F.v!.assign(vNew);
+        const parts = names.length === 1 ? [pNew] : tf.split(pNew, F.sizes);
+        names.forEach((n, i) => {
+          if (!frozen?.has(n)) ps.get(n).assign(tf.reshape(parts[i], F.shapes[i]));
+        });
+        return gnorm;
+      }
       if (c.clipGradNorm > 0) g = tf.mul(g, tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))));
       const p = flatOf(names.map((n) => ps.get(n)));
       const decays = wd > 0 && F.anyDecay;

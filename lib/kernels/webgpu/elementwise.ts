@@ -78,3 +78,70 @@ export function gelu(backend: WebgpuBackendLike, x: tf.TensorInfo, dy?: tf.Tenso
   });
   return backend.runWebGPUProgram(prog, dy ? [dy, x] : [x], 'float32');
 }
+
+/** Per-step values of the flat Adam/AdamW update (uniforms: they change every step). */
+export interface AdamStep {
+  lr: number;
+  wd: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** 1 - beta1^t and 1 - beta2^t. */
+  bc1: number;
+  bc2: number;
+  /** 'adamw': decoupled decay on the update; 'adam': L2 decay added to the gradient. */
+  decoupled: boolean;
+}
+
+/**
+ * One of the three outputs of an Adam/AdamW step over flat tensors, in one dispatch each (tfjs ops
+ * take about 17, each with a flat-size temporary): 'm' the new first moment, 'v' the new second
+ * moment, 'p' the new parameters. Inputs: g (gradient, multiplied by `scale[0]`, the clipping
+ * factor), p, m, v, `decay` (nonzero where weight decay applies) and optionally `active` (zero
+ * for frozen parameters, which keep p, m and v). The same arithmetic, in the same order, as the
+ * tfjs form in lib/train/optimizers.ts.
+ */
+export function adamFlat(
+  backend: WebgpuBackendLike, which: 'm' | 'v' | 'p',
+  ins: { g: tf.TensorInfo; scale: tf.TensorInfo; p: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo; decay: tf.TensorInfo; active?: tf.TensorInfo },
+  s: AdamStep,
+): tf.TensorInfo {
+  const n = ins.p.shape.reduce((a, b) => a * b, 1);
+  for (const [k, t] of Object.entries(ins)) {
+    if (k !== 'scale' && t && t.shape.reduce((a, b) => a * b, 1) !== n) throw new Error(`adamFlat: ${k} has shape [${t.shape}], expected ${n} elements`);
+  }
+  const groups = Math.max(1, Math.min(ceilDiv(n, 256), GROUPS_MAX));
+  const names = ['G', 'S', 'P', 'M', 'V', 'D', ...(ins.active ? ['A'] : [])];
+  const gradTerm = s.decoupled ? 'G[i] * S[0]' : 'select(G[i] * S[0], G[i] * S[0] + P[i] * uniforms.wd, D[i] != 0)';
+  const out = which === 'm'
+    ? 'M[i] * uniforms.beta1 + g * (1.0 - uniforms.beta1)'
+    : which === 'v'
+      ? 'V[i] * uniforms.beta2 + (g * g) * (1.0 - uniforms.beta2)'
+      : `P[i] - upd * uniforms.lr`;
+  const keep = which === 'm' ? 'M[i]' : which === 'v' ? 'V[i]' : 'P[i]';
+  const prog = wgslProgram({
+    shaderKey: `dtAdam_${which}_${n}_${groups}_${s.decoupled}_${ins.active ? 'a' : ''}`,
+    outputShape: ins.p.shape,
+    variableNames: names,
+    workgroupSize: [256, 1, 1],
+    dispatch: [groups, 1, 1],
+    uniforms: 'lr : f32, wd : f32, beta1 : f32, beta2 : f32, eps : f32, bc1 : f32, bc2 : f32,',
+    getUserCode: () => `
+      fn main() {
+        ${USE_UNIFORMS}
+        for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(n)}; i = i + ${i32(groups * 256)}) {
+          let g = ${gradTerm};
+          ${which === 'p' ? `let m = M[i] * uniforms.beta1 + g * (1.0 - uniforms.beta1);
+          let v = V[i] * uniforms.beta2 + (g * g) * (1.0 - uniforms.beta2);
+          var upd = (m / uniforms.bc1) / (sqrt(v / uniforms.bc2) + uniforms.eps);
+          ${s.decoupled ? 'if (D[i] != 0) { upd = upd + P[i] * uniforms.wd; }' : ''}` : ''}
+          var r = ${out};
+          ${ins.active ? `if (A[i] == 0) { r = ${keep}; }` : ''}
+          result[i] = r;
+        }
+      }`,
+  });
+  const u = [s.lr, s.wd, s.beta1, s.beta2, s.eps, s.bc1, s.bc2].map((x) => ({ type: 'float32', data: [x] }));
+  const inputs = [ins.g, ins.scale, ins.p, ins.m, ins.v, ins.decay, ...(ins.active ? [ins.active] : [])];
+  return backend.runWebGPUProgram(prog, inputs, 'float32', u);
+}

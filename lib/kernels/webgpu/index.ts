@@ -19,7 +19,7 @@ import { WebgpuBackendLike } from './program';
 import { REDUCE_ROWS_DEFAULTS, ReduceRowsOptions, sumRows } from './reduce_rows';
 import { installWriteBufferUploads, uninstallWriteBufferUploads } from './upload';
 import { bnBackward, bnForward, bnRunning, BnAttrs } from './batchnorm';
-import { axpby, gelu } from './elementwise';
+import { adamFlat, axpby, gelu } from './elementwise';
 import { lnBackward, lnForward } from './layernorm';
 import { FUSED_KERNELS } from '../fused';
 
@@ -192,6 +192,23 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
       const { inputs, backend, attrs = {} } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.axpby, [inputs.x, inputs.y]);
       return axpby(backend as WebgpuBackendLike, inputs.x, inputs.y, attrs.a as number, attrs.b as number);
+    },
+  },
+  {
+    kernelName: FUSED_KERNELS.adamFlat, backendName: BACKEND,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs = {} } = args as unknown as Args;
+      const which = attrs.which;
+      if (which !== 'm' && which !== 'v' && which !== 'p') throw new Error(`${FUSED_KERNELS.adamFlat}: which must be 'm', 'v' or 'p', got ${String(which)}`);
+      checkFloat(FUSED_KERNELS.adamFlat, [inputs.g, inputs.scale, inputs.p, inputs.m, inputs.v]);
+      const num = (k: string): number => {
+        const x = attrs[k];
+        if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error(`${FUSED_KERNELS.adamFlat}: ${k} must be a finite number, got ${String(x)}`);
+        return x;
+      };
+      return adamFlat(backend as WebgpuBackendLike, which, inputs as Parameters<typeof adamFlat>[2], {
+        lr: num('lr'), wd: num('wd'), beta1: num('beta1'), beta2: num('beta2'), eps: num('eps'), bc1: num('bc1'), bc2: num('bc2'), decoupled: attrs.decoupled === true,
+      });
     },
   },
   {

@@ -55,7 +55,14 @@ export function wgslProgram(p: Omit<WgslProgram, 'dispatchLayout'>): WgslProgram
   for (const d of p.dispatch) {
     if (!Number.isInteger(d) || d < 1 || d > max) throw new Error(`${p.shaderKey}: dispatch ${JSON.stringify(p.dispatch)} outside 1..${max}`);
   }
-  return { ...p, dispatchLayout: { x: [0], y: [1] } };
+  // A pipeline with layout 'auto' drops bindings the shader never uses, and the backend binds every
+  // input: a variant that skips an input (e.g. no weight decay) would fail validation and drop the
+  // whole command buffer. One phony read per input keeps every binding.
+  const code = p.getUserCode;
+  const touch = p.variableNames.map((n) => `_ = ${n}[0];`).join(' ');
+  const getUserCode = touch ? () => code().replace('fn main() {', `fn main() {\n        ${touch}`) : code;
+  if (touch && !code().includes('fn main() {')) throw new Error(`${p.shaderKey}: the shader must define \`fn main() {\``);
+  return { ...p, getUserCode, dispatchLayout: { x: [0], y: [1] } };
 }
 
 /** Test hook: when set, every temporary buffer our kernels allocate starts as NaN. */
