@@ -17,7 +17,8 @@
  *                        [--kernel-opts '{"fusedBatchNorm":false,"writeBufferUploads":false}']
  *                        [--dawn backend=null]   (Dawn's null device: no GPU work, 512 MiB; counts
  *                                                 dispatches and the CPU cost of issuing them)
- * Modes: `stock`, `ours`, `ours:TMxTN` (GEMM register block 4, 8 or auto, e.g. ours:8x4, ours:auto).
+ * Modes: `stock`, `ours`, `ours:TMxTN` (GEMM register block 4, 8 or auto, e.g. ours:8x4, ours:auto),
+ * `ours:blocked` / `ours:TMxTN:blocked` (the GEMM's vec4 'blocked' layout, lib/kernels/webgpu/gemm.ts).
  * The report (--out) is rewritten after every result, so a run stopped by a time limit keeps its numbers.
  * `--quick` shrinks everything for a correctness smoke run on lavapipe.
  */
@@ -40,13 +41,16 @@ import { batchNormTrain } from '../lib/nn/batchnorm';
  */
 type Mode = string;
 
-function parseMode(m: string): { ours: boolean; tm?: number; tn?: number } {
+function parseMode(m: string): { ours: boolean; tm?: number; tn?: number; blocked?: boolean } {
   if (m === 'stock') return { ours: false };
   if (m === 'ours') return { ours: true };
-  const t = /^ours:(4|8|auto)x(4|8|auto)$/.exec(m) ?? /^ours:(auto)$/.exec(m);
-  if (!t) throw new Error(`--modes: "${m}" is not stock, ours or ours:TMxTN (TM, TN in 4, 8, auto)`);
+  if (m === 'ours:blocked') return { ours: true, blocked: true };
+  const t = /^ours:(4|8|auto)x(4|8|auto)(:blocked)?$/.exec(m) ?? /^ours:(auto)(:blocked)?$/.exec(m);
+  if (!t) throw new Error(`--modes: "${m}" is not stock, ours, ours:blocked or ours:TMxTN[:blocked] (TM, TN in 4, 8, auto)`);
   const v = (x: string | undefined): number => (x === undefined || x === 'auto' ? 0 : Number(x));
-  return { ours: true, tm: v(t[1]), tn: v(t[2] ?? t[1]) };
+  const blocked = m.endsWith(':blocked');
+  const tn = t[2] !== undefined && t[2] !== ':blocked' ? t[2] : t[1];
+  return { ours: true, tm: v(t[1]), tn: v(tn), blocked };
 }
 
 interface Args {
@@ -170,9 +174,10 @@ let kernelOpts: Partial<WebgpuKernelOptions> = {};
 
 function setMode(mode: Mode): void {
   const m = parseMode(mode);
+  const layout = m.blocked ? 'blocked' as const : GEMM_DEFAULTS.layout;
   if (!m.ours) unregisterWebgpuKernels();
-  else if (m.tm === undefined) registerWebgpuKernels(kernelOpts);
-  else registerWebgpuKernels({ ...kernelOpts, gemm: { ...GEMM_DEFAULTS, tm: m.tm, tn: m.tn ?? 0 } });
+  else if (m.tm === undefined) registerWebgpuKernels({ ...kernelOpts, gemm: { ...GEMM_DEFAULTS, ...kernelOpts.gemm, layout } });
+  else registerWebgpuKernels({ ...kernelOpts, gemm: { ...GEMM_DEFAULTS, ...kernelOpts.gemm, tm: m.tm, tn: m.tn ?? 0, layout } });
 }
 
 /** Writes the report after every result (temp file + rename), so a run cut off by its time limit keeps what it measured. */

@@ -139,7 +139,7 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   }
 });
 
-test('every output element is written: NaN-poisoned outputs and temporaries, split-K and 8x8 tiles', async (t) => {
+test('every output element is written: NaN-poisoned outputs and temporaries, split-K, 8x8 tiles, both layouts', async (t) => {
   if (!(await webgpu(t))) return;
   const backend = tf.backend() as unknown as WebgpuBackendLike;
   const variants: Array<{ name: string; opts: Partial<GemmOptions> }> = [
@@ -149,6 +149,9 @@ test('every output element is written: NaN-poisoned outputs and temporaries, spl
     { name: '8x4 one split', opts: { tm: 8, tn: 4, forceSplits: 1 } },
     { name: '4x8 two splits', opts: { tm: 4, tn: 8, forceSplits: 2 } },
     { name: 'auto tiles', opts: { tm: 0, tn: 0 } },
+    { name: 'blocked 4x4 one split', opts: { layout: 'blocked', forceSplits: 1 } },
+    { name: 'blocked 8x8 three splits', opts: { layout: 'blocked', tm: 8, tn: 8, forceSplits: 3 } },
+    { name: 'blocked 8x4 auto splits', opts: { layout: 'blocked', tm: 8, tn: 4, minKPerSplit: 16 } },
   ];
   setPoisonTemporaries(true);
   try {

@@ -27,6 +27,13 @@ export interface GemmOptions {
   minKPerSplit: number;
   /** Force this many K splits (tests); 0 means choose automatically. */
   forceSplits: number;
+  /**
+   * Which rows/columns a thread owns. 'strided' (measured on the H100): rows ty+16i, columns
+   * tx+16j, scalar workgroup-memory reads, 8 per 16 FMAs at 4x4. 'blocked': TM contiguous rows and
+   * TN contiguous columns, operand tiles stored as vec4, so a 4x4 block reads two vec4s per 16 FMAs
+   * (the usual SGEMM layout: fewer shared-memory instructions per FMA). Not yet timed on a GPU.
+   */
+  layout: 'strided' | 'blocked';
 }
 
 export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
@@ -35,6 +42,7 @@ export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
   targetWorkgroups: 528,
   minKPerSplit: 512,
   forceSplits: 0,
+  layout: 'strided',
 });
 
 const BK = 16;
@@ -102,8 +110,11 @@ export function planGemm(M: number, N: number, K: number, opts: GemmOptions): Ge
   return { tilesM, tilesN, splits: ceilDiv(K, kPerSplit), kPerSplit };
 }
 
-/** Loads one operand tile (T elements per thread) into workgroup memory `dst` of shape [BK][16*T+1]. */
-function tileLoad(which: 'A' | 'B', T: number, walk: TileWalk): string {
+/**
+ * Loads one operand tile (T elements per thread) into workgroup memory: scalar `As`/`Bs` of shape
+ * [BK][16*T+1] ('strided'), or vec4 `As4`/`Bs4` of shape [BK][16*T/4+1] ('blocked').
+ */
+function tileLoad(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOptions['layout'] = 'strided'): string {
   const W = 16 * T; // tile extent along M (A) or N (B)
   const ext = which === 'A' ? 'M_' : 'N_';
   const base = which === 'A' ? 'm0' : 'n0';
@@ -116,7 +127,7 @@ function tileLoad(which: 'A' | 'B', T: number, walk: TileWalk): string {
           let kl = ${kl}; let ml = ${ml}; let k = k0 + kl;
           var v = 0.0;
           if (${base} + ml < ${ext} && k < kEnd) { v = ${call}; }
-          ${which}s[kl * ${W + 1} + ml] = v;
+          ${layout === 'blocked' ? `${which}s4[kl * ${W / 4 + 1} + (ml >> 2u)][ml & 3] = v;` : `${which}s[kl * ${W + 1} + ml] = v;`}
         }`);
   }
   return lines.join('\n        ');
@@ -126,23 +137,41 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
   const { tm: TM, tn: TN } = o;
   const BM = 16 * TM;
   const BN = 16 * TN;
+  const blocked = o.layout === 'blocked';
+  // Row i of the thread's block and column j, relative to the tile origin.
+  const rowOf = (i: number): string => (blocked ? `ty * ${TM} + ${i}` : `ty + ${16 * i}`);
+  const colOf = (j: number): string => (blocked ? `tx * ${TN} + ${j}` : `tx + ${16 * j}`);
   const fma: string[] = [];
-  for (let i = 0; i < TM; i++) fma.push(`a${i} = As[kk * ${BM + 1} + ty + ${16 * i}];`);
-  for (let j = 0; j < TN; j++) fma.push(`b${j} = Bs[kk * ${BN + 1} + tx + ${16 * j}];`);
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) fma.push(`acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
   const decl: string[] = [];
+  if (blocked) {
+    for (let q = 0; q < TM / 4; q++) fma.push(`a${q} = As4[kk * ${BM / 4 + 1} + ty * ${TM / 4} + ${q}];`);
+    for (let q = 0; q < TN / 4; q++) fma.push(`b${q} = Bs4[kk * ${BN / 4 + 1} + tx * ${TN / 4} + ${q}];`);
+    for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) fma.push(`acc${i}_${j} = fma(a${i >> 2}[${i & 3}], b${j >> 2}[${j & 3}], acc${i}_${j});`);
+    for (let q = 0; q < TM / 4; q++) decl.push(`var a${q} = vec4<f32>(0.0);`);
+    for (let q = 0; q < TN / 4; q++) decl.push(`var b${q} = vec4<f32>(0.0);`);
+  } else {
+    for (let i = 0; i < TM; i++) fma.push(`a${i} = As[kk * ${BM + 1} + ty + ${16 * i}];`);
+    for (let j = 0; j < TN; j++) fma.push(`b${j} = Bs[kk * ${BN + 1} + tx + ${16 * j}];`);
+    for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) fma.push(`acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    for (let i = 0; i < TM; i++) decl.push(`var a${i} = 0.0;`);
+    for (let j = 0; j < TN; j++) decl.push(`var b${j} = 0.0;`);
+  }
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) decl.push(`var acc${i}_${j} = 0.0;`);
-  for (let i = 0; i < TM; i++) decl.push(`var a${i} = 0.0;`);
-  for (let j = 0; j < TN; j++) decl.push(`var b${j} = 0.0;`);
   const store: string[] = [];
   for (let i = 0; i < TM; i++) {
     for (let j = 0; j < TN; j++) {
-      const row = spec.scatter ? `outRow(m0 + ty + ${16 * i})` : `(m0 + ty + ${16 * i})`;
-      store.push(`if (m0 + ty + ${16 * i} < M_ && n0 + tx + ${16 * j} < N_) { result[outBase + ${row} * N_ + n0 + tx + ${16 * j}] = acc${i}_${j}; }`);
+      const m = `m0 + ${rowOf(i)}`;
+      const row = spec.scatter ? `outRow(${m})` : `(${m})`;
+      store.push(`if (${m} < M_ && n0 + ${colOf(j)} < N_) { result[outBase + ${row} * N_ + n0 + ${colOf(j)}] = acc${i}_${j}; }`);
     }
   }
+  const shared = blocked
+    ? `var<workgroup> As4: array<vec4<f32>, ${BK * (BM / 4 + 1)}>;
+      var<workgroup> Bs4: array<vec4<f32>, ${BK * (BN / 4 + 1)}>;`
+    : `var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
+      var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;`;
   return wgslProgram({
-    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
+    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}${blocked ? 'b' : ''}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
     outputShape: outShape,
     variableNames: spec.variableNames,
     workgroupSize: [16, 16, 1],
@@ -153,8 +182,7 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
       const K_: i32 = ${i32(spec.K)};
       const KPS: i32 = ${i32(plan.kPerSplit)};
       ${spec.loaders}
-      var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
-      var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;
+      ${shared}
       fn main() {
         ${USE_UNIFORMS}
         let tx = i32(localId.x);
@@ -171,8 +199,8 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
         // provably uniform to WGSL. Steps past kEnd (only in the last split) load zeros.
         for (var step = 0; step < ${plan.kPerSplit / BK}; step = step + 1) {
           let k0 = kBegin + step * ${BK};
-        ${tileLoad('A', TM, spec.walkA)}
-        ${tileLoad('B', TN, spec.walkB)}
+        ${tileLoad('A', TM, spec.walkA, o.layout)}
+        ${tileLoad('B', TN, spec.walkB, o.layout)}
           workgroupBarrier();
           for (var kk = 0; kk < ${BK}; kk = kk + 1) {
             ${fma.join('\n            ')}
@@ -194,6 +222,7 @@ export function runGemm(
 ): tf.TensorInfo {
   const o = resolveTiles(spec.M, spec.N, { ...GEMM_DEFAULTS, ...opts, ...(spec.scatter ? { forceSplits: 1 } : {}) });
   if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
+  if (o.layout !== 'strided' && o.layout !== 'blocked') throw new Error(`runGemm: layout must be 'strided' or 'blocked', got ${String(o.layout)}`);
   const outSize = outShape.reduce((a, b) => a * b, 1);
   if (spec.scatter ? outSize % spec.N !== 0 || outSize < spec.M * spec.N : spec.M * spec.N !== outSize) {
     throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} does not hold ${spec.M}x${spec.N}${spec.scatter ? ' scattered rows' : ''}`);
