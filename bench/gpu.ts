@@ -15,6 +15,7 @@
  *                        [--what profile --profile barlow-r18] [--dawn disable-dawn-features=timestamp_quantization]
  *                        [--flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128] [--proj 2048] [--head 4096,2048]
  *                        [--kernel-opts '{"fusedBatchNorm":false,"writeBufferUploads":false}']
+ *                        [--what dispatches]     (GPU programs per step, by program)
  *                        [--dawn backend=null]   (Dawn's null device: no GPU work, 512 MiB; counts
  *                                                 dispatches and the CPU cost of issuing them)
  * Modes: `stock`, `ours`, `ours:TMxTN` (GEMM register block 4, 8 or auto, e.g. ours:8x4, ours:auto),
@@ -146,7 +147,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   for (const m of a.modes) parseMode(m);
-  for (const w of a.what) if (!['steps', 'kernels', 'profile', 'micro'].includes(w)) throw new Error(`--what: "${w}" is not steps, kernels, profile or micro`);
+  for (const w of a.what) if (!['steps', 'kernels', 'profile', 'micro', 'dispatches'].includes(w)) throw new Error(`--what: "${w}" is not steps, kernels, profile, micro or dispatches`);
   if (process.env[WEBGPU_KERNELS_ENV] === 'stock') a.modes = a.modes.filter((m) => m === 'stock');
   return a;
 }
@@ -299,6 +300,35 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
   } finally {
     st.dispose();
   }
+}
+
+/**
+ * GPU programs one step dispatches, counted by program (the shader key's name part: `dtBnPart`,
+ * `binary`, `matMulPacked`, ...), after warm-up. Works on any adapter, Dawn's null device included:
+ * it is how the dispatch count of a step was brought down (RESULTS-GPU.md, "Work issued per step").
+ */
+async function dispatchBreakdown(name: string, mode: Mode, a: Args): Promise<{ name: string; mode: Mode; total: number; rows: Array<{ program: string; count: number }> }> {
+  setMode(mode);
+  const st = makeStep(name, a);
+  const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...r: unknown[]) => unknown };
+  const orig = be.runWebGPUProgram;
+  const counts = new Map<string, number>();
+  try {
+    for (let i = 0; i < Math.max(1, a.warmup); i++) st.runOne();
+    await sync(st.last()!);
+    be.runWebGPUProgram = function (this: unknown, p: { shaderKey: string }, ...r: unknown[]) {
+      const key = String(p.shaderKey).split('_')[0].replace(/\d.*$/, '');
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      return orig.call(this, p, ...r);
+    };
+    st.runOne();
+  } finally {
+    be.runWebGPUProgram = orig;
+  }
+  await sync(st.last()!);
+  st.dispose();
+  const rows = [...counts.entries()].map(([program, count]) => ({ program, count })).sort((x, y) => y.count - x.count);
+  return { name, mode, total: rows.reduce((t, r) => t + r.count, 0), rows };
 }
 
 interface ProfileRow { kernel: string; calls: number; gpuMs: number; share: number; example: string }
@@ -500,6 +530,19 @@ async function main(): Promise<void> {
         if (!Number.isFinite(r.loss)) console.log('  WARNING: loss is not finite (GPU out of memory? see gpuErrors)');
       }
     }
+  }
+  if (a.what.includes('dispatches')) {
+    const out: unknown[] = [];
+    for (const name of a.steps) {
+      for (const mode of a.modes) {
+        const d = await dispatchBreakdown(name, mode, a);
+        out.push(d);
+        console.log(`dispatches ${mode} ${name}: ${d.total} per step`);
+        for (const r of d.rows.slice(0, 25)) console.log(`  ${String(r.count).padStart(5)}  ${r.program}`);
+      }
+    }
+    report.dispatches = out;
+    saveReport(a, report);
   }
   if (a.what.includes('micro')) {
     report.micro = await benchMicro();
