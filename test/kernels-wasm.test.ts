@@ -116,16 +116,17 @@ test('the stride-1 im2col split into chunks of images, and the convolution form,
   }
 });
 
-test('Sum and Mean over leading axes (JavaScript) and other axes (stock) match cpu, keepDims, int32', async () => {
+test('Sum and Mean over leading or consecutive middle axes (JavaScript) and other axes (stock) match cpu, keepDims, int32', async () => {
   await agree('reductions', () => {
     const x4 = rand([6, 5, 4, 3], 70);
     const x2 = rand([40, 7], 71);
     const wide = rand([3, 50], 72); // fewer rows than columns: stock path
     const xi = tf.cast(tf.mul(rand([6, 4], 73), 10), 'int32');
+    const g3 = rand([3, 40, 7], 74); // [groups, rows, C]: batch norm with statistics per view
     return [
       tf.sum(x4, [0, 1, 2]), tf.mean(x4, [0, 1, 2]), tf.sum(x4, [1, 0]), tf.mean(x4, [0, 1, 2], true), tf.sum(x4, 0, true),
       tf.sum(x4, [1, 2]), tf.mean(x4, -1), tf.sum(x4), tf.sum(x2, 0), tf.mean(x2, 0), tf.sum(wide, 0), tf.mean(wide, 0),
-      tf.cast(tf.sum(xi, 0), 'float32'),
+      tf.cast(tf.sum(xi, 0), 'float32'), tf.mean(g3, 1, true), tf.sum(g3, 1), tf.mean(x4, [1, 2], true), tf.sum(x4, [2, 1]),
     ];
   });
 });
