@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { barlowPairMean, barlowTwinsLoss, crossCorrelation, diagonals } from '../lib/losses';
+import { barlowLossFromParts, barlowPairMean, barlowTwinsLoss, crossCorrelation, crossCorrelationParts } from '../lib/losses';
 import { assertClose, flat, loadRefs } from './reference/refs';
 
 const R = loadRefs();
@@ -94,16 +94,17 @@ test('Barlow Twins errors name the bad input', () => {
   tf.dispose([a, b, one]);
 });
 
-test('diagonals of square matrices, single and stacked, without an identity mask', async () => {
+test('crossCorrelationParts: C and its diagonal from the views; the loss from the parts equals barlowTwinsLoss', async () => {
   await tf.setBackend('cpu');
-  const m = tf.tensor2d([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
-  assert.deepEqual(Array.from(await diagonals(m).data()), [1, 5, 9]);
-  const s = tf.tensor3d([[[1, 2], [3, 4]], [[-1, 0], [0, -2]]]);
-  const d = diagonals(s);
-  assert.deepEqual(d.shape, [2, 2]);
-  assert.deepEqual(Array.from(await d.data()), [1, 4, -1, -2]);
-  // Gradient: ones on the diagonal, zeros elsewhere.
-  const g = tf.grad((x: tf.Tensor) => tf.sum(diagonals(x)))(m);
-  assert.deepEqual(Array.from(await g.data()), [1, 0, 0, 0, 1, 0, 0, 0, 1]);
-  tf.dispose([m, s, d, g]);
+  const b = R.barlow;
+  const z1 = t2(b.z1);
+  const z2 = t2(b.z2);
+  const { c, diag } = crossCorrelationParts(z1, z2);
+  assertClose(await c.data(), b.cc, 1e-4, 'cc', 1e-3);
+  const cc = b.cc as number[][];
+  assertClose(await diag.data(), cc.map((row, i) => row[i]), 1e-4, 'diag', 1e-3);
+  const l1 = barlowLossFromParts(c, diag, b.lambda_);
+  assertClose((await l1.data())[0], b.loss, 1e-4, 'loss from parts');
+  assert.throws(() => barlowLossFromParts(c, tf.zeros([5]) as tf.Tensor1D), /expected C \[D, D\] and its diagonal \[D\]/);
+  tf.dispose([z1, z2, c, diag, l1]);
 });

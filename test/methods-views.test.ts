@@ -1,8 +1,9 @@
 /**
- * Barlow Twins runs its two views as one forward pass with per-view batch-norm statistics
- * ('perView', lib/methods/views.ts). That must give what the reference's separate passes give:
- * the same loss, every parameter gradient and the running statistics, here on `cpu` with a tiny
- * ResNet-18 and projector against an explicit 'separate' computation.
+ * Barlow Twins can run its two views as one forward pass with per-view batch-norm statistics
+ * ('perView', lib/methods/views.ts; the method does so where batch norm is a fused kernel). That
+ * must give what the reference's separate passes give: the same loss, every parameter gradient and
+ * the running statistics, here on `cpu` with a tiny ResNet-18 and projector against an explicit
+ * 'separate' computation, and on WebGPU (fused kernels, one pass) against `cpu`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,9 @@ import { backboneFeatures, headOverViews, ViewGrouping } from '../lib/methods/vi
 import { barlowTwinsLoss } from '../lib/losses/index';
 import { stepSchedule } from '../lib/train/schedule';
 import { relErr } from './helpers';
+import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
+import { registerWebgpuKernels } from '../lib/kernels/webgpu';
+import { fusedBatchNormActive } from '../lib/nn/batchnorm';
 
 const cfg = resolveConfig({
   method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 4 }, batchSize: 6, epochs: 1, seed: 5,
@@ -57,4 +61,24 @@ test("Barlow Twins' one-pass per-view statistics equal separate passes (loss, gr
   // And 'joint' (one set of statistics over both views) is a different computation.
   const joint = await run('joint');
   assert.ok(relErr(joint.get('loss')!, separate.get('loss')!) > 1e-4, 'joint statistics change the loss');
+});
+
+test('on WebGPU the Barlow step runs one pass with fused per-view batch norm and matches cpu', async (t) => {
+  const a = await ensureWebgpu();
+  if (!a.ok) {
+    t.skip(a.reason);
+    return;
+  }
+  await tf.setBackend('cpu');
+  const want = await run('separate');
+  await tf.setBackend('webgpu');
+  registerWebgpuKernels();
+  assert.ok(fusedBatchNormActive(), 'fused batch norm registered');
+  const got = await run('method');
+  for (const [name, w] of want) {
+    const e = relErr(got.get(name)!, w);
+    // Forward values to 1e-4; gradients through a float32 conv net to 1e-3 (as test/models-backends.test.ts).
+    const tol = name === 'loss' || /running/.test(name) ? 1e-4 : 1e-3;
+    assert.ok(e < tol, `${name}: webgpu vs cpu relative error ${e.toExponential(2)}`);
+  }
 });

@@ -32,30 +32,27 @@ function standardise(z: tf.Tensor2D): tf.Tensor2D {
 /** Cross-correlation matrix of the standardised views. [N, D], [N, D] -> [D, D]. */
 export function crossCorrelation(z1: tf.Tensor2D, z2: tf.Tensor2D): tf.Tensor2D {
   checkPair('crossCorrelation', z1, z2);
-  const n = z1.shape[0];
-  return tf.tidy(() => tf.div(tf.matMul(standardise(z1), standardise(z2), true, false), n)); // [D, D]
+  return tf.tidy(() => crossCorrelationParts(z1, z2).c);
 }
 
 /**
- * Diagonals of a stack of square matrices [..., D, D] -> [..., D], without a D x D identity mask
- * (which tf.eye builds on the CPU and uploads every call): flattened, each row padded with D zeros,
- * the diagonal is column 0 of the [D, D + 1] view (element k(D + 1) is row k, column 0). Exact.
+ * C = z1nᵀ·z2n / N and its diagonal, the latter as column sums of z1n ⊙ z2n / N: O(N·D) work and no
+ * D x D mask (tf.eye builds one on the CPU and uploads it every call; a strided slice of C is slow
+ * on wasm). [N, D] x 2 -> C [D, D], diag [D].
  */
-export function diagonals(c: tf.Tensor): tf.Tensor {
-  const d = c.shape[c.rank - 1];
-  const lead = c.shape.slice(0, -2);
-  const flatC = tf.reshape(c, [...lead, d * d]);
-  const padded = tf.pad(flatC, [...lead.map((): [number, number] => [0, 0]), [0, d]]);
-  const view = tf.reshape(padded, [...lead, d, d + 1]);
-  return tf.reshape(tf.slice(view, [...lead.map(() => 0), 0, 0], [...lead, d, 1]), [...lead, d]);
+export function crossCorrelationParts(z1: tf.Tensor2D, z2: tf.Tensor2D): { c: tf.Tensor2D; diag: tf.Tensor1D } {
+  checkPair('crossCorrelationParts', z1, z2);
+  const n = z1.shape[0];
+  const a = standardise(z1);
+  const b = standardise(z2);
+  return { c: tf.div(tf.matMul(a, b, true, false), n), diag: tf.div(tf.sum(tf.mul(a, b), 0), n) };
 }
 
 /**
  * Σᵢ(1 − Cᵢᵢ)² + λ·Σ_{i≠j} Cᵢⱼ², written as Σᵢ(1 − Cᵢᵢ)² + λ·(ΣC² − ΣᵢCᵢᵢ²) to avoid masking; for a stack
- * [..., D, D] the sum over the stack.
+ * [..., D, D] with diagonals [..., D], the sum over the stack.
  */
-function lossFromC(c: tf.Tensor, lambda: number): tf.Scalar {
-  const diag = diagonals(c); // [..., D]
+function lossFromC(c: tf.Tensor, diag: tf.Tensor, lambda: number): tf.Scalar {
   const onDiag = tf.sum(tf.square(tf.sub(1, diag)));
   const offDiag = tf.sub(tf.sum(tf.square(c)), tf.sum(tf.square(diag)));
   return tf.add(onDiag, tf.mul(offDiag, lambda)) as tf.Scalar;
@@ -65,7 +62,19 @@ function lossFromC(c: tf.Tensor, lambda: number): tf.Scalar {
 export function barlowTwinsLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, lambda = BARLOW_LAMBDA): tf.Scalar {
   checkPair('barlowTwinsLoss', z1, z2);
   checkLambda('barlowTwinsLoss', lambda);
-  return tf.tidy(() => lossFromC(crossCorrelation(z1, z2), lambda));
+  return tf.tidy(() => {
+    const { c, diag } = crossCorrelationParts(z1, z2);
+    return lossFromC(c, diag, lambda);
+  });
+}
+
+/** The Barlow Twins loss from `crossCorrelationParts` (when C is also wanted for monitoring). */
+export function barlowLossFromParts(c: tf.Tensor2D, diag: tf.Tensor1D, lambda = BARLOW_LAMBDA): tf.Scalar {
+  checkLambda('barlowLossFromParts', lambda);
+  if (c.rank !== 2 || c.shape[0] !== c.shape[1] || diag.rank !== 1 || diag.shape[0] !== c.shape[0]) {
+    throw new Error(`barlowLossFromParts: expected C [D, D] and its diagonal [D], got [${c.shape}] and [${diag.shape}]`);
+  }
+  return tf.tidy(() => lossFromC(c, diag, lambda));
 }
 
 /**
@@ -89,7 +98,9 @@ export function barlowPairMean(projections: tf.Tensor3D, lambda = 0.005): tf.Sca
       // tfjs' BatchMatMul gradient does not reduce broadcast batch dims, so broadcast explicitly (its gradient sums).
       const zi = tf.broadcastTo(tf.slice(zn, [i, 0, 0], [1, b, d]), [k, b, d]); // [k, B, D]
       const later = tf.slice(zn, [i + 1, 0, 0], [k, b, d]); // [k, B, D]
-      terms.push(lossFromC(tf.div(tf.matMul(zi, later, true, false), b), lambda)); // over [k, D, D]
+      const c = tf.div(tf.matMul(zi, later, true, false), b); // [k, D, D]
+      const diag = tf.div(tf.sum(tf.mul(zi, later), 1), b); // [k, D]
+      terms.push(lossFromC(c, diag, lambda));
     }
     return tf.div(terms.length === 1 ? terms[0] : tf.addN(terms), (v * (v - 1)) / 2) as tf.Scalar;
   });

@@ -1,4 +1,4 @@
-export { BARLOW_LAMBDA, BARLOW_EPS, crossCorrelation, barlowTwinsLoss, barlowPairMean, diagonals } from './barlow';
+export { BARLOW_LAMBDA, BARLOW_EPS, crossCorrelation, barlowTwinsLoss, barlowPairMean, crossCorrelationParts, barlowLossFromParts } from './barlow';
 export type { DinoTemps } from './dino';
 export { DINO_CENTER_MOMENTUM, dinoLoss, updateCenter } from './dino';
 export type { DinoTwinsOptions, DinoTwinsLoss } from './dinoTwins';

@@ -9,7 +9,7 @@ import { dinoLoss, barlowPairMean } from '../losses/index';
 import { MethodStep } from './step';
 import { PREFIX } from './model';
 import { activeCenter, afterDinoStep, dinoMonitors, studentDino, teacherDino } from './dino';
-import { headOverViews } from './views';
+import { headOverViews, perViewGrouping } from './views';
 import { embeddingStdTensor } from '../eval/monitors';
 
 export const dinoTwinsStep: MethodStep = {
@@ -21,7 +21,7 @@ export const dinoTwinsStep: MethodStep = {
     const center = activeCenter(m);
     const dino = dinoLoss(out, teacher!, center, { studentTemp: s.studentTemp, teacherTemp: s.teacherTemp });
     const p = m.cfg.twins.target === 'projector'
-      ? headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, 'perView') // [V, B, D]
+      ? headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, perViewGrouping()) // [V, B, D]
       : out;
     const barlow = barlowPairMean(p, m.cfg.twins.lambda);
     const total = tf.add(dino, tf.mul(barlow, m.cfg.twins.beta)) as tf.Scalar;
