@@ -4,7 +4,8 @@
  * gradient, and both running statistics, with and without ReLU and affine parameters, at shapes
  * that take one or many row blocks, channel counts that are not a multiple of the 64-column
  * workgroup, activations whose mean is far from zero (the shifted-sum variance), and statistics
- * per group of batch rows (views concatenated into one batch). Temporaries
+ * per group of batch rows (views concatenated into one batch), and a residual added before the ReLU
+ * (a ResNet block's end, with its own gradient). Temporaries
  * start as NaN, so a partial row the kernels forget to write shows up.
  *
  * Needs a WebGPU adapter (lavapipe on a CPU-only machine: `eval "$(scripts/setup-lavapipe.sh)"`).
@@ -46,7 +47,7 @@ function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return d / Math.max(m, 1e-30);
 }
 
-interface Case { shape: number[]; affine: boolean; relu: boolean; offset?: number; groups?: number }
+interface Case { shape: number[]; affine: boolean; relu: boolean; offset?: number; groups?: number; residual?: boolean }
 
 /** y, dx, dgamma, dbeta, new running mean and variance on the active backend. */
 async function run(c: Case): Promise<Record<string, Float32Array>> {
@@ -59,6 +60,7 @@ async function run(c: Case): Promise<Record<string, Float32Array>> {
     const beta = tf.tensor1d(randn(C, 4, 0, 0.5));
     const runMean = tf.tensor1d(randn(C, 5));
     const runVar = tf.tensor1d(randn(C, 6, 2, 0.1));
+    const res = c.residual ? tf.tensor(randn(n, 7, 0, 0.8), c.shape) : undefined;
     const got: Record<string, tf.Tensor> = {};
     const f = (...t: tf.Tensor[]): tf.Tensor => {
       const y = batchNormTrain(t[0], c.affine ? t[1] : undefined, c.affine ? t[2] : undefined, c.relu, {
@@ -76,13 +78,13 @@ async function run(c: Case): Promise<Record<string, Float32Array>> {
           got.runMean = tf.keep(runningUpdate(runMean, stats, 0, 0.1, 1));
           got.runVar = tf.keep(runningUpdate(runVar, stats, 1, 0.1, 1.25));
         },
-      }, c.groups ?? 1);
+      }, c.groups ?? 1, res ? t[t.length - 1] : undefined);
       return tf.sum(tf.mul(y, dy));
     };
-    const inputs = c.affine ? [x, gamma, beta] : [x];
-    const y = batchNormTrain(x, c.affine ? gamma : undefined, c.affine ? beta : undefined, c.relu, undefined, c.groups ?? 1);
+    const inputs = [x, ...(c.affine ? [gamma, beta] : []), ...(res ? [res] : [])];
+    const y = batchNormTrain(x, c.affine ? gamma : undefined, c.affine ? beta : undefined, c.relu, undefined, c.groups ?? 1, res);
     const grads = tf.grads(f)(inputs);
-    return { y, dx: grads[0], ...(c.affine ? { dgamma: grads[1], dbeta: grads[2] } : {}), ...got };
+    return { y, dx: grads[0], ...(c.affine ? { dgamma: grads[1], dbeta: grads[2] } : {}), ...(res ? { dres: grads[grads.length - 1] } : {}), ...got };
   });
   const res: Record<string, Float32Array> = {};
   for (const [k, v] of Object.entries(out)) res[k] = (await v.data()) as Float32Array;
@@ -99,6 +101,9 @@ const CASES: Case[] = [
   { shape: [6, 8, 8, 16], affine: true, relu: true, groups: 2 }, // two views of 3 images in one batch
   { shape: [24, 70], affine: true, relu: false, groups: 3 }, // three [8, 70] projector batches
   { shape: [4, 40, 40, 8], affine: false, relu: true, groups: 4 }, // 1,600 rows per group: many blocks each
+  { shape: [4, 6, 6, 70], affine: true, relu: true, residual: true }, // a ResNet block's end: ReLU(bn(x) + shortcut)
+  { shape: [6, 5, 5, 16], affine: true, relu: true, residual: true, groups: 2 },
+  { shape: [8, 33], affine: false, relu: true, residual: true },
 ];
 
 test('fused batch norm on webgpu matches the composed form on cpu (values, gradients, running statistics)', async (t) => {
@@ -151,4 +156,7 @@ test('bad input to the fused kernels is named', async (t) => {
   assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3], 'int32') }, { eps: 1e-5, relu: false }), /float32 inputs only, got int32/);
   assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([5]) }, { eps: 1e-5, relu: false }), /rank >= 2, got shape \[5\]/);
   assert.throws(() => batchNormTrain(tf.zeros([4, 3]), tf.ones([3]), undefined, false), /gamma and beta come together/);
+  assert.throws(() => batchNormTrain(tf.zeros([4, 3]), undefined, undefined, false, undefined, 1, tf.zeros([4, 3])), /only part of the op under a ReLU/);
+  assert.throws(() => batchNormTrain(tf.zeros([4, 3]), undefined, undefined, true, undefined, 1, tf.zeros([4, 2])), /residual \[4,2\] does not match x \[4,3\]/);
+  assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3]), residual: tf.zeros([4, 3]) }, { eps: 1e-5, relu: false }), /only fused under a ReLU/);
 });

@@ -5,11 +5,13 @@
  * rounding. The implementations live with their backend (lib/kernels/webgpu/batchnorm.ts).
  *
  * Training-mode batch norm over the last axis (x seen as [R, C]):
- *   BATCH_NORM          inputs {x, gamma?, beta?}, attrs {eps, relu} -> [y, stats]; stats [2, C] =
- *                       (mean, biased variance); y = (x - mean) / sqrt(var + eps) * gamma + beta,
- *                       then max(y, 0) if relu
- *   BATCH_NORM_GRAD     inputs {dy, x, stats, gamma?, beta?}, attrs {eps, relu} -> [dx] or
- *                       [dx, dgamma, dbeta] (dy masked by y > 0 first if relu)
+ *   BATCH_NORM          inputs {x, gamma?, beta?, residual?}, attrs {eps, relu, groups?} -> [y, stats];
+ *                       stats [groups * 2, C] = (mean, biased variance) per group of batch rows;
+ *                       y = (x - mean) / sqrt(var + eps) * gamma + beta (+ residual), then max(y, 0)
+ *                       if relu (a residual needs relu)
+ *   BATCH_NORM_GRAD     inputs {dy, x, stats, gamma?, beta?, residual?}, attrs as above -> [dx],
+ *                       [dx, dgamma, dbeta], plus dresidual last with a residual (dy masked by
+ *                       y > 0 first if relu)
  *   BATCH_NORM_RUNNING  inputs {running, stats}, attrs {row, momentum, factor} ->
  *                       (1 - momentum) * running + momentum * factor * stats[row]
  * gamma and beta come together or not at all.

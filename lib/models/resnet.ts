@@ -71,16 +71,21 @@ function conv3x3(ps: ParamStore, name: string, x: tf.Tensor4D, stride: number): 
  * (W' = W * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps)) and bias and ReLU
  * fused into it: one kernel instead of four passes over the activations, same values up to rounding.
  */
-function convBn(ps: ParamStore, conv: string, bn: string, x: tf.Tensor4D, stride: number, k: 1 | 3, ctx: ForwardContext, relu: boolean): tf.Tensor4D {
+function convBn(ps: ParamStore, conv: string, bn: string, x: tf.Tensor4D, stride: number, k: 1 | 3, ctx: ForwardContext, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D {
   if (ctx.training) {
     const c = k === 3 ? conv3x3(ps, conv, x, stride) : conv2d(ps, conv, x, stride, 'valid');
-    return batchNorm(ps, bn, c, ctx, { relu });
+    // A block's end, ReLU(bn(conv) + shortcut), is one op with the batch norm where it is fused.
+    return batchNorm(ps, bn, c, ctx, { relu, residual });
   }
   const scale = tf.mul(ps.get(`${bn}.weight`), tf.rsqrt(tf.add(ps.get(`${bn}.running_var`), BN_EPS))); // [C]
   const filter = tf.mul(ps.get(`${conv}.weight`), scale) as tf.Tensor4D; // [k, k, in, C]
   const bias = tf.sub(ps.get(`${bn}.bias`), tf.mul(ps.get(`${bn}.running_mean`), scale)); // [C]
   const padded = k === 3 && stride !== 1 ? tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]) : x;
   const pad = k === 3 && stride === 1 ? 'same' : 'valid';
+  if (residual) {
+    const y = tf.fused.conv2d({ x: padded, filter, strides: stride, pad, bias, activation: 'linear' });
+    return (relu ? tf.relu(tf.add(y, residual)) : tf.add(y, residual)) as tf.Tensor4D;
+  }
   return tf.fused.conv2d({ x: padded, filter, strides: stride, pad, bias, activation: relu ? 'relu' : 'linear' });
 }
 
@@ -127,18 +132,16 @@ export function resnet(options: ResNetOptions): Backbone {
 
   function block(ps: ParamStore, b: BlockPlan, x: tf.Tensor4D, ctx: ForwardContext, prefix: string): tf.Tensor4D {
     const p = `${prefix}${b.name}`;
-    let y: tf.Tensor4D;
-    if (layout.block === 'basic') {
-      y = convBn(ps, `${p}.conv1`, `${p}.bn1`, x, b.stride, 3, ctx, true); // [B, H/s, W/s, planes]
-      y = convBn(ps, `${p}.conv2`, `${p}.bn2`, y, 1, 3, ctx, false);
-    } else {
-      y = convBn(ps, `${p}.conv1`, `${p}.bn1`, x, 1, 1, ctx, true); // [B, H, W, planes]
-      y = convBn(ps, `${p}.conv2`, `${p}.bn2`, y, b.stride, 3, ctx, true); // [B, H/s, W/s, planes]
-      y = convBn(ps, `${p}.conv3`, `${p}.bn3`, y, 1, 1, ctx, false); // [B, H/s, W/s, 4 planes]
-    }
     // 1x1 stride-s 'valid' conv samples pixels 0, s, 2s... exactly as PyTorch's padding=0.
     const shortcut = b.downsample ? convBn(ps, `${p}.downsample.0`, `${p}.downsample.1`, x, b.stride, 1, ctx, false) : x;
-    return tf.relu(tf.add(y, shortcut)) as tf.Tensor4D;
+    // The last conv's batch norm ends the block: ReLU(bn(conv(y)) + shortcut).
+    if (layout.block === 'basic') {
+      const y = convBn(ps, `${p}.conv1`, `${p}.bn1`, x, b.stride, 3, ctx, true); // [B, H/s, W/s, planes]
+      return convBn(ps, `${p}.conv2`, `${p}.bn2`, y, 1, 3, ctx, true, shortcut);
+    }
+    let y = convBn(ps, `${p}.conv1`, `${p}.bn1`, x, 1, 1, ctx, true); // [B, H, W, planes]
+    y = convBn(ps, `${p}.conv2`, `${p}.bn2`, y, b.stride, 3, ctx, true); // [B, H/s, W/s, planes]
+    return convBn(ps, `${p}.conv3`, `${p}.bn3`, y, 1, 1, ctx, true, shortcut); // [B, H/s, W/s, 4 planes]
   }
 
   function forward(ps: ParamStore, x: tf.Tensor4D, ctx: ForwardContext, prefix = ''): tf.Tensor2D {

@@ -87,21 +87,23 @@ function composedGroupedFn(shape: number[], groups: number, affine: boolean, sin
   };
 }
 
-/** The fused kernel pair; ReLU (if asked) inside the op. */
-function fusedFn(affine: boolean, relu: boolean, groups: number, sink?: BnStatsSink) {
+/** The fused kernel pair; ReLU (if asked) and a residual added before it inside the op. */
+function fusedFn(affine: boolean, relu: boolean, groups: number, hasResidual: boolean, sink?: BnStatsSink) {
   const attrs = { eps: BN_EPS, relu, groups } as unknown as tf.NamedAttrMap;
   return (...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
-    const t = args.slice(0, -1) as tf.Tensor[];
-    const inputs: tf.NamedTensorMap = affine ? { x: t[0], gamma: t[1], beta: t[2] } : { x: t[0] };
-    const [value, stats] = tf.engine().runKernel(FUSED_KERNELS.batchNorm, inputs, attrs) as tf.Tensor[];
+    const t = args.slice(0, -1) as tf.Tensor[]; // x, (gamma, beta), (residual)
+    const named = (ts: tf.Tensor[]): tf.NamedTensorMap => ({
+      x: ts[0],
+      ...(affine ? { gamma: ts[1], beta: ts[2] } : {}),
+      ...(hasResidual ? { residual: ts[ts.length - 1] } : {}),
+    });
+    const [value, stats] = tf.engine().runKernel(FUSED_KERNELS.batchNorm, named(t), attrs) as tf.Tensor[];
     sink?.fused(stats);
     save([...t, stats]);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
-      const [xs, g, b] = saved;
       const st = saved[saved.length - 1];
-      const ins: tf.NamedTensorMap = affine ? { dy, x: xs, stats: st, gamma: g, beta: b } : { dy, x: xs, stats: st };
-      return tf.engine().runKernel(FUSED_KERNELS.batchNormGrad, ins, attrs) as tf.Tensor[];
+      return tf.engine().runKernel(FUSED_KERNELS.batchNormGrad, { dy, stats: st, ...named(saved.slice(0, -1)) }, attrs) as tf.Tensor[];
     };
     return { value, gradFunc };
   };
@@ -116,26 +118,31 @@ export function fusedBatchNormActive(): boolean {
  * Training-mode batch norm over all axes but the last of `x`, with affine `gamma`/`beta` (both or
  * neither) and an optional ReLU after it. `sink` receives the batch statistics. `groups` > 1 takes
  * statistics per group of consecutive batch rows (V views of B images concatenated: groups = V
- * equals V separate passes).
+ * equals V separate passes). `residual` (same shape as x, with relu) is added before the ReLU:
+ * ReLU(bn(x) + residual), a ResNet block's end, one fused op where the backend has it.
  */
 export function batchNormTrain(
   x: tf.Tensor, gamma: tf.Tensor | undefined, beta: tf.Tensor | undefined, relu: boolean, sink?: BnStatsSink, groups = 1,
+  residual?: tf.Tensor,
 ): tf.Tensor {
   if ((gamma === undefined) !== (beta === undefined)) throw new Error('batchNormTrain: gamma and beta come together or not at all');
   if (x.rank < 2) throw new Error(`batchNormTrain: input must have rank >= 2, got shape [${x.shape}]`);
   if (!Number.isInteger(groups) || groups < 1 || x.shape[0] % groups !== 0) {
     throw new Error(`batchNormTrain: groups must be a positive integer dividing the batch (${x.shape[0]}), got ${groups}`);
   }
+  if (residual && residual.shape.join(',') !== x.shape.join(',')) throw new Error(`batchNormTrain: residual [${residual.shape}] does not match x [${x.shape}]`);
+  if (residual && !relu) throw new Error('batchNormTrain: a residual is only part of the op under a ReLU (relu: true); add it after the op otherwise');
   const affine = gamma !== undefined;
-  const inputs = affine ? [x, gamma!, beta!] : [x];
+  const inputs = [x, ...(affine ? [gamma!, beta!] : []), ...(residual ? [residual] : [])];
   if (fusedBatchNormActive() && x.dtype === 'float32') {
-    const f = tf.customGrad(fusedFn(affine, relu, groups, sink) as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
+    const f = tf.customGrad(fusedFn(affine, relu, groups, residual !== undefined, sink) as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
     return f(...inputs);
   }
   const fn = groups === 1 ? composedFn(x.rank, affine, sink) : composedGroupedFn(x.shape, groups, affine, sink);
   const f = tf.customGrad(fn as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
-  const y = f(...inputs);
-  return relu ? tf.relu(y) : y;
+  const y = f(...(affine ? [x, gamma!, beta!] : [x]));
+  const z = residual ? tf.add(y, residual) : y;
+  return relu ? tf.relu(z) : z;
 }
 
 /**

@@ -91,12 +91,13 @@ export function initBatchNorm(ps: ParamStore, name: string, c: number, affine = 
 
 /**
  * Batch norm over all axes but the last (NHWC or [B, C]), as torch.nn.BatchNorm (Ioffe &
- * Szegedy 2015, Alg. 1), with an optional ReLU after it (`relu`: one op with the batch norm where
- * the backend has the fused kernel, lib/nn/batchnorm.ts). Training: batch statistics (biased
+ * Szegedy 2015, Alg. 1), with an optional ReLU after it and a residual added before that ReLU
+ * (`relu`, `residual`: one op with the batch norm where the backend has the fused kernel,
+ * lib/nn/batchnorm.ts). Training: batch statistics (biased
  * variance), running statistics updated with the unbiased variance as PyTorch does. Inference:
  * running statistics only.
  */
-export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, ctx: ForwardContext, opts: { relu?: boolean } = {}): T {
+export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, ctx: ForwardContext, opts: { relu?: boolean; residual?: tf.Tensor } = {}): T {
   const affine = ps.has(`${name}.weight`);
   const relu = opts.relu === true;
   if (ctx.training) {
@@ -121,12 +122,13 @@ export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: 
     };
     const gamma = affine ? ps.get(`${name}.weight`) : undefined;
     const beta = affine ? ps.get(`${name}.bias`) : undefined;
-    return batchNormTrain(x, gamma, beta, relu, sink, groups) as T;
+    return batchNormTrain(x, gamma, beta, relu, sink, groups, opts.residual) as T;
   }
   const mean = ps.get(`${name}.running_mean`);
   const variance = ps.get(`${name}.running_var`);
   let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, BN_EPS)));
   if (affine) y = tf.add(tf.mul(y, ps.get(`${name}.weight`)), ps.get(`${name}.bias`));
+  if (opts.residual) y = tf.add(y, opts.residual);
   return (relu ? tf.relu(y) : y) as T;
 }
 

@@ -4,11 +4,12 @@
  *
  *   forward   partials  P[g] = (sum (x - k), sum (x - k)^2) over a block of rows    [G, 2C]
  *             finish    stats = (mean, biased var) = (k + S1/n, S2/n - (S1/n)^2)    [2, C]
- *             apply     y = (x - mean) * gamma / sqrt(var + eps) + beta, then ReLU  [R, C]
+ *             apply     y = (x - mean) * gamma / sqrt(var + eps) + beta (+ residual), then ReLU
  *   backward  partials  P[g] = (sum d, sum d * xhat), d = dy masked by y > 0 (ReLU) [G, 2C]
  *             finish    sums (S_d, S_dxhat) -> [2, C]; dbeta = S_d, dgamma = S_dxhat (one more
  *                       finish each, affine only)
  *             dx        gamma/sqrt(var+eps) * (d - S_d/n - xhat * S_dxhat/n)        [R, C]
+ *             dres      the residual's gradient, dy masked by the ReLU (with a residual)
  *   running   (1 - m) * running + m * f * stats[row]  (one per buffer)              [C]
  *
  * X is any activation whose leading axes flatten to R rows of C channels (NHWC or [B, C]). The
@@ -70,12 +71,12 @@ function columnPrologue(affine: boolean, eps: number): string {
  * Block partials over rows: 'stats' sums (x - k, (x - k)^2); 'grad' sums (d, d * xhat). The
  * workgroup is 64 columns x 4 row lanes; lane sums meet in workgroup memory.
  */
-function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: boolean, a: BnAttrs) {
+function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: boolean, a: BnAttrs, res = false) {
   const Rg = R / a.groups;
   const rpg = rowsPerGroup(Rg);
   const Gb = ceilDiv(Rg, rpg); // row blocks per statistics group
   const G = Gb * a.groups;
-  const names = kind === 'stats' ? ['X'] : ['DY', 'X', 'ST', ...(affine ? ['GA', 'BE'] : [])];
+  const names = kind === 'stats' ? ['X'] : ['DY', 'X', 'ST', ...(affine ? ['GA', 'BE'] : []), ...(res ? ['RES'] : [])];
   const body = kind === 'stats'
     ? `
           let k = X[grp * ${i32(Rg)} * C_ + c];
@@ -89,14 +90,14 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
             let xc = X[r * C_ + c] - mean;
             let xhat = xc * inv;
             var d = DY[r * C_ + c];
-            ${a.relu ? 'if (xc * scale + shift <= 0.0) { d = 0.0; }' : ''}
+            ${a.relu ? `if (xc * scale + shift${res ? ' + RES[r * C_ + c]' : ''} <= 0.0) { d = 0.0; }` : ''}
             s1 = s1 + d;
             s2 = s2 + d * xhat;
           }`;
   return {
     G, Gb,
     program: wgslProgram({
-      shaderKey: `dtBnPart_${kind}_${R}_${C}_${a.groups}_${rpg}_${affine}_${a.relu}_${f32(a.eps)}`,
+      shaderKey: `dtBnPart_${kind}_${R}_${C}_${a.groups}_${rpg}_${affine}_${a.relu}_${res}_${f32(a.eps)}`,
       outputShape: [G, 2 * C],
       variableNames: names,
       workgroupSize: [CW, RL, 1],
@@ -184,27 +185,38 @@ function finishProgram(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: numbe
   });
 }
 
-/** Elementwise pass over [R, C]: 'apply' writes y, 'dx' writes the input gradient. */
-function elementwiseProgram(kind: 'apply' | 'dx', R: number, C: number, affine: boolean, a: BnAttrs) {
+/**
+ * Elementwise pass over [R, C]: 'apply' writes y, 'dx' the input gradient, 'dres' the gradient of
+ * the residual (dy where the ReLU passed). With `res`, y = ReLU(bn(x) + residual).
+ */
+function elementwiseProgram(kind: 'apply' | 'dx' | 'dres', R: number, C: number, affine: boolean, a: BnAttrs, res = false) {
   const N = R * C;
   const Rg = R / a.groups;
   const groups = Math.max(1, Math.min(ceilDiv(N, 256), ELEMENTWISE_GROUPS));
+  const cols = affine ? ['GA', 'BE'] : [];
+  const resName = res ? ['RES'] : [];
   const names = kind === 'apply'
-    ? ['X', 'ST', ...(affine ? ['GA', 'BE'] : [])]
-    : ['DY', 'X', 'ST', 'GS', ...(affine ? ['GA', 'BE'] : [])];
+    ? ['X', 'ST', ...cols, ...resName]
+    : kind === 'dx' ? ['DY', 'X', 'ST', 'GS', ...cols, ...resName] : ['DY', 'X', 'ST', ...cols, ...resName];
+  const mask = a.relu ? `if (xc * scale + shift${res ? ' + RES[i]' : ''} <= 0.0) { d = 0.0; }` : '';
   const body = kind === 'apply'
     ? `
-          var y = (X[i] - mean) * scale + shift; // the backward mask recomputes exactly this
+          var y = (X[i] - mean) * scale + shift${res ? ' + RES[i]' : ''}; // the backward mask recomputes exactly this
           ${a.relu ? 'y = max(y, 0.0);' : ''}
           result[i] = y;`
-    : `
+    : kind === 'dx' ? `
           let xc = X[i] - mean;
           let xhat = xc * inv;
           var d = DY[i];
-          ${a.relu ? 'if (xc * scale + shift <= 0.0) { d = 0.0; }' : ''}
-          result[i] = (d - GS[grp * 2 * C_ + c] / ${f32(Rg)} - xhat * (GS[grp * 2 * C_ + C_ + c] / ${f32(Rg)})) * scale;`;
+          ${mask}
+          result[i] = (d - GS[grp * 2 * C_ + c] / ${f32(Rg)} - xhat * (GS[grp * 2 * C_ + C_ + c] / ${f32(Rg)})) * scale;`
+      : `
+          let xc = X[i] - mean;
+          var d = DY[i];
+          ${mask}
+          result[i] = d;`;
   return wgslProgram({
-    shaderKey: `dtBnElem_${kind}_${R}_${C}_${a.groups}_${affine}_${a.relu}_${f32(a.eps)}_${groups}`,
+    shaderKey: `dtBnElem_${kind}_${R}_${C}_${a.groups}_${affine}_${a.relu}_${res}_${f32(a.eps)}_${groups}`,
     outputShape: [R, C],
     variableNames: names,
     workgroupSize: [256, 1, 1],
@@ -224,35 +236,50 @@ function elementwiseProgram(kind: 'apply' | 'dx', R: number, C: number, affine: 
 /** Forward: [y, stats] with stats = [2, C] (mean, biased variance). */
 export function bnForward(
   backend: WebgpuBackendLike, x: tf.TensorInfo, gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs,
+  residual?: tf.TensorInfo,
 ): [tf.TensorInfo, tf.TensorInfo] {
   const { R, C } = bnRowsCols(x.shape, a.groups);
+  checkResidual(x, a, residual);
   const affine = gamma !== undefined && beta !== undefined;
   const part = partialsProgram('stats', R, C, affine, a);
   const P = backend.runWebGPUProgram(part.program, [x], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
   const stats = backend.runWebGPUProgram(finishProgram('stats', part.Gb, a.groups, R, C), [P, x], 'float32');
   freeTemp(backend, P);
-  const apply = elementwiseProgram('apply', R, C, affine, a);
-  const y = backend.runWebGPUProgram(apply, affine ? [x, stats, gamma, beta] : [x, stats], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
+  const apply = elementwiseProgram('apply', R, C, affine, a, residual !== undefined);
+  const ins = [x, stats, ...(affine ? [gamma, beta] : []), ...(residual ? [residual] : [])];
+  const y = backend.runWebGPUProgram(apply, ins, 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
   return [y, stats];
 }
 
-/** Backward: [dx] or, affine, [dx, dgamma, dbeta]. */
+/** With a residual: same shape as x, and only under a ReLU (otherwise its gradient is just dy). */
+function checkResidual(x: tf.TensorInfo, a: BnAttrs, residual?: tf.TensorInfo): void {
+  if (!residual) return;
+  if (residual.shape.join(',') !== x.shape.join(',')) throw new Error(`batch norm: residual [${residual.shape}] does not match x [${x.shape}]`);
+  if (!a.relu) throw new Error('batch norm: a residual is only fused under a ReLU (relu: true)');
+}
+
+/** Backward: [dx] or, affine, [dx, dgamma, dbeta]; with a residual, its gradient last. */
 export function bnBackward(
   backend: WebgpuBackendLike, dy: tf.TensorInfo, x: tf.TensorInfo, stats: tf.TensorInfo,
-  gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs,
+  gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs, residual?: tf.TensorInfo,
 ): tf.TensorInfo[] {
   const { R, C } = bnRowsCols(x.shape, a.groups);
+  checkResidual(x, a, residual);
   if (stats.shape.reduce((p, q) => p * q, 1) !== 2 * C * a.groups) throw new Error(`batch norm gradient: stats ${JSON.stringify(stats.shape)} do not match ${a.groups} group(s) of ${C} channels`);
   const affine = gamma !== undefined && beta !== undefined;
-  const cols = affine ? [gamma, beta] : [];
-  const part = partialsProgram('grad', R, C, affine, a);
+  const res = residual !== undefined;
+  const cols = [...(affine ? [gamma, beta] : []), ...(residual ? [residual] : [])];
+  const part = partialsProgram('grad', R, C, affine, a, res);
   const P = backend.runWebGPUProgram(part.program, [dy, x, stats, ...cols], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
   const sums = backend.runWebGPUProgram(finishProgram('both', part.Gb, a.groups, R, C), [P], 'float32');
-  const dx = backend.runWebGPUProgram(elementwiseProgram('dx', R, C, affine, a), [dy, x, stats, sums, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
+  const dx = backend.runWebGPUProgram(elementwiseProgram('dx', R, C, affine, a, res), [dy, x, stats, sums, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
   const out = [dx];
   if (affine) {
     out.push(backend.runWebGPUProgram(finishProgram(1, part.Gb, a.groups, R, C), [P], 'float32'));
     out.push(backend.runWebGPUProgram(finishProgram(0, part.Gb, a.groups, R, C), [P], 'float32'));
+  }
+  if (residual) {
+    out.push(backend.runWebGPUProgram(elementwiseProgram('dres', R, C, affine, a, true), [dy, x, stats, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32')));
   }
   freeTemp(backend, P);
   freeTemp(backend, sums);

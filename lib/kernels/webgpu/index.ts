@@ -174,16 +174,16 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     kernelName: FUSED_KERNELS.batchNorm, backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
-      checkFloat(FUSED_KERNELS.batchNorm, [inputs.x, inputs.gamma, inputs.beta]);
-      return bnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, bnAttrs(attrs));
+      checkFloat(FUSED_KERNELS.batchNorm, [inputs.x, inputs.gamma, inputs.beta, inputs.residual]);
+      return bnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, bnAttrs(attrs), inputs.residual);
     },
   },
   {
     kernelName: FUSED_KERNELS.batchNormGrad, backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
-      checkFloat(FUSED_KERNELS.batchNormGrad, [inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta]);
-      return bnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, bnAttrs(attrs));
+      checkFloat(FUSED_KERNELS.batchNormGrad, [inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, inputs.residual]);
+      return bnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, bnAttrs(attrs), inputs.residual);
     },
   },
   {
