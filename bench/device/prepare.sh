@@ -15,11 +15,11 @@ mkdir -p "$carry/debs" "$carry/node_modules/webgpu/dist/linux-x64"
 echo "[prepare] node $(node --version) -> node.xz" >&2
 xz -T2 -6 -c "$(readlink -f "$(command -v node)")" > "$carry/node.xz"
 
-echo "[prepare] bundling bench/gpu.ts and test/kernels-webgpu.test.ts" >&2
+echo "[prepare] bundling bench/gpu.ts and the WebGPU tests (bench/device/webgpu-checks.ts)" >&2
 esb="$here/node_modules/.bin/esbuild"
 common=(--bundle --platform=node --format=cjs --target=node20 --external:webgpu --log-level=warning)
 "$esb" bench/gpu.ts "${common[@]}" --outfile="$carry/gpu.cjs"
-"$esb" test/kernels-webgpu.test.ts "${common[@]}" --outfile="$carry/kernels-webgpu.test.cjs"
+"$esb" bench/device/webgpu-checks.ts "${common[@]}" --outfile="$carry/webgpu-checks.cjs"
 
 echo "[prepare] webgpu package (linux-x64 only)" >&2
 cp node_modules/webgpu/package.json node_modules/webgpu/index.js "$carry/node_modules/webgpu/"

@@ -4,7 +4,8 @@
 # so a slow one cannot starve the rest, results under $OUT as they are produced:
 #   1. unpack Node and dawn.node; unpack the Vulkan loader + GLVND debs into / and ldconfig;
 #      point Vulkan at NVIDIA's ICD (VK_DRIVER_FILES)              -> results.tar: env.txt
-#   2. WebGPU kernel checks on the real GPU (test/kernels-webgpu)    -> results.tar: kernels-test.txt
+#   2. WebGPU kernel checks on the real GPU (bench/device/webgpu-checks.ts: every WebGPU test file)
+#                                                                    -> results.tar: kernels-test.txt
 #   3. PyTorch reference, same steps and kernel shapes               -> results.tar: torch.json, torch.txt
 #   4. per-kernel timings: stock, ours 4x4 tiles, ours auto tiles    -> results.tar: gpu-kernels.json, gpu-kernels.txt
 #   5. our kernels: all three training steps                         -> results.tar: gpu-ours.json, gpu-ours-steps.txt
@@ -72,14 +73,14 @@ PHASES="${PHASES:-checks,torch,tf32,kernels,steps,profile,stock}"
 want() { [[ ",$PHASES," == *",$1,"* ]]; }
 dawn_prof=(--dawn enable-dawn-features=allow_unsafe_apis --dawn disable-dawn-features=timestamp_quantization)
 
-want checks && step "kernel checks" 40 kernels-test.txt "$NODE" --test "$carry/kernels-webgpu.test.cjs"
+want checks && step "kernel checks" 60 kernels-test.txt "$NODE" --test "$carry/webgpu-checks.cjs"
 want torch && step "pytorch reference" 70 torch.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --out "$RES/torch.json"
 want tf32 && step "pytorch steps, TF32 defaults" 35 torch-tf32.txt "${PYTHON:-python3}" bench/torch_gpu.py "${quick[@]}" --tf32 --what steps --steps barlow-r18 --repeats 3 --out "$RES/torch-tf32.json"
 want kernels && step "webgpu kernels (stock, ours 4x4, ours 4x4 and 8x8 blocked)" 90 gpu-kernels.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock,ours:4x4,ours:4x4:blocked,ours:8x8:blocked --what kernels --repeats 3 --out "$RES/gpu-kernels.json"
 want steps && step "webgpu ours steps (default and blocked GEMM layout)" 150 gpu-ours-steps.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours,ours:blocked --what steps --repeats 3 --per-repeat 2 --out "$RES/gpu-ours.json"
 want auto && step "webgpu ours auto tiles: barlow step + profile" 75 gpu-auto.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours:auto --what steps,profile --steps barlow-r18 --profile barlow-r18 "${dawn_prof[@]}" --repeats 3 --per-repeat 2 --out "$RES/gpu-auto.json"
-want stock && step "webgpu stock barlow step" 60 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$RES/gpu-stock.json"
-want profile && step "webgpu ours: per-kernel profile of the barlow step" 60 gpu-profile.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what profile --profile barlow-r18 "${dawn_prof[@]}" --warmup 1 --out "$RES/gpu-profile.json"
+want stock && step "webgpu stock barlow step" 50 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$RES/gpu-stock.json"
+want profile && step "webgpu ours: per-kernel profile of the barlow step" 50 gpu-profile.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what profile --profile barlow-r18 "${dawn_prof[@]}" --warmup 1 --out "$RES/gpu-profile.json"
 want rest && step "webgpu ours: dino-twins and vit steps, one timed step each" 120 gpu-rest.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps dinotwins-r18,barlow-vit --repeats 1 --per-repeat 1 --warmup 1 --out "$RES/gpu-rest.json"
 want submit && step "webgpu ours barlow step, 128 dispatches per submit" 60 gpu-submit128.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps barlow-r18 --repeats 3 --per-repeat 2 --flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 --out "$RES/gpu-submit128.json"
 want micro && step "webgpu: issue cost of an add by tensor size" 40 gpu-micro.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --what micro --out "$RES/gpu-micro.json"

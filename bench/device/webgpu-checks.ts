@@ -1,0 +1,11 @@
+/**
+ * Every WebGPU correctness test in one file, for the lent GPU machine (bench/device/prepare.sh
+ * bundles this into .carry/webgpu-checks.cjs, so tfjs travels once; run.sh's "checks" phase runs
+ * it with `node --test`). Each import registers its tests with node:test.
+ */
+import '../../test/kernels-webgpu.test';
+import '../../test/batchnorm-webgpu.test';
+import '../../test/layernorm-webgpu.test';
+import '../../test/optimizer-webgpu.test';
+import '../../test/webgpu-upload.test';
+import '../../test/methods-views.test';
