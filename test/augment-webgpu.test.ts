@@ -3,23 +3,12 @@
  * Needs a WebGPU adapter; on a CPU-only machine run `eval "$(scripts/setup-lavapipe.sh)"` first
  * (lavapipe). Without one the tests are skipped with the reason.
  */
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../lib/rng';
-import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
+import { useWebgpu } from './helpers';
 import { AUGMENT_PRESETS, augmentGrid, dinoViews, makeViews } from '../lib/augment';
-
-let availability: Promise<WebgpuAvailability> | undefined;
-async function webgpu(t: TestContext): Promise<boolean> {
-  availability ??= ensureWebgpu();
-  const a = await availability;
-  if (!a.ok) {
-    t.skip(a.reason);
-    return false;
-  }
-  return tf.setBackend('webgpu');
-}
 
 function images(n: number): Uint8Array {
   const r = new Rng(21);
@@ -35,7 +24,7 @@ test('webgpu: barlow and dino views equal the cpu ones; nothing leaks', async (t
     for (const x of v) want.push((await x.data()) as Float32Array);
     tf.dispose(v);
   }
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   const before = tf.memory().numTensors;
   let k = 0;
   for (const cfg of [AUGMENT_PRESETS.barlow, AUGMENT_PRESETS.dino]) {

@@ -10,30 +10,13 @@
  *
  * Needs a WebGPU adapter (lavapipe on a CPU-only machine: `eval "$(scripts/setup-lavapipe.sh)"`).
  */
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
+import { randn, useWebgpu } from './helpers';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../lib/kernels/webgpu';
 import { setPoisonTemporaries } from '../lib/kernels/webgpu/program';
 import { batchNormTrain, fusedBatchNormActive, runningUpdate } from '../lib/nn/batchnorm';
-import { Rng } from '../lib/rng';
-
-let availability: Promise<WebgpuAvailability> | undefined;
-async function webgpu(t: TestContext): Promise<boolean> {
-  availability ??= ensureWebgpu();
-  const a = await availability;
-  if (!a.ok) {
-    t.skip(a.reason);
-    return false;
-  }
-  return true;
-}
-
-function randn(n: number, seed: number, offset = 0, scale = 1): Float32Array {
-  const r = new Rng(seed);
-  return Float32Array.from({ length: n }, () => offset + scale * r.normal());
-}
 
 function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   assert.equal(got.length, want.length, 'length');
@@ -54,13 +37,13 @@ async function run(c: Case): Promise<Record<string, Float32Array>> {
   const C = c.shape[c.shape.length - 1];
   const n = c.shape.reduce((a, b) => a * b, 1);
   const out = tf.tidy(() => {
-    const x = tf.tensor(randn(n, 1, c.offset ?? 0, 0.5 + (c.offset ?? 0) * 0.01), c.shape);
+    const x = tf.tensor(randn(n, 1, 0.5 + (c.offset ?? 0) * 0.01, c.offset ?? 0), c.shape);
     const dy = tf.tensor(randn(n, 2), c.shape);
-    const gamma = tf.tensor1d(randn(C, 3, 1, 0.3));
-    const beta = tf.tensor1d(randn(C, 4, 0, 0.5));
+    const gamma = tf.tensor1d(randn(C, 3, 0.3, 1));
+    const beta = tf.tensor1d(randn(C, 4, 0.5));
     const runMean = tf.tensor1d(randn(C, 5));
-    const runVar = tf.tensor1d(randn(C, 6, 2, 0.1));
-    const res = c.residual ? tf.tensor(randn(n, 7, 0, 0.8), c.shape) : undefined;
+    const runVar = tf.tensor1d(randn(C, 6, 0.1, 2));
+    const res = c.residual ? tf.tensor(randn(n, 7, 0.8), c.shape) : undefined;
     const got: Record<string, tf.Tensor> = {};
     const f = (...t: tf.Tensor[]): tf.Tensor => {
       const y = batchNormTrain(t[0], c.affine ? t[1] : undefined, c.affine ? t[2] : undefined, c.relu, {
@@ -107,7 +90,7 @@ const CASES: Case[] = [
 ];
 
 test('fused batch norm on webgpu matches the composed form on cpu (values, gradients, running statistics)', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   const want: Array<Record<string, Float32Array>> = [];
   await tf.setBackend('cpu');
   assert.equal(fusedBatchNormActive(), false, 'cpu has no fused batch norm');
@@ -133,7 +116,7 @@ test('fused batch norm on webgpu matches the composed form on cpu (values, gradi
 });
 
 test('stock mode on webgpu uses the composed form (the A/B switch removes the fused kernels)', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   await tf.setBackend('webgpu');
   try {
     unregisterWebgpuKernels();
@@ -149,7 +132,7 @@ test('stock mode on webgpu uses the composed form (the A/B switch removes the fu
 });
 
 test('bad input to the fused kernels is named', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   await tf.setBackend('webgpu');
   registerWebgpuKernels();
   assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3]) }, { eps: 0, relu: false }), /eps must be a positive number, got 0/);

@@ -10,13 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../lib/nn/params';
 import { batchNorm, initBatchNorm } from '../lib/nn/layers';
 import { batchNormTrain } from '../lib/nn/batchnorm';
-import { Rng } from '../lib/rng';
-import { relErr } from './helpers';
-
-function randn(n: number, seed: number): Float32Array {
-  const r = new Rng(seed);
-  return Float32Array.from({ length: n }, () => r.normal());
-}
+import { randn, relErr } from './helpers';
 
 async function values(ts: tf.Tensor[]): Promise<Float32Array[]> {
   return Promise.all(ts.map(async (t) => (await t.data()) as Float32Array));

@@ -1,5 +1,9 @@
 /** Helpers shared by the tests (not a test file itself: `npm test` runs test/*.test.ts). */
 import assert from 'node:assert/strict';
+import { TestContext } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
+import { Rng } from '../lib/rng';
 
 /** max |a - b| / max |a|: the error relative to the tensor's scale. */
 export function relErr(a: Float32Array, b: Float32Array): number {
@@ -11,4 +15,26 @@ export function relErr(a: Float32Array, b: Float32Array): number {
     den = Math.max(den, Math.abs(a[i]));
   }
   return den === 0 ? num : num / den;
+}
+
+/** n seeded normal draws, offset + scale * N(0, 1). */
+export function randn(n: number, seed: number, scale = 1, offset = 0): Float32Array {
+  const r = new Rng(seed);
+  return Float32Array.from({ length: n }, () => offset + scale * r.normal());
+}
+
+let availability: Promise<WebgpuAvailability> | undefined;
+
+/**
+ * For WebGPU tests: skips `t` with the reason when there is no adapter (on a CPU-only machine run
+ * `eval "$(scripts/setup-lavapipe.sh)"` first), else makes `webgpu` the active backend.
+ */
+export async function useWebgpu(t: TestContext): Promise<boolean> {
+  availability ??= ensureWebgpu();
+  const a = await availability;
+  if (!a.ok) {
+    t.skip(a.reason);
+    return false;
+  }
+  return tf.setBackend('webgpu');
 }

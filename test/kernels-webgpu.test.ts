@@ -10,11 +10,11 @@
  * Error measure: max |ours - cpu| / max |cpu| over the whole output (float32 sums in a different
  * order legitimately differ elementwise near zero), required < 1e-4.
  */
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import { randn, useWebgpu } from './helpers';
 import { Rng } from '../lib/rng';
-import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels, unregisterWebgpuKernels, activeWebgpuKernels, leadingReduction } from '../lib/kernels/webgpu';
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad, inputGradPhases } from '../lib/kernels/webgpu/conv2d';
 import { planGemm, GEMM_DEFAULTS, GemmOptions, autoBlock, resolveTiles } from '../lib/kernels/webgpu/gemm';
@@ -22,23 +22,6 @@ import { sumRows } from '../lib/kernels/webgpu/reduce_rows';
 import { WebgpuBackendLike, gpuFill, setPoisonTemporaries } from '../lib/kernels/webgpu/program';
 
 const TOL = 1e-4;
-
-let availability: Promise<WebgpuAvailability> | undefined;
-async function webgpu(t: TestContext): Promise<boolean> {
-  availability ??= ensureWebgpu();
-  const a = await availability;
-  if (!a.ok) {
-    t.skip(a.reason);
-    return false;
-  }
-  if (tf.findBackend('webgpu') === null) await tf.setBackend('webgpu');
-  return true;
-}
-
-function randn(n: number, seed: number): Float32Array {
-  const r = new Rng(seed);
-  return Float32Array.from({ length: n }, () => r.normal());
-}
 
 function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   assert.equal(got.length, want.length, 'length');
@@ -102,7 +85,7 @@ async function cpuConv(c: ConvCase, xv: Float32Array, wv: Float32Array, dyv: Flo
 }
 
 test('conv2d forward, input and filter gradients match cpu through the registered kernels', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   registerWebgpuKernels();
   try {
     assert.deepEqual(activeWebgpuKernels().sort(), [
@@ -140,7 +123,7 @@ test('conv2d forward, input and filter gradients match cpu through the registere
 });
 
 test('every output element is written: NaN-poisoned outputs and temporaries, split-K, 8x8 tiles, both layouts', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   const backend = tf.backend() as unknown as WebgpuBackendLike;
   const variants: Array<{ name: string; opts: Partial<GemmOptions> }> = [
     { name: '4x4 one split', opts: { forceSplits: 1 } },
@@ -213,7 +196,7 @@ test('stride phases of the input gradient cover every input pixel once and every
 });
 
 test('a NaN-poisoned output with no kernel run reads back as NaN (the poison check can fail)', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   const backend = tf.backend() as unknown as WebgpuBackendLike;
   const v = await read(gpuFill(backend, [3, 700], NaN));
   assert.equal(v.length, 2100);
@@ -248,7 +231,7 @@ test('split-K planning fills the GPU for the filter gradient and covers K exactl
 });
 
 test('Sum and Mean over leading axes match cpu (one and two passes, keepDims, fallback axes)', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   assert.deepEqual(leadingReduction([4, 8, 8, 16], [2, 0, 1]), { R: 256, C: 16, k: 3 });
   assert.equal(leadingReduction([4, 8], [1]), undefined);
   assert.equal(leadingReduction([4, 8], [0, 1]), undefined);
@@ -298,7 +281,7 @@ test('Sum and Mean over leading axes match cpu (one and two passes, keepDims, fa
 });
 
 test('AddN over more inputs than the device binds at once (a gradient norm over many parameters)', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   const vals = Array.from({ length: 20 }, (_, i) => randn(1200, 1000 + i));
   const want = await onCpu(() => tf.addN(vals.map((v) => tf.tensor1d(v))));
   registerWebgpuKernels();
@@ -355,7 +338,7 @@ async function trajectory(backendName: string, steps: number): Promise<number[]>
 }
 
 test('a tiny conv net trains with the same loss trajectory as cpu and leaks nothing', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   const want = await trajectory('cpu', 4);
   registerWebgpuKernels();
   try {
@@ -372,7 +355,7 @@ test('a tiny conv net trains with the same loss trajectory as cpu and leaks noth
 });
 
 test('axpby (the fused EMA update) matches cpu, with a and b changing between calls', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   registerWebgpuKernels();
   // 3 sizes: one workgroup, ragged, and more elements than one grid-stride pass covers (8192 x 256).
   for (const [i, n] of [7, 1000, 2_200_000].entries()) {

@@ -5,32 +5,14 @@
  * 64 threads per row, one channel, and more rows than one dispatch has workgroups (65,535).
  * Temporaries start as NaN. Needs a WebGPU adapter (lavapipe: `eval "$(scripts/setup-lavapipe.sh)"`).
  */
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels } from '../lib/kernels/webgpu';
 import { setPoisonTemporaries } from '../lib/kernels/webgpu/program';
 import { ParamStore } from '../lib/nn/params';
 import { gelu, initLayerNorm, layerNorm } from '../lib/nn/layers';
-import { Rng } from '../lib/rng';
-import { relErr } from './helpers';
-
-let availability: Promise<WebgpuAvailability> | undefined;
-async function webgpu(t: TestContext): Promise<boolean> {
-  availability ??= ensureWebgpu();
-  const a = await availability;
-  if (!a.ok) {
-    t.skip(a.reason);
-    return false;
-  }
-  return true;
-}
-
-function randn(n: number, seed: number, scale = 1, offset = 0): Float32Array {
-  const r = new Rng(seed);
-  return Float32Array.from({ length: n }, () => offset + scale * r.normal());
-}
+import { randn, relErr, useWebgpu } from './helpers';
 
 /** Layer norm + GELU output and gradients (x, gamma, beta) on the active backend. */
 async function run(shape: number[]): Promise<Record<string, Float32Array>> {
@@ -62,7 +44,7 @@ async function run(shape: number[]): Promise<Record<string, Float32Array>> {
 const SHAPES = [[2, 65, 192], [7, 200], [5, 1], [70_000, 3]];
 
 test('fused layer norm + GELU on webgpu match tfjs ops on cpu (values and gradients)', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   const want: Array<Record<string, Float32Array>> = [];
   await tf.setBackend('cpu');
   for (const s of SHAPES) want.push(await run(s));
@@ -87,7 +69,7 @@ test('fused layer norm + GELU on webgpu match tfjs ops on cpu (values and gradie
 });
 
 test('fused GELU at large |x| and exactly 0 matches cpu', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   const xs = Float32Array.from([-12, -6, -3, -1, -1e-3, 0, 1e-3, 1, 3, 6, 12]);
   await tf.setBackend('cpu');
   const wantY = (await gelu(tf.tensor1d(xs)).data()) as Float32Array;

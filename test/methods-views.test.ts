@@ -14,8 +14,7 @@ import { PREFIX } from '../lib/methods/model';
 import { backboneFeatures, headOverViews, ViewGrouping } from '../lib/methods/views';
 import { barlowTwinsLoss } from '../lib/losses/index';
 import { stepSchedule } from '../lib/train/schedule';
-import { relErr } from './helpers';
-import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
+import { relErr, useWebgpu } from './helpers';
 import { registerWebgpuKernels } from '../lib/kernels/webgpu';
 import { fusedBatchNormActive } from '../lib/nn/batchnorm';
 
@@ -64,11 +63,7 @@ test("Barlow Twins' one-pass per-view statistics equal separate passes (loss, gr
 });
 
 test('on WebGPU the Barlow step runs one pass with fused per-view batch norm and matches cpu', async (t) => {
-  const a = await ensureWebgpu();
-  if (!a.ok) {
-    t.skip(a.reason);
-    return;
-  }
+  if (!(await useWebgpu(t))) return;
   await tf.setBackend('cpu');
   const want = await run('separate');
   await tf.setBackend('webgpu');

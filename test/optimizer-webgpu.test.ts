@@ -6,31 +6,13 @@
  * steps with gradient clipping, weight decay on weights only, a frozen parameter in the middle
  * steps, and a learning rate that changes every step. Needs a WebGPU adapter (lavapipe).
  */
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels } from '../lib/kernels/webgpu';
 import { ParamStore } from '../lib/nn/params';
 import { Optimizer, OptimizerKind } from '../lib/train/optimizers';
-import { Rng } from '../lib/rng';
-import { relErr } from './helpers';
-
-let availability: Promise<WebgpuAvailability> | undefined;
-async function webgpu(t: TestContext): Promise<boolean> {
-  availability ??= ensureWebgpu();
-  const a = await availability;
-  if (!a.ok) {
-    t.skip(a.reason);
-    return false;
-  }
-  return true;
-}
-
-function randn(n: number, seed: number, scale = 1): Float32Array {
-  const r = new Rng(seed);
-  return Float32Array.from({ length: n }, () => scale * r.normal());
-}
+import { randn, relErr, useWebgpu } from './helpers';
 
 /** Parameters and state after 5 steps on the active backend. */
 async function run(kind: OptimizerKind): Promise<Map<string, Float32Array>> {
@@ -59,7 +41,7 @@ async function run(kind: OptimizerKind): Promise<Map<string, Float32Array>> {
 
 for (const kind of ['adamw', 'adam'] as OptimizerKind[]) {
   test(`${kind}: the fused flat kernel on webgpu matches the tfjs-op form on cpu`, async (t) => {
-    if (!(await webgpu(t))) return;
+    if (!(await useWebgpu(t))) return;
     await tf.setBackend('cpu');
     const want = await run(kind);
     await tf.setBackend('webgpu');

@@ -7,24 +7,12 @@
  *
  * Needs a WebGPU adapter (lavapipe on a CPU-only machine: `eval "$(scripts/setup-lavapipe.sh)"`).
  */
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
 import { installWriteBufferUploads, uninstallWriteBufferUploads, writeBufferUploadsActive } from '../lib/kernels/webgpu/upload';
 import { Rng } from '../lib/rng';
-
-let availability: Promise<WebgpuAvailability> | undefined;
-async function webgpu(t: TestContext): Promise<boolean> {
-  availability ??= ensureWebgpu();
-  const a = await availability;
-  if (!a.ok) {
-    t.skip(a.reason);
-    return false;
-  }
-  await tf.setBackend('webgpu');
-  return true;
-}
+import { useWebgpu } from './helpers';
 
 // Above tfjs' CPU-forwarding threshold (1,000 elements), so ops on these run on the GPU.
 const N = 4099;
@@ -45,7 +33,7 @@ function values(seed: number, n = N): Float32Array {
 }
 
 test('uploads keep float32, int32 and bool values (and an offset view) intact', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   installWriteBufferUploads();
   assert.ok(writeBufferUploadsActive());
   const f = values(1, N + 7);
@@ -62,7 +50,7 @@ test('uploads keep float32, int32 and bool values (and an offset view) intact', 
 });
 
 test('a warm pool uploads without creating buffers; the stock path creates one per upload', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   // One read-back at the end (its staging buffer comes from the pool, stock and ours alike).
   const run = async (): Promise<void> => {
     let acc = tf.zeros([N]);
@@ -89,7 +77,7 @@ test('a warm pool uploads without creating buffers; the stock path creates one p
 });
 
 test('uploads interleaved with unsubmitted GPU work that frees same-size buffers compute what JavaScript does', async (t) => {
-  if (!(await webgpu(t))) return;
+  if (!(await useWebgpu(t))) return;
   installWriteBufferUploads();
   const prev = tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE');
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 1000); // keep everything in one unsubmitted command buffer
