@@ -111,7 +111,7 @@ function fusedFn(affine: boolean, relu: boolean, groups: number, hasResidual: bo
 
 /** True when the active backend runs training batch norm as fused kernels. */
 export function fusedBatchNormActive(): boolean {
-  return hasFusedKernel(FUSED_KERNELS.batchNorm) && hasFusedKernel(FUSED_KERNELS.batchNormGrad);
+  return [FUSED_KERNELS.batchNorm, FUSED_KERNELS.batchNormGrad, FUSED_KERNELS.batchNormRunning].every(hasFusedKernel);
 }
 
 /**
@@ -147,22 +147,9 @@ export function batchNormTrain(
 
 /**
  * Running-average update (PyTorch convention, momentum m) from fused statistics [groups * 2, C]:
- * running <- (1 - m) * running + m * factor * stats[g, row], group after group. Fused kernel where
- * registered.
+ * running <- (1 - m) * running + m * factor * stats[g, row], group after group. Only the fused
+ * form produces such statistics, so this is always the fused kernel.
  */
 export function runningUpdate(running: tf.Tensor, stats: tf.Tensor, row: 0 | 1, momentum: number, factor: number): tf.Tensor {
-  if (hasFusedKernel(FUSED_KERNELS.batchNormRunning)) {
-    return tf.engine().runKernel(FUSED_KERNELS.batchNormRunning, { running, stats }, { row, momentum, factor } as unknown as tf.NamedAttrMap) as tf.Tensor;
-  }
-  return tf.tidy(() => {
-    const C = running.size;
-    const groups = stats.size / (2 * C);
-    const st = tf.reshape(stats, [groups, 2, C]);
-    let r = running;
-    for (let g = 0; g < groups; g++) {
-      const s = tf.reshape(tf.slice(st, [g, row, 0], [1, 1, C]), running.shape);
-      r = tf.add(tf.mul(r, 1 - momentum), tf.mul(tf.mul(s, factor), momentum));
-    }
-    return r;
-  });
+  return tf.engine().runKernel(FUSED_KERNELS.batchNormRunning, { running, stats }, { row, momentum, factor } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }

@@ -21,13 +21,12 @@
  * atomics, the same bits every run.
  */
 import * as tf from '@tensorflow/tfjs';
-import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, i32, wgslProgram } from './program';
+import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, gridStride, i32, wgslProgram } from './program';
 
 const CW = 64; // columns per workgroup
 const RL = 4; // row lanes per workgroup
 const TARGET_GROUPS = 1024;
 const MIN_ROWS_PER_GROUP = 64;
-const ELEMENTWISE_GROUPS = 8192;
 
 /** Batch-norm options baked into the shaders. */
 export interface BnAttrs {
@@ -68,38 +67,24 @@ function columnPrologue(affine: boolean, eps: number): string {
 }
 
 /**
- * Block partials over rows: 'stats' sums (x - k, (x - k)^2); 'grad' sums (d, d * xhat). The
- * workgroup is 64 columns x 4 row lanes; lane sums meet in workgroup memory.
+ * Two column sums per block of rows, P[g] = (sum s1, sum s2) -> [G, 2C]: the workgroup is 64
+ * columns x 4 row lanes, lane sums meet in workgroup memory. Row blocks never straddle a statistics
+ * group (`groups` equal parts of the rows). `prologue` runs once per column (it may use `grp`, `c`);
+ * `row` adds row r's terms to s1 and s2. Used by the batch-norm statistics and gradients and by
+ * layer norm's dgamma/dbeta (layernorm.ts); `finishPairs` sums the partial rows.
  */
-function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: boolean, a: BnAttrs, res = false) {
-  const Rg = R / a.groups;
+export function pairPartials(o: { key: string; R: number; C: number; groups: number; names: string[]; prologue: string; row: string }) {
+  const { R, C, groups } = o;
+  const Rg = R / groups;
   const rpg = rowsPerGroup(Rg);
   const Gb = ceilDiv(Rg, rpg); // row blocks per statistics group
-  const G = Gb * a.groups;
-  const names = kind === 'stats' ? ['X'] : ['DY', 'X', 'ST', ...(affine ? ['GA', 'BE'] : []), ...(res ? ['RES'] : [])];
-  const body = kind === 'stats'
-    ? `
-          let k = X[grp * ${i32(Rg)} * C_ + c];
-          for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
-            let d = X[r * C_ + c] - k;
-            s1 = s1 + d;
-            s2 = s2 + d * d;
-          }`
-    : `${columnPrologue(affine, a.eps)}
-          for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
-            let xc = X[r * C_ + c] - mean;
-            let xhat = xc * inv;
-            var d = DY[r * C_ + c];
-            ${a.relu ? `if (xc * scale + shift${res ? ' + RES[r * C_ + c]' : ''} <= 0.0) { d = 0.0; }` : ''}
-            s1 = s1 + d;
-            s2 = s2 + d * xhat;
-          }`;
+  const G = Gb * groups;
   return {
     G, Gb,
     program: wgslProgram({
-      shaderKey: `dtBnPart_${kind}_${R}_${C}_${a.groups}_${rpg}_${affine}_${a.relu}_${res}_${f32(a.eps)}`,
+      shaderKey: `${o.key}_${R}_${C}_${groups}_${rpg}`,
       outputShape: [G, 2 * C],
-      variableNames: names,
+      variableNames: o.names,
       workgroupSize: [CW, RL, 1],
       dispatch: [ceilDiv(C, CW), G, 1],
       getUserCode: () => `
@@ -118,7 +103,10 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
         let rEnd = min((grp + 1) * ${i32(Rg)}, rBegin + ${i32(rpg)});
         var s1 = 0.0;
         var s2 = 0.0;
-        if (c < C_) {${body}
+        if (c < C_) {${o.prologue}
+          for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
+            ${o.row}
+          }
         }
         p1[ly * ${CW} + lx] = s1;
         p2[ly * ${CW} + lx] = s2;
@@ -135,12 +123,38 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
   };
 }
 
+/** Batch-norm partials: 'stats' sums (x - k, (x - k)^2) with k the group's first row; 'grad' sums (d, d * xhat). */
+function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: boolean, a: BnAttrs, res = false) {
+  const Rg = R / a.groups;
+  if (kind === 'stats') {
+    return pairPartials({
+      key: 'dtBnPart_stats', R, C, groups: a.groups, names: ['X'],
+      prologue: `
+          let k = X[grp * ${i32(Rg)} * C_ + c];`,
+      row: `let d = X[r * C_ + c] - k;
+            s1 = s1 + d;
+            s2 = s2 + d * d;`,
+    });
+  }
+  return pairPartials({
+    key: `dtBnPart_grad_${affine}_${a.relu}_${res}_${f32(a.eps)}`, R, C, groups: a.groups,
+    names: ['DY', 'X', 'ST', ...(affine ? ['GA', 'BE'] : []), ...(res ? ['RES'] : [])],
+    prologue: columnPrologue(affine, a.eps),
+    row: `let xc = X[r * C_ + c] - mean;
+            let xhat = xc * inv;
+            var d = DY[r * C_ + c];
+            ${a.relu ? `if (xc * scale + shift${res ? ' + RES[r * C_ + c]' : ''} <= 0.0) { d = 0.0; }` : ''}
+            s1 = s1 + d;
+            s2 = s2 + d * xhat;`,
+  });
+}
+
 /**
  * Sums partial rows (Gb row blocks per group, `groups` groups). `what`: 'stats' -> [groups * 2, C]
  * (mean, biased var per group) using k = the group's first row; 'both' -> [groups * 2, C] raw sums
  * per group; 0 or 1 -> [C], one half of the sums over every group (dbeta, dgamma).
  */
-function finishProgram(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: number, R: number, C: number) {
+export function finishPairs(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: number, R: number, C: number) {
   const halves = what === 0 ? [0] : what === 1 ? [1] : [0, 1];
   const perGroup = what === 'stats' || what === 'both';
   const rows = perGroup ? Gb : Gb * groups; // partial rows summed by one output row
@@ -192,7 +206,7 @@ function finishProgram(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: numbe
 function elementwiseProgram(kind: 'apply' | 'dx' | 'dres', R: number, C: number, affine: boolean, a: BnAttrs, res = false) {
   const N = R * C;
   const Rg = R / a.groups;
-  const groups = Math.max(1, Math.min(ceilDiv(N, 256), ELEMENTWISE_GROUPS));
+  const { groups, loop } = gridStride(N);
   const cols = affine ? ['GA', 'BE'] : [];
   const resName = res ? ['RES'] : [];
   const names = kind === 'apply'
@@ -225,10 +239,8 @@ function elementwiseProgram(kind: 'apply' | 'dx' | 'dres', R: number, C: number,
       const C_: i32 = ${i32(C)};
       fn main() {
         ${USE_UNIFORMS}
-        for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(N)}; i = i + ${i32(groups * 256)}) {
-          let c = i % C_;
-          let grp = i / ${i32(Rg * C)};${columnPrologue(affine, a.eps)}${body}
-        }
+        ${loop(`let c = i % C_;
+          let grp = i / ${i32(Rg * C)};${columnPrologue(affine, a.eps)}${body}`)}
       }`,
   });
 }
@@ -243,7 +255,7 @@ export function bnForward(
   const affine = gamma !== undefined && beta !== undefined;
   const part = partialsProgram('stats', R, C, affine, a);
   const P = backend.runWebGPUProgram(part.program, [x], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
-  const stats = backend.runWebGPUProgram(finishProgram('stats', part.Gb, a.groups, R, C), [P, x], 'float32');
+  const stats = backend.runWebGPUProgram(finishPairs('stats', part.Gb, a.groups, R, C), [P, x], 'float32');
   freeTemp(backend, P);
   const apply = elementwiseProgram('apply', R, C, affine, a, residual !== undefined);
   const ins = [x, stats, ...(affine ? [gamma, beta] : []), ...(residual ? [residual] : [])];
@@ -271,12 +283,12 @@ export function bnBackward(
   const cols = [...(affine ? [gamma, beta] : []), ...(residual ? [residual] : [])];
   const part = partialsProgram('grad', R, C, affine, a, res);
   const P = backend.runWebGPUProgram(part.program, [dy, x, stats, ...cols], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
-  const sums = backend.runWebGPUProgram(finishProgram('both', part.Gb, a.groups, R, C), [P], 'float32');
+  const sums = backend.runWebGPUProgram(finishPairs('both', part.Gb, a.groups, R, C), [P], 'float32');
   const dx = backend.runWebGPUProgram(elementwiseProgram('dx', R, C, affine, a, res), [dy, x, stats, sums, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
   const out = [dx];
   if (affine) {
-    out.push(backend.runWebGPUProgram(finishProgram(1, part.Gb, a.groups, R, C), [P], 'float32'));
-    out.push(backend.runWebGPUProgram(finishProgram(0, part.Gb, a.groups, R, C), [P], 'float32'));
+    out.push(backend.runWebGPUProgram(finishPairs(1, part.Gb, a.groups, R, C), [P], 'float32'));
+    out.push(backend.runWebGPUProgram(finishPairs(0, part.Gb, a.groups, R, C), [P], 'float32'));
   }
   if (residual) {
     out.push(backend.runWebGPUProgram(elementwiseProgram('dres', R, C, affine, a, true), [dy, x, stats, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32')));
@@ -297,7 +309,7 @@ export function bnRunning(
   const S = stats.shape.reduce((p, q) => p * q, 1);
   if (S % (2 * C) !== 0 || S === 0) throw new Error(`bnRunning: stats ${JSON.stringify(stats.shape)} do not match ${C} channels`);
   const groups = S / (2 * C);
-  const wg = Math.max(1, Math.min(ceilDiv(C, 256), ELEMENTWISE_GROUPS));
+  const { groups: wg, loop } = gridStride(C);
   const prog = wgslProgram({
     shaderKey: `dtBnRunning_${C}_${groups}_${row}_${f32(momentum)}_${f32(factor)}_${wg}`,
     outputShape: running.shape,
@@ -307,13 +319,11 @@ export function bnRunning(
     getUserCode: () => `
       fn main() {
         ${USE_UNIFORMS}
-        for (var c = i32(workgroupId.x) * 256 + i32(localIndex); c < ${i32(C)}; c = c + ${i32(wg * 256)}) {
-          var r = RUN[c];
+        ${loop(`var r = RUN[c];
           for (var g = 0; g < ${i32(groups)}; g = g + 1) {
             r = r * ${f32(1 - momentum)} + (ST[g * ${i32(2 * C)} + ${i32(row * C)} + c] * ${f32(factor)}) * ${f32(momentum)};
           }
-          result[c] = r;
-        }
+          result[c] = r;`, 'c')}
       }`,
   });
   return backend.runWebGPUProgram(prog, [running, stats], 'float32');

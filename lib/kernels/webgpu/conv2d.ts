@@ -190,9 +190,14 @@ export function conv2dInputGradPhaseSpec(c: ConvInfo, p: InputGradPhase): GemmSp
     loaders: `
       ${k.wgsl}
       ${Object.entries(v).map(([n, x]) => `const ${n}: i32 = ${i32(x)};`).join('\n      ')}
+      // GEMM row m = (b, a, a'): image b, the a-th row and a'-th column of this phase's pixels
+      fn phasePixel(m: i32) -> vec3<i32> {
+        let t = m / WP;
+        return vec3<i32>(t / HP, t % HP, m % WP);
+      }
       // A[m = (b, a, a'), k = (j, i, co)] = dy[b, Q0H + a - j, Q0W + a' - i, co] (0 outside dy)
       fn loadA(m: i32, k: i32) -> f32 {
-        let ap = m % WP; let t = m / WP; let a = t % HP; let b = t / HP;
+        let px = phasePixel(m); let b = px.x; let a = px.y; let ap = px.z;
         let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;
         let ho = Q0H + a - j; let wo = Q0W + ap - i;
         if (ho < 0 || ho >= HO || wo < 0 || wo >= WO) { return 0.0; }
@@ -205,7 +210,7 @@ export function conv2dInputGradPhaseSpec(c: ConvInfo, p: InputGradPhase): GemmSp
       }
       // GEMM row m -> pixel (b, SH*(Q0H + a) + PH - PT, SW*(Q0W + a') + PW - PL) of dx
       fn outRow(m: i32) -> i32 {
-        let ap = m % WP; let t = m / WP; let a = t % HP; let b = t / HP;
+        let px = phasePixel(m); let b = px.x; let a = px.y; let ap = px.z;
         return (b * H + SH * (Q0H + a) + PH - PT) * W + SW * (Q0W + ap) + PW - PL;
       }`,
   };

@@ -6,16 +6,14 @@
  * schedule, and a baked constant would compile a new shader every step.
  */
 import * as tf from '@tensorflow/tfjs';
-import { USE_UNIFORMS, WebgpuBackendLike, ceilDiv, i32, wgslProgram } from './program';
-
-const GROUPS_MAX = 8192;
+import { USE_UNIFORMS, WebgpuBackendLike, gridStride, wgslProgram } from './program';
 
 export function axpby(backend: WebgpuBackendLike, x: tf.TensorInfo, y: tf.TensorInfo, a: number, b: number): tf.TensorInfo {
   if (x.shape.join(',') !== y.shape.join(',')) throw new Error(`axpby: shapes differ, [${x.shape}] vs [${y.shape}]`);
   if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`axpby: a and b must be finite numbers, got ${a}, ${b}`);
   const n = x.shape.reduce((p, q) => p * q, 1);
   if (n === 0) return backend.makeTensorInfo(x.shape, 'float32');
-  const groups = Math.max(1, Math.min(ceilDiv(n, 256), GROUPS_MAX));
+  const { groups, loop } = gridStride(n);
   const prog = wgslProgram({
     shaderKey: `dtAxpby_${n}_${groups}`,
     outputShape: x.shape,
@@ -26,9 +24,7 @@ export function axpby(backend: WebgpuBackendLike, x: tf.TensorInfo, y: tf.Tensor
     getUserCode: () => `
       fn main() {
         ${USE_UNIFORMS}
-        for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(n)}; i = i + ${i32(groups * 256)}) {
-          result[i] = uniforms.a * X[i] + uniforms.b * Y[i];
-        }
+        ${loop(`result[i] = uniforms.a * X[i] + uniforms.b * Y[i];`)}
       }`,
   });
   return backend.runWebGPUProgram(prog, [x, y], 'float32', [{ type: 'float32', data: [a] }, { type: 'float32', data: [b] }]);
@@ -55,7 +51,7 @@ export function gelu(backend: WebgpuBackendLike, x: tf.TensorInfo, dy?: tf.Tenso
   if (dy && dy.shape.join(',') !== x.shape.join(',')) throw new Error(`gelu gradient: dy [${dy.shape}] and x [${x.shape}] differ`);
   const n = x.shape.reduce((p, q) => p * q, 1);
   if (n === 0) return backend.makeTensorInfo(x.shape, 'float32');
-  const groups = Math.max(1, Math.min(ceilDiv(n, 256), GROUPS_MAX));
+  const { groups, loop } = gridStride(n);
   const body = dy
     ? `let v = X[i];
           let cdf = 0.5 * (1.0 + dtErf(v * 0.707106781));
@@ -71,9 +67,7 @@ export function gelu(backend: WebgpuBackendLike, x: tf.TensorInfo, dy?: tf.Tenso
     getUserCode: () => `${erfWgsl()}
       fn main() {
         ${USE_UNIFORMS}
-        for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(n)}; i = i + ${i32(groups * 256)}) {
-          ${body}
-        }
+        ${loop(body)}
       }`,
   });
   return backend.runWebGPUProgram(prog, dy ? [dy, x] : [x], 'float32');
@@ -110,7 +104,7 @@ export function adamFlat(
   for (const [k, t] of Object.entries(ins)) {
     if (k !== 'scale' && t && t.shape.reduce((a, b) => a * b, 1) !== n) throw new Error(`adamFlat: ${k} has shape [${t.shape}], expected ${n} elements`);
   }
-  const groups = Math.max(1, Math.min(ceilDiv(n, 256), GROUPS_MAX));
+  const { groups, loop } = gridStride(n);
   const names = ['G', 'S', 'P', 'M', 'V', 'D', ...(ins.active ? ['A'] : [])];
   const gradTerm = s.decoupled ? 'G[i] * S[0]' : 'select(G[i] * S[0], G[i] * S[0] + P[i] * uniforms.wd, D[i] != 0)';
   const out = which === 'm'
@@ -119,6 +113,17 @@ export function adamFlat(
       ? 'V[i] * uniforms.beta2 + (g * g) * (1.0 - uniforms.beta2)'
       : `P[i] - upd * uniforms.lr`;
   const keep = which === 'm' ? 'M[i]' : which === 'v' ? 'V[i]' : 'P[i]';
+  const update = which === 'p'
+    ? `let m = M[i] * uniforms.beta1 + g * (1.0 - uniforms.beta1);
+          let v = V[i] * uniforms.beta2 + (g * g) * (1.0 - uniforms.beta2);
+          var upd = (m / uniforms.bc1) / (sqrt(v / uniforms.bc2) + uniforms.eps);
+          ${s.decoupled ? 'if (D[i] != 0) { upd = upd + P[i] * uniforms.wd; }' : ''}`
+    : '';
+  const body = `let g = ${gradTerm};
+          ${update}
+          var r = ${out};
+          ${ins.active ? `if (A[i] == 0) { r = ${keep}; }` : ''}
+          result[i] = r;`;
   const prog = wgslProgram({
     shaderKey: `dtAdam_${which}_${n}_${groups}_${s.decoupled}_${ins.active ? 'a' : ''}`,
     outputShape: ins.p.shape,
@@ -129,16 +134,7 @@ export function adamFlat(
     getUserCode: () => `
       fn main() {
         ${USE_UNIFORMS}
-        for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(n)}; i = i + ${i32(groups * 256)}) {
-          let g = ${gradTerm};
-          ${which === 'p' ? `let m = M[i] * uniforms.beta1 + g * (1.0 - uniforms.beta1);
-          let v = V[i] * uniforms.beta2 + (g * g) * (1.0 - uniforms.beta2);
-          var upd = (m / uniforms.bc1) / (sqrt(v / uniforms.bc2) + uniforms.eps);
-          ${s.decoupled ? 'if (D[i] != 0) { upd = upd + P[i] * uniforms.wd; }' : ''}` : ''}
-          var r = ${out};
-          ${ins.active ? `if (A[i] == 0) { r = ${keep}; }` : ''}
-          result[i] = r;
-        }
+        ${loop(body)}
       }`,
   });
   const u = [s.lr, s.wd, s.beta1, s.beta2, s.eps, s.bc1, s.bc2].map((x) => ({ type: 'float32', data: [x] }));

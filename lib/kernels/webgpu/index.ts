@@ -156,7 +156,7 @@ function makeAddN(): tf.KernelFunc {
   };
 }
 
-function bnAttrs(attrs: Record<string, unknown> | undefined): BnAttrs {
+function normAttrs(attrs: Record<string, unknown> | undefined): BnAttrs {
   const eps = attrs?.eps;
   if (typeof eps !== 'number' || !(eps > 0)) throw new Error(`normalisation kernel: eps must be a positive number, got ${String(eps)}`);
   const groups = attrs?.groups ?? 1;
@@ -175,7 +175,7 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.batchNorm, [inputs.x, inputs.gamma, inputs.beta, inputs.residual]);
-      return bnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, bnAttrs(attrs), inputs.residual);
+      return bnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, normAttrs(attrs), inputs.residual);
     },
   },
   {
@@ -183,7 +183,7 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.batchNormGrad, [inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, inputs.residual]);
-      return bnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, bnAttrs(attrs), inputs.residual);
+      return bnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, normAttrs(attrs), inputs.residual);
     },
   },
   {
@@ -216,7 +216,7 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.layerNorm, [inputs.x, inputs.gamma, inputs.beta]);
-      return lnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, bnAttrs(attrs).eps);
+      return lnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, normAttrs(attrs).eps);
     },
   },
   {
@@ -224,7 +224,7 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.layerNormGrad, [inputs.dy, inputs.x, inputs.gamma]);
-      return lnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.gamma, bnAttrs(attrs).eps);
+      return lnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.gamma, normAttrs(attrs).eps);
     },
   },
   {

@@ -8,19 +8,17 @@
  *   backward  rowStats [R, 2] = (mean, 1/sqrt(var + eps))       same row reductions
  *             dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma
  *             (dbeta, dgamma) = column sums of (dy, dy * xhat)  block partials + two finishes
+ *                                                               (batchnorm.ts' pairPartials/finishPairs)
  *
  * The row kernels run 64 threads per row (a ViT-T row has 192 channels); the statistics meet in
  * workgroup memory in a fixed tree order, so the result is the same every run.
  */
 import * as tf from '@tensorflow/tfjs';
 import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, i32, wgslProgram } from './program';
+import { finishPairs, pairPartials } from './batchnorm';
 
 const T = 64; // threads per row
 const MAX_GROUPS = 65535;
-const CW = 64; // columns per workgroup in the column sums
-const RL = 4; // row lanes in the column sums
-const TARGET_BLOCKS = 512;
-const MIN_ROWS_PER_BLOCK = 64;
 
 /** [R, C] view of x (channels last). */
 export function lnRowsCols(shape: number[]): { R: number; C: number } {
@@ -121,81 +119,13 @@ function rowProgram(kind: 'forward' | 'stats' | 'dx', R: number, C: number, eps:
   });
 }
 
-/** Column partial sums over row blocks: P[g] = (sum dy, sum dy * xhat) -> [G, 2C]. */
+/** Column partial sums over row blocks, P[g] = (sum dy, sum dy * xhat) -> [G, 2C], with the row statistics RS. */
 function columnPartials(R: number, C: number) {
-  const rpb = Math.max(MIN_ROWS_PER_BLOCK, ceilDiv(R, TARGET_BLOCKS));
-  const G = ceilDiv(R, rpb);
-  return {
-    G,
-    program: wgslProgram({
-      shaderKey: `dtLnCols_${R}_${C}_${rpb}`,
-      outputShape: [G, 2 * C],
-      variableNames: ['DY', 'X', 'RS'],
-      workgroupSize: [CW, RL, 1],
-      dispatch: [ceilDiv(C, CW), G, 1],
-      getUserCode: () => `
-      const R_: i32 = ${i32(R)};
-      const C_: i32 = ${i32(C)};
-      var<workgroup> p1: array<f32, ${CW * RL}>;
-      var<workgroup> p2: array<f32, ${CW * RL}>;
-      fn main() {
-        ${USE_UNIFORMS}
-        let lx = i32(localId.x);
-        let ly = i32(localId.y);
-        let g = i32(workgroupId.y);
-        let c = i32(workgroupId.x) * ${CW} + lx;
-        let rBegin = g * ${i32(rpb)};
-        let rEnd = min(R_, rBegin + ${i32(rpb)});
-        var s1 = 0.0;
-        var s2 = 0.0;
-        if (c < C_) {
-          for (var r = rBegin + ly; r < rEnd; r = r + ${RL}) {
-            let d = DY[r * C_ + c];
+  return pairPartials({
+    key: 'dtLnCols', R, C, groups: 1, names: ['DY', 'X', 'RS'], prologue: '',
+    row: `let d = DY[r * C_ + c];
             s1 = s1 + d;
-            s2 = s2 + d * (X[r * C_ + c] - RS[r * 2]) * RS[r * 2 + 1];
-          }
-        }
-        p1[ly * ${CW} + lx] = s1;
-        p2[ly * ${CW} + lx] = s2;
-        workgroupBarrier();
-        if (ly == 0 && c < C_) {
-          var t1 = p1[lx];
-          var t2 = p2[lx];
-          ${Array.from({ length: RL - 1 }, (_, i) => `t1 = t1 + p1[${(i + 1) * CW} + lx]; t2 = t2 + p2[${(i + 1) * CW} + lx];`).join('\n          ')}
-          result[g * 2 * C_ + c] = t1;
-          result[g * 2 * C_ + C_ + c] = t2;
-        }
-      }`,
-    }),
-  };
-}
-
-/** One half (0: sum dy -> dbeta, 1: sum dy * xhat -> dgamma) of the G partial rows -> [C]. */
-function columnFinish(half: 0 | 1, G: number, C: number) {
-  return wgslProgram({
-    shaderKey: `dtLnColsFinish_${half}_${G}_${C}`,
-    outputShape: [C],
-    variableNames: ['P'],
-    workgroupSize: [CW, RL, 1],
-    dispatch: [ceilDiv(C, CW), 1, 1],
-    getUserCode: () => `
-      const C_: i32 = ${i32(C)};
-      var<workgroup> p: array<f32, ${CW * RL}>;
-      fn main() {
-        ${USE_UNIFORMS}
-        let lx = i32(localId.x);
-        let ly = i32(localId.y);
-        let c = i32(workgroupId.x) * ${CW} + lx;
-        var t = 0.0;
-        if (c < C_) { for (var r = ly; r < ${i32(G)}; r = r + ${RL}) { t = t + P[r * 2 * C_ + ${half} * C_ + c]; } }
-        p[ly * ${CW} + lx] = t;
-        workgroupBarrier();
-        if (ly == 0 && c < C_) {
-          var u = p[lx];
-          ${Array.from({ length: RL - 1 }, (_, i) => `u = u + p[${(i + 1) * CW} + lx];`).join(' ')}
-          result[c] = u;
-        }
-      }`,
+            s2 = s2 + d * (X[r * C_ + c] - RS[r * 2]) * RS[r * 2 + 1];`,
   });
 }
 
@@ -215,8 +145,8 @@ export function lnBackward(backend: WebgpuBackendLike, dy: tf.TensorInfo, x: tf.
   const dx = backend.runWebGPUProgram(rowProgram('dx', R, C, eps), [dy, x, gamma, rs], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
   const part = columnPartials(R, C);
   const P = backend.runWebGPUProgram(part.program, [dy, x, rs], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
-  const dgamma = backend.runWebGPUProgram(columnFinish(1, part.G, C), [P], 'float32');
-  const dbeta = backend.runWebGPUProgram(columnFinish(0, part.G, C), [P], 'float32');
+  const dgamma = backend.runWebGPUProgram(finishPairs(1, part.Gb, 1, R, C), [P], 'float32');
+  const dbeta = backend.runWebGPUProgram(finishPairs(0, part.Gb, 1, R, C), [P], 'float32');
   freeTemp(backend, rs);
   freeTemp(backend, P);
   return [dx, dgamma, dbeta];

@@ -79,7 +79,7 @@ export function setPoisonTemporaries(on: boolean): void {
  */
 export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: number, out?: tf.TensorInfo): tf.TensorInfo {
   const n = shape.reduce((a, b) => a * b, 1);
-  const groups = Math.max(1, Math.min(ceilDiv(n, 256), 4096));
+  const { groups, loop } = gridStride(n);
   const v = Number.isNaN(value) ? 'uniforms.NAN' : f32(value);
   const prog = wgslProgram({
     shaderKey: `dtFill_${n}_${Number.isNaN(value) ? 'nan' : f32(value)}`,
@@ -90,9 +90,7 @@ export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: numb
     getUserCode: () => `
       fn main() {
         ${USE_UNIFORMS}
-        for (var i = i32(workgroupId.x) * 256 + i32(localIndex); i < ${i32(n)}; i = i + ${groups * 256}) {
-          result[i] = ${v};
-        }
+        ${loop(`result[i] = ${v};`)}
       }`,
   });
   return backend.runWebGPUProgram(prog, [], 'float32', undefined, out ?? backend.makeTensorInfo(shape, 'float32'));
@@ -107,6 +105,17 @@ export function allocTemp(backend: WebgpuBackendLike, shape: number[]): tf.Tenso
 /** Frees a temporary made by `allocTemp` (or an intermediate program output). */
 export function freeTemp(backend: WebgpuBackendLike, t: tf.TensorInfo): void {
   backend.disposeData(t.dataId);
+}
+
+/**
+ * Elementwise kernels: 256-thread workgroups, at most `maxGroups` of them (each thread then loops),
+ * and the WGSL loop that visits every index `v` < n once.
+ */
+export function gridStride(n: number, maxGroups = 8192): { groups: number; loop: (body: string, v?: string) => string } {
+  const groups = Math.max(1, Math.min(ceilDiv(n, 256), maxGroups));
+  const loop = (body: string, v = 'i'): string =>
+    `for (var ${v} = i32(workgroupId.x) * 256 + i32(localIndex); ${v} < ${i32(n)}; ${v} = ${v} + ${i32(groups * 256)}) {\n          ${body}\n        }`;
+  return { groups, loop };
 }
 
 /** `ceil(a / b)` for positive integers. */
