@@ -16,6 +16,9 @@
  *                        [--flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128] [--proj 2048] [--head 4096,2048]
  *                        [--kernel-opts '{"fusedBatchNorm":false,"writeBufferUploads":false}']
  *                        [--what dispatches]     (GPU programs per step, by program)
+ *                        [--what memory]         (tfjs pool bytes, most bytes in use at once, bytes kept
+ *                                                 between steps; no timing, works on the null device)
+ *                        [--what clocks]         (GPU time of a conv after an idle GPU vs behind a burst)
  *                        [--dawn backend=null]   (Dawn's null device: no GPU work, 512 MiB; counts
  *                                                 dispatches and the CPU cost of issuing them)
  * Modes: `stock`, `ours`, `ours:TMxTN` (GEMM register block 4, 8 or auto, e.g. ours:8x4, ours:auto),
@@ -35,6 +38,7 @@ import { resolveConfig, Method, BackboneConfig } from '../lib/train/config';
 import { stepSchedule } from '../lib/train/schedule';
 import { Optimizer } from '../lib/train/optimizers';
 import { batchNormTrain } from '../lib/nn/batchnorm';
+import { trimGpuPool, trackPeakGpuUse } from '../lib/kernels/webgpu/pool';
 
 /**
  * `stock`, `ours` (our kernels with their defaults) or `ours:TMxTN` with TM, TN in {4, 8, auto}
@@ -147,7 +151,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   for (const m of a.modes) parseMode(m);
-  for (const w of a.what) if (!['steps', 'kernels', 'profile', 'micro', 'dispatches'].includes(w)) throw new Error(`--what: "${w}" is not steps, kernels, profile, micro or dispatches`);
+  for (const w of a.what) if (!['steps', 'kernels', 'profile', 'micro', 'dispatches', 'memory', 'clocks'].includes(w)) throw new Error(`--what: "${w}" is not steps, kernels, profile, micro, dispatches, memory or clocks`);
   if (process.env[WEBGPU_KERNELS_ENV] === 'stock') a.modes = a.modes.filter((m) => m === 'stock');
   return a;
 }
@@ -189,7 +193,11 @@ function saveReport(a: Args, report: Record<string, unknown>): void {
 }
 
 interface StepResult {
-  name: string; mode: Mode; batch: number; viewsPerStep: number; msPerStep: number; viewsPerSec: number; peakGpuBytes: number; loss: number; repeats: number[];
+  name: string; mode: Mode; batch: number; viewsPerStep: number; msPerStep: number; viewsPerSec: number; loss: number; repeats: number[];
+  /** Bytes tfjs' buffer pool allocated for this step (model, optimizer state and the pool it grew), counted from a trimmed pool. */
+  peakGpuBytes: number;
+  /** Most bytes in use at once during the timed steps (what an allocator without exact-size pooling would need at least). */
+  peakLiveBytes: number;
   /** Median time to issue one step from JavaScript (before the read-back wait): near msPerStep means CPU-bound dispatch. */
   enqueueMsPerStep: number;
   /** Seconds from model build to the end of warm-up (shader compilation included). */
@@ -269,8 +277,12 @@ function makeStep(name: string, a: Args): StepRunner {
 
 async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult> {
   setMode(mode);
+  // The pool never frees: without a trim, a step measured after another would count the other's pool.
+  trimGpuPool();
+  const base = gpuBytes().allocated;
   const tw = performance.now();
   const st = makeStep(name, a);
+  const live = trackPeakGpuUse();
   let peak = 0;
   try {
     for (let i = 0; i < a.warmup; i++) st.runOne();
@@ -285,7 +297,7 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
       enq.push((performance.now() - t0) / a.perRepeat);
       await sync(st.last()!);
       per.push((performance.now() - t0) / a.perRepeat);
-      peak = Math.max(peak, gpuBytes().allocated);
+      peak = Math.max(peak, gpuBytes().allocated - base);
     }
     const nSteps = a.repeats * a.perRepeat;
     const perStep = (k: keyof typeof calls): number => (calls[k] - before[k]) / nSteps;
@@ -294,10 +306,45 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
     const viewsPerStep = a.batch * st.views;
     const ms = median(per);
     return {
-      name, mode, batch: a.batch, viewsPerStep, msPerStep: ms, viewsPerSec: (viewsPerStep * 1000) / ms, peakGpuBytes: peak, loss,
+      name, mode, batch: a.batch, viewsPerStep, msPerStep: ms, viewsPerSec: (viewsPerStep * 1000) / ms, peakGpuBytes: peak, peakLiveBytes: live.peak() - base, loss,
       repeats: per, enqueueMsPerStep: median(enq), warmupSeconds, ...counted,
     };
   } finally {
+    live.stop();
+    st.dispose();
+  }
+}
+
+interface MemoryResult { name: string; mode: Mode; batch: number; poolBytes: number; peakLiveBytes: number; persistentBytes: number; readBack: string }
+
+/**
+ * GPU memory of a step, without timing: from a trimmed pool, builds the model, runs warm-up + 2
+ * steps and reports the bytes tfjs' pool allocated, the most bytes in use at once, and what stays
+ * in use between steps (parameters, optimizer and EMA state, the inputs). These are tfjs'
+ * bookkeeping, the same on any adapter: on Dawn's null device (512 MiB) allocations past its
+ * memory fail and nothing runs, but the pool counts them the same, so batch-256 figures can be
+ * taken without a GPU (the read-back then fails; `readBack` says so).
+ */
+async function benchMemory(name: string, mode: Mode, a: Args): Promise<MemoryResult> {
+  setMode(mode);
+  trimGpuPool();
+  const base = gpuBytes().allocated;
+  const st = makeStep(name, a);
+  const live = trackPeakGpuUse();
+  try {
+    for (let i = 0; i < a.warmup + 2; i++) st.runOne();
+    let readBack = 'ok';
+    try {
+      await sync(st.last()!);
+    } catch (e) {
+      readBack = `failed (${e instanceof Error ? e.name || e.message : String(e)})`;
+    }
+    return {
+      name, mode, batch: a.batch, poolBytes: gpuBytes().allocated - base, peakLiveBytes: live.peak() - base,
+      persistentBytes: gpuBytes().used - base, readBack,
+    };
+  } finally {
+    live.stop();
     st.dispose();
   }
 }
@@ -389,6 +436,57 @@ async function timeOp(f: () => tf.Tensor, a: Args): Promise<number> {
     per.push((performance.now() - t0) / a.iters);
   }
   return median(per);
+}
+
+interface ClockResult { op: string; shape: string; mode: Mode; backToBackMs: number; afterIdleGpuMs: number[]; afterBurstGpuMs: number[] }
+
+/**
+ * Does a kernel run slower on a GPU that was idle just before? The per-kernel profile of a step
+ * (call 4) put the same 3x3 convolutions at 2.4-2.9x the kernel bench's time (e.g. the 4x4x512
+ * input gradient: 4.67 ms in the step, 1.64 ms back to back); under `tf.profile` the GPU idles
+ * between kernels, which may keep its clocks low. For a few conv passes: back-to-back wall time
+ * per call (as `--what kernels`), and the GPU time of one call from timestamp queries, (a) after
+ * 200 ms of idle GPU and (b) queued right behind a burst of ~30 calls, `repeats` times each.
+ */
+async function benchClocks(mode: Mode, a: Args): Promise<ClockResult[]> {
+  setMode(mode);
+  const out: ClockResult[] = [];
+  const B = a.kernelBatch;
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const gpuMsOf = async (f: () => tf.Tensor): Promise<number> => {
+    let y: tf.Tensor | undefined;
+    const info = await tf.profile(() => { y = f(); });
+    await sync(y!);
+    y!.dispose();
+    const ms = info.kernels.map((k) => (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : NaN));
+    return ms.reduce((x, v) => x + v, 0);
+  };
+  for (const [S, C] of a.kernelShapes.filter(([S]) => S <= 16)) {
+    const shape = `${B}x${S}x${S}x${C}`;
+    const w = tf.randomNormal([3, 3, C, C], 0, 0.05, 'float32', 2) as tf.Tensor4D;
+    const x = tf.randomNormal([B, S, S, C], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const dy = tf.randomNormal([B, S, S, C], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+    const ops: Array<[string, () => tf.Tensor]> = [
+      ['conv3x3 forward', () => tf.conv2d(x, w, 1, 'same')],
+      ['conv3x3 input grad', () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: [B, S, S, C] }) as tf.Tensor],
+    ];
+    for (const [op, f] of ops) {
+      const backToBackMs = await timeOp(f, a);
+      const idle: number[] = [];
+      const busy: number[] = [];
+      for (let r = 0; r < a.repeats; r++) {
+        await sleep(200);
+        idle.push(await gpuMsOf(f));
+        for (let i = 0; i < 30; i++) f().dispose();
+        busy.push(await gpuMsOf(f));
+      }
+      out.push({ op, shape, mode, backToBackMs, afterIdleGpuMs: idle, afterBurstGpuMs: busy });
+      console.log(`  ${mode.padEnd(10)} ${op.padEnd(20)} ${shape.padEnd(14)} back to back ${backToBackMs.toFixed(3)} ms/call; GPU time of one call after 200 ms idle ${median(idle).toFixed(3)} ms, behind a burst ${median(busy).toFixed(3)} ms (medians of ${a.repeats})`);
+    }
+    tf.dispose([w, x, dy]);
+  }
+  return out;
 }
 
 /** `n` chained adds of `one` to `x` (each a separate op and GPU dispatch). */
@@ -518,7 +616,7 @@ async function main(): Promise<void> {
         try {
           r = await benchStep(name, mode, a);
         } catch (e) {
-          const msg = e instanceof Error ? e.message : String(e);
+          const msg = e instanceof Error ? e.message || String(e.stack) : String(e);
           console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} FAILED: ${msg}`);
           (report.steps as unknown[]).push({ name, mode, error: msg });
           saveReport(a, report);
@@ -526,8 +624,37 @@ async function main(): Promise<void> {
         }
         (report.steps as StepResult[]).push(r);
         saveReport(a, report);
-        console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${r.batch}: ${r.msPerStep.toFixed(1)} ms/step (issue ${r.enqueueMsPerStep.toFixed(1)} ms), ${r.viewsPerSec.toFixed(1)} views/s, peak GPU ${(r.peakGpuBytes / 2 ** 20).toFixed(0)} MiB, loss ${r.loss.toFixed(4)}, warm-up ${r.warmupSeconds.toFixed(1)} s; per step ${r.dispatchesPerStep.toFixed(0)} dispatches, ${r.submitsPerStep.toFixed(0)} submits, ${r.buffersCreatedPerStep.toFixed(1)} buffers created`);
+        console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${r.batch}: ${r.msPerStep.toFixed(1)} ms/step (issue ${r.enqueueMsPerStep.toFixed(1)} ms), ${r.viewsPerSec.toFixed(1)} views/s, peak GPU ${(r.peakGpuBytes / 2 ** 20).toFixed(0)} MiB (in use at once ${(r.peakLiveBytes / 2 ** 20).toFixed(0)}), loss ${r.loss.toFixed(4)}, warm-up ${r.warmupSeconds.toFixed(1)} s; per step ${r.dispatchesPerStep.toFixed(0)} dispatches, ${r.submitsPerStep.toFixed(0)} submits, ${r.buffersCreatedPerStep.toFixed(1)} buffers created`);
         if (!Number.isFinite(r.loss)) console.log('  WARNING: loss is not finite (GPU out of memory? see gpuErrors)');
+      }
+    }
+  }
+  if (a.what.includes('clocks')) {
+    console.log('kernel time after an idle GPU vs behind other work:');
+    const out: ClockResult[] = [];
+    for (const mode of a.modes) {
+      out.push(...(await benchClocks(mode, a)));
+      report.clocks = out;
+      saveReport(a, report);
+    }
+  }
+  if (a.what.includes('memory')) {
+    const out: unknown[] = [];
+    console.log('GPU memory (tfjs pool bookkeeping, MiB):');
+    for (const name of a.steps) {
+      for (const mode of a.modes) {
+        try {
+          const m = await benchMemory(name, mode, a);
+          out.push(m);
+          const mib = (b: number): string => (b / 2 ** 20).toFixed(0).padStart(7);
+          console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${m.batch}: pool ${mib(m.poolBytes)}, in use at once ${mib(m.peakLiveBytes)}, kept between steps ${mib(m.persistentBytes)}; read-back ${m.readBack}`);
+        } catch (e) {
+          const msg = e instanceof Error ? e.message || String(e.stack) : String(e);
+          console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} FAILED: ${msg}`);
+          out.push({ name, mode, error: msg });
+        }
+        report.memory = out;
+        saveReport(a, report);
       }
     }
   }
@@ -564,7 +691,7 @@ async function main(): Promise<void> {
             console.log(`    #${String(r.i).padStart(5)} ${r.kernel.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ms  ${r.shapes.slice(0, 100)}`);
           }
         } catch (e) {
-          const msg = e instanceof Error ? e.message : String(e);
+          const msg = e instanceof Error ? e.message || String(e.stack) : String(e);
           console.log(`profile ${mode} ${name} FAILED: ${msg}`);
           (report.profiles as unknown[]).push({ name, mode, error: msg });
           saveReport(a, report);

@@ -59,6 +59,8 @@ export * as viz from './viz/index';
 // Kernels (registered automatically by selectBackend; exported for benchmarks and tests).
 export { ourKernels } from './kernels/index';
 export { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNEL_DEFAULTS } from './kernels/webgpu/index';
+export { gpuPoolStats, trimGpuPool } from './kernels/webgpu/pool';
+export type { GpuPoolStats } from './kernels/webgpu/pool';
 export * from './report';
 export { useWasmThreads, wasmThreadsCount, stopWasmThreads, threadCpuSeconds, WASM_THREADS_DEFAULTS } from './kernels/wasm/threads';
 export type { WasmThreadsOptions } from './kernels/wasm/threads';

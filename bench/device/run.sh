@@ -10,8 +10,10 @@
 #   4. per-kernel timings: stock, ours 4x4 tiles, ours auto tiles    -> results.tar: gpu-kernels.json, gpu-kernels.txt
 #   5. our kernels: all three training steps                         -> results.tar: gpu-ours.json, gpu-ours-steps.txt
 #   6. per-kernel GPU profile of our Barlow step (timestamp queries) -> results.tar: gpu-profile.json, gpu-profile.txt
-#   7. stock kernels: the Barlow Twins ResNet-18 step only           -> results.tar: gpu-stock.json, gpu-stock.txt
-# Time limits add up to 505 s: call the run tool with timeout_s 570. The .json files are rewritten
+#   7. conv time after an idle GPU vs behind a burst (does the profile's idle GPU run kernels slower?)
+#                                                                    -> results.tar: gpu-clocks.json, gpu-clocks.txt
+#   8. stock kernels: the Barlow Twins ResNet-18 step only           -> results.tar: gpu-stock.json, gpu-stock.txt
+# Time limits add up to 530 s: call the run tool with timeout_s 570. The .json files are rewritten
 # after every result, so a phase stopped at its limit keeps what it measured.
 # Locally (CPU + lavapipe) `LOCAL=1 QUICK=1 bash bench/device/run.sh` checks the logic: nothing is
 # unpacked into /, the current Vulkan environment is kept, and every run is shrunk (--quick);
@@ -67,9 +69,9 @@ step() { # name limit_s outfile cmd...
   pack
 }
 
-# PHASES (comma list) picks phases; default: checks,torch,tf32,kernels,steps,profile,stock.
+# PHASES (comma list) picks phases; default: checks,torch,tf32,kernels,steps,profile,clocks,stock.
 # Others: auto (128-wide tiles: slower on the H100), rest, submit, micro, cpuprof.
-PHASES="${PHASES:-checks,torch,tf32,kernels,steps,profile,stock}"
+PHASES="${PHASES:-checks,torch,tf32,kernels,steps,profile,clocks,stock}"
 want() { [[ ",$PHASES," == *",$1,"* ]]; }
 dawn_prof=(--dawn enable-dawn-features=allow_unsafe_apis --dawn disable-dawn-features=timestamp_quantization)
 
@@ -81,6 +83,7 @@ want steps && step "webgpu ours steps (default and blocked GEMM layout)" 150 gpu
 want auto && step "webgpu ours auto tiles: barlow step + profile" 75 gpu-auto.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours:auto --what steps,profile --steps barlow-r18 --profile barlow-r18 "${dawn_prof[@]}" --repeats 3 --per-repeat 2 --out "$RES/gpu-auto.json"
 want stock && step "webgpu stock barlow step" 50 gpu-stock.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes stock --what steps --steps barlow-r18 --repeats 2 --per-repeat 1 --warmup 1 --out "$RES/gpu-stock.json"
 want profile && step "webgpu ours: per-kernel profile of the barlow step" 50 gpu-profile.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what profile --profile barlow-r18 "${dawn_prof[@]}" --warmup 1 --out "$RES/gpu-profile.json"
+want clocks && step "webgpu ours: conv GPU time after idle vs behind a burst" 25 gpu-clocks.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what clocks "${dawn_prof[@]}" --out "$RES/gpu-clocks.json"
 want rest && step "webgpu ours: dino-twins and vit steps, one timed step each" 120 gpu-rest.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps dinotwins-r18,barlow-vit --repeats 1 --per-repeat 1 --warmup 1 --out "$RES/gpu-rest.json"
 want submit && step "webgpu ours barlow step, 128 dispatches per submit" 60 gpu-submit128.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --modes ours --what steps --steps barlow-r18 --repeats 3 --per-repeat 2 --flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128 --out "$RES/gpu-submit128.json"
 want micro && step "webgpu: issue cost of an add by tensor size" 40 gpu-micro.txt "$NODE" "$carry/gpu.cjs" "${quick[@]}" --what micro --out "$RES/gpu-micro.json"

@@ -8,4 +8,5 @@ import '../../test/batchnorm-webgpu.test';
 import '../../test/layernorm-webgpu.test';
 import '../../test/optimizer-webgpu.test';
 import '../../test/webgpu-upload.test';
+import '../../test/webgpu-pool.test';
 import '../../test/methods-views.test';

@@ -22,6 +22,7 @@ import { StepSchedule } from '../methods/step';
 import { deriveSeed, Rng } from '../rng';
 import { BackendReport, currentBackend } from '../backend';
 import { makeTrainingViews } from './views';
+import { trimGpuPool } from '../kernels/webgpu/pool';
 
 /** Training images: uint8 NHWC [n, 32, 32, 3] (labels are never used by pretraining). */
 export interface PretrainData {
@@ -346,5 +347,9 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     throw e;
   } finally {
     if (record.status !== 'failed') opt.dispose();
+    // WebGPU keeps every freed buffer for reuse at its exact size, forever: give the run's
+    // activations back, so a later run of another model (or a linear probe) does not stack its
+    // pool on this one. No-op on other backends.
+    trimGpuPool();
   }
 }
