@@ -21,8 +21,9 @@
  *                        [--what clocks]         (GPU time of a conv after an idle GPU vs behind a burst)
  *                        [--dawn backend=null]   (Dawn's null device: no GPU work, 512 MiB; counts
  *                                                 dispatches and the CPU cost of issuing them)
- * Modes: `stock`, `ours`, `ours:TMxTN` (GEMM register block 4, 8 or auto, e.g. ours:8x4, ours:auto),
- * `ours:blocked` / `ours:TMxTN:blocked` (the GEMM's vec4 'blocked' layout, lib/kernels/webgpu/gemm.ts).
+ * Modes: `stock`, `ours`, or `ours` with `:`-separated GEMM choices: `TMxTN` (register block 4, 8 or
+ * auto, e.g. ours:8x4, ours:auto), `blocked` (vec4 thread layout), `prefetch` (register prefetch of
+ * the next K step), e.g. `ours:8x8:blocked:prefetch` (lib/kernels/webgpu/gemm.ts).
  * The report (--out) is rewritten after every result, so a run stopped by a time limit keeps its numbers.
  * `--quick` shrinks everything for a correctness smoke run on lavapipe.
  */
@@ -41,21 +42,31 @@ import { batchNormTrain } from '../lib/nn/batchnorm';
 import { trimGpuPool, trackPeakGpuUse } from '../lib/kernels/webgpu/pool';
 
 /**
- * `stock`, `ours` (our kernels with their defaults) or `ours:TMxTN` with TM, TN in {4, 8, auto}
- * (GEMM register block, e.g. `ours:8x4`, `ours:auto`: lib/kernels/webgpu/gemm.ts `autoBlock`).
+ * `stock`, or `ours` with optional `:`-separated tokens: a GEMM register block `TMxTN` (TM, TN in
+ * 4, 8, auto; `auto` alone = autoxauto), `blocked` (the vec4 'blocked' thread layout) and
+ * `prefetch` (register prefetch of the next K step), e.g. `ours:8x8:blocked:prefetch`
+ * (lib/kernels/webgpu/gemm.ts).
  */
 type Mode = string;
 
-function parseMode(m: string): { ours: boolean; tm?: number; tn?: number; blocked?: boolean } {
+interface ParsedMode { ours: boolean; tm?: number; tn?: number; blocked?: boolean; prefetch?: boolean }
+
+function parseMode(m: string): ParsedMode {
   if (m === 'stock') return { ours: false };
-  if (m === 'ours') return { ours: true };
-  if (m === 'ours:blocked') return { ours: true, blocked: true };
-  const t = /^ours:(4|8|auto)x(4|8|auto)(:blocked)?$/.exec(m) ?? /^ours:(auto)(:blocked)?$/.exec(m);
-  if (!t) throw new Error(`--modes: "${m}" is not stock, ours, ours:blocked or ours:TMxTN[:blocked] (TM, TN in 4, 8, auto)`);
-  const v = (x: string | undefined): number => (x === undefined || x === 'auto' ? 0 : Number(x));
-  const blocked = m.endsWith(':blocked');
-  const tn = t[2] !== undefined && t[2] !== ':blocked' ? t[2] : t[1];
-  return { ours: true, tm: v(t[1]), tn: v(tn), blocked };
+  const [head, ...tokens] = m.split(':');
+  const bad = (): Error => new Error(`--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch] (TM, TN in 4, 8, auto)`);
+  if (head !== 'ours') throw bad();
+  const r: ParsedMode = { ours: true };
+  const v = (x: string): number => (x === 'auto' ? 0 : Number(x));
+  for (const t of tokens) {
+    const tile = /^(4|8|auto)x(4|8|auto)$/.exec(t);
+    if (tile && r.tm === undefined) [r.tm, r.tn] = [v(tile[1]), v(tile[2])];
+    else if (t === 'auto' && r.tm === undefined) [r.tm, r.tn] = [0, 0];
+    else if (t === 'blocked' && !r.blocked) r.blocked = true;
+    else if (t === 'prefetch' && !r.prefetch) r.prefetch = true;
+    else throw bad();
+  }
+  return r;
 }
 
 interface Args {
@@ -179,10 +190,15 @@ let kernelOpts: Partial<WebgpuKernelOptions> = {};
 
 function setMode(mode: Mode): void {
   const m = parseMode(mode);
-  const layout = m.blocked ? 'blocked' as const : GEMM_DEFAULTS.layout;
-  if (!m.ours) unregisterWebgpuKernels();
-  else if (m.tm === undefined) registerWebgpuKernels({ ...kernelOpts, gemm: { ...GEMM_DEFAULTS, ...kernelOpts.gemm, layout } });
-  else registerWebgpuKernels({ ...kernelOpts, gemm: { ...GEMM_DEFAULTS, ...kernelOpts.gemm, tm: m.tm, tn: m.tn ?? 0, layout } });
+  if (!m.ours) {
+    unregisterWebgpuKernels();
+    return;
+  }
+  const gemm = { ...GEMM_DEFAULTS, ...kernelOpts.gemm };
+  if (m.blocked) gemm.layout = 'blocked';
+  if (m.prefetch) gemm.prefetch = true;
+  if (m.tm !== undefined) [gemm.tm, gemm.tn] = [m.tm, m.tn ?? 0];
+  registerWebgpuKernels({ ...kernelOpts, gemm });
 }
 
 /** Writes the report after every result (temp file + rename), so a run cut off by its time limit keeps what it measured. */

@@ -122,7 +122,7 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   }
 });
 
-test('every output element is written: NaN-poisoned outputs and temporaries, split-K, 8x8 tiles, both layouts', async (t) => {
+test('every output element is written: NaN-poisoned outputs and temporaries, split-K, 8x8 tiles, both layouts, prefetch', async (t) => {
   if (!(await useWebgpu(t))) return;
   const backend = tf.backend() as unknown as WebgpuBackendLike;
   const variants: Array<{ name: string; opts: Partial<GemmOptions> }> = [
@@ -135,6 +135,9 @@ test('every output element is written: NaN-poisoned outputs and temporaries, spl
     { name: 'blocked 4x4 one split', opts: { layout: 'blocked', forceSplits: 1 } },
     { name: 'blocked 8x8 three splits', opts: { layout: 'blocked', tm: 8, tn: 8, forceSplits: 3 } },
     { name: 'blocked 8x4 auto splits', opts: { layout: 'blocked', tm: 8, tn: 4, minKPerSplit: 16 } },
+    { name: 'prefetch 4x4 three splits', opts: { prefetch: true, forceSplits: 3 } },
+    { name: 'prefetch blocked 8x8 one split', opts: { prefetch: true, layout: 'blocked', tm: 8, tn: 8, forceSplits: 1 } },
+    { name: 'prefetch blocked 4x8 auto splits', opts: { prefetch: true, layout: 'blocked', tm: 4, tn: 8, minKPerSplit: 16 } },
   ];
   setPoisonTemporaries(true);
   try {

@@ -9,7 +9,9 @@
  * by BK=16 per step with both operand tiles staged in workgroup memory (rows padded by one word to
  * avoid bank conflicts on the transposing stores). When the tile grid is too small to fill the GPU
  * (the conv filter gradient: M*N is tiny, K = batch*H*W is huge) K is split across workgroups
- * (split-K): each split writes a partial [S, M, N] and a column-sum pass adds them.
+ * (split-K): each split writes a partial [S, M, N] and a column-sum pass adds them. Options choose
+ * the register block (4 or 8 per side), the thread layout ('strided' or 'blocked') and register
+ * prefetch of the next K step (`GemmOptions`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, freeTemp, i32, wgslProgram } from './program';
@@ -34,6 +36,14 @@ export interface GemmOptions {
    * (the usual SGEMM layout: fewer shared-memory instructions per FMA). Not yet timed on a GPU.
    */
   layout: 'strided' | 'blocked';
+  /**
+   * Register prefetch: the next K step's operand values are loaded from global memory into
+   * registers before the current step's multiply-adds and stored to workgroup memory after them,
+   * so the loads' latency overlaps the arithmetic instead of waiting on it (the classic SGEMM
+   * software pipeline; it matters when few warps per SM can hide latency, as with 8x8 blocks).
+   * Not yet timed on a GPU.
+   */
+  prefetch: boolean;
 }
 
 export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
@@ -43,6 +53,7 @@ export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
   minKPerSplit: 512,
   forceSplits: 0,
   layout: 'strided',
+  prefetch: false,
 });
 
 const BK = 16;
@@ -110,25 +121,39 @@ export function planGemm(M: number, N: number, K: number, opts: GemmOptions): Ge
   return { tilesM, tilesN, splits: ceilDiv(K, kPerSplit), kPerSplit };
 }
 
-/**
- * Loads one operand tile (T elements per thread) into workgroup memory: scalar `As`/`Bs` of shape
- * [BK][16*T+1] ('strided'), or vec4 `As4`/`Bs4` of shape [BK][16*T/4+1] ('blocked').
- */
-function tileLoad(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOptions['layout'] = 'strided'): string {
-  const W = 16 * T; // tile extent along M (A) or N (B)
+/** Position (kl, ml) in a BK x (16*T) operand tile of the r-th value a thread loads. */
+function tilePos(r: number, T: number, walk: TileWalk): string {
+  const idx = `(tid + ${256 * r})`;
+  const [kl, ml] = walk === 'k' ? [`${idx} % ${BK}`, `${idx} / ${BK}`] : [`${idx} / ${16 * T}`, `${idx} % ${16 * T}`];
+  return `let kl = ${kl}; let ml = ${ml};`;
+}
+
+/** Reads the thread's T values of one operand tile starting at K index `kStart` (0 past kEnd or the M/N edge) into `v{which}{r}`. */
+function tileFetch(which: 'A' | 'B', T: number, walk: TileWalk, kStart: string): string {
   const ext = which === 'A' ? 'M_' : 'N_';
   const base = which === 'A' ? 'm0' : 'n0';
+  const call = which === 'A' ? `loadA(${base} + ml, k)` : `loadB(k, ${base} + ml)`;
   const lines: string[] = [];
   for (let r = 0; r < T; r++) {
-    const idx = `(tid + ${256 * r})`;
-    const [kl, ml] = walk === 'k' ? [`${idx} % ${BK}`, `${idx} / ${BK}`] : [`${idx} / ${W}`, `${idx} % ${W}`];
-    const call = which === 'A' ? `loadA(${base} + ml, k)` : `loadB(k, ${base} + ml)`;
     lines.push(`{
-          let kl = ${kl}; let ml = ${ml}; let k = k0 + kl;
-          var v = 0.0;
-          if (${base} + ml < ${ext} && k < kEnd) { v = ${call}; }
-          ${layout === 'blocked' ? `${which}s4[kl * ${W / 4 + 1} + (ml >> 2u)][ml & 3] = v;` : `${which}s[kl * ${W + 1} + ml] = v;`}
+          ${tilePos(r, T, walk)} let k = ${kStart} + kl;
+          v${which}${r} = 0.0;
+          if (${base} + ml < ${ext} && k < kEnd) { v${which}${r} = ${call}; }
         }`);
+  }
+  return lines.join('\n        ');
+}
+
+/**
+ * Writes the thread's fetched values into workgroup memory: scalar `As`/`Bs` of shape
+ * [BK][16*T+1] ('strided'), or vec4 `As4`/`Bs4` of shape [BK][16*T/4+1] ('blocked').
+ */
+function tileStore(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOptions['layout']): string {
+  const W = 16 * T;
+  const lines: string[] = [];
+  for (let r = 0; r < T; r++) {
+    const dst = layout === 'blocked' ? `${which}s4[kl * ${W / 4 + 1} + (ml >> 2u)][ml & 3]` : `${which}s[kl * ${W + 1} + ml]`;
+    lines.push(`{ ${tilePos(r, T, walk)} ${dst} = v${which}${r}; }`);
   }
   return lines.join('\n        ');
 }
@@ -157,12 +182,41 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
     for (let j = 0; j < TN; j++) decl.push(`var b${j} = 0.0;`);
   }
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) decl.push(`var acc${i}_${j} = 0.0;`);
-  const store: string[] = [];
+  for (let r = 0; r < TM; r++) decl.push(`var vA${r} = 0.0;`);
+  for (let r = 0; r < TN; r++) decl.push(`var vB${r} = 0.0;`);
+  const fetch = (kStart: string): string => `${tileFetch('A', TM, spec.walkA, kStart)}
+        ${tileFetch('B', TN, spec.walkB, kStart)}`;
+  const store = `${tileStore('A', TM, spec.walkA, o.layout)}
+        ${tileStore('B', TN, spec.walkB, o.layout)}`;
+  const compute = `for (var kk = 0; kk < ${BK}; kk = kk + 1) {
+            ${fma.join('\n            ')}
+          }`;
+  // Without prefetch: fetch, store, barrier, compute, barrier. With it, the next step's fetch is
+  // issued between the barrier and the compute, and stored at the top of the next step.
+  const loop = o.prefetch
+    ? `${fetch('kBegin')}
+        for (var step = 0; step < ${plan.kPerSplit / BK}; step = step + 1) {
+          let k0 = kBegin + step * ${BK};
+          ${store}
+          workgroupBarrier();
+          ${fetch(`k0 + ${BK}`)}
+          ${compute}
+          workgroupBarrier();
+        }`
+    : `for (var step = 0; step < ${plan.kPerSplit / BK}; step = step + 1) {
+          let k0 = kBegin + step * ${BK};
+          ${fetch('k0')}
+          ${store}
+          workgroupBarrier();
+          ${compute}
+          workgroupBarrier();
+        }`;
+  const writeOut: string[] = [];
   for (let i = 0; i < TM; i++) {
     for (let j = 0; j < TN; j++) {
       const m = `m0 + ${rowOf(i)}`;
       const row = spec.scatter ? `outRow(${m})` : `(${m})`;
-      store.push(`if (${m} < M_ && n0 + ${colOf(j)} < N_) { result[outBase + ${row} * N_ + n0 + ${colOf(j)}] = acc${i}_${j}; }`);
+      writeOut.push(`if (${m} < M_ && n0 + ${colOf(j)} < N_) { result[outBase + ${row} * N_ + n0 + ${colOf(j)}] = acc${i}_${j}; }`);
     }
   }
   const shared = blocked
@@ -171,7 +225,7 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
     : `var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
       var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;`;
   return wgslProgram({
-    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}${blocked ? 'b' : ''}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
+    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}${blocked ? 'b' : ''}${o.prefetch ? 'p' : ''}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
     outputShape: outShape,
     variableNames: spec.variableNames,
     workgroupSize: [16, 16, 1],
@@ -197,17 +251,8 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
         ${decl.join(' ')}
         // Constant trip count: barriers need uniform control flow, and workgroupId is not
         // provably uniform to WGSL. Steps past kEnd (only in the last split) load zeros.
-        for (var step = 0; step < ${plan.kPerSplit / BK}; step = step + 1) {
-          let k0 = kBegin + step * ${BK};
-        ${tileLoad('A', TM, spec.walkA, o.layout)}
-        ${tileLoad('B', TN, spec.walkB, o.layout)}
-          workgroupBarrier();
-          for (var kk = 0; kk < ${BK}; kk = kk + 1) {
-            ${fma.join('\n            ')}
-          }
-          workgroupBarrier();
-        }
-        ${store.join('\n        ')}
+        ${loop}
+        ${writeOut.join('\n        ')}
       }`,
   });
 }
@@ -223,6 +268,7 @@ export function runGemm(
   const o = resolveTiles(spec.M, spec.N, { ...GEMM_DEFAULTS, ...opts, ...(spec.scatter ? { forceSplits: 1 } : {}) });
   if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
   if (o.layout !== 'strided' && o.layout !== 'blocked') throw new Error(`runGemm: layout must be 'strided' or 'blocked', got ${String(o.layout)}`);
+  if (typeof o.prefetch !== 'boolean') throw new Error(`runGemm: prefetch must be true or false, got ${String(o.prefetch)}`);
   const outSize = outShape.reduce((a, b) => a * b, 1);
   if (spec.scatter ? outSize % spec.N !== 0 || outSize < spec.M * spec.N : spec.M * spec.N !== outSize) {
     throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} does not hold ${spec.M}x${spec.N}${spec.scatter ? ' scattered rows' : ''}`);
