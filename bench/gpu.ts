@@ -23,7 +23,8 @@
  *                                                 dispatches and the CPU cost of issuing them)
  * Modes: `stock`, `ours`, or `ours` with `:`-separated GEMM choices: `TMxTN` (register block 4, 8 or
  * auto, e.g. ours:8x4, ours:auto), `blocked` (vec4 thread layout), `prefetch` (register prefetch of
- * the next K step), e.g. `ours:8x8:blocked:prefetch` (lib/kernels/webgpu/gemm.ts).
+ * the next K step), `tuned` (each conv GEMM of the step timed with every variant first and the
+ * fastest kept: lib/kernels/webgpu/tune.ts), e.g. `ours:8x8:blocked:prefetch`, `ours:tuned`.
  * The report (--out) is rewritten after every result, so a run stopped by a time limit keeps its numbers.
  * `--quick` shrinks everything for a correctness smoke run on lavapipe.
  */
@@ -31,7 +32,8 @@ import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNELS_ENV, WEBGPU_KERNEL_DEFAULTS, WebgpuKernelOptions } from '../lib/kernels/webgpu';
-import { GEMM_DEFAULTS } from '../lib/kernels/webgpu/gemm';
+import { GEMM_DEFAULTS, clearGemmTuning } from '../lib/kernels/webgpu/gemm';
+import { tuneGemms, TuneRow } from '../lib/kernels/webgpu/tune';
 import { convCosts } from '../lib/kernels/webgpu/conv2d';
 import { reduceRowsCost } from '../lib/kernels/webgpu/reduce_rows';
 import { buildSslModel, METHOD_STEPS } from '../lib/methods';
@@ -49,12 +51,12 @@ import { trimGpuPool, trackPeakGpuUse } from '../lib/kernels/webgpu/pool';
  */
 type Mode = string;
 
-interface ParsedMode { ours: boolean; tm?: number; tn?: number; blocked?: boolean; prefetch?: boolean }
+interface ParsedMode { ours: boolean; tm?: number; tn?: number; blocked?: boolean; prefetch?: boolean; tuned?: boolean }
 
 function parseMode(m: string): ParsedMode {
   if (m === 'stock') return { ours: false };
   const [head, ...tokens] = m.split(':');
-  const bad = (): Error => new Error(`--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch] (TM, TN in 4, 8, auto)`);
+  const bad = (): Error => new Error(`--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch][:tuned] (TM, TN in 4, 8, auto)`);
   if (head !== 'ours') throw bad();
   const r: ParsedMode = { ours: true };
   const v = (x: string): number => (x === 'auto' ? 0 : Number(x));
@@ -64,6 +66,7 @@ function parseMode(m: string): ParsedMode {
     else if (t === 'auto' && r.tm === undefined) [r.tm, r.tn] = [0, 0];
     else if (t === 'blocked' && !r.blocked) r.blocked = true;
     else if (t === 'prefetch' && !r.prefetch) r.prefetch = true;
+    else if (t === 'tuned' && !r.tuned) r.tuned = true;
     else throw bad();
   }
   return r;
@@ -190,6 +193,7 @@ let kernelOpts: Partial<WebgpuKernelOptions> = {};
 
 function setMode(mode: Mode): void {
   const m = parseMode(mode);
+  clearGemmTuning(); // a tuned mode's choices must not carry into the next mode
   if (!m.ours) {
     unregisterWebgpuKernels();
     return;
@@ -218,6 +222,8 @@ interface StepResult {
   enqueueMsPerStep: number;
   /** Seconds from model build to the end of warm-up (shader compilation included). */
   warmupSeconds: number;
+  /** `:tuned` modes: what the tuner measured per conv GEMM (ms by candidate, the choice) and how long tuning took. */
+  tuning?: { seconds: number; rows: TuneRow[] };
   /** Per step, in the timed repeats: GPU programs run, queue submits, GPU buffers created (pool misses). */
   dispatchesPerStep: number;
   submitsPerStep: number;
@@ -301,9 +307,17 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
   const live = trackPeakGpuUse();
   let peak = 0;
   try {
+    let tuning: StepResult['tuning'];
+    if (parseMode(mode).tuned) {
+      const t0 = performance.now();
+      const rows = await tuneGemms(() => st.runOne(), { iters: a.iters });
+      tuning = { seconds: (performance.now() - t0) / 1000, rows };
+      printTuning(rows, tuning.seconds);
+    }
     for (let i = 0; i < a.warmup; i++) st.runOne();
     await sync(st.last()!);
-    const warmupSeconds = (performance.now() - tw) / 1000;
+    // Tuning (its own figure) is not warm-up; the tuned mode's loss is one step further on (tuning runs one).
+    const warmupSeconds = (performance.now() - tw) / 1000 - (tuning?.seconds ?? 0);
     const per: number[] = [];
     const enq: number[] = [];
     const before = { ...calls };
@@ -323,12 +337,25 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
     const ms = median(per);
     return {
       name, mode, batch: a.batch, viewsPerStep, msPerStep: ms, viewsPerSec: (viewsPerStep * 1000) / ms, peakGpuBytes: peak, peakLiveBytes: live.peak() - base, loss,
-      repeats: per, enqueueMsPerStep: median(enq), warmupSeconds, ...counted,
+      repeats: per, enqueueMsPerStep: median(enq), warmupSeconds, ...counted, tuning,
     };
   } finally {
     live.stop();
     st.dispose();
   }
+}
+
+/** The tuner's choices: how many GEMMs chose each candidate, and the summed ms of the default vs the chosen. */
+function printTuning(rows: TuneRow[], seconds: number): void {
+  const byChoice = new Map<string, number>();
+  let chosenMs = 0;
+  let defaultMs = 0;
+  for (const r of rows) {
+    byChoice.set(r.chosen, (byChoice.get(r.chosen) ?? 0) + 1);
+    chosenMs += r.ms[r.chosen] ?? NaN;
+    defaultMs += r.ms['4x4'] ?? NaN;
+  }
+  console.log(`  tuned ${rows.length} conv GEMMs in ${seconds.toFixed(1)} s: ${[...byChoice].map(([k, n]) => `${k} x${n}`).join(', ')}; one run of each: ${defaultMs.toFixed(2)} ms with 4x4 strided, ${chosenMs.toFixed(2)} ms as chosen`);
 }
 
 interface MemoryResult { name: string; mode: Mode; batch: number; poolBytes: number; peakLiveBytes: number; persistentBytes: number; readBack: string }

@@ -9,4 +9,5 @@ import '../../test/layernorm-webgpu.test';
 import '../../test/optimizer-webgpu.test';
 import '../../test/webgpu-upload.test';
 import '../../test/webgpu-pool.test';
+import '../../test/webgpu-tune.test';
 import '../../test/methods-views.test';

@@ -44,6 +44,11 @@ export interface GemmOptions {
    * Not yet timed on a GPU.
    */
   prefetch: boolean;
+  /**
+   * Let a measured choice for this GEMM (`tune.ts`: `tuneGemms`), if one was made in this process,
+   * override these options. The tuner itself times candidates with this off.
+   */
+  useTuned: boolean;
 }
 
 export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
@@ -54,7 +59,36 @@ export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
   forceSplits: 0,
   layout: 'strided',
   prefetch: false,
+  useTuned: true,
 });
+
+/** Measured choices by GEMM key (`GemmSpec.key` names every size of the conv pass), set by `tune.ts`. */
+const tunedChoices = new Map<string, Partial<GemmOptions>>();
+
+/** Sets (or with undefined, removes) the measured choice for the GEMM with this key. */
+export function setTunedGemm(key: string, choice: Partial<GemmOptions> | undefined): void {
+  if (choice) tunedChoices.set(key, { ...choice });
+  else tunedChoices.delete(key);
+}
+
+/** The measured choices made in this process, by GEMM key. */
+export function tunedGemms(): ReadonlyMap<string, Partial<GemmOptions>> {
+  return tunedChoices;
+}
+
+/** Forgets every measured choice (back to the registered options). */
+export function clearGemmTuning(): void {
+  tunedChoices.clear();
+}
+
+/** Called by `runGemm` with every GEMM it runs while set (the tuner records a workload's GEMMs with it). */
+type GemmRecorder = (spec: GemmSpec, inputs: readonly tf.TensorInfo[], outShape: number[]) => void;
+let recorder: GemmRecorder | undefined;
+
+/** Installs (or with undefined, removes) the GEMM recorder. */
+export function setGemmRecorder(r: GemmRecorder | undefined): void {
+  recorder = r;
+}
 
 const BK = 16;
 
@@ -265,7 +299,10 @@ export function runGemm(
   backend: WebgpuBackendLike, spec: GemmSpec, inputs: tf.TensorInfo[], outShape: number[],
   opts: Partial<GemmOptions> = {}, out?: tf.TensorInfo,
 ): tf.TensorInfo {
-  const o = resolveTiles(spec.M, spec.N, { ...GEMM_DEFAULTS, ...opts, ...(spec.scatter ? { forceSplits: 1 } : {}) });
+  recorder?.(spec, inputs, outShape);
+  const merged = { ...GEMM_DEFAULTS, ...opts };
+  const tuned = merged.useTuned ? tunedChoices.get(spec.key) : undefined;
+  const o = resolveTiles(spec.M, spec.N, { ...merged, ...tuned, ...(spec.scatter ? { forceSplits: 1 } : {}) });
   if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
   if (o.layout !== 'strided' && o.layout !== 'blocked') throw new Error(`runGemm: layout must be 'strided' or 'blocked', got ${String(o.layout)}`);
   if (typeof o.prefetch !== 'boolean') throw new Error(`runGemm: prefetch must be true or false, got ${String(o.prefetch)}`);
