@@ -1,9 +1,9 @@
 /**
  * Measured choice of GEMM variant per convolution pass (what `torch.backends.cudnn.benchmark` does
  * for cuDNN): run a workload once (e.g. one training step) while recording every GEMM our conv
- * kernels issue, then time each candidate variant on each distinct GEMM, on random inputs of the
- * recorded shapes, and keep the fastest for the rest of the process (`setTunedGemm`; `runGemm`
- * applies it unless `useTuned` is off).
+ * kernels issue, then time each candidate variant on each distinct GEMM, on inputs of the recorded
+ * shapes filled with a constant (the time does not depend on the values), and keep the fastest for
+ * the rest of the process (`setTunedGemm`; `runGemm` applies it unless `useTuned` is off).
  *
  * Why: which register block, thread layout and prefetch win depends on the shape (the H100 runs
  * put 128-wide tiles ahead for 32x32x64 forward and behind at 16x16x128) and on the card; a step
@@ -100,7 +100,9 @@ export async function tuneGemms(workload: () => void | Promise<void>, options: P
   const backend = tf.backend() as unknown as WebgpuBackendLike;
   const rows: TuneRow[] = [];
   for (const { spec, shapes, outShape } of seen.values()) {
-    const inputs = shapes.map((s, i) => tf.randomNormal(s, 0, 1, 'float32', 17 + i));
+    // GEMM time does not depend on the values, and a GPU fill costs nothing on the CPU (random
+    // inputs of a batch-512 step would take the JavaScript RNG seconds per GEMM).
+    const inputs = shapes.map((s) => tf.fill(s, 0.01, 'float32'));
     const ms: Record<string, number> = {};
     try {
       for (const c of o.candidates) {
