@@ -24,7 +24,9 @@
  * Modes: `stock`, `ours`, or `ours` with `:`-separated GEMM choices: `TMxTN` (register block 4, 8 or
  * auto, e.g. ours:8x4, ours:auto), `blocked` (vec4 thread layout), `prefetch` (register prefetch of
  * the next K step), `tuned` (each conv GEMM of the step timed with every variant first and the
- * fastest kept: lib/kernels/webgpu/tune.ts), e.g. `ours:8x8:blocked:prefetch`, `ours:tuned`.
+ * fastest kept: lib/kernels/webgpu/tune.ts), `winograd` (3x3 stride-1 conv forward and input gradient
+ * by Winograd F(2x2, 3x3): lib/kernels/webgpu/winograd.ts; the kernel table's TFLOP/s for those
+ * passes count the direct convolution's flops), e.g. `ours:8x8:blocked:prefetch`, `ours:tuned:winograd`.
  * The report (--out) is rewritten after every result, so a run stopped by a time limit keeps its numbers.
  * `--quick` shrinks everything for a correctness smoke run on lavapipe.
  */
@@ -51,12 +53,12 @@ import { trimGpuPool, trackPeakGpuUse } from '../lib/kernels/webgpu/pool';
  */
 type Mode = string;
 
-interface ParsedMode { ours: boolean; tm?: number; tn?: number; blocked?: boolean; prefetch?: boolean; tuned?: boolean }
+interface ParsedMode { ours: boolean; tm?: number; tn?: number; blocked?: boolean; prefetch?: boolean; tuned?: boolean; winograd?: boolean }
 
 function parseMode(m: string): ParsedMode {
   if (m === 'stock') return { ours: false };
   const [head, ...tokens] = m.split(':');
-  const bad = (): Error => new Error(`--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch][:tuned] (TM, TN in 4, 8, auto)`);
+  const bad = (): Error => new Error(`--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch][:tuned][:winograd] (TM, TN in 4, 8, auto)`);
   if (head !== 'ours') throw bad();
   const r: ParsedMode = { ours: true };
   const v = (x: string): number => (x === 'auto' ? 0 : Number(x));
@@ -67,6 +69,7 @@ function parseMode(m: string): ParsedMode {
     else if (t === 'blocked' && !r.blocked) r.blocked = true;
     else if (t === 'prefetch' && !r.prefetch) r.prefetch = true;
     else if (t === 'tuned' && !r.tuned) r.tuned = true;
+    else if (t === 'winograd' && !r.winograd) r.winograd = true;
     else throw bad();
   }
   return r;
@@ -202,7 +205,7 @@ function setMode(mode: Mode): void {
   if (m.blocked) gemm.layout = 'blocked';
   if (m.prefetch) gemm.prefetch = true;
   if (m.tm !== undefined) [gemm.tm, gemm.tn] = [m.tm, m.tn ?? 0];
-  registerWebgpuKernels({ ...kernelOpts, gemm });
+  registerWebgpuKernels({ ...kernelOpts, gemm, ...(m.winograd ? { winograd: true } : {}) });
 }
 
 /** Writes the report after every result (temp file + rename), so a run cut off by its time limit keeps what it measured. */

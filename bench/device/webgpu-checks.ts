@@ -10,4 +10,5 @@ import '../../test/optimizer-webgpu.test';
 import '../../test/webgpu-upload.test';
 import '../../test/webgpu-pool.test';
 import '../../test/webgpu-tune.test';
+import '../../test/winograd-webgpu.test';
 import '../../test/methods-views.test';

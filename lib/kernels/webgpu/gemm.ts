@@ -131,6 +131,12 @@ export interface GemmSpec {
    * phases of a strided conv's input gradient). Such GEMMs never split K.
    */
   scatter?: boolean;
+  /**
+   * Optional batch of independent GEMMs of the same sizes (C[e] = A[e] B[e], e < batch, output
+   * [batch, M, N]): the loaders read the private `gemmBatch` (the e of the running workgroup).
+   * Batched GEMMs never split K.
+   */
+  batch?: number;
 }
 
 /** The split-K plan for a GEMM. */
@@ -194,6 +200,7 @@ function tileStore(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOpti
 
 function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: number[]) {
   const { tm: TM, tn: TN } = o;
+  const batch = spec.batch ?? 1;
   const BM = 16 * TM;
   const BN = 16 * TN;
   const blocked = o.layout === 'blocked';
@@ -263,12 +270,13 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
     outputShape: outShape,
     variableNames: spec.variableNames,
     workgroupSize: [16, 16, 1],
-    dispatch: [plan.tilesN, plan.tilesM, plan.splits],
+    dispatch: [plan.tilesN, plan.tilesM, plan.splits * batch],
     getUserCode: () => `
       const M_: i32 = ${i32(spec.M)};
       const N_: i32 = ${i32(spec.N)};
       const K_: i32 = ${i32(spec.K)};
       const KPS: i32 = ${i32(plan.kPerSplit)};
+      ${batch > 1 ? 'var<private> gemmBatch: i32;' : ''}
       ${spec.loaders}
       ${shared}
       fn main() {
@@ -278,10 +286,14 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
         let tid = i32(localIndex);
         let n0 = i32(workgroupId.x) * ${BN};
         let m0 = i32(workgroupId.y) * ${BM};
-        let split = i32(workgroupId.z);
+        ${batch > 1
+    ? `let split = 0;
+        gemmBatch = i32(workgroupId.z);
+        let outBase = gemmBatch * M_ * N_;`
+    : `let split = i32(workgroupId.z);
+        let outBase = split * M_ * N_;`}
         let kBegin = split * KPS;
         let kEnd = min(K_, kBegin + KPS);
-        let outBase = split * M_ * N_;
         ${decl.join(' ')}
         // Constant trip count: barriers need uniform control flow, and workgroupId is not
         // provably uniform to WGSL. Steps past kEnd (only in the last split) load zeros.
@@ -302,13 +314,16 @@ export function runGemm(
   recorder?.(spec, inputs, outShape);
   const merged = { ...GEMM_DEFAULTS, ...opts };
   const tuned = merged.useTuned ? tunedChoices.get(spec.key) : undefined;
-  const o = resolveTiles(spec.M, spec.N, { ...merged, ...tuned, ...(spec.scatter ? { forceSplits: 1 } : {}) });
+  const batch = spec.batch ?? 1;
+  if (!Number.isInteger(batch) || batch < 1 || batch > 65535) throw new Error(`runGemm(${spec.key}): batch must be an integer in 1..65535, got ${batch}`);
+  if (batch > 1 && spec.scatter) throw new Error(`runGemm(${spec.key}): a batched GEMM cannot scatter rows`);
+  const o = resolveTiles(spec.M, spec.N, { ...merged, ...tuned, ...(spec.scatter || batch > 1 ? { forceSplits: 1 } : {}) });
   if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
   if (o.layout !== 'strided' && o.layout !== 'blocked') throw new Error(`runGemm: layout must be 'strided' or 'blocked', got ${String(o.layout)}`);
   if (typeof o.prefetch !== 'boolean') throw new Error(`runGemm: prefetch must be true or false, got ${String(o.prefetch)}`);
   const outSize = outShape.reduce((a, b) => a * b, 1);
-  if (spec.scatter ? outSize % spec.N !== 0 || outSize < spec.M * spec.N : spec.M * spec.N !== outSize) {
-    throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} does not hold ${spec.M}x${spec.N}${spec.scatter ? ' scattered rows' : ''}`);
+  if (spec.scatter ? outSize % spec.N !== 0 || outSize < spec.M * spec.N : batch * spec.M * spec.N !== outSize) {
+    throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} does not hold ${batch > 1 ? `${batch}x` : ''}${spec.M}x${spec.N}${spec.scatter ? ' scattered rows' : ''}`);
   }
   if (inputs.length !== spec.variableNames.length) throw new Error(`runGemm(${spec.key}): ${inputs.length} inputs for ${spec.variableNames.length} bindings`);
   const plan = planGemm(spec.M, spec.N, spec.K, o);

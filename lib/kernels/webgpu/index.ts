@@ -21,6 +21,7 @@ import { installWriteBufferUploads, uninstallWriteBufferUploads } from './upload
 import { bnBackward, bnForward, bnRunning, BnAttrs } from './batchnorm';
 import { adamFlat, axpby, gelu } from './elementwise';
 import { lnBackward, lnForward } from './layernorm';
+import { winogradApplies, winogradConv, winogradForward, winogradInputGrad } from './winograd';
 import { FUSED_KERNELS } from '../fused';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
@@ -43,6 +44,8 @@ export interface WebgpuKernelOptions {
   writeBufferUploads: boolean;
   /** Register the fused ops (batch norm, layer norm, GELU, axpby; names in lib/kernels/fused.ts). */
   fusedBatchNorm: boolean;
+  /** 3x3 stride-1 conv forward and input gradient by Winograd F(2x2, 3x3) (`winograd.ts`; not yet timed on a GPU). */
+  winograd: boolean;
 }
 
 export const WEBGPU_KERNEL_DEFAULTS: Readonly<WebgpuKernelOptions> = Object.freeze({
@@ -52,6 +55,7 @@ export const WEBGPU_KERNEL_DEFAULTS: Readonly<WebgpuKernelOptions> = Object.free
   minReduceRows: 2,
   writeBufferUploads: true,
   fusedBatchNorm: true,
+  winograd: false,
 });
 
 const BACKEND = 'webgpu';
@@ -81,6 +85,7 @@ function makeConv2D(o: WebgpuKernelOptions): tf.KernelFunc {
       attrs.strides as number | [number, number], (attrs.dilations as number | [number, number]) ?? 1,
       attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
     if (!convSupported(info) || x.dtype !== 'float32' || filter.dtype !== 'float32') return stockKernel('Conv2D')(args);
+    if (o.winograd && winogradApplies(info)) return winogradConv(backend as WebgpuBackendLike, x, filter, winogradForward(info), o.gemm);
     return conv2dForward(backend as WebgpuBackendLike, x, filter, info, o.gemm);
   };
 }
@@ -93,6 +98,7 @@ function makeConv2DBackpropInput(o: WebgpuKernelOptions): tf.KernelFunc {
       attrs.inputShape as [number, number, number, number], filter.shape as [number, number, number, number],
       attrs.strides as number | [number, number], 1, attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
     if (!convSupported(info) || dy.dtype !== 'float32' || filter.dtype !== 'float32') return stockKernel('Conv2DBackpropInput')(args);
+    if (o.winograd && winogradApplies(info)) return winogradConv(backend as WebgpuBackendLike, dy, filter, winogradInputGrad(info), o.gemm);
     return conv2dInputGrad(backend as WebgpuBackendLike, dy, filter, info, o.gemm);
   };
 }
