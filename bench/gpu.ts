@@ -24,7 +24,8 @@
  * Modes: `stock`, `ours`, or `ours` with `:`-separated GEMM choices: `TMxTN` (register block 4, 8 or
  * auto, e.g. ours:8x4, ours:auto), `blocked` (vec4 thread layout), `prefetch` (register prefetch of
  * the next K step), `tuned` (each conv GEMM of the step timed with every variant first and the
- * fastest kept: lib/kernels/webgpu/tune.ts), `winograd` (3x3 stride-1 conv forward and input gradient
+ * fastest kept, and direct vs Winograd chosen per 3x3 stride-1 pass: lib/kernels/webgpu/tune.ts),
+ * `winograd` (3x3 stride-1 conv forward and input gradient
  * by Winograd F(2x2, 3x3): lib/kernels/webgpu/winograd.ts; the kernel table's TFLOP/s for those
  * passes count the direct convolution's flops), e.g. `ours:8x8:blocked:prefetch`, `ours:tuned:winograd`.
  * The report (--out) is rewritten after every result, so a run stopped by a time limit keeps its numbers.
@@ -34,8 +35,8 @@ import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNELS_ENV, WEBGPU_KERNEL_DEFAULTS, WebgpuKernelOptions } from '../lib/kernels/webgpu';
-import { GEMM_DEFAULTS, clearGemmTuning } from '../lib/kernels/webgpu/gemm';
-import { tuneGemms, TuneRow } from '../lib/kernels/webgpu/tune';
+import { GEMM_DEFAULTS } from '../lib/kernels/webgpu/gemm';
+import { clearTuning, tuneGemms, TuneRow } from '../lib/kernels/webgpu/tune';
 import { convCosts } from '../lib/kernels/webgpu/conv2d';
 import { reduceRowsCost } from '../lib/kernels/webgpu/reduce_rows';
 import { buildSslModel, METHOD_STEPS } from '../lib/methods';
@@ -196,7 +197,7 @@ let kernelOpts: Partial<WebgpuKernelOptions> = {};
 
 function setMode(mode: Mode): void {
   const m = parseMode(mode);
-  clearGemmTuning(); // a tuned mode's choices must not carry into the next mode
+  clearTuning(); // a tuned mode's choices must not carry into the next mode
   if (!m.ours) {
     unregisterWebgpuKernels();
     return;
@@ -348,17 +349,23 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
   }
 }
 
-/** The tuner's choices: how many GEMMs chose each candidate, and the summed ms of the default vs the chosen. */
+/** The tuner's choices: how often each candidate won, and the summed ms of the default vs the chosen. */
 function printTuning(rows: TuneRow[], seconds: number): void {
-  const byChoice = new Map<string, number>();
-  let chosenMs = 0;
-  let defaultMs = 0;
-  for (const r of rows) {
-    byChoice.set(r.chosen, (byChoice.get(r.chosen) ?? 0) + 1);
-    chosenMs += r.ms[r.chosen] ?? NaN;
-    defaultMs += r.ms['4x4'] ?? NaN;
-  }
-  console.log(`  tuned ${rows.length} conv GEMMs in ${seconds.toFixed(1)} s: ${[...byChoice].map(([k, n]) => `${k} x${n}`).join(', ')}; one run of each: ${defaultMs.toFixed(2)} ms with 4x4 strided, ${chosenMs.toFixed(2)} ms as chosen`);
+  const summary = (rs: TuneRow[], defaultLabel: string): string => {
+    const byChoice = new Map<string, number>();
+    let chosenMs = 0;
+    let defaultMs = 0;
+    for (const r of rs) {
+      byChoice.set(r.chosen, (byChoice.get(r.chosen) ?? 0) + 1);
+      chosenMs += r.ms[r.chosen] ?? NaN;
+      defaultMs += r.ms[defaultLabel] ?? NaN;
+    }
+    return `${[...byChoice].map(([k, n]) => `${k} x${n}`).join(', ')}; one run of each: ${defaultMs.toFixed(2)} ms with ${defaultLabel}, ${chosenMs.toFixed(2)} ms as chosen`;
+  };
+  const passes = rows.filter((r) => r.key.startsWith('conv '));
+  const gemms = rows.filter((r) => !r.key.startsWith('conv '));
+  console.log(`  tuned in ${seconds.toFixed(1)} s: ${gemms.length} conv GEMMs: ${summary(gemms, '4x4')}`);
+  if (passes.length) console.log(`    and ${passes.length} 3x3 stride-1 conv passes, direct GEMM or Winograd: ${summary(passes, 'direct 4x4')}`);
 }
 
 interface MemoryResult { name: string; mode: Mode; batch: number; poolBytes: number; peakLiveBytes: number; persistentBytes: number; readBack: string }

@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../lib/kernels/webgpu';
 import { conv2dFilterGradSpec, conv2dForwardSpec, conv2dInputGradPhaseSpec, inputGradPhases } from '../lib/kernels/webgpu/conv2d';
-import { clearGemmTuning, tunedGemms } from '../lib/kernels/webgpu/gemm';
-import { GEMM_CANDIDATES, GemmCandidate, tuneGemms } from '../lib/kernels/webgpu/tune';
+import { tunedGemms } from '../lib/kernels/webgpu/gemm';
+import { GEMM_CANDIDATES, GemmCandidate, clearTuning, tuneGemms } from '../lib/kernels/webgpu/tune';
 import { randn, relErr, useWebgpu } from './helpers';
 
 // A two-conv net: 3x3 stride 1 (4 -> 8 channels), then 3x3 stride 2 'same' (8 -> 8); loss = sum(y^2).
@@ -73,7 +73,7 @@ async function gemmShaders(f: () => Promise<unknown>): Promise<string[]> {
 test('the tuner records each conv GEMM of a workload once and keeps the fastest candidate', async (t) => {
   if (!(await useWebgpu(t))) return;
   registerWebgpuKernels();
-  clearGemmTuning();
+  clearTuning();
   try {
     const x = tf.tensor4d(randn(X.reduce((a, b) => a * b), 1), X);
     const w1 = tf.variable(tf.tensor4d(randn(W1.reduce((a, b) => a * b), 2, 0.2), W1));
@@ -84,7 +84,7 @@ test('the tuner records each conv GEMM of a workload once and keeps the fastest 
     const rows = await tuneGemms(() => {
       const { loss, grads } = lossAndGrads(x, w1, w2);
       tf.dispose([loss, ...grads]);
-    }, { time: async (run, c, spec) => { run(); timed.push(`${spec.key}|${c.label}`); return cost(c, spec.M); } });
+    }, { algorithms: false, time: async (run, c, spec) => { run(); timed.push(`${spec.key}|${c.label}`); return cost(c, spec.M); } });
     tf.dispose([x, w1, w2]);
     assert.deepEqual(rows.map((r) => r.key).sort(), expectedKeys(), 'one row per distinct GEMM of the net');
     assert.equal(timed.length, rows.length * GEMM_CANDIDATES.length, 'every candidate timed on every GEMM');
@@ -94,7 +94,7 @@ test('the tuner records each conv GEMM of a workload once and keeps the fastest 
       assert.deepEqual(tunedGemms().get(r.key), want.opts, `${r.key}: stored choice`);
     }
   } finally {
-    clearGemmTuning();
+    clearTuning();
     unregisterWebgpuKernels();
   }
 });
@@ -104,19 +104,19 @@ test('tuned kernels compute what cpu does and run the chosen variant; clearing r
   const ref = await evalNet('cpu');
   await tf.setBackend('webgpu');
   registerWebgpuKernels();
-  clearGemmTuning();
+  clearTuning();
   try {
     const pick = GEMM_CANDIDATES.find((c) => c.label === '8x8:blocked:prefetch')!;
-    await tuneGemms(async () => void (await evalNet('webgpu')), { time: async (_run, c) => (c === pick ? 1 : 2) });
+    await tuneGemms(async () => void (await evalNet('webgpu')), { algorithms: false, time: async (_run, c) => (c === pick ? 1 : 2) });
     let got: Float32Array[] = [];
     const tunedKeys = await gemmShaders(async () => { got = await evalNet('webgpu'); });
     ref.forEach((r, i) => assert.ok(relErr(got[i], r) < 1e-4, `output ${i}: rel err ${relErr(got[i], r)}`));
     assert.ok(tunedKeys.length >= expectedKeys().length && tunedKeys.every((k) => k.includes('_8x8bp_')), `every GEMM ran 8x8 blocked with prefetch: ${tunedKeys.join(' ')}`);
-    clearGemmTuning();
+    clearTuning();
     const plainKeys = await gemmShaders(() => evalNet('webgpu'));
     assert.ok(plainKeys.every((k) => k.includes('_4x4_')), `back to the registered 4x4 strided default: ${plainKeys.join(' ')}`);
   } finally {
-    clearGemmTuning();
+    clearTuning();
     unregisterWebgpuKernels();
   }
 });
@@ -124,17 +124,46 @@ test('tuned kernels compute what cpu does and run the chosen variant; clearing r
 test('the tuner times candidates on the GPU (real clock)', async (t) => {
   if (!(await useWebgpu(t))) return;
   registerWebgpuKernels();
-  clearGemmTuning();
+  clearTuning();
   try {
     const two = GEMM_CANDIDATES.filter((c) => c.label === '4x4' || c.label === '4x4:blocked');
     const rows = await tuneGemms(async () => void (await evalNet('webgpu')), { candidates: two, iters: 1 });
-    assert.equal(rows.length, expectedKeys().length);
+    // The GEMMs, plus one algorithm row for the stride-1 3x3 forward (its input gradient is never taken: x is no variable).
+    assert.equal(rows.length, expectedKeys().length + 1);
+    assert.ok(rows.some((r) => r.key.startsWith('conv fwd_') && /^(direct|winograd) /.test(r.chosen)), 'a direct-or-Winograd choice for the stride-1 conv');
     for (const r of rows) {
       assert.ok(Object.values(r.ms).every((ms) => Number.isFinite(ms) && ms > 0), `${r.key}: ${JSON.stringify(r.ms)}`);
-      assert.ok(two.some((c) => c.label === r.chosen));
+      const labels = r.key.startsWith('conv ') ? two.flatMap((c) => [`direct ${c.label}`, `winograd ${c.label}`]) : two.map((c) => c.label);
+      assert.ok(labels.includes(r.chosen), `${r.key}: chose ${r.chosen}`);
+      assert.equal(Object.keys(r.ms).length, labels.length, `${r.key}: every candidate timed`);
     }
   } finally {
-    clearGemmTuning();
+    clearTuning();
+    unregisterWebgpuKernels();
+  }
+});
+
+test('the tuner picks Winograd or the direct GEMM per stride-1 3x3 pass, by the clock, and the choice is what runs', async (t) => {
+  if (!(await useWebgpu(t))) return;
+  const ref = await evalNet('cpu');
+  await tf.setBackend('webgpu');
+  registerWebgpuKernels(); // winograd off: only a measured choice can turn it on
+  try {
+    for (const winogradFaster of [true, false]) {
+      clearTuning();
+      const rows = await tuneGemms(async () => void (await evalNet('webgpu')), {
+        time: async (run, _c, spec) => { run(); return spec.key.startsWith('wino_') === winogradFaster ? 1 : 2; },
+      });
+      const pass = rows.filter((r) => r.key.startsWith('conv '));
+      assert.equal(pass.length, 1, 'one stride-1 3x3 pass (the first conv\'s forward)');
+      assert.match(pass[0].chosen, winogradFaster ? /^winograd / : /^direct /);
+      let got: Float32Array[] = [];
+      const keys = await gemmShaders(async () => { got = await evalNet('webgpu'); });
+      assert.equal(keys.some((k) => k.startsWith('dtGemm_wino_')), winogradFaster, `Winograd ran: ${winogradFaster}`);
+      ref.forEach((r, i) => assert.ok(relErr(got[i], r) < 1e-4, `output ${i}: rel err ${relErr(got[i], r)}`));
+    }
+  } finally {
+    clearTuning();
     unregisterWebgpuKernels();
   }
 });

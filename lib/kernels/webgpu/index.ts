@@ -21,7 +21,7 @@ import { installWriteBufferUploads, uninstallWriteBufferUploads } from './upload
 import { bnBackward, bnForward, bnRunning, BnAttrs } from './batchnorm';
 import { adamFlat, axpby, gelu } from './elementwise';
 import { lnBackward, lnForward } from './layernorm';
-import { winogradApplies, winogradConv, winogradForward, winogradInputGrad } from './winograd';
+import { useWinograd, winogradConv, winogradForward, winogradInputGrad } from './winograd';
 import { FUSED_KERNELS } from '../fused';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
@@ -85,7 +85,7 @@ function makeConv2D(o: WebgpuKernelOptions): tf.KernelFunc {
       attrs.strides as number | [number, number], (attrs.dilations as number | [number, number]) ?? 1,
       attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
     if (!convSupported(info) || x.dtype !== 'float32' || filter.dtype !== 'float32') return stockKernel('Conv2D')(args);
-    if (o.winograd && winogradApplies(info)) return winogradConv(backend as WebgpuBackendLike, x, filter, winogradForward(info), o.gemm);
+    if (useWinograd('fwd', info, [x, filter], o.winograd)) return winogradConv(backend as WebgpuBackendLike, x, filter, winogradForward(info), o.gemm);
     return conv2dForward(backend as WebgpuBackendLike, x, filter, info, o.gemm);
   };
 }
@@ -98,7 +98,7 @@ function makeConv2DBackpropInput(o: WebgpuKernelOptions): tf.KernelFunc {
       attrs.inputShape as [number, number, number, number], filter.shape as [number, number, number, number],
       attrs.strides as number | [number, number], 1, attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
     if (!convSupported(info) || dy.dtype !== 'float32' || filter.dtype !== 'float32') return stockKernel('Conv2DBackpropInput')(args);
-    if (o.winograd && winogradApplies(info)) return winogradConv(backend as WebgpuBackendLike, dy, filter, winogradInputGrad(info), o.gemm);
+    if (useWinograd('dx', info, [dy, filter], o.winograd)) return winogradConv(backend as WebgpuBackendLike, dy, filter, winogradInputGrad(info), o.gemm);
     return conv2dInputGrad(backend as WebgpuBackendLike, dy, filter, info, o.gemm);
   };
 }

@@ -16,8 +16,16 @@
  * candidate is charged its GPU time and issue time alike.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GEMM_DEFAULTS, GemmOptions, GemmSpec, runGemm, setGemmRecorder, setTunedGemm } from './gemm';
+import { GEMM_DEFAULTS, GemmOptions, GemmSpec, clearGemmTuning, runGemm, setGemmRecorder, setTunedGemm } from './gemm';
+import { conv2dForwardSpec, conv2dInputGradSpec } from './conv2d';
 import { WebgpuBackendLike } from './program';
+import { ConvPass, clearWinogradChoices, convPassKey, setConvRecorder, setWinogradChoice, winogradConv, winogradForward, winogradGemmSpec, winogradInputGrad } from './winograd';
+
+/** Forgets every measured choice, GEMM variants and conv algorithms alike (back to the registered options). */
+export function clearTuning(): void {
+  clearGemmTuning();
+  clearWinogradChoices();
+}
 
 /** A named candidate. */
 export interface GemmCandidate { label: string; opts: Partial<GemmOptions> }
@@ -38,6 +46,11 @@ export interface TuneOptions {
   iters: number;
   /** Options under the candidates (split-K targets etc.); `useTuned` is forced off while timing. */
   base: Partial<GemmOptions>;
+  /**
+   * Also choose, per 3x3 stride-1 conv pass the workload ran, between the direct GEMM and Winograd
+   * (winograd.ts), each with its fastest candidate.
+   */
+  algorithms: boolean;
   /** Replaces the timing (tests): ms per run of `run`, given the candidate and GEMM. */
   time?: (run: () => void, c: GemmCandidate, spec: GemmSpec) => Promise<number>;
 }
@@ -84,17 +97,23 @@ async function wallTime(run: () => void, iters: number): Promise<number> {
  */
 export async function tuneGemms(workload: () => void | Promise<void>, options: Partial<TuneOptions> = {}): Promise<TuneRow[]> {
   if (tf.getBackend() !== 'webgpu') throw new Error(`tuneGemms: the active backend is ${tf.getBackend()}, not webgpu`);
-  const o: TuneOptions = { candidates: GEMM_CANDIDATES, iters: 10, base: {}, ...options };
+  const o: TuneOptions = { candidates: GEMM_CANDIDATES, iters: 10, base: {}, algorithms: true, ...options };
   if (o.candidates.length === 0) throw new Error('tuneGemms: no candidates');
   if (!Number.isInteger(o.iters) || o.iters < 1) throw new Error(`tuneGemms: iters must be a positive integer, got ${o.iters}`);
   const seen = new Map<string, { spec: GemmSpec; shapes: number[][]; outShape: number[] }>();
   setGemmRecorder((spec, inputs, outShape) => {
     if (!seen.has(spec.key)) seen.set(spec.key, { spec, shapes: inputs.map((t) => [...t.shape]), outShape: [...outShape] });
   });
+  const passes = new Map<string, { pass: ConvPass; info: tf.backend_util.Conv2DInfo; shapes: number[][] }>();
+  setConvRecorder((pass, info, inputs) => {
+    const k = convPassKey(pass, info);
+    if (!passes.has(k)) passes.set(k, { pass, info, shapes: inputs.map((t) => [...t.shape]) });
+  });
   try {
     await workload();
   } finally {
     setGemmRecorder(undefined);
+    setConvRecorder(undefined);
   }
   await gpuFinish();
   const backend = tf.backend() as unknown as WebgpuBackendLike;
@@ -124,5 +143,51 @@ export async function tuneGemms(workload: () => void | Promise<void>, options: P
     if (best) setTunedGemm(spec.key, best.opts);
     rows.push({ key: spec.key, M: spec.M, N: spec.N, K: spec.K, ms, chosen: best?.label ?? 'none (every candidate failed)' });
   }
+  if (o.algorithms) for (const p of passes.values()) rows.push(await tuneAlgorithm(backend, p, o));
   return rows;
+}
+
+/**
+ * Direct GEMM or Winograd for one conv pass: every candidate of each on inputs of the recorded
+ * shapes; keeps the faster algorithm (`setWinogradChoice`) and, for each algorithm, its fastest
+ * candidate (`setTunedGemm`).
+ */
+async function tuneAlgorithm(
+  backend: WebgpuBackendLike, rec: { pass: ConvPass; info: tf.backend_util.Conv2DInfo; shapes: number[][] }, o: TuneOptions,
+): Promise<TuneRow> {
+  const { pass, info } = rec;
+  const direct = pass === 'fwd' ? conv2dForwardSpec(info) : conv2dInputGradSpec(info);
+  const outShape = pass === 'fwd' ? info.outShape : info.inShape;
+  const problem = pass === 'fwd' ? winogradForward(info) : winogradInputGrad(info);
+  const wino = winogradGemmSpec(problem);
+  const inputs = rec.shapes.map((s) => tf.fill(s, 0.01, 'float32'));
+  const ms: Record<string, number> = {};
+  const best: Record<'direct' | 'winograd', { c: GemmCandidate; ms: number } | undefined> = { direct: undefined, winograd: undefined };
+  try {
+    for (const algo of ['direct', 'winograd'] as const) {
+      for (const c of o.candidates) {
+        const opts = { ...GEMM_DEFAULTS, ...o.base, ...c.opts, useTuned: false };
+        const run = (): void => {
+          const r = algo === 'direct' ? runGemm(backend, direct, inputs, outShape, opts) : winogradConv(backend, inputs[0], inputs[1], problem, opts);
+          backend.disposeData(r.dataId);
+        };
+        const label = `${algo} ${c.label}`;
+        try {
+          ms[label] = o.time ? await o.time(run, c, algo === 'direct' ? direct : wino) : await wallTime(run, o.iters);
+        } catch {
+          ms[label] = NaN;
+        }
+        const b = best[algo];
+        if (Number.isFinite(ms[label]) && (!b || ms[label] < b.ms)) best[algo] = { c, ms: ms[label] };
+      }
+    }
+  } finally {
+    tf.dispose(inputs);
+  }
+  if (best.direct) setTunedGemm(direct.key, best.direct.c.opts);
+  if (best.winograd) setTunedGemm(wino.key, best.winograd.c.opts);
+  const useWino = best.winograd !== undefined && (best.direct === undefined || best.winograd.ms < best.direct.ms);
+  if (best.direct || best.winograd) setWinogradChoice(convPassKey(pass, info), useWino);
+  const chosen = useWino ? `winograd ${best.winograd!.c.label}` : best.direct ? `direct ${best.direct.c.label}` : 'none (every candidate failed)';
+  return { key: `conv ${convPassKey(pass, info)}`, M: direct.M, N: direct.N, K: direct.K, ms, chosen };
 }

@@ -40,6 +40,44 @@ export function winogradApplies(c: ConvInfo): boolean {
     && c.padInfo.top >= 0 && c.padInfo.top <= 2 && c.padInfo.left >= 0 && c.padInfo.left <= 2;
 }
 
+/** Which conv pass: the forward or the input gradient. */
+export type ConvPass = 'fwd' | 'dx';
+
+/** Names a conv pass with every size that matters (the key of a measured algorithm choice). */
+export function convPassKey(pass: ConvPass, c: ConvInfo): string {
+  return `${pass}_${c.batchSize}_${c.inHeight}_${c.inWidth}_${c.inChannels}_${c.outChannels}_${c.padInfo.top}_${c.padInfo.left}_${c.padInfo.bottom}_${c.padInfo.right}`;
+}
+
+/** Measured algorithm per conv pass (set by the tuner, tune.ts): true = Winograd, false = the direct GEMM. */
+const algorithmChoices = new Map<string, boolean>();
+
+export function setWinogradChoice(key: string, winograd: boolean | undefined): void {
+  if (winograd === undefined) algorithmChoices.delete(key);
+  else algorithmChoices.set(key, winograd);
+}
+
+export function clearWinogradChoices(): void {
+  algorithmChoices.clear();
+}
+
+/** Called with every Winograd-eligible conv pass while set (the tuner records a workload's passes with it). */
+type ConvRecorder = (pass: ConvPass, c: ConvInfo, inputs: readonly tf.TensorInfo[]) => void;
+let convRecorder: ConvRecorder | undefined;
+
+export function setConvRecorder(r: ConvRecorder | undefined): void {
+  convRecorder = r;
+}
+
+/**
+ * Whether this pass runs as Winograd: a measured choice if the tuner made one, else `enabled`
+ * (the registered option). Records the pass for the tuner when it is eligible.
+ */
+export function useWinograd(pass: ConvPass, c: ConvInfo, inputs: readonly tf.TensorInfo[], enabled: boolean): boolean {
+  if (!winogradApplies(c)) return false;
+  convRecorder?.(pass, c, inputs);
+  return algorithmChoices.get(convPassKey(pass, c)) ?? enabled;
+}
+
 /** The forward convolution as a Winograd problem. */
 export function winogradForward(c: ConvInfo): WinogradConv {
   return {
