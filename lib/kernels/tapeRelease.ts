@@ -88,11 +88,18 @@ function wrapNode(engine: EngineInternals, node: TapeNode): void {
   };
 }
 
-/** Installs the early release on tfjs' engine (idempotent). */
-export function installTapeRelease(): void {
-  if (stockAddTapeNode) return;
+/**
+ * Installs the early release on tfjs' engine (idempotent). Returns false, with a warning, where the
+ * engine's internals are not the ones this was written for (tfjs-core 4.22): memory is then freed
+ * at the end of the backward pass, as tfjs does, and nothing else changes.
+ */
+export function installTapeRelease(): boolean {
+  if (stockAddTapeNode) return true;
   const engine = tf.engine() as unknown as EngineInternals;
-  if (typeof engine.addTapeNode !== 'function' || !engine.state) throw new Error('tape release: this tfjs-core has no engine.addTapeNode (written for 4.22)');
+  if (typeof engine.addTapeNode !== 'function' || !engine.state || !('activeTape' in engine.state)) {
+    console.warn('dinotwins: this tfjs-core has no engine.addTapeNode/activeTape (written for 4.22); the backward pass keeps its memory until it ends');
+    return false;
+  }
   const stock = engine.addTapeNode;
   stockAddTapeNode = stock;
   engine.addTapeNode = function (this: EngineInternals, ...args: unknown[]) {
@@ -100,6 +107,7 @@ export function installTapeRelease(): void {
     const tape = this.state.activeTape;
     if (tape && tape.length > 0) wrapNode(this, tape[tape.length - 1]);
   };
+  return true;
 }
 
 /** Restores tfjs' own behaviour (A/B comparisons). */
