@@ -301,16 +301,32 @@ function makeStep(name: string, a: Args): StepRunner {
   };
 }
 
-async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult> {
+/**
+ * Builds step `name` in `mode` from a trimmed pool (the pool never frees: without a trim, a step
+ * measured after another would count the other's pool) and runs `f` with the pool's bytes before
+ * the build, the time the build started and a tracker of the most bytes in use at once; disposes
+ * the step after.
+ */
+async function withStep<T>(
+  name: string, mode: Mode, a: Args, f: (st: StepRunner, base: number, built: number, live: { peak: () => number }) => Promise<T>,
+): Promise<T> {
   setMode(mode);
-  // The pool never frees: without a trim, a step measured after another would count the other's pool.
   trimGpuPool();
   const base = gpuBytes().allocated;
-  const tw = performance.now();
+  const built = performance.now();
   const st = makeStep(name, a);
   const live = trackPeakGpuUse();
-  let peak = 0;
   try {
+    return await f(st, base, built, live);
+  } finally {
+    live.stop();
+    st.dispose();
+  }
+}
+
+async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult> {
+  return withStep(name, mode, a, async (st, base, tw, live) => {
+    let peak = 0;
     let tuning: StepResult['tuning'];
     if (parseMode(mode).tuned) {
       const t0 = performance.now();
@@ -343,10 +359,7 @@ async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult>
       name, mode, batch: a.batch, viewsPerStep, msPerStep: ms, viewsPerSec: (viewsPerStep * 1000) / ms, peakGpuBytes: peak, peakLiveBytes: live.peak() - base, loss,
       repeats: per, enqueueMsPerStep: median(enq), warmupSeconds, ...counted, tuning,
     };
-  } finally {
-    live.stop();
-    st.dispose();
-  }
+  });
 }
 
 /** The tuner's choices: how often each candidate won, and the summed ms of the default vs the chosen. */
@@ -379,12 +392,7 @@ interface MemoryResult { name: string; mode: Mode; batch: number; poolBytes: num
  * taken without a GPU (the read-back then fails; `readBack` says so).
  */
 async function benchMemory(name: string, mode: Mode, a: Args): Promise<MemoryResult> {
-  setMode(mode);
-  trimGpuPool();
-  const base = gpuBytes().allocated;
-  const st = makeStep(name, a);
-  const live = trackPeakGpuUse();
-  try {
+  return withStep(name, mode, a, async (st, base, _built, live) => {
     for (let i = 0; i < a.warmup + 2; i++) st.runOne();
     let readBack = 'ok';
     try {
@@ -396,10 +404,7 @@ async function benchMemory(name: string, mode: Mode, a: Args): Promise<MemoryRes
       name, mode, batch: a.batch, poolBytes: gpuBytes().allocated - base, peakLiveBytes: live.peak() - base,
       persistentBytes: gpuBytes().used - base, readBack,
     };
-  } finally {
-    live.stop();
-    st.dispose();
-  }
+  });
 }
 
 /**

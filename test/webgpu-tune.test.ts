@@ -70,22 +70,28 @@ async function gemmShaders(f: () => Promise<unknown>): Promise<string[]> {
   return keys;
 }
 
-test('the tuner records each conv GEMM of a workload once and keeps the fastest candidate', async (t) => {
-  if (!(await useWebgpu(t))) return;
+/** Runs `f` with our kernels registered (winograd off) and no measured choices, clearing both after. */
+async function withKernels(f: () => Promise<void>): Promise<void> {
   registerWebgpuKernels();
   clearTuning();
   try {
-    const x = tf.tensor4d(randn(X.reduce((a, b) => a * b), 1), X);
-    const w1 = tf.variable(tf.tensor4d(randn(W1.reduce((a, b) => a * b), 2, 0.2), W1));
-    const w2 = tf.variable(tf.tensor4d(randn(W2.reduce((a, b) => a * b), 3, 0.2), W2));
+    await f();
+  } finally {
+    clearTuning();
+    unregisterWebgpuKernels();
+  }
+}
+
+/** The tuner's workload: one loss-and-gradients evaluation of the net on WebGPU. */
+const workload = async (): Promise<void> => void (await evalNet('webgpu'));
+
+test('the tuner records each conv GEMM of a workload once and keeps the fastest candidate', async (t) => {
+  if (!(await useWebgpu(t))) return;
+  await withKernels(async () => {
     // Fake clock: the candidate with the lowest ms depends on the GEMM, so one fixed answer cannot pass.
     const cost = (c: GemmCandidate, M: number): number => (GEMM_CANDIDATES.indexOf(c) * 7 + M) % GEMM_CANDIDATES.length;
     const timed: string[] = [];
-    const rows = await tuneGemms(() => {
-      const { loss, grads } = lossAndGrads(x, w1, w2);
-      tf.dispose([loss, ...grads]);
-    }, { algorithms: false, time: async (run, c, spec) => { run(); timed.push(`${spec.key}|${c.label}`); return cost(c, spec.M); } });
-    tf.dispose([x, w1, w2]);
+    const rows = await tuneGemms(workload, { algorithms: false, time: async (run, c, spec) => { run(); timed.push(`${spec.key}|${c.label}`); return cost(c, spec.M); } });
     assert.deepEqual(rows.map((r) => r.key).sort(), expectedKeys(), 'one row per distinct GEMM of the net');
     assert.equal(timed.length, rows.length * GEMM_CANDIDATES.length, 'every candidate timed on every GEMM');
     for (const r of rows) {
@@ -93,21 +99,16 @@ test('the tuner records each conv GEMM of a workload once and keeps the fastest 
       assert.equal(r.chosen, want.label, `${r.key}: fastest candidate`);
       assert.deepEqual(tunedGemms().get(r.key), want.opts, `${r.key}: stored choice`);
     }
-  } finally {
-    clearTuning();
-    unregisterWebgpuKernels();
-  }
+  });
 });
 
 test('tuned kernels compute what cpu does and run the chosen variant; clearing restores the default', async (t) => {
   if (!(await useWebgpu(t))) return;
   const ref = await evalNet('cpu');
   await tf.setBackend('webgpu');
-  registerWebgpuKernels();
-  clearTuning();
-  try {
+  await withKernels(async () => {
     const pick = GEMM_CANDIDATES.find((c) => c.label === '8x8:blocked:prefetch')!;
-    await tuneGemms(async () => void (await evalNet('webgpu')), { algorithms: false, time: async (_run, c) => (c === pick ? 1 : 2) });
+    await tuneGemms(workload, { algorithms: false, time: async (_run, c) => (c === pick ? 1 : 2) });
     let got: Float32Array[] = [];
     const tunedKeys = await gemmShaders(async () => { got = await evalNet('webgpu'); });
     ref.forEach((r, i) => assert.ok(relErr(got[i], r) < 1e-4, `output ${i}: rel err ${relErr(got[i], r)}`));
@@ -115,19 +116,14 @@ test('tuned kernels compute what cpu does and run the chosen variant; clearing r
     clearTuning();
     const plainKeys = await gemmShaders(() => evalNet('webgpu'));
     assert.ok(plainKeys.every((k) => k.includes('_4x4_')), `back to the registered 4x4 strided default: ${plainKeys.join(' ')}`);
-  } finally {
-    clearTuning();
-    unregisterWebgpuKernels();
-  }
+  });
 });
 
 test('the tuner times candidates on the GPU (real clock)', async (t) => {
   if (!(await useWebgpu(t))) return;
-  registerWebgpuKernels();
-  clearTuning();
-  try {
+  await withKernels(async () => {
     const two = GEMM_CANDIDATES.filter((c) => c.label === '4x4' || c.label === '4x4:blocked');
-    const rows = await tuneGemms(async () => void (await evalNet('webgpu')), { candidates: two, iters: 1 });
+    const rows = await tuneGemms(workload, { candidates: two, iters: 1 });
     // The GEMMs, plus one algorithm row for the stride-1 3x3 forward (its input gradient is never taken: x is no variable).
     assert.equal(rows.length, expectedKeys().length + 1);
     assert.ok(rows.some((r) => r.key.startsWith('conv fwd_') && /^(direct|winograd) /.test(r.chosen)), 'a direct-or-Winograd choice for the stride-1 conv');
@@ -137,21 +133,17 @@ test('the tuner times candidates on the GPU (real clock)', async (t) => {
       assert.ok(labels.includes(r.chosen), `${r.key}: chose ${r.chosen}`);
       assert.equal(Object.keys(r.ms).length, labels.length, `${r.key}: every candidate timed`);
     }
-  } finally {
-    clearTuning();
-    unregisterWebgpuKernels();
-  }
+  });
 });
 
 test('the tuner picks Winograd or the direct GEMM per stride-1 3x3 pass, by the clock, and the choice is what runs', async (t) => {
   if (!(await useWebgpu(t))) return;
   const ref = await evalNet('cpu');
   await tf.setBackend('webgpu');
-  registerWebgpuKernels(); // winograd off: only a measured choice can turn it on
-  try {
+  await withKernels(async () => { // winograd off: only a measured choice can turn it on
     for (const winogradFaster of [true, false]) {
       clearTuning();
-      const rows = await tuneGemms(async () => void (await evalNet('webgpu')), {
+      const rows = await tuneGemms(workload, {
         time: async (run, _c, spec) => { run(); return spec.key.startsWith('wino_') === winogradFaster ? 1 : 2; },
       });
       const pass = rows.filter((r) => r.key.startsWith('conv '));
@@ -162,10 +154,7 @@ test('the tuner picks Winograd or the direct GEMM per stride-1 3x3 pass, by the 
       assert.equal(keys.some((k) => k.startsWith('dtGemm_wino_')), winogradFaster, `Winograd ran: ${winogradFaster}`);
       ref.forEach((r, i) => assert.ok(relErr(got[i], r) < 1e-4, `output ${i}: rel err ${relErr(got[i], r)}`));
     }
-  } finally {
-    clearTuning();
-    unregisterWebgpuKernels();
-  }
+  });
 });
 
 test('the tuner refuses a backend other than webgpu', async () => {

@@ -21,7 +21,7 @@
  * atomics, the same bits every run.
  */
 import * as tf from '@tensorflow/tfjs';
-import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, gridStride, i32, wgslProgram } from './program';
+import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, gridProgram, i32, wgslProgram } from './program';
 
 const CW = 64; // columns per workgroup
 const RL = 4; // row lanes per workgroup
@@ -206,7 +206,6 @@ export function finishPairs(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: 
 function elementwiseProgram(kind: 'apply' | 'dx' | 'dres', R: number, C: number, affine: boolean, a: BnAttrs, res = false) {
   const N = R * C;
   const Rg = R / a.groups;
-  const { groups, loop } = gridStride(N);
   const cols = affine ? ['GA', 'BE'] : [];
   const resName = res ? ['RES'] : [];
   const names = kind === 'apply'
@@ -229,19 +228,14 @@ function elementwiseProgram(kind: 'apply' | 'dx' | 'dres', R: number, C: number,
           var d = DY[i];
           ${mask}
           result[i] = d;`;
-  return wgslProgram({
-    shaderKey: `dtBnElem_${kind}_${R}_${C}_${a.groups}_${affine}_${a.relu}_${res}_${f32(a.eps)}_${groups}`,
+  return gridProgram({
+    shaderKey: `dtBnElem_${kind}_${R}_${C}_${a.groups}_${affine}_${a.relu}_${res}_${f32(a.eps)}`,
     outputShape: [R, C],
     variableNames: names,
-    workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
-    getUserCode: () => `
-      const C_: i32 = ${i32(C)};
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(`let c = i % C_;
-          let grp = i / ${i32(Rg * C)};${columnPrologue(affine, a.eps)}${body}`)}
-      }`,
+    n: N,
+    decls: `const C_: i32 = ${i32(C)};`,
+    body: `let c = i % C_;
+          let grp = i / ${i32(Rg * C)};${columnPrologue(affine, a.eps)}${body}`,
   });
 }
 
@@ -309,22 +303,17 @@ export function bnRunning(
   const S = stats.shape.reduce((p, q) => p * q, 1);
   if (S % (2 * C) !== 0 || S === 0) throw new Error(`bnRunning: stats ${JSON.stringify(stats.shape)} do not match ${C} channels`);
   const groups = S / (2 * C);
-  const { groups: wg, loop } = gridStride(C);
-  const prog = wgslProgram({
-    shaderKey: `dtBnRunning_${C}_${groups}_${row}_${f32(momentum)}_${f32(factor)}_${wg}`,
+  const prog = gridProgram({
+    shaderKey: `dtBnRunning_${C}_${groups}_${row}_${f32(momentum)}_${f32(factor)}`,
     outputShape: running.shape,
     variableNames: ['RUN', 'ST'],
-    workgroupSize: [256, 1, 1],
-    dispatch: [wg, 1, 1],
-    getUserCode: () => `
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(`var r = RUN[c];
+    n: C,
+    index: 'c',
+    body: `var r = RUN[c];
           for (var g = 0; g < ${i32(groups)}; g = g + 1) {
             r = r * ${f32(1 - momentum)} + (ST[g * ${i32(2 * C)} + ${i32(row * C)} + c] * ${f32(factor)}) * ${f32(momentum)};
           }
-          result[c] = r;`, 'c')}
-      }`,
+          result[c] = r;`,
   });
   return backend.runWebGPUProgram(prog, [running, stats], 'float32');
 }

@@ -6,26 +6,20 @@
  * schedule, and a baked constant would compile a new shader every step.
  */
 import * as tf from '@tensorflow/tfjs';
-import { USE_UNIFORMS, WebgpuBackendLike, gridStride, wgslProgram } from './program';
+import { WebgpuBackendLike, gridProgram } from './program';
 
 export function axpby(backend: WebgpuBackendLike, x: tf.TensorInfo, y: tf.TensorInfo, a: number, b: number): tf.TensorInfo {
   if (x.shape.join(',') !== y.shape.join(',')) throw new Error(`axpby: shapes differ, [${x.shape}] vs [${y.shape}]`);
   if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`axpby: a and b must be finite numbers, got ${a}, ${b}`);
   const n = x.shape.reduce((p, q) => p * q, 1);
   if (n === 0) return backend.makeTensorInfo(x.shape, 'float32');
-  const { groups, loop } = gridStride(n);
-  const prog = wgslProgram({
-    shaderKey: `dtAxpby_${n}_${groups}`,
+  const prog = gridProgram({
+    shaderKey: `dtAxpby_${n}`,
     outputShape: x.shape,
     variableNames: ['X', 'Y'],
-    workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
     uniforms: 'a : f32, b : f32,',
-    getUserCode: () => `
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(`result[i] = uniforms.a * X[i] + uniforms.b * Y[i];`)}
-      }`,
+    n,
+    body: 'result[i] = uniforms.a * X[i] + uniforms.b * Y[i];',
   });
   return backend.runWebGPUProgram(prog, [x, y], 'float32', [{ type: 'float32', data: [a] }, { type: 'float32', data: [b] }]);
 }
@@ -51,24 +45,19 @@ export function gelu(backend: WebgpuBackendLike, x: tf.TensorInfo, dy?: tf.Tenso
   if (dy && dy.shape.join(',') !== x.shape.join(',')) throw new Error(`gelu gradient: dy [${dy.shape}] and x [${x.shape}] differ`);
   const n = x.shape.reduce((p, q) => p * q, 1);
   if (n === 0) return backend.makeTensorInfo(x.shape, 'float32');
-  const { groups, loop } = gridStride(n);
   const body = dy
     ? `let v = X[i];
           let cdf = 0.5 * (1.0 + dtErf(v * 0.707106781));
           result[i] = DY[i] * (cdf + v * exp(-0.5 * v * v) * 0.398942280);`
     : `let v = X[i];
           result[i] = (v * 0.5) * (1.0 + dtErf(v * 0.707106781));`;
-  const prog = wgslProgram({
-    shaderKey: `dtGelu_${dy ? 'grad' : 'fwd'}_${n}_${groups}`,
+  const prog = gridProgram({
+    shaderKey: `dtGelu_${dy ? 'grad' : 'fwd'}_${n}`,
     outputShape: x.shape,
     variableNames: dy ? ['DY', 'X'] : ['X'],
-    workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
-    getUserCode: () => `${erfWgsl()}
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(body)}
-      }`,
+    n,
+    decls: erfWgsl(),
+    body,
   });
   return backend.runWebGPUProgram(prog, dy ? [dy, x] : [x], 'float32');
 }
@@ -104,7 +93,6 @@ export function adamFlat(
   for (const [k, t] of Object.entries(ins)) {
     if (k !== 'scale' && t && t.shape.reduce((a, b) => a * b, 1) !== n) throw new Error(`adamFlat: ${k} has shape [${t.shape}], expected ${n} elements`);
   }
-  const { groups, loop } = gridStride(n);
   const names = ['G', 'S', 'P', 'M', 'V', 'D', ...(ins.active ? ['A'] : [])];
   const gradTerm = s.decoupled ? 'G[i] * S[0]' : 'select(G[i] * S[0], G[i] * S[0] + P[i] * uniforms.wd, D[i] != 0)';
   const out = which === 'm'
@@ -124,18 +112,13 @@ export function adamFlat(
           var r = ${out};
           ${ins.active ? `if (A[i] == 0) { r = ${keep}; }` : ''}
           result[i] = r;`;
-  const prog = wgslProgram({
-    shaderKey: `dtAdam_${which}_${n}_${groups}_${s.decoupled}_${ins.active ? 'a' : ''}`,
+  const prog = gridProgram({
+    shaderKey: `dtAdam_${which}_${n}_${s.decoupled}_${ins.active ? 'a' : ''}`,
     outputShape: ins.p.shape,
     variableNames: names,
-    workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
     uniforms: 'lr : f32, wd : f32, beta1 : f32, beta2 : f32, eps : f32, bc1 : f32, bc2 : f32,',
-    getUserCode: () => `
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(body)}
-      }`,
+    n,
+    body,
   });
   const u = [s.lr, s.wd, s.beta1, s.beta2, s.eps, s.bc1, s.bc2].map((x) => ({ type: 'float32', data: [x] }));
   const inputs = [ins.g, ins.scale, ins.p, ins.m, ins.v, ins.decay, ...(ins.active ? [ins.active] : [])];

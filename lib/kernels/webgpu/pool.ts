@@ -71,16 +71,24 @@ export function gpuPoolStats(): GpuPoolStats | undefined {
 }
 
 /**
+ * Submits the command encoder tfjs is still recording (after ending its open compute pass, as the
+ * backend does: a pass left open invalidates the command buffer). No-op on other backends.
+ */
+export function submitRecordedWork(): void {
+  const be = webgpuInternals();
+  if (!be?.commandEncoder) return;
+  be.endComputePassEncoder();
+  be.submitQueue();
+}
+
+/**
  * Destroys every free buffer in the WebGPU backend's pool and returns the bytes released (0 on
  * other backends). Live tensors are untouched. The pool refills as later work allocates.
  */
 export function trimGpuPool(): number {
   const be = webgpuInternals();
   if (!be) return 0;
-  if (be.commandEncoder) {
-    be.endComputePassEncoder(); // as the backend does before it submits (a pass still open invalidates the command buffer)
-    be.submitQueue();
-  }
+  submitRecordedWork();
   const bm = be.bufferManager;
   let released = 0;
   for (const list of bm.freeBuffers.values()) {

@@ -79,21 +79,38 @@ export function setPoisonTemporaries(on: boolean): void {
  */
 export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: number, out?: tf.TensorInfo): tf.TensorInfo {
   const n = shape.reduce((a, b) => a * b, 1);
-  const { groups, loop } = gridStride(n);
   const v = Number.isNaN(value) ? 'uniforms.NAN' : f32(value);
-  const prog = wgslProgram({
+  const prog = gridProgram({
     shaderKey: `dtFill_${n}_${Number.isNaN(value) ? 'nan' : f32(value)}`,
     outputShape: shape,
     variableNames: [],
-    workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
-    getUserCode: () => `
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(`result[i] = ${v};`)}
-      }`,
+    n,
+    body: `result[i] = ${v};`,
   });
   return backend.runWebGPUProgram(prog, [], 'float32', undefined, out ?? backend.makeTensorInfo(shape, 'float32'));
+}
+
+/**
+ * A program whose 256-thread workgroups visit every index < n once (`gridStride`; the index is
+ * `i`, or `index`): `decls` (constants, helper functions) at module scope, `body` per index. The
+ * workgroup count is appended to the shader key.
+ */
+export function gridProgram(
+  p: Omit<WgslProgram, 'dispatchLayout' | 'workgroupSize' | 'dispatch' | 'getUserCode'> & { n: number; body: string; decls?: string; index?: string },
+): WgslProgram {
+  const { n, body, decls = '', index = 'i', ...rest } = p;
+  const { groups, loop } = gridStride(n);
+  return wgslProgram({
+    ...rest,
+    shaderKey: `${p.shaderKey}_${groups}`,
+    workgroupSize: [256, 1, 1],
+    dispatch: [groups, 1, 1],
+    getUserCode: () => `${decls}
+      fn main() {
+        ${USE_UNIFORMS}
+        ${loop(body, index)}
+      }`,
+  });
 }
 
 /** Allocates a float32 temporary on the backend (NaN-filled under `setPoisonTemporaries(true)`). */
@@ -111,7 +128,7 @@ export function freeTemp(backend: WebgpuBackendLike, t: tf.TensorInfo): void {
  * Elementwise kernels: 256-thread workgroups, at most `maxGroups` of them (each thread then loops),
  * and the WGSL loop that visits every index `v` < n once.
  */
-export function gridStride(n: number, maxGroups = 8192): { groups: number; loop: (body: string, v?: string) => string } {
+function gridStride(n: number, maxGroups = 8192): { groups: number; loop: (body: string, v?: string) => string } {
   const groups = Math.max(1, Math.min(ceilDiv(n, 256), maxGroups));
   const loop = (body: string, v = 'i'): string =>
     `for (var ${v} = i32(workgroupId.x) * 256 + i32(localIndex); ${v} < ${i32(n)}; ${v} = ${v} + ${i32(groups * 256)}) {\n          ${body}\n        }`;

@@ -18,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { GEMM_DEFAULTS, GemmOptions, GemmSpec, clearGemmTuning, runGemm, setGemmRecorder, setTunedGemm } from './gemm';
 import { conv2dForwardSpec, conv2dInputGradSpec } from './conv2d';
+import { submitRecordedWork } from './pool';
 import { WebgpuBackendLike } from './program';
 import { ConvPass, clearWinogradChoices, convPassKey, setConvRecorder, setWinogradChoice, winogradConv, winogradForward, winogradGemmSpec, winogradInputGrad } from './winograd';
 
@@ -64,21 +65,44 @@ export interface TuneRow {
   chosen: string;
 }
 
-interface BackendInternals {
-  device: { queue: { onSubmittedWorkDone(): Promise<void> } };
-  commandEncoder: unknown;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-}
-
 /** Submits what tfjs has recorded and waits until the GPU has finished all of it. */
 export async function gpuFinish(): Promise<void> {
-  const be = tf.backend() as unknown as BackendInternals;
-  if (be.commandEncoder) {
-    be.endComputePassEncoder();
-    be.submitQueue();
+  submitRecordedWork();
+  await (tf.backend() as unknown as { device: { queue: { onSubmittedWorkDone(): Promise<void> } } }).device.queue.onSubmittedWorkDone();
+}
+
+const NONE = 'none (every candidate failed)';
+
+/**
+ * Inputs of the recorded shapes. GEMM time does not depend on the values, and a GPU fill costs
+ * nothing on the CPU (random inputs of a batch-512 step would take the JavaScript RNG seconds per GEMM).
+ */
+function filled(shapes: number[][]): tf.Tensor[] {
+  return shapes.map((s) => tf.fill(s, 0.01, 'float32'));
+}
+
+/**
+ * Times `run` (which returns its output, freed here) with every candidate's options; ms by
+ * `prefix + label`, NaN where the candidate failed (e.g. a tile grid past the dispatch limit: not a
+ * choice), and the fastest.
+ */
+async function timeCandidates(
+  backend: WebgpuBackendLike, o: TuneOptions, spec: GemmSpec, prefix: string, run: (opts: GemmOptions) => tf.TensorInfo,
+): Promise<{ ms: Record<string, number>; best?: { c: GemmCandidate; ms: number } }> {
+  const ms: Record<string, number> = {};
+  let best: { c: GemmCandidate; ms: number } | undefined;
+  for (const c of o.candidates) {
+    const opts: GemmOptions = { ...GEMM_DEFAULTS, ...o.base, ...c.opts, useTuned: false };
+    const once = (): void => void backend.disposeData(run(opts).dataId);
+    const label = prefix + c.label;
+    try {
+      ms[label] = o.time ? await o.time(once, c, spec) : await wallTime(once, o.iters);
+    } catch {
+      ms[label] = NaN;
+    }
+    if (Number.isFinite(ms[label]) && (!best || ms[label] < best.ms)) best = { c, ms: ms[label] };
   }
-  await be.device.queue.onSubmittedWorkDone();
+  return { ms, best };
 }
 
 async function wallTime(run: () => void, iters: number): Promise<number> {
@@ -119,29 +143,14 @@ export async function tuneGemms(workload: () => void | Promise<void>, options: P
   const backend = tf.backend() as unknown as WebgpuBackendLike;
   const rows: TuneRow[] = [];
   for (const { spec, shapes, outShape } of seen.values()) {
-    // GEMM time does not depend on the values, and a GPU fill costs nothing on the CPU (random
-    // inputs of a batch-512 step would take the JavaScript RNG seconds per GEMM).
-    const inputs = shapes.map((s) => tf.fill(s, 0.01, 'float32'));
-    const ms: Record<string, number> = {};
+    const inputs = filled(shapes);
     try {
-      for (const c of o.candidates) {
-        const opts = { ...GEMM_DEFAULTS, ...o.base, ...c.opts, useTuned: false };
-        const run = (): void => {
-          const r = runGemm(backend, spec, inputs, outShape, opts);
-          backend.disposeData(r.dataId);
-        };
-        try {
-          ms[c.label] = o.time ? await o.time(run, c, spec) : await wallTime(run, o.iters);
-        } catch {
-          ms[c.label] = NaN; // e.g. a tile grid past the dispatch limit: not a choice
-        }
-      }
+      const { ms, best } = await timeCandidates(backend, o, spec, '', (opts) => runGemm(backend, spec, inputs, outShape, opts));
+      if (best) setTunedGemm(spec.key, best.c.opts);
+      rows.push({ key: spec.key, M: spec.M, N: spec.N, K: spec.K, ms, chosen: best?.c.label ?? NONE });
     } finally {
       tf.dispose(inputs);
     }
-    const best = o.candidates.filter((c) => Number.isFinite(ms[c.label])).sort((a, b) => ms[a.label] - ms[b.label])[0];
-    if (best) setTunedGemm(spec.key, best.opts);
-    rows.push({ key: spec.key, M: spec.M, N: spec.N, K: spec.K, ms, chosen: best?.label ?? 'none (every candidate failed)' });
   }
   if (o.algorithms) for (const p of passes.values()) rows.push(await tuneAlgorithm(backend, p, o));
   return rows;
@@ -160,34 +169,17 @@ async function tuneAlgorithm(
   const outShape = pass === 'fwd' ? info.outShape : info.inShape;
   const problem = pass === 'fwd' ? winogradForward(info) : winogradInputGrad(info);
   const wino = winogradGemmSpec(problem);
-  const inputs = rec.shapes.map((s) => tf.fill(s, 0.01, 'float32'));
-  const ms: Record<string, number> = {};
-  const best: Record<'direct' | 'winograd', { c: GemmCandidate; ms: number } | undefined> = { direct: undefined, winograd: undefined };
+  const inputs = filled(rec.shapes);
   try {
-    for (const algo of ['direct', 'winograd'] as const) {
-      for (const c of o.candidates) {
-        const opts = { ...GEMM_DEFAULTS, ...o.base, ...c.opts, useTuned: false };
-        const run = (): void => {
-          const r = algo === 'direct' ? runGemm(backend, direct, inputs, outShape, opts) : winogradConv(backend, inputs[0], inputs[1], problem, opts);
-          backend.disposeData(r.dataId);
-        };
-        const label = `${algo} ${c.label}`;
-        try {
-          ms[label] = o.time ? await o.time(run, c, algo === 'direct' ? direct : wino) : await wallTime(run, o.iters);
-        } catch {
-          ms[label] = NaN;
-        }
-        const b = best[algo];
-        if (Number.isFinite(ms[label]) && (!b || ms[label] < b.ms)) best[algo] = { c, ms: ms[label] };
-      }
-    }
+    const d = await timeCandidates(backend, o, direct, 'direct ', (opts) => runGemm(backend, direct, inputs, outShape, opts));
+    const w = await timeCandidates(backend, o, wino, 'winograd ', (opts) => winogradConv(backend, inputs[0], inputs[1], problem, opts));
+    if (d.best) setTunedGemm(direct.key, d.best.c.opts);
+    if (w.best) setTunedGemm(wino.key, w.best.c.opts);
+    const useWino = w.best !== undefined && (d.best === undefined || w.best.ms < d.best.ms);
+    if (d.best || w.best) setWinogradChoice(convPassKey(pass, info), useWino);
+    const chosen = useWino ? `winograd ${w.best!.c.label}` : d.best ? `direct ${d.best.c.label}` : NONE;
+    return { key: `conv ${convPassKey(pass, info)}`, M: direct.M, N: direct.N, K: direct.K, ms: { ...d.ms, ...w.ms }, chosen };
   } finally {
     tf.dispose(inputs);
   }
-  if (best.direct) setTunedGemm(direct.key, best.direct.c.opts);
-  if (best.winograd) setTunedGemm(wino.key, best.winograd.c.opts);
-  const useWino = best.winograd !== undefined && (best.direct === undefined || best.winograd.ms < best.direct.ms);
-  if (best.direct || best.winograd) setWinogradChoice(convPassKey(pass, info), useWino);
-  const chosen = useWino ? `winograd ${best.winograd!.c.label}` : best.direct ? `direct ${best.direct.c.label}` : 'none (every candidate failed)';
-  return { key: `conv ${convPassKey(pass, info)}`, M: direct.M, N: direct.N, K: direct.K, ms, chosen };
 }

@@ -20,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { GemmOptions, GemmSpec, runGemm } from './gemm';
-import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, freeTemp, gridStride, i32, wgslProgram } from './program';
+import { WebgpuBackendLike, allocTemp, freeTemp, gridProgram, i32 } from './program';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 
@@ -75,6 +75,7 @@ export function setConvRecorder(r: ConvRecorder | undefined): void {
 export function useWinograd(pass: ConvPass, c: ConvInfo, inputs: readonly tf.TensorInfo[], enabled: boolean): boolean {
   if (!winogradApplies(c)) return false;
   convRecorder?.(pass, c, inputs);
+  if (algorithmChoices.size === 0) return enabled;
   return algorithmChoices.get(convPassKey(pass, c)) ?? enabled;
 }
 
@@ -103,6 +104,15 @@ function tiles(p: WinogradConv): { TH: number; TW: number; T: number } {
   return { TH, TW, T: p.NB * TH * TW };
 }
 
+/** WGSL `tileOf(t)`: tile t as (image, tile row, tile column). */
+function tileOf(p: WinogradConv): string {
+  const { TH, TW } = tiles(p);
+  return `fn tileOf(t: i32) -> vec3<i32> {
+        let r = t / ${i32(TW)};
+        return vec3<i32>(r / ${i32(TH)}, r % ${i32(TH)}, t % ${i32(TW)});
+      }`;
+}
+
 function key(p: WinogradConv): string {
   return [p.NB, p.HI, p.WI, p.CI, p.HO, p.WO, p.CO, p.PT, p.PL, p.flip ? 1 : 0].join('_');
 }
@@ -114,23 +124,18 @@ export function winogradFlops(p: WinogradConv): { gemm: number; direct: number }
 
 /** U [16, CI, CO] from the filter. */
 function filterTransform(backend: WebgpuBackendLike, w: tf.TensorInfo, p: WinogradConv): tf.TensorInfo {
-  const n = p.CI * p.CO;
-  const { groups, loop } = gridStride(n);
   // g[r][s] for input channel c, output channel o of this problem.
   const at = p.flip ? '((2 - r) * 3 + (2 - s)) * CO + o) * CI + c' : '(r * 3 + s) * CI + c) * CO + o';
-  return backend.runWebGPUProgram(wgslProgram({
-    shaderKey: `dtWinoU_${p.CI}_${p.CO}_${p.flip ? 1 : 0}_${groups}`,
+  return backend.runWebGPUProgram(gridProgram({
+    shaderKey: `dtWinoU_${p.CI}_${p.CO}_${p.flip ? 1 : 0}`,
     outputShape: [16, p.CI, p.CO],
     variableNames: ['Wf'],
-    workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
-    getUserCode: () => `
+    n: p.CI * p.CO,
+    decls: `
       const CI: i32 = ${i32(p.CI)};
       const CO: i32 = ${i32(p.CO)};
-      fn g(r: i32, s: i32, c: i32, o: i32) -> f32 { return Wf[(${at}]; }
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(`
+      fn g(r: i32, s: i32, c: i32, o: i32) -> f32 { return Wf[(${at}]; }`,
+    body: `
           let c = i / CO; let o = i % CO;
           // t = G g (4x3), rows of g mixed
           var t: array<vec3<f32>, 4>;
@@ -146,38 +151,31 @@ function filterTransform(backend: WebgpuBackendLike, w: tf.TensorInfo, p: Winogr
             result[base + CI * CO] = 0.5 * (u.x + u.y + u.z);
             result[base + 2 * CI * CO] = 0.5 * (u.x - u.y + u.z);
             result[base + 3 * CI * CO] = u.z;
-          }`)}
-      }`,
+          }`,
   }), [w], 'float32', undefined, allocTemp(backend, [16, p.CI, p.CO]));
 }
 
 /** V [16, T, CI] from the input. */
 function inputTransform(backend: WebgpuBackendLike, x: tf.TensorInfo, p: WinogradConv): tf.TensorInfo {
-  const { TH, TW, T } = tiles(p);
-  const n = T * p.CI;
-  const { groups, loop } = gridStride(n);
-  return backend.runWebGPUProgram(wgslProgram({
-    shaderKey: `dtWinoV_${key(p)}_${groups}`,
+  const { T } = tiles(p);
+  return backend.runWebGPUProgram(gridProgram({
+    shaderKey: `dtWinoV_${key(p)}`,
     outputShape: [16, T, p.CI],
     variableNames: ['X'],
-    workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
-    getUserCode: () => `
+    n: T * p.CI,
+    decls: `
       const HI: i32 = ${i32(p.HI)};
       const WI: i32 = ${i32(p.WI)};
       const CI: i32 = ${i32(p.CI)};
-      const TH: i32 = ${i32(TH)};
-      const TW: i32 = ${i32(TW)};
       const TC: i32 = ${i32(T * p.CI)};
+      ${tileOf(p)}
       fn d(b: i32, h: i32, w: i32, c: i32) -> f32 {
         if (h < 0 || h >= HI || w < 0 || w >= WI) { return 0.0; }
         return X[((b * HI + h) * WI + w) * CI + c];
-      }
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(`
-          let c = i % CI; let t = i / CI;
-          let tx = t % TW; let t2 = t / TW; let ty = t2 % TH; let b = t2 / TH;
+      }`,
+    body: `
+          let c = i % CI;
+          let tile = tileOf(i / CI); let b = tile.x; let ty = tile.y; let tx = tile.z;
           let h0 = 2 * ty - ${i32(p.PT)}; let w0 = 2 * tx - ${i32(p.PL)};
           // rows of B^T d, one 4-vector (over the patch's columns) each
           var q: array<vec4<f32>, 4>;
@@ -194,35 +192,28 @@ function inputTransform(backend: WebgpuBackendLike, x: tf.TensorInfo, p: Winogra
             result[base + TC] = v.y + v.z;
             result[base + 2 * TC] = v.z - v.y;
             result[base + 3 * TC] = v.y - v.w;
-          }`)}
-      }`,
+          }`,
   }), [x], 'float32', undefined, allocTemp(backend, [16, T, p.CI]));
 }
 
 /** y [NB, HO, WO, CO] from M [16, T, CO]. */
 function outputTransform(backend: WebgpuBackendLike, m: tf.TensorInfo, p: WinogradConv, out?: tf.TensorInfo): tf.TensorInfo {
-  const { TH, TW, T } = tiles(p);
-  const n = T * p.CO;
-  const { groups, loop } = gridStride(n);
+  const { T } = tiles(p);
   const shape = [p.NB, p.HO, p.WO, p.CO];
-  return backend.runWebGPUProgram(wgslProgram({
-    shaderKey: `dtWinoY_${key(p)}_${groups}`,
+  return backend.runWebGPUProgram(gridProgram({
+    shaderKey: `dtWinoY_${key(p)}`,
     outputShape: shape,
     variableNames: ['Mt'],
-    workgroupSize: [256, 1, 1],
-    dispatch: [groups, 1, 1],
-    getUserCode: () => `
+    n: T * p.CO,
+    decls: `
       const HO: i32 = ${i32(p.HO)};
       const WO: i32 = ${i32(p.WO)};
       const CO: i32 = ${i32(p.CO)};
-      const TH: i32 = ${i32(TH)};
-      const TW: i32 = ${i32(TW)};
       const TC: i32 = ${i32(T * p.CO)};
-      fn main() {
-        ${USE_UNIFORMS}
-        ${loop(`
-          let o = i % CO; let t = i / CO;
-          let tx = t % TW; let t2 = t / TW; let ty = t2 % TH; let b = t2 / TH;
+      ${tileOf(p)}`,
+    body: `
+          let o = i % CO;
+          let tile = tileOf(i / CO); let b = tile.x; let ty = tile.y; let tx = tile.z;
           // A^T M: two 4-vectors (over the transformed tile's columns)
           var mrow: array<vec4<f32>, 4>;
           for (var a = 0; a < 4; a = a + 1) {
@@ -241,8 +232,7 @@ function outputTransform(backend: WebgpuBackendLike, m: tf.TensorInfo, p: Winogr
           if (oy + 1 < HO) {
             result[at + WO * CO] = y10;
             if (ox + 1 < WO) { result[at + WO * CO + CO] = y11; }
-          }`)}
-      }`,
+          }`,
   }), [m], 'float32', undefined, out ?? backend.makeTensorInfo(shape, 'float32'));
 }
 
