@@ -6,6 +6,8 @@
  * gradients still work; nothing leaks.
  */
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { installTapeRelease, tapeReleaseActive, tapeReleaseCounts, uninstallTapeRelease } from '../lib/kernels/tapeRelease';
@@ -118,4 +120,17 @@ test("a dy passed by the caller survives; higher-order gradients still work", as
   const d2 = tf.grad(tf.grad((a: tf.Tensor) => tf.pow(a, 3)));
   assert.deepEqual(Array.from(await d2(x).data()), [3, -6, 12]);
   tf.dispose([x, dy, g]);
+});
+
+test('the release is on in a fresh process that only imported lib (before any gradient has run)', () => {
+  // This is how users and notebooks get it: installed when lib loads. tfjs creates the engine's
+  // tape only when the first gradient starts, so a check on the tape at load time once turned the
+  // release off everywhere but in tests that re-install it later.
+  const root = join(__dirname, '..');
+  const code = "const m = await import('./lib/kernels/tapeRelease.ts'); await import('./lib/index.ts');"
+    + " const f = m.tapeReleaseActive ?? m.default.tapeReleaseActive; console.log('active=' + f());";
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /active=true/, `stdout: ${r.stdout} stderr: ${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /backward pass keeps its memory/);
 });

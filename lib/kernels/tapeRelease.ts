@@ -30,8 +30,9 @@ interface TapeNode {
 }
 
 interface EngineInternals {
-  state: { activeTape: TapeNode[] | null; gradientDepth: number };
+  state: { activeTape?: TapeNode[] | null; gradientDepth: number };
   addTapeNode: (...args: unknown[]) => void;
+  startTape: () => void;
 }
 
 let stockAddTapeNode: EngineInternals['addTapeNode'] | undefined;
@@ -96,8 +97,10 @@ function wrapNode(engine: EngineInternals, node: TapeNode): void {
 export function installTapeRelease(): boolean {
   if (stockAddTapeNode) return true;
   const engine = tf.engine() as unknown as EngineInternals;
-  if (typeof engine.addTapeNode !== 'function' || !engine.state || !('activeTape' in engine.state)) {
-    console.warn('dinotwins: this tfjs-core has no engine.addTapeNode/activeTape (written for 4.22); the backward pass keeps its memory until it ends');
+  // `state.activeTape` does not exist until the first gradient starts a tape (tfjs' EngineState
+  // declares it without a value), so the check is on what exists from the start.
+  if (typeof engine.addTapeNode !== 'function' || typeof engine.startTape !== 'function' || typeof engine.state?.gradientDepth !== 'number') {
+    console.warn('dinotwins: this tfjs-core has no engine.addTapeNode/startTape/state.gradientDepth (written for 4.22); the backward pass keeps its memory until it ends');
     return false;
   }
   const stock = engine.addTapeNode;
