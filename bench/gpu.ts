@@ -23,7 +23,7 @@
  *                                                 dispatches and the CPU cost of issuing them)
  * Modes: `stock`, `ours`, or `ours` with `:`-separated GEMM choices: `TMxTN` (register block 4, 8 or
  * auto, e.g. ours:8x4, ours:auto), `blocked` (vec4 thread layout), `prefetch` (register prefetch of
- * the next K step), `tuned` (each conv GEMM of the step timed with every variant first and the
+ * the next K step), `vec4` (operands loaded from global memory 4 values at a time), `tuned` (each conv GEMM of the step timed with every variant first and the
  * fastest kept, and direct vs Winograd chosen per 3x3 stride-1 pass: lib/kernels/webgpu/tune.ts),
  * `winograd` (3x3 stride-1 conv forward and input gradient
  * by Winograd F(2x2, 3x3): lib/kernels/webgpu/winograd.ts; the kernel table's TFLOP/s for those
@@ -49,17 +49,17 @@ import { trimGpuPool, trackPeakGpuUse } from '../lib/kernels/webgpu/pool';
 /**
  * `stock`, or `ours` with optional `:`-separated tokens: a GEMM register block `TMxTN` (TM, TN in
  * 4, 8, auto; `auto` alone = autoxauto), `blocked` (the vec4 'blocked' thread layout) and
- * `prefetch` (register prefetch of the next K step), e.g. `ours:8x8:blocked:prefetch`
- * (lib/kernels/webgpu/gemm.ts).
+ * `prefetch` (register prefetch of the next K step), `vec4` (vec4 operand loads), `tuned`, `winograd`,
+ * e.g. `ours:8x8:blocked:prefetch:vec4` (lib/kernels/webgpu/gemm.ts).
  */
 type Mode = string;
 
-interface ParsedMode { ours: boolean; tm?: number; tn?: number; blocked?: boolean; prefetch?: boolean; tuned?: boolean; winograd?: boolean }
+interface ParsedMode { ours: boolean; tm?: number; tn?: number; blocked?: boolean; prefetch?: boolean; vec4?: boolean; tuned?: boolean; winograd?: boolean }
 
 function parseMode(m: string): ParsedMode {
   if (m === 'stock') return { ours: false };
   const [head, ...tokens] = m.split(':');
-  const bad = (): Error => new Error(`--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch][:tuned][:winograd] (TM, TN in 4, 8, auto)`);
+  const bad = (): Error => new Error(`--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch][:vec4][:tuned][:winograd] (TM, TN in 4, 8, auto)`);
   if (head !== 'ours') throw bad();
   const r: ParsedMode = { ours: true };
   const v = (x: string): number => (x === 'auto' ? 0 : Number(x));
@@ -69,6 +69,7 @@ function parseMode(m: string): ParsedMode {
     else if (t === 'auto' && r.tm === undefined) [r.tm, r.tn] = [0, 0];
     else if (t === 'blocked' && !r.blocked) r.blocked = true;
     else if (t === 'prefetch' && !r.prefetch) r.prefetch = true;
+    else if (t === 'vec4' && !r.vec4) r.vec4 = true;
     else if (t === 'tuned' && !r.tuned) r.tuned = true;
     else if (t === 'winograd' && !r.winograd) r.winograd = true;
     else throw bad();
@@ -205,6 +206,7 @@ function setMode(mode: Mode): void {
   const gemm = { ...GEMM_DEFAULTS, ...kernelOpts.gemm };
   if (m.blocked) gemm.layout = 'blocked';
   if (m.prefetch) gemm.prefetch = true;
+  if (m.vec4) gemm.vec4 = true;
   if (m.tm !== undefined) [gemm.tm, gemm.tn] = [m.tm, m.tn ?? 0];
   registerWebgpuKernels({ ...kernelOpts, gemm, ...(m.winograd ? { winograd: true } : {}) });
 }

@@ -122,7 +122,7 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   }
 });
 
-test('every output element is written: NaN-poisoned outputs and temporaries, split-K, 8x8 tiles, both layouts, prefetch', async (t) => {
+test('every output element is written: NaN-poisoned outputs and temporaries, split-K, 8x8 tiles, both layouts, prefetch, vec4 loads', async (t) => {
   if (!(await useWebgpu(t))) return;
   const backend = tf.backend() as unknown as WebgpuBackendLike;
   const variants: Array<{ name: string; opts: Partial<GemmOptions> }> = [
@@ -138,6 +138,10 @@ test('every output element is written: NaN-poisoned outputs and temporaries, spl
     { name: 'prefetch 4x4 three splits', opts: { prefetch: true, forceSplits: 3 } },
     { name: 'prefetch blocked 8x8 one split', opts: { prefetch: true, layout: 'blocked', tm: 8, tn: 8, forceSplits: 1 } },
     { name: 'prefetch blocked 4x8 auto splits', opts: { prefetch: true, layout: 'blocked', tm: 4, tn: 8, minKPerSplit: 16 } },
+    { name: 'vec4 4x4 three splits', opts: { vec4: true, forceSplits: 3 } },
+    { name: 'vec4 8x4 prefetch one split', opts: { vec4: true, tm: 8, tn: 4, prefetch: true, forceSplits: 1 } },
+    { name: 'vec4 blocked 4x8 auto splits', opts: { vec4: true, layout: 'blocked', tm: 4, tn: 8, minKPerSplit: 16 } },
+    { name: 'vec4 blocked 8x8 prefetch two splits', opts: { vec4: true, layout: 'blocked', tm: 8, tn: 8, prefetch: true, forceSplits: 2 } },
   ];
   setPoisonTemporaries(true);
   try {
@@ -163,6 +167,58 @@ test('every output element is written: NaN-poisoned outputs and temporaries, spl
       tf.dispose([x, w, dy]);
     }
   } finally {
+    setPoisonTemporaries(false);
+  }
+});
+
+test('vec4 loads run where the channel counts allow them, and match cpu there and in the scalar fallback', async (t) => {
+  if (!(await useWebgpu(t))) return;
+  const backend = tf.backend() as unknown as WebgpuBackendLike;
+  // Which operands load vec4 (shader key suffix after the layout letters: va / vb / vab), per pass.
+  const cases: Array<{ c: ConvCase; fwd: string; dx: string; dw: string }> = [
+    // stem: 3 input channels, so x is read by scalars, the filter (16 outputs) and dy by vec4s
+    { c: CASES[0], fwd: 'vb', dx: 'vab', dw: 'vb' },
+    { c: CASES[3], fwd: 'vab', dx: 'vab', dw: 'vab' },
+    // 8 -> 24 channels, stride 2: the input gradient runs as stride phases, each vec4 on both sides
+    { c: CASES[4], fwd: 'vab', dx: 'vab', dw: 'vab' },
+    // 4 input, 6 output channels: only x loads vec4 (forward and filter gradient); the input gradient none
+    { c: { x: [2, 5, 5, 4], f: [3, 3, 4, 6], stride: 1, pad: 'same' }, fwd: 'va', dx: '', dw: 'va' },
+  ];
+  const keys: string[] = [];
+  const be = backend as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...r: unknown[]) => unknown };
+  const orig = be.runWebGPUProgram;
+  be.runWebGPUProgram = function (this: unknown, p: { shaderKey: string }, ...r: unknown[]) {
+    if (p.shaderKey.startsWith('dtGemm_')) keys.push(p.shaderKey);
+    return orig.call(this, p, ...r);
+  };
+  setPoisonTemporaries(true);
+  try {
+    for (const [i, k] of cases.entries()) {
+      const info = convInfo(k.c);
+      const xv = randn(info.inShape.reduce((a, b) => a * b), 700 + i);
+      const wv = randn(k.c.f.reduce((a, b) => a * b), 800 + i);
+      const dyv = randn(info.outShape.reduce((a, b) => a * b), 900 + i);
+      const ref = await cpuConv(k.c, xv, wv, dyv);
+      const x = tf.tensor4d(xv, k.c.x);
+      const w = tf.tensor4d(wv, k.c.f);
+      const dy = tf.tensor4d(dyv, info.outShape);
+      const opts: Partial<GemmOptions> = { vec4: true, layout: 'blocked', forceSplits: 2 };
+      const suffix = (): string => {
+        const got = keys.splice(0).map((key) => /_4x4b(v[ab]*)?_/.exec(key)?.[1] ?? '');
+        assert.ok(got.length > 0 && got.every((g) => g === got[0]), `one vec4 choice per pass: ${got.join(',')}`);
+        return got[0];
+      };
+      const label = caseName(k.c);
+      assert.ok(relErr(await read(conv2dForward(backend, x, w, info, opts, gpuFill(backend, info.outShape, NaN))), ref.fwd) < TOL, `${label} forward`);
+      assert.equal(suffix(), k.fwd, `${label} forward vec4 operands`);
+      assert.ok(relErr(await read(conv2dInputGrad(backend, dy, w, info, opts, gpuFill(backend, info.inShape, NaN))), ref.dx) < TOL, `${label} input grad`);
+      assert.equal(suffix(), k.dx, `${label} input grad vec4 operands`);
+      assert.ok(relErr(await read(conv2dFilterGrad(backend, x, dy, info, opts, gpuFill(backend, info.filterShape, NaN))), ref.dw) < TOL, `${label} filter grad`);
+      assert.equal(suffix(), k.dw, `${label} filter grad vec4 operands`);
+      tf.dispose([x, w, dy]);
+    }
+  } finally {
+    be.runWebGPUProgram = orig;
     setPoisonTemporaries(false);
   }
 });

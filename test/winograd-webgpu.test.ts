@@ -33,10 +33,10 @@ async function values(t: tf.Tensor | tf.TensorInfo): Promise<Float32Array> {
   return v;
 }
 
-test('Winograd forward and input gradient match cpu, write every element, with several GEMM tilings', async (t) => {
+test('Winograd forward and input gradient match cpu, write every element, with several GEMM tilings and vec4 loads', async (t) => {
   if (!(await useWebgpu(t))) return;
   const backend = tf.backend() as unknown as WebgpuBackendLike;
-  const tilings: Array<Partial<GemmOptions>> = [{}, { tm: 8, tn: 8, layout: 'blocked', prefetch: true }, { tm: 4, tn: 8, layout: 'blocked' }];
+  const tilings: Array<Partial<GemmOptions>> = [{}, { tm: 8, tn: 8, layout: 'blocked', prefetch: true }, { tm: 4, tn: 8, layout: 'blocked' }, { vec4: true }, { tm: 8, tn: 8, layout: 'blocked', prefetch: true, vec4: true }];
   setPoisonTemporaries(true);
   try {
     for (const [i, c] of CASES.entries()) {

@@ -10,7 +10,7 @@
  * backend_util.computeConv2DInfo, so padding follows tfjs ('same' puts the odd pixel at the bottom/right).
  */
 import * as tf from '@tensorflow/tfjs';
-import { GemmOptions, GemmSpec, runGemm } from './gemm';
+import { GemmOptions, GemmSpec, operandLoaders, runGemm } from './gemm';
 import { WebgpuBackendLike, gpuFill, i32 } from './program';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
@@ -65,18 +65,17 @@ export function conv2dForwardSpec(c: ConvInfo): GemmSpec {
     variableNames: ['X', 'Wf'],
     walkA: 'k',
     walkB: 'mn',
-    loaders: `
-      ${k.wgsl}
+    ...operandLoaders(k.wgsl, {
       // A[m = (b, ho, wo), k = (kh, kw, ci)] = x[b, ho*SH - PT + kh, wo*SW - PL + kw, ci] (0 in the padding)
-      fn loadA(m: i32, k: i32) -> f32 {
-        let wo = m % WO; let t = m / WO; let ho = t % HO; let b = t / HO;
+      body: `let wo = m % WO; let t = m / WO; let ho = t % HO; let b = t / HO;
         let ci = k % CI; let t2 = k / CI; let kw = t2 % KW; let kh = t2 / KW;
         let h = ho * SH - PT + kh; let w = wo * SW - PL + kw;
-        if (h < 0 || h >= H || w < 0 || w >= W) { return 0.0; }
-        return X[((b * H + h) * W + w) * CI + ci];
-      }
+        if (h < 0 || h >= H || w < 0 || w >= W) { return ZERO; }`,
+      buf: 'X', at: '((b * H + h) * W + w) * CI + ci', vec4: c.inChannels % 4 === 0,
+    }, {
       // B[k, n = co] = w[kh, kw, ci, co]
-      fn loadB(k: i32, n: i32) -> f32 { return Wf[k * CO + n]; }`,
+      body: '', buf: 'Wf', at: 'k * CO + n', vec4: c.outChannels % 4 === 0,
+    }),
   };
 }
 
@@ -91,20 +90,19 @@ export function conv2dInputGradSpec(c: ConvInfo): GemmSpec {
     variableNames: ['Dy', 'Wf'],
     walkA: 'k',
     walkB: 'k',
-    loaders: `
-      ${k.wgsl}
+    ...operandLoaders(k.wgsl, {
       // A[m = (b, h, w), k = (kh, kw, co)] = dy[b, (h + PT - kh)/SH, (w + PL - kw)/SW, co] when both divide exactly
-      fn loadA(m: i32, k: i32) -> f32 {
-        let wi = m % W; let t = m / W; let hi = t % H; let b = t / H;
+      body: `let wi = m % W; let t = m / W; let hi = t % H; let b = t / H;
         let co = k % CO; let t2 = k / CO; let kw = t2 % KW; let kh = t2 / KW;
         let hn = hi + PT - kh; let wn = wi + PL - kw;
-        if (hn < 0 || wn < 0) { return 0.0; }
+        if (hn < 0 || wn < 0) { return ZERO; }
         let ho = hn / SH; let wo = wn / SW;
-        if (ho * SH != hn || wo * SW != wn || ho >= HO || wo >= WO) { return 0.0; }
-        return Dy[((b * HO + ho) * WO + wo) * CO + co];
-      }
+        if (ho * SH != hn || wo * SW != wn || ho >= HO || wo >= WO) { return ZERO; }`,
+      buf: 'Dy', at: '((b * HO + ho) * WO + wo) * CO + co', vec4: c.outChannels % 4 === 0,
+    }, {
       // B[k = (kh, kw, co), n = ci] = w[kh, kw, ci, co]
-      fn loadB(k: i32, n: i32) -> f32 { return Wf[((k / CO) * CI + n) * CO + k % CO]; }`,
+      body: '', buf: 'Wf', at: '((k / CO) * CI + n) * CO + k % CO', vec4: c.outChannels % 4 === 0,
+    }),
   };
 }
 
@@ -119,18 +117,17 @@ export function conv2dFilterGradSpec(c: ConvInfo): GemmSpec {
     variableNames: ['X', 'Dy'],
     walkA: 'mn',
     walkB: 'mn',
-    loaders: `
-      ${k.wgsl}
+    ...operandLoaders(k.wgsl, {
       // A[m = (kh, kw, ci), k = (b, ho, wo)] = x[b, ho*SH - PT + kh, wo*SW - PL + kw, ci] (0 in the padding)
-      fn loadA(m: i32, k: i32) -> f32 {
-        let ci = m % CI; let t = m / CI; let kw = t % KW; let kh = t / KW;
+      body: `let ci = m % CI; let t = m / CI; let kw = t % KW; let kh = t / KW;
         let wo = k % WO; let t2 = k / WO; let ho = t2 % HO; let b = t2 / HO;
         let h = ho * SH - PT + kh; let w = wo * SW - PL + kw;
-        if (h < 0 || h >= H || w < 0 || w >= W) { return 0.0; }
-        return X[((b * H + h) * W + w) * CI + ci];
-      }
+        if (h < 0 || h >= H || w < 0 || w >= W) { return ZERO; }`,
+      buf: 'X', at: '((b * H + h) * W + w) * CI + ci', vec4: c.inChannels % 4 === 0,
+    }, {
       // B[k = (b, ho, wo), n = co] = dy[b, ho, wo, co]
-      fn loadB(k: i32, n: i32) -> f32 { return Dy[k * CO + n]; }`,
+      body: '', buf: 'Dy', at: 'k * CO + n', vec4: c.outChannels % 4 === 0,
+    }),
   };
 }
 
@@ -187,32 +184,29 @@ export function conv2dInputGradPhaseSpec(c: ConvInfo, p: InputGradPhase): GemmSp
     walkA: 'k',
     walkB: 'k',
     scatter: true,
-    loaders: `
-      ${k.wgsl}
+    ...operandLoaders(`${k.wgsl}
       ${Object.entries(v).map(([n, x]) => `const ${n}: i32 = ${i32(x)};`).join('\n      ')}
       // GEMM row m = (b, a, a'): image b, the a-th row and a'-th column of this phase's pixels
       fn phasePixel(m: i32) -> vec3<i32> {
         let t = m / WP;
         return vec3<i32>(t / HP, t % HP, m % WP);
       }
-      // A[m = (b, a, a'), k = (j, i, co)] = dy[b, Q0H + a - j, Q0W + a' - i, co] (0 outside dy)
-      fn loadA(m: i32, k: i32) -> f32 {
-        let px = phasePixel(m); let b = px.x; let a = px.y; let ap = px.z;
-        let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;
-        let ho = Q0H + a - j; let wo = Q0W + ap - i;
-        if (ho < 0 || ho >= HO || wo < 0 || wo >= WO) { return 0.0; }
-        return Dy[((b * HO + ho) * WO + wo) * CO + co];
-      }
-      // B[k = (j, i, co), n = ci] = w[PH + SH*j, PW + SW*i, ci, co]
-      fn loadB(k: i32, n: i32) -> f32 {
-        let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;
-        return Wf[(((PH + SH * j) * KW + PW + SW * i) * CI + n) * CO + co];
-      }
       // GEMM row m -> pixel (b, SH*(Q0H + a) + PH - PT, SW*(Q0W + a') + PW - PL) of dx
       fn outRow(m: i32) -> i32 {
         let px = phasePixel(m); let b = px.x; let a = px.y; let ap = px.z;
         return (b * H + SH * (Q0H + a) + PH - PT) * W + SW * (Q0W + ap) + PW - PL;
-      }`,
+      }`, {
+      // A[m = (b, a, a'), k = (j, i, co)] = dy[b, Q0H + a - j, Q0W + a' - i, co] (0 outside dy)
+      body: `let px = phasePixel(m); let b = px.x; let a = px.y; let ap = px.z;
+        let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;
+        let ho = Q0H + a - j; let wo = Q0W + ap - i;
+        if (ho < 0 || ho >= HO || wo < 0 || wo >= WO) { return ZERO; }`,
+      buf: 'Dy', at: '((b * HO + ho) * WO + wo) * CO + co', vec4: c.outChannels % 4 === 0,
+    }, {
+      // B[k = (j, i, co), n = ci] = w[PH + SH*j, PW + SW*i, ci, co]
+      body: 'let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;',
+      buf: 'Wf', at: '(((PH + SH * j) * KW + PW + SW * i) * CI + n) * CO + co', vec4: c.outChannels % 4 === 0,
+    }),
   };
 }
 

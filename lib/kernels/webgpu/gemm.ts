@@ -10,8 +10,8 @@
  * avoid bank conflicts on the transposing stores). When the tile grid is too small to fill the GPU
  * (the conv filter gradient: M*N is tiny, K = batch*H*W is huge) K is split across workgroups
  * (split-K): each split writes a partial [S, M, N] and a column-sum pass adds them. Options choose
- * the register block (4 or 8 per side), the thread layout ('strided' or 'blocked') and register
- * prefetch of the next K step (`GemmOptions`).
+ * the register block (4 or 8 per side), the thread layout ('strided' or 'blocked'), register
+ * prefetch of the next K step and vec4 operand loads (`GemmOptions`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, freeTemp, i32, wgslProgram } from './program';
@@ -45,6 +45,15 @@ export interface GemmOptions {
    */
   prefetch: boolean;
   /**
+   * Load operands from global memory as vec4 (4 consecutive values along the operand's contiguous
+   * axis: channels, for every conv pass) where the GEMM offers it (`GemmSpec.vec4`): a quarter of
+   * the load instructions and of the im2col index arithmetic per value, which the scalar loaders
+   * redo for every element (stock tfjs' Conv2DMM loads vec4 where channels allow, and its forward
+   * beat ours at 256x32x32x64 on the H100: 1.28 vs 2.03 ms). Ignored where the spec has no vec4
+   * loaders. Not yet timed on a GPU.
+   */
+  vec4: boolean;
+  /**
    * Let a measured choice for this GEMM (`tune.ts`: `tuneGemms`), if one was made in this process,
    * override these options. The tuner itself times candidates with this off.
    */
@@ -59,6 +68,7 @@ export const GEMM_DEFAULTS: Readonly<GemmOptions> = Object.freeze({
   forceSplits: 0,
   layout: 'strided',
   prefetch: false,
+  vec4: false,
   useTuned: true,
 });
 
@@ -137,6 +147,75 @@ export interface GemmSpec {
    * Batched GEMMs never split K.
    */
   batch?: number;
+  /** Optional vec4 loaders, used when `GemmOptions.vec4` is on (`GemmVec4`). */
+  vec4?: GemmVec4;
+}
+
+/**
+ * Loaders that read an operand 4 values at a time along its walk: `fn loadA4(m: i32, k: i32) ->
+ * vec4<f32>` returns A[m, k..k+3] when `walkA` is 'k' and A[m..m+3, k] when it is 'mn' (likewise
+ * `loadB4(k, n)`: B[k..k+3, n] or B[k, n..n+3]). They are called with that index a multiple of 4
+ * and all four values in range, so the extent along the walk (K, or M / N) must be a multiple of 4.
+ */
+export interface GemmVec4 {
+  /** Whether A is read with `loadA4` (otherwise `loaders` defines the scalar `loadA`). */
+  a: boolean;
+  /** Whether B is read with `loadB4` (otherwise the scalar `loadB`). */
+  b: boolean;
+  /** WGSL used instead of `GemmSpec.loaders` (constants, the loaders above, `outRow` if scattering). */
+  loaders: string;
+  /** Components of each input binding (1: array<f32>, 4: array<vec4<f32>>), in `variableNames` order. */
+  components: number[];
+}
+
+/**
+ * One operand's loader: WGSL statements `body` (which may `return ZERO;`, e.g. in the padding),
+ * then a read of binding `buf` at flat index `at`. `vec4`: whether the operand may also be read 4
+ * values at a time (the 4 values along its walk are consecutive in `buf` and `at` is then a
+ * multiple of 4).
+ */
+export interface OperandLoader { body: string; buf: string; at: string; vec4: boolean }
+
+function loaderFn(which: 'A' | 'B', l: OperandLoader, vec: boolean): string {
+  const args = which === 'A' ? 'm: i32, k: i32' : 'k: i32, n: i32';
+  return `fn load${which}${vec ? '4' : ''}(${args}) -> ${vec ? 'vec4<f32>' : 'f32'} {
+        ${l.body.replaceAll('ZERO', vec ? 'vec4<f32>(0.0)' : '0.0')}
+        return ${l.buf}[${vec ? `(${l.at}) >> 2u` : l.at}];
+      }`;
+}
+
+/**
+ * `loaders` and `vec4` of a GEMM whose A reads only its first binding and B only its second (every
+ * conv pass, Winograd's batched GEMM): `common` WGSL (constants, helpers, `outRow`) and the two
+ * operands' loaders, scalar and, where an operand allows it, vec4.
+ */
+export function operandLoaders(common: string, a: OperandLoader, b: OperandLoader): Pick<GemmSpec, 'loaders' | 'vec4'> {
+  const loaders = `${common}
+      ${loaderFn('A', a, false)}
+      ${loaderFn('B', b, false)}`;
+  if (!a.vec4 && !b.vec4) return { loaders };
+  return {
+    loaders,
+    vec4: {
+      a: a.vec4, b: b.vec4, components: [a.vec4 ? 4 : 1, b.vec4 ? 4 : 1],
+      loaders: `${common}
+      ${loaderFn('A', a, a.vec4)}
+      ${loaderFn('B', b, b.vec4)}`,
+    },
+  };
+}
+
+/** The vec4 loaders `runGemm` uses for `spec` under `opts`, checked, or undefined for scalar loads. */
+function vec4Loaders(spec: GemmSpec, o: GemmOptions): GemmVec4 | undefined {
+  const v = spec.vec4;
+  if (!o.vec4 || !v || (!v.a && !v.b)) return undefined;
+  const along = (walk: TileWalk, mn: number): number => (walk === 'k' ? spec.K : mn);
+  if (v.a && along(spec.walkA, spec.M) % 4 !== 0) throw new Error(`runGemm(${spec.key}): vec4 loads of A need ${spec.walkA === 'k' ? `K (${spec.K})` : `M (${spec.M})`} divisible by 4`);
+  if (v.b && along(spec.walkB, spec.N) % 4 !== 0) throw new Error(`runGemm(${spec.key}): vec4 loads of B need ${spec.walkB === 'k' ? `K (${spec.K})` : `N (${spec.N})`} divisible by 4`);
+  if (v.components.length !== spec.variableNames.length || v.components.some((c) => c !== 1 && c !== 4)) {
+    throw new Error(`runGemm(${spec.key}): vec4 components ${JSON.stringify(v.components)} do not give 1 or 4 for each of ${spec.variableNames.length} bindings`);
+  }
+  return v;
 }
 
 /** The split-K plan for a GEMM. */
@@ -168,6 +247,16 @@ function tilePos(r: number, T: number, walk: TileWalk): string {
   return `let kl = ${kl}; let ml = ${ml};`;
 }
 
+/**
+ * Position (kl, ml) in a BK x (16*T) operand tile of the first of the 4 values of the r-th vec4 a
+ * thread loads (r < T/4): consecutive threads take consecutive vec4s along the walk.
+ */
+function tilePos4(r: number, T: number, walk: TileWalk): string {
+  const idx = `(tid + ${256 * r})`;
+  const [kl, ml] = walk === 'k' ? [`(${idx} % ${BK / 4}) * 4`, `${idx} / ${BK / 4}`] : [`${idx} / ${4 * T}`, `(${idx} % ${4 * T}) * 4`];
+  return `let kl = ${kl}; let ml = ${ml};`;
+}
+
 /** Reads the thread's T values of one operand tile starting at K index `kStart` (0 past kEnd or the M/N edge) into `v{which}{r}`. */
 function tileFetch(which: 'A' | 'B', T: number, walk: TileWalk, kStart: string): string {
   const ext = which === 'A' ? 'M_' : 'N_';
@@ -180,6 +269,43 @@ function tileFetch(which: 'A' | 'B', T: number, walk: TileWalk, kStart: string):
           v${which}${r} = 0.0;
           if (${base} + ml < ${ext} && k < kEnd) { v${which}${r} = ${call}; }
         }`);
+  }
+  return lines.join('\n        ');
+}
+
+/** Like `tileFetch` with vec4 loads: T/4 vec4s into `v{which}{r}` (zero past kEnd or the M/N edge, which never cut a vec4). */
+function tileFetch4(which: 'A' | 'B', T: number, walk: TileWalk, kStart: string): string {
+  const ext = which === 'A' ? 'M_' : 'N_';
+  const base = which === 'A' ? 'm0' : 'n0';
+  const call = which === 'A' ? `loadA4(${base} + ml, k)` : `loadB4(k, ${base} + ml)`;
+  const lines: string[] = [];
+  for (let r = 0; r < T / 4; r++) {
+    lines.push(`{
+          ${tilePos4(r, T, walk)} let k = ${kStart} + kl;
+          v${which}${r} = vec4<f32>(0.0);
+          if (${base} + ml < ${ext} && k < kEnd) { v${which}${r} = ${call}; }
+        }`);
+  }
+  return lines.join('\n        ');
+}
+
+/** Like `tileStore` for the vec4s of `tileFetch4`: one vec4 store where the vector runs along the tile's rows of workgroup memory, else four scalars. */
+function tileStore4(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOptions['layout']): string {
+  const W = 16 * T;
+  const lines: string[] = [];
+  for (let r = 0; r < T / 4; r++) {
+    const v = `v${which}${r}`;
+    let st: string;
+    if (walk === 'mn') {
+      st = layout === 'blocked'
+        ? `${which}s4[kl * ${W / 4 + 1} + (ml >> 2u)] = ${v};`
+        : [0, 1, 2, 3].map((i) => `${which}s[kl * ${W + 1} + ml + ${i}] = ${v}[${i}];`).join(' ');
+    } else {
+      st = [0, 1, 2, 3].map((i) => (layout === 'blocked'
+        ? `${which}s4[(kl + ${i}) * ${W / 4 + 1} + (ml >> 2u)][ml & 3] = ${v}[${i}];`
+        : `${which}s[(kl + ${i}) * ${W + 1} + ml] = ${v}[${i}];`)).join(' ');
+    }
+    lines.push(`{ ${tilePos4(r, T, walk)} ${st} }`);
   }
   return lines.join('\n        ');
 }
@@ -198,7 +324,7 @@ function tileStore(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOpti
   return lines.join('\n        ');
 }
 
-function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: number[]) {
+function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: number[], v4: GemmVec4 | undefined) {
   const { tm: TM, tn: TN } = o;
   const batch = spec.batch ?? 1;
   const BM = 16 * TM;
@@ -223,12 +349,14 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
     for (let j = 0; j < TN; j++) decl.push(`var b${j} = 0.0;`);
   }
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) decl.push(`var acc${i}_${j} = 0.0;`);
-  for (let r = 0; r < TM; r++) decl.push(`var vA${r} = 0.0;`);
-  for (let r = 0; r < TN; r++) decl.push(`var vB${r} = 0.0;`);
-  const fetch = (kStart: string): string => `${tileFetch('A', TM, spec.walkA, kStart)}
-        ${tileFetch('B', TN, spec.walkB, kStart)}`;
-  const store = `${tileStore('A', TM, spec.walkA, o.layout)}
-        ${tileStore('B', TN, spec.walkB, o.layout)}`;
+  const vecA = v4?.a ?? false;
+  const vecB = v4?.b ?? false;
+  for (let r = 0; r < (vecA ? TM / 4 : TM); r++) decl.push(vecA ? `var vA${r} = vec4<f32>(0.0);` : `var vA${r} = 0.0;`);
+  for (let r = 0; r < (vecB ? TN / 4 : TN); r++) decl.push(vecB ? `var vB${r} = vec4<f32>(0.0);` : `var vB${r} = 0.0;`);
+  const fetch = (kStart: string): string => `${(vecA ? tileFetch4 : tileFetch)('A', TM, spec.walkA, kStart)}
+        ${(vecB ? tileFetch4 : tileFetch)('B', TN, spec.walkB, kStart)}`;
+  const store = `${(vecA ? tileStore4 : tileStore)('A', TM, spec.walkA, o.layout)}
+        ${(vecB ? tileStore4 : tileStore)('B', TN, spec.walkB, o.layout)}`;
   const compute = `for (var kk = 0; kk < ${BK}; kk = kk + 1) {
             ${fma.join('\n            ')}
           }`;
@@ -266,9 +394,10 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
     : `var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
       var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;`;
   return wgslProgram({
-    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}${blocked ? 'b' : ''}${o.prefetch ? 'p' : ''}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
+    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}${blocked ? 'b' : ''}${o.prefetch ? 'p' : ''}${v4 ? `v${vecA ? 'a' : ''}${vecB ? 'b' : ''}` : ''}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
     outputShape: outShape,
     variableNames: spec.variableNames,
+    ...(v4 ? { variableComponents: v4.components } : {}),
     workgroupSize: [16, 16, 1],
     dispatch: [plan.tilesN, plan.tilesM, plan.splits * batch],
     getUserCode: () => `
@@ -277,7 +406,7 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
       const K_: i32 = ${i32(spec.K)};
       const KPS: i32 = ${i32(plan.kPerSplit)};
       ${batch > 1 ? 'var<private> gemmBatch: i32;' : ''}
-      ${spec.loaders}
+      ${v4 ? v4.loaders : spec.loaders}
       ${shared}
       fn main() {
         ${USE_UNIFORMS}
@@ -321,16 +450,18 @@ export function runGemm(
   if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
   if (o.layout !== 'strided' && o.layout !== 'blocked') throw new Error(`runGemm: layout must be 'strided' or 'blocked', got ${String(o.layout)}`);
   if (typeof o.prefetch !== 'boolean') throw new Error(`runGemm: prefetch must be true or false, got ${String(o.prefetch)}`);
+  if (typeof o.vec4 !== 'boolean') throw new Error(`runGemm: vec4 must be true or false, got ${String(o.vec4)}`);
+  const v4 = vec4Loaders(spec, o);
   const outSize = outShape.reduce((a, b) => a * b, 1);
   if (spec.scatter ? outSize % spec.N !== 0 || outSize < spec.M * spec.N : batch * spec.M * spec.N !== outSize) {
     throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} does not hold ${batch > 1 ? `${batch}x` : ''}${spec.M}x${spec.N}${spec.scatter ? ' scattered rows' : ''}`);
   }
   if (inputs.length !== spec.variableNames.length) throw new Error(`runGemm(${spec.key}): ${inputs.length} inputs for ${spec.variableNames.length} bindings`);
   const plan = planGemm(spec.M, spec.N, spec.K, o);
-  if (plan.splits === 1) return backend.runWebGPUProgram(gemmProgram(spec, plan, o, outShape), inputs, 'float32', undefined, out);
+  if (plan.splits === 1) return backend.runWebGPUProgram(gemmProgram(spec, plan, o, outShape, v4), inputs, 'float32', undefined, out);
   if (plan.splits * spec.M * spec.N > 2 ** 31 - 1) throw new Error(`runGemm(${spec.key}): split-K partials too large`);
   const partial = backend.runWebGPUProgram(
-    gemmProgram(spec, plan, o, [plan.splits, spec.M * spec.N]), inputs, 'float32', undefined,
+    gemmProgram(spec, plan, o, [plan.splits, spec.M * spec.N], v4), inputs, 'float32', undefined,
     allocTemp(backend, [plan.splits, spec.M * spec.N]));
   const res = sumRows(backend, partial, plan.splits, spec.M * spec.N, 1, outShape, out);
   freeTemp(backend, partial);

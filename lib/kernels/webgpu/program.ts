@@ -32,6 +32,11 @@ export interface WgslProgram {
    * change between calls (a schedule), where baking a constant would compile a shader per value.
    */
   uniforms?: string;
+  /**
+   * Components of each input binding (1: `array<f32>`, 4: `array<vec4<f32>>`), in `variableNames`
+   * order; all 1 when absent. A vec4 binding's tensor must hold a multiple of 4 values.
+   */
+  variableComponents?: number[];
 }
 
 /** The WebGPU backend as our kernels see it. */

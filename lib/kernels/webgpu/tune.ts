@@ -31,14 +31,18 @@ export function clearTuning(): void {
 /** A named candidate. */
 export interface GemmCandidate { label: string; opts: Partial<GemmOptions> }
 
-/** The variants tried by default: both layouts, 4x4 and 8x8 blocks, with and without prefetch. */
+/** The variants tried by default: both layouts, 4x4 and 8x8 blocks, with and without prefetch, scalar and vec4 loads. */
 export const GEMM_CANDIDATES: readonly GemmCandidate[] = Object.freeze([
-  { label: '4x4', opts: { tm: 4, tn: 4, layout: 'strided', prefetch: false } },
-  { label: '8x8', opts: { tm: 8, tn: 8, layout: 'strided', prefetch: false } },
-  { label: '4x4:blocked', opts: { tm: 4, tn: 4, layout: 'blocked', prefetch: false } },
-  { label: '8x8:blocked', opts: { tm: 8, tn: 8, layout: 'blocked', prefetch: false } },
-  { label: '4x4:blocked:prefetch', opts: { tm: 4, tn: 4, layout: 'blocked', prefetch: true } },
-  { label: '8x8:blocked:prefetch', opts: { tm: 8, tn: 8, layout: 'blocked', prefetch: true } },
+  { label: '4x4', opts: { tm: 4, tn: 4, layout: 'strided', prefetch: false, vec4: false } },
+  { label: '8x8', opts: { tm: 8, tn: 8, layout: 'strided', prefetch: false, vec4: false } },
+  { label: '4x4:blocked', opts: { tm: 4, tn: 4, layout: 'blocked', prefetch: false, vec4: false } },
+  { label: '8x8:blocked', opts: { tm: 8, tn: 8, layout: 'blocked', prefetch: false, vec4: false } },
+  { label: '4x4:blocked:prefetch', opts: { tm: 4, tn: 4, layout: 'blocked', prefetch: true, vec4: false } },
+  { label: '8x8:blocked:prefetch', opts: { tm: 8, tn: 8, layout: 'blocked', prefetch: true, vec4: false } },
+  { label: '4x4:vec4', opts: { tm: 4, tn: 4, layout: 'strided', prefetch: false, vec4: true } },
+  { label: '4x4:blocked:vec4', opts: { tm: 4, tn: 4, layout: 'blocked', prefetch: false, vec4: true } },
+  { label: '8x8:blocked:vec4', opts: { tm: 8, tn: 8, layout: 'blocked', prefetch: false, vec4: true } },
+  { label: '8x8:blocked:prefetch:vec4', opts: { tm: 8, tn: 8, layout: 'blocked', prefetch: true, vec4: true } },
 ]);
 
 export interface TuneOptions {

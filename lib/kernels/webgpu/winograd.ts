@@ -19,7 +19,7 @@
  * Not yet timed on a GPU: opt-in (`WebgpuKernelOptions.winograd`).
  */
 import * as tf from '@tensorflow/tfjs';
-import { GemmOptions, GemmSpec, runGemm } from './gemm';
+import { GemmOptions, GemmSpec, operandLoaders, runGemm } from './gemm';
 import { WebgpuBackendLike, allocTemp, freeTemp, gridProgram, i32 } from './program';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
@@ -245,9 +245,9 @@ export function winogradGemmSpec(p: WinogradConv): GemmSpec {
     variableNames: ['V', 'U'],
     walkA: 'k',
     walkB: 'mn',
-    loaders: `
-      fn loadA(m: i32, k: i32) -> f32 { return V[(gemmBatch * M_ + m) * K_ + k]; }
-      fn loadB(k: i32, n: i32) -> f32 { return U[(gemmBatch * K_ + k) * N_ + n]; }`,
+    ...operandLoaders('',
+      { body: '', buf: 'V', at: '(gemmBatch * M_ + m) * K_ + k', vec4: p.CI % 4 === 0 },
+      { body: '', buf: 'U', at: '(gemmBatch * K_ + k) * N_ + n', vec4: p.CO % 4 === 0 }),
   };
 }
 
