@@ -89,8 +89,8 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   registerWebgpuKernels();
   try {
     assert.deepEqual(activeWebgpuKernels().sort(), [
-      'AddN', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsAdamFlat', 'DinotwinsAxpby', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad',
-      'DinotwinsBatchNormRunning', 'DinotwinsGelu', 'DinotwinsGeluGrad', 'DinotwinsLayerNorm', 'DinotwinsLayerNormGrad', 'Mean', 'Sum',
+      'AddN', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsAdamFlat', 'DinotwinsAxpby', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad',
+      'DinotwinsBatchNormRunning', 'DinotwinsGelu', 'DinotwinsGeluGrad', 'DinotwinsLayerNorm', 'DinotwinsLayerNormGrad', 'Mean', 'Sum', '_FusedMatMul',
     ]);
     for (const [i, c] of CASES.entries()) {
       const info = convInfo(c);
@@ -399,17 +399,20 @@ async function trajectory(backendName: string, steps: number): Promise<number[]>
 test('a tiny conv net trains with the same loss trajectory as cpu and leaks nothing', async (t) => {
   if (!(await useWebgpu(t))) return;
   const want = await trajectory('cpu', 4);
-  registerWebgpuKernels();
-  try {
-    const before = tf.memory().numTensors;
-    const got = await trajectory('webgpu', 4);
-    assert.equal(tf.memory().numTensors, before, 'tensors leaked by training steps');
-    assert.ok(want[3] < want[0], `cpu loss should fall: ${want}`);
-    for (let i = 0; i < want.length; i++) {
-      assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * Math.abs(want[i]) + 1e-6, `step ${i}: webgpu ${got[i]} vs cpu ${want[i]}`);
+  assert.ok(want[3] < want[0], `cpu loss should fall: ${want}`);
+  // The default GEMM, and the variant with every option on (8x8 blocked, prefetch, vec4 loads).
+  for (const gemm of [{}, { tm: 8, tn: 8, layout: 'blocked', prefetch: true, vec4: true }] as Array<Partial<GemmOptions>>) {
+    registerWebgpuKernels({ gemm: { ...GEMM_DEFAULTS, ...gemm } });
+    try {
+      const before = tf.memory().numTensors;
+      const got = await trajectory('webgpu', 4);
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked by training steps');
+      for (let i = 0; i < want.length; i++) {
+        assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * Math.abs(want[i]) + 1e-6, `gemm ${JSON.stringify(gemm)} step ${i}: webgpu ${got[i]} vs cpu ${want[i]}`);
+      }
+    } finally {
+      unregisterWebgpuKernels();
     }
-  } finally {
-    unregisterWebgpuKernels();
   }
 });
 

@@ -4,8 +4,9 @@
  * as implicit GEMMs (`conv2d.ts`), and Sum/Mean over leading axes (batch-norm statistics and the
  * bias/BN gradients) as coalesced column sums (`reduce_rows.ts`), and AddN split into groups that
  * fit the device's storage-buffer limit (stock AddN binds every input at once and fails beyond 8 on
- * Dawn's default limits, e.g. a gradient norm over 75 parameters). Uploads of CPU data go through
- * `queue.writeBuffer` (`upload.ts`). Cases ours do not cover (NCHW,
+ * Dawn's default limits, e.g. a gradient norm over 75 parameters). BatchMatMul and _FusedMatMul stay
+ * tfjs' own but never use its split-K program with float atomics, so results do not depend on
+ * the GPU's timing (`matmul.ts`). Uploads of CPU data go through `queue.writeBuffer` (`upload.ts`). Cases ours do not cover (NCHW,
  * dilation, int32, other reduction axes) go to the stock kernel captured at registration.
  *
  * Importing this module adds the registrar; `lib/backend.ts` runs it after requiring the webgpu
@@ -23,11 +24,12 @@ import { adamFlat, axpby, gelu } from './elementwise';
 import { lnBackward, lnForward } from './layernorm';
 import { useWinograd, winogradConv, winogradForward, winogradInputGrad } from './winograd';
 import { FUSED_KERNELS } from '../fused';
+import { deterministicMatMul } from './matmul';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
 
 /** Names of the kernels we can replace. */
-export const WEBGPU_KERNEL_NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum', 'Mean', 'AddN'] as const;
+export const WEBGPU_KERNEL_NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum', 'Mean', 'AddN', 'BatchMatMul', '_FusedMatMul'] as const;
 export type WebgpuKernelName = (typeof WEBGPU_KERNEL_NAMES)[number];
 
 /** What to register and how to tune it. */
@@ -276,6 +278,8 @@ export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): 
     Sum: () => makeReduce('Sum', o),
     Mean: () => makeReduce('Mean', o),
     AddN: () => makeAddN(),
+    BatchMatMul: () => deterministicMatMul(stockKernel('BatchMatMul')),
+    _FusedMatMul: () => deterministicMatMul(stockKernel('_FusedMatMul')),
   };
   for (const name of o.kernels) {
     const k = tf.getKernel(name, BACKEND);
