@@ -326,13 +326,25 @@ async function withStep<T>(
   }
 }
 
-async function benchStep(name: string, mode: Mode, a: Args): Promise<StepResult> {
+/**
+ * One step's timing. `tuneProgress` gets the tuner's rows so far after each one (a `:tuned` mode
+ * on a lent GPU can run into its phase's time limit while tuning; the report keeps what it measured).
+ */
+async function benchStep(name: string, mode: Mode, a: Args, tuneProgress?: (rows: TuneRow[]) => void): Promise<StepResult> {
   return withStep(name, mode, a, async (st, base, tw, live) => {
     let peak = 0;
     let tuning: StepResult['tuning'];
     if (parseMode(mode).tuned) {
       const t0 = performance.now();
-      const rows = await tuneGemms(() => st.runOne(), { iters: a.iters });
+      const sofar: TuneRow[] = [];
+      const onRow = (r: TuneRow): void => {
+        sofar.push(r);
+        const ms = (label: string): string => (Number.isFinite(r.ms[label]) ? r.ms[label].toFixed(3) : '-');
+        const base4 = r.key.startsWith('conv ') ? 'direct 4x4' : '4x4';
+        console.log(`    tuned ${r.key} (M ${r.M}, N ${r.N}, K ${r.K}): ${r.chosen} ${ms(r.chosen)} ms, ${base4} ${ms(base4)} ms`);
+        tuneProgress?.(sofar);
+      };
+      const rows = await tuneGemms(() => st.runOne(), { iters: a.iters, onRow });
       tuning = { seconds: (performance.now() - t0) / 1000, rows };
       printTuning(rows, tuning.seconds);
     }
@@ -674,7 +686,11 @@ async function main(): Promise<void> {
       for (const mode of a.modes) {
         let r: StepResult;
         try {
-          r = await benchStep(name, mode, a);
+          r = await benchStep(name, mode, a, (rows) => {
+            report.tuningSoFar = { name, mode, rows };
+            saveReport(a, report);
+          });
+          delete report.tuningSoFar;
         } catch (e) {
           const msg = e instanceof Error ? e.message || String(e.stack) : String(e);
           console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} FAILED: ${msg}`);

@@ -91,8 +91,15 @@ test('the tuner records each conv GEMM of a workload once and keeps the fastest 
     // Fake clock: the candidate with the lowest ms depends on the GEMM, so one fixed answer cannot pass.
     const cost = (c: GemmCandidate, M: number): number => (GEMM_CANDIDATES.indexOf(c) * 7 + M) % GEMM_CANDIDATES.length;
     const timed: string[] = [];
-    const rows = await tuneGemms(workload, { algorithms: false, time: async (run, c, spec) => { run(); timed.push(`${spec.key}|${c.label}`); return cost(c, spec.M); } });
+    const streamed: string[] = [];
+    const rows = await tuneGemms(workload, {
+      algorithms: false,
+      time: async (run, c, spec) => { run(); timed.push(`${spec.key}|${c.label}`); return cost(c, spec.M); },
+      // Each row as soon as it is measured: after its GEMM's candidates, before the next GEMM's.
+      onRow: (r) => streamed.push(`${r.key} after ${timed.length}`),
+    });
     assert.deepEqual(rows.map((r) => r.key).sort(), expectedKeys(), 'one row per distinct GEMM of the net');
+    assert.deepEqual(streamed, rows.map((r, i) => `${r.key} after ${(i + 1) * GEMM_CANDIDATES.length}`), 'rows reported as measured');
     assert.equal(timed.length, rows.length * GEMM_CANDIDATES.length, 'every candidate timed on every GEMM');
     for (const r of rows) {
       const want = GEMM_CANDIDATES.reduce((b, c) => (cost(c, r.M) < cost(b, r.M) ? c : b));

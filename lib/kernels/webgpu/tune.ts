@@ -58,6 +58,8 @@ export interface TuneOptions {
   algorithms: boolean;
   /** Replaces the timing (tests): ms per run of `run`, given the candidate and GEMM. */
   time?: (run: () => void, c: GemmCandidate, spec: GemmSpec) => Promise<number>;
+  /** Called with each row as soon as it is measured (a benchmark cut off by its time limit keeps those). */
+  onRow?: (row: TuneRow) => void;
 }
 
 /** What the tuner measured for one GEMM. */
@@ -146,17 +148,21 @@ export async function tuneGemms(workload: () => void | Promise<void>, options: P
   await gpuFinish();
   const backend = tf.backend() as unknown as WebgpuBackendLike;
   const rows: TuneRow[] = [];
+  const add = (r: TuneRow): void => {
+    rows.push(r);
+    o.onRow?.(r);
+  };
   for (const { spec, shapes, outShape } of seen.values()) {
     const inputs = filled(shapes);
     try {
       const { ms, best } = await timeCandidates(backend, o, spec, '', (opts) => runGemm(backend, spec, inputs, outShape, opts));
       if (best) setTunedGemm(spec.key, best.c.opts);
-      rows.push({ key: spec.key, M: spec.M, N: spec.N, K: spec.K, ms, chosen: best?.c.label ?? NONE });
+      add({ key: spec.key, M: spec.M, N: spec.N, K: spec.K, ms, chosen: best?.c.label ?? NONE });
     } finally {
       tf.dispose(inputs);
     }
   }
-  if (o.algorithms) for (const p of passes.values()) rows.push(await tuneAlgorithm(backend, p, o));
+  if (o.algorithms) for (const p of passes.values()) add(await tuneAlgorithm(backend, p, o));
   return rows;
 }
 
