@@ -89,8 +89,8 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   registerWebgpuKernels();
   try {
     assert.deepEqual(activeWebgpuKernels().sort(), [
-      'AddN', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsAdamFlat', 'DinotwinsAxpby', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad',
-      'DinotwinsBatchNormRunning', 'DinotwinsGelu', 'DinotwinsGeluGrad', 'DinotwinsLayerNorm', 'DinotwinsLayerNormGrad', 'Mean', 'Sum', '_FusedMatMul',
+      'AddN', 'BatchMatMul', 'Concat', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsAdamFlat', 'DinotwinsAxpby', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad',
+      'DinotwinsBatchNormRunning', 'DinotwinsGelu', 'DinotwinsGeluGrad', 'DinotwinsLayerNorm', 'DinotwinsLayerNormGrad', 'Mean', 'Slice', 'SplitV', 'Sum', '_FusedMatMul',
     ]);
     for (const [i, c] of CASES.entries()) {
       const info = convInfo(c);

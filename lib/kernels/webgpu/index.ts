@@ -6,7 +6,8 @@
  * fit the device's storage-buffer limit (stock AddN binds every input at once and fails beyond 8 on
  * Dawn's default limits, e.g. a gradient norm over 75 parameters). BatchMatMul and _FusedMatMul stay
  * tfjs' own but never use its split-K program with float atomics, so results do not depend on
- * the GPU's timing (`matmul.ts`). Uploads of CPU data go through `queue.writeBuffer` (`upload.ts`). Cases ours do not cover (NCHW,
+ * the GPU's timing (`matmul.ts`). Slice and Concat run as buffer copies where the data are contiguous
+ * (`copy.ts`). Uploads of CPU data go through `queue.writeBuffer` (`upload.ts`). Cases ours do not cover (NCHW,
  * dilation, int32, other reduction axes) go to the stock kernel captured at registration.
  *
  * Importing this module adds the registrar; `lib/backend.ts` runs it after requiring the webgpu
@@ -25,11 +26,12 @@ import { lnBackward, lnForward } from './layernorm';
 import { useWinograd, winogradConv, winogradForward, winogradInputGrad } from './winograd';
 import { FUSED_KERNELS } from '../fused';
 import { deterministicMatMul } from './matmul';
+import { copyConcat, copySlice } from './copy';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
 
 /** Names of the kernels we can replace. */
-export const WEBGPU_KERNEL_NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum', 'Mean', 'AddN', 'BatchMatMul', '_FusedMatMul'] as const;
+export const WEBGPU_KERNEL_NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum', 'Mean', 'AddN', 'BatchMatMul', '_FusedMatMul', 'Slice', 'SplitV', 'Concat'] as const;
 export type WebgpuKernelName = (typeof WEBGPU_KERNEL_NAMES)[number];
 
 /** What to register and how to tune it. */
@@ -136,6 +138,57 @@ function makeReduce(name: 'Sum' | 'Mean', o: WebgpuKernelOptions): tf.KernelFunc
     if (!red || x.dtype !== 'float32' || red.R < o.minReduceRows || red.C === 0) return stockKernel(name)(args);
     const outShape = attrs.keepDims ? x.shape.map((d, i) => (i < red.k ? 1 : d)) : x.shape.slice(red.k);
     return sumRows(backend as WebgpuBackendLike, x, red.R, red.C, name === 'Mean' ? 1 / red.R : 1, outShape, undefined, o.reduce);
+  };
+}
+
+/** Slice: one buffer copy when the block is contiguous (`copy.ts`), else stock. */
+function makeSlice(): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs = {} } = args as unknown as Args;
+    const { x } = inputs;
+    const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin as number | number[], attrs.size as number | number[] | undefined);
+    tf.slice_util.assertParamsValid(x as tf.Tensor, begin, size);
+    return copySlice(backend, x, begin, size) ?? stockKernel('Slice')(args);
+  };
+}
+
+/**
+ * SplitV (tf.split): each part a buffer copy when the parts are contiguous (every axis before the
+ * split axis has size 1: the flat optimizer splits its parameter vector so), else stock. Stock
+ * SplitV calls its slice directly, so registering Slice alone does not reach it.
+ */
+function makeSplitV(): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs = {} } = args as unknown as Args;
+    const { x } = inputs;
+    const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits as number | number[], axis);
+    if (x.shape.slice(0, axis).some((d) => d !== 1)) return stockKernel('SplitV')(args);
+    const begin = x.shape.map(() => 0);
+    const parts: tf.TensorInfo[] = [];
+    for (const s of sizes) {
+      const size = x.shape.slice();
+      size[axis] = s;
+      const part = s === 0 ? undefined : copySlice(backend, x, begin.slice(), size);
+      if (!part && s !== 0) {
+        for (const p of parts) (backend as WebgpuBackendLike).disposeData(p.dataId);
+        return stockKernel('SplitV')(args);
+      }
+      parts.push(part ?? (backend as WebgpuBackendLike).makeTensorInfo(size, x.dtype, tf.util.getTypedArrayFromDType(x.dtype as 'float32', 0)));
+      begin[axis] += s;
+    }
+    return parts;
+  };
+}
+
+/** Concat: buffer copies when every axis before the concat axis has size 1 (`copy.ts`), else stock. */
+function makeConcat(): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs = {} } = args as unknown as { inputs: tf.TensorInfo[]; backend: unknown; attrs?: Record<string, unknown> };
+    const list = Array.from(inputs);
+    if (list.length === 0) return stockKernel('Concat')(args);
+    const axis = tf.util.parseAxisParam(attrs.axis as number, list[0].shape)[0];
+    return copyConcat(backend, list, axis) ?? stockKernel('Concat')(args);
   };
 }
 
@@ -280,6 +333,9 @@ export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): 
     AddN: () => makeAddN(),
     BatchMatMul: () => deterministicMatMul(stockKernel('BatchMatMul')),
     _FusedMatMul: () => deterministicMatMul(stockKernel('_FusedMatMul')),
+    Slice: () => makeSlice(),
+    SplitV: () => makeSplitV(),
+    Concat: () => makeConcat(),
   };
   for (const name of o.kernels) {
     const k = tf.getKernel(name, BACKEND);
