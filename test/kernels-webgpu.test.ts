@@ -19,7 +19,7 @@ import { registerWebgpuKernels, unregisterWebgpuKernels, activeWebgpuKernels, le
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad, inputGradPhases } from '../lib/kernels/webgpu/conv2d';
 import { planGemm, GEMM_DEFAULTS, GemmOptions, autoBlock, resolveTiles } from '../lib/kernels/webgpu/gemm';
 import { sumRows } from '../lib/kernels/webgpu/reduce_rows';
-import { WebgpuBackendLike, gpuFill, setPoisonTemporaries } from '../lib/kernels/webgpu/program';
+import { USE_UNIFORMS, WebgpuBackendLike, gpuFill, setPoisonTemporaries, wgslProgram } from '../lib/kernels/webgpu/program';
 
 const TOL = 1e-4;
 
@@ -221,6 +221,24 @@ test('vec4 loads run where the channel counts allow them, and match cpu there an
     be.runWebGPUProgram = orig;
     setPoisonTemporaries(false);
   }
+});
+
+test('wgslProgram checks a shader key once and builds the code only when asked (not at every dispatch)', () => {
+  let built = 0;
+  const make = (key: string, code: string) => wgslProgram({
+    shaderKey: key, outputShape: [4], variableNames: ['X'], workgroupSize: [4, 1, 1], dispatch: [1, 1, 1],
+    getUserCode: () => { built++; return code; },
+  });
+  const ok = `fn main() {\n ${USE_UNIFORMS} result[0] = X[0]; }`;
+  const key = `dtTestProgram_${Date.now()}`;
+  const p = make(key, ok);
+  assert.equal(built, 1, 'checked once when the key is new');
+  make(key, ok);
+  make(key, ok);
+  assert.equal(built, 1, 'not built again for a known key');
+  assert.match(p.getUserCode(), /_ = X\[0\];/, 'the phony read of every input is added');
+  assert.throws(() => make(`${key}_bad`, 'fn main() { result[0] = X[0]; }'), /must contain USE_UNIFORMS/);
+  assert.throws(() => make(`${key}_nomain`, `fn other() { ${USE_UNIFORMS} }`), /must define `fn main\(\) \{`/);
 });
 
 test('stride phases of the input gradient cover every input pixel once and every tap once', () => {

@@ -324,7 +324,8 @@ function tileStore(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOpti
   return lines.join('\n        ');
 }
 
-function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: number[], v4: GemmVec4 | undefined) {
+/** The WGSL of one GEMM program (built only when tfjs compiles a new pipeline: the code is large). */
+function gemmSource(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, v4: GemmVec4 | undefined): string {
   const { tm: TM, tn: TN } = o;
   const batch = spec.batch ?? 1;
   const BM = 16 * TM;
@@ -393,14 +394,7 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
       var<workgroup> Bs4: array<vec4<f32>, ${BK * (BN / 4 + 1)}>;`
     : `var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
       var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;`;
-  return wgslProgram({
-    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}${blocked ? 'b' : ''}${o.prefetch ? 'p' : ''}${v4 ? `v${vecA ? 'a' : ''}${vecB ? 'b' : ''}` : ''}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
-    outputShape: outShape,
-    variableNames: spec.variableNames,
-    ...(v4 ? { variableComponents: v4.components } : {}),
-    workgroupSize: [16, 16, 1],
-    dispatch: [plan.tilesN, plan.tilesM, plan.splits * batch],
-    getUserCode: () => `
+  return `
       const M_: i32 = ${i32(spec.M)};
       const N_: i32 = ${i32(spec.N)};
       const K_: i32 = ${i32(spec.K)};
@@ -428,7 +422,21 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
         // provably uniform to WGSL. Steps past kEnd (only in the last split) load zeros.
         ${loop}
         ${writeOut.join('\n        ')}
-      }`,
+      }`;
+}
+
+function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: number[], v4: GemmVec4 | undefined) {
+  const { tm: TM, tn: TN } = o;
+  const vecA = v4?.a ?? false;
+  const vecB = v4?.b ?? false;
+  return wgslProgram({
+    shaderKey: `dtGemm_${spec.key}_${TM}x${TN}${o.layout === 'blocked' ? 'b' : ''}${o.prefetch ? 'p' : ''}${v4 ? `v${vecA ? 'a' : ''}${vecB ? 'b' : ''}` : ''}_s${plan.splits}_${plan.kPerSplit}_${spec.walkA}${spec.walkB}`,
+    outputShape: outShape,
+    variableNames: spec.variableNames,
+    ...(v4 ? { variableComponents: v4.components } : {}),
+    workgroupSize: [16, 16, 1],
+    dispatch: [plan.tilesN, plan.tilesM, plan.splits * (spec.batch ?? 1)],
+    getUserCode: () => gemmSource(spec, plan, o, v4),
   });
 }
 

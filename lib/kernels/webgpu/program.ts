@@ -53,9 +53,22 @@ export interface WebgpuBackendLike {
  */
 export const USE_UNIFORMS = '_ = uniforms.NAN;';
 
+/**
+ * Shader keys whose code passed `wgslProgram`'s checks. A key names everything its code bakes in,
+ * so one check per key suffices: the code itself is built only when tfjs compiles a new pipeline,
+ * not at every dispatch (it is large for the GEMMs, and building it per call was CPU time per step).
+ */
+const checkedKeys = new Set<string>();
+
 /** A program with our defaults (2-D dispatch layout so `main()` takes no index). */
 export function wgslProgram(p: Omit<WgslProgram, 'dispatchLayout'>): WgslProgram {
-  if (!p.getUserCode().includes(USE_UNIFORMS)) throw new Error(`${p.shaderKey}: main() must contain USE_UNIFORMS`);
+  const code = p.getUserCode;
+  if (!checkedKeys.has(p.shaderKey)) {
+    const src = code();
+    if (!src.includes(USE_UNIFORMS)) throw new Error(`${p.shaderKey}: main() must contain USE_UNIFORMS`);
+    if (p.variableNames.length > 0 && !src.includes('fn main() {')) throw new Error(`${p.shaderKey}: the shader must define \`fn main() {\``);
+    checkedKeys.add(p.shaderKey);
+  }
   const max = 65535;
   for (const d of p.dispatch) {
     if (!Number.isInteger(d) || d < 1 || d > max) throw new Error(`${p.shaderKey}: dispatch ${JSON.stringify(p.dispatch)} outside 1..${max}`);
@@ -63,10 +76,8 @@ export function wgslProgram(p: Omit<WgslProgram, 'dispatchLayout'>): WgslProgram
   // A pipeline with layout 'auto' drops bindings the shader never uses, and the backend binds every
   // input: a variant that skips an input (e.g. no weight decay) would fail validation and drop the
   // whole command buffer. One phony read per input keeps every binding.
-  const code = p.getUserCode;
   const touch = p.variableNames.map((n) => `_ = ${n}[0];`).join(' ');
   const getUserCode = touch ? () => code().replace('fn main() {', `fn main() {\n        ${touch}`) : code;
-  if (touch && !code().includes('fn main() {')) throw new Error(`${p.shaderKey}: the shader must define \`fn main() {\``);
   return { ...p, getUserCode, dispatchLayout: { x: [0], y: [1] } };
 }
 
