@@ -1,13 +1,14 @@
 /**
- * Training-mode batch norm on WebGPU in five dispatches forward-and-backward-statistics instead of
+ * Training-mode batch norm on WebGPU in six dispatches forward and backward (three each) instead of
  * about thirty tfjs kernels (tf.moments, rsqrt, scale/shift, ReLU and their gradients):
  *
  *   forward   partials  P[g] = (sum (x - k), sum (x - k)^2) over a block of rows    [G, 2C]
  *             finish    stats = (mean, biased var) = (k + S1/n, S2/n - (S1/n)^2)    [2, C]
  *             apply     y = (x - mean) * gamma / sqrt(var + eps) + beta (+ residual), then ReLU
  *   backward  partials  P[g] = (sum d, sum d * xhat), d = dy masked by y > 0 (ReLU) [G, 2C]
- *             finish    sums (S_d, S_dxhat) -> [2, C]; dbeta = S_d, dgamma = S_dxhat (one more
- *                       finish each, affine only)
+ *             finish    sums (S_d, S_dxhat) per group -> [2 * groups, C], and with several
+ *                       groups a last pair of rows summed over all of them; dbeta = S_d and
+ *                       dgamma = S_dxhat are buffer copies of the totals (affine only; copy.ts)
  *             dx        gamma/sqrt(var+eps) * (d - S_d/n - xhat * S_dxhat/n)        [R, C]
  *             dres      the residual's gradient, dy masked by the ReLU (with a residual)
  *   running   (1 - m) * running + m * f * stats[row]  (one per buffer)              [C]
@@ -22,6 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, gridProgram, i32, wgslProgram } from './program';
+import { copyRange } from './copy';
 
 const CW = 64; // columns per workgroup
 const RL = 4; // row lanes per workgroup
@@ -152,17 +154,19 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
 /**
  * Sums partial rows (Gb row blocks per group, `groups` groups). `what`: 'stats' -> [groups * 2, C]
  * (mean, biased var per group) using k = the group's first row; 'both' -> [groups * 2, C] raw sums
- * per group; 0 or 1 -> [C], one half of the sums over every group (dbeta, dgamma).
+ * per group, and with `withTotals` (groups > 1) one more pair of rows with the sums over every group;
+ * 0 or 1 -> [C], one half of the sums over every group (dbeta, dgamma).
  */
-export function finishPairs(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: number, R: number, C: number) {
+export function finishPairs(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: number, R: number, C: number, withTotals = false) {
   const halves = what === 0 ? [0] : what === 1 ? [1] : [0, 1];
   const perGroup = what === 'stats' || what === 'both';
-  const rows = perGroup ? Gb : Gb * groups; // partial rows summed by one output row
-  const outRows = perGroup ? groups : 1;
+  const withTotal = what === 'both' && withTotals && groups > 1;
+  const rows = perGroup ? Gb : Gb * groups; // partial rows summed by one output row (the total row: all)
+  const outRows = perGroup ? groups + (withTotal ? 1 : 0) : 1;
   const Rg = R / groups;
   const sumLanes = (h: number): string => `
           var t${h} = 0.0;
-          for (var r = first + ly; r < first + ${i32(rows)}; r = r + ${RL}) { t${h} = t${h} + P[r * 2 * C_ + ${h} * C_ + c]; }
+          for (var r = first + ly; r < first + count; r = r + ${RL}) { t${h} = t${h} + P[r * 2 * C_ + ${h} * C_ + c]; }
           p${h}[ly * ${CW} + lx] = t${h};`;
   const total = (h: number): string => `
           var u${h} = p${h}[lx];
@@ -174,7 +178,7 @@ export function finishPairs(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: 
           result[o * 2 * C_ + C_ + c] = max(u1 / ${f32(Rg)} - m1 * m1, 0.0);`
     : halves.map((h, i) => `result[o * 2 * C_ + ${i} * C_ + c] = u${h};`).join('\n          ');
   return wgslProgram({
-    shaderKey: `dtBnFinish_${what}_${Gb}_${groups}_${R}_${C}`,
+    shaderKey: `dtBnFinish_${what}${withTotal ? 'T' : ''}_${Gb}_${groups}_${R}_${C}`,
     outputShape: halves.length === 1 ? [C] : [outRows * 2, C],
     variableNames: what === 'stats' ? ['P', 'X'] : ['P'],
     workgroupSize: [CW, RL, 1],
@@ -188,7 +192,12 @@ export function finishPairs(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: 
         let ly = i32(localId.y);
         let c = i32(workgroupId.x) * ${CW} + lx;
         let o = i32(workgroupId.y);
-        let first = o * ${i32(rows)};
+        ${withTotal
+    ? `// Output row pair ${groups} (the last) sums the partial rows of every group.
+        let first = select(o * ${i32(rows)}, 0, o == ${i32(groups)});
+        let count = select(${i32(rows)}, ${i32(rows * groups)}, o == ${i32(groups)});`
+    : `let first = o * ${i32(rows)};
+        let count = ${i32(rows)};`}
         if (c < C_) {${halves.map(sumLanes).join('')}
         }
         workgroupBarrier();
@@ -277,12 +286,16 @@ export function bnBackward(
   const cols = [...(affine ? [gamma, beta] : []), ...(residual ? [residual] : [])];
   const part = partialsProgram('grad', R, C, affine, a, res);
   const P = backend.runWebGPUProgram(part.program, [dy, x, stats, ...cols], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
-  const sums = backend.runWebGPUProgram(finishPairs('both', part.Gb, a.groups, R, C), [P], 'float32');
+  // Per-group sums (for dx) and, after them, the sums over every group: dbeta and dgamma are copies
+  // of that last pair of rows (one finishing dispatch instead of three).
+  const sums = backend.runWebGPUProgram(finishPairs('both', part.Gb, a.groups, R, C, affine), [P], 'float32');
   const dx = backend.runWebGPUProgram(elementwiseProgram('dx', R, C, affine, a, res), [dy, x, stats, sums, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
   const out = [dx];
   if (affine) {
-    out.push(backend.runWebGPUProgram(finishPairs(1, part.Gb, a.groups, R, C), [P], 'float32'));
-    out.push(backend.runWebGPUProgram(finishPairs(0, part.Gb, a.groups, R, C), [P], 'float32'));
+    const totals = a.groups > 1 ? 2 * C * a.groups : 0;
+    for (const h of [1, 0] as const) {
+      out.push(copyRange(backend, sums, totals + h * C, C, [C]) ?? backend.runWebGPUProgram(finishPairs(h, part.Gb, a.groups, R, C), [P], 'float32'));
+    }
   }
   if (residual) {
     out.push(backend.runWebGPUProgram(elementwiseProgram('dres', R, C, affine, a, true), [dy, x, stats, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32')));

@@ -101,3 +101,13 @@ export function copyConcat(backend: unknown, inputs: tf.TensorInfo[], axis: numb
   // One non-empty input: stock returns it without a copy.
   return parts.length < 2 ? undefined : copyInto(be, outShape, dtype, parts);
 }
+
+/**
+ * Elements [from, from + n) of `src` (GPU data) as a new tensor of `outShape` by one buffer copy,
+ * or undefined where a copy cannot do it (e.g. data still on the CPU). For kernels that compute
+ * several results into one buffer and hand them out as separate tensors.
+ */
+export function copyRange(backend: unknown, src: tf.TensorInfo, from: number, n: number, outShape: number[]): tf.TensorInfo | undefined {
+  if (!COPYABLE.has(src.dtype) || n <= 0 || size(outShape) !== n || from < 0 || from + n > size(src.shape)) return undefined;
+  return copyInto(backend as CopyBackend, outShape, src.dtype, [{ src, from, n, to: 0 }]);
+}

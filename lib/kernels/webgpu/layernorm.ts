@@ -1,14 +1,15 @@
 /**
  * Layer norm over the last axis on WebGPU (x seen as [R, C], one row per token), in one dispatch
- * forward and five backward, instead of ~9 and ~15 tfjs kernels:
+ * forward and four backward, instead of ~9 and ~15 tfjs kernels:
  *
  *   forward   y = (x - mean) / sqrt(var + eps) * gamma + beta   one workgroup per row: mean, then
  *                                                               the centred variance (two passes
  *                                                               over the row, as tf.moments), then y
  *   backward  rowStats [R, 2] = (mean, 1/sqrt(var + eps))       same row reductions
  *             dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma
- *             (dbeta, dgamma) = column sums of (dy, dy * xhat)  block partials + two finishes
- *                                                               (batchnorm.ts' pairPartials/finishPairs)
+ *             (dbeta, dgamma) = column sums of (dy, dy * xhat)  block partials + one finish, its
+ *                                                               two rows copied out (batchnorm.ts'
+ *                                                               pairPartials/finishPairs, copy.ts)
  *
  * The row kernels run 64 threads per row (a ViT-T row has 192 channels); the statistics meet in
  * workgroup memory in a fixed tree order, so the result is the same every run.
@@ -16,6 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, i32, wgslProgram } from './program';
 import { finishPairs, pairPartials } from './batchnorm';
+import { copyRange } from './copy';
 
 const T = 64; // threads per row
 const MAX_GROUPS = 65535;
@@ -145,9 +147,11 @@ export function lnBackward(backend: WebgpuBackendLike, dy: tf.TensorInfo, x: tf.
   const dx = backend.runWebGPUProgram(rowProgram('dx', R, C, eps), [dy, x, gamma, rs], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
   const part = columnPartials(R, C);
   const P = backend.runWebGPUProgram(part.program, [dy, x, rs], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
-  const dgamma = backend.runWebGPUProgram(finishPairs(1, part.Gb, 1, R, C), [P], 'float32');
-  const dbeta = backend.runWebGPUProgram(finishPairs(0, part.Gb, 1, R, C), [P], 'float32');
+  // Both column sums in one finishing dispatch, handed out as copies of its two rows.
+  const sums = backend.runWebGPUProgram(finishPairs('both', part.Gb, 1, R, C), [P], 'float32');
+  const [dgamma, dbeta] = [1, 0].map((h) => copyRange(backend, sums, h * C, C, [C]) ?? backend.runWebGPUProgram(finishPairs(h as 0 | 1, part.Gb, 1, R, C), [P], 'float32'));
   freeTemp(backend, rs);
   freeTemp(backend, P);
+  freeTemp(backend, sums);
   return [dx, dgamma, dbeta];
 }
