@@ -42,6 +42,19 @@ async function run(f: () => tf.Tensor): Promise<{ values: number[]; keys: string
   return { values, keys, copies };
 }
 
+type Ran = { keys: string[]; copies: number };
+const ran = (r: Ran): string => `ran ${r.keys.join(' ') || 'nothing'}, ${r.copies} copies`;
+
+/** The copy path: `n` buffer copies and no dispatch. */
+function expectCopies(r: Ran, label: string, n: number): void {
+  assert.ok(r.keys.length === 0 && r.copies === n, `${label}: ${n} copies, no dispatch (${ran(r)})`);
+}
+
+/** The stock path: the stock `program` ran, and `copies` buffer copies (0 unless other ops copy). */
+function expectStock(r: Ran, label: string, program: string, copies = 0): void {
+  assert.ok(r.keys.some((k) => k.startsWith(program)) && r.copies === copies, `${label}: the stock ${program} program and ${copies} copies (${ran(r)})`);
+}
+
 async function onCpu(f: () => tf.Tensor): Promise<number[]> {
   await tf.setBackend('cpu');
   const t = f();
@@ -84,8 +97,8 @@ test('contiguous slices are buffer copies, the rest stock dispatches; values mat
     poisonPool(c.size.reduce((a, b) => a * b));
     const got = await run(() => tf.slice(y, c.begin, c.size));
     assert.deepEqual(got.values, want, `${c.name}: values`);
-    if (c.copy) assert.ok(got.keys.length === 0 && got.copies === 1, `${c.name}: one copy, no dispatch (ran ${got.keys.join(' ') || 'nothing'}, ${got.copies} copies)`);
-    else assert.ok(got.keys.some((k) => k.startsWith('slice')) && got.copies === 0, `${c.name}: the stock slice program (ran ${got.keys.join(' ') || 'nothing'}, ${got.copies} copies)`);
+    if (c.copy) expectCopies(got, c.name, 1);
+    else expectStock(got, c.name, 'slice');
     tf.dispose([x, y]);
   }
 });
@@ -111,8 +124,8 @@ test('splits into contiguous parts are buffer copies (as the flat optimizer spli
     assert.deepEqual(shapes.map((s) => s[c.axis]), c.sizes, `${c.name}: part shapes`);
     assert.deepEqual(got.values, want, `${c.name}: values`);
     // The concat that joins the parts for the check copies each non-empty part too.
-    if (c.copies) assert.ok(got.keys.length === 0 && got.copies === 2 * c.copies, `${c.name}: ${c.copies} copies for the split and as many for the concat, no dispatch (ran ${got.keys.join(' ') || 'nothing'}, ${got.copies} copies)`);
-    else assert.ok(got.keys.some((k) => k.startsWith('slice')), `${c.name}: the stock slice program (ran ${got.keys.join(' ')})`);
+    if (c.copies) expectCopies(got, `${c.name} (split and concat)`, 2 * c.copies);
+    else expectStock(got, `${c.name} (split; the concat copies)`, 'slice', c.sizes.length);
     x.dispose();
   }
 });
@@ -166,8 +179,8 @@ test('concatenations whose leading axes have size 1 are buffer copies; sources m
     const tb = tf.tensor(b, c.shapes[1]);
     const g = await run(() => tf.concat([ta, tb], c.axis));
     assert.deepEqual(g.values, w, `${c.name}: values`);
-    if (c.copy) assert.ok(g.keys.length === 0 && g.copies === 2, `${c.name}: two copies, no dispatch (ran ${g.keys.join(' ') || 'nothing'}, ${g.copies} copies)`);
-    else assert.ok(g.keys.some((k) => k.startsWith('concat')) && g.copies === 0, `${c.name}: the stock concat program (ran ${g.keys.join(' ') || 'nothing'}, ${g.copies} copies)`);
+    if (c.copy) expectCopies(g, c.name, 2);
+    else expectStock(g, c.name, 'concat');
     tf.dispose([ta, tb]);
   }
 });

@@ -23,7 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, gridProgram, i32, wgslProgram } from './program';
-import { copyRange } from './copy';
+import { copyOut } from './copy';
 
 const CW = 64; // columns per workgroup
 const RL = 4; // row lanes per workgroup
@@ -154,15 +154,14 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
 /**
  * Sums partial rows (Gb row blocks per group, `groups` groups). `what`: 'stats' -> [groups * 2, C]
  * (mean, biased var per group) using k = the group's first row; 'both' -> [groups * 2, C] raw sums
- * per group, and with `withTotals` (groups > 1) one more pair of rows with the sums over every group;
- * 0 or 1 -> [C], one half of the sums over every group (dbeta, dgamma).
+ * per group, and with `withTotals` (groups > 1) one more pair of rows with the sums over every group
+ * (the gradients of gamma and beta are copies of them).
  */
-export function finishPairs(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: number, R: number, C: number, withTotals = false) {
-  const halves = what === 0 ? [0] : what === 1 ? [1] : [0, 1];
-  const perGroup = what === 'stats' || what === 'both';
+export function finishPairs(what: 'stats' | 'both', Gb: number, groups: number, R: number, C: number, withTotals = false) {
+  const halves = [0, 1];
   const withTotal = what === 'both' && withTotals && groups > 1;
-  const rows = perGroup ? Gb : Gb * groups; // partial rows summed by one output row (the total row: all)
-  const outRows = perGroup ? groups + (withTotal ? 1 : 0) : 1;
+  const rows = Gb; // partial rows summed by one output row (the total row: all of them)
+  const outRows = groups + (withTotal ? 1 : 0);
   const Rg = R / groups;
   const sumLanes = (h: number): string => `
           var t${h} = 0.0;
@@ -176,10 +175,10 @@ export function finishPairs(what: 'stats' | 'both' | 0 | 1, Gb: number, groups: 
           let m1 = u0 / ${f32(Rg)};
           result[o * 2 * C_ + c] = X[o * ${i32(Rg)} * C_ + c] + m1;
           result[o * 2 * C_ + C_ + c] = max(u1 / ${f32(Rg)} - m1 * m1, 0.0);`
-    : halves.map((h, i) => `result[o * 2 * C_ + ${i} * C_ + c] = u${h};`).join('\n          ');
+    : halves.map((h) => `result[o * 2 * C_ + ${h} * C_ + c] = u${h};`).join('\n          ');
   return wgslProgram({
     shaderKey: `dtBnFinish_${what}${withTotal ? 'T' : ''}_${Gb}_${groups}_${R}_${C}`,
-    outputShape: halves.length === 1 ? [C] : [outRows * 2, C],
+    outputShape: [outRows * 2, C],
     variableNames: what === 'stats' ? ['P', 'X'] : ['P'],
     workgroupSize: [CW, RL, 1],
     dispatch: [ceilDiv(C, CW), outRows, 1],
@@ -294,7 +293,7 @@ export function bnBackward(
   if (affine) {
     const totals = a.groups > 1 ? 2 * C * a.groups : 0;
     for (const h of [1, 0] as const) {
-      out.push(copyRange(backend, sums, totals + h * C, C, [C]) ?? backend.runWebGPUProgram(finishPairs(h, part.Gb, a.groups, R, C), [P], 'float32'));
+      out.push(copyOut(backend, sums, totals + h * C, C, [C]));
     }
   }
   if (residual) {

@@ -22,7 +22,8 @@ interface GpuBufferLike { size: number; usage: number }
 interface CopyBackend {
   tensorMap: { get(dataId: object): { resource?: unknown; dtype: tf.DataType } | undefined };
   uploadToGPU(dataId: object): void;
-  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   commandEncoder: { copyBufferToBuffer(src: unknown, srcOffset: number, dst: unknown, dstOffset: number, size: number): void };
@@ -30,7 +31,7 @@ interface CopyBackend {
   shouldExecuteOnCPU(inputs: tf.TensorInfo[]): boolean;
 }
 
-const size = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+const size = tf.util.sizeFromShape;
 
 /** Dtypes stored as 4 bytes per element on the GPU that copies may move. */
 const COPYABLE: ReadonlySet<tf.DataType> = new Set(['float32', 'int32']);
@@ -53,7 +54,7 @@ function copyInto(be: CopyBackend, outShape: number[], dtype: tf.DataType, parts
   const out = be.makeTensorInfo(outShape, dtype);
   const dst = bufferOf(be, out);
   if (!dst) {
-    (be as unknown as { disposeData(id: object): void }).disposeData(out.dataId);
+    be.disposeData(out.dataId);
     return undefined;
   }
   be.ensureCommandEncoderReady();
@@ -71,11 +72,32 @@ function copyInto(be: CopyBackend, outShape: number[], dtype: tf.DataType, parts
  * leading run of single indices, then one partial axis, then full axes), else undefined.
  */
 export function copySlice(backend: unknown, x: tf.TensorInfo, begin: number[], sizes: number[]): tf.TensorInfo | undefined {
+  if (!tf.slice_util.isSliceContinous(x.shape, begin, sizes)) return undefined;
+  return copyRange(backend, x, tf.slice_util.computeFlatOffset(begin, tf.util.computeStrides(x.shape)), size(sizes), sizes);
+}
+
+/**
+ * `x` split along `axis` into parts of `sizes` (tf.split), each part one buffer copy, when every
+ * axis before `axis` has size 1 (the parts are then contiguous blocks of `x`), else undefined.
+ */
+export function copySplit(backend: unknown, x: tf.TensorInfo, sizes: number[], axis: number): tf.TensorInfo[] | undefined {
   const be = backend as CopyBackend;
-  const n = size(sizes);
-  if (!COPYABLE.has(x.dtype) || n === 0 || !tf.slice_util.isSliceContinous(x.shape, begin, sizes)) return undefined;
-  const from = tf.slice_util.computeFlatOffset(begin, tf.util.computeStrides(x.shape));
-  return copyInto(be, sizes, x.dtype, [{ src: x, from, n, to: 0 }]);
+  if (size(x.shape.slice(0, axis)) !== 1) return undefined;
+  const inner = size(x.shape.slice(axis + 1));
+  const parts: tf.TensorInfo[] = [];
+  let from = 0;
+  for (const s of sizes) {
+    const shape = x.shape.slice();
+    shape[axis] = s;
+    const part = s === 0 ? be.makeTensorInfo(shape, x.dtype, tf.util.getTypedArrayFromDType(x.dtype as 'float32', 0)) : copyRange(backend, x, from, s * inner, shape);
+    if (!part) {
+      for (const p of parts) be.disposeData(p.dataId);
+      return undefined;
+    }
+    parts.push(part);
+    from += s * inner;
+  }
+  return parts;
 }
 
 /**
@@ -103,11 +125,20 @@ export function copyConcat(backend: unknown, inputs: tf.TensorInfo[], axis: numb
 }
 
 /**
- * Elements [from, from + n) of `src` (GPU data) as a new tensor of `outShape` by one buffer copy,
- * or undefined where a copy cannot do it (e.g. data still on the CPU). For kernels that compute
- * several results into one buffer and hand them out as separate tensors.
+ * Elements [from, from + n) of `src` as a new tensor of `outShape` by one buffer copy, or
+ * undefined where a copy cannot do it (small data still on the CPU, a dtype other than 4 bytes).
  */
 export function copyRange(backend: unknown, src: tf.TensorInfo, from: number, n: number, outShape: number[]): tf.TensorInfo | undefined {
   if (!COPYABLE.has(src.dtype) || n <= 0 || size(outShape) !== n || from < 0 || from + n > size(src.shape)) return undefined;
   return copyInto(backend as CopyBackend, outShape, src.dtype, [{ src, from, n, to: 0 }]);
+}
+
+/**
+ * `copyRange` for a result a kernel has just computed on the GPU into a shared buffer (a norm
+ * gradient's dgamma and dbeta): such data always copies, so failing is a bug, not a fallback.
+ */
+export function copyOut(backend: unknown, src: tf.TensorInfo, from: number, n: number, outShape: number[]): tf.TensorInfo {
+  const t = copyRange(backend, src, from, n, outShape);
+  if (!t) throw new Error(`copyOut: elements ${from}..${from + n} of a ${src.dtype} [${src.shape}] tensor cannot be copied out`);
+  return t;
 }

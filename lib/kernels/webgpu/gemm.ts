@@ -240,86 +240,58 @@ export function planGemm(M: number, N: number, K: number, opts: GemmOptions): Ge
   return { tilesM, tilesN, splits: ceilDiv(K, kPerSplit), kPerSplit };
 }
 
-/** Position (kl, ml) in a BK x (16*T) operand tile of the r-th value a thread loads. */
-function tilePos(r: number, T: number, walk: TileWalk): string {
+/**
+ * Position (kl, ml) in a BK x (16*T) operand tile of the r-th load of a thread: one value, or with
+ * `w` = 4 the first of 4 consecutive values along the walk (consecutive threads take consecutive loads).
+ */
+function tilePos(r: number, T: number, walk: TileWalk, w: 1 | 4): string {
   const idx = `(tid + ${256 * r})`;
-  const [kl, ml] = walk === 'k' ? [`${idx} % ${BK}`, `${idx} / ${BK}`] : [`${idx} / ${16 * T}`, `${idx} % ${16 * T}`];
+  const times = w === 1 ? '' : ` * ${w}`;
+  const [kl, ml] = walk === 'k'
+    ? [`(${idx} % ${BK / w})${times}`, `${idx} / ${BK / w}`]
+    : [`${idx} / ${(16 * T) / w}`, `(${idx} % ${(16 * T) / w})${times}`];
   return `let kl = ${kl}; let ml = ${ml};`;
 }
 
 /**
- * Position (kl, ml) in a BK x (16*T) operand tile of the first of the 4 values of the r-th vec4 a
- * thread loads (r < T/4): consecutive threads take consecutive vec4s along the walk.
+ * Reads the thread's T values of one operand tile starting at K index `kStart` into `v{which}{r}`:
+ * T scalars, or with `w` = 4 T/4 vec4s (`loadA4`/`loadB4`). Zero past kEnd or the M/N edge, which
+ * never cut a vec4 (the extents along a vec4 walk are multiples of 4).
  */
-function tilePos4(r: number, T: number, walk: TileWalk): string {
-  const idx = `(tid + ${256 * r})`;
-  const [kl, ml] = walk === 'k' ? [`(${idx} % ${BK / 4}) * 4`, `${idx} / ${BK / 4}`] : [`${idx} / ${4 * T}`, `(${idx} % ${4 * T}) * 4`];
-  return `let kl = ${kl}; let ml = ${ml};`;
-}
-
-/** Reads the thread's T values of one operand tile starting at K index `kStart` (0 past kEnd or the M/N edge) into `v{which}{r}`. */
-function tileFetch(which: 'A' | 'B', T: number, walk: TileWalk, kStart: string): string {
+function tileFetch(which: 'A' | 'B', T: number, walk: TileWalk, kStart: string, w: 1 | 4): string {
   const ext = which === 'A' ? 'M_' : 'N_';
   const base = which === 'A' ? 'm0' : 'n0';
-  const call = which === 'A' ? `loadA(${base} + ml, k)` : `loadB(k, ${base} + ml)`;
+  const fn = `load${which}${w === 4 ? '4' : ''}`;
+  const call = which === 'A' ? `${fn}(${base} + ml, k)` : `${fn}(k, ${base} + ml)`;
   const lines: string[] = [];
-  for (let r = 0; r < T; r++) {
+  for (let r = 0; r < T / w; r++) {
     lines.push(`{
-          ${tilePos(r, T, walk)} let k = ${kStart} + kl;
-          v${which}${r} = 0.0;
+          ${tilePos(r, T, walk, w)} let k = ${kStart} + kl;
+          v${which}${r} = ${w === 4 ? 'vec4<f32>(0.0)' : '0.0'};
           if (${base} + ml < ${ext} && k < kEnd) { v${which}${r} = ${call}; }
         }`);
-  }
-  return lines.join('\n        ');
-}
-
-/** Like `tileFetch` with vec4 loads: T/4 vec4s into `v{which}{r}` (zero past kEnd or the M/N edge, which never cut a vec4). */
-function tileFetch4(which: 'A' | 'B', T: number, walk: TileWalk, kStart: string): string {
-  const ext = which === 'A' ? 'M_' : 'N_';
-  const base = which === 'A' ? 'm0' : 'n0';
-  const call = which === 'A' ? `loadA4(${base} + ml, k)` : `loadB4(k, ${base} + ml)`;
-  const lines: string[] = [];
-  for (let r = 0; r < T / 4; r++) {
-    lines.push(`{
-          ${tilePos4(r, T, walk)} let k = ${kStart} + kl;
-          v${which}${r} = vec4<f32>(0.0);
-          if (${base} + ml < ${ext} && k < kEnd) { v${which}${r} = ${call}; }
-        }`);
-  }
-  return lines.join('\n        ');
-}
-
-/** Like `tileStore` for the vec4s of `tileFetch4`: one vec4 store where the vector runs along the tile's rows of workgroup memory, else four scalars. */
-function tileStore4(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOptions['layout']): string {
-  const W = 16 * T;
-  const lines: string[] = [];
-  for (let r = 0; r < T / 4; r++) {
-    const v = `v${which}${r}`;
-    let st: string;
-    if (walk === 'mn') {
-      st = layout === 'blocked'
-        ? `${which}s4[kl * ${W / 4 + 1} + (ml >> 2u)] = ${v};`
-        : [0, 1, 2, 3].map((i) => `${which}s[kl * ${W + 1} + ml + ${i}] = ${v}[${i}];`).join(' ');
-    } else {
-      st = [0, 1, 2, 3].map((i) => (layout === 'blocked'
-        ? `${which}s4[(kl + ${i}) * ${W / 4 + 1} + (ml >> 2u)][ml & 3] = ${v}[${i}];`
-        : `${which}s[(kl + ${i}) * ${W + 1} + ml] = ${v}[${i}];`)).join(' ');
-    }
-    lines.push(`{ ${tilePos4(r, T, walk)} ${st} }`);
   }
   return lines.join('\n        ');
 }
 
 /**
  * Writes the thread's fetched values into workgroup memory: scalar `As`/`Bs` of shape
- * [BK][16*T+1] ('strided'), or vec4 `As4`/`Bs4` of shape [BK][16*T/4+1] ('blocked').
+ * [BK][16*T+1] ('strided'), or vec4 `As4`/`Bs4` of shape [BK][16*T/4+1] ('blocked'). A fetched vec4
+ * is one vec4 store where it runs along a row of `As4`/`Bs4` (walk 'mn', 'blocked'), else 4 scalars.
  */
-function tileStore(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOptions['layout']): string {
+function tileStore(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOptions['layout'], w: 1 | 4): string {
   const W = 16 * T;
+  const cell = (kl: string, ml: string): string => (layout === 'blocked'
+    ? `${which}s4[${kl} * ${W / 4 + 1} + (${ml} >> 2u)][${ml} & 3]`
+    : `${which}s[${kl} * ${W + 1} + ${ml}]`);
   const lines: string[] = [];
-  for (let r = 0; r < T; r++) {
-    const dst = layout === 'blocked' ? `${which}s4[kl * ${W / 4 + 1} + (ml >> 2u)][ml & 3]` : `${which}s[kl * ${W + 1} + ml]`;
-    lines.push(`{ ${tilePos(r, T, walk)} ${dst} = v${which}${r}; }`);
+  for (let r = 0; r < T / w; r++) {
+    const v = `v${which}${r}`;
+    let st: string;
+    if (w === 1) st = `${cell('kl', 'ml')} = ${v};`;
+    else if (walk === 'mn' && layout === 'blocked') st = `${which}s4[kl * ${W / 4 + 1} + (ml >> 2u)] = ${v};`;
+    else st = [0, 1, 2, 3].map((i) => `${walk === 'mn' ? cell('kl', `(ml + ${i})`) : cell(`(kl + ${i})`, 'ml')} = ${v}[${i}];`).join(' ');
+    lines.push(`{ ${tilePos(r, T, walk, w)} ${st} }`);
   }
   return lines.join('\n        ');
 }
@@ -354,10 +326,11 @@ function gemmSource(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, v4: GemmVec4
   const vecB = v4?.b ?? false;
   for (let r = 0; r < (vecA ? TM / 4 : TM); r++) decl.push(vecA ? `var vA${r} = vec4<f32>(0.0);` : `var vA${r} = 0.0;`);
   for (let r = 0; r < (vecB ? TN / 4 : TN); r++) decl.push(vecB ? `var vB${r} = vec4<f32>(0.0);` : `var vB${r} = 0.0;`);
-  const fetch = (kStart: string): string => `${(vecA ? tileFetch4 : tileFetch)('A', TM, spec.walkA, kStart)}
-        ${(vecB ? tileFetch4 : tileFetch)('B', TN, spec.walkB, kStart)}`;
-  const store = `${(vecA ? tileStore4 : tileStore)('A', TM, spec.walkA, o.layout)}
-        ${(vecB ? tileStore4 : tileStore)('B', TN, spec.walkB, o.layout)}`;
+  const [wA, wB] = [vecA ? 4 : 1, vecB ? 4 : 1] as const;
+  const fetch = (kStart: string): string => `${tileFetch('A', TM, spec.walkA, kStart, wA)}
+        ${tileFetch('B', TN, spec.walkB, kStart, wB)}`;
+  const store = `${tileStore('A', TM, spec.walkA, o.layout, wA)}
+        ${tileStore('B', TN, spec.walkB, o.layout, wB)}`;
   const compute = `for (var kk = 0; kk < ${BK}; kk = kk + 1) {
             ${fma.join('\n            ')}
           }`;

@@ -26,7 +26,7 @@ import { lnBackward, lnForward } from './layernorm';
 import { useWinograd, winogradConv, winogradForward, winogradInputGrad } from './winograd';
 import { FUSED_KERNELS } from '../fused';
 import { deterministicMatMul } from './matmul';
-import { copyConcat, copySlice } from './copy';
+import { copyConcat, copySlice, copySplit } from './copy';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
 
@@ -153,9 +153,9 @@ function makeSlice(): tf.KernelFunc {
 }
 
 /**
- * SplitV (tf.split): each part a buffer copy when the parts are contiguous (every axis before the
- * split axis has size 1: the flat optimizer splits its parameter vector so), else stock. Stock
- * SplitV calls its slice directly, so registering Slice alone does not reach it.
+ * SplitV (tf.split): each part a buffer copy when the parts are contiguous (`copy.ts`; the flat
+ * optimizer splits its parameter vector so), else stock. Stock SplitV calls its slice directly, so
+ * registering Slice alone does not reach it.
  */
 function makeSplitV(): tf.KernelFunc {
   return (args) => {
@@ -163,21 +163,7 @@ function makeSplitV(): tf.KernelFunc {
     const { x } = inputs;
     const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
     const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits as number | number[], axis);
-    if (x.shape.slice(0, axis).some((d) => d !== 1)) return stockKernel('SplitV')(args);
-    const begin = x.shape.map(() => 0);
-    const parts: tf.TensorInfo[] = [];
-    for (const s of sizes) {
-      const size = x.shape.slice();
-      size[axis] = s;
-      const part = s === 0 ? undefined : copySlice(backend, x, begin.slice(), size);
-      if (!part && s !== 0) {
-        for (const p of parts) (backend as WebgpuBackendLike).disposeData(p.dataId);
-        return stockKernel('SplitV')(args);
-      }
-      parts.push(part ?? (backend as WebgpuBackendLike).makeTensorInfo(size, x.dtype, tf.util.getTypedArrayFromDType(x.dtype as 'float32', 0)));
-      begin[axis] += s;
-    }
-    return parts;
+    return copySplit(backend, x, sizes, axis) ?? stockKernel('SplitV')(args);
   };
 }
 

@@ -17,7 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, i32, wgslProgram } from './program';
 import { finishPairs, pairPartials } from './batchnorm';
-import { copyRange } from './copy';
+import { copyOut } from './copy';
 
 const T = 64; // threads per row
 const MAX_GROUPS = 65535;
@@ -149,7 +149,7 @@ export function lnBackward(backend: WebgpuBackendLike, dy: tf.TensorInfo, x: tf.
   const P = backend.runWebGPUProgram(part.program, [dy, x, rs], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
   // Both column sums in one finishing dispatch, handed out as copies of its two rows.
   const sums = backend.runWebGPUProgram(finishPairs('both', part.Gb, 1, R, C), [P], 'float32');
-  const [dgamma, dbeta] = [1, 0].map((h) => copyRange(backend, sums, h * C, C, [C]) ?? backend.runWebGPUProgram(finishPairs(h as 0 | 1, part.Gb, 1, R, C), [P], 'float32'));
+  const [dgamma, dbeta] = [1, 0].map((h) => copyOut(backend, sums, h * C, C, [C]));
   freeTemp(backend, rs);
   freeTemp(backend, P);
   freeTemp(backend, sums);

@@ -20,8 +20,6 @@ const THRESHOLD_FLAG = 'WEBGPU_THRESHOLD_TO_INCREASE_WORKGROUPS_FOR_MATMUL';
 /** tfjs' MatMulProgramType.MatMulSmallOutputSizeProgram. */
 const SMALL_OUTPUT_PROGRAM = 2;
 
-const size = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
-
 /**
  * Whether tfjs would run this product as the atomic split-K program: `a` x `b` (optionally
  * transposed), `threshold` = tfjs' workgroup threshold for the adapter.
@@ -33,7 +31,7 @@ export function matmulWouldSplitK(aShape: readonly number[], bShape: readonly nu
   const inner = transposeB ? bShape[rb - 1] : bShape[rb - 2];
   const outerA = transposeA ? aShape[ra - 1] : aShape[ra - 2];
   const outerB = transposeB ? bShape[rb - 2] : bShape[rb - 1];
-  const batch = Math.max(size(aShape.slice(0, -2)), size(bShape.slice(0, -2)));
+  const batch = Math.max(tf.util.sizeFromShape(aShape.slice(0, -2)), tf.util.sizeFromShape(bShape.slice(0, -2)));
   const tiles = batch * Math.ceil(outerA / 32) * Math.ceil(outerB / 32);
   const few = tiles <= threshold || (outerA <= 8 && tiles <= threshold * 2);
   return few && batch * outerA * outerB > 128 && batch === 1 && inner >= 2000;
