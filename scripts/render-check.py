@@ -192,9 +192,16 @@ def browser_probe(html_path, tmp, timeout):
     probe_path = os.path.join(tmp, 'probe.html')
     with open(probe_path, 'w', encoding='utf-8') as f:
         f.write(page)
-    r = run_chromium(['--user-data-dir=' + os.path.join(tmp, 'profile'), '--virtual-time-budget=15000',
-                      '--dump-dom', 'file://' + probe_path], timeout)
-    m = re.search(r'<pre id="render-check-result">(.*?)</pre>', r.stdout, re.S)
+    # Headless Chromium now and then exits 0 without dumping the DOM (seen once in CI on a page that
+    # passed before and after): one more try, in a fresh profile, before calling it a failure. A
+    # page that renders badly still produces a result, with its failures in it.
+    for attempt in (1, 2):
+        r = run_chromium(['--user-data-dir=' + os.path.join(tmp, 'profile%d' % attempt), '--virtual-time-budget=15000',
+                          '--dump-dom', 'file://' + probe_path], timeout)
+        m = re.search(r'<pre id="render-check-result">(.*?)</pre>', r.stdout, re.S)
+        if m:
+            break
+        log('     (browser probe attempt %d of 2 produced no result, chromium exit %d)' % (attempt, r.returncode))
     if not m:
         return None, 'browser probe produced no result (chromium exit %d): %s' % (r.returncode, r.stderr.strip()[-400:])
     import html as html_mod
