@@ -52,6 +52,7 @@ export * from './eval/linearProbe';
 export * from './eval/knnMonitor';
 export * from './eval/supervised';
 export * from './eval/analysis';
+export * from './representation'; // neighbours, embeddings of runs, safetensors weights in and out
 
 // Charts, images, tables, progress: a namespace (names such as display, table, progress are generic).
 export * as viz from './viz/index';
