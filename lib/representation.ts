@@ -1,7 +1,10 @@
 /**
- * Looking inside a trained representation and taking it elsewhere (issue 14): encoder weights out
- * to and in from PyTorch as .safetensors.
+ * Looking inside a trained representation and taking it elsewhere (issue 14): nearest neighbours,
+ * the embeddings of finished runs (shown by viz.embeddingExplorer and viz.neighbourGrid), and
+ * encoder weights out to and in from PyTorch as .safetensors.
  */
+export * from './eval/neighbours';
+export * from './embeddings';
 export * from './io/safetensors';
 export * from './io/torchLayout';
 export * from './io/weights';

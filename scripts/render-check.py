@@ -9,11 +9,14 @@ For each HTML file (written by scripts/run-notebooks.py):
     IHDR and zlib stream, and (with PIL) more than one colour;
  2. browser: a copy of the page with a small probe script is loaded in headless Chromium
     (--dump-dom); the probe reports, after the load event and img.decode(), each output
-    image's natural size and each output table's row count, so broken images count as failures;
+    image's natural size and each output table's row count, so broken images count as failures,
+    and whether each interactive plotly plot (lib/viz/plotly.ts, data-dinotwins-plotly) drew its
+    scatter layer;
  3. screenshot (with PIL): the page screenshot must not be blank.
 Expected counts come from the executed .ipynb next to the HTML: each output with
-image/svg+xml is a chart, each image/png output an image, each text/html output holding a
-<table> a table. A notebook must also show at least --min-charts charts or images, unless its
+image/svg+xml is a chart, each image/png output an image (a text/html output holding an
+SVG data-URI <img>, a static fallback, counts as a chart), each text/html output holding a
+<table> a table, each data-dinotwins-plotly element an interactive plot. A notebook must also show at least --min-charts charts or images, unless its
 metadata says otherwise ("render_check": {"min_charts": 0}).
 Exit status: 0 if all pass, 1 if any fails, 2 on bad usage.
 """
@@ -47,9 +50,13 @@ window.addEventListener('load', async () => {
   const images = imgs.map((i) => ({ mime: ((i.getAttribute('src') || '').match(/^data:([^;,]+)/) || [, 'url'])[1],
     ok: i.complete && i.naturalWidth > 0 && i.naturalHeight > 0, w: i.naturalWidth, h: i.naturalHeight }));
   const tables = outs('table').map((t) => ({ rows: t.querySelectorAll('tbody tr').length, cells: t.querySelectorAll('td').length }));
+  const roots = outs('[data-dinotwins-plotly]');
+  for (let t = 0; t < 80 && roots.some((r) => !r.getAttribute('data-drawn')); t++) await new Promise((r) => setTimeout(r, 100));
+  const plots = roots.map((r) => ({ drawn: r.getAttribute('data-drawn') === '1',
+    points: r.querySelectorAll('.js-plotly-plot .scatterlayer .trace .point').length }));
   const pre = document.createElement('pre');
   pre.id = 'render-check-result';
-  pre.textContent = JSON.stringify({ images, tables });
+  pre.textContent = JSON.stringify({ images, tables, plots });
   document.body.appendChild(pre);
 });
 </script>"""
@@ -156,7 +163,7 @@ def check_png(data):
 
 def expectations(html_path, min_charts):
     nb_path = os.path.splitext(html_path)[0] + '.ipynb'
-    exp = {'charts': 0, 'images': 0, 'tables': 0, 'min_charts': min_charts, 'notebook': None}
+    exp = {'charts': 0, 'images': 0, 'tables': 0, 'plots': 0, 'min_charts': min_charts, 'notebook': None}
     if not os.path.isfile(nb_path):
         return exp
     with open(nb_path, encoding='utf-8') as f:
@@ -173,8 +180,11 @@ def expectations(html_path, min_charts):
                 exp['charts'] += 1
             elif 'image/png' in data and not html_text:
                 exp['images'] += 1
+            elif 'src="data:image/svg+xml' in html_text:
+                exp['charts'] += 1
             elif '<img' in html_text:
                 exp['images'] += 1
+            exp['plots'] += html_text.count('data-dinotwins-plotly=')
             if '<table' in html_text:
                 exp['tables'] += 1
     return exp
@@ -268,6 +278,9 @@ def check_one(html_path, args):
                 problems.append('Chromium saw %d output images, the HTML has %d' % (len(probe['images']), len(parser.srcs)))
             if sum(1 for t in probe['tables'] if t['rows'] > 0) < exp['tables']:
                 problems.append('Chromium saw %d tables with rows, expected %d' % (len(probe['tables']), exp['tables']))
+            drawn = sum(1 for p in probe['plots'] if p['drawn'] and p['points'] > 0)
+            if drawn < exp['plots']:
+                problems.append('%d of %d interactive plotly plots drew a scatter layer in Chromium: %s' % (drawn, exp['plots'], probe['plots']))
         ink, err = (None, None) if args.no_screenshot else screenshot_ink(html_path, tmp, args.timeout)
         if err:
             problems.append(err)
@@ -285,9 +298,10 @@ def check_one(html_path, args):
     if svg_ok + png_ok < exp['min_charts']:
         problems.append('only %d charts/images, at least %d required' % (svg_ok + png_ok, exp['min_charts']))
     ink_s = '' if ink is None else ', screenshot ink %.1f%%' % (100 * ink)
-    log('%s %s: charts %d/%d, images %d, tables %d/%d%s' % (
+    plots_s = ', plotly plots %d' % exp['plots'] if exp['plots'] else ''
+    log('%s %s: charts %d/%d, images %d, tables %d/%d%s%s' % (
         'FAIL' if problems else 'ok  ', os.path.basename(html_path), svg_ok, exp['charts'], png_ok,
-        tables_ok, exp['tables'], ink_s))
+        tables_ok, exp['tables'], plots_s, ink_s))
     for p in problems:
         log('     - ' + p)
     return problems

@@ -7,3 +7,7 @@ export * from './charts';
 export * from './images';
 export * from './table';
 export * from './progress';
+export * from './umap';
+export * from './plotly';
+export * from './embeddings';
+export * from './neighbourGrid';

@@ -1,0 +1,252 @@
+/**
+ * The embedding explorer: 2-D layouts of the same images under several encoders, side by side as
+ * plotly scatter plots coloured by class. Hovering a point shows its image, its true label and,
+ * for every encoder, the kNN prediction and the labels of its nearest training images; the same
+ * image is ringed in every panel. A static Vega-Lite rendering (SVG) sits in the plot's place
+ * until plotly draws, and stays where scripts do not run (nbconvert HTML without the library,
+ * untrusted notebooks, GitHub).
+ */
+import { inspect } from 'util';
+import * as vega from 'vega';
+import type { TopLevelSpec } from 'vega-lite';
+import { display, newDisplayId, type MimeBundle } from './display';
+import { encodePng, pngDataUri } from './png';
+import { escapeHtml, renderSvg, svgDataUri } from './render';
+import { inlinePlotly, plotlyBootstrap, plotlyInlined, PLOTLY_PLOT_ATTRIBUTE } from './plotly';
+
+/** One encoder's view of the sample. */
+export interface EmbeddingPanel {
+  /** Panel title, e.g. the method. */
+  label: string;
+  /** Layout [n * 2]: x, y per sample image. */
+  xy: Float32Array;
+  /** kNN prediction per sample image (class index). */
+  knnPred: ArrayLike<number>;
+  /** Labels of each image's nearest training images, [n * k], nearest first. */
+  neighbourLabels: ArrayLike<number>;
+  /** Neighbours per image in `neighbourLabels`. */
+  k: number;
+}
+
+/** The images the layouts place. */
+export interface EmbeddingSample {
+  /** uint8 NHWC [n, height, width, 3]. */
+  images: Uint8Array;
+  labels: ArrayLike<number>;
+  n: number;
+  classNames: readonly string[];
+  /** Image size (default 32 x 32). */
+  height?: number;
+  width?: number;
+}
+
+export interface EmbeddingExplorerOptions {
+  title: string;
+  /** Width of each panel in pixels. */
+  panelWidth: number;
+  /** Height of the panels in pixels. */
+  panelHeight: number;
+  /** Neighbour labels listed on hover (at most each panel's k). */
+  showNeighbours: number;
+  /** Thumbnail upscaling in the hover panel. */
+  thumbScale: number;
+  /** Display in the notebook when running in tslab. */
+  display: boolean;
+}
+
+export const DEFAULT_EMBEDDING_EXPLORER_OPTIONS: Readonly<EmbeddingExplorerOptions> = Object.freeze({
+  title: '', panelWidth: 260, panelHeight: 260, showNeighbours: 10, thumbScale: 4, display: true,
+});
+
+export interface EmbeddingExplorerResult {
+  /** The whole output: fallback image, plot container, hover panel, data and script. */
+  html: string;
+  /** The static rendering (Vega-Lite -> SVG). */
+  svg: string;
+  bundle: MimeBundle;
+  shown: boolean;
+}
+
+/** Class colours: vega's tableau10 (tableau20 above ten classes), as the Vega-Lite charts use them. */
+export function classColors(count: number): string[] {
+  const scheme = (vega.scheme(count <= 10 ? 'tableau10' : 'tableau20') as string[]).slice();
+  return Array.from({ length: count }, (_, i) => scheme[i % scheme.length]);
+}
+
+function check(panels: readonly EmbeddingPanel[], s: EmbeddingSample): void {
+  const h = s.height ?? 32;
+  const w = s.width ?? 32;
+  if (panels.length === 0) throw new Error('embeddingExplorer: no panels');
+  if (!Number.isInteger(s.n) || s.n < 1) throw new Error(`embeddingExplorer: sample.n must be a positive integer, got ${s.n}`);
+  if (s.images.length !== s.n * h * w * 3) throw new Error(`embeddingExplorer: sample has ${s.images.length} image bytes, expected ${s.n} x ${h} x ${w} x 3`);
+  if (s.labels.length !== s.n) throw new Error(`embeddingExplorer: ${s.labels.length} labels for ${s.n} images`);
+  const C = s.classNames.length;
+  for (let i = 0; i < s.n; i++) if (!(Number.isInteger(s.labels[i]) && s.labels[i] >= 0 && s.labels[i] < C)) throw new Error(`embeddingExplorer: label ${i} is ${s.labels[i]}, expected a class index below ${C}`);
+  for (const p of panels) {
+    if (p.xy.length !== s.n * 2) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.xy.length / 2} points, the sample ${s.n} images`);
+    if (!p.xy.every(Number.isFinite)) throw new Error(`embeddingExplorer: panel "${p.label}" has non-finite coordinates`);
+    if (p.knnPred.length !== s.n) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.knnPred.length} kNN predictions for ${s.n} images`);
+    if (!Number.isInteger(p.k) || p.k < 0 || p.neighbourLabels.length !== s.n * p.k) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.neighbourLabels.length} neighbour labels, expected ${s.n} x k (${p.k})`);
+  }
+}
+
+/** All thumbnails in one PNG (a grid of `cols` columns), so the page decodes one image. */
+function sprite(s: EmbeddingSample): { png: Buffer; cols: number } {
+  const h = s.height ?? 32;
+  const w = s.width ?? 32;
+  const cols = Math.ceil(Math.sqrt(s.n));
+  const rows = Math.ceil(s.n / cols);
+  const W = cols * w;
+  const out = new Uint8Array(rows * h * W * 3);
+  for (let i = 0; i < s.n; i++) {
+    const x0 = (i % cols) * w;
+    const y0 = Math.floor(i / cols) * h;
+    for (let y = 0; y < h; y++) out.set(s.images.subarray((i * h + y) * w * 3, (i * h + y + 1) * w * 3), ((y0 + y) * W + x0) * 3);
+  }
+  return { png: encodePng(out, W, rows * h, 3), cols };
+}
+
+const round = (v: number): number => Math.round(v * 1000) / 1000;
+
+/** Vega-Lite spec of the static rendering: one scatter per panel, shared class colours. */
+export function embeddingSpec(panels: readonly EmbeddingPanel[], s: EmbeddingSample, o: Pick<EmbeddingExplorerOptions, 'title' | 'panelWidth' | 'panelHeight'>): TopLevelSpec {
+  const values: Array<{ panel: string; x: number; y: number; class: string }> = [];
+  for (const p of panels) for (let i = 0; i < s.n; i++) values.push({ panel: p.label, x: round(p.xy[2 * i]), y: round(p.xy[2 * i + 1]), class: s.classNames[s.labels[i]] });
+  const axis = null;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    ...(o.title ? { title: o.title } : {}),
+    data: { values },
+    facet: { column: { field: 'panel', type: 'nominal', title: null, sort: panels.map((p) => p.label), header: { labelFontSize: 12 } } },
+    spec: {
+      width: Math.max(60, o.panelWidth - 20),
+      height: Math.max(60, o.panelHeight - 20),
+      mark: { type: 'circle', size: 14, opacity: 0.8 },
+      encoding: {
+        x: { field: 'x', type: 'quantitative', axis, scale: { zero: false } },
+        y: { field: 'y', type: 'quantitative', axis, scale: { zero: false } },
+        color: { field: 'class', type: 'nominal', scale: { domain: [...s.classNames], range: classColors(s.classNames.length) }, legend: { orient: 'bottom', columns: Math.min(10, s.classNames.length), title: null } },
+      },
+    },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+  } as TopLevelSpec;
+}
+
+/** The browser side: builds the traces from the compact data, draws, and wires hover. */
+const DRAW = `function (Plotly) {
+  var D = DATA, root = document.getElementById(D.id), plot = document.getElementById(D.id + '-plot');
+  var fallback = document.getElementById(D.id + '-fallback'), info = document.getElementById(D.id + '-info');
+  if (!root || root.getAttribute('data-drawn')) return;
+  // Panels as wide as asked, narrower when the output area is, beside the 200-pixel hover panel (below it when too narrow).
+  var M = D.panels.length, full = root.clientWidth || (D.width * M + 210), avail = full - 210 >= 140 * M ? full - 210 : full;
+  var pw = Math.max(140, Math.min(D.width, Math.floor(avail / M))), ph = Math.round(pw * D.height / D.width);
+  var traces = [], layout = { width: pw * M, height: ph + 90, hovermode: 'closest',
+    margin: { l: 10, r: 10, t: 50, b: 10 }, showlegend: true, legend: { orientation: 'h', x: 0, y: -0.02, yanchor: 'top' },
+    annotations: [], paper_bgcolor: 'white', plot_bgcolor: 'white' };
+  var gap = 0.01, ringTraces = [];
+  D.panels.forEach(function (p, m) {
+    var ax = m === 0 ? '' : String(m + 1);
+    var axis = { domain: [m / M + gap, (m + 1) / M - gap], showticklabels: false, showgrid: false, zeroline: false, showline: true, linecolor: '#ddd', mirror: true };
+    layout['xaxis' + ax] = axis;
+    layout['yaxis' + ax] = { anchor: 'x' + ax, showticklabels: false, showgrid: false, zeroline: false, showline: true, linecolor: '#ddd', mirror: true };
+    layout.annotations.push({ text: '<b>' + p.label + '</b>', x: (m + 0.5) / M, y: 1, xref: 'paper', yref: 'paper', xanchor: 'center', yanchor: 'bottom', showarrow: false });
+    D.classes.forEach(function (name, c) {
+      var idx = [], x = [], y = [], text = [];
+      for (var i = 0; i < D.n; i++) {
+        if (D.labels[i] !== c) continue;
+        idx.push(i); x.push(p.xy[2 * i]); y.push(p.xy[2 * i + 1]);
+        var pred = p.pred[i];
+        text.push('#' + i + ' · ' + name + '<br>kNN: ' + D.classes[pred] + (pred === c ? ' ✓' : ' ✗') + '<br>neighbours: ' + p.nb.slice(i * p.k, i * p.k + D.show).map(function (l) { return D.classes[l]; }).join(', '));
+      }
+      traces.push({ type: 'scatter', mode: 'markers', name: name, legendgroup: name, showlegend: m === 0, x: x, y: y, customdata: idx,
+        text: text, hovertemplate: '%{text}<extra>' + p.label + '</extra>', xaxis: 'x' + ax, yaxis: 'y' + ax,
+        marker: { size: 5, color: D.colors[c], opacity: 0.8 } });
+    });
+  });
+  D.panels.forEach(function (p, m) {
+    var ax = m === 0 ? '' : String(m + 1);
+    ringTraces.push(traces.length);
+    traces.push({ type: 'scatter', mode: 'markers', x: [], y: [], xaxis: 'x' + ax, yaxis: 'y' + ax, hoverinfo: 'skip', showlegend: false,
+      marker: { size: 15, color: 'rgba(0,0,0,0)', line: { width: 2, color: 'black' } } });
+  });
+  var sprite = new Image();
+  sprite.src = D.sprite;
+  function showInfo(i, hovered) {
+    var c = D.labels[i], cv = document.createElement('canvas'), s = D.thumbScale;
+    cv.width = D.w * s; cv.height = D.h * s;
+    var g = cv.getContext('2d');
+    g.imageSmoothingEnabled = false;
+    g.drawImage(sprite, (i % D.cols) * D.w, Math.floor(i / D.cols) * D.h, D.w, D.h, 0, 0, D.w * s, D.h * s);
+    // Built with el(): a literal table tag in this script would read as a table output to scripts/render-check.py.
+    var el = function (tag, style, html) { return '<' + tag + (style ? ' style="' + style + '"' : '') + '>' + html + '</' + tag + '>'; };
+    var cell = 'padding:1px 4px;text-align:left';
+    var rows = D.panels.map(function (p, m) {
+      var pred = p.pred[i], nb = p.nb.slice(i * p.k, i * p.k + D.show), same = nb.filter(function (l) { return l === c; }).length;
+      return el('tr', m === hovered ? 'font-weight:bold' : '', el('td', cell, p.label) + el('td', cell + ';color:' + (pred === c ? '#2a7' : '#c33'), D.classes[pred]) + el('td', cell, same + '/' + nb.length));
+    }).join('');
+    var hp = D.panels[hovered];
+    info.innerHTML = '';
+    info.appendChild(cv);
+    var t = document.createElement('div');
+    t.innerHTML = el('div', 'margin:4px 0', el('b', '', '#' + i) + ' · true: ' + el('b', '', D.classes[c])) +
+      el('table', 'border-collapse:collapse;font-size:11px', el('tr', '', el('th', cell, 'encoder') + el('th', cell, 'kNN') + el('th', cell, 'nbrs ' + D.classes[c])) + rows) +
+      el('div', 'margin-top:4px;color:#555', 'neighbours (' + hp.label + '): ' + hp.nb.slice(i * hp.k, i * hp.k + D.show).map(function (l) { return D.classes[l]; }).join(', '));
+    info.appendChild(t);
+  }
+  fallback.style.display = 'none';
+  Plotly.newPlot(plot, traces, layout, { displaylogo: false, responsive: false }).then(function () {
+    root.setAttribute('data-drawn', '1');
+    plot.on('plotly_hover', function (ev) {
+      var pt = ev.points[0];
+      if (!pt || pt.customdata === undefined) return;
+      var i = pt.customdata, m = Math.floor(pt.curveNumber / D.classes.length);
+      Plotly.restyle(plot, { x: D.panels.map(function (p) { return [p.xy[2 * i]]; }), y: D.panels.map(function (p) { return [p.xy[2 * i + 1]]; }) }, ringTraces);
+      showInfo(i, m);
+    });
+  }, function (err) {
+    fallback.style.display = '';
+    var note = document.getElementById(D.id + '-note');
+    if (note) note.textContent = 'plotly could not draw this plot (' + err + '): showing the static image.';
+  });
+}`;
+
+/**
+ * Shows panels side by side (plotly, with the static rendering as fallback). Sends plotly.js first
+ * if this kernel has not inlined it yet (prefer `viz.inlinePlotly()` in the set-up cell).
+ */
+export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sample: EmbeddingSample, options: Partial<EmbeddingExplorerOptions> = {}): Promise<EmbeddingExplorerResult> {
+  const o = { ...DEFAULT_EMBEDDING_EXPLORER_OPTIONS, ...options };
+  check(panels, sample);
+  if (!Number.isInteger(o.showNeighbours) || o.showNeighbours < 0) throw new Error(`embeddingExplorer: showNeighbours must be a non-negative integer, got ${o.showNeighbours}`);
+  const svg = await renderSvg(embeddingSpec(panels, sample, o));
+  const { png, cols } = sprite(sample);
+  const id = `dt-emb-${newDisplayId()}`;
+  const data = {
+    id, n: sample.n, labels: Array.from(sample.labels), classes: [...sample.classNames], colors: classColors(sample.classNames.length),
+    panels: panels.map((p) => ({ label: p.label, xy: Array.from(p.xy, round), pred: Array.from(p.knnPred), nb: Array.from(p.neighbourLabels), k: p.k })),
+    show: Math.min(o.showNeighbours, ...panels.map((p) => p.k)), width: o.panelWidth, height: o.panelHeight,
+    sprite: pngDataUri(png), cols, w: sample.width ?? 32, h: sample.height ?? 32, thumbScale: o.thumbScale,
+  };
+  // JSON inside a script: escape '<' so no "</script>" can end it early.
+  const json = JSON.stringify(data).replace(/</g, '\\u003c');
+  const alt = `${o.title || 'embeddings'}: ${panels.map((p) => p.label).join(', ')} (${sample.n} images)`;
+  const html = `<div class="dinotwins-embeddings" id="${id}" ${PLOTLY_PLOT_ATTRIBUTE}="scatter">
+${o.title ? `<div style="font:bold 13px sans-serif;margin:4px 0">${escapeHtml(o.title)}</div>` : ''}<div style="display:flex;flex-wrap:wrap;align-items:flex-start;gap:10px">
+<div id="${id}-plot"><img id="${id}-fallback" alt="${escapeHtml(alt)}" src="${svgDataUri(svg)}" style="max-width:100%"></div>
+<div id="${id}-info" style="font:12px sans-serif;width:200px;color:#222">Hover over a point: its image, its true class, and per encoder the kNN prediction and how many of its ${Math.min(o.showNeighbours, ...panels.map((p) => p.k))} nearest training images share its class.</div>
+</div>
+<div id="${id}-note" style="font:11px sans-serif;color:#888"></div>
+<script type="text/javascript">
+${plotlyBootstrap(DRAW.replace('DATA', () => json), `${id}-note`)}
+</script>
+</div>`;
+  const bundle: MimeBundle = { 'text/html': html, 'text/plain': `<${alt}>` };
+  let shown = false;
+  if (o.display) {
+    if (!plotlyInlined()) inlinePlotly();
+    shown = display(bundle);
+  }
+  const result: EmbeddingExplorerResult = { html, svg, bundle, shown };
+  Object.defineProperty(result, inspect.custom, { enumerable: false, value: () => `[embedding explorer: ${alt}${shown ? ', shown' : ''}]` });
+  return result;
+}
