@@ -1,17 +1,14 @@
 /**
- * Shared pieces of the training-step benchmarks: the benchmarked models, one Barlow Twins
- * training step (backbone + projector on two views, barlowTwinsLoss, Adam), and timing with
- * warm-up and medians. Follows the Barlow Twins step of facebookresearch/barlowtwins main.py
- * (each view through backbone and projector separately).
+ * Shared pieces of the training-step benchmarks: the benchmarked models, the library's Barlow Twins
+ * training step (lib/train/step.ts: backbone + projector on two views, the Barlow Twins loss,
+ * AdamW; exactly what `pretrain` runs, augmentation aside), and timing with warm-up and medians.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ParamStore } from '../lib/nn/params';
-import { ForwardContext } from '../lib/nn/layers';
-import { Backbone, Head } from '../lib/nn/module';
-import { resnet } from '../lib/models/resnet';
-import { vit, VIT_PRESETS } from '../lib/models/vit';
-import { barlowProjector } from '../lib/models/heads';
-import { barlowTwinsLoss } from '../lib/losses/barlow';
+import { BackboneConfig, resolveConfig } from '../lib/config';
+import { buildSslModel } from '../lib/methods/model';
+import { Optimizer } from '../lib/train/optimizers';
+import { makeTrainStep } from '../lib/train/step';
+import { stepSchedule } from '../lib/schedules';
 
 /** One benchmarked model: a backbone spec plus the projector widths. */
 export interface BenchModel {
@@ -40,46 +37,39 @@ export function benchModel(id: string): BenchModel {
   return m;
 }
 
-function buildBackbone(m: BenchModel): Backbone {
-  return m.backbone.kind === 'resnet18' ? resnet({ depth: 18, width: m.backbone.width }) : vit(VIT_PRESETS[m.backbone.preset]);
+function backboneConfig(m: BenchModel): BackboneConfig {
+  return m.backbone.kind === 'resnet18' ? { kind: 'resnet', depth: 18, width: m.backbone.width } : { kind: 'vit', preset: m.backbone.preset };
 }
 
 /** A ready-to-run Barlow Twins training step on the current backend. */
 export interface BarlowBench {
-  /** Runs one step (forward, backward, Adam update) and waits for it to finish; returns the loss. */
+  /** Runs one step (forward, backward, AdamW update) and waits for it to finish; returns the loss. */
   step(): number;
   /** Number of trainable parameters (backbone + projector). */
   params: number;
   dispose(): void;
 }
 
-/** Builds model, projector, optimizer and two fixed random views of [batch, 32, 32, 3]. */
+/** Builds the Barlow Twins model for `m`, its optimizer and two fixed random views of [batch, 32, 32, 3]. */
 export function barlowBench(m: BenchModel, batch: number, seed = 0): BarlowBench {
-  const backbone = buildBackbone(m);
-  const head: Head = barlowProjector(backbone.featureDim, { hidden: m.projector, out: m.projector, layers: 3 });
-  const ps = new ParamStore('bench');
-  backbone.init(ps, seed, 'backbone.');
-  head.init(ps, seed + 1, 'head.');
-  const vars = ps.trainableNames().map((n) => ps.get(n));
-  const opt = tf.train.adam(1e-3);
+  const cfg = resolveConfig({ method: 'barlow', backbone: backboneConfig(m), batchSize: batch, seed, epochs: 1000, projector: { hidden: m.projector, out: m.projector, layers: 3 } });
+  const model = buildSslModel(cfg);
+  const opt = new Optimizer(cfg.optimizer);
+  const trainStep = makeTrainStep(model, opt);
   const views = [tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', seed + 2), tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', seed + 3)] as tf.Tensor4D[];
-  const ctx: ForwardContext = { training: true };
-  const lossFn = (): tf.Scalar => {
-    const z = views.map((v) => head.forward(ps, backbone.forward(ps, v, ctx, 'backbone.'), ctx, 'head.'));
-    return barlowTwinsLoss(z[0], z[1]);
-  };
+  let i = 0;
   return {
-    params: ps.numParams(),
+    params: model.student.numParams(),
     step() {
-      const loss = opt.minimize(lossFn, true, vars) as tf.Scalar;
-      const v = loss.dataSync()[0];
-      loss.dispose();
+      const out = trainStep(views, stepSchedule(cfg, i++, 1));
+      const v = out.loss.dataSync()[0];
+      tf.dispose([out.loss, out.gradNorm, ...Object.values(out.parts)]);
       return v;
     },
     dispose() {
       tf.dispose(views);
       opt.dispose();
-      ps.dispose();
+      model.dispose();
     },
   };
 }

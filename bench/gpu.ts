@@ -14,7 +14,7 @@
  *                        [--repeats 5] [--per-repeat 3] [--warmup 2] [--iters 10] [--out file.json] [--quick]
  *                        [--what profile --profile barlow-r18] [--dawn disable-dawn-features=timestamp_quantization]
  *                        [--flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=128] [--proj 2048] [--head 4096,2048]
- *                        [--kernel-opts '{"fusedBatchNorm":false,"writeBufferUploads":false}']
+ *                        [--kernel-opts '{"fusedOps":false,"writeBufferUploads":false}']
  *                        [--what dispatches]     (GPU programs per step, by program)
  *                        [--what memory]         (tfjs pool bytes, most bytes in use at once, bytes kept
  *                                                 between steps; no timing, works on the null device)
@@ -39,9 +39,10 @@ import { GEMM_DEFAULTS } from '../lib/kernels/webgpu/gemm';
 import { clearTuning, tuneGemms, TuneRow } from '../lib/kernels/webgpu/tune';
 import { convCosts } from '../lib/kernels/webgpu/conv2d';
 import { reduceRowsCost } from '../lib/kernels/webgpu/reduce_rows';
-import { buildSslModel, METHOD_STEPS } from '../lib/methods';
-import { resolveConfig, Method, BackboneConfig } from '../lib/train/config';
-import { stepSchedule } from '../lib/train/schedule';
+import { buildSslModel } from '../lib/methods';
+import { makeTrainStep } from '../lib/train/step';
+import { resolveConfig, Method, BackboneConfig } from '../lib/config';
+import { stepSchedule } from '../lib/schedules';
 import { Optimizer } from '../lib/train/optimizers';
 import { batchNormTrain } from '../lib/nn/batchnorm';
 import { trimGpuPool, trackPeakGpuUse } from '../lib/kernels/webgpu/pool';
@@ -96,7 +97,7 @@ interface Args {
   /** DINO head output and hidden width (bottleneck 256 or less); 4096 / 2048 as the defaults. */
   headOut: number;
   headHidden: number;
-  /** Options for our kernels in the `ours` modes (e.g. {"fusedBatchNorm": false} to time an older version). */
+  /** Options for our kernels in the `ours` modes (e.g. {"fusedOps": false} to time an older version). */
   kernelOpts: Partial<WebgpuKernelOptions>;
   out?: string;
   /** Profile one step of each of these (per-kernel GPU time from timestamp queries) after the timed steps. */
@@ -275,27 +276,19 @@ function makeStep(name: string, a: Args): StepRunner {
     dino: { head: { out: a.headOut, hidden: a.headHidden, bottleneck: Math.min(256, a.headHidden) } },
   });
   const model = buildSslModel(cfg);
-  const method = METHOD_STEPS[cfg.method];
   const opt = new Optimizer(cfg.optimizer);
-  const trainable = model.student.trainableNames().map((n) => model.student.get(n));
-  const byVarName = new Map(model.student.trainableNames().map((n) => [model.student.get(n).name, n]));
+  const trainStep = makeTrainStep(model, opt);
   const views: tf.Tensor4D[] = [];
   for (let v = 0; v < 2; v++) views.push(tf.randomNormal([a.batch, cfg.augment.globalSize, cfg.augment.globalSize, 3], 0, 1, 'float32', 10 + v));
-  for (let v = 0; v < sc.nLocal; v++) views.push(tf.randomNormal([a.batch, cfg.augment.localSize, cfg.augment.localSize, 3], 0, 1, 'float32', 20 + v));
+  for (let v = 0; v < sc.nLocal; v++) views.push(tf.randomNormal([a.batch, cfg.augment.localSize!, cfg.augment.localSize!, 3], 0, 1, 'float32', 20 + v));
   let step = 0;
   let last: tf.Scalar | undefined;
   const runOne = (): void => {
-    const s = stepSchedule(cfg, step++, 1000);
-    const teacherOut = method.teacherOutputs?.(model, views);
-    const { value, grads } = tf.variableGrads(() => method.loss(model, views, teacherOut, s).total, trainable);
-    const named = new Map<string, tf.Tensor>();
-    for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
-    const gradNorm = opt.apply(model.student, named, s.lr, { weightDecay: s.weightDecay });
-    method.afterStep?.(model, teacherOut, s);
-    tf.dispose([...Object.values(grads), gradNorm]);
-    teacherOut?.dispose();
+    // 1000 steps per epoch: the bench stays in epoch 0, so DINO's last layer stays frozen as in a real first epoch.
+    const out = trainStep(views, stepSchedule(cfg, step++, 1000));
+    tf.dispose([out.gradNorm, ...Object.values(out.parts)]);
     last?.dispose();
-    last = value;
+    last = out.loss;
   };
   return {
     runOne, last: () => last, views: views.length,

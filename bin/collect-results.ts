@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { BUDGETS, BudgetName, BUDGETS_NAMES } from '../lib/budget';
-import { runsDir } from '../lib/experiment';
+import { runsDir } from '../lib/train/runName';
 import { listRunRecords } from '../lib/train/runRecord';
 import { resultRows, ORIGINAL_RESULTS } from '../lib/report';
 import { repoRoot } from '../lib/data/index';

@@ -4,7 +4,7 @@
  * Options are validated before any compute; re-running the same command resumes from the run's checkpoint.
  */
 import { parseCli, CLI_HELP } from '../lib/train/cli';
-import { ConfigError } from '../lib/train/config';
+import { ConfigError } from '../lib/config';
 import { selectBackend } from '../lib/backend';
 import { BUDGETS, Budget, BudgetName, BUDGETS_NAMES } from '../lib/budget';
 import { loadExperimentData, runPretraining } from '../lib/experiment';

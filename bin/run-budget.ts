@@ -3,15 +3,17 @@
  * folders): pretraining of each method, the random-init and supervised baselines, then the frozen
  * linear probe of every run. Finished steps are skipped, so it can be re-run after an interruption.
  *   npx tsx bin/run-budget.ts --budget cpu [--only barlow,dino,dino-twins,random-init,supervised] [--no-probe]
- *                             [--override '{"dino":{"emaMomentum":0.99}}']   (config overrides for the methods: an ablation run gets its own folder)
+ *                             [--override '{"dino":{"emaMomentum":0.99}}']   (config overrides for the methods: an ablation run gets its own folder;
+ *                             a key one of the --only methods does not read is an error)
  */
 import { parseArgs } from 'util';
 import * as path from 'path';
 import { selectBackend } from '../lib/backend';
-import { BUDGETS, BudgetName, BUDGETS_NAMES } from '../lib/budget';
-import { loadExperimentData, experimentConfig, runPretraining, runBaseline, probeRun, runsDir } from '../lib/experiment';
+import { BUDGETS, BudgetName, BUDGETS_NAMES, experimentConfig } from '../lib/budget';
+import { loadExperimentData, runPretraining, runBaseline, probeRun } from '../lib/experiment';
+import { runsDir } from '../lib/train/runName';
 import { listRunRecords } from '../lib/train/runRecord';
-import { METHODS, Method, PretrainConfig, DeepPartial } from '../lib/train/config';
+import { METHODS, Method, PretrainConfig, ConfigLayer } from '../lib/config';
 import { progress } from '../lib/viz/progress';
 
 async function main(): Promise<void> {
@@ -22,10 +24,10 @@ async function main(): Promise<void> {
   const all = [...METHODS, 'random-init', 'supervised'];
   const only = values.only ? values.only.split(',') : all;
   for (const o of only) if (!all.includes(o)) throw new Error(`--only: "${o}" is not one of ${all.join(', ')}`);
-  let overrides: DeepPartial<PretrainConfig> = {};
+  let overrides: ConfigLayer = {};
   if (values.override) {
     try {
-      overrides = JSON.parse(values.override) as DeepPartial<PretrainConfig>;
+      overrides = JSON.parse(values.override) as ConfigLayer;
     } catch (e) {
       throw new Error(`--override is not valid JSON: ${(e as Error).message}`);
     }
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
       r.model.dispose();
       console.log(`${m}: ${r.record.status} in ${((Date.now() - t0) / 1000).toFixed(0)} s -> ${r.recordFile}`);
     } else {
-      const rec = await runBaseline(m as 'random-init' | 'supervised', budget.backbone, budget, data);
+      const rec = await runBaseline(m as 'random-init' | 'supervised', budget.pretrain.backbone, budget, data);
       console.log(`${m}: ${rec.status} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }
   }

@@ -8,7 +8,7 @@
  * Each budget fixes the data subset, the backbone and the schedule; a notebook's config cell
  * starts from these and may override anything.
  */
-import { BackboneConfig, DeepPartial, PretrainConfig } from './train/config';
+import { BackboneConfig, ConfigLayer, Method, PretrainConfig, resolveConfig } from './config';
 
 export const BUDGETS_NAMES = ['smoke', 'cpu', 'gpu'] as const;
 export type BudgetName = (typeof BUDGETS_NAMES)[number];
@@ -22,42 +22,45 @@ export interface Budget {
   valPerClass: number;
   /** Test images used for the final report (0 = the full 10,000). */
   testLimit: number;
-  backbone: BackboneConfig;
-  epochs: number;
-  batchSize: number;
-  /** Width of the Barlow projector and the DINO head (prototypes); narrow budgets shrink them. */
-  projector: { hidden: number; out: number; layers: number };
-  dinoHead: { out: number; hidden: number; bottleneck: number };
-  nLocal: number;
+  /**
+   * The pretraining config layer of this budget (see lib/config.ts): applied after the defaults and
+   * before a notebook's overrides; keys a method does not read are dropped for that method.
+   */
+  pretrain: ConfigLayer & { backbone: BackboneConfig; epochs: number; batchSize: number };
   /** Run the kNN monitor every N epochs. */
   knnEvery: number;
   /** Linear-probe epochs per setting. */
   probeEpochs: number;
-  /** Teacher-temperature warm-up epochs (DINO uses 30 of 100+; short runs scale it down). */
-  warmupTeacherTempEpochs: number;
   /** Supervised-baseline epochs. */
   supervisedEpochs: number;
 }
 
+/** What every budget shares: one warm-up epoch, a checkpoint every 50 steps. */
+const EVERY_BUDGET = { warmupEpochs: 1, checkpointEvery: 50 } as const;
+
 export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
   smoke: {
-    name: 'smoke', trainPerClass: 40, valPerClass: 10, testLimit: 500,
-    backbone: { kind: 'resnet', depth: 18, width: 4 }, epochs: 2, batchSize: 50,
-    projector: { hidden: 128, out: 128, layers: 3 }, dinoHead: { out: 256, hidden: 128, bottleneck: 64 }, nLocal: 2,
-    knnEvery: 1, probeEpochs: 5, warmupTeacherTempEpochs: 1, supervisedEpochs: 2,
+    name: 'smoke', trainPerClass: 40, valPerClass: 10, testLimit: 500, knnEvery: 1, probeEpochs: 5, supervisedEpochs: 2,
+    pretrain: {
+      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 4 }, epochs: 2, batchSize: 50, logEvery: 1, augment: { nLocal: 2 },
+      // Short runs scale DINO's 30-of-100+ epochs of teacher-temperature warm-up down.
+      projector: { hidden: 128, out: 128, layers: 3 }, dino: { head: { out: 256, hidden: 128, bottleneck: 64 }, warmupTeacherTempEpochs: 1 },
+    },
   },
   cpu: {
-    name: 'cpu', trainPerClass: 1000, valPerClass: 100, testLimit: 0,
-    backbone: { kind: 'resnet', depth: 18, width: 16 }, epochs: 3, batchSize: 128,
-    // 512-wide heads: a 1024-wide projector over 4 views overflows the wasm heap in DINO-Twins.
-    projector: { hidden: 512, out: 512, layers: 3 }, dinoHead: { out: 1024, hidden: 512, bottleneck: 128 }, nLocal: 2,
-    knnEvery: 1, probeEpochs: 30, warmupTeacherTempEpochs: 1, supervisedEpochs: 3,
+    name: 'cpu', trainPerClass: 1000, valPerClass: 100, testLimit: 0, knnEvery: 1, probeEpochs: 30, supervisedEpochs: 3,
+    pretrain: {
+      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 16 }, epochs: 3, batchSize: 128, logEvery: 5, augment: { nLocal: 2 },
+      // 512-wide heads: a 1024-wide projector over 4 views overflows the wasm heap in DINO-Twins.
+      projector: { hidden: 512, out: 512, layers: 3 }, dino: { head: { out: 1024, hidden: 512, bottleneck: 128 }, warmupTeacherTempEpochs: 1 },
+    },
   },
   gpu: {
-    name: 'gpu', trainPerClass: 0, valPerClass: 500, testLimit: 0,
-    backbone: { kind: 'resnet', depth: 18, width: 64 }, epochs: 200, batchSize: 256,
-    projector: { hidden: 2048, out: 2048, layers: 3 }, dinoHead: { out: 4096, hidden: 2048, bottleneck: 256 }, nLocal: 4,
-    knnEvery: 10, probeEpochs: 100, warmupTeacherTempEpochs: 30, supervisedEpochs: 200,
+    name: 'gpu', trainPerClass: 0, valPerClass: 500, testLimit: 0, knnEvery: 10, probeEpochs: 100, supervisedEpochs: 200,
+    pretrain: {
+      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 64 }, epochs: 200, batchSize: 256, logEvery: 5, augment: { nLocal: 4 },
+      projector: { hidden: 2048, out: 2048, layers: 3 }, dino: { head: { out: 4096, hidden: 2048, bottleneck: 256 }, warmupTeacherTempEpochs: 30 },
+    },
   },
 });
 
@@ -72,22 +75,14 @@ export function budgetFromEnv(env: NodeJS.ProcessEnv = process.env): Budget {
   return BUDGETS[v as BudgetName];
 }
 
-/** The pretraining-config overrides a budget implies (merge with the notebook's own overrides). */
-export function budgetConfig(b: Budget): DeepPartial<PretrainConfig> {
-  return {
-    backbone: b.backbone,
-    epochs: b.epochs,
-    batchSize: b.batchSize,
-    warmupEpochs: Math.min(1, b.epochs),
-    projector: b.projector,
-    augment: { nLocal: b.nLocal },
-    dino: { head: b.dinoHead, warmupTeacherTempEpochs: b.warmupTeacherTempEpochs },
-    checkpointEvery: 50,
-    logEvery: b.name === 'smoke' ? 1 : 5,
-  };
+/** The full config for `method` under `budget`, with `overrides` (a notebook's config cell, CLI flags) applied last. */
+export function experimentConfig(method: Method, budget: Budget, overrides: ConfigLayer = {}): PretrainConfig {
+  return resolveConfig({ ...overrides, method }, { budget: budget.pretrain });
 }
 
 /** Settings for the ablation notebook's runs: shorter than the method runs, so all switches fit the budget. */
 export function ablationBudget(b: Budget): Budget {
-  return b.name === 'gpu' ? { ...b, epochs: 50 } : b.name === 'cpu' ? { ...b, epochs: 1, trainPerClass: 500 } : b;
+  if (b.name === 'gpu') return { ...b, pretrain: { ...b.pretrain, epochs: 50 } };
+  if (b.name === 'cpu') return { ...b, trainPerClass: 500, pretrain: { ...b.pretrain, epochs: 1 } };
+  return b;
 }

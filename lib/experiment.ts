@@ -4,13 +4,13 @@
  * pretraining with a kNN monitor, baselines, and the frozen linear probe of any run record.
  * Everything a second notebook needs lives here, not in a notebook.
  */
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Budget, budgetConfig } from './budget';
-import { loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset, repoRoot } from './data/index';
-import { DeepPartial, Method, PretrainConfig, resolveConfig, BackboneConfig } from './train/config';
+import { Budget } from './budget';
+import { runName, runsDir } from './train/runName';
+import { loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset } from './data/index';
+import { PretrainConfig, BackboneConfig } from './config';
 import { pretrain, PretrainResult, StepInfo, TrainCallbacks } from './train/trainer';
 import { RunRecord, readRunRecord, writeRunRecord, gitInfo } from './train/runRecord';
 import { saveCheckpoint, loadCheckpoint, StoredTensor } from './train/checkpoint';
@@ -38,11 +38,6 @@ export interface ExperimentData {
   real: boolean;
   /** The protocol, for run records. */
   protocol: Record<string, unknown>;
-}
-
-/** Root folder of the run records for a budget: runs/<budget>/ (or DINOTWINS_RUNS). */
-export function runsDir(budget: Budget): string {
-  return process.env.DINOTWINS_RUNS ? path.resolve(process.env.DINOTWINS_RUNS, budget.name) : path.join(repoRoot(), 'runs', budget.name);
 }
 
 /**
@@ -74,23 +69,6 @@ export async function loadExperimentData(budget: Budget, opts: { seed?: number; 
       seed,
     },
   };
-}
-
-/** The full config for a method under a budget, with the notebook's overrides applied last. */
-export function experimentConfig(method: Method, budget: Budget, overrides: DeepPartial<PretrainConfig> = {}): PretrainConfig {
-  return resolveConfig({ ...budgetConfig(budget), method }, overrides);
-}
-
-/** Short stable hash of a config: runs with different settings get different folders. */
-export function configHash(config: unknown): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 8);
-}
-
-/** Default run folder name: method, backbone, seed and a hash of the whole config. */
-export function runName(config: PretrainConfig): string {
-  const b = config.backbone;
-  const bb = b.kind === 'resnet' ? `r${b.depth}w${b.width}` : `vit-${String(b.preset)}`;
-  return `${config.method}-${bb}-s${config.seed}-${configHash(config)}`;
 }
 
 export interface RunOptions {
@@ -157,7 +135,7 @@ export async function runBaseline(kind: 'random-init' | 'supervised', backboneCf
   const seed = opts.seed ?? 0;
   const dir = path.join(runsDir(budget), kind);
   fs.mkdirSync(dir, { recursive: true });
-  const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.batchSize };
+  const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.pretrain.batchSize };
   const recordFile = path.join(dir, 'record.json');
   if (fs.existsSync(recordFile)) {
     const old = readRunRecord(recordFile);

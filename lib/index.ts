@@ -8,6 +8,7 @@ export * from './rng';
 export * from './budget';
 export * from './keep';
 export * from './notebook';
+export * from './session';
 export * from './experiment';
 
 // Data: an explicit list, so generic names stay namespaced under `data`.
@@ -31,14 +32,18 @@ export * from './models/index';
 export * from './losses/barlow';
 export * from './losses/dino';
 export * from './losses/dinoTwins';
+export * from './losses/monitors';
 export * from './schedules';
 export * from './ema';
 
 // Methods and training.
 export * from './methods/index';
-export * from './train/config';
+export * from './config';
+export * from './train/runName';
+export * from './train/step';
+export { backendCapabilities } from './kernels/capabilities';
+export type { BackendCapabilities } from './kernels/capabilities';
 export * from './train/optimizers';
-export * from './train/schedule';
 export * from './train/checkpoint';
 export * from './train/runRecord';
 export * from './train/trainer';

@@ -3,10 +3,9 @@
  * Conventions follow facebookresearch/dino utils.cosine_scheduler (cosine over step/total, no "−1"), lightly's
  * CosineWarmupScheduler for the warm-up (base·(step+1)/warmup), and main_dino.py's teacher-temperature warm-up
  * (np.linspace per epoch). Steps count from 0; a step at or past the end returns the final value.
+ * `stepSchedule` gives every scheduled value of one training step from the config.
  */
-
-/** DINO's default teacher EMA momentum (main_dino.py --momentum_teacher; 0.9995 suits batch 256 per its help text). */
-export const DEFAULT_EMA_MOMENTUM = 0.996;
+import { PretrainConfig } from './config';
 
 function finite(fn: string, named: Record<string, number>): void {
   for (const [k, v] of Object.entries(named)) {
@@ -56,9 +55,45 @@ export function linearWarmup(start: number, end: number, epoch: number, warmupEp
   return start + (end - start) * Math.min(epoch / (warmupEpochs - 1), 1);
 }
 
-/** Teacher EMA momentum: cosine from base to 1 over the run (DINO's momentum_schedule). */
-export function emaMomentumSchedule(base: number = DEFAULT_EMA_MOMENTUM, step: number, totalSteps: number): number {
-  finite('emaMomentumSchedule', { base, step, totalSteps });
+/** Teacher EMA momentum: cosine from base to end over the run (DINO's momentum_schedule has end = 1; end = base is constant). */
+export function emaMomentumSchedule(base: number, end: number, step: number, totalSteps: number): number {
+  finite('emaMomentumSchedule', { base, end, step, totalSteps });
   if (base < 0 || base > 1) throw new Error(`emaMomentumSchedule: base must be in [0, 1], got ${base}`);
-  return cosineSchedule(base, 1, step, totalSteps);
+  if (end < 0 || end > 1) throw new Error(`emaMomentumSchedule: end must be in [0, 1], got ${end}`);
+  return cosineSchedule(base, end, step, totalSteps);
+}
+
+/** DINO's scheduled values for one step. */
+export interface DinoStepSchedule {
+  /** Teacher temperature after the ablation switches (the student's without sharpening). */
+  teacherTemp: number;
+  studentTemp: number;
+  /** EMA momentum of the teacher; absent without an EMA teacher. */
+  emaMomentum?: number;
+}
+
+/** Every scheduled value of one training step: a pure function of (config, step). */
+export interface StepSchedule {
+  step: number;
+  epoch: number;
+  lr: number;
+  weightDecay: number;
+  /** DINO's values (dino, dino-twins). */
+  dino?: DinoStepSchedule;
+}
+
+export function stepSchedule(cfg: PretrainConfig, step: number, stepsPerEpoch: number): StepSchedule {
+  const total = cfg.epochs * stepsPerEpoch;
+  const epoch = Math.floor(step / stepsPerEpoch);
+  const warmupSteps = Math.min(Math.round(cfg.warmupEpochs * stepsPerEpoch), total);
+  const lr = warmupCosineSchedule(cfg.lr, cfg.minLr, step, warmupSteps, total);
+  const weightDecay = cosineSchedule(cfg.weightDecay, cfg.weightDecayEnd, step, total);
+  const d = cfg.dino;
+  if (!d) return { step, epoch, lr, weightDecay };
+  const a = d.ablations;
+  // Without sharpening the teacher uses the student's temperature; without the warm-up, teacherTemp throughout.
+  const teacherTemp = !a.sharpening ? d.studentTemp
+    : a.teacherTempWarmup ? linearWarmup(d.warmupTeacherTemp!, d.teacherTemp!, epoch, d.warmupTeacherTempEpochs!) : d.teacherTemp!;
+  const emaMomentum = a.emaTeacher ? emaMomentumSchedule(d.emaMomentum!, d.emaMomentumEnd!, step, total) : undefined;
+  return { step, epoch, lr, weightDecay, dino: { teacherTemp, studentTemp: d.studentTemp, emaMomentum } };
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../lib/rng';
 import {
-  AUGMENT_PRESETS, CIFAR10_MEAN, CIFAR10_STD, IDENTITY_VIEW, ViewSpec, ViewsConfig, augmentGrid, barlowViews, centerCropBox,
+  AUGMENT_PRESETS, DEFAULT_JITTER, CIFAR10_MEAN, CIFAR10_STD, IDENTITY_VIEW, ViewSpec, ViewsConfig, augmentGrid, barlowViews, centerCropBox,
   dinoViews, evalImages, makeViews, normalize, sampleCropBox, sampleViewParams, toFloatImages, viewsForMethod,
 } from '../lib/augment';
 
@@ -256,10 +256,21 @@ test('preset probabilities are drawn per image as configured', () => {
 
 test('method mapping and validation errors name the bad field', async () => {
   await tf.setBackend('cpu');
-  assert.equal(viewsForMethod('barlow', { globalSize: 32, nLocal: 6, localSize: 16 }).views.length, 2);
-  const d = viewsForMethod('dino-twins', { globalSize: 32, nLocal: 6, localSize: 16 });
+  const aug = { globalSize: 32, nLocal: 6, localSize: 16, jitterStrength: 1, blur: true };
+  assert.equal(viewsForMethod('barlow', { globalSize: 32, jitterStrength: 1, blur: true }).views.length, 2);
+  const d = viewsForMethod('dino-twins', aug);
   assert.deepEqual(d.views.map((v) => v.size), [32, 32, 16, 16, 16, 16, 16, 16]);
-  assert.throws(() => viewsForMethod('simclr', { globalSize: 32, nLocal: 0, localSize: 16 }), /unknown method "simclr"/);
+  assert.deepEqual(d.views.map((v) => v.blur?.p ?? 0), [1, 0.1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 'DINO\'s blur probabilities per view');
+  assert.deepEqual(d.views[0].jitter, DEFAULT_JITTER);
+  // The recipe knobs: blur off entirely, jitter at half strength.
+  const mild = viewsForMethod('dino', { ...aug, jitterStrength: 0.5, blur: false });
+  assert.ok(mild.views.every((v) => v.blur === null), 'blur: false removes every blur');
+  const j = mild.views[0].jitter!;
+  assert.deepEqual([j.brightness, j.contrast, j.saturation, j.hue], [0.2, 0.2, 0.1, 0.05]);
+  assert.equal(j.p, DEFAULT_JITTER.p, 'strength scales the magnitudes, not the probability');
+  assert.throws(() => viewsForMethod('dino', { ...aug, jitterStrength: -1 }), /strength must be a finite number >= 0, got -1/);
+  assert.throws(() => viewsForMethod('dino', { globalSize: 32, nLocal: 2, jitterStrength: 1, blur: true }), /2 local views need augment.localSize/);
+  assert.throws(() => viewsForMethod('simclr', aug), /unknown method "simclr"/);
   const img = images(1);
   assert.throws(() => makeViews(img, raw({ flipP: 1.5 }), 0), /test\.views\[0\]\.flipP: probability must be in \[0, 1\], got 1.5/);
   assert.throws(() => makeViews(img, raw({ blur: { p: 1, sigma: [0.1, 2], kernelSize: 4 } }), 0), /blur\.kernelSize must be an odd integer/);

@@ -1,22 +1,120 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolveConfig, ConfigError, METHOD_DEFAULTS } from '../lib/train/config';
+import { resolveConfig, ConfigError, CONFIG_DEFAULTS, METHOD_DEFAULTS, PretrainConfig } from '../lib/config';
+import { BUDGETS, experimentConfig } from '../lib/budget';
+import { configHash, runName } from '../lib/train/runName';
 import { parseCli } from '../lib/train/cli';
 
-test('defaults are filled per method and overrides win', () => {
+/** Leaf paths of a config ("dino.head.out"; the backbone is one leaf). */
+function leaves(o: object, prefix = ''): string[] {
+  return Object.entries(o).flatMap(([k, v]) => {
+    const at = prefix ? `${prefix}.${k}` : k;
+    return typeof v === 'object' && v !== null && at !== 'backbone' ? leaves(v, at) : [at];
+  });
+}
+
+test('defaults come from the one table, then the method row, then the caller', () => {
   const c = resolveConfig({ method: 'dino', epochs: 3, dino: { teacherTemp: 0.05 } });
   assert.equal(c.epochs, 3);
-  assert.equal(c.dino.teacherTemp, 0.05);
-  assert.equal(c.dino.studentTemp, 0.1);
-  assert.equal(c.dino.warmupTeacherTemp, 0.04);
-  assert.equal(c.dino.warmupTeacherTempEpochs, 30);
-  assert.equal(c.dino.centerMomentum, 0.9);
-  assert.equal(c.twins.beta, 0.0025);
-  assert.equal(c.twins.lambda, 0.005);
-  assert.equal(c.barlowLambda, 0.0051);
-  assert.equal(c.optimizer.clipGradNorm, (METHOD_DEFAULTS.dino.optimizer as { clipGradNorm: number }).clipGradNorm);
-  assert.equal(resolveConfig({ method: 'barlow' }).augment.nLocal, 0);
-  assert.ok(Object.isFrozen(METHOD_DEFAULTS));
+  assert.equal(c.dino!.teacherTemp, 0.05);
+  assert.equal(c.dino!.studentTemp, CONFIG_DEFAULTS.dino.studentTemp);
+  assert.equal(c.lr, METHOD_DEFAULTS.dino.lr, 'the method row beats the base table');
+  assert.equal(c.optimizer.clipGradNorm, METHOD_DEFAULTS.dino.optimizer!.clipGradNorm);
+  // One λ knob, with a per-method default: the paper's for Barlow Twins, the DINO-Twins project's for DINO-Twins.
+  assert.equal(resolveConfig({ method: 'barlow' }).barlow!.lambda, CONFIG_DEFAULTS.barlow.lambda);
+  assert.equal(resolveConfig({ method: 'dino-twins' }).barlow!.lambda, METHOD_DEFAULTS['dino-twins'].barlow!.lambda);
+  assert.notEqual(CONFIG_DEFAULTS.barlow.lambda, METHOD_DEFAULTS['dino-twins'].barlow!.lambda);
+  assert.ok(Object.isFrozen(CONFIG_DEFAULTS) && Object.isFrozen(CONFIG_DEFAULTS.dino.head) && Object.isFrozen(METHOD_DEFAULTS.dino));
+});
+
+test('a resolved config holds exactly the keys its run reads', () => {
+  const barlow = resolveConfig({ method: 'barlow' });
+  assert.equal(barlow.dino, undefined);
+  assert.equal(barlow.twins, undefined);
+  assert.deepEqual(Object.keys(barlow.augment).sort(), ['blur', 'globalSize', 'jitterStrength'], 'Barlow Twins has no local crops');
+  assert.ok(barlow.projector && barlow.barlow);
+  const dino = resolveConfig({ method: 'dino' });
+  assert.equal(dino.projector, undefined);
+  assert.equal(dino.barlow, undefined);
+  assert.equal(dino.augment.nLocal, CONFIG_DEFAULTS.augment.nLocal);
+  const head = resolveConfig({ method: 'dino-twins', twins: { target: 'head' } });
+  assert.equal(head.projector, undefined, 'the Barlow term on the head outputs needs no projector');
+  const sgd = resolveConfig({ method: 'barlow', optimizer: { kind: 'sgd' } });
+  assert.deepEqual(Object.keys(sgd.optimizer).sort(), ['clipGradNorm', 'kind', 'momentum']);
+  const noWarm = resolveConfig({ method: 'dino', dino: { ablations: { teacherTempWarmup: false } } }).dino!;
+  assert.ok(noWarm.teacherTemp !== undefined && noWarm.warmupTeacherTemp === undefined && noWarm.warmupTeacherTempEpochs === undefined);
+  const noSharp = resolveConfig({ method: 'dino', dino: { ablations: { sharpening: false } } }).dino!;
+  assert.equal(noSharp.teacherTemp, undefined, 'without sharpening the teacher uses the student temperature');
+  const noCenter = resolveConfig({ method: 'dino', dino: { ablations: { centering: false } } }).dino!;
+  assert.equal(noCenter.centerMomentum, undefined);
+  const noEma = resolveConfig({ method: 'dino', dino: { ablations: { emaTeacher: false } } }).dino!;
+  assert.ok(noEma.emaMomentum === undefined && noEma.emaMomentumEnd === undefined);
+  // Resolving is idempotent: a record's config resolves to itself (so a run record can be re-run).
+  for (const c of [barlow, dino, head, sgd, resolveConfig({ method: 'dino', augment: { nLocal: 0 } })]) {
+    assert.deepEqual(resolveConfig(c as PretrainConfig & { method: PretrainConfig['method'] }), c);
+  }
+});
+
+test('a key the run would ignore is a ConfigError naming it and why', () => {
+  const bad: Array<[unknown, RegExp]> = [
+    [{ method: 'barlow', dino: { teacherTemp: 0.05 } }, /"dino.teacherTemp" has no effect in this run: method "barlow" has no DINO part/],
+    [{ method: 'barlow', augment: { nLocal: 2 } }, /"augment.nLocal" has no effect .*Barlow Twins trains on two global views only/],
+    [{ method: 'dino', projector: { hidden: 64 } }, /"projector.hidden" has no effect .*method "dino" has no Barlow projector/],
+    [{ method: 'dino', barlow: { lambda: 0.01 } }, /"barlow.lambda" has no effect .*method "dino" has no Barlow Twins term/],
+    [{ method: 'barlow', twins: { beta: 1 } }, /"twins.beta" has no effect .*belongs to method "dino-twins"/],
+    [{ method: 'dino-twins', twins: { target: 'head' }, projector: { out: 64 } }, /"projector.out" has no effect .*twins.target is "head"/],
+    [{ method: 'dino', dino: { centerMomentum: 0.8, ablations: { centering: false } } }, /"dino.centerMomentum" has no effect .*centering is false/],
+    [{ method: 'dino', dino: { emaMomentum: 0.99, ablations: { emaTeacher: false } } }, /"dino.emaMomentum" has no effect .*emaTeacher is false/],
+    [{ method: 'dino', dino: { warmupTeacherTemp: 0.03, ablations: { teacherTempWarmup: false } } }, /"dino.warmupTeacherTemp" has no effect .*teacherTempWarmup is false/],
+    [{ method: 'dino', dino: { teacherTemp: 0.05, ablations: { sharpening: false } } }, /"dino.teacherTemp" has no effect .*sharpening is false/],
+    [{ method: 'dino', augment: { nLocal: 0, localSize: 8 } }, /"augment.localSize" has no effect .*augment.nLocal is 0/],
+    [{ method: 'barlow', optimizer: { kind: 'sgd', beta1: 0.8 } }, /"optimizer.beta1" has no effect .*optimizer.kind "sgd" does not use it/],
+  ];
+  for (const [cfg, re] of bad) assert.throws(() => resolveConfig(cfg as never), (e: unknown) => e instanceof ConfigError && re.test((e as Error).message), JSON.stringify(cfg));
+});
+
+test('a budget overrides only what applies to the method', () => {
+  const cpu = BUDGETS.cpu;
+  assert.ok(cpu.pretrain.augment?.nLocal && cpu.pretrain.dino, 'the budget sets multi-crop and DINO knobs');
+  const barlow = experimentConfig('barlow', cpu);
+  assert.equal(barlow.augment.nLocal, undefined, 'the budget\'s nLocal is not in a Barlow Twins run');
+  assert.equal(barlow.dino, undefined);
+  assert.deepEqual(barlow.projector, cpu.pretrain.projector);
+  const dino = experimentConfig('dino', cpu);
+  assert.equal(dino.augment.nLocal, cpu.pretrain.augment!.nLocal);
+  assert.equal(dino.dino!.head.out, cpu.pretrain.dino!.head!.out);
+  assert.equal(dino.dino!.head.nlayers, CONFIG_DEFAULTS.dino.head.nlayers, 'what the budget leaves out keeps its default');
+  // The budget's teacher-temperature warm-up is dropped, not an error, when the ablation removes the warm-up.
+  const ab = experimentConfig('dino', cpu, { dino: { ablations: { teacherTempWarmup: false } } });
+  assert.equal(ab.dino!.warmupTeacherTempEpochs, undefined);
+  // The caller's overrides stay strict.
+  assert.throws(() => experimentConfig('barlow', cpu, { dino: { studentTemp: 0.2 } }), /"dino.studentTemp" has no effect/);
+});
+
+test('run identity: the hash covers what the method reads, and nothing else', () => {
+  const cpu = BUDGETS.cpu;
+  const barlow = experimentConfig('barlow', cpu);
+  // A DINO field changed in the budget (as a new default would be) leaves a Barlow run's name alone...
+  const dinoChanged = { ...cpu, pretrain: { ...cpu.pretrain, dino: { ...cpu.pretrain.dino, studentTemp: 0.2, head: { out: 2048 } } } };
+  assert.equal(runName(experimentConfig('barlow', dinoChanged)), runName(barlow));
+  // ...and renames the DINO runs.
+  assert.notEqual(runName(experimentConfig('dino', dinoChanged)), runName(experimentConfig('dino', cpu)));
+  // A knob Barlow Twins reads renames it.
+  assert.notEqual(configHash(experimentConfig('barlow', cpu, { barlow: { lambda: 0.01 } })), configHash(barlow));
+  assert.match(runName(barlow), /^barlow-r18w16-s0-[0-9a-f]{8}$/);
+});
+
+test('the CLI names runs as the notebooks do: a changed flag is a new folder, the same flags the same folder', () => {
+  const a = parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3']);
+  assert.equal(a.config.method, 'dino-twins');
+  assert.deepEqual(a.config.backbone, { kind: 'resnet', depth: 18, width: 16 });
+  assert.equal(a.config.batchSize, 64);
+  assert.ok(a.runDir.endsWith(`/runs/custom/${runName(a.config)}`), a.runDir);
+  assert.equal(parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3']).runDir, a.runDir);
+  const b = parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3', '--lr', '1e-3']);
+  assert.notEqual(b.runDir, a.runDir, 'a changed --lr gets its own folder instead of a "different config" error');
+  assert.equal(a.resume, true);
+  assert.equal(parseCli(['--method', 'barlow', '--run-dir', '/tmp/x']).runDir, '/tmp/x');
 });
 
 test('bad configs are ConfigErrors naming the field', () => {
@@ -29,8 +127,13 @@ test('bad configs are ConfigErrors naming the field', () => {
     [{ method: 'dino', backbone: { kind: 'mlp' } }, /backbone.kind must be "resnet" or "vit"/],
     [{ method: 'dino', dino: { teacherTemp: 0 } }, /dino.teacherTemp must be > 0/],
     [{ method: 'dino', dino: { tempo: 1 } }, /unknown config key "dino.tempo"/],
+    [{ method: 'barlow', barlowLambda: 0.005 }, /unknown config key "barlowLambda"/],
     [{ method: 'dino', optimizer: { kind: 'rmsprop' } }, /optimizer.kind "rmsprop" is not one of/],
+    [{ method: 'dino', optimizer: { weightDecay: 0.1 } }, /unknown config key "optimizer.weightDecay"/],
     [{ method: 'dino-twins', twins: { target: 'both' } }, /twins.target must be "projector" or "head"/],
+    [{ method: 'dino', dino: { emaMomentumEnd: 1.5 } }, /dino.emaMomentumEnd must be in \[0, 1\], got 1.5/],
+    [{ method: 'dino', dino: { ablations: { centering: 'no' } } }, /dino.ablations.centering must be true or false/],
+    [{ method: 'barlow', augment: { jitterStrength: -1 } }, /augment.jitterStrength must be a finite number >= 0, got -1/],
     [{ method: 'dino', warmupEpochs: 5, epochs: 2 }, /warmupEpochs \(5\) must not exceed epochs \(2\)/],
     [{ method: 'dino', backbone: { kind: 'vit', preset: 'huge' } }, /backbone: buildBackbone: unknown vit preset "huge"/],
     [{ method: 'dino', backbone: { kind: 'vit', preset: 'tiny4', heads2: 3 } }, /unknown vit option "heads2"/],
@@ -44,10 +147,12 @@ test('the CLI rejects bad options before any compute', () => {
   assert.throws(() => parseCli(['--method', 'dino', '--epochs', 'ten']), /--epochs must be a number, got "ten"/);
   assert.throws(() => parseCli(['--method', 'dino', '--bogus', '1']), (e: unknown) => e instanceof ConfigError && /Unknown option '--bogus'/.test((e as Error).message));
   assert.throws(() => parseCli(['--method', 'dino', '--backbone', 'resnet34']), /--backbone "resnet34" is not one of resnet18, resnet50, vit-tiny4, vit-tiny4-seed/);
-  const o = parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3']);
-  assert.equal(o.config.method, 'dino-twins');
-  assert.deepEqual(o.config.backbone, { kind: 'resnet', depth: 18, width: 16 });
-  assert.equal(o.config.batchSize, 64);
-  assert.equal(o.runDir, 'runs/custom/dino-twins-resnet18w16-s3');
-  assert.equal(o.resume, true);
+  assert.throws(() => parseCli(['--method', 'barlow', '--local-crops', '2']), /"augment.nLocal" has no effect/);
+});
+
+test('every key of every method\'s resolved config is one that CONFIG_DEFAULTS defines', () => {
+  const known = new Set(leaves(CONFIG_DEFAULTS));
+  for (const m of ['barlow', 'dino', 'dino-twins'] as const) {
+    for (const p of leaves(resolveConfig({ method: m }))) assert.ok(known.has(p), `${m}: ${p}`);
+  }
 });

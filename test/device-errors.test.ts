@@ -8,7 +8,7 @@ import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../lib/kernels/webgpu';
 import { DeviceError, takeDeviceErrors, watchDeviceErrors, deviceErrorMessage } from '../lib/deviceErrors';
 import { pretrain } from '../lib/train/trainer';
-import { resolveConfig } from '../lib/train/config';
+import { resolveConfig } from '../lib/config';
 import { readRunRecord } from '../lib/train/runRecord';
 import { generateFixtureSplit } from '../lib/data/index';
 
@@ -55,7 +55,7 @@ test('training stops with a DeviceError at the next read-back after a GPU error,
   const data = generateFixtureSplit(30, 9);
   const cfg = resolveConfig({
     method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 2 }, epochs: 1, batchSize: 8, seed: 1, logEvery: 1, checkpointEvery: 2,
-    augment: { globalSize: 16, localSize: 8, nLocal: 0 }, projector: { hidden: 16, out: 16, layers: 2 },
+    augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 2 },
   } as never);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-deverr-'));
   await assert.rejects(

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { dinoLoss, dinoTwinsLoss, DINO_TWINS_DEFAULTS, updateCenter } from '../lib/losses';
+import { dinoLoss, dinoTwinsLoss, updateCenter } from '../lib/losses';
 import { assertClose, flat, loadRefs } from './reference/refs';
 
 const R = loadRefs();
@@ -88,20 +88,19 @@ test('updateCenter matches DINO update_center and leaks nothing', async () => {
   tf.dispose([cv, tt]);
 });
 
-test('dinoTwinsLoss = dino + beta * barlowPairMean, with the original defaults', async () => {
+test('dinoTwinsLoss = dino + beta * barlowPairMean (the original project\'s lambda and beta)', async () => {
   await tf.setBackend('cpu');
   const before = tf.memory().numTensors;
   const s = tf.tensor3d(d.student);
   const t = tf.tensor3d(d.teacher);
   const c = tf.tensor1d(d.center);
   const p = tf.tensor3d(d.projections);
-  assert.deepEqual({ ...DINO_TWINS_DEFAULTS }, { lambda: 0.005, beta: 0.0025 });
-  assert.ok(Object.isFrozen(DINO_TWINS_DEFAULTS));
-  const out = dinoTwinsLoss(s, t, c, p, temps);
+  const twins = { ...temps, lambda: d.twins_lambda as number, beta: d.twins_beta as number };
+  const out = dinoTwinsLoss(s, t, c, p, twins);
   assertClose((await out.dino.data())[0], d.loss, 1e-4, 'dino term');
   assertClose((await out.barlow.data())[0], d.twins_barlow, 1e-4, 'barlow term');
   assertClose((await out.total.data())[0], d.twins_total, 1e-4, 'total');
-  const g = tf.grad((x: tf.Tensor) => dinoTwinsLoss(s, t, c, x as tf.Tensor3D, { ...temps, beta: 0 }).total)(p);
+  const g = tf.grad((x: tf.Tensor) => dinoTwinsLoss(s, t, c, x as tf.Tensor3D, { ...twins, beta: 0 }).total)(p);
   assert.ok(Array.from(await g.data()).every((x) => x === 0), 'beta 0: no gradient reaches the projections');
   tf.dispose([s, t, c, p, out.total, out.dino, out.barlow, g]);
   assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
@@ -119,5 +118,6 @@ test('DINO errors name the bad input', () => {
   assert.throws(() => dinoLoss(s, t, c, { studentTemp: 0.1, teacherTemp: NaN }), /teacherTemp/);
   assert.throws(() => updateCenter(c, t, 1.5), /momentum/);
   assert.throws(() => updateCenter(tf.zeros([4]) as tf.Tensor1D, t, 0.9), /center \[5\]/);
-  assert.throws(() => dinoTwinsLoss(s, t, c, tf.zeros([2, 3, 4]) as tf.Tensor3D, temps), /projections \[4, B, D\]/);
+  assert.throws(() => dinoTwinsLoss(s, t, c, tf.zeros([2, 3, 4]) as tf.Tensor3D, { ...temps, lambda: 0.005, beta: 0.0025 }), /projections \[4, B, D\]/);
+  assert.throws(() => dinoTwinsLoss(s, t, c, tf.zeros([4, 3, 4]) as tf.Tensor3D, { ...temps, lambda: 0.005, beta: -1 }), /beta must be a finite number >= 0, got -1/);
 });

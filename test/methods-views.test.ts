@@ -8,12 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { resolveConfig } from '../lib/train/config';
+import { resolveConfig } from '../lib/config';
 import { buildSslModel, METHOD_STEPS } from '../lib/methods';
 import { PREFIX } from '../lib/methods/model';
-import { backboneFeatures, headOverViews, ViewGrouping } from '../lib/methods/views';
+import { backboneFeatures, headOverViews, perViewGrouping, ViewGrouping } from '../lib/methods/views';
+import { backendCapabilities } from '../lib/kernels/capabilities';
 import { barlowTwinsLoss } from '../lib/losses/index';
-import { stepSchedule } from '../lib/train/schedule';
+import { stepSchedule } from '../lib/schedules';
 import { relErr, useWebgpu } from './helpers';
 import { registerWebgpuKernels } from '../lib/kernels/webgpu';
 import { fusedBatchNormActive } from '../lib/nn/batchnorm';
@@ -32,7 +33,7 @@ async function run(grouping: ViewGrouping | 'method'): Promise<Map<string, Float
     const ctx = { training: true, bnMomentum: cfg.bnMomentum };
     const feats = backboneFeatures(m, m.student, views, ctx, grouping);
     const [z1, z2] = tf.unstack(headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, grouping)) as tf.Tensor2D[];
-    return barlowTwinsLoss(z1, z2, cfg.barlowLambda);
+    return barlowTwinsLoss(z1, z2, cfg.barlow!.lambda);
   }, names.map((n) => m.student.get(n)));
   const out = new Map<string, Float32Array>();
   out.set('loss', (await value.data()) as Float32Array);
@@ -45,6 +46,9 @@ async function run(grouping: ViewGrouping | 'method'): Promise<Map<string, Float
 
 test("Barlow Twins' one-pass per-view statistics equal separate passes (loss, gradients, running statistics)", async () => {
   await tf.setBackend('cpu');
+  // The cpu backend has no fused batch norm and slow broadcasts: separate passes, expanded per-image values.
+  assert.deepEqual({ ...backendCapabilities(), releaseCachedMemory: undefined }, { groupedBatchNorm: false, fastBroadcast: false, releaseCachedMemory: undefined });
+  assert.equal(perViewGrouping(), 'separate');
   const separate = await run('separate');
   const perView = await run('perView');
   const method = await run('method');
@@ -67,8 +71,13 @@ test('on WebGPU the Barlow step runs one pass with fused per-view batch norm and
   await tf.setBackend('cpu');
   const want = await run('separate');
   await tf.setBackend('webgpu');
+  registerWebgpuKernels({ fusedOps: false });
+  assert.equal(backendCapabilities().groupedBatchNorm, false, 'without fused ops, grouped batch norm is not cheap');
+  assert.equal(perViewGrouping(), 'separate');
   registerWebgpuKernels();
   assert.ok(fusedBatchNormActive(), 'fused batch norm registered');
+  assert.equal(backendCapabilities().groupedBatchNorm, true, 'the WebGPU kernels register cheap grouped batch norm');
+  assert.equal(perViewGrouping(), 'perView', 'so the Barlow step asks for one pass');
   const got = await run('method');
   for (const [name, w] of want) {
     const e = relErr(got.get(name)!, w);

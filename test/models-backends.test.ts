@@ -36,7 +36,7 @@ async function runCase(c: Case, perturb = false): Promise<Map<string, Float32Arr
   const net = buildBackbone(c.spec);
   const ps = new ParamStore(c.name);
   net.init(ps, 1, 'backbone.');
-  const head = dinoHead(net.featureDim, { out: 16, hidden: 8, bottleneck: 4 });
+  const head = dinoHead(net.featureDim, { out: 16, hidden: 8, bottleneck: 4, nlayers: 3, useBn: false, normLastLayer: true });
   head.init(ps, 2, 'head.');
   const n = 4 * c.size * c.size * 3;
   const x = tf.tensor4d(Float32Array.from({ length: n }, (_, i) => (Math.sin(0.37 * i) + 0.3 * Math.cos(1.3 * i) + 0.2) * (perturb ? 1 + 1e-6 * Math.sin(7.1 * i) : 1)), [4, c.size, c.size, 3]);

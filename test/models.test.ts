@@ -4,85 +4,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../lib/nn/params';
+import { close, images, loadTorch } from './reference/torchWeights';
 import { Backbone, Head } from '../lib/nn/module';
 import {
   buildBackbone, countParams, resnet, vit, VIT_PRESETS, bicubicMatrix, mlpHead, barlowProjector, dinoHead,
-  lastLayerParamNames, DINO_HEAD_DEFAULTS, BARLOW_PROJECTOR_DEFAULTS,
+  lastLayerParamNames,
 } from '../lib/models';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Ref = any;
+/** DINOHead's and the Barlow Twins projector's shapes in test/reference/models_ref.py (its constructors' defaults). */
+const HEAD = { out: 4096, hidden: 2048, bottleneck: 256, nlayers: 3, useBn: false, normLastLayer: true };
+const PROJ = { hidden: 2048, out: 2048, layers: 3 };
+/** A small DINO head. */
+const small = (o: Partial<typeof HEAD> = {}) => ({ ...HEAD, out: 9, hidden: 8, bottleneck: 4, ...o });
 const REF: Ref = JSON.parse(fs.readFileSync(path.join(__dirname, 'reference', 'models_ref.json'), 'utf8'));
-
-/**
- * |a - e| <= rtol * max(|e|, scale) with scale = max|e| / 10: relative error for entries of the
- * data's size, a floor for entries near zero (float32 vs float64 sums differ there in absolute terms).
- */
-function close(actual: ArrayLike<number>, expected: number[], rtol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: ${actual.length} values, expected ${expected.length}`);
-  const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 10;
-  for (let i = 0; i < expected.length; i++) {
-    const tol = rtol * Math.max(Math.abs(expected[i]), scale, 1e-12);
-    assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (tolerance ${tol})`);
-  }
-}
-
-// ---- the formula weights of test/reference/models_ref.py, in PyTorch's layout
-function nameCode(name: string): number {
-  let s = 0;
-  for (let k = 0; k < name.length; k++) s += (k + 1) * name.charCodeAt(k);
-  return s % 997;
-}
-
-function formula(name: string, shape: number[]): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const c = nameCode(name);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const base = Math.sin(0.7071 * i + 0.37 * c + 0.5);
-    let v: number;
-    if (name.endsWith('running_mean')) v = 0.1 * base;
-    else if (name.endsWith('running_var')) v = 1 + 0.3 * base;
-    else if (name.endsWith('weight_g')) v = 1 + 0.2 * base;
-    else if (name.endsWith('cls_token') || name.endsWith('pos_embed')) v = 0.5 * base;
-    else if (name.endsWith('bias')) v = 0.1 * base;
-    else if (shape.length === 1) v = 1 + 0.2 * base;
-    else v = base * Math.sqrt(3 / (n / shape[0]));
-    out[i] = v;
-  }
-  return out;
-}
-
-/**
- * Loads torch-layout formula weights into `ps`: conv OIHW -> HWIO, Linear [out, in] -> [in, out],
- * anything else (vectors, embeddings, weight_g [out, 1] -> [out]) keeps its flat order. The stores'
- * names must be exactly PyTorch's state_dict names (without num_batches_tracked).
- */
-function loadTorch(ps: ParamStore, params: Array<{ name: string; shape: number[] }>, prefix = ''): void {
-  const ours = ps.names().filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)).sort();
-  assert.deepEqual(ours, params.map((p) => p.name).sort(), 'parameter names match the PyTorch state_dict');
-  tf.tidy(() => {
-    for (const p of params) {
-      const v = ps.get(prefix + p.name);
-      let t: tf.Tensor = tf.tensor(formula(p.name, p.shape), p.shape);
-      if (p.shape.length === 4) t = tf.transpose(t, [2, 3, 1, 0]);
-      else if (p.shape.length === 2 && (p.name.endsWith('.weight') || p.name.endsWith('weight_v'))) t = tf.transpose(t);
-      assert.equal(t.size, v.size, `${p.name}: size ${t.size} vs ours ${v.size}`);
-      if (t.shape.join() !== v.shape.join()) {
-        assert.ok(p.name.endsWith('weight_g') || p.name.endsWith('pos_embed'), `${p.name}: shape [${t.shape}] vs ours [${v.shape}]`);
-        t = tf.reshape(t, v.shape);
-      }
-      v.assign(t);
-    }
-  });
-}
-
-function images(b: number, h: number, w: number): tf.Tensor4D {
-  const n = b * h * w * 3;
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = Math.sin(0.37 * i + 0.1) + 0.3 * Math.cos(1.3 * i);
-  return tf.tensor4d(x, [b, h, w, 3]);
-}
 
 function outWeights(shape: number[]): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -111,10 +47,10 @@ test('parameter counts of the real models match the PyTorch definitions', async 
   assert.equal(countParams(buildBackbone({ kind: 'resnet', depth: 50, width: 16 })), c.resnet50_w16);
   assert.equal(countParams(buildBackbone({ kind: 'vit', preset: 'tiny4-seed' })), c.vit_tiny4_seed);
   assert.equal(countParams(buildBackbone({ kind: 'vit', preset: 'tiny4' })), c.vit_tiny4);
-  assert.equal(countParams(dinoHead(512)), c.dino_head_512_default);
-  assert.equal(countParams(dinoHead(512, { normLastLayer: false })), c.dino_head_512_default_g_trainable);
-  assert.equal(countParams(dinoHead(192, { useBn: true })), c.dino_head_192_bn);
-  assert.equal(countParams(barlowProjector(512)), c.barlow_projector_512_default);
+  assert.equal(countParams(dinoHead(512, HEAD)), c.dino_head_512_default);
+  assert.equal(countParams(dinoHead(512, { ...HEAD, normLastLayer: false })), c.dino_head_512_default_g_trainable);
+  assert.equal(countParams(dinoHead(192, { ...HEAD, useBn: true })), c.dino_head_192_bn);
+  assert.equal(countParams(barlowProjector(512, PROJ)), c.barlow_projector_512_default);
   assert.equal(tf.memory().numTensors, before, 'countParams disposes its scratch store');
   assert.equal(buildBackbone({ kind: 'resnet', depth: 18 }).featureDim, 512);
   assert.equal(buildBackbone({ kind: 'resnet', depth: 50, width: 16 }).featureDim, 512);
@@ -181,7 +117,7 @@ test('DINO head (weight-normalised last layer, with and without BN, 1 or 3 layer
   await tf.setBackend('cpu');
   for (const D of REF.dino_head) {
     const c = D.config;
-    const head = dinoHead(c.inDim, { out: c.out, hidden: c.hidden, bottleneck: c.bottleneck, nlayers: c.nlayers, useBn: c.useBn });
+    const head = dinoHead(c.inDim, { out: c.out, hidden: c.hidden, bottleneck: c.bottleneck, nlayers: c.nlayers, useBn: c.useBn, normLastLayer: true });
     const ps = new ParamStore('dino');
     head.init(ps, 5, 'head.');
     loadTorch(ps, D.params, 'head.');
@@ -327,8 +263,8 @@ test('heads: shapes, no leaks, DINO last layer g = 1 and frozen, lastLayerParamN
     [mlpHead(6, [{ out: 5, bn: true, act: 'relu' }, { out: 4, act: 'gelu', bias: false }, { out: 3 }]), 3],
     [barlowProjector(6, { hidden: 8, out: 7, layers: 3 }), 7],
     [barlowProjector(6, { hidden: 8, out: 7, layers: 1 }), 7],
-    [dinoHead(6, { out: 9, hidden: 8, bottleneck: 4 }), 9],
-    [dinoHead(6, { out: 9, hidden: 8, bottleneck: 4, nlayers: 2, useBn: true, normLastLayer: false }), 9],
+    [dinoHead(6, small()), 9],
+    [dinoHead(6, small({ nlayers: 2, useBn: true, normLastLayer: false })), 9],
   ];
   for (const [head, outDim] of heads) {
     assert.equal(head.outDim, outDim);
@@ -349,7 +285,7 @@ test('heads: shapes, no leaks, DINO last layer g = 1 and frozen, lastLayerParamN
     ps.dispose();
   }
   const ps = new ParamStore('dino-init');
-  const h = dinoHead(6, { out: 9, hidden: 8, bottleneck: 4 });
+  const h = dinoHead(6, small());
   h.init(ps, 14, 'head.');
   assert.deepEqual(lastLayerParamNames('head.').filter((n) => ps.has(n)), ['head.last_layer.weight_g', 'head.last_layer.weight_v']);
   assert.deepEqual(Array.from(await ps.get('head.last_layer.weight_g').data()), new Array(9).fill(1));
@@ -357,14 +293,12 @@ test('heads: shapes, no leaks, DINO last layer g = 1 and frozen, lastLayerParamN
   assert.deepEqual(Array.from(await ps.get('head.mlp.0.bias').data()), new Array(8).fill(0), 'DINO MLP biases start at zero');
   assert.deepEqual(ps.names(), ['head.mlp.0.weight', 'head.mlp.0.bias', 'head.mlp.2.weight', 'head.mlp.2.bias', 'head.mlp.4.weight', 'head.mlp.4.bias', 'head.last_layer.weight_v', 'head.last_layer.weight_g']);
   ps.dispose();
-  assert.equal(DINO_HEAD_DEFAULTS.out, 4096);
-  assert.equal(BARLOW_PROJECTOR_DEFAULTS.hidden, 2048);
-  assert.ok(Object.isFrozen(DINO_HEAD_DEFAULTS) && Object.isFrozen(BARLOW_PROJECTOR_DEFAULTS) && Object.isFrozen(VIT_PRESETS));
+  assert.ok(Object.isFrozen(VIT_PRESETS));
 });
 
 test('same seed gives the same weights; a different seed different ones', async () => {
   await tf.setBackend('cpu');
-  const nets: Array<Backbone | Head> = [buildBackbone({ kind: 'resnet', depth: 18, width: 4 }), buildBackbone({ kind: 'vit', preset: 'tiny4-seed', depth: 1 }), dinoHead(16, { out: 32, hidden: 8, bottleneck: 4 })];
+  const nets: Array<Backbone | Head> = [buildBackbone({ kind: 'resnet', depth: 18, width: 4 }), buildBackbone({ kind: 'vit', preset: 'tiny4-seed', depth: 1 }), dinoHead(16, { ...HEAD, out: 32, hidden: 8, bottleneck: 4 })];
   for (const net of nets) {
     const a = new ParamStore('a');
     const b = new ParamStore('b');
@@ -410,6 +344,6 @@ test('buildBackbone: specs round-trip, clear errors for bad specs', () => {
   assert.throws(() => buildBackbone({ kind: 'resnet', depth: 18, width: 2.5 }), /width must be a positive integer, got 2.5/);
   assert.throws(() => buildBackbone({ kind: 'resnet', depth: 18, widht: 8 } as never), /unknown resnet option\(s\) widht/);
   assert.throws(() => mlpHead(4, []), /blocks must not be empty/);
-  assert.throws(() => dinoHead(4, { bottleneck: 0 }), /bottleneck must be a positive integer, got 0/);
-  assert.throws(() => barlowProjector(4, { layers: 0 }), /layers must be a positive integer, got 0/);
+  assert.throws(() => dinoHead(4, small({ bottleneck: 0 })), /bottleneck must be a positive integer, got 0/);
+  assert.throws(() => barlowProjector(4, { ...PROJ, layers: 0 }), /layers must be a positive integer, got 0/);
 });

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
   crossCorrelationStats, effectiveRank, embeddingStd, singularValues, symmetricEigenvalues,
-  teacherEntropy, teacherEntropyTensor, teacherStudentKL, teacherStudentKLTensor,
+  teacherEntropy, teacherStudentKL,
 } from '../lib/eval/monitors';
+import { teacherEntropyTensor, teacherStudentKLTensor } from '../lib/losses/monitors';
 import { Rng } from '../lib/rng';
 import { assertClose, flat, loadRefs } from './reference/refs';
 

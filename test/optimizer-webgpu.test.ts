@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { registerWebgpuKernels } from '../lib/kernels/webgpu';
 import { ParamStore } from '../lib/nn/params';
-import { Optimizer, OptimizerKind } from '../lib/train/optimizers';
+import { Optimizer, optimizerConfig } from '../lib/train/optimizers';
+import { OptimizerKind } from '../lib/config';
 import { randn, relErr, useWebgpu } from './helpers';
 
 /** Parameters and state after 5 steps on the active backend. */
@@ -20,7 +21,7 @@ async function run(kind: OptimizerKind): Promise<Map<string, Float32Array>> {
   ps.addValues('w', [40, 30], randn(1200, 1), 'weight');
   ps.addValues('b', [30], randn(30, 2), 'bias');
   ps.addValues('w2', [1500], randn(1500, 3), 'weight'); // > 1,000 elements: GPU-resident
-  const opt = new Optimizer({ kind, weightDecay: 0.05, clipGradNorm: 2 });
+  const opt = new Optimizer(optimizerConfig(kind, { clipGradNorm: 2 }));
   for (let s = 0; s < 5; s++) {
     const grads = new Map<string, tf.Tensor>([
       ['w', tf.tensor(randn(1200, 10 + s, 0.3), [40, 30])],

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Optimizer, OptimizerKind } from '../lib/train/optimizers';
+import { Optimizer, optimizerConfig } from '../lib/train/optimizers';
+import { OptimizerKind } from '../lib/config';
 import { ParamStore } from '../lib/nn/params';
 
 const ref = JSON.parse(fs.readFileSync(path.join(__dirname, 'reference', 'optim_ref.json'), 'utf8'));
@@ -22,11 +23,11 @@ for (const kind of ['adam', 'adamw', 'sgd', 'lars'] as OptimizerKind[]) {
     const ps = new ParamStore('opt');
     ps.addValues('w', [3, 4], Float32Array.from(ref.w0), 'weight');
     ps.addValues('b', [4], Float32Array.from(ref.b0), 'bias');
-    const opt = new Optimizer({ kind, weightDecay: ref.wd, momentum: 0.9, larsEta: 0.001 });
+    const opt = new Optimizer(optimizerConfig(kind, { momentum: 0.9, larsEta: 0.001 }));
     const before = tf.memory().numTensors;
     for (const g of ref.grads) {
       const grads = new Map<string, tf.Tensor>([['w', tf.tensor(g.w, [3, 4])], ['b', tf.tensor(g.b, [4])]]);
-      opt.apply(ps, grads, ref.lr).dispose();
+      opt.apply(ps, grads, ref.lr, { weightDecay: ref.wd }).dispose();
       tf.dispose([...grads.values()]);
     }
     assertClose(await ps.get('w').data(), ref.final[kind].w, 1e-5, `${kind} w`);
@@ -50,20 +51,20 @@ test('optimizer state round-trips: a restored optimizer continues identically', 
   };
   const step = (opt: Optimizer, ps: ParamStore, g: { w: number[]; b: number[] }) => {
     const grads = new Map<string, tf.Tensor>([['w', tf.tensor(g.w, [3, 4])], ['b', tf.tensor(g.b, [4])]]);
-    opt.apply(ps, grads, ref.lr).dispose();
+    opt.apply(ps, grads, ref.lr, { weightDecay: ref.wd }).dispose();
     tf.dispose([...grads.values()]);
   };
   const a = mk();
-  const oa = new Optimizer({ kind: 'adamw', weightDecay: ref.wd });
+  const oa = new Optimizer(optimizerConfig('adamw'));
   for (const g of ref.grads) step(oa, a, g);
   const b = mk();
-  const ob = new Optimizer({ kind: 'adamw', weightDecay: ref.wd });
+  const ob = new Optimizer(optimizerConfig('adamw'));
   step(ob, b, ref.grads[0]);
   step(ob, b, ref.grads[1]);
   const st = ob.getState();
   const saved = new Map<string, { shape: number[]; values: Float32Array }>();
   for (const [k, v] of st.tensors) saved.set(k, { shape: v.shape, values: (await v.data()) as Float32Array });
-  const oc = new Optimizer({ kind: 'adamw', weightDecay: ref.wd });
+  const oc = new Optimizer(optimizerConfig('adamw'));
   oc.setState(st.step, saved);
   ob.dispose();
   step(oc, b, ref.grads[2]);
@@ -79,12 +80,12 @@ test('frozen parameters are not updated and memory stays flat across steps', asy
   const ps = new ParamStore('frz');
   ps.addValues('w', [3, 4], Float32Array.from(ref.w0), 'weight');
   ps.addValues('b', [4], Float32Array.from(ref.b0), 'bias');
-  const opt = new Optimizer({ kind: 'sgd', weightDecay: 0 });
+  const opt = new Optimizer(optimizerConfig('sgd'));
   const grads = new Map<string, tf.Tensor>([['w', tf.ones([3, 4])], ['b', tf.ones([4])]]);
-  opt.apply(ps, grads, 0.1, { frozen: new Set(['w']) }).dispose();
+  opt.apply(ps, grads, 0.1, { weightDecay: 0, frozen: new Set(['w']) }).dispose();
   const counts: number[] = [];
   for (let i = 0; i < 3; i++) {
-    opt.apply(ps, grads, 0.1, { frozen: new Set(['w']) }).dispose();
+    opt.apply(ps, grads, 0.1, { weightDecay: 0, frozen: new Set(['w']) }).dispose();
     counts.push(tf.memory().numTensors);
   }
   assert.deepEqual(Array.from(await ps.get('w').data()), ref.w0.map((x: number) => Math.fround(x)));
@@ -96,11 +97,13 @@ test('frozen parameters are not updated and memory stays flat across steps', asy
 });
 
 test('bad learning rate and unknown kind are clear errors', () => {
-  assert.throws(() => new Optimizer({ kind: 'rmsprop' as OptimizerKind }), /optimizer kind "rmsprop" is not one of adam, adamw, sgd, lars/);
+  assert.throws(() => new Optimizer(optimizerConfig('rmsprop' as OptimizerKind)), /optimizer kind "rmsprop" is not one of adam, adamw, sgd, lars/);
+  assert.throws(() => new Optimizer({ kind: 'lars', momentum: 0.9, clipGradNorm: 0 }), /optimizer "lars" needs larsEta/);
   const ps = new ParamStore('bad');
   ps.addValues('w', [1], new Float32Array(1), 'weight');
-  const opt = new Optimizer({ kind: 'sgd' });
-  assert.throws(() => opt.apply(ps, new Map(), Number.NaN), /learning rate must be finite/);
+  const opt = new Optimizer(optimizerConfig('sgd'));
+  assert.throws(() => opt.apply(ps, new Map(), Number.NaN, { weightDecay: 0 }), /learning rate must be finite/);
+  assert.throws(() => opt.apply(ps, new Map(), 0.1, { weightDecay: -1 }), /weight decay must be finite and >= 0, got -1/);
   ps.dispose();
 });
 
@@ -142,13 +145,13 @@ for (const kind of ['adam', 'adamw'] as const) {
       ps.addValues(n, s, v, kinds.get(n) as 'weight' | 'bias');
       mirror.set(n, v.slice());
     }
-    const opt = new Optimizer({ kind, weightDecay: 0.05 });
+    const opt = new Optimizer(optimizerConfig(kind));
     const st = new Map<string, { m: Float32Array; v: Float32Array }>();
     for (let t = 1; t <= 4; t++) {
       const frozen = new Set(t <= 2 ? ['w2'] : []);
       const gv = new Map(Object.entries(shapes).map(([n, s]) => [n, rnd(s.reduce((a, b) => a * b, 1))]));
       const grads = new Map([...gv].map(([n, v]) => [n, tf.tensor(v, shapes[n])]));
-      opt.apply(ps, grads, 0.01, { frozen }).dispose();
+      opt.apply(ps, grads, 0.01, { weightDecay: 0.05, frozen }).dispose();
       tf.dispose([...grads.values()]);
       perParamAdam(kind, mirror, kinds, gv, st, t, 0.01, 0.05, frozen);
     }
@@ -171,16 +174,16 @@ test('restored Adam state with a missing slot starts it at zero; a wrong size is
   ps.addValues('w', [2, 2], new Float32Array([1, 2, 3, 4]), 'weight');
   ps.addValues('b', [2], new Float32Array([0, 0]), 'bias');
   const grads = new Map<string, tf.Tensor>([['w', tf.ones([2, 2])], ['b', tf.ones([2])]]);
-  const opt = new Optimizer({ kind: 'adam', weightDecay: 0 });
+  const opt = new Optimizer(optimizerConfig('adam'));
   opt.setState(3, new Map([['w/m', { shape: [2, 2], values: new Float32Array([0.5, 0.5, 0.5, 0.5]) }]]));
-  opt.apply(ps, grads, 0.1).dispose();
+  opt.apply(ps, grads, 0.1, { weightDecay: 0 }).dispose();
   const s = opt.getState();
   assert.equal(s.step, 4);
   assert.deepEqual(Array.from(await s.tensors.get('w/m')!.data()), [0.55, 0.55, 0.55, 0.55].map(Math.fround));
   assert.deepEqual(Array.from(await s.tensors.get('b/m')!.data()), [0.1, 0.1].map((x) => Math.fround(Math.fround(x))));
-  const bad = new Optimizer({ kind: 'adam' });
+  const bad = new Optimizer(optimizerConfig('adam'));
   bad.setState(1, new Map([['w/v', { shape: [3], values: new Float32Array(3) }]]));
-  assert.throws(() => bad.apply(ps, grads, 0.1), /optimizer state w\/v has 3 values, parameter has 4/);
+  assert.throws(() => bad.apply(ps, grads, 0.1, { weightDecay: 0 }), /optimizer state w\/v has 3 values, parameter has 4/);
   tf.dispose([...grads.values()]);
   for (const o of [opt, bad]) o.dispose();
   ps.dispose();

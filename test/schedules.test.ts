@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cosineSchedule, DEFAULT_EMA_MOMENTUM, emaMomentumSchedule, linearWarmup, warmupCosineSchedule } from '../lib/schedules';
+import { cosineSchedule, emaMomentumSchedule, linearWarmup, stepSchedule, warmupCosineSchedule } from '../lib/schedules';
+import { resolveConfig } from '../lib/config';
 import { assertClose, loadRefs } from './reference/refs';
 
 const S = loadRefs().schedules;
@@ -15,14 +16,30 @@ test('cosineSchedule matches DINO utils.cosine_scheduler at every step, and clam
   assertClose(cosineSchedule(1, 0, 5, 10), 0.5, 1e-12, 'half way');
 });
 
-test('emaMomentumSchedule is DINO momentum_schedule (cosine from base to 1)', () => {
+test('emaMomentumSchedule is DINO momentum_schedule (cosine from base to 1), or constant with end = base', () => {
   const r = S.ema;
-  assert.equal(DEFAULT_EMA_MOMENTUM, 0.996);
-  const got = r.values.map((_: number, s: number) => emaMomentumSchedule(r.base, s, r.total));
+  const got = r.values.map((_: number, s: number) => emaMomentumSchedule(r.base, 1, s, r.total));
   assertClose(got, r.values, 1e-12, 'ema momentum');
-  assert.equal(emaMomentumSchedule(undefined, 0, 10), 0.996);
-  assert.equal(emaMomentumSchedule(0.99, 10, 10), 1);
-  assert.throws(() => emaMomentumSchedule(1.5, 0, 10), /base must be in \[0, 1\], got 1.5/);
+  assert.equal(emaMomentumSchedule(0.99, 1, 10, 10), 1);
+  for (const s of [0, 3, 9, 10]) assert.equal(emaMomentumSchedule(0.99, 0.99, s, 10), 0.99, 'end = base is a constant momentum');
+  assert.throws(() => emaMomentumSchedule(1.5, 1, 0, 10), /base must be in \[0, 1\], got 1.5/);
+  assert.throws(() => emaMomentumSchedule(0.9, 1.5, 0, 10), /end must be in \[0, 1\], got 1.5/);
+});
+
+test('stepSchedule: the ablation switches act on the teacher temperature and the EMA momentum', () => {
+  const base = { method: 'dino' as const, epochs: 4, warmupEpochs: 1, dino: { studentTemp: 0.1, teacherTemp: 0.07, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 3, emaMomentum: 0.99 } };
+  const full = resolveConfig(base);
+  // 10 steps per epoch: epoch 1 is half way through DINO's np.linspace(0.04, 0.07, 3) warm-up.
+  assertClose(stepSchedule(full, 15, 10).dino!.teacherTemp, 0.055, 1e-12, 'warm-up epoch 1');
+  assertClose(stepSchedule(full, 15, 10).dino!.emaMomentum!, emaMomentumSchedule(0.99, 1, 15, 40), 1e-15, 'ema');
+  const noWarm = resolveConfig({ ...base, dino: { ...base.dino, warmupTeacherTemp: undefined, warmupTeacherTempEpochs: undefined, ablations: { teacherTempWarmup: false } } });
+  assert.equal(stepSchedule(noWarm, 0, 10).dino!.teacherTemp, 0.07, 'no warm-up: the final temperature from step 0');
+  const noSharp = resolveConfig({ method: 'dino', epochs: 4, dino: { studentTemp: 0.2, ablations: { sharpening: false } } });
+  for (const step of [0, 15, 39]) assert.equal(stepSchedule(noSharp, step, 10).dino!.teacherTemp, 0.2, 'no sharpening: the student temperature');
+  const noEma = resolveConfig({ method: 'dino', epochs: 4, dino: { ablations: { emaTeacher: false } } });
+  assert.equal(stepSchedule(noEma, 3, 10).dino!.emaMomentum, undefined);
+  const barlow = stepSchedule(resolveConfig({ method: 'barlow', epochs: 4 }), 3, 10);
+  assert.equal(barlow.dino, undefined, 'Barlow Twins has no DINO schedule');
 });
 
 test('warmupCosineSchedule: base*(step+1)/warmup, then cosine over the remaining steps', () => {
@@ -60,5 +77,5 @@ test('schedule errors: non-finite inputs, totalSteps <= 0, warmupSteps > totalSt
   assert.throws(() => warmupCosineSchedule(1, 0, 1, NaN, 10), /warmupSteps must be a finite number/);
   assert.throws(() => linearWarmup(0.04, 0.07, 1, -1), /warmupEpochs must be >= 0/);
   assert.throws(() => linearWarmup(0.04, 0.07, NaN, 30), /epoch must be a finite number/);
-  assert.throws(() => emaMomentumSchedule(0.996, 1, 0), /totalSteps must be > 0/);
+  assert.throws(() => emaMomentumSchedule(0.996, 1, 1, 0), /totalSteps must be > 0/);
 });

@@ -11,41 +11,54 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { installTapeRelease, tapeReleaseActive, tapeReleaseCounts, uninstallTapeRelease } from '../lib/kernels/tapeRelease';
-import { resolveConfig, DeepPartial, PretrainConfig } from '../lib/train/config';
-import { buildSslModel, METHOD_STEPS } from '../lib/methods';
-import { stepSchedule } from '../lib/train/schedule';
+import { resolveConfig, ConfigLayer } from '../lib/config';
+import { buildSslModel } from '../lib/methods';
+import { makeTrainStep } from '../lib/train/step';
+import { Optimizer } from '../lib/train/optimizers';
+import { stepSchedule } from '../lib/schedules';
 import { randn } from './helpers';
 
-const CONFIGS: Array<[string, DeepPartial<PretrainConfig>]> = [
-  ['barlow resnet18', { method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 4 }, augment: { globalSize: 16, nLocal: 0 }, projector: { hidden: 16, out: 16, layers: 3 } }],
+const CONFIGS: Array<[string, ConfigLayer]> = [
+  ['barlow resnet18', { method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 4 }, augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 3 } }],
   ['dino-twins resnet18', {
     method: 'dino-twins', backbone: { kind: 'resnet', depth: 18, width: 4 }, augment: { globalSize: 16, localSize: 8, nLocal: 2 },
-    projector: { hidden: 16, out: 16, layers: 2 }, dino: { head: { out: 32, hidden: 16, bottleneck: 8 } },
+    projector: { hidden: 16, out: 16, layers: 2 }, dino: { head: { out: 32, hidden: 16, bottleneck: 8 }, freezeLastLayerEpochs: 0 },
   }],
-  ['barlow vit', { method: 'barlow', backbone: { kind: 'vit', preset: 'tiny4-seed' }, augment: { globalSize: 16, nLocal: 0 }, projector: { hidden: 16, out: 16, layers: 2 } }],
+  ['barlow vit', { method: 'barlow', backbone: { kind: 'vit', preset: 'tiny4-seed' }, augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 2 } }],
 ];
 
-/** Loss and every gradient of one training step (teacher outputs included), as arrays. */
-async function stepValues(over: DeepPartial<PretrainConfig>): Promise<Map<string, Float32Array>> {
-  const cfg = resolveConfig({ batchSize: 4, epochs: 1, seed: 3, ...over } as never);
+/**
+ * Two steps of the training step (lib/train/step.ts) with plain SGD at lr 1, so every gradient
+ * lands in the parameters unscaled: the losses, gradient norms, and every parameter, teacher and
+ * center value after them, as arrays.
+ */
+async function stepValues(over: ConfigLayer): Promise<Map<string, Float32Array>> {
+  const cfg = resolveConfig({ batchSize: 4, epochs: 1, seed: 3, lr: 1, minLr: 1, warmupEpochs: 0, optimizer: { kind: 'sgd', momentum: 0 }, ...over } as never);
   const m = buildSslModel(cfg);
-  const method = METHOD_STEPS[cfg.method];
+  const opt = new Optimizer(cfg.optimizer);
+  const trainStep = makeTrainStep(m, opt);
   const views: tf.Tensor4D[] = [];
-  for (let v = 0; v < 2; v++) views.push(tf.tensor4d(randn(4 * cfg.augment.globalSize ** 2 * 3, 10 + v), [4, cfg.augment.globalSize, cfg.augment.globalSize, 3]));
-  for (let v = 0; v < cfg.augment.nLocal; v++) views.push(tf.tensor4d(randn(4 * cfg.augment.localSize ** 2 * 3, 20 + v), [4, cfg.augment.localSize, cfg.augment.localSize, 3]));
-  const s = stepSchedule(cfg, 0, 10);
-  const teacherOut = method.teacherOutputs?.(m, views);
-  const names = m.student.trainableNames();
-  const { value, grads } = tf.variableGrads(() => method.loss(m, views, teacherOut, s).total, names.map((n) => m.student.get(n)));
-  const out = new Map<string, Float32Array>([['loss', (await value.data()) as Float32Array]]);
-  for (const n of names) out.set(n, (await grads[m.student.get(n).name].data()) as Float32Array);
-  tf.dispose([value, ...Object.values(grads), ...views]);
-  teacherOut?.dispose();
+  const g = cfg.augment.globalSize;
+  const l = cfg.augment.localSize ?? 0;
+  for (let v = 0; v < 2; v++) views.push(tf.tensor4d(randn(4 * g * g * 3, 10 + v), [4, g, g, 3]));
+  for (let v = 0; v < (cfg.augment.nLocal ?? 0); v++) views.push(tf.tensor4d(randn(4 * l * l * 3, 20 + v), [4, l, l, 3]));
+  const out = new Map<string, Float32Array>();
+  for (let step = 0; step < 2; step++) {
+    const r = trainStep(views, stepSchedule(cfg, step, 10));
+    out.set(`loss ${step}`, (await r.loss.data()) as Float32Array);
+    out.set(`gradNorm ${step}`, (await r.gradNorm.data()) as Float32Array);
+    tf.dispose([r.loss, r.gradNorm, ...Object.values(r.parts)]);
+  }
+  for (const n of m.student.names()) out.set(n, (await m.student.get(n).data()) as Float32Array);
+  for (const n of m.teacher?.names() ?? []) out.set(`teacher ${n}`, (await m.teacher!.get(n).data()) as Float32Array);
+  if (m.center) out.set('center', (await m.center.data()) as Float32Array);
+  tf.dispose(views);
+  opt.dispose();
   m.dispose();
   return out;
 }
 
-test('training steps give bit-identical losses and gradients with and without the early release', async () => {
+test('training steps give bit-identical losses, gradients and updated state with and without the early release', async () => {
   await tf.setBackend('cpu');
   try {
     for (const [label, over] of CONFIGS) {

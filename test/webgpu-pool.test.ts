@@ -15,7 +15,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { pretrain } from '../lib/train/trainer';
-import { resolveConfig } from '../lib/train/config';
+import { resolveConfig } from '../lib/config';
 import { generateFixtureSplit } from '../lib/data/index';
 import { randn, useWebgpu } from './helpers';
 
@@ -96,7 +96,7 @@ test('a finished pretraining run gives its pool back; the returned model still w
   if (!(await useWebgpu(t))) return;
   const cfg = resolveConfig({
     method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 2 }, epochs: 1, batchSize: 8, seed: 1, logEvery: 1, checkpointEvery: 100,
-    augment: { globalSize: 16, localSize: 8, nLocal: 0 }, projector: { hidden: 16, out: 16, layers: 2 },
+    augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 2 },
   } as never);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-pool-'));
   const r = await pretrain({ config: cfg, data: generateFixtureSplit(20, 3), runDir: dir });

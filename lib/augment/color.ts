@@ -7,11 +7,12 @@
  * A per-image factor of 1 (or hue shift 0, or mask 0) leaves that image bit-for-bit unchanged.
  *
  * Internally each channel is a [B, P] tensor (P = H * W). Channel-major layout makes taking a channel
- * a contiguous slice, and no `mod` is used (wasm runs it as a scalar loop). On the pure-JS `cpu`
- * backend, whose binary ops are only fast for equal shapes, per-image values are expanded to [B, P];
- * elsewhere they broadcast from [B, 1].
+ * a contiguous slice, and no `mod` is used (wasm runs it as a scalar loop). Where the backend's binary
+ * ops are only fast for equal shapes (`BackendCapabilities.fastBroadcast`), per-image values are
+ * expanded to [B, P]; elsewhere they broadcast from [B, 1].
  */
 import * as tf from '@tensorflow/tfjs';
+import { backendCapabilities } from '../kernels/capabilities';
 import { JitterParams } from './params';
 
 /** ITU-R 601-2 luma weights used by torchvision's rgb_to_grayscale. */
@@ -26,7 +27,7 @@ function checkImages(x: tf.Tensor4D, n: number, what: string): void {
 
 /** Whether per-image values should be expanded to full size (see the file comment). */
 function expandPerImage(): boolean {
-  return tf.getBackend() === 'cpu';
+  return !backendCapabilities().fastBroadcast;
 }
 
 /** Per-image scalars as [B, 1], or [B, P] on the cpu backend. */

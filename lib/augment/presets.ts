@@ -116,9 +116,31 @@ export const AUGMENT_PRESETS: Readonly<Record<'barlow' | 'dino' | 'eval', ViewsC
   eval: evalViews(),
 });
 
-/** The views a method trains on, from the run config's augment section (`{globalSize, nLocal, localSize}`). */
-export function viewsForMethod(method: 'barlow' | 'dino' | 'dinoTwins' | string, aug: { globalSize: number; nLocal: number; localSize: number }): ViewsConfig {
-  if (method === 'barlow') return barlowViews({ size: aug.globalSize });
-  if (method === 'dino' || method === 'dinoTwins' || method === 'dino-twins') return dinoViews({ nLocal: aug.nLocal, globalSize: aug.globalSize, localSize: aug.localSize });
-  throw new Error(`viewsForMethod: unknown method "${method}" (expected barlow, dino or dinoTwins)`);
+/** DEFAULT_JITTER with brightness, contrast, saturation and hue scaled by `strength` (1: unchanged; 0: no colour change). */
+export function scaledJitter(strength: number): JitterSpec {
+  if (!Number.isFinite(strength) || strength < 0) throw new Error(`scaledJitter: strength must be a finite number >= 0, got ${strength}`);
+  const j = DEFAULT_JITTER;
+  // Hue is a shift in [-0.5, 0.5] of the colour wheel: cap it there.
+  return { ...j, brightness: j.brightness * strength, contrast: j.contrast * strength, saturation: j.saturation * strength, hue: Math.min(0.5, j.hue * strength) };
+}
+
+/** The run config's augment section (lib/config.ts AugmentConfig); nLocal and localSize are read by the multi-crop methods. */
+export interface MethodAugment {
+  globalSize: number;
+  nLocal?: number;
+  localSize?: number;
+  jitterStrength: number;
+  blur: boolean;
+}
+
+/** The views a method trains on, from the run config's augment section. */
+export function viewsForMethod(method: 'barlow' | 'dino' | 'dino-twins' | string, aug: MethodAugment): ViewsConfig {
+  const common = { jitter: scaledJitter(aug.jitterStrength), blurKernel: aug.blur ? BARLOW_VIEWS_DEFAULTS.blurKernel : 0 };
+  if (method === 'barlow') return barlowViews({ size: aug.globalSize, ...common });
+  if (method === 'dino' || method === 'dino-twins') {
+    const nLocal = aug.nLocal ?? 0;
+    if (nLocal > 0 && aug.localSize === undefined) throw new Error(`viewsForMethod: ${nLocal} local views need augment.localSize`);
+    return dinoViews({ nLocal, globalSize: aug.globalSize, localSize: aug.localSize ?? DINO_VIEWS_DEFAULTS.localSize, ...common });
+  }
+  throw new Error(`viewsForMethod: unknown method "${method}" (expected barlow, dino or dino-twins)`);
 }

@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { SslModel, PREFIX } from '../methods/model';
 import { makeTrainingViews } from '../train/views';
-import { crossCorrelation } from '../losses/barlow';
+import { crossCorrelationParts } from '../losses/barlow';
+import { crossCorrelationSummary, CrossCorrelationStats } from '../losses/monitors';
 import { evalImages } from '../augment/normalize';
 import { ForwardContext } from '../nn/layers';
 
@@ -24,19 +25,22 @@ function globalViews(m: SslModel, images: Uint8Array, n: number, seed: number): 
 }
 
 /** Barlow cross-correlation C [D, D] between projections of two augmented views of `n` images. */
-export async function crossCorrelationMatrix(m: SslModel, images: Uint8Array, n: number, seed = 1234): Promise<{ matrix: Float32Array; dim: number }> {
+export async function crossCorrelationMatrix(m: SslModel, images: Uint8Array, n: number, seed = 1234): Promise<{ matrix: Float32Array; dim: number; stats: CrossCorrelationStats }> {
   if (!m.projector && !m.head) throw new Error('crossCorrelationMatrix: the model has neither a projector nor a DINO head');
   const views = globalViews(m, images, n, seed);
-  const c = tf.tidy(() => {
+  const [c, summary] = tf.tidy(() => {
     const z = views.map((v) => {
       const f = m.backbone.forward(m.student, v, EVAL, PREFIX.backbone);
       return m.projector ? m.projector.forward(m.student, f, EVAL, PREFIX.projector) : m.head!.forward(m.student, f, EVAL, PREFIX.head);
     });
-    return crossCorrelation(z[0], z[1]);
+    const parts = crossCorrelationParts(z[0], z[1]);
+    const s = crossCorrelationSummary(parts.c, parts.diag);
+    return [parts.c, tf.stack([s.diagMean, s.offDiagMean, s.offDiagAbsMean])];
   });
   tf.dispose(views);
-  const out = { matrix: (await c.data()) as Float32Array, dim: c.shape[0] };
-  c.dispose();
+  const st = await summary.data();
+  const out = { matrix: (await c.data()) as Float32Array, dim: c.shape[0], stats: { diagMean: st[0], offDiagMean: st[1], offDiagAbsMean: st[2] } };
+  tf.dispose([c, summary]);
   return out;
 }
 
@@ -60,7 +64,7 @@ export async function dinoDistributions(m: SslModel, images: Uint8Array, n: numb
     const teacherPs = m.teacher ?? m.student;
     const t = m.head!.forward(teacherPs, m.backbone.forward(teacherPs, views[0], EVAL, PREFIX.backbone), EVAL, PREFIX.head);
     const s = m.head!.forward(m.student, m.backbone.forward(m.student, views[1], EVAL, PREFIX.backbone), EVAL, PREFIX.head);
-    const c = m.cfg.dino.ablations.centering ? m.center! : tf.zerosLike(m.center!);
+    const c = m.center!; // 0 throughout without centering
     return [tf.softmax(tf.div(tf.sub(t, c), temps.teacherTemp)), tf.softmax(tf.div(s, temps.studentTemp))];
   });
   tf.dispose(views);

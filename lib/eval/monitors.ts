@@ -2,11 +2,15 @@
  * Collapse monitors for self-supervised embeddings, read back as plain numbers (async: GPU backends cannot read
  * synchronously). effectiveRank is RankMe (Garrido et al. 2023, eq. 1); embeddingStd is SimSiam's std of
  * L2-normalised outputs (Chen & He 2021, sec. 4.1); the teacher monitors follow DINO's collapse analysis (sec. 5.3).
+ * The in-graph forms the training step logs live beside the losses (lib/losses/monitors.ts); these read them back.
  */
 import * as tf from '@tensorflow/tfjs';
-import { crossCorrelation } from '../losses/barlow';
+import { crossCorrelationParts } from '../losses/barlow';
 import { DinoTemps } from '../losses/dino';
-import { l2Normalize } from '../nn/layers';
+import { crossCorrelationSummary, embeddingStdTensor, teacherEntropyTensor, teacherStudentKLTensor } from '../losses/monitors';
+
+export type { CrossCorrelationStats } from '../losses/monitors';
+import type { CrossCorrelationStats } from '../losses/monitors';
 
 /** RankMe's epsilon added to each normalised singular value. */
 export const RANKME_EPS = 1e-7;
@@ -142,80 +146,20 @@ export async function effectiveRank(z: tf.Tensor2D, opts: EffectiveRankOptions =
 }
 
 /** Mean over dims of the per-dimension std (unbiased, as torch.std) of the L2-normalised rows of z [N, D]: ≈ 1/√D healthy, 0 collapsed. */
-/** In-graph version of embeddingStd (for per-step logging without a read-back): scalar. */
-export function embeddingStdTensor(z: tf.Tensor2D): tf.Scalar {
-  check2d('embeddingStd', z);
-  if (z.shape[0] < 2) throw new Error(`embeddingStd: needs at least 2 rows, got ${z.shape[0]}`);
-  return tf.tidy(() => {
-    const zn = l2Normalize(z); // [N, D]
-    const centred = tf.sub(zn, tf.mean(zn, 0, true));
-    return tf.mean(tf.sqrt(tf.div(tf.sum(tf.square(centred), 0), z.shape[0] - 1))) as tf.Scalar;
-  });
-}
-
 export async function embeddingStd(z: tf.Tensor2D): Promise<number> {
-  const s = embeddingStdTensor(z);
-  const v = (await s.data())[0];
-  s.dispose();
-  return v;
+  return readScalar(embeddingStdTensor(z));
 }
 
-export interface CrossCorrelationStats {
-  /** Mean of the diagonal of C (1 is perfect invariance). */
-  diagMean: number;
-  /** Mean of the off-diagonal entries of C. */
-  offDiagMean: number;
-  /** Mean absolute off-diagonal entry of C (0 is fully decorrelated). */
-  offDiagAbsMean: number;
-}
-
-/** Summary of the Barlow Twins cross-correlation matrix C of z1, z2 [N, D] (see crossCorrelation); needs D ≥ 2. */
+/** Summary of the Barlow Twins cross-correlation matrix C of z1, z2 [N, D] (see crossCorrelationParts); needs D ≥ 2. */
 export async function crossCorrelationStats(z1: tf.Tensor2D, z2: tf.Tensor2D): Promise<CrossCorrelationStats> {
-  const d = z1.shape[1];
-  if (d < 2) throw new Error(`crossCorrelationStats: needs at least 2 features for off-diagonal statistics, got D = ${d}`);
   const stats = tf.tidy(() => {
-    const c = crossCorrelation(z1, z2); // [D, D]
-    const eye = tf.eye(d);
-    const offMask = tf.sub(1, eye);
-    const diagMean = tf.div(tf.sum(tf.mul(c, eye)), d);
-    const offMean = tf.div(tf.sum(tf.mul(c, offMask)), d * (d - 1));
-    const offAbs = tf.div(tf.sum(tf.mul(tf.abs(c), offMask)), d * (d - 1));
-    return tf.stack([diagMean, offMean, offAbs]); // [3]
+    const { c, diag } = crossCorrelationParts(z1, z2);
+    const s = crossCorrelationSummary(c, diag);
+    return tf.stack([s.diagMean, s.offDiagMean, s.offDiagAbsMean]); // [3]
   });
   const v = await stats.data();
   stats.dispose();
   return { diagMean: v[0], offDiagMean: v[1], offDiagAbsMean: v[2] };
-}
-
-function checkTeacher(fn: string, teacher: tf.Tensor, center: tf.Tensor1D, temp: number): void {
-  if (teacher.rank < 2) throw new Error(`${fn}: expected teacher logits [..., B, K], got shape [${teacher.shape}]`);
-  const k = teacher.shape[teacher.rank - 1];
-  if (center.rank !== 1 || center.shape[0] !== k) throw new Error(`${fn}: expected center [${k}], got shape [${center.shape}]`);
-  if (!Number.isFinite(temp) || temp <= 0) throw new Error(`${fn}: temperature must be a finite number > 0, got ${temp}`);
-}
-
-/** In-graph: mean over rows of the entropy (nats) of softmax((t − c)/temp). teacher [..., K], center [K] -> scalar. */
-export function teacherEntropyTensor(teacher: tf.Tensor, center: tf.Tensor1D, temp: number): tf.Scalar {
-  checkTeacher('teacherEntropy', teacher, center, temp);
-  return tf.tidy(() => {
-    const logP = tf.logSoftmax(tf.div(tf.sub(teacher, center), temp));
-    return tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(logP), logP), -1))) as tf.Scalar;
-  });
-}
-
-/**
- * In-graph: mean over rows of KL(p_teacher || p_student) in nats, p_teacher = softmax((t − c)/τₜ),
- * p_student = softmax(s/τₛ); teacher and student rows are paired, same shape [..., K].
- */
-export function teacherStudentKLTensor(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: DinoTemps): tf.Scalar {
-  checkTeacher('teacherStudentKL', teacher, center, opts.teacherTemp);
-  if (teacher.shape.join(',') !== student.shape.join(',')) throw new Error(`teacherStudentKL: teacher [${teacher.shape}] and student [${student.shape}] must have the same shape`);
-  if (!Number.isFinite(opts.studentTemp) || opts.studentTemp <= 0) throw new Error(`teacherStudentKL: studentTemp must be a finite number > 0, got ${opts.studentTemp}`);
-  return tf.tidy(() => {
-    const logPt = tf.logSoftmax(tf.div(tf.sub(teacher, center), opts.teacherTemp));
-    const logPs = tf.logSoftmax(tf.div(student, opts.studentTemp));
-    return tf.mean(tf.sum(tf.mul(tf.exp(logPt), tf.sub(logPt, logPs)), -1)) as tf.Scalar;
-  });
 }
 
 async function readScalar(s: tf.Scalar): Promise<number> {

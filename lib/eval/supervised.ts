@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Backbone } from '../nn/module';
 import { ParamStore } from '../nn/params';
 import { initLinear, linear } from '../nn/layers';
-import { Optimizer } from '../train/optimizers';
+import { Optimizer, optimizerConfig } from '../train/optimizers';
 import { warmupCosineSchedule } from '../schedules';
 import { deriveSeed, Rng } from '../rng';
 import { makeViews, IDENTITY_VIEW, DEFAULT_RATIO, ViewsConfig } from '../augment/index';
@@ -40,7 +40,7 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
   const ps = new ParamStore('supervised');
   backbone.init(ps, deriveSeed(c.seed, 1), 'backbone.');
   initLinear(ps, 'classifier', backbone.featureDim, c.numClasses, new Rng(deriveSeed(c.seed, 4)));
-  const opt = new Optimizer({ kind: 'adamw', weightDecay: c.weightDecay });
+  const opt = new Optimizer(optimizerConfig('adamw'));
   const vars = ps.trainableNames().map((n) => ps.get(n));
   const nameOf = new Map(ps.trainableNames().map((n) => [ps.get(n).name, n]));
   const total = c.epochs * spe;
@@ -68,7 +68,7 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
           return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
         }, vars);
         const named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g] as [string, tf.Tensor]));
-        opt.apply(ps, named, warmupCosineSchedule(c.lr, 0, step, Math.min(spe, total), total)).dispose();
+        opt.apply(ps, named, warmupCosineSchedule(c.lr, 0, step, Math.min(spe, total), total), { weightDecay: c.weightDecay }).dispose();
         const hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits!, 1), tf.argMax(y, 1)), 'int32')));
         lossSum += (await value.data())[0];
         correct += (await hits.data())[0];

@@ -1,13 +1,11 @@
 /**
  * Barlow Twins loss (Zbontar et al. 2021, eq. 1), as facebookresearch/barlowtwins main.py computes it: each view is
  * standardised per feature over the batch like BatchNorm1d(affine=False) (biased variance, eps 1e-5), then
- * C = z1nᵀ·z2n / N and L = Σᵢ(1 − Cᵢᵢ)² + λ·Σ_{i≠j} Cᵢⱼ². (lightly's BarlowTwinsLoss divides by the unbiased std
+ * C = z1nᵀ·z2n / N and L = Σᵢ(1 − Cᵢᵢ)² + λ·Σ_{i≠j} Cᵢⱼ² (λ from the caller: lib/config.ts barlow.lambda). (lightly's BarlowTwinsLoss divides by the unbiased std
  * without eps instead; the two differ by a factor N/(N−1) inside C.)
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** The original paper's off-diagonal weight for its 8192-d projector. */
-export const BARLOW_LAMBDA = 0.0051;
 /** Per-feature variance epsilon of the standardisation (BatchNorm1d's default). */
 export const BARLOW_EPS = 1e-5;
 
@@ -29,12 +27,6 @@ function standardise(z: tf.Tensor2D): tf.Tensor2D {
   return tf.mul(tf.sub(z, mean), tf.rsqrt(tf.add(variance, BARLOW_EPS)));
 }
 
-/** Cross-correlation matrix of the standardised views. [N, D], [N, D] -> [D, D]. */
-export function crossCorrelation(z1: tf.Tensor2D, z2: tf.Tensor2D): tf.Tensor2D {
-  checkPair('crossCorrelation', z1, z2);
-  return tf.tidy(() => crossCorrelationParts(z1, z2).c);
-}
-
 /**
  * C = z1nᵀ·z2n / N and its diagonal, the latter as column sums of z1n ⊙ z2n / N: O(N·D) work and no
  * D x D mask (tf.eye builds one on the CPU and uploads it every call; a strided slice of C is slow
@@ -43,9 +35,11 @@ export function crossCorrelation(z1: tf.Tensor2D, z2: tf.Tensor2D): tf.Tensor2D 
 export function crossCorrelationParts(z1: tf.Tensor2D, z2: tf.Tensor2D): { c: tf.Tensor2D; diag: tf.Tensor1D } {
   checkPair('crossCorrelationParts', z1, z2);
   const n = z1.shape[0];
-  const a = standardise(z1);
-  const b = standardise(z2);
-  return { c: tf.div(tf.matMul(a, b, true, false), n), diag: tf.div(tf.sum(tf.mul(a, b), 0), n) };
+  return tf.tidy(() => {
+    const a = standardise(z1);
+    const b = standardise(z2);
+    return { c: tf.div(tf.matMul(a, b, true, false), n) as tf.Tensor2D, diag: tf.div(tf.sum(tf.mul(a, b), 0), n) as tf.Tensor1D };
+  });
 }
 
 /**
@@ -59,7 +53,7 @@ function lossFromC(c: tf.Tensor, diag: tf.Tensor, lambda: number): tf.Scalar {
 }
 
 /** Barlow Twins loss of two views [N, D] -> scalar. */
-export function barlowTwinsLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, lambda = BARLOW_LAMBDA): tf.Scalar {
+export function barlowTwinsLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, lambda: number): tf.Scalar {
   checkPair('barlowTwinsLoss', z1, z2);
   checkLambda('barlowTwinsLoss', lambda);
   return tf.tidy(() => {
@@ -69,7 +63,7 @@ export function barlowTwinsLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, lambda = BARLO
 }
 
 /** The Barlow Twins loss from `crossCorrelationParts` (when C is also wanted for monitoring). */
-export function barlowLossFromParts(c: tf.Tensor2D, diag: tf.Tensor1D, lambda = BARLOW_LAMBDA): tf.Scalar {
+export function barlowLossFromParts(c: tf.Tensor2D, diag: tf.Tensor1D, lambda: number): tf.Scalar {
   checkLambda('barlowLossFromParts', lambda);
   if (c.rank !== 2 || c.shape[0] !== c.shape[1] || diag.rank !== 1 || diag.shape[0] !== c.shape[0]) {
     throw new Error(`barlowLossFromParts: expected C [D, D] and its diagonal [D], got [${c.shape}] and [${diag.shape}]`);
@@ -79,11 +73,11 @@ export function barlowLossFromParts(c: tf.Tensor2D, diag: tf.Tensor1D, lambda = 
 
 /**
  * Mean of barlowTwinsLoss(pᵢ, pⱼ, λ) over the ordered pairs i ≠ j of V ≥ 2 views (the original DINO-Twins project's
- * multi-view Barlow term; λ = 0.005 there). [V, B, D] -> scalar. The loss is symmetric (C_ji = C_ijᵀ has the same
+ * multi-view Barlow term). [V, B, D] -> scalar. The loss is symmetric (C_ji = C_ijᵀ has the same
  * diagonal and the same squares), so the mean over ordered pairs is the mean over the V(V−1)/2 pairs i < j: all views
  * are standardised in one pass, and view i meets every later view in one batched product [V−1−i, D, D].
  */
-export function barlowPairMean(projections: tf.Tensor3D, lambda = 0.005): tf.Scalar {
+export function barlowPairMean(projections: tf.Tensor3D, lambda: number): tf.Scalar {
   if (projections.rank !== 3) throw new Error(`barlowPairMean: expected projections [views, B, D], got shape [${projections.shape}]`);
   const [v, b, d] = projections.shape;
   if (v < 2) throw new Error(`barlowPairMean: needs at least 2 views, got ${v}`);

@@ -14,8 +14,6 @@ export interface DinoTemps {
   teacherTemp: number;
 }
 
-/** DINO's center momentum (main_dino.py --center_momentum default). */
-export const DINO_CENTER_MOMENTUM = 0.9;
 
 function checkTemp(fn: string, name: string, t: number): void {
   if (!Number.isFinite(t) || t <= 0) throw new Error(`${fn}: ${name} must be a finite number > 0, got ${t}`);
@@ -47,7 +45,7 @@ export function dinoLoss(student: tf.Tensor3D, teacher: tf.Tensor3D, center: tf.
 }
 
 /** m·c + (1 − m)·(mean of the teacher outputs over views and batch). center [K], teacher [V, B, K] -> [K] (a new tensor). */
-export function updateCenter(center: tf.Tensor1D, teacher: tf.Tensor3D, momentum = DINO_CENTER_MOMENTUM): tf.Tensor1D {
+export function updateCenter(center: tf.Tensor1D, teacher: tf.Tensor3D, momentum: number): tf.Tensor1D {
   if (teacher.rank !== 3) throw new Error(`updateCenter: expected teacher [views, B, K], got shape [${teacher.shape}]`);
   const k = teacher.shape[2];
   if (center.rank !== 1 || center.shape[0] !== k) throw new Error(`updateCenter: expected center [${k}], got shape [${center.shape}]`);

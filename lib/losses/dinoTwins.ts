@@ -7,13 +7,11 @@ import { barlowPairMean } from './barlow';
 import { dinoLoss, DinoTemps } from './dino';
 
 export interface DinoTwinsOptions extends DinoTemps {
-  /** Off-diagonal weight λ of the Barlow Twins term. Default 0.005 (the original project). */
-  lambda?: number;
-  /** Weight β of the Barlow Twins term in the total. Default 0.0025 (the original project). */
-  beta?: number;
+  /** Off-diagonal weight λ of the Barlow Twins term (lib/config.ts barlow.lambda). */
+  lambda: number;
+  /** Weight β of the Barlow Twins term in the total (lib/config.ts twins.beta). */
+  beta: number;
 }
-
-export const DINO_TWINS_DEFAULTS: Readonly<{ lambda: number; beta: number }> = Object.freeze({ lambda: 0.005, beta: 0.0025 });
 
 export interface DinoTwinsLoss {
   /** dino + β·barlow (the differentiated loss). */
@@ -29,8 +27,7 @@ export interface DinoTwinsLoss {
  * are new tensors owned by the caller.
  */
 export function dinoTwinsLoss(student: tf.Tensor3D, teacher: tf.Tensor3D, center: tf.Tensor1D, projections: tf.Tensor3D, opts: DinoTwinsOptions): DinoTwinsLoss {
-  const lambda = opts.lambda ?? DINO_TWINS_DEFAULTS.lambda;
-  const beta = opts.beta ?? DINO_TWINS_DEFAULTS.beta;
+  const { lambda, beta } = opts;
   if (!Number.isFinite(beta) || beta < 0) throw new Error(`dinoTwinsLoss: beta must be a finite number >= 0, got ${beta}`);
   if (projections.rank !== 3 || projections.shape[0] !== student.shape[0]) {
     throw new Error(`dinoTwinsLoss: expected projections [${student.shape[0]}, B, D] (one per student view), got shape [${projections.shape}]`);

@@ -1,31 +1,33 @@
 /**
- * DINO-Twins step (the original project, ArthurZucker/DeepLearningProject): the DINO loss plus
- * beta times the mean Barlow Twins loss over ordered pairs of views, computed on a separate
- * projector over the student backbone features (target 'projector', as the original), or on the
- * DINO head outputs (target 'head'). Both terms are logged separately.
+ * DINO-Twins step (the original project, ArthurZucker/DeepLearningProject): the DINO step with
+ * `dinoTwinsLoss` = DINO loss + β · the mean Barlow Twins loss over ordered pairs of views, computed
+ * on a separate projector over the student backbone features (twins.target 'projector', as the
+ * original) or on the DINO head outputs ('head'). Both terms are logged separately.
  */
 import * as tf from '@tensorflow/tfjs';
-import { dinoLoss, barlowPairMean } from '../losses/index';
+import { dinoTwinsLoss } from '../losses/dinoTwins';
+import { embeddingStdTensor } from '../losses/monitors';
+import { section } from '../config';
 import { MethodStep } from './step';
 import { PREFIX } from './model';
-import { activeCenter, afterDinoStep, dinoMonitors, studentDino, teacherDino } from './dino';
+import { afterDinoStep, dinoFrozen, dinoMonitors, dinoSchedule, studentDino, teacherDino } from './dino';
 import { headOverViews, perViewGrouping } from './views';
-import { embeddingStdTensor } from '../eval/monitors';
 
 export const dinoTwinsStep: MethodStep = {
   teacherOutputs: teacherDino,
   loss(m, views, teacher, s) {
     if (views.length < 2) throw new Error(`DINO-Twins needs at least 2 (global) views, got ${views.length}`);
+    const d = dinoSchedule(s);
+    const twins = section(m.cfg, 'twins');
     const ctx = { training: true, bnMomentum: m.cfg.bnMomentum };
     const { out, feats } = studentDino(m, views, ctx);
-    const center = activeCenter(m);
-    const dino = dinoLoss(out, teacher!, center, { studentTemp: s.studentTemp, teacherTemp: s.teacherTemp });
-    const p = m.cfg.twins.target === 'projector'
+    const center = m.center as tf.Tensor1D; // 0 throughout without centering
+    const p = twins.target === 'projector'
       ? headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, perViewGrouping()) // [V, B, D]
       : out;
-    const barlow = barlowPairMean(p, m.cfg.twins.lambda);
-    const total = tf.add(dino, tf.mul(barlow, m.cfg.twins.beta)) as tf.Scalar;
-    return { total, parts: { dino, barlow, featStd: embeddingStdTensor(feats[0]), ...dinoMonitors(out, teacher!, center, s) } };
+    const { total, dino, barlow } = dinoTwinsLoss(out, teacher!, center, p, { ...d, lambda: section(m.cfg, 'barlow').lambda, beta: twins.beta });
+    return { total, parts: { dino, barlow, featStd: embeddingStdTensor(feats[0]), ...dinoMonitors(out, teacher!, center, d) } };
   },
+  frozen: dinoFrozen,
   afterStep: afterDinoStep,
 };

@@ -3,7 +3,7 @@ export * from './step';
 export { barlowStep } from './barlow';
 export { dinoStep } from './dino';
 export { dinoTwinsStep } from './dinoTwins';
-import { Method } from '../train/config';
+import { Method } from '../config';
 import { MethodStep } from './step';
 import { barlowStep } from './barlow';
 import { dinoStep } from './dino';

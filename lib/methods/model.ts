@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
 import { Backbone, Head } from '../nn/module';
 import { buildBackbone, barlowProjector, dinoHead, lastLayerParamNames } from '../models/index';
-import { PretrainConfig } from '../train/config';
+import { PretrainConfig, section } from '../config';
 import { deriveSeed } from '../rng';
 
 export interface SslModel {
@@ -36,10 +36,9 @@ export function buildSslModel(cfg: PretrainConfig): SslModel {
   const backbone = buildBackbone(cfg.backbone);
   const student = new ParamStore('student');
   backbone.init(student, deriveSeed(cfg.seed, 1), PREFIX.backbone);
-  const usesDino = cfg.method !== 'barlow';
-  const usesProjector = cfg.method === 'barlow' || (cfg.method === 'dino-twins' && cfg.twins.target === 'projector');
+  // The resolved config has a section exactly where the method reads it (lib/config.ts).
   let projector: Head | undefined;
-  if (usesProjector) {
+  if (cfg.projector) {
     projector = barlowProjector(backbone.featureDim, cfg.projector);
     projector.init(student, deriveSeed(cfg.seed, 2), PREFIX.projector);
   }
@@ -47,11 +46,12 @@ export function buildSslModel(cfg: PretrainConfig): SslModel {
   let teacher: ParamStore | undefined;
   let center: tf.Variable | undefined;
   let lastLayerNames = new Set<string>();
-  if (usesDino) {
-    head = dinoHead(backbone.featureDim, cfg.dino.head);
+  if (cfg.method !== 'barlow') {
+    const d = section(cfg, 'dino');
+    head = dinoHead(backbone.featureDim, d.head);
     head.init(student, deriveSeed(cfg.seed, 3), PREFIX.head);
     lastLayerNames = new Set(lastLayerParamNames(PREFIX.head).filter((n) => student.has(n)));
-    if (cfg.dino.ablations.emaTeacher) {
+    if (d.ablations.emaTeacher) {
       // The teacher starts as an exact copy of the student's backbone and head (DINO), and is never trained.
       teacher = new ParamStore('teacher');
       for (const n of student.names()) {
@@ -60,7 +60,7 @@ export function buildSslModel(cfg: PretrainConfig): SslModel {
         teacher.add(n, student.get(n).clone(), info.kind, false);
       }
     }
-    center = tf.tidy(() => tf.variable(tf.zeros([cfg.dino.head.out]), false));
+    center = tf.tidy(() => tf.variable(tf.zeros([d.head.out]), false));
   }
   const emaNames = teacher ? student.trainableNames().filter((n) => teacher!.has(n)) : [];
   return {

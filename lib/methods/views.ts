@@ -4,7 +4,7 @@ import { ParamStore } from '../nn/params';
 import { ForwardContext } from '../nn/layers';
 import { Head } from '../nn/module';
 import { SslModel, PREFIX } from './model';
-import { fusedBatchNormActive } from '../nn/batchnorm';
+import { backendCapabilities } from '../kernels/capabilities';
 
 /**
  * How views share a forward pass:
@@ -20,12 +20,11 @@ export type ViewGrouping = 'separate' | 'joint' | 'perView';
 
 /**
  * The faster of the two equivalent groupings for per-view statistics on the active backend:
- * 'perView' where batch norm is a fused kernel (WebGPU: half the dispatches), 'separate' elsewhere
- * (on wasm the composed per-group batch norm broadcasts [groups, 1, C] vectors through the stock
- * kernels, and one pass was measured 17 % slower than two for the ResNet-18 width-16 step).
+ * 'perView' where grouped batch norm is cheap (a fused kernel: half the dispatches on WebGPU),
+ * 'separate' elsewhere (see `BackendCapabilities.groupedBatchNorm`).
  */
 export function perViewGrouping(): ViewGrouping {
-  return fusedBatchNormActive() ? 'perView' : 'separate';
+  return backendCapabilities().groupedBatchNorm ? 'perView' : 'separate';
 }
 
 function groupCtx(ctx: ForwardContext, grouping: ViewGrouping, n: number): ForwardContext {

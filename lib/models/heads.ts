@@ -115,20 +115,18 @@ export function mlpHead(inDim: number, blocks: readonly MlpBlock[], opts: MlpHea
   };
 }
 
+/** Widths of the Barlow Twins projector (defaults: lib/config.ts `projector`). */
 export interface BarlowProjectorOptions {
-  /** Hidden width. Default 2048 (the original project; the paper used 8192). */
-  hidden?: number;
-  /** Output width. Default 2048 (the paper: 8192). */
-  out?: number;
-  /** Number of Linear layers (layers-1 Linear-BN-ReLU blocks, then a Linear). Default 3. */
-  layers?: number;
+  /** Hidden width. */
+  hidden: number;
+  /** Output width. */
+  out: number;
+  /** Number of Linear layers (layers-1 Linear-BN-ReLU blocks, then a Linear). */
+  layers: number;
 }
 
-export const BARLOW_PROJECTOR_DEFAULTS: Readonly<Required<BarlowProjectorOptions>> = Object.freeze({ hidden: 2048, out: 2048, layers: 3 });
-
 /** Blocks of the Barlow Twins projector (bias-free Linear layers, as the official code). */
-export function barlowProjectorBlocks(opts: BarlowProjectorOptions = {}): MlpBlock[] {
-  const o = { ...BARLOW_PROJECTOR_DEFAULTS, ...opts };
+export function barlowProjectorBlocks(o: BarlowProjectorOptions): MlpBlock[] {
   checkDim('barlowProjector: hidden', o.hidden);
   checkDim('barlowProjector: out', o.out);
   checkDim('barlowProjector: layers', o.layers);
@@ -139,28 +137,25 @@ export function barlowProjectorBlocks(opts: BarlowProjectorOptions = {}): MlpBlo
 }
 
 /** The Barlow Twins projector on features [B, inDim] -> [B, out]. */
-export function barlowProjector(inDim: number, opts: BarlowProjectorOptions = {}): Head {
+export function barlowProjector(inDim: number, opts: BarlowProjectorOptions): Head {
   return mlpHead(inDim, barlowProjectorBlocks(opts), { kind: 'barlow-projector' });
 }
 
+/** The DINO head's shape (defaults: lib/config.ts `dino.head`). */
 export interface DinoHeadOptions {
-  /** Number of prototypes K (output width). Default 4096 (CIFAR-sized; DINO used 65536). */
-  out?: number;
-  /** MLP hidden width. Default 2048. */
-  hidden?: number;
-  /** Bottleneck width before the last layer. Default 256. */
-  bottleneck?: number;
-  /** Linear layers in the MLP (>= 1). Default 3. */
-  nlayers?: number;
-  /** Batch norm after each hidden Linear. Default false. */
-  useBn?: boolean;
-  /** Fix the weight-norm gain g to 1 (not trainable). Default true. */
-  normLastLayer?: boolean;
+  /** Number of prototypes K (output width). */
+  out: number;
+  /** MLP hidden width. */
+  hidden: number;
+  /** Bottleneck width before the last layer. */
+  bottleneck: number;
+  /** Linear layers in the MLP (>= 1). */
+  nlayers: number;
+  /** Batch norm after each hidden Linear. */
+  useBn: boolean;
+  /** Fix the weight-norm gain g to 1 (not trainable). */
+  normLastLayer: boolean;
 }
-
-export const DINO_HEAD_DEFAULTS: Readonly<Required<DinoHeadOptions>> = Object.freeze({
-  out: 4096, hidden: 2048, bottleneck: 256, nlayers: 3, useBn: false, normLastLayer: true,
-});
 
 /** Names of the DINO head's last-layer parameters (frozen during the first epoch(s) by DINO's trainer). */
 export function lastLayerParamNames(prefix = ''): string[] {
@@ -172,8 +167,7 @@ export function lastLayerParamNames(prefix = ''): string[] {
  * then last layer W = g * v / ||v|| per output unit, no bias. Stored: weight_v [bottleneck, out]
  * (torch's [out, bottleneck] transposed, nn.Linear default init), weight_g [out] (torch: [out, 1]), set to 1.
  */
-export function dinoHead(inDim: number, opts: DinoHeadOptions = {}): Head {
-  const o = { ...DINO_HEAD_DEFAULTS, ...opts };
+export function dinoHead(inDim: number, o: DinoHeadOptions): Head {
   checkDim('dinoHead: out', o.out);
   checkDim('dinoHead: hidden', o.hidden);
   checkDim('dinoHead: bottleneck', o.bottleneck);

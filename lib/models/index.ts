@@ -10,7 +10,6 @@ export { vit, VIT_PRESETS, bicubicMatrix } from './vit';
 export type { VitOptions, VitPresetName } from './vit';
 export {
   mlpHead, barlowProjector, barlowProjectorBlocks, dinoHead, lastLayerParamNames,
-  BARLOW_PROJECTOR_DEFAULTS, DINO_HEAD_DEFAULTS,
 } from './heads';
 export type { MlpBlock, MlpHeadOptions, BarlowProjectorOptions, DinoHeadOptions } from './heads';
 

@@ -4,7 +4,9 @@
  */
 import { parseArgs } from 'util';
 import * as fs from 'fs';
-import { ConfigError, DeepPartial, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from './config';
+import * as path from 'path';
+import { ConfigError, ConfigLayer, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config';
+import { runName, runsDir } from './runName';
 
 export const BACKBONE_NAMES = ['resnet18', 'resnet50', 'vit-tiny4', 'vit-tiny4-seed'] as const;
 
@@ -41,7 +43,8 @@ export const CLI_HELP = `Usage: npm run pretrain -- --method barlow|dino|dino-tw
   --per-class N  class-balanced training subset, N images per class (default 0 = all 50,000 minus validation)
   --knn-every N  kNN accuracy on the validation split every N epochs (default 1)
   --config FILE  JSON with any PretrainConfig fields (command-line options win)
-  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>)
+  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>-<config hash>,
+                 named as the notebooks name runs: a changed option is a new folder, the same options resume)
   --no-resume    start over even if DIR has a checkpoint
   --budget NAME  label for the run record (default custom)
 
@@ -76,7 +79,7 @@ export function parseCli(argv: string[]): CliOptions {
   if (v.help) return { help: true } as CliOptions;
   if (!v.method) throw new ConfigError(`--method is required (one of ${METHODS.join(', ')})\n\n${CLI_HELP}`);
   if (!(METHODS as readonly string[]).includes(v.method)) throw new ConfigError(`--method "${v.method}" is not one of ${METHODS.join(', ')}`);
-  let fileCfg: DeepPartial<PretrainConfig> = {};
+  let fileCfg: ConfigLayer = {};
   if (v.config) {
     try {
       fileCfg = JSON.parse(fs.readFileSync(v.config, 'utf8'));
@@ -84,7 +87,7 @@ export function parseCli(argv: string[]): CliOptions {
       throw new ConfigError(`--config ${v.config}: ${(e as Error).message}`);
     }
   }
-  const over: DeepPartial<PretrainConfig> & { method: Method } = { ...fileCfg, method: v.method as Method };
+  const over: ConfigLayer & { method: Method } = { ...fileCfg, method: v.method as Method };
   if (v.backbone !== undefined || v.width !== undefined) over.backbone = parseBackboneName(v.backbone ?? 'resnet18', num('width', v.width));
   if (v.epochs !== undefined) over.epochs = num('epochs', v.epochs);
   if (v.batch !== undefined) over.batchSize = num('batch', v.batch);
@@ -96,10 +99,9 @@ export function parseCli(argv: string[]): CliOptions {
   const perClass = num('per-class', v['per-class']) ?? 0;
   if (!Number.isInteger(perClass) || perClass < 0) throw new ConfigError(`--per-class must be an integer >= 0, got ${perClass}`);
   const knnEvery = num('knn-every', v['knn-every']) ?? 1;
-  const bb = config.backbone.kind === 'resnet' ? `resnet${config.backbone.depth}w${config.backbone.width}` : `vit-${String(config.backbone.preset)}`;
   return {
     config,
-    runDir: v['run-dir'] ?? `runs/${v.budget ?? 'custom'}/${config.method}-${bb}-s${config.seed}`,
+    runDir: v['run-dir'] ?? path.join(runsDir(v.budget ?? 'custom'), runName(config)),
     resume: !v['no-resume'],
     perClass,
     knnEvery,

@@ -9,40 +9,12 @@ import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, hasFusedKernel } from '../kernels/fused';
 import { ParamStore, takesWeightDecay } from '../nn/params';
 import { FlatSlots } from './flatSlots';
+import { CONFIG_DEFAULTS, OPTIMIZER_KINDS, OptimizerConfig, OptimizerKind } from '../config';
 
-export type OptimizerKind = 'adam' | 'adamw' | 'sgd' | 'lars';
-
-export interface OptimizerConfig {
-  /** Which update rule. Default 'adamw'. */
-  kind: OptimizerKind;
-  /** Weight decay for weights and embeddings (never biases, norms or buffers). Default 0.04 for AdamW. */
-  weightDecay: number;
-  /** Adam/AdamW first-moment decay. Default 0.9. */
-  beta1: number;
-  /** Adam/AdamW second-moment decay. Default 0.999. */
-  beta2: number;
-  /** Adam/AdamW epsilon. Default 1e-8. */
-  eps: number;
-  /** SGD/LARS momentum. Default 0.9. */
-  momentum: number;
-  /** LARS trust coefficient. Default 0.001. */
-  larsEta: number;
-  /** Clip the global gradient norm to this value; 0 turns clipping off. Default 0 (DINO uses 3.0). */
-  clipGradNorm: number;
+/** An optimizer config for `kind` with the defaults of lib/config.ts (probes and baselines). */
+export function optimizerConfig(kind: OptimizerKind, over: Partial<OptimizerConfig> = {}): OptimizerConfig {
+  return { ...CONFIG_DEFAULTS.optimizer, ...over, kind };
 }
-
-export const OPTIMIZER_DEFAULTS: Readonly<OptimizerConfig> = Object.freeze({
-  kind: 'adamw',
-  weightDecay: 0.04,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  momentum: 0.9,
-  larsEta: 0.001,
-  clipGradNorm: 0,
-});
-
-export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ['adam', 'adamw', 'sgd', 'lars'];
 
 /** Named optimizer state for checkpoints. */
 export interface OptimizerState {
@@ -68,15 +40,20 @@ function scalarCache(): (v: number) => tf.Scalar {
 }
 
 export class Optimizer {
-  readonly cfg: OptimizerConfig;
+  readonly cfg: Required<OptimizerConfig>;
   private slots = new Map<string, tf.Variable>();
   /** Adam/AdamW moments of all parameters as two flat tensors (see flatSlots.ts). */
   private flat = new FlatSlots();
   private t = 0;
 
-  constructor(cfg: Partial<OptimizerConfig> = {}) {
-    this.cfg = { ...OPTIMIZER_DEFAULTS, ...cfg };
-    if (!OPTIMIZER_KINDS.includes(this.cfg.kind)) throw new Error(`optimizer kind "${this.cfg.kind}" is not one of ${OPTIMIZER_KINDS.join(', ')}`);
+  /** `cfg` holds the keys its kind reads (a resolved config's `optimizer`, or `optimizerConfig(kind)`). */
+  constructor(cfg: OptimizerConfig) {
+    if (!OPTIMIZER_KINDS.includes(cfg.kind)) throw new Error(`optimizer kind "${cfg.kind}" is not one of ${OPTIMIZER_KINDS.join(', ')}`);
+    const need = cfg.kind === 'sgd' ? ['momentum'] : cfg.kind === 'lars' ? ['momentum', 'larsEta'] : ['beta1', 'beta2', 'eps'];
+    const missing = need.filter((k) => typeof (cfg as unknown as Record<string, unknown>)[k] !== 'number');
+    if (missing.length > 0) throw new Error(`optimizer "${cfg.kind}" needs ${missing.join(', ')} (use optimizerConfig(kind) for the defaults)`);
+    // Keys the kind does not read are NaN: using one would poison the update visibly, not silently.
+    this.cfg = { beta1: NaN, beta2: NaN, eps: NaN, momentum: NaN, larsEta: NaN, ...cfg };
   }
 
   /** Number of updates applied so far. */
@@ -95,12 +72,14 @@ export class Optimizer {
 
   /**
    * Applies one update. `grads` maps parameter names of `ps` to gradients (it is not disposed).
+   * `weightDecay` is the step's decay (a schedule value; biases, norms and buffers never decay).
    * `frozen` names get no update (e.g. the DINO last layer in epoch 0). Returns the global
    * gradient norm before clipping (a scalar tensor the caller disposes, read it back lazily).
    */
-  apply(ps: ParamStore, grads: Map<string, tf.Tensor>, lr: number, opts: { weightDecay?: number; frozen?: ReadonlySet<string> } = {}): tf.Scalar {
+  apply(ps: ParamStore, grads: Map<string, tf.Tensor>, lr: number, opts: { weightDecay: number; frozen?: ReadonlySet<string> }): tf.Scalar {
     const c = this.cfg;
-    const wd = opts.weightDecay ?? c.weightDecay;
+    const wd = opts.weightDecay;
+    if (!Number.isFinite(wd) || wd < 0) throw new Error(`optimizer: weight decay must be finite and >= 0, got ${wd}`);
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`optimizer: learning rate must be finite and >= 0, got ${lr}`);
     this.t += 1;
     const t = this.t;

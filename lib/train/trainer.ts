@@ -11,18 +11,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { PretrainConfig, ConfigError } from './config';
+import { PretrainConfig, ConfigError } from '../config';
 import { Optimizer } from './optimizers';
-import { stepSchedule } from './schedule';
+import { stepSchedule, StepSchedule } from '../schedules';
+import { makeTrainStep } from './step';
 import { saveCheckpoint, loadCheckpoint, CheckpointError, StoredTensor } from './checkpoint';
 import { RunRecord, EpochMetrics, gitInfo, writeRunRecord, readRunRecord } from './runRecord';
 import { DeviceError, deviceErrorMessage, takeDeviceErrors } from '../deviceErrors';
-import { buildSslModel, SslModel, METHOD_STEPS } from '../methods/index';
-import { StepSchedule } from '../methods/step';
+import { buildSslModel, SslModel } from '../methods/index';
 import { deriveSeed, Rng } from '../rng';
 import { BackendReport, currentBackend } from '../backend';
 import { makeTrainingViews } from './views';
-import { trimGpuPool } from '../kernels/webgpu/pool';
+import { backendCapabilities } from '../kernels/capabilities';
 
 /** Training images: uint8 NHWC [n, 32, 32, 3] (labels are never used by pretraining). */
 export interface PretrainData {
@@ -166,7 +166,6 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const stepsPerEpoch = Math.floor(n / cfg.batchSize);
   if (stepsPerEpoch < 1) throw new ConfigError(`batchSize ${cfg.batchSize} is larger than the data set (${n} images)`);
   const totalSteps = cfg.epochs * stepsPerEpoch;
-  const method = METHOD_STEPS[cfg.method];
   fs.mkdirSync(opts.runDir, { recursive: true });
   const ckptFile = path.join(opts.runDir, CKPT);
   const recordFile = path.join(opts.runDir, 'record.json');
@@ -174,6 +173,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const model = buildSslModel(cfg);
   takeDeviceErrors(); // GPU errors from earlier work belong to it, not to this run
   const opt = new Optimizer(cfg.optimizer);
+  const trainStep = makeTrainStep(model, opt);
   let startStep = 0;
   let epochSums: Record<string, number> = {};
   let epochCount = 0;
@@ -213,12 +213,6 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   record.seconds = priorSeconds;
   writeRunRecord(recordFile, record);
 
-  const byVarName = new Map<string, string>();
-  const trainable = model.student.trainableNames().map((name) => {
-    const v = model.student.get(name);
-    byVarName.set(v.name, name);
-    return v;
-  });
   const batch = new Uint8Array(cfg.batchSize * 3072);
   let perm: Int32Array | undefined;
   let pending: Array<{ step: number; s: StepSchedule; tensors: Record<string, tf.Scalar> }> = [];
@@ -289,23 +283,9 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
         batch.set(images.subarray(src, src + 3072), i * 3072);
       }
       const views = makeTrainingViews(cfg, batch, cfg.batchSize, deriveSeed(cfg.seed, 11, step));
-      const teacherOut = method.teacherOutputs?.(model, views);
-      let parts: Record<string, tf.Scalar> = {};
-      const { value, grads } = tf.variableGrads(() => {
-        const r = method.loss(model, views, teacherOut, s);
-        parts = Object.fromEntries(Object.entries(r.parts).map(([k, t]) => [k, tf.keep(t)]));
-        return r.total;
-      }, trainable);
-      const named = new Map<string, tf.Tensor>();
-      for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
-      const frozen = s.epoch < cfg.dino.freezeLastLayerEpochs ? model.lastLayerNames : undefined;
-      const gradNorm = opt.apply(model.student, named, s.lr, { weightDecay: s.weightDecay, frozen });
-      method.afterStep?.(model, teacherOut, s);
-      tf.dispose([...views, ...Object.values(grads)]);
-      teacherOut?.dispose();
-      // A method may log its total as a part too (same tensor): give each entry its own handle.
-      for (const k of Object.keys(parts)) if (parts[k] === value) parts[k] = tf.clone(value);
-      pending.push({ step, s, tensors: { loss: value, gradNorm, ...parts } });
+      const { loss, gradNorm, parts } = trainStep(views, s);
+      tf.dispose(views);
+      pending.push({ step, s, tensors: { loss, gradNorm, ...parts } });
       stepsSinceT0 += 1;
       epochSeconds += (Date.now() - tStep) / 1000;
       record.seconds += (Date.now() - tStep) / 1000;
@@ -347,9 +327,9 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     throw e;
   } finally {
     if (record.status !== 'failed') opt.dispose();
-    // WebGPU keeps every freed buffer for reuse at its exact size, forever: give the run's
-    // activations back, so a later run of another model (or a linear probe) does not stack its
-    // pool on this one. No-op on other backends.
-    trimGpuPool();
+    // A backend that caches freed device memory (WebGPU keeps every buffer for reuse at its exact
+    // size, forever) gives the run's activations back, so a later run of another model (or a
+    // linear probe) does not stack its cache on this one.
+    backendCapabilities().releaseCachedMemory();
   }
 }

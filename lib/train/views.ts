@@ -1,7 +1,7 @@
 /** The training views for one step: the method's augmentation preset applied to a uint8 batch. */
 import * as tf from '@tensorflow/tfjs';
 import { makeViews, viewsForMethod, ViewsConfig } from '../augment/index';
-import { PretrainConfig } from './config';
+import { PretrainConfig } from '../config';
 
 const cache = new WeakMap<PretrainConfig, ViewsConfig>();
 

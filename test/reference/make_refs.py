@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from losses_ref import bt_loss, cross_corr, dino_loss, dino_update_center
+
 torch.set_num_threads(2)
 torch.set_default_dtype(torch.float64)
 g = torch.Generator().manual_seed(20240611)
@@ -31,28 +33,6 @@ def tolist(t):
 
 
 # ---------------------------------------------------------------- Barlow Twins
-def off_diagonal(x):
-    n, m = x.shape
-    assert n == m
-    return x.flatten()[:-1].view(n - 1, n + 1)[:, 1:].flatten()
-
-
-def bn(z):
-    # BatchNorm1d(affine=False) in training mode: batch mean, biased variance, eps 1e-5.
-    return F.batch_norm(z, None, None, training=True, momentum=0.0, eps=1e-5)
-
-
-def cross_corr(z1, z2):
-    return bn(z1).T @ bn(z2) / z1.shape[0]
-
-
-def bt_loss(z1, z2, lambd):
-    c = cross_corr(z1, z2)
-    on_diag = torch.diagonal(c).add(-1).pow(2).sum()
-    off_diag = off_diagonal(c).pow(2).sum()
-    return on_diag + lambd * off_diag
-
-
 N, D = 8, 6
 z1 = randn(N, D)
 z2 = (0.7 * z1 + 0.5 * randn(N, D)) * torch.linspace(0.5, 2.0, D) + torch.linspace(-1, 1, D)
@@ -78,26 +58,6 @@ barlow_pairs = dict(projections=tolist(proj), lambda_=0.005, loss=pm.item(), gra
 
 
 # ---------------------------------------------------------------- DINO
-def dino_loss(student_output, teacher_output, center, ncrops, student_temp, teacher_temp):
-    # facebookresearch/dino DINOLoss.forward; outputs are the views concatenated along the batch.
-    student_out = (student_output / student_temp).chunk(ncrops)
-    teacher_out = F.softmax((teacher_output - center) / teacher_temp, dim=-1).detach().chunk(2)
-    total_loss, n_loss_terms = 0, 0
-    for iq, q in enumerate(teacher_out):
-        for v in range(len(student_out)):
-            if v == iq:
-                continue
-            loss = torch.sum(-q * F.log_softmax(student_out[v], dim=-1), dim=-1)
-            total_loss += loss.mean()
-            n_loss_terms += 1
-    return total_loss / n_loss_terms
-
-
-def dino_update_center(center, teacher_output, m):
-    batch_center = torch.sum(teacher_output, dim=0, keepdim=True) / len(teacher_output)
-    return center * m + batch_center * (1 - m)
-
-
 NV, B, K = 4, 5, 7
 student = randn(NV, B, K, scale=2.0)
 teacher = randn(2, B, K, scale=2.0)
@@ -113,7 +73,7 @@ twins_barlow = torch.stack([bt_loss(projd[i], projd[j], 0.005) for i in range(NV
 dino = dict(student=tolist(student), teacher=tolist(teacher), center=tolist(center), student_temp=s_temp,
             teacher_temp=t_temp, loss=dl.item(), grad_student=tolist(gs), center_momentum=0.9,
             new_center=tolist(new_center), projections=tolist(projd), twins_barlow=twins_barlow.item(),
-            twins_total=dl.item() + 0.0025 * twins_barlow.item())
+            twins_total=dl.item() + 0.0025 * twins_barlow.item(), twins_lambda=0.005, twins_beta=0.0025)
 
 # Monitors on the teacher (view 0) and student view 1: entropy of the centred, sharpened teacher, KL(teacher || student).
 # Milder temperatures than the loss reference: at 0.04 these logits give a near one-hot teacher (entropy ~6e-6),

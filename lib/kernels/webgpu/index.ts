@@ -27,6 +27,8 @@ import { useWinograd, winogradConv, winogradForward, winogradInputGrad } from '.
 import { FUSED_KERNELS } from '../fused';
 import { deterministicMatMul } from './matmul';
 import { copyConcat, copySlice, copySplit } from './copy';
+import { trimGpuPool } from './pool';
+import { registerCapabilities } from '../capabilities';
 
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
 
@@ -46,8 +48,8 @@ export interface WebgpuKernelOptions {
   minReduceRows: number;
   /** Upload CPU data with `queue.writeBuffer` instead of a new staging buffer per upload (`upload.ts`). */
   writeBufferUploads: boolean;
-  /** Register the fused ops (batch norm, layer norm, GELU, axpby; names in lib/kernels/fused.ts). */
-  fusedBatchNorm: boolean;
+  /** Register the fused ops: batch norm, layer norm, GELU, axpby (EMA) and flat Adam (names in lib/kernels/fused.ts). */
+  fusedOps: boolean;
   /** 3x3 stride-1 conv forward and input gradient by Winograd F(2x2, 3x3) (`winograd.ts`; not yet timed on a GPU). */
   winograd: boolean;
 }
@@ -58,7 +60,7 @@ export const WEBGPU_KERNEL_DEFAULTS: Readonly<WebgpuKernelOptions> = Object.free
   reduce: REDUCE_ROWS_DEFAULTS,
   minReduceRows: 2,
   writeBufferUploads: true,
-  fusedBatchNorm: true,
+  fusedOps: true,
   winograd: false,
 });
 
@@ -331,14 +333,16 @@ export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): 
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: makers[name]() });
   }
   if (o.writeBufferUploads) installWriteBufferUploads();
-  if (o.fusedBatchNorm) for (const k of FUSED_CONFIGS) tf.registerKernel(k);
-  return [...o.kernels, ...(o.fusedBatchNorm ? FUSED_CONFIGS.map((k) => k.kernelName) : [])];
+  if (o.fusedOps) for (const k of FUSED_CONFIGS) tf.registerKernel(k);
+  registerCapabilities(BACKEND, { groupedBatchNorm: o.fusedOps });
+  return [...o.kernels, ...(o.fusedOps ? FUSED_CONFIGS.map((k) => k.kernelName) : [])];
 }
 
 /** Puts the stock kernels and the stock upload path back (A/B comparisons in one process). */
 export function unregisterWebgpuKernels(): void {
   uninstallWriteBufferUploads();
   for (const k of FUSED_CONFIGS) if (tf.getKernel(k.kernelName, BACKEND)) tf.unregisterKernel(k.kernelName, BACKEND);
+  registerCapabilities(BACKEND, { groupedBatchNorm: false });
   for (const [name, k] of stock) {
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel(k);
@@ -351,4 +355,6 @@ export function activeWebgpuKernels(): string[] {
   return [...stock.keys(), ...FUSED_CONFIGS.filter((k) => tf.getKernel(k.kernelName, BACKEND)).map((k) => k.kernelName)];
 }
 
+// The pool is the backend's own (stock kernels use it too): its trim is a capability either way.
+registerCapabilities(BACKEND, { releaseCachedMemory: trimGpuPool });
 addKernelRegistrar(BACKEND, () => (process.env[WEBGPU_KERNELS_ENV] === 'stock' ? [] : registerWebgpuKernels()));
