@@ -18,7 +18,7 @@ import { Backbone } from '../lib/nn/module';
 import { buildBackbone, barlowProjector, dinoHead, BackboneSpec, VIT_PRESETS } from '../lib/models/index';
 import { exportWeights, importWeights } from '../lib/io/weights';
 import { writeSafetensors, readSafetensors, f32Tensor, toFloat32 } from '../lib/io/safetensors';
-import { randn } from './helpers';
+import { randn, randomiseParams as randomise } from './helpers';
 
 const PY = '/usr/bin/python3';
 const SCRIPT = path.join(__dirname, 'reference', 'export_check.py');
@@ -58,15 +58,6 @@ function python(args: string[]): string {
   const r = spawnSync(PY, [SCRIPT, ...args], { encoding: 'utf8', timeout: 600_000 });
   assert.equal(r.status, 0, `export_check.py ${args[0]} failed:\n${r.stderr}`);
   return r.stdout;
-}
-
-function randomise(params: ParamStore, seed: number): void {
-  params.names().forEach((n, k) => {
-    const v = params.get(n);
-    const r = randn(v.size, seed * 1000 + k, n.endsWith('running_var') ? 0.2 : 0.3, n.endsWith('running_var') || n.endsWith('weight_g') ? 1 : 0);
-    if (n.endsWith('running_var')) r.forEach((x, i) => (r[i] = Math.abs(x)));
-    tf.tidy(() => v.assign(tf.tensor(r, v.shape)));
-  });
 }
 
 interface Case {

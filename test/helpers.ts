@@ -4,6 +4,7 @@ import { TestContext } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
 import { Rng } from '../lib/rng';
+import { ParamStore } from '../lib/nn/params';
 
 /** max |a - b| / max |a|: the error relative to the tensor's scale. */
 export function relErr(a: Float32Array, b: Float32Array): number {
@@ -37,4 +38,18 @@ export async function useWebgpu(t: TestContext): Promise<boolean> {
     return false;
   }
   return tf.setBackend('webgpu');
+}
+
+/**
+ * Fills every parameter of `params` (running statistics included) with seeded random values instead
+ * of the init's zeros and ones, so a round trip that drops or swaps one shows: weights ~ N(0, 0.3),
+ * variances |N(1, 0.2)|, weight-norm gains N(1, 0.3).
+ */
+export function randomiseParams(params: ParamStore, seed: number): void {
+  params.names().forEach((n, k) => {
+    const v = params.get(n);
+    const r = randn(v.size, seed * 1000 + k, n.endsWith('running_var') ? 0.2 : 0.3, n.endsWith('running_var') || n.endsWith('weight_g') ? 1 : 0);
+    if (n.endsWith('running_var')) r.forEach((x, i) => (r[i] = Math.abs(x)));
+    tf.tidy(() => v.assign(tf.tensor(r, v.shape)));
+  });
 }
