@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../lib/nn/params';
 import { buildBackbone, barlowProjector, dinoHead, BackboneSpec } from '../lib/models/index';
 import { Backbone } from '../lib/nn/module';
-import { exportWeights, importWeights, WeightsError, WEIGHTS_METADATA } from '../lib/io/weights';
+import { exportWeights, importWeights, WEIGHTS_METADATA } from '../lib/io/weights';
 import { readSafetensors, writeSafetensors, encodeSafetensors, f32Tensor, toFloat32, SafeTensor } from '../lib/io/safetensors';
 import { permute, toTorchLayout, fromTorchLayout, inferResnetSpec } from '../lib/io/torchLayout';
 import { saveCheckpoint, StoredTensor } from '../lib/train/checkpoint';
