@@ -27,6 +27,11 @@ export interface Budget {
    * before a notebook's overrides; keys a method does not read are dropped for that method.
    */
   pretrain: ConfigLayer & { backbone: BackboneConfig; epochs: number; batchSize: number };
+  /**
+   * DINO's settings at this budget, applied after `pretrain` to DINO and DINO-Twins alike (so the two
+   * differ only by the Barlow term). Each departure from DINO's defaults says why and what chose it.
+   */
+  dinoRecipe: ConfigLayer;
   /** Run the kNN monitor every N epochs. */
   knnEvery: number;
   /** Linear-probe epochs per setting. */
@@ -38,6 +43,32 @@ export interface Budget {
 /** What every budget shares: one warm-up epoch, a checkpoint every 50 steps. */
 const EVERY_BUDGET = { warmupEpochs: 1, checkpointEvery: 50 } as const;
 
+/**
+ * DINO for a few hundred steps (the cpu and smoke budgets). With DINO's published settings, ours and
+ * an independent PyTorch restatement of main_dino.py both collapse to a uniform teacher in the cpu
+ * budget's 234 steps (issue 17). This is the one variant of that PyTorch sweep whose loss really
+ * fell; run with our trainer (results/cpu/dino-recipe/) it beats random init. Which of its changes
+ * matter most was not measured.
+ */
+export const SHORT_DINO: ConfigLayer = Object.freeze({
+  // DINO: 5e-4. Twice the rate for a run that has 234 steps to move.
+  lr: 1e-3,
+  dino: {
+    // DINO: no BN. Without it a width-16 ResNet's features barely differ between images (normalised std 0.03), so the centred teacher logits hardly vary.
+    head: { useBn: true },
+    // DINO: 0.04 warming up to 0.07 over 30 epochs. The sharpest end of DINO's range from the first step.
+    teacherTemp: 0.04,
+    ablations: { teacherTempWarmup: false },
+    // DINO: 0.996 cosine to 1. With that the teacher hardly moves in 234 steps; constant 0.99 lets it follow.
+    emaMomentum: 0.99,
+    emaMomentumEnd: 0.99,
+    // DINO: 1 frozen epoch. A third of a 3-epoch run.
+    freezeLastLayerEpochs: 0,
+  },
+  // DINO: 2 global + local crops, blur, full-strength jitter. The sweep's variant: 2 global crops only, no blur, jitter at half strength.
+  augment: { nLocal: 0, blur: false, jitterStrength: 0.5 },
+}) as ConfigLayer;
+
 export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
   smoke: {
     name: 'smoke', trainPerClass: 40, valPerClass: 10, testLimit: 500, knnEvery: 1, probeEpochs: 5, supervisedEpochs: 2,
@@ -46,6 +77,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
       // Short runs scale DINO's 30-of-100+ epochs of teacher-temperature warm-up down.
       projector: { hidden: 128, out: 128, layers: 3 }, dino: { head: { out: 256, hidden: 128, bottleneck: 64 }, warmupTeacherTempEpochs: 1 },
     },
+    dinoRecipe: SHORT_DINO,
   },
   cpu: {
     name: 'cpu', trainPerClass: 1000, valPerClass: 100, testLimit: 0, knnEvery: 1, probeEpochs: 30, supervisedEpochs: 3,
@@ -54,6 +86,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
       // 512-wide heads: a 1024-wide projector over 4 views overflows the wasm heap in DINO-Twins.
       projector: { hidden: 512, out: 512, layers: 3 }, dino: { head: { out: 1024, hidden: 512, bottleneck: 128 }, warmupTeacherTempEpochs: 1 },
     },
+    dinoRecipe: SHORT_DINO,
   },
   gpu: {
     name: 'gpu', trainPerClass: 0, valPerClass: 500, testLimit: 0, knnEvery: 10, probeEpochs: 100, supervisedEpochs: 200,
@@ -61,6 +94,8 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
       ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 64 }, epochs: 200, batchSize: 256, logEvery: 5, augment: { nLocal: 4 },
       projector: { hidden: 2048, out: 2048, layers: 3 }, dino: { head: { out: 4096, hidden: 2048, bottleneck: 256 }, warmupTeacherTempEpochs: 30 },
     },
+    // 200 epochs: DINO's published settings.
+    dinoRecipe: {},
   },
 });
 
@@ -77,7 +112,7 @@ export function budgetFromEnv(env: NodeJS.ProcessEnv = process.env): Budget {
 
 /** The full config for `method` under `budget`, with `overrides` (a notebook's config cell, CLI flags) applied last. */
 export function experimentConfig(method: Method, budget: Budget, overrides: ConfigLayer = {}): PretrainConfig {
-  return resolveConfig({ ...overrides, method }, { budget: budget.pretrain });
+  return resolveConfig({ ...overrides, method }, { budget: method === 'barlow' ? budget.pretrain : [budget.pretrain, budget.dinoRecipe] });
 }
 
 /** Settings for the ablation notebook's runs: shorter than the method runs, so all switches fit the budget. */

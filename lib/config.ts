@@ -368,16 +368,16 @@ function validate(c: FullConfig): void {
 
 /**
  * The resolved config for `overrides.method`: defaults, the method's defaults, then `opts.budget`
- * (keys the method does not read are dropped), then `overrides` (a key the run would not read is a
+ * (one layer or several, in order; keys the method does not read are dropped), then `overrides` (a key the run would not read is a
  * ConfigError naming it and saying why). Validated; holds exactly the keys the run reads. A resolved
  * config resolves to itself.
  */
-export function resolveConfig(overrides: ConfigLayer & { method: Method }, opts: { budget?: ConfigLayer } = {}): PretrainConfig {
+export function resolveConfig(overrides: ConfigLayer & { method: Method }, opts: { budget?: ConfigLayer | ConfigLayer[] } = {}): PretrainConfig {
   check(isObj(overrides), 'config must be an object');
   const method = overrides.method;
   check((METHODS as readonly string[]).includes(method as string), `method "${String(method)}" is not one of ${METHODS.join(', ')}`);
   let full = merge(CONFIG_DEFAULTS as FullConfig, METHOD_DEFAULTS[method], '');
-  if (opts.budget) full = merge(full, { ...opts.budget, method }, '');
+  for (const layer of [opts.budget ?? []].flat()) full = merge(full, { ...layer, method }, '');
   full = merge(full, overrides, '');
   validate(full);
   const resolved = keepRead(full);

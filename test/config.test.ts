@@ -80,15 +80,34 @@ test('a budget overrides only what applies to the method', () => {
   assert.equal(barlow.augment.nLocal, undefined, 'the budget\'s nLocal is not in a Barlow Twins run');
   assert.equal(barlow.dino, undefined);
   assert.deepEqual(barlow.projector, cpu.pretrain.projector);
-  const dino = experimentConfig('dino', cpu);
-  assert.equal(dino.augment.nLocal, cpu.pretrain.augment!.nLocal);
-  assert.equal(dino.dino!.head.out, cpu.pretrain.dino!.head!.out);
+  const dino = experimentConfig('dino', BUDGETS.gpu);
+  assert.equal(dino.augment.nLocal, BUDGETS.gpu.pretrain.augment!.nLocal);
+  assert.equal(dino.dino!.head.out, BUDGETS.gpu.pretrain.dino!.head!.out);
   assert.equal(dino.dino!.head.nlayers, CONFIG_DEFAULTS.dino.head.nlayers, 'what the budget leaves out keeps its default');
   // The budget's teacher-temperature warm-up is dropped, not an error, when the ablation removes the warm-up.
   const ab = experimentConfig('dino', cpu, { dino: { ablations: { teacherTempWarmup: false } } });
   assert.equal(ab.dino!.warmupTeacherTempEpochs, undefined);
   // The caller's overrides stay strict.
   assert.throws(() => experimentConfig('barlow', cpu, { dino: { studentTemp: 0.2 } }), /"dino.studentTemp" has no effect/);
+});
+
+test('the short-budget DINO recipe applies to DINO and DINO-Twins alike; gpu keeps DINO\'s published settings', () => {
+  for (const name of ['smoke', 'cpu'] as const) {
+    const b = BUDGETS[name];
+    const dino = experimentConfig('dino', b);
+    const twins = experimentConfig('dino-twins', b);
+    assert.deepEqual(dino.dino, twins.dino, `${name}: the same DINO part`);
+    for (const k of ['lr', 'weightDecay', 'weightDecayEnd', 'optimizer', 'augment', 'epochs', 'batchSize'] as const) assert.deepEqual(dino[k], twins[k], `${name}: ${k}`);
+    assert.deepEqual([dino.dino!.head.useBn, dino.dino!.teacherTemp, dino.dino!.emaMomentum, dino.dino!.emaMomentumEnd, dino.lr, dino.augment.nLocal], [true, 0.04, 0.99, 0.99, 1e-3, 0]);
+    // Barlow Twins keeps its own augmentation and rate.
+    const barlow = experimentConfig('barlow', b);
+    assert.deepEqual([barlow.augment.blur, barlow.augment.jitterStrength, barlow.lr], [true, 1, METHOD_DEFAULTS.barlow.lr ?? CONFIG_DEFAULTS.lr]);
+  }
+  const gpu = experimentConfig('dino', BUDGETS.gpu);
+  assert.deepEqual([gpu.dino!.head.useBn, gpu.dino!.teacherTemp, gpu.dino!.warmupTeacherTemp, gpu.dino!.emaMomentum, gpu.dino!.emaMomentumEnd, gpu.dino!.freezeLastLayerEpochs, gpu.lr],
+    [CONFIG_DEFAULTS.dino.head.useBn, CONFIG_DEFAULTS.dino.teacherTemp, CONFIG_DEFAULTS.dino.warmupTeacherTemp, CONFIG_DEFAULTS.dino.emaMomentum, 1, 1, METHOD_DEFAULTS.dino.lr]);
+  // A notebook can still ask for DINO's published settings on the cpu budget.
+  assert.equal(experimentConfig('dino', BUDGETS.cpu, { dino: { head: { useBn: false } } }).dino!.head.useBn, false);
 });
 
 test('run identity: the hash covers what the method reads, and nothing else', () => {
