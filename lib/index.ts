@@ -48,6 +48,7 @@ export * from './train/checkpoint';
 export * from './train/runRecord';
 export * from './train/trainer';
 export * from './train/cli';
+export * from './sweep/index'; // sweeps: specs, the local and Slurm engines, status and results
 
 // Evaluation.
 export * from './eval/knn';

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: strict type check of lib/ test/ bin/ bench/, then every unit test (node:test via tsx).
-# Uses lavapipe from .cache/lavapipe when scripts/setup.sh installed it (WebGPU kernel checks).
+# Uses lavapipe from .cache/lavapipe when scripts/setup.sh installed it (WebGPU kernel checks), and a
+# Slurm cluster for the sweep test (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -d .cache/lavapipe ]] && env_lines="$(bash scripts/setup-lavapipe.sh 2>/dev/null)"; then
@@ -8,6 +9,21 @@ if [[ -d .cache/lavapipe ]] && env_lines="$(bash scripts/setup-lavapipe.sh 2>/de
 fi
 npx tsc -p tsconfig.json --noEmit
 echo "typecheck: ok"
+# Slurm, for the sweep test's real job array (test/sweep-slurm.test.ts): the cluster SLURM_CONF points
+# at; else a test cluster started earlier by scripts/slurm-test-cluster.sh; else start one now when this
+# machine can (root, packages installed) and stop it at the end; else the test skips and says why.
+if [[ -z "${SLURM_TEST_UNAVAILABLE:-}" ]] && ! { command -v scontrol >/dev/null && scontrol ping 2>/dev/null | grep -q 'is UP'; }; then
+  if env_line="$(bash scripts/slurm-test-cluster.sh env 2>/dev/null)" && (eval "$env_line" && scontrol ping 2>/dev/null | grep -q 'is UP'); then
+    eval "$env_line"
+  elif out="$(bash scripts/slurm-test-cluster.sh start 2>&1)"; then
+    eval "$(bash scripts/slurm-test-cluster.sh env)"
+    trap 'bash scripts/slurm-test-cluster.sh stop >/dev/null 2>&1 || true' EXIT
+    echo "slurm: started the one-node test cluster ($SLURM_CONF)"
+  else
+    export SLURM_TEST_UNAVAILABLE="scripts/slurm-test-cluster.sh start failed: $(grep ERROR <<<"$out" | tail -1)"
+    echo "slurm: $SLURM_TEST_UNAVAILABLE"
+  fi
+fi
 shopt -s nullglob
 files=(test/*.test.ts)
 node --import tsx --test --test-concurrency=1 "${files[@]}"

@@ -1,0 +1,6 @@
+/** Sweeps: specs and their expansion, run states and results, the local and Slurm engines, status. */
+export * from './spec';
+export * from './records';
+export * from './local';
+export * from './slurm';
+export * from './status';
