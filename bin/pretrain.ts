@@ -9,6 +9,7 @@ import { selectBackend } from '../lib/backend';
 import { BUDGETS, Budget, BudgetName, BUDGETS_NAMES } from '../lib/budget';
 import { loadExperimentData, runPretraining } from '../lib/experiment';
 import { progress } from '../lib/viz/progress';
+import { InterruptedError } from '../lib/train/interrupt';
 
 async function main(): Promise<number> {
   let o;
@@ -49,6 +50,11 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => process.exit(code), (e) => {
+  // Ctrl-C: the run stopped at a step boundary with a checkpoint; its message says how to resume.
+  if (e instanceof InterruptedError) {
+    console.error(`\n${e.message}`);
+    process.exit(130);
+  }
   console.error(`error: ${(e as Error).message}`);
   process.exit(1);
 });

@@ -15,6 +15,7 @@ import { runsDir } from '../lib/train/runName';
 import { listRunRecords } from '../lib/train/runRecord';
 import { METHODS, Method, PretrainConfig, ConfigLayer } from '../lib/config';
 import { progress } from '../lib/viz/progress';
+import { InterruptedError } from '../lib/train/interrupt';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { budget: { type: 'string' }, only: { type: 'string' }, 'no-probe': { type: 'boolean' }, override: { type: 'string' } }, strict: true });
@@ -68,6 +69,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
+  // Ctrl-C: the current run stopped at a step boundary with a checkpoint; re-running continues it.
+  if (e instanceof InterruptedError) {
+    console.error(`\n${e.message}`);
+    process.exit(130);
+  }
   console.error(`error: ${(e as Error).message}`);
   process.exit(1);
 });

@@ -18,7 +18,9 @@ import { knnMonitor, knnEvaluate } from './eval/knnMonitor';
 import { extractFeatures } from './eval/features';
 import { linearProbe, ProbeResult } from './eval/linearProbe';
 import { knnAccuracy, KNN_DEFAULTS } from './eval/knn';
-import { trainSupervised } from './eval/supervised';
+import { trainSupervised, SupervisedResumeState } from './eval/supervised';
+import { acquireRunLock, LOCK_FILE, RunLock } from './train/runLock';
+import { InterruptedError, openInterruptScope } from './train/interrupt';
 import { buildBackbone } from './models/index';
 import { ParamStore } from './nn/params';
 import { Backbone } from './nn/module';
@@ -89,9 +91,20 @@ export interface RunOptions {
 /** Pretrains (or resumes) one method on the budget's data, with the kNN monitor on the validation split. */
 export async function runPretraining(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions = {}): Promise<PretrainResult> {
   const runDir = opts.runDir ?? path.join(runsDir(budget), opts.name ?? runName(config));
-  if (opts.fresh) fs.rmSync(runDir, { recursive: true, force: true });
+  // One writer per run folder: taken before a fresh run clears the folder, held until pretrain returns.
+  const lock = acquireRunLock(runDir, `pretraining run ${path.basename(runDir)}`);
+  try {
+    if (opts.fresh) for (const f of fs.readdirSync(runDir)) if (f !== LOCK_FILE) fs.rmSync(path.join(runDir, f), { recursive: true, force: true });
+    return await pretrainWithMonitor(config, budget, data, opts, runDir, lock);
+  } finally {
+    lock.release();
+  }
+}
+
+async function pretrainWithMonitor(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions, runDir: string, lock: RunLock): Promise<PretrainResult> {
   const monitor = knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery });
   return pretrain({
+    lock,
     config,
     data: { images: data.train.images, n: data.train.n },
     runDir,
@@ -137,27 +150,85 @@ export async function runBaseline(kind: 'random-init' | 'supervised', backboneCf
   fs.mkdirSync(dir, { recursive: true });
   const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.pretrain.batchSize };
   const recordFile = path.join(dir, 'record.json');
-  if (fs.existsSync(recordFile)) {
-    const old = readRunRecord(recordFile);
-    if (old.status === 'done' && JSON.stringify(old.config) === JSON.stringify(config)) return old; // re-running a cell does not retrain
+  const old = fs.existsSync(recordFile) ? readRunRecord(recordFile) : null;
+  const sameConfig = old !== null && JSON.stringify(old.config) === JSON.stringify(config);
+  if (old && old.status === 'done' && sameConfig) return old; // re-running a cell does not retrain
+  // One writer per run folder; an interrupt stops the supervised training at its next step with a checkpoint.
+  const lock = acquireRunLock(dir, `${kind} baseline`);
+  const stop = openInterruptScope(`the ${kind} baseline`);
+  try {
+    return await trainBaseline(kind, backboneCfg, budget, data, config, sameConfig ? old : null, opts.onStep);
+  } finally {
+    stop.close();
+    lock.release();
   }
-  const rec = newRecord(kind, kind, budget, config, data, seed);
+}
+
+interface BaselineConfig {
+  method: string;
+  backbone: BackboneConfig;
+  seed: number;
+  epochs: number;
+  batchSize: number;
+}
+
+/** What an interrupted supervised baseline keeps in its checkpoint's metadata (tensors: student, optimizer). */
+type SupervisedResumeMeta = Omit<SupervisedResumeState, 'params' | 'optimizer'>;
+
+async function trainBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, config: BaselineConfig, old: RunRecord | null, onStep?: (step: number, total: number, values: Record<string, number>) => void): Promise<RunRecord> {
+  const dir = path.join(runsDir(budget), kind);
+  const recordFile = path.join(dir, 'record.json');
   const ckpt = path.join(dir, 'checkpoint.ckpt');
+  const total = kind === 'supervised' ? config.epochs * Math.floor(data.train.n / config.batchSize) : 0;
+  let rec = newRecord(kind, kind, budget, config as unknown as Record<string, unknown>, data, config.seed);
+  let resume: SupervisedResumeState | undefined;
+  if (kind === 'supervised' && old?.status === 'interrupted' && fs.existsSync(ckpt)) {
+    const { meta, groups } = loadCheckpoint<{ config: unknown; supervisedResume?: SupervisedResumeMeta }>(ckpt);
+    if (meta.supervisedResume && JSON.stringify(meta.config) === JSON.stringify(config)) {
+      const params = [...(groups.student ?? new Map())].map(([name, t]) => ({ name, shape: t.shape, values: t.values, kind: 'weight' as const, trainable: true }));
+      resume = { ...meta.supervisedResume, params, optimizer: groups.optimizer ?? new Map() };
+      rec = { ...old, status: 'running', resumedFrom: [...old.resumedFrom, resume.step] };
+      delete rec.message;
+      console.log(`resuming the supervised baseline from step ${resume.step} of ${total}`);
+    }
+  }
+  rec.totalSteps = total;
   const backbone = buildBackbone(backboneCfg);
   const t0 = Date.now();
+  const priorSeconds = rec.seconds;
   let ps: ParamStore;
   if (kind === 'random-init') {
     ps = new ParamStore('random-init');
-    backbone.init(ps, deriveSeed(seed, 1), 'backbone.');
+    backbone.init(ps, deriveSeed(config.seed, 1), 'backbone.');
   } else {
-    const r = await trainSupervised(backbone, data.train, { epochs: config.epochs, batchSize: config.batchSize, seed }, opts.onStep);
-    ps = r.params;
-    rec.epochs = r.history.map((h) => ({ epoch: h.epoch, means: { loss: h.loss, trainTop1: h.trainTop1 }, extra: {}, seconds: 0, lr: 0 }));
+    const onInterrupt = async (st: SupervisedResumeState): Promise<void> => {
+      const meta: { config: BaselineConfig; supervisedResume: SupervisedResumeMeta } = {
+        config, supervisedResume: { step: st.step, history: st.history, lossSum: st.lossSum, correct: st.correct, optimizerStep: st.optimizerStep },
+      };
+      saveCheckpoint(ckpt, { meta, groups: { student: new Map(st.params.map((p) => [p.name, { shape: p.shape, values: p.values }])), optimizer: st.optimizer } });
+      rec.status = 'interrupted';
+      rec.step = st.step;
+      rec.checkpoint = ckpt;
+      rec.seconds = priorSeconds + (Date.now() - t0) / 1000;
+      rec.message = `interrupted at step ${st.step} of ${total}; re-run to resume`;
+      writeRunRecord(recordFile, rec);
+    };
+    try {
+      const r = await trainSupervised(backbone, data.train, { epochs: config.epochs, batchSize: config.batchSize, seed: config.seed }, onStep, { resume, onInterrupt });
+      ps = r.params;
+      rec.epochs = r.history.map((h) => ({ epoch: h.epoch, means: { loss: h.loss, trainTop1: h.trainTop1 }, extra: {}, seconds: 0, lr: 0 }));
+    } catch (e) {
+      if (e instanceof InterruptedError && rec.status === 'interrupted') {
+        throw new InterruptedError(`the supervised baseline was interrupted at step ${rec.step} of ${total}; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.`);
+      }
+      throw e;
+    }
   }
   try {
     await saveBackboneCheckpoint(ckpt, ps, { config });
     rec.checkpoint = ckpt;
-    rec.seconds = (Date.now() - t0) / 1000;
+    rec.step = total;
+    rec.seconds = priorSeconds + (Date.now() - t0) / 1000;
     rec.status = 'done';
     writeRunRecord(recordFile, rec);
     return rec;
@@ -191,6 +262,21 @@ export interface ProbeOutcome {
  * into the run record (atomically).
  */
 export async function probeRun(recordFile: string, data: ExperimentData, probeEpochs: number, onProgress?: (label: string, done: number, total: number) => void): Promise<ProbeOutcome> {
+  const id = readRunRecord(recordFile).id;
+  const lock = acquireRunLock(path.dirname(recordFile), `linear probe of ${id}`);
+  const stop = openInterruptScope(`the linear probe of ${id}`);
+  try {
+    return await probeLocked(recordFile, data, probeEpochs, onProgress);
+  } catch (e) {
+    if (e instanceof InterruptedError) throw new InterruptedError(`the probe of run ${id} was interrupted (${e.message}); its record is unchanged. Re-run this cell to probe it again.`);
+    throw e;
+  } finally {
+    stop.close();
+    lock.release();
+  }
+}
+
+async function probeLocked(recordFile: string, data: ExperimentData, probeEpochs: number, onProgress?: (label: string, done: number, total: number) => void): Promise<ProbeOutcome> {
   const record = readRunRecord(recordFile);
   const { backbone, params } = loadBackbone(record);
   try {

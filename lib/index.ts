@@ -47,6 +47,9 @@ export * from './train/optimizers';
 export * from './train/checkpoint';
 export * from './train/runRecord';
 export * from './train/trainer';
+export * from './train/interrupt';
+export * from './train/runLock';
+export * from './train/lastRun';
 export * from './train/cli';
 export * from './sweep/index'; // sweeps: specs, the local and Slurm engines, status and results
 

@@ -40,6 +40,9 @@ function state(): CollectorState {
 
 function record(kind: AsyncErrorRecord['kind'], reason: unknown): void {
   const e = reason instanceof Error ? reason : null;
+  // After a second Kernel > Interrupt the cell ended at once; the run then stopped at its step
+  // boundary and rejected the abandoned promise with an InterruptedError: wanted, not an error.
+  if (e?.name === 'InterruptedError') return;
   state().errors.push({
     kind,
     message: e ? `${e.name}: ${e.message}` : String(reason),

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Backbone } from '../nn/module';
 import { ParamStore } from '../nn/params';
 import { evalImages } from '../augment/index';
+import { InterruptedError, openInterruptScope } from '../train/interrupt';
 
 export interface ExtractOptions {
   /** Images per forward pass. Default 256. */
@@ -23,12 +24,19 @@ export async function extractFeatures(backbone: Backbone, ps: ParamStore, images
   const bs = opts.batchSize ?? 256;
   const prefix = opts.prefix ?? 'backbone.';
   const out = new Float32Array(n * backbone.featureDim);
-  for (let i = 0; i < n; i += bs) {
-    const m = Math.min(bs, n - i);
-    const f = tf.tidy(() => backbone.forward(ps, evalImages(images.subarray(i * 3072, (i + m) * 3072)), { training: false }, prefix));
-    out.set((await f.data()) as Float32Array, i * backbone.featureDim);
-    f.dispose();
-    opts.onProgress?.(i + m, n);
+  // An interrupt (Ctrl-C, Kernel > Interrupt) stops the extraction between batches.
+  const stop = openInterruptScope('feature extraction');
+  try {
+    for (let i = 0; i < n; i += bs) {
+      if (await stop.poll()) throw new InterruptedError(`feature extraction interrupted after ${i} of ${n} images; nothing was kept`);
+      const m = Math.min(bs, n - i);
+      const f = tf.tidy(() => backbone.forward(ps, evalImages(images.subarray(i * 3072, (i + m) * 3072)), { training: false }, prefix));
+      out.set((await f.data()) as Float32Array, i * backbone.featureDim);
+      f.dispose();
+      opts.onProgress?.(i + m, n);
+    }
+  } finally {
+    stop.close();
   }
   return out;
 }

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng, deriveSeed } from '../rng';
 import { cosineSchedule } from '../schedules';
+import { InterruptedError, openInterruptScope } from '../train/interrupt';
 
 export interface LinearProbeConfig {
   /** Training epochs per hyperparameter setting. Default 50. */
@@ -80,6 +81,8 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
   let best = { acc: -1, lr: 0, wd: 0, epoch: -1, w: null as tf.Tensor2D | null, b: null as tf.Tensor1D | null };
   const settings = cfg.lrs.flatMap((lr) => cfg.weightDecays.map((wd) => ({ lr, wd })));
   let done = 0;
+  // An interrupt (Ctrl-C, Kernel > Interrupt) stops the probe at the next step; everything is freed.
+  const stop = openInterruptScope('linear probe');
   try {
     for (const { lr, wd } of settings) {
       const rng = new Rng(deriveSeed(cfg.seed, 101));
@@ -94,6 +97,12 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
       for (let epoch = 0; epoch < cfg.epochs; epoch++) {
         const perm = new Rng(deriveSeed(cfg.seed, 102, epoch)).permutation(tr.n);
         for (let s = 0; s < stepsPerEpoch; s++) {
+          if (await stop.poll()) {
+            opt.dispose();
+            w.dispose();
+            b.dispose();
+            throw new InterruptedError(`linear probe interrupted at epoch ${epoch + 1} of ${cfg.epochs} (setting ${curves.length + 1} of ${settings.length}); nothing was written`);
+          }
           const step = epoch * stepsPerEpoch + s;
           (opt as unknown as { learningRate: number }).learningRate = cosineSchedule(lr, 0, step, cfg.epochs * stepsPerEpoch);
           const idx = tf.tensor1d(perm.subarray(s * cfg.batchSize, Math.min(tr.n, (s + 1) * cfg.batchSize)), 'int32');
@@ -144,6 +153,7 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
       },
     };
   } finally {
+    stop.close();
     tf.dispose([xTrain, xVal, yTrain]);
     best.w?.dispose();
     best.b?.dispose();

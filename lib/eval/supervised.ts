@@ -6,13 +6,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Backbone } from '../nn/module';
-import { ParamStore } from '../nn/params';
+import { ParamStore, ParamSnapshot } from '../nn/params';
 import { initLinear, linear } from '../nn/layers';
 import { Optimizer, optimizerConfig } from '../train/optimizers';
 import { warmupCosineSchedule } from '../schedules';
 import { deriveSeed, Rng } from '../rng';
 import { makeViews, IDENTITY_VIEW, DEFAULT_RATIO, ViewsConfig } from '../augment/index';
 import { LabelledImages } from './knnMonitor';
+import { InterruptedError, openInterruptScope } from '../train/interrupt';
 
 export interface SupervisedConfig {
   epochs: number;
@@ -29,11 +30,36 @@ export const SUPERVISED_DEFAULTS: Readonly<SupervisedConfig> = Object.freeze({ e
 /** Standard CIFAR supervised augmentation: random resized crop (scale 0.35-1) and horizontal flip. */
 export const SUPERVISED_VIEWS: ViewsConfig = Object.freeze({ name: 'supervised', normalize: true, views: [{ ...IDENTITY_VIEW, scale: [0.35, 1] as const, ratio: DEFAULT_RATIO, flipP: 0.5 }] });
 
+/** Where an interrupted supervised training stopped (a step boundary): enough to continue it bit for bit. */
+export interface SupervisedResumeState {
+  /** Steps done. */
+  step: number;
+  /** Finished epochs. */
+  history: Array<{ epoch: number; loss: number; trainTop1: number }>;
+  /** Running sums of the current epoch. */
+  lossSum: number;
+  correct: number;
+  /** Every parameter (backbone and classifier). */
+  params: ParamSnapshot[];
+  optimizerStep: number;
+  optimizer: Map<string, { shape: number[]; values: Float32Array }>;
+}
+
+/** Interrupt handling of {@link trainSupervised}. */
+export interface SupervisedControl {
+  /** Continue from the state an interrupt saved (same data and config). */
+  resume?: SupervisedResumeState;
+  /** Called at the step boundary where an interrupt stopped training, with the state to save; an InterruptedError follows. */
+  onInterrupt?: (state: SupervisedResumeState) => void | Promise<void>;
+}
+
 /**
- * Trains `backbone` (parameters under 'backbone.' in a new store) with labels. Returns the store
+ * Trains `backbone` (parameters under 'backbone.' in a new store) with labels. An interrupt
+ * (Ctrl-C, Kernel > Interrupt) stops it at the next step boundary: `control.onInterrupt` gets the
+ * state, the store is freed and an InterruptedError is thrown; `control.resume` continues from it. Returns the store
  * (caller disposes) and the per-epoch training loss and accuracy.
  */
-export async function trainSupervised(backbone: Backbone, data: LabelledImages, config: Partial<SupervisedConfig> = {}, onProgress?: (step: number, total: number, values: Record<string, number>) => void): Promise<{ params: ParamStore; history: Array<{ epoch: number; loss: number; trainTop1: number }> }> {
+export async function trainSupervised(backbone: Backbone, data: LabelledImages, config: Partial<SupervisedConfig> = {}, onProgress?: (step: number, total: number, values: Record<string, number>) => void, control: SupervisedControl = {}): Promise<{ params: ParamStore; history: Array<{ epoch: number; loss: number; trainTop1: number }> }> {
   const c = { ...SUPERVISED_DEFAULTS, ...config };
   const spe = Math.floor(data.n / c.batchSize);
   if (spe < 1) throw new Error(`trainSupervised: batchSize ${c.batchSize} exceeds the ${data.n} labelled images`);
@@ -47,13 +73,28 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
   const batch = new Uint8Array(c.batchSize * 3072);
   const labels = new Int32Array(c.batchSize);
   const history: Array<{ epoch: number; loss: number; trainTop1: number }> = [];
+  const r = control.resume;
+  const stop = openInterruptScope('supervised training');
   try {
-    for (let epoch = 0; epoch < c.epochs; epoch++) {
+    if (r) {
+      ps.load(r.params);
+      opt.setState(r.optimizerStep, r.optimizer);
+      history.push(...r.history);
+    }
+    const start = r?.step ?? 0;
+    for (let epoch = Math.floor(start / spe); epoch < c.epochs; epoch++) {
       const perm = new Rng(deriveSeed(c.seed, 7, epoch)).permutation(data.n);
-      let lossSum = 0;
-      let correct = 0;
-      for (let s = 0; s < spe; s++) {
+      let lossSum = r && epoch === Math.floor(start / spe) ? r.lossSum : 0;
+      let correct = r && epoch === Math.floor(start / spe) ? r.correct : 0;
+      for (let s = epoch === Math.floor(start / spe) ? start % spe : 0; s < spe; s++) {
         const step = epoch * spe + s;
+        if (await stop.poll()) {
+          const os = opt.getState();
+          const optimizer = new Map<string, { shape: number[]; values: Float32Array }>();
+          for (const [k, v] of os.tensors) optimizer.set(k, { shape: v.shape.slice(), values: (await v.data()) as Float32Array });
+          await control.onInterrupt?.({ step, history: history.slice(), lossSum, correct, params: await ps.snapshot(), optimizerStep: os.step, optimizer });
+          throw new InterruptedError(`supervised training interrupted at step ${step} of ${total}`);
+        }
         for (let i = 0; i < c.batchSize; i++) {
           const j = perm[s * c.batchSize + i];
           batch.set(data.images.subarray(j * 3072, (j + 1) * 3072), i * 3072);
@@ -82,6 +123,7 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
     ps.dispose();
     throw e;
   } finally {
+    stop.close();
     opt.dispose();
   }
 }

@@ -22,8 +22,9 @@ export interface RunRecord {
   format: 'dinotwins-run/1';
   id: string;
   kind: 'pretrain' | 'probe' | 'baseline';
-  status: 'running' | 'done' | 'failed' | 'stopped';
-  /** Why a run failed or stopped. */
+  /** 'interrupted': stopped by Ctrl-C or Kernel > Interrupt at `step`, with a checkpoint there; re-running resumes. */
+  status: 'running' | 'done' | 'failed' | 'stopped' | 'interrupted';
+  /** Why a run failed, stopped or was interrupted. */
   message?: string;
   method: string;
   /** Budget name (smoke | cpu | gpu | custom). */

@@ -17,6 +17,9 @@ import { stepSchedule, StepSchedule } from '../schedules';
 import { makeTrainStep } from './step';
 import { saveCheckpoint, loadCheckpoint, CheckpointError, StoredTensor } from './checkpoint';
 import { RunRecord, EpochMetrics, gitInfo, writeRunRecord, readRunRecord } from './runRecord';
+import { InterruptedError, InterruptScope, openInterruptScope } from './interrupt';
+import { acquireRunLock, RunLock } from './runLock';
+import { noteRun } from './lastRun';
 import { DeviceError, deviceErrorMessage, takeDeviceErrors } from '../deviceErrors';
 import { buildSslModel, SslModel } from '../methods/index';
 import { deriveSeed, Rng } from '../rng';
@@ -70,6 +73,8 @@ export interface PretrainOptions {
   dataInfo?: Record<string, unknown>;
   /** Backend report for the record (default: the current selection). */
   backend?: BackendReport;
+  /** The lock of runDir when the caller already holds it (runPretraining takes it before clearing a fresh run's folder); default: taken and released here. */
+  lock?: RunLock;
 }
 
 export interface PretrainResult {
@@ -93,6 +98,8 @@ export interface CheckpointMeta {
   epochSeconds: number;
   optimizerStep: number;
   recordSeconds: number;
+  /** Epoch whose end-of-epoch hooks (kNN monitor) were interrupted: they run again on resume. */
+  epochEndPending?: number;
 }
 
 const CKPT = 'checkpoint.ckpt';
@@ -158,8 +165,24 @@ function restoreCheckpoint(file: string, m: SslModel, opt: Optimizer): Checkpoin
   return meta;
 }
 
-/** Runs (or resumes) one pretraining run. */
+/**
+ * Runs (or resumes) one pretraining run. Holds the run folder's lock throughout (a second writer
+ * fails at once); an interrupt (Ctrl-C, Kernel > Interrupt) stops it at the next step boundary
+ * with a checkpoint, the record marked `interrupted`, the model freed and an InterruptedError.
+ */
 export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
+  const what = `pretraining run ${path.basename(opts.runDir)}`;
+  const lock = opts.lock ?? acquireRunLock(opts.runDir, what);
+  const stop = openInterruptScope(what);
+  try {
+    return await pretrainLocked(opts, stop);
+  } finally {
+    stop.close();
+    if (!opts.lock) lock.release();
+  }
+}
+
+async function pretrainLocked(opts: PretrainOptions, stop: InterruptScope): Promise<PretrainResult> {
   const cfg = opts.config;
   const { images, n } = opts.data;
   if (images.length !== n * 32 * 32 * 3) throw new ConfigError(`data: expected ${n} images of 32x32x3 uint8 (${n * 3072} bytes), got ${images.length} bytes`);
@@ -179,6 +202,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   let epochCount = 0;
   let epochSeconds = 0;
   let priorSeconds = 0;
+  let epochEndPending: number | undefined;
   const backend = opts.backend ?? currentBackend() ?? null;
   let record: RunRecord;
   try {
@@ -189,13 +213,18 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
       epochCount = meta.epochCount;
       epochSeconds = meta.epochSeconds;
       priorSeconds = meta.recordSeconds;
+      epochEndPending = meta.epochEndPending;
       record = readRunRecord(recordFile);
       record.epochs = record.epochs.filter((e) => (e.epoch + 1) * stepsPerEpoch <= startStep);
       record.steps = record.steps.filter((s) => s.step < startStep);
-      record.resumedFrom.push(startStep);
+      if (record.status === 'done' && startStep >= totalSteps) {
+        console.log(`loaded finished run ${record.id}: ${totalSteps} steps, ${(record.seconds / 60).toFixed(1)} min`);
+      } else {
+        record.resumedFrom.push(startStep);
+        console.log(`resuming run ${record.id} from step ${startStep} of ${totalSteps}${record.status === 'interrupted' ? ' (where it was interrupted)' : ''}`);
+      }
       record.status = 'running';
       delete record.message;
-      console.log(`resuming ${opts.runDir} from step ${startStep}/${totalSteps}`);
     } else {
       record = {
         format: 'dinotwins-run/1', id: path.basename(opts.runDir), kind: 'pretrain', status: 'running', method: cfg.method,
@@ -212,6 +241,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   }
   record.seconds = priorSeconds;
   writeRunRecord(recordFile, record);
+  noteRun({ record, model: null });
 
   const batch = new Uint8Array(cfg.batchSize * 3072);
   let perm: Int32Array | undefined;
@@ -259,12 +289,13 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     }
   };
 
-  const checkpoint = async (step: number): Promise<void> => {
+  const checkpoint = async (step: number, pendingEpoch?: number): Promise<void> => {
     await flush();
     // GPU error events can arrive just after the read-back: give them a turn before writing.
     await new Promise((r) => setImmediate(r));
     checkDevice([]);
     const meta: CheckpointMeta = { step, config: cfg, rng: { seed: cfg.seed, step }, epochSums, epochCount, epochSeconds, optimizerStep: 0, recordSeconds: record.seconds };
+    if (pendingEpoch !== undefined) meta.epochEndPending = pendingEpoch;
     await writeCheckpoint(ckptFile, model, opt, meta);
     lastGood = step;
     record.checkpoint = ckptFile;
@@ -272,8 +303,35 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     writeRunRecord(recordFile, record);
   };
 
+  /** Interrupted at a step boundary: checkpoint, mark the record, then throw (the catch below frees the model). */
+  const stopHere = async (step: number, pendingEpoch?: number): Promise<never> => {
+    await checkpoint(step, pendingEpoch);
+    const during = pendingEpoch !== undefined ? ` (in the evaluation after epoch ${pendingEpoch + 1}, which runs again on resume)` : '';
+    record.status = 'interrupted';
+    record.message = `interrupted at step ${step} of ${totalSteps}${during}; re-run to resume`;
+    writeRunRecord(recordFile, record);
+    throw new InterruptedError(`run ${record.id} was interrupted at step ${step} of ${totalSteps}${during}; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.`);
+  };
+  /** End-of-epoch hooks (kNN monitor); false when an interrupt stopped them (feature extraction checks it). */
+  const epochHooks = async (metrics: EpochMetrics): Promise<boolean> => {
+    try {
+      const extra = await opts.callbacks?.onEpochEnd?.({ epoch: metrics.epoch, totalEpochs: cfg.epochs, metrics, model, record });
+      if (extra) Object.assign(metrics.extra, extra);
+      return true;
+    } catch (e) {
+      if (e instanceof InterruptedError) return false;
+      throw e;
+    }
+  };
+
   try {
+    if (epochEndPending !== undefined) {
+      const metrics = record.epochs.find((e) => e.epoch === epochEndPending);
+      if (metrics && !(await epochHooks(metrics))) await stopHere(startStep, epochEndPending);
+      await checkpoint(startStep);
+    }
     for (let step = startStep; step < stopAt; step++) {
+      if (await stop.poll()) await stopHere(step);
       const tStep = Date.now();
       const s = stepSchedule(cfg, step, stepsPerEpoch);
       const inEpoch = step % stepsPerEpoch;
@@ -299,13 +357,13 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
         const means = Object.fromEntries(Object.entries(epochSums).map(([k, v]) => [k, v / Math.max(1, epochCount)]));
         const metrics: EpochMetrics = { epoch, means, extra: {}, seconds: epochSeconds, lr: s.lr };
         record.epochs.push(metrics);
-        const extra = await opts.callbacks?.onEpochEnd?.({ epoch, totalEpochs: cfg.epochs, metrics, model, record });
-        if (extra) Object.assign(metrics.extra, extra);
         epochSums = {};
         epochCount = 0;
         epochSeconds = 0;
+        const hooksDone = await epochHooks(metrics);
         t0 = Date.now();
         stepsSinceT0 = 0;
+        if (!hooksDone) await stopHere(done, epoch);
         await checkpoint(done);
       } else if (done % cfg.checkpointEvery === 0) {
         await checkpoint(done);
@@ -316,17 +374,21 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     record.status = stopAt >= totalSteps ? 'done' : 'stopped';
     if (record.status === 'stopped') record.message = `stopped after step ${stopAt} of ${totalSteps} (stopAfterSteps); resume to continue`;
     writeRunRecord(recordFile, record);
+    noteRun({ record, model });
     return { record, model, recordFile };
   } catch (e) {
     for (const it of pending) tf.dispose(Object.values(it.tensors));
-    record.status = 'failed';
-    record.message = (e as Error).message;
-    writeRunRecord(recordFile, record);
+    if (!(e instanceof InterruptedError && record.status === 'interrupted')) {
+      record.status = 'failed';
+      record.message = (e as Error).message;
+      writeRunRecord(recordFile, record);
+    }
+    noteRun({ record, model: null });
     model.dispose();
     opt.dispose();
     throw e;
   } finally {
-    if (record.status !== 'failed') opt.dispose();
+    if (record.status !== 'failed' && record.status !== 'interrupted') opt.dispose();
     // A backend that caches freed device memory (WebGPU keeps every buffer for reuse at its exact
     // size, forever) gives the run's activations back, so a later run of another model (or a
     // linear probe) does not stack its cache on this one.
