@@ -363,3 +363,28 @@ test('lib/notebook records unhandled rejections and timer exceptions (child proc
   assert.match(res.thrown, /^2 asynchronous error\(s\)/);
   assert.equal(res.after, 0);
 });
+
+test('integer x values (epochs) get integer ticks: no 1.5 epochs between two points', async () => {
+  const svg = await renderSvg(lineChartSpec([{ name: 'kNN', x: [1, 2], y: [12, 13] }], { xLabel: 'epoch', points: true }));
+  const axes = [...svg.matchAll(/<g class="mark-text role-axis-label"[^>]*>(.*?)<\/g>/gs)].map((g) => [...g[1].matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => t[1]));
+  assert.deepEqual(axes[0], ['1', '2']);
+  const steps = lineChartSpec({ loss: Array.from({ length: 500 }, (_, i) => 1 / (i + 1)) }) as { encoding: { x: { axis?: unknown } } };
+  assert.deepEqual(steps.encoding.x.axis, { tickMinStep: 1, format: 'd' }, 'a long integer range asks for whole steps');
+  const frac = lineChartSpec([{ name: 'a', x: [0.5, 1.5], y: [1, 2] }]) as { encoding: { x: { axis?: unknown } } };
+  assert.equal(frac.encoding.x.axis, undefined);
+});
+
+test('a progress bar that was never updated draws nothing on done() (a reloaded run shows no empty bar)', () => {
+  const writes: string[] = [];
+  const stream = { isTTY: true, columns: 200, write: (s: string) => (writes.push(s), true) } as unknown as NodeJS.WriteStream;
+  const bar = progress({ total: 16, stream, mode: 'tty' });
+  bar.done();
+  assert.deepEqual(writes, []);
+  const k = fakeTslab();
+  try {
+    progress({ total: 16, label: 'Barlow Twins' }).done();
+    assert.equal(k.sent.length, 0, 'no display in a notebook either');
+  } finally {
+    k.remove();
+  }
+});

@@ -157,9 +157,16 @@ export class ProgressBar {
     this.update(this.step + n, metrics);
   }
 
-  /** Draws the final state (always) and ends the line in a terminal. Idempotent. */
+  /**
+   * Draws the final state and ends the line in a terminal. Idempotent. A bar that was never
+   * updated draws nothing (a reloaded finished run has no progress to show, not an empty bar).
+   */
   done(metrics: Metrics = {}): void {
     if (this.finished) return;
+    if (this.first == null) {
+      this.finished = true;
+      return;
+    }
     this.metrics = { ...this.metrics, ...metrics };
     this.draw(true);
     this.finished = true;

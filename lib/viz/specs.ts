@@ -127,6 +127,12 @@ export function lineChartSpec(series: SeriesInput, options: Partial<LineChartOpt
   const o = { ...DEFAULT_LINE_CHART_OPTIONS, ...options };
   const list = toSeriesList(series);
   const rows = seriesRows(list, o);
+  // Integer x values (epochs, steps) get integer ticks: no "1.2 epochs" between two points. A short
+  // range lists its ticks (vega still placed one at 1.5 with tickMinStep: 1), a long one asks for whole steps.
+  const integerX = !o.logX && rows.length > 0 && rows.every((r) => Number.isInteger(r.x));
+  const xs = rows.map((r) => r.x);
+  const [x0, x1] = integerX ? [Math.min(...xs), Math.max(...xs)] : [0, 0];
+  const xAxis = !integerX ? {} : { axis: x1 - x0 <= 20 ? { values: Array.from({ length: x1 - x0 + 1 }, (_, k) => x0 + k), format: 'd' } : { tickMinStep: 1, format: 'd' } };
   return {
     $schema: SCHEMA,
     ...titled(o.title),
@@ -136,7 +142,7 @@ export function lineChartSpec(series: SeriesInput, options: Partial<LineChartOpt
     data: { values: rows },
     mark: { type: 'line', point: o.points, interpolate: o.interpolate, clip: true },
     encoding: {
-      x: { field: 'x', type: 'quantitative', title: o.xLabel, scale: o.logX ? { type: 'log' } : { zero: false } },
+      x: { field: 'x', type: 'quantitative', title: o.xLabel, scale: o.logX ? { type: 'log' } : { zero: false }, ...xAxis },
       y: { field: 'y', type: 'quantitative', title: o.yLabel, scale: o.logY ? { type: 'log' } : { zero: false } },
       color: { field: 'series', type: 'nominal', title: null, sort: list.map((s) => s.name) },
     },
