@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
 import { Rng } from '../lib/rng';
 import { ParamStore } from '../lib/nn/params';
+import type { ConfigLayer } from '../lib/config';
 
 /** max |a - b| / max |a|: the error relative to the tensor's scale. */
 export function relErr(a: Float32Array, b: Float32Array): number {
@@ -53,3 +54,12 @@ export function randomiseParams(params: ParamStore, seed: number): void {
     tf.tidy(() => v.assign(tf.tensor(r, v.shape)));
   });
 }
+
+/** Tiny but complete runs on the cpu backend: ResNet-18 of width 2 on 16x16 global and 8x8 local views (use it as a budget layer). */
+export const TINY_RUN: ConfigLayer = {
+  backbone: { kind: 'resnet', depth: 18, width: 2 },
+  epochs: 2, batchSize: 8, seed: 3, warmupEpochs: 1, logEvery: 1, checkpointEvery: 3,
+  augment: { globalSize: 16, localSize: 8, nLocal: 1 },
+  projector: { hidden: 16, out: 16, layers: 2 },
+  dino: { head: { out: 32, hidden: 16, bottleneck: 8 }, warmupTeacherTempEpochs: 1 },
+};

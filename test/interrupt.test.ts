@@ -27,25 +27,11 @@ import { buildBackbone } from '../lib/models/index';
 import { BUDGETS } from '../lib/budget';
 import { loadExperimentData, runBaseline } from '../lib/experiment';
 import { cifarSource, startCli, cliArgs, cliConfig, until } from './cli-helpers';
+import { TINY_RUN } from './helpers';
 
 const data = generateFixtureSplit(40, 5);
 
-// The cpu backend prints a "install tfjs-node" banner at its first tensor: not about these tests.
-const quietCpu = async (): Promise<void> => {
-  await tf.setBackend('cpu');
-  const warn = console.warn;
-  console.warn = () => {};
-  tf.tensor(0).dispose();
-  console.warn = warn;
-};
-const TINY: ConfigLayer = {
-  backbone: { kind: 'resnet', depth: 18, width: 2 },
-  epochs: 2, batchSize: 8, seed: 3, warmupEpochs: 1, logEvery: 1, checkpointEvery: 3,
-  augment: { globalSize: 16, localSize: 8, nLocal: 1 },
-  projector: { hidden: 16, out: 16, layers: 2 },
-  dino: { head: { out: 32, hidden: 16, bottleneck: 8 }, warmupTeacherTempEpochs: 1 },
-};
-const cfg = (method: Method) => resolveConfig({ method }, { budget: TINY }); // TINY acts as a budget: each method keeps the keys it reads
+const cfg = (method: Method) => resolveConfig({ method }, { budget: TINY_RUN }); // TINY_RUN acts as a budget: each method keeps the keys it reads
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dt-int-'));
 const losses = (dir: string) => readRunRecord(path.join(dir, 'record.json')).steps.map((s) => [s.step, s.loss]);
 
@@ -99,7 +85,7 @@ test('a scope owns SIGINT: the first signal asks loops to stop, the second goes 
 });
 
 test('pretraining interrupted mid-epoch: checkpoint at that step, record interrupted, memory freed, lock released; resuming gives the same weights bit for bit (cpu)', async () => {
-  await quietCpu();
+  await tf.setBackend('cpu');
   for (const method of ['dino-twins', 'barlow'] as Method[]) {
     const c = cfg(method);
     const full = tmp();
@@ -137,7 +123,7 @@ test('pretraining interrupted mid-epoch: checkpoint at that step, record interru
 });
 
 test('an interrupt during the end-of-epoch evaluation (feature extraction) stops there; the resume runs that evaluation again and finishes identically', async () => {
-  await quietCpu();
+  await tf.setBackend('cpu');
   const c = cfg('barlow');
   const evalOnce = async (info: { model: PretrainResult['model'] }, interrupt: boolean) => {
     if (interrupt) requestInterrupt();
@@ -173,7 +159,7 @@ test('an interrupt during the end-of-epoch evaluation (feature extraction) stops
 });
 
 test('the linear probe and the supervised baseline stop at their next step; the baseline resumes to the same weights', async () => {
-  await quietCpu();
+  await tf.setBackend('cpu');
   const dim = 8;
   const feats = (n: number, seed: number) => Float32Array.from({ length: n * dim }, (_, i) => Math.sin(i * 0.37 + seed));
   const labels = (n: number) => Array.from({ length: n }, (_, i) => i % 10);
@@ -208,7 +194,7 @@ test('the linear probe and the supervised baseline stop at their next step; the 
 });
 
 test('runBaseline: an interrupted supervised baseline keeps a checkpoint and an interrupted record; re-running resumes to the same weights', async () => {
-  await quietCpu();
+  await tf.setBackend('cpu');
   const env = { runs: process.env.DINOTWINS_RUNS, data: process.env.DINOTWINS_DATA };
   const warn = console.warn;
   const log = console.log;

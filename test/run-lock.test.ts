@@ -22,14 +22,6 @@ import { cifarSource, startCli, cliArgs, cliConfig } from './cli-helpers';
 const ROOT = path.join(__dirname, '..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dt-lock-'));
 
-// The cpu backend prints a "install tfjs-node" banner at its first tensor: not about these tests.
-const quietCpu = async (): Promise<void> => {
-  await tf.setBackend('cpu');
-  const warn = console.warn;
-  console.warn = () => {};
-  tf.tensor(0).dispose();
-  console.warn = warn;
-};
 
 function fakeLock(dir: string, over: Partial<LockInfo>): void {
   const info: LockInfo = {
@@ -122,7 +114,7 @@ test('a process that exits frees its locks; one that is killed leaves a lock the
 });
 
 test('two pretraining runs on one folder in one process (two notebook cells): the second is refused at once, the first finishes intact', async () => {
-  await quietCpu();
+  await tf.setBackend('cpu');
   const data = generateFixtureSplit(40, 5);
   const c = resolveConfig({ method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 2 }, epochs: 1, batchSize: 8, augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 2 } });
   const dir = path.join(tmp(), 'run');

@@ -9,18 +9,11 @@ import { resolveConfig, ConfigError, ConfigLayer, PretrainConfig, Method } from 
 import { CheckpointError, loadCheckpoint } from '../lib/train/checkpoint';
 import { readRunRecord } from '../lib/train/runRecord';
 import { generateFixtureSplit } from '../lib/data/index';
+import { TINY_RUN } from './helpers';
 
-// Tiny but complete runs on the cpu backend: ResNet-18 of width 2 on 16x16 global and 8x8 local views.
 const data = generateFixtureSplit(40, 5);
-const TINY: ConfigLayer = {
-  backbone: { kind: 'resnet', depth: 18, width: 2 },
-  epochs: 2, batchSize: 8, seed: 3, warmupEpochs: 1, logEvery: 1, checkpointEvery: 3,
-  augment: { globalSize: 16, localSize: 8, nLocal: 1 },
-  projector: { hidden: 16, out: 16, layers: 2 },
-  dino: { head: { out: 32, hidden: 16, bottleneck: 8 }, warmupTeacherTempEpochs: 1 },
-};
-// TINY acts as a budget: each method keeps the keys it reads.
-const cfg = (method: Method, over: ConfigLayer = {}) => resolveConfig({ ...over, method }, { budget: TINY });
+// TINY_RUN acts as a budget: each method keeps the keys it reads.
+const cfg = (method: Method, over: ConfigLayer = {}) => resolveConfig({ ...over, method }, { budget: TINY_RUN });
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'dt-train-'));
 const losses = (dir: string) => readRunRecord(path.join(dir, 'record.json')).steps.map((s) => [s.step, s.loss]);
 
