@@ -19,7 +19,6 @@ import base64
 import copy
 import glob
 import os
-import re
 import sys
 import time
 
@@ -125,36 +124,13 @@ class SvgAsDataUri:
         return nb, resources
 
 
-TEX = re.compile(r'\$|\\\(|\\\[|\\begin\{')
-MATHJAX = re.compile(r'<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->', re.S)
-LOCAL_SCRIPT = re.compile(r'<script src="file://([^"?]+)"></script>')
-
-
-def self_contained(body, nb):
-    """An HTML export that opens on any machine, offline: scripts the exporter links from the local
-    disk (Debian's nbconvert points RequireJS at file:///usr/share/javascript/...) are inlined, and
-    MathJax, which would also load from there and leaves a "Loading [MathJax]" banner where it is
-    missing, is dropped when no markdown cell has TeX. Anything still pointing at file:// is an error."""
-    if not any(c.cell_type == 'markdown' and TEX.search(text_of(c.source)) for c in nb.cells):
-        body = MATHJAX.sub('', body)
-
-    def inline(m):
-        with open(m.group(1), encoding='utf-8') as f:
-            return '<script>\n' + f.read().replace('</script', '<\\/script') + '\n</script>'
-    body = LOCAL_SCRIPT.sub(inline, body)
-    left = sorted(set(re.findall(r'file://[^"\' )]+', body)))
-    if left:
-        raise RuntimeError('the HTML export still loads local files: %s' % ', '.join(left))
-    return body
-
-
 def export_html(nb, path):
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(template_name='lab')
     exporter.register_preprocessor(SvgAsDataUri(), enabled=True)
     body, _ = exporter.from_notebook_node(copy.deepcopy(nb))
     with open(path, 'w', encoding='utf-8') as f:
-        f.write(self_contained(body, nb))
+        f.write(body)
 
 
 class KernelStartError(Exception):
