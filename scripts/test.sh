@@ -26,7 +26,7 @@ if [[ -z "${SLURM_TEST_UNAVAILABLE:-}" ]] && ! { command -v scontrol >/dev/null 
 fi
 shopt -s nullglob
 files=(test/*.test.ts)
-node --import tsx --import ./test/setup/quiet-tfjs-banner.ts --test --test-concurrency=1 "${files[@]}"
+node --import tsx --import ./test/setup/quiet-tfjs-banner.mjs --test --test-concurrency=1 "${files[@]}"
 # A real tslab kernel driven by Debian's jupyter_client (test/kernel/test_interrupt.py): Kernel >
 # Interrupt stops training at the next step and re-running resumes to the same weights; one writer
 # per run folder; stale locks of killed kernels. Skipped, visibly, only where jupyter_client is missing.
