@@ -228,10 +228,15 @@ def main():
             t_int = time.time()
             k1.km.interrupt_kernel()
             k1.pump(ex, timeout=120)
+            k1.drain(ex, 0.5)  # the cell's output can trail its reply (as in run())
             stop_s = ex['reply_at'] - t_int
             rec = record('int')
             log(f'# interrupted when the bar showed step {seen}; the cell ended {stop_s:.2f} s later; record: {rec["status"]} at step {rec["step"]}')
-            last_line = ex['stderr'].strip().splitlines()[-1] if ex['stderr'].strip() else ''
+            # The notice printed when the signal arrives ("interrupt: stopping … at the next step boundary")
+            # is a stream line: tslab flushes streams in batches, so it can reach the client after the
+            # cell's error. The cell's own last line is the error's.
+            lines = [l for l in ex['stderr'].strip().splitlines() if not l.startswith('interrupt: stopping ')]
+            last_line = lines[-1] if lines else ''
             log(f'# the cell\'s last line: {last_line}')
             lag = 1 + int(0.25 / step_s + 0.999)  # the bar redraws at most 4 times a second
             check(ex['reply']['status'] == 'error', 'the interrupted cell ends (status error: Run All stops there)')
