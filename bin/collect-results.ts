@@ -1,6 +1,8 @@
 /**
  * Copies a budget's run records into results/<budget>/ (without checkpoints) and writes the results
- * table as Markdown with the machine and the date, so committed numbers trace to their records.
+ * as Markdown with the machine and the date, so committed numbers trace to their records: each
+ * method as mean ± std over its seeds beside the original project's table, which differences are
+ * beyond seed noise (Welch's t-test), and the per-run table. Main runs only (not ablations/, sweeps/).
  *   npx tsx bin/collect-results.ts --budget cpu
  */
 import * as fs from 'fs';
@@ -10,7 +12,11 @@ import { parseArgs } from 'util';
 import { BUDGETS, BudgetName, BUDGETS_NAMES } from '../lib/budget';
 import { runsDir } from '../lib/train/runName';
 import { listRunRecords } from '../lib/train/runRecord';
-import { resultRows, ORIGINAL_RESULTS } from '../lib/report';
+import { resultRows } from '../lib/report';
+import { isMainRunFile, seedGroups } from '../lib/seedGroups';
+import { compareSeedGroups, seedNoiseNote } from '../lib/seedCompare';
+import { comparisonRows, oursVsOriginalRows, seedGroupRunsRows } from '../lib/resultsTable';
+import { markdownTable } from '../lib/viz/table';
 import { repoRoot } from '../lib/data/index';
 import { writeFileAtomic } from '../lib/util/atomic';
 
@@ -19,11 +25,15 @@ const name = values.budget ?? 'cpu';
 if (!(BUDGETS_NAMES as readonly string[]).includes(name)) throw new Error(`--budget "${name}" is not one of ${BUDGETS_NAMES.join(', ')}`);
 const budget = BUDGETS[name as BudgetName];
 const out = path.join(repoRoot(), 'results', budget.name);
-const recs = listRunRecords(runsDir(budget)).filter((r) => r.record.status === 'done');
+const root = runsDir(budget);
+const recs = listRunRecords(root).filter((r) => r.record.status === 'done' && isMainRunFile(r.file, root));
 if (recs.length === 0) throw new Error(`no finished runs in ${runsDir(budget)}`);
 fs.mkdirSync(path.join(out, 'runs'), { recursive: true });
 for (const { file, record } of recs) writeFileAtomic(path.join(out, 'runs', `${record.id}.json`), fs.readFileSync(file));
 const rows = resultRows(recs.map((r) => r.record));
+const groups = seedGroups(recs.map((r) => r.record));
+const linear = compareSeedGroups(groups, { metric: 'linearTest' });
+const knn = compareSeedGroups(groups, { metric: 'knnTest' });
 const fmt = (v: number | null) => (v === null ? '—' : v.toFixed(2));
 const cpu = os.cpus();
 const lines = [
@@ -34,15 +44,27 @@ const lines = [
   '',
   'Every number below comes from the run record in `runs/` (same file name as the run), written by the training and probe code; kNN val is the last epoch of the monitor on the validation split, the test columns are evaluated once at the end (frozen encoder, inference mode).',
   '',
+  '## Ours beside the original project',
+  '',
+  `Each row of ours is one config over its training seeds: mean ± sample std (n - 1); \`config\` is the hash of the config without the seed. The original project (ArthurZucker/DeepLearningProject) reports one linear-probe top-1 % on CIFAR-10 per method, with ResNet-50 / ViT-T/4 and its own protocol, so compare the ordering of methods more than the absolute values.`,
+  '',
+  markdownTable(oursVsOriginalRows(groups, budget.name)),
+  '',
+  'Seeds and runs of each row:',
+  '',
+  markdownTable(seedGroupRunsRows(groups)),
+  '',
+  '## Which differences are beyond seed noise',
+  '',
+  `Welch's t-test between every two rows on the same backbone; \`higher\` has the higher mean, \`detectable\` is the smallest difference these spreads and seed counts could call beyond noise. ${seedNoiseNote([...linear, ...knn])}`,
+  '',
+  markdownTable(comparisonRows([...linear, ...knn].filter((c) => c.verdict !== 'not testable'))),
+  '',
+  '## Every run',
+  '',
   '| method | backbone | epochs | kNN val % | kNN test % | linear val % | linear test % | minutes | backend | run |',
   '|---|---|---|---|---|---|---|---|---|---|',
   ...rows.sort((a, b) => (b.linearTest ?? -1) - (a.linearTest ?? -1)).map((r) => `| ${r.method} | ${r.backbone} | ${r.epochs} | ${fmt(r.knnVal)} | ${fmt(r.knnTest)} | ${fmt(r.linearVal)} | ${fmt(r.linearTest)} | ${r.minutes} | ${r.backend} | ${r.run} |`),
-  '',
-  'The original project (ArthurZucker/DeepLearningProject), linear probe top-1 % on CIFAR-10:',
-  '',
-  '| method | backbone | top-1 % |',
-  '|---|---|---|',
-  ...ORIGINAL_RESULTS.map((r) => `| ${r.method} | ${r.backbone} | ${r.top1} |`),
   '',
 ];
 writeFileAtomic(path.join(out, 'results.md'), lines.join('\n'));

@@ -72,5 +72,12 @@ export { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNEL_DEFAULTS 
 export { gpuPoolStats, trimGpuPool } from './kernels/webgpu/pool';
 export type { GpuPoolStats } from './kernels/webgpu/pool';
 export * from './report';
+// Results over training seeds: groups, Welch's test between rows, the table beside the original project's.
+export * from './stats/describe';
+export * from './stats/studentT';
+export * from './stats/welch';
+export * from './seedGroups';
+export * from './seedCompare';
+export * from './resultsTable';
 export { useWasmThreads, wasmThreadsCount, stopWasmThreads, threadCpuSeconds, WASM_THREADS_DEFAULTS } from './kernels/wasm/threads';
 export type { WasmThreadsOptions } from './kernels/wasm/threads';

@@ -94,7 +94,7 @@ export function distribution(
   return showChart(distributionSpec(series, options), { alt: options.title || 'distribution', ...options });
 }
 
-/** Bar chart of results, optionally grouped and with error bars. */
+/** Bar chart of results, optionally grouped, with error bars and individual points (e.g. mean ± std over seeds, one dot per seed). */
 export function barChart(
   data: readonly BarDatum[] | Readonly<Record<string, number>>,
   options: Partial<BarChartOptions & ShowOptions> = {},

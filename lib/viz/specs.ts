@@ -446,7 +446,7 @@ export function distributionSpec(series: SeriesInput, options: Partial<Distribut
   return lineChartSpec(list, o);
 }
 
-/** One bar: a label, its value, an optional group (colour, side by side) and error (± whisker). */
+/** One bar: a label, its value, an optional group (colour, side by side), error (± whisker) and points (e.g. one per seed). */
 export interface BarDatum {
   /** Category on the axis. */
   label: string;
@@ -456,6 +456,8 @@ export interface BarDatum {
   group?: string;
   /** Optional half-width of an error bar. */
   error?: number;
+  /** Optional individual values drawn as dots over the bar (the seeds behind a mean). */
+  points?: readonly number[];
 }
 
 /** Options of {@link barChartSpec}. */
@@ -490,6 +492,8 @@ export function barChartSpec(
   if (list.length === 0) throw new Error('barChart: no bars given');
   for (const d of list) {
     if (!Number.isFinite(d.value)) throw new Error(`barChart: bar '${d.label}' has non-finite value ${d.value}`);
+    if (d.error != null && !(d.error >= 0)) throw new Error(`barChart: bar '${d.label}' has error ${d.error}; it must be a finite half-width >= 0`);
+    for (const p of d.points ?? []) if (!Number.isFinite(p)) throw new Error(`barChart: bar '${d.label}' has non-finite point ${p}`);
   }
   const grouped = list.some((d) => d.group != null);
   const hasErr = list.some((d) => d.error != null && d.error > 0);
@@ -499,6 +503,8 @@ export function barChartSpec(
     value: round6(d.value),
     lo: round6(d.value - (d.error ?? 0)),
     hi: round6(d.value + (d.error ?? 0)),
+    // The value label sits above the whisker and the points, not inside them.
+    top: round6(Math.max(d.value + (d.error ?? 0), ...(d.points ?? []))),
     text: Math.abs(d.value) >= 100 ? d.value.toFixed(1) : Number(d.value.toPrecision(3)).toString(),
   }));
   const cat = o.horizontal ? 'y' : 'x';
@@ -513,8 +519,18 @@ export function barChartSpec(
   const layers: unknown[] = [{ mark: { type: 'bar' }, encoding: base }];
   if (hasErr) {
     layers.push({
+      // Whiskers only where there is an error to show (no zero-length rules on bars without one).
+      transform: [{ filter: 'datum.hi > datum.lo' }],
       mark: { type: 'rule', color: 'black' },
       encoding: { ...base, color: undefined, [val]: { field: 'lo', type: 'quantitative' }, [`${val}2`]: { field: 'hi' } },
+    });
+  }
+  const points = list.flatMap((d) => (d.points ?? []).map((p) => ({ label: d.label, group: d.group ?? '', value: round6(p) })));
+  if (points.length) {
+    layers.push({
+      data: { values: points },
+      mark: { type: 'point', filled: true, color: 'black', opacity: 0.7, size: 24 },
+      encoding: { ...base, color: undefined },
     });
   }
   if (o.showValues) {
@@ -522,7 +538,7 @@ export function barChartSpec(
       mark: o.horizontal
         ? { type: 'text', align: 'left', dx: 3, baseline: 'middle' }
         : { type: 'text', baseline: 'bottom', dy: -2 },
-      encoding: { ...base, color: undefined, text: { field: 'text' } },
+      encoding: { ...base, color: undefined, [val]: { field: 'top', type: 'quantitative' }, text: { field: 'text' } },
     });
   }
   return {

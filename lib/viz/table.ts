@@ -117,3 +117,16 @@ export function table(data: ArqueroLike | readonly Record<string, unknown>[], op
   Object.defineProperty(result, inspect.custom, { enumerable: false, value: () => (shown ? `[table: ${total} rows, shown]` : text) });
   return result;
 }
+
+/** GitHub Markdown table of row objects (results.md); '|' in cells is escaped, numbers formatted as in {@link table}. */
+export function markdownTable(rows: readonly Record<string, unknown>[], digits = DEFAULT_TABLE_OPTIONS.digits): string {
+  if (rows.length === 0) return '';
+  const cols = columnsOf(rows);
+  const cell = (v: unknown) => formatCell(v, digits).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const numeric = cols.map((c) => rows.every((r) => r[c] == null || typeof r[c] === 'number'));
+  return [
+    `| ${cols.map(cell).join(' | ')} |`,
+    `|${numeric.map((n) => (n ? '---:' : '---')).join('|')}|`,
+    ...rows.map((r) => `| ${cols.map((c) => cell(r[c])).join(' | ')} |`),
+  ].join('\n');
+}
