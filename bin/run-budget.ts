@@ -1,24 +1,25 @@
 /**
  * Runs a whole budget outside Jupyter, exactly as the notebooks do (same configs, same run
- * folders): pretraining of each method, the random-init and supervised baselines, then the frozen
- * linear probe of every run. Finished steps are skipped, so it can be re-run after an interruption.
+ * folders): pretraining of each method and the random-init and supervised baselines, each followed
+ * by its frozen linear probe. Finished steps are skipped, so it can be re-run after an interruption.
+ * Only the runs this command names are probed, so two of these commands can share a budget folder.
  *   npx tsx bin/run-budget.ts --budget cpu [--only barlow,dino,dino-twins,random-init,supervised] [--no-probe]
  *                             [--override '{"dino":{"emaMomentum":0.99}}']   (config overrides for the methods: an ablation run gets its own folder;
  *                             a key one of the --only methods does not read is an error)
+ *                             [--seeds 0,1,2]   (every selected method and baseline once per seed; default: the config's seed, 0)
  */
 import { parseArgs } from 'util';
 import * as path from 'path';
 import { selectBackend } from '../lib/backend';
 import { BUDGETS, BudgetName, BUDGETS_NAMES, experimentConfig } from '../lib/budget';
-import { loadExperimentData, runPretraining, runBaseline, probeRun } from '../lib/experiment';
-import { runsDir } from '../lib/train/runName';
-import { listRunRecords } from '../lib/train/runRecord';
+import { loadExperimentData, runPretraining, runBaseline, probeRun, baselineDir, ExperimentData } from '../lib/experiment';
+import { readRunRecord } from '../lib/train/runRecord';
 import { METHODS, Method, PretrainConfig, ConfigLayer } from '../lib/config';
 import { progress } from '../lib/viz/progress';
 import { InterruptedError } from '../lib/train/interrupt';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { budget: { type: 'string' }, only: { type: 'string' }, 'no-probe': { type: 'boolean' }, override: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ options: { budget: { type: 'string' }, only: { type: 'string' }, 'no-probe': { type: 'boolean' }, override: { type: 'string' }, seeds: { type: 'string' } }, strict: true });
   const name = values.budget ?? 'smoke';
   if (!(BUDGETS_NAMES as readonly string[]).includes(name)) throw new Error(`--budget "${name}" is not one of ${BUDGETS_NAMES.join(', ')}`);
   const budget = BUDGETS[name as BudgetName];
@@ -32,16 +33,22 @@ async function main(): Promise<void> {
     } catch (e) {
       throw new Error(`--override is not valid JSON: ${(e as Error).message}`);
     }
-    // Validate before loading data or training (resolveConfig names the bad field).
-    for (const m of only) if ((METHODS as readonly string[]).includes(m)) experimentConfig(m as Method, budget, overrides);
   }
+  const seeds = values.seeds === undefined ? [undefined] : values.seeds.split(',').map((v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new Error(`--seeds: "${v}" is not a non-negative integer (use e.g. --seeds 0,1,2)`);
+    return n;
+  });
+  if (seeds[0] !== undefined && overrides.seed !== undefined) throw new Error('--seeds and a "seed" in --override say the same thing; keep one');
+  // Validate before loading data or training (resolveConfig names the bad field).
+  for (const m of only) if ((METHODS as readonly string[]).includes(m)) for (const seed of seeds) experimentConfig(m as Method, budget, seed === undefined ? overrides : { ...overrides, seed });
   await selectBackend();
   const data = await loadExperimentData(budget);
   console.log(`data: ${data.source}\n${data.protocol.split}`);
-  for (const m of only) {
+  for (const seed of seeds) for (const m of only) {
     const t0 = Date.now();
     if ((METHODS as readonly string[]).includes(m)) {
-      const cfg = experimentConfig(m as Method, budget, overrides);
+      const cfg = experimentConfig(m as Method, budget, seed === undefined ? overrides : { ...overrides, seed });
       const bar = progress({ total: cfg.epochs * Math.floor(data.train.n / cfg.batchSize), label: m });
       const r = await runPretraining(cfg, budget, data, {
         onStep: (s) => bar.update(s.step + 1, { loss: s.values.loss }),
@@ -50,22 +57,28 @@ async function main(): Promise<void> {
       bar.done();
       r.model.dispose();
       console.log(`${m}: ${r.record.status} in ${((Date.now() - t0) / 1000).toFixed(0)} s -> ${r.recordFile}`);
+      if (!values['no-probe']) await probe(r.recordFile, data, budget.probeEpochs);
     } else {
-      const rec = await runBaseline(m as 'random-init' | 'supervised', budget.pretrain.backbone, budget, data);
+      const kind = m as 'random-init' | 'supervised';
+      const baselineSeed = seed ?? (overrides.seed as number | undefined) ?? 0;
+      const rec = await runBaseline(kind, budget.pretrain.backbone, budget, data, { seed: baselineSeed });
       console.log(`${m}: ${rec.status} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      if (!values['no-probe']) await probe(path.join(baselineDir(kind, budget, baselineSeed), 'record.json'), data, budget.probeEpochs);
     }
   }
-  if (values['no-probe']) return;
-  for (const { file, record } of listRunRecords(runsDir(budget))) {
-    if (!only.includes(record.method) || record.status !== 'done') continue;
-    if (record.results.linearProbe) {
-      console.log(`${record.id}: already probed`);
-      continue;
-    }
-    const t0 = Date.now();
-    const p = await probeRun(file, data, budget.probeEpochs);
-    console.log(`${path.basename(path.dirname(file))}: linear val ${p.linear.valTop1.toFixed(2)}%, test ${p.linear.testTop1?.toFixed(2)}%, kNN test ${p.knnTestTop1.toFixed(2)}% (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+}
+
+/** The frozen linear probe and test kNN of one finished run, unless its record already has them. */
+async function probe(recordFile: string, data: ExperimentData, probeEpochs: number): Promise<void> {
+  const record = readRunRecord(recordFile);
+  if (record.status !== 'done') return;
+  if (record.results.linearProbe) {
+    console.log(`${record.id}: already probed`);
+    return;
   }
+  const t0 = Date.now();
+  const p = await probeRun(recordFile, data, probeEpochs);
+  console.log(`${path.basename(path.dirname(recordFile))}: linear val ${p.linear.valTop1.toFixed(2)}%, test ${p.linear.testTop1?.toFixed(2)}%, kNN test ${p.knnTestTop1.toFixed(2)}% (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 }
 
 main().catch((e) => {

@@ -146,7 +146,7 @@ async function saveBackboneCheckpoint(file: string, ps: ParamStore, meta: Record
  */
 export async function runBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, opts: { seed?: number; epochs?: number; batchSize?: number; onStep?: (step: number, total: number, values: Record<string, number>) => void } = {}): Promise<RunRecord> {
   const seed = opts.seed ?? 0;
-  const dir = path.join(runsDir(budget), kind);
+  const dir = baselineDir(kind, budget, seed);
   fs.mkdirSync(dir, { recursive: true });
   const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.pretrain.batchSize };
   const recordFile = path.join(dir, 'record.json');
@@ -164,6 +164,11 @@ export async function runBaseline(kind: 'random-init' | 'supervised', backboneCf
   }
 }
 
+/** A baseline's run folder: one per kind and seed (runs/<budget>/<kind>-s<seed>), so seeds sit side by side. */
+export function baselineDir(kind: 'random-init' | 'supervised', budget: Budget, seed: number): string {
+  return path.join(runsDir(budget), `${kind}-s${seed}`);
+}
+
 interface BaselineConfig {
   method: string;
   backbone: BackboneConfig;
@@ -176,11 +181,11 @@ interface BaselineConfig {
 type SupervisedResumeMeta = Omit<SupervisedResumeState, 'params' | 'optimizer'>;
 
 async function trainBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, config: BaselineConfig, old: RunRecord | null, onStep?: (step: number, total: number, values: Record<string, number>) => void): Promise<RunRecord> {
-  const dir = path.join(runsDir(budget), kind);
+  const dir = baselineDir(kind, budget, config.seed);
   const recordFile = path.join(dir, 'record.json');
   const ckpt = path.join(dir, 'checkpoint.ckpt');
   const total = kind === 'supervised' ? config.epochs * Math.floor(data.train.n / config.batchSize) : 0;
-  let rec = newRecord(kind, kind, budget, config as unknown as Record<string, unknown>, data, config.seed);
+  let rec = newRecord(path.basename(dir), kind, budget, config as unknown as Record<string, unknown>, data, config.seed);
   let resume: SupervisedResumeState | undefined;
   if (kind === 'supervised' && old?.status === 'interrupted' && fs.existsSync(ckpt)) {
     const { meta, groups } = loadCheckpoint<{ config: unknown; supervisedResume?: SupervisedResumeMeta }>(ckpt);

@@ -218,14 +218,14 @@ test('runBaseline: an interrupted supervised baseline keeps a checkpoint and an 
       (e: unknown) => e instanceof InterruptedError && e.message === 'the supervised baseline was interrupted at step 3 of 8; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.',
     );
     assert.equal(tf.memory().numTensors, before, 'memory freed');
-    const dir = path.join(cut, 'smoke', 'supervised');
+    const dir = path.join(cut, 'smoke', 'supervised-s0');
     const rec = readRunRecord(path.join(dir, 'record.json'));
     assert.deepEqual([rec.status, rec.step, rec.totalSteps], ['interrupted', 3, 8]);
     assert.equal(readRunLock(dir), null);
     const done = await runBaseline('supervised', bb, budget, data, opts);
     assert.deepEqual([done.status, done.step, done.resumedFrom], ['done', 8, [3]]);
     assert.ok(logs.includes('resuming the supervised baseline from step 3 of 8'), logs.join('\n'));
-    const a = loadCheckpoint(path.join(ref, 'smoke', 'supervised', 'checkpoint.ckpt')).groups.student;
+    const a = loadCheckpoint(path.join(ref, 'smoke', 'supervised-s0', 'checkpoint.ckpt')).groups.student;
     const b = loadCheckpoint(path.join(dir, 'checkpoint.ckpt')).groups.student;
     assert.deepEqual([...b.keys()], [...a.keys()]);
     for (const [k, t] of a) assert.deepEqual(Array.from(b.get(k)!.values), Array.from(t.values), k);

@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { expandSweep, findRun, loadSweepSpec, parseSweepSpec, SweepError, SweepSpec } from '../lib/sweep/spec';
+import { ablationOverrides, ablationSweepSpec, AblationSwitch } from '../lib/sweep/ablations';
 import { ablationBudget, BUDGETS, experimentConfig } from '../lib/budget';
 import { configHash, runName, runsDir } from '../lib/train/runName';
 import { parseCli } from '../lib/train/cli';
@@ -56,28 +57,26 @@ test('a sweep run has the folder and hash of the same run from a notebook and fr
   }
 });
 
-test("notebook 07's grid as a spec lands in the notebook's ablation folders", () => {
-  const ALL_ON = { centering: true, teacherTempWarmup: true, sharpening: true, emaTeacher: true };
-  const SWITCHES = ['none', 'centering', 'teacherTempWarmup', 'sharpening', 'emaTeacher'] as const;
+test("notebook 07's grid (ablationSweepSpec) lands in the ablation folders with the configs it names", () => {
   for (const budgetName of ['smoke', 'cpu'] as const) {
-    const plan = expandSweep({
-      name: '07-ablations', budget: budgetName, ablationBudget: true, methods: ['dino', 'dino-twins'], folder: 'ablations/{method}-no-{variant}-{hash}',
-      variants: SWITCHES.map((off) => ({ label: off, overrides: { dino: { ablations: off === 'none' ? ALL_ON : { ...ALL_ON, [off]: false } } } })),
-    });
-    assert.equal(plan.runs.length, 10);
+    const plan = expandSweep(ablationSweepSpec(budgetName, { seeds: [0, 1] }));
+    // cpu's one-epoch runs never leave the warm-up's 0.04, so 'all' is the recipe there and 'recipe' is not a cell.
+    const cells = ['all', 'no-centering', 'no-warmup', 'no-sharpening', 'no-ema', ...(budgetName === 'smoke' ? ['recipe'] : [])];
+    assert.equal(plan.runs.length, 2 * cells.length * 2);
     const ab = ablationBudget(BUDGETS[budgetName]);
     assert.deepEqual(plan.budget, ab);
     let i = 0;
     for (const method of ['dino', 'dino-twins'] as Method[]) {
-      for (const off of SWITCHES) {
-        // The loop notebook 07 ran before it became a sweep.
-        const ablations = { ...ALL_ON };
-        if (off !== 'none') ablations[off] = false;
-        const config = experimentConfig(method, ab, { dino: { ablations } });
-        const run = plan.runs[i++];
-        assert.deepEqual(run.config, config);
-        assert.equal(run.dir, `${runsDir(BUDGETS[budgetName])}/ablations/${method}-no-${off}-${configHash(config)}`);
-        assert.equal(run.id, `${method}-no-${off}-${configHash(config)}`);
+      for (const cell of cells) {
+        for (const seed of [0, 1]) {
+          const off = { 'no-centering': 'centering', 'no-warmup': 'teacherTempWarmup', 'no-sharpening': 'sharpening', 'no-ema': 'emaTeacher' }[cell];
+          const overrides = cell === 'recipe' ? { seed } : { ...ablationOverrides((off ?? 'all') as AblationSwitch | 'all'), seed };
+          const config = experimentConfig(method, ab, overrides);
+          const run = plan.runs[i++];
+          assert.deepEqual(run.config, config);
+          assert.equal(run.dir, `${runsDir(BUDGETS[budgetName])}/ablations/${method}-${cell}-${configHash(config)}`);
+          assert.equal(run.id, `${method}-${cell}-${configHash(config)}`);
+        }
       }
     }
   }

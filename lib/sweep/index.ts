@@ -4,3 +4,4 @@ export * from './records';
 export * from './local';
 export * from './slurm';
 export * from './status';
+export * from './ablations';
