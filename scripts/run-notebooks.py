@@ -11,16 +11,24 @@ OUT/<name>.ipynb and an HTML export to OUT/<name>.html (SVG outputs embedded as 
 stderr and error. Errors raised asynchronously after their cell finished (unhandled
 rejections, exceptions in timers) are caught by a recorder cell injected before the first
 cell and a check cell injected after the last one (both removed from the saved copy).
+The HTML is self-contained (see self_contained()): it loads nothing from the local disk, so a
+committed export opens on any machine, offline.
 Exit status: 0 when every notebook ran cleanly, 1 otherwise, 2 on bad usage.
 Environment variables reach the kernel (process.env), e.g. a quick/full budget switch.
+
+  scripts/run-notebooks.py --post-process results/cpu/html/*.html
+rewrites existing HTML exports in place with the same post-processing, without executing anything.
 """
 import argparse
 import base64
 import copy
 import glob
+import html.parser
 import os
+import re
 import sys
 import time
+import urllib.parse
 
 import nbformat
 from nbclient import NotebookClient
@@ -124,13 +132,181 @@ class SvgAsDataUri:
         return nb, resources
 
 
+# --- Self-contained HTML ------------------------------------------------------------------------
+# Debian's nbconvert links RequireJS and MathJax from file:///usr/share/javascript: such a page only
+# works on a Debian machine with those packages, and even there Chromium keeps a "Loading [MathJax]"
+# banner at the bottom of the page.
+
+MATHJAX_BLOCK = re.compile(r'[ \t]*<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->', re.S)
+# MathJax 2 loads its config, jax and fonts on demand, so it cannot be inlined: where a page has TeX
+# it comes from nbconvert's upstream default, a CDN (offline, the TeX shows as written).
+MATHJAX_CDN = 'https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX-AMS_CHTML-full,Safe'
+# What MathJax (as nbconvert configures it) typesets: $$..$$, $..$, \(..\), \[..\], \begin{env}.
+TEX = re.compile(r'\$\$.+?\$\$|\$[^$]+?\$|\\\(.+?\\\)|\\\[.+?\\\]|\\begin\{', re.S)
+SCRIPT_SRC = re.compile(r'<script\b[^>]*?\bsrc\s*=\s*["\']([^"\']+)["\'][^>]*>\s*</script\s*>', re.I)
+REQUIREJS = re.compile(r'(^|/)require(\.min)?\.js$')
+# Outputs that run through RequireJS: application/javascript outputs (the classic Notebook runs them
+# with RequireJS present) and Jupyter widgets (embed-amd.js). lib/viz emits neither: charts are SVG,
+# and the plotly bundle runs with `define` shadowed (lib/viz/plotly.ts).
+NEEDS_AMD = re.compile(r'data-mime-type="application/javascript"|application/vnd\.jupyter\.widget-view\+json|embed-amd\.js')
+LOCAL_URL = re.compile(r'\s*(file:|/(?!/))', re.I)  # a file: URL, or an absolute path (file:/// in a file:// page)
+CSS_URL = re.compile(r'''url\(\s*["']?([^"')]*)''', re.I)
+REF_ATTRS = {'src', 'href', 'srcset', 'data', 'poster', 'action', 'data-main'}
+DEBIAN_JS = re.compile(r'''file:///usr/share/[^\s"'<>)]*''')
+
+
+class LocalRefs(html.parser.HTMLParser):
+    """References to the local disk in the page's own tags: a local URL in an attribute that loads
+    or links something, or in a CSS url(); script bodies are not read (the plotly bundle that
+    lib/viz/plotly.ts inlines tests URLs for "file:" and has a /href=/ regex)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.refs = []
+        self._style = False
+
+    def _css(self, css):
+        self.refs += ['url(%s)' % u for u in CSS_URL.findall(css) if LOCAL_URL.match(u)]
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in REF_ATTRS and value and LOCAL_URL.match(value):
+                self.refs.append('<%s %s="%s">' % (tag, name, value))
+            elif name == 'style' and value:
+                self._css(value)
+        self._style = tag == 'style'
+
+    def handle_endtag(self, tag):
+        self._style = False
+
+    def handle_data(self, data):
+        if self._style:
+            self._css(data)
+
+
+def local_refs(page):
+    """Local references left in a page: LocalRefs, and Debian's script folder named anywhere (in a
+    RequireJS config, say)."""
+    parser = LocalRefs()
+    parser.feed(page)
+    parser.close()
+    return sorted(set(parser.refs + DEBIAN_JS.findall(page)))
+
+
+class MarkdownText(html.parser.HTMLParser):
+    """Text of the rendered markdown cells (nbconvert's `data-mime-type="text/markdown"` divs),
+    without <code> and <pre>, which MathJax skips."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.depth = 0  # open <div>s inside a markdown cell; 0 = outside
+        self.code = 0
+        self.parts = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == 'div' and (self.depth or dict(attrs).get('data-mime-type') == 'text/markdown'):
+            self.depth += 1
+        elif self.depth and tag in ('code', 'pre'):
+            self.code += 1
+
+    def handle_endtag(self, tag):
+        if tag == 'div' and self.depth:
+            self.depth -= 1
+            if not self.depth:
+                self.parts.append('\n')
+        elif self.depth and tag in ('code', 'pre') and self.code:
+            self.code -= 1
+
+    def handle_data(self, data):
+        if self.depth and not self.code:
+            self.parts.append(data)
+
+
+def markdown_has_tex(page):
+    parser = MarkdownText()
+    parser.feed(page)
+    return bool(TEX.search(''.join(parser.parts)))
+
+
+def is_local(url):
+    """A file: URL or an absolute path: the local disk, wherever the page is opened."""
+    return bool(LOCAL_URL.match(url))
+
+
+def local_path(url):
+    """File path of a local script URL (file:///a/b.js?x=1 -> /a/b.js)."""
+    if url.lower().startswith('file:'):
+        url = urllib.parse.urlparse(url).path
+    return urllib.parse.unquote(url.split('?', 1)[0].split('#', 1)[0])
+
+
+def self_contained(page):
+    """Rewrites an nbconvert HTML export so that it loads nothing from the local disk:
+      - MathJax is dropped when no markdown cell has TeX (no banner, nothing to load), else loaded
+        from MATHJAX_CDN instead of the local disk;
+      - RequireJS is dropped when no output needs it (NEEDS_AMD), else inlined;
+      - any other script linked from the local disk is inlined.
+    Raises RuntimeError when a linked local script is missing or a local reference is left
+    (local_refs()). Running it on its own output changes nothing."""
+    tex = markdown_has_tex(page)
+    if tex:
+        page = MATHJAX_BLOCK.sub(lambda m: SCRIPT_SRC.sub(
+            lambda s: s.group(0).replace(s.group(1), MATHJAX_CDN) if is_local(s.group(1)) else s.group(0),
+            m.group(0)), page)
+    else:
+        page = MATHJAX_BLOCK.sub('', page)
+    amd = bool(NEEDS_AMD.search(page))
+
+    def script(m):
+        url = m.group(1)
+        if REQUIREJS.search(local_path(url)) and not amd:
+            return ''
+        if not is_local(url):
+            return m.group(0)
+        path = local_path(url)
+        try:
+            with open(path, encoding='utf-8') as f:
+                code = f.read()
+        except OSError as e:
+            raise RuntimeError('cannot inline the script %s: %s' % (url, e))
+        # '</script' would end the element early; '<\/script' is the same string to JavaScript.
+        code = re.sub(r'</(script)', r'<\\/\1', code, flags=re.I)
+        return '<script data-inlined="%s">\n%s\n</script>' % (os.path.basename(path), code)
+    page = SCRIPT_SRC.sub(script, page)
+    left = local_refs(page)
+    if left:
+        more = ' (and %d more)' % (len(left) - 5) if len(left) > 5 else ''
+        raise RuntimeError('the HTML still refers to the local disk: %s%s' % (', '.join(x[:120] for x in left[:5]), more))
+    return page
+
+
 def export_html(nb, path):
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(template_name='lab')
     exporter.register_preprocessor(SvgAsDataUri(), enabled=True)
     body, _ = exporter.from_notebook_node(copy.deepcopy(nb))
+    body = self_contained(body)
     with open(path, 'w', encoding='utf-8') as f:
         f.write(body)
+
+
+def post_process(paths):
+    """--post-process: rewrites existing HTML exports in place (self_contained). Returns the exit status."""
+    status = 0
+    for path in paths:
+        try:
+            with open(path, encoding='utf-8') as f:
+                page = f.read()
+            out = self_contained(page)
+        except (OSError, RuntimeError) as e:
+            log('FAIL %s: %s' % (path, e))
+            status = 1
+            continue
+        if out != page:
+            with open(path, 'w', encoding='utf-8') as f:
+                f.write(out)
+        log('%s %s (%d -> %d bytes)' % ('ok  ' if out != page else 'same', path, len(page.encode('utf-8')), len(out.encode('utf-8'))))
+    return status
 
 
 class KernelStartError(Exception):
@@ -240,7 +416,7 @@ def run_one(path, args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('notebooks', nargs='*', help='notebooks to run (default: notebooks/[0-9][0-9]-*.ipynb)')
+    p.add_argument('notebooks', nargs='*', help='notebooks to run (default: notebooks/[0-9][0-9]-*.ipynb), or HTML files with --post-process')
     p.add_argument('--out', default=os.path.join(ROOT, 'runs', 'executed'), help='folder for executed copies and HTML')
     p.add_argument('--timeout', type=int, default=1800, help='per-cell timeout in seconds')
     p.add_argument('--startup-timeout', type=int, default=60, help='kernel start-up timeout in seconds')
@@ -251,7 +427,14 @@ def main(argv=None):
     p.add_argument('--fail-fast', action='store_true', help='stop at the first failing notebook')
     p.add_argument('-v', '--verbose', action='store_true', help='print each cell time')
     p.add_argument('--twice', action='store_true', help='run every cell a second time in the same kernel (re-execution check)')
+    p.add_argument('--post-process', action='store_true',
+                   help='the arguments are HTML exports: make them self-contained, in place, without running anything')
     args = p.parse_args(argv)
+    if args.post_process:
+        if not args.notebooks:
+            log('--post-process: no HTML files given')
+            return 2
+        return post_process(args.notebooks)
 
     local = os.path.join(ROOT, '.jupyter', 'share', 'jupyter')
     if os.path.isdir(local):
