@@ -61,8 +61,8 @@ test('stat is the mean and sample std; one value has no std; none has no mean', 
   assert.equal(s.mean, 2.5);
   assert.ok(Math.abs(s.std! - Math.sqrt(5 / 3)) < 1e-12);
   assert.equal(s.n, 4);
-  assert.deepEqual(stat([7]), { mean: 7, std: null, n: 1 });
-  assert.deepEqual(stat([]), { mean: null, std: null, n: 0 });
+  assert.deepEqual(stat([7]), { mean: 7, std: null, n: 1, values: [7] });
+  assert.deepEqual(stat([]), { mean: null, std: null, n: 0, values: [] });
   assert.equal(formatStat(stat([1, 2])), '1.50 ± 0.71');
   assert.equal(formatStat(stat([1])), '1.00');
   assert.equal(formatStat(stat([])), '—');

@@ -97,19 +97,20 @@ export interface AblationCell {
   collapse: string;
 }
 
-/** Mean and sample standard deviation (null with fewer than two values; mean null with none). */
+/** Mean and sample standard deviation (null with fewer than two values; mean null with none), and the values. */
 export interface Stat {
   mean: number | null;
   std: number | null;
   n: number;
+  values: number[];
 }
 
 export function stat(values: readonly (number | null)[]): Stat {
   const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
-  if (v.length === 0) return { mean: null, std: null, n: 0 };
+  if (v.length === 0) return { mean: null, std: null, n: 0, values: [] };
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
   const std = v.length < 2 ? null : Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1));
-  return { mean, std, n: v.length };
+  return { mean, std, n: v.length, values: v };
 }
 
 /** Fractions of log K that mark a collapsed teacher: above the first it is uniform, below the second it picks one prototype. */
