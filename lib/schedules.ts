@@ -97,3 +97,14 @@ export function stepSchedule(cfg: PretrainConfig, step: number, stepsPerEpoch: n
   const emaMomentum = a.emaTeacher ? emaMomentumSchedule(d.emaMomentum!, d.emaMomentumEnd!, step, total) : undefined;
   return { step, epoch, lr, weightDecay, dino: { teacherTemp, studentTemp: d.studentTemp, emaMomentum } };
 }
+
+/**
+ * The teacher and student temperatures of a run's last epoch, after the ablation switches (without
+ * sharpening the teacher's is the student's; without the warm-up it is teacherTemp throughout): what
+ * the trained model's distributions should be read at. Throws for a config without a DINO part.
+ */
+export function finalDinoTemps(cfg: PretrainConfig): { teacherTemp: number; studentTemp: number } {
+  const d = stepSchedule(cfg, Math.max(cfg.epochs - 1, 0), 1).dino;
+  if (!d) throw new Error(`finalDinoTemps: method "${cfg.method}" has no DINO part`);
+  return { teacherTemp: d.teacherTemp, studentTemp: d.studentTemp };
+}

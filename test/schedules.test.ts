@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cosineSchedule, emaMomentumSchedule, linearWarmup, stepSchedule, warmupCosineSchedule } from '../lib/schedules';
+import { cosineSchedule, emaMomentumSchedule, finalDinoTemps, linearWarmup, stepSchedule, warmupCosineSchedule } from '../lib/schedules';
 import { resolveConfig } from '../lib/config';
 import { assertClose, loadRefs } from './reference/refs';
 
@@ -78,4 +78,17 @@ test('schedule errors: non-finite inputs, totalSteps <= 0, warmupSteps > totalSt
   assert.throws(() => linearWarmup(0.04, 0.07, 1, -1), /warmupEpochs must be >= 0/);
   assert.throws(() => linearWarmup(0.04, 0.07, NaN, 30), /epoch must be a finite number/);
   assert.throws(() => emaMomentumSchedule(0.996, 1, 1, 0), /totalSteps must be > 0/);
+});
+
+test("finalDinoTemps: the last epoch's temperatures after the ablation switches", () => {
+  const base = { method: 'dino' as const, epochs: 3, dino: { teacherTemp: 0.07, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 2, studentTemp: 0.1 } };
+  assert.deepEqual(finalDinoTemps(resolveConfig(base)), { teacherTemp: 0.07, studentTemp: 0.1 });
+  // A warm-up longer than the run ends where it got to, not at teacherTemp.
+  const long = resolveConfig({ ...base, dino: { ...base.dino, warmupTeacherTempEpochs: 5 } });
+  assert.ok(Math.abs(finalDinoTemps(long).teacherTemp - (0.04 + 0.03 * 2 / 4)) < 1e-12);
+  // Without sharpening the teacher uses the student's temperature (the config has no teacherTemp then).
+  const flat = resolveConfig({ method: 'dino', dino: { ablations: { sharpening: false }, studentTemp: 0.2 } });
+  assert.equal(flat.dino!.teacherTemp, undefined);
+  assert.deepEqual(finalDinoTemps(flat), { teacherTemp: 0.2, studentTemp: 0.2 });
+  assert.throws(() => finalDinoTemps(resolveConfig({ method: 'barlow' })), /method "barlow" has no DINO part/);
 });
