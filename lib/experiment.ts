@@ -26,6 +26,7 @@ import { ParamStore } from './nn/params';
 import { Backbone } from './nn/module';
 import { currentBackend } from './backend';
 import { deriveSeed } from './rng';
+import { buildSslModel } from './methods/index';
 
 export interface ExperimentData {
   /** Class-balanced training subset: pretraining images, kNN bank and linear-probe training set. */
@@ -313,3 +314,17 @@ async function probeLocked(recordFile: string, data: ExperimentData, probeEpochs
 }
 
 export { knnEvaluate };
+
+/**
+ * The kNN monitor of a run's encoder before its first step (the weights `config.seed` initialises):
+ * the untrained reference a short run's monitor must beat. Validation split only, as the monitor.
+ */
+export async function untrainedKnn(config: PretrainConfig, data: ExperimentData): Promise<{ knnTop1: number; effectiveRank: number; featureStd: number }> {
+  const model = buildSslModel(config);
+  try {
+    const r = await knnEvaluate({ model }, { bank: data.train, val: data.val });
+    return { knnTop1: r.knnTop1, effectiveRank: r.effectiveRank, featureStd: r.featureStd };
+  } finally {
+    model.dispose();
+  }
+}
