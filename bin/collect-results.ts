@@ -19,6 +19,9 @@ import { comparisonRows, oursVsOriginalRows, seedGroupRunsRows } from '../lib/re
 import { markdownTable } from '../lib/viz/table';
 import { repoRoot } from '../lib/data/index';
 import { writeFileAtomic } from '../lib/util/atomic';
+import { expandSweep } from '../lib/sweep/spec';
+import { sweepResults } from '../lib/sweep/records';
+import { ablationCells, ablationSweepSpec, formatStat } from '../lib/sweep/ablations';
 
 const { values } = parseArgs({ options: { budget: { type: 'string' } }, strict: true });
 const name = values.budget ?? 'cpu';
@@ -69,3 +72,38 @@ const lines = [
 ];
 writeFileAtomic(path.join(out, 'results.md'), lines.join('\n'));
 console.log(`wrote ${recs.length} records and results.md to ${out}`);
+collectAblations();
+
+/** Notebook 07's grid: its finished records to results/<budget>/ablations/, and ablations.md with a row per run and per cell. */
+function collectAblations(): void {
+  const abRoot = path.join(root, 'ablations');
+  const found = fs.existsSync(abRoot) ? listRunRecords(abRoot).filter((r) => r.record.status === 'done') : [];
+  if (found.length === 0) return;
+  const seeds = [...new Set(found.map((r) => r.record.seed))].sort((a, b) => a - b);
+  const plan = expandSweep(ablationSweepSpec(budget.name, { seeds }));
+  const planned = new Set(plan.runs.map((r) => r.id));
+  const stray = found.filter((r) => !planned.has(r.record.id)).map((r) => r.record.id);
+  fs.mkdirSync(path.join(out, 'ablations'), { recursive: true });
+  for (const { file, record } of found) if (planned.has(record.id)) writeFileAtomic(path.join(out, 'ablations', `${record.id}.json`), fs.readFileSync(file));
+  const runRows = sweepResults(plan);
+  const cells = ablationCells(plan, runRows);
+  const n = (v: number | null, d: number) => (v === null ? '—' : v.toFixed(d));
+  const md = [
+    `# Ablations: \`${budget.name}\` budget (notebook 07)`,
+    '',
+    `The grid of \`ablationSweepSpec\` (\`lib/sweep/ablations.ts\`) on the ablation budget (\`ablationBudget\` in \`lib/budget.ts\`), seeds ${seeds.join(', ')}. Written ${new Date().toISOString().slice(0, 10)} by \`bin/collect-results.ts\` from the records in \`ablations/\`. Monitors are the mean of the last logged steps (feature std, teacher entropy, KL) and the last epoch's kNN on the validation split.${stray.length ? ` Records not in this grid (left out): ${stray.join(', ')}.` : ''}`,
+    '',
+    '## Per cell (mean ± std over seeds)',
+    '',
+    markdownTable(cells.map((c) => ({ method: c.method, cell: c.variant, seeds: `${c.done}/${c.planned}`, 'kNN val %': formatStat(c.knnVal, 1), 'feature std': formatStat(c.featStd, 3),
+      'teacher entropy': formatStat(c.teacherEntropy, 2), 'log K': c.logK.toFixed(2), 'teacher-student KL': formatStat(c.teacherStudentKL, 2), collapse: c.collapse || '—' }))),
+    '',
+    '## Every run',
+    '',
+    markdownTable(runRows.map((r) => ({ method: r.method, cell: r.variant, seed: r.seed, status: r.status, 'kNN val %': n(r.knnVal, 1), 'feature std': n(r.featStd, 4),
+      'teacher entropy': n(r.teacherEntropy, 3), 'teacher-student KL': n(r.teacherStudentKL, 3), 'effective rank': n(r.effectiveRank, 1), minutes: n(r.minutes, 1), run: r.run }))),
+    '',
+  ];
+  writeFileAtomic(path.join(out, 'ablations.md'), md.join('\n'));
+  console.log(`wrote ${found.length - stray.length} ablation records and ablations.md to ${out}`);
+}
