@@ -15,13 +15,13 @@ import { listRunRecords } from '../lib/train/runRecord';
 import { resultRows } from '../lib/report';
 import { isMainRunFile, seedGroups } from '../lib/seedGroups';
 import { compareSeedGroups, seedNoiseNote } from '../lib/seedCompare';
-import { comparisonRows, oursVsOriginalRows, seedGroupRunsRows } from '../lib/resultsTable';
+import { comparisonRows, formatMeanStd, oursVsOriginalRows, seedGroupRunsRows } from '../lib/resultsTable';
 import { markdownTable } from '../lib/viz/table';
 import { repoRoot } from '../lib/data/index';
 import { writeFileAtomic } from '../lib/util/atomic';
 import { expandSweep } from '../lib/sweep/spec';
 import { sweepResults } from '../lib/sweep/records';
-import { ablationCells, ablationSweepSpec, formatStat } from '../lib/sweep/ablations';
+import { ablationCells, ablationSweepSpec } from '../lib/sweep/ablations';
 
 const { values } = parseArgs({ options: { budget: { type: 'string' } }, strict: true });
 const name = values.budget ?? 'cpu';
@@ -95,8 +95,8 @@ function collectAblations(): void {
     '',
     '## Per cell (mean ± std over seeds)',
     '',
-    markdownTable(cells.map((c) => ({ method: c.method, cell: c.variant, seeds: `${c.done}/${c.planned}`, 'kNN val %': formatStat(c.knnVal, 1), 'feature std': formatStat(c.featStd, 3),
-      'teacher entropy': formatStat(c.teacherEntropy, 2), 'log K': c.logK.toFixed(2), 'teacher-student KL': formatStat(c.teacherStudentKL, 2), collapse: c.collapse || '—' }))),
+    markdownTable(cells.map((c) => ({ method: c.method, cell: c.variant, seeds: `${c.done}/${c.planned}`, 'kNN val %': formatMeanStd(c.knnVal, 1), 'feature std': formatMeanStd(c.featStd, 3),
+      'teacher entropy': formatMeanStd(c.teacherEntropy, 2), 'log K': c.logK.toFixed(2), 'teacher-student KL': formatMeanStd(c.teacherStudentKL, 2), collapse: c.collapse || '—' }))),
     '',
     '## Every run',
     '',

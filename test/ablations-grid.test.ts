@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../lib/budget';
-import { ablationCells, ablationSweepSpec, collapseOf, formatStat, stat, ABLATION_LABELS, ABLATION_SWITCHES, DINO_TEACHER_TEMP } from '../lib/sweep/ablations';
+import { ablationCells, ablationSweepSpec, collapseOf, ABLATION_LABELS, ABLATION_SWITCHES, DINO_TEACHER_TEMP } from '../lib/sweep/ablations';
 import { expandSweep } from '../lib/sweep/spec';
 import { SweepResultRow } from '../lib/sweep/records';
 import { stepSchedule } from '../lib/schedules';
@@ -56,18 +56,6 @@ test("'all' has DINO's per-epoch warm-up, 'no-warmup' is at 0.07 from the first 
   for (const b of ['cpu', 'gpu'] as BudgetName[]) assert.ok(!expandSweep(ablationSweepSpec(b)).runs.some((r) => r.variant === 'recipe'), b);
 });
 
-test('stat is the mean and sample std; one value has no std; none has no mean', () => {
-  const s = stat([1, 2, 3, 4, null]);
-  assert.equal(s.mean, 2.5);
-  assert.ok(Math.abs(s.std! - Math.sqrt(5 / 3)) < 1e-12);
-  assert.equal(s.n, 4);
-  assert.deepEqual(stat([7]), { mean: 7, std: null, n: 1, values: [7] });
-  assert.deepEqual(stat([]), { mean: null, std: null, n: 0, values: [] });
-  assert.equal(formatStat(stat([1, 2])), '1.50 ± 0.71');
-  assert.equal(formatStat(stat([1])), '1.00');
-  assert.equal(formatStat(stat([])), '—');
-});
-
 test('collapse flags a uniform teacher and a one-prototype teacher, not one in between', () => {
   const logK = Math.log(1024);
   assert.equal(collapseOf(6.92, logK), 'uniform teacher');
@@ -91,7 +79,8 @@ test('cells fold the finished seeds of one method and variant only', () => {
   assert.equal(c('dino', 'all').knnVal.mean, 31);
   assert.equal(c('dino-twins', 'all').knnVal.mean, 131);
   assert.ok(Math.abs(c('dino', 'all').knnVal.std! - Math.SQRT2) < 1e-12);
-  assert.deepEqual([c('dino', 'no-ema').done, c('dino', 'no-ema').planned, c('dino', 'no-ema').knnVal.mean], [1, 2, 20]);
+  assert.deepEqual([c('dino', 'no-ema').done, c('dino', 'no-ema').planned, c('dino', 'no-ema').knnVal.mean, c('dino', 'no-ema').knnVal.std], [1, 2, 20, null]);
+  assert.deepEqual(c('dino', 'all').knnVal.values, [30, 32]);
   assert.equal(c('dino', 'no-centering').collapse, 'one prototype');
   assert.equal(c('dino', 'all').collapse, '');
 });

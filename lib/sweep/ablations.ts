@@ -14,6 +14,7 @@
 import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../budget';
 import { ConfigLayer, Method, PretrainConfig } from '../config';
 import { stepSchedule } from '../schedules';
+import { summarize, Summary } from '../stats/describe';
 import { SweepResultRow } from './records';
 import { SlurmOptions, SweepPlan, SweepSpec, SweepVariant } from './spec';
 
@@ -86,31 +87,20 @@ export interface AblationCell {
   done: number;
   planned: number;
   seeds: number[];
-  knnVal: Stat;
-  featStd: Stat;
-  teacherEntropy: Stat;
-  teacherStudentKL: Stat;
-  effectiveRank: Stat;
+  knnVal: Summary;
+  featStd: Summary;
+  teacherEntropy: Summary;
+  teacherStudentKL: Summary;
+  effectiveRank: Summary;
   /** log of the number of prototypes: the entropy of a uniform teacher. */
   logK: number;
   /** 'uniform teacher' | 'one prototype' | '' (neither), from the mean teacher entropy (see `collapseOf`). */
   collapse: string;
 }
 
-/** Mean and sample standard deviation (null with fewer than two values; mean null with none), and the values. */
-export interface Stat {
-  mean: number | null;
-  std: number | null;
-  n: number;
-  values: number[];
-}
-
-export function stat(values: readonly (number | null)[]): Stat {
-  const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
-  if (v.length === 0) return { mean: null, std: null, n: 0, values: [] };
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const std = v.length < 2 ? null : Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1));
-  return { mean, std, n: v.length, values: v };
+/** The finished runs' values of one monitor (runs without it are left out), summarised over seeds. */
+function over(values: readonly (number | null)[]): Summary {
+  return summarize(values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)));
 }
 
 /** Fractions of log K that mark a collapsed teacher: above the first it is uniform, below the second it picks one prototype. */
@@ -135,18 +125,12 @@ export function ablationCells(plan: SweepPlan, rows: readonly SweepResultRow[]):
     cells.set(key, c);
   });
   return [...cells.values()].map((c) => {
-    const teacherEntropy = stat(c.runs.map((r) => r.teacherEntropy));
+    const teacherEntropy = over(c.runs.map((r) => r.teacherEntropy));
     return {
       method: c.method, variant: c.variant, done: c.runs.length, planned: c.planned, seeds: c.runs.map((r) => r.seed),
-      knnVal: stat(c.runs.map((r) => r.knnVal)), featStd: stat(c.runs.map((r) => r.featStd)), teacherEntropy,
-      teacherStudentKL: stat(c.runs.map((r) => r.teacherStudentKL)), effectiveRank: stat(c.runs.map((r) => r.effectiveRank)),
+      knnVal: over(c.runs.map((r) => r.knnVal)), featStd: over(c.runs.map((r) => r.featStd)), teacherEntropy,
+      teacherStudentKL: over(c.runs.map((r) => r.teacherStudentKL)), effectiveRank: over(c.runs.map((r) => r.effectiveRank)),
       logK: c.logK, collapse: collapseOf(teacherEntropy.mean, c.logK),
     };
   });
-}
-
-/** "mean ± std" with `digits` decimals ("mean" alone for one value, "—" for none). */
-export function formatStat(s: Stat, digits = 2): string {
-  if (s.mean === null) return '—';
-  return s.std === null ? s.mean.toFixed(digits) : `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}`;
 }
