@@ -96,7 +96,7 @@ function collectAblations(): void {
     '## Per cell (mean ± std over seeds)',
     '',
     markdownTable(cells.map((c) => ({ method: c.method, cell: c.variant, seeds: `${c.done}/${c.planned}`, 'kNN val %': formatMeanStd(c.knnVal, 1), 'feature std': formatMeanStd(c.featStd, 3),
-      'teacher entropy': formatMeanStd(c.teacherEntropy, 2), 'log K': c.logK.toFixed(2), 'teacher-student KL': formatMeanStd(c.teacherStudentKL, 2), collapse: c.collapse || '—' }))),
+      'teacher entropy': formatMeanStd(c.teacherEntropy, 2), 'log K': c.logK.toFixed(2), 'teacher-student KL': formatMeanStd(c.teacherStudentKL, 2), 'effective rank': formatMeanStd(c.effectiveRank, 1), collapse: c.collapse || '—' }))),
     '',
     '## Every run',
     '',

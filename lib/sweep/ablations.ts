@@ -94,7 +94,10 @@ export interface AblationCell {
   effectiveRank: Summary;
   /** log of the number of prototypes: the entropy of a uniform teacher. */
   logK: number;
-  /** 'uniform teacher' | 'one prototype' | '' (neither), from the mean teacher entropy (see `collapseOf`). */
+  /**
+   * The runs whose teacher collapsed, by kind ('one prototype 1/2 seeds; uniform teacher 1/2 seeds'), from each
+   * run's teacher entropy (see `collapseOf`): per run, because seeds can split (one collapses, one does not). '' for none.
+   */
   collapse: string;
 }
 
@@ -114,6 +117,12 @@ export function collapseOf(teacherEntropy: number | null, logK: number): string 
   return '';
 }
 
+function collapseCount(kinds: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const k of kinds) if (k) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return [...counts].map(([k, n]) => `${k} ${n}/${kinds.length} seeds`).join('; ');
+}
+
 /** Rows of the grid's results (`sweepResults`) folded into one cell per method and variant, in plan order. */
 export function ablationCells(plan: SweepPlan, rows: readonly SweepResultRow[]): AblationCell[] {
   const cells = new Map<string, { method: Method; variant: string; runs: SweepResultRow[]; planned: number; logK: number }>();
@@ -130,7 +139,7 @@ export function ablationCells(plan: SweepPlan, rows: readonly SweepResultRow[]):
       method: c.method, variant: c.variant, done: c.runs.length, planned: c.planned, seeds: c.runs.map((r) => r.seed),
       knnVal: over(c.runs.map((r) => r.knnVal)), featStd: over(c.runs.map((r) => r.featStd)), teacherEntropy,
       teacherStudentKL: over(c.runs.map((r) => r.teacherStudentKL)), effectiveRank: over(c.runs.map((r) => r.effectiveRank)),
-      logK: c.logK, collapse: collapseOf(teacherEntropy.mean, c.logK),
+      logK: c.logK, collapse: collapseCount(c.runs.map((r) => collapseOf(r.teacherEntropy, c.logK))),
     };
   });
 }
