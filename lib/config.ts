@@ -40,7 +40,7 @@ export interface OptimizerConfig {
   momentum?: number;
   /** LARS trust coefficient. */
   larsEta?: number;
-  /** Clip the global gradient norm to this value; 0 turns clipping off. */
+  /** Clip the global norm of the gradients a step applies (frozen parameters left out) to this value; 0 turns clipping off. */
   clipGradNorm: number;
 }
 

@@ -107,6 +107,45 @@ test('bad learning rate and unknown kind are clear errors', () => {
   ps.dispose();
 });
 
+for (const kind of ['adamw', 'sgd', 'lars'] as OptimizerKind[]) {
+  test(`${kind}: a frozen parameter's gradient is left out of the clipping norm (main_dino.py discards it)`, async () => {
+    await tf.setBackend('cpu');
+    // 'b' is trained with a gradient of norm 1; frozen 'w' has one of norm 120. Clipped at 2, 'b'
+    // must move exactly as if 'w' had no gradient at all: before, the frozen gradient scaled it by 1/60.
+    const make = () => {
+      const ps = new ParamStore(`clip-${kind}`);
+      ps.addValues('w', [3, 4], Float32Array.from(ref.w0), 'weight');
+      ps.addValues('b', [4], Float32Array.from(ref.b0), 'bias');
+      return ps;
+    };
+    const bGrad = [0.5, -0.5, 0.5, -0.5];
+    const run = async (withFrozen: boolean) => {
+      const ps = make();
+      const opt = new Optimizer(optimizerConfig(kind, { clipGradNorm: 2 }));
+      const norms: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const grads = new Map<string, tf.Tensor>([['b', tf.tensor(bGrad, [4])]]);
+        if (withFrozen) grads.set('w', tf.fill([3, 4], 120 / Math.sqrt(12)));
+        const n = opt.apply(ps, grads, 0.1, { weightDecay: 0, frozen: withFrozen ? new Set(['w']) : undefined });
+        norms.push((await n.data())[0]);
+        n.dispose();
+        tf.dispose([...grads.values()]);
+      }
+      const out = { b: Array.from(await ps.get('b').data()), w: Array.from(await ps.get('w').data()), norms };
+      opt.dispose();
+      ps.dispose();
+      return out;
+    };
+    const frozen = await run(true);
+    const alone = await run(false);
+    assert.deepEqual(frozen.b, alone.b, 'b moves as if the frozen gradient were absent');
+    assert.notDeepEqual(frozen.b, ref.b0.map((x: number) => Math.fround(x)), 'b moved');
+    assert.deepEqual(frozen.w, ref.w0.map((x: number) => Math.fround(x)), 'w stays frozen');
+    // The reported norm is the trained parameters' (1), not the one including the frozen gradient (about 120).
+    for (const n of frozen.norms) assert.ok(Math.abs(n - 1) < 1e-6, `gradient norm ${n}`);
+  });
+}
+
 /** The per-parameter Adam/AdamW update written out plainly (what the flat update must equal). */
 function perParamAdam(kind: 'adam' | 'adamw', ps: Map<string, Float32Array>, kinds: Map<string, string>, grads: Map<string, Float32Array>, st: Map<string, { m: Float32Array; v: Float32Array }>, t: number, lr: number, wd: number, frozen: Set<string>): void {
   const f = Math.fround;

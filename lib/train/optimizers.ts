@@ -73,8 +73,10 @@ export class Optimizer {
   /**
    * Applies one update. `grads` maps parameter names of `ps` to gradients (it is not disposed).
    * `weightDecay` is the step's decay (a schedule value; biases, norms and buffers never decay).
-   * `frozen` names get no update (e.g. the DINO last layer in epoch 0). Returns the global
-   * gradient norm before clipping (a scalar tensor the caller disposes, read it back lazily).
+   * `frozen` names get no update (e.g. the DINO last layer in epoch 0); their gradients are discarded,
+   * so they are left out of the clipping norm too, as in main_dino.py, where the frozen layer's
+   * gradient never scales another parameter's. Returns the global norm of the updated parameters'
+   * gradients before clipping (a scalar tensor the caller disposes, read it back lazily).
    */
   apply(ps: ParamStore, grads: Map<string, tf.Tensor>, lr: number, opts: { weightDecay: number; frozen?: ReadonlySet<string> }): tf.Scalar {
     const c = this.cfg;
@@ -88,7 +90,7 @@ export class Optimizer {
     return tf.tidy(() => {
       const k = scalarCache();
       const names = [...grads.keys()];
-      const sq = names.map((n) => tf.sum(tf.square(grads.get(n)!)));
+      const sq = names.filter((n) => !opts.frozen?.has(n)).map((n) => tf.sum(tf.square(grads.get(n)!)));
       const gnorm = tf.sqrt(sq.length ? tf.addN(sq) : tf.scalar(0)) as tf.Scalar;
       const scale = c.clipGradNorm > 0 ? tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))) : undefined;
       for (const name of names) {
@@ -127,7 +129,8 @@ export class Optimizer {
   /**
    * Adam/AdamW on all parameters at once: gradients and parameters concatenated into flat
    * tensors, the same element-wise update as the per-parameter form (decay and frozen parameters
-   * through masks), then split back. The gradient norm is one sum over the flat gradient.
+   * through masks), then split back. The gradient norm is one sum over the flat gradient (frozen
+   * parameters masked out).
    */
   private applyAdamFlat(ps: ParamStore, grads: Map<string, tf.Tensor>, lr: number, wd: number, frozen: ReadonlySet<string> | undefined, t: number): tf.Scalar {
     const c = this.cfg;
@@ -140,7 +143,7 @@ export class Optimizer {
       const k = scalarCache();
       const flatOf = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? tf.reshape(ts[0], [-1]) : tf.concat(ts.map((x) => tf.reshape(x, [-1]))));
       let g = flatOf(names.map((n) => grads.get(n)!));
-      const gnorm = tf.sqrt(tf.sum(tf.square(g))) as tf.Scalar;
+      const gnorm = tf.sqrt(tf.sum(tf.square(active ? tf.where(active, g, tf.zerosLike(g)) : g))) as tf.Scalar;
       if (hasFusedKernel(FUSED_KERNELS.adamFlat)) {
         // One kernel per output (lib/kernels/fused.ts): the same arithmetic without flat temporaries.
         const scale = c.clipGradNorm > 0 ? tf.reshape(tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))), [1]) : tf.ones([1]);

@@ -14,7 +14,7 @@ import { Optimizer } from './optimizers';
 export interface StepOutputs {
   /** The differentiated loss. */
   loss: tf.Scalar;
-  /** Global gradient norm before clipping. */
+  /** Global norm of the updated parameters' gradients before clipping (frozen ones left out). */
   gradNorm: tf.Scalar;
   /** The method's logged scalars (loss terms, collapse monitors), each its own tensor. */
   parts: Record<string, tf.Scalar>;
