@@ -13,7 +13,7 @@ import { BUDGETS, BudgetName, BUDGETS_NAMES } from '../lib/budget';
 import { runsDir } from '../lib/train/runName';
 import { listRunRecords } from '../lib/train/runRecord';
 import { resultRows } from '../lib/report';
-import { isMainRunFile, seedGroups } from '../lib/seedGroups';
+import { isMainRunFile, mainRunRecords, seedGroups } from '../lib/seedGroups';
 import { compareSeedGroups, seedNoiseNote } from '../lib/seedCompare';
 import { comparisonRows, formatMeanStd, oursVsOriginalRows, seedGroupRunsRows } from '../lib/resultsTable';
 import { markdownTable } from '../lib/viz/table';
@@ -22,6 +22,7 @@ import { writeFileAtomic } from '../lib/util/atomic';
 import { expandSweep } from '../lib/sweep/spec';
 import { sweepResults } from '../lib/sweep/records';
 import { ablationCells, ablationSweepSpec } from '../lib/sweep/ablations';
+import { fullAblationDisplayRows, fullAblationSweepSpec, fullAblationTable } from '../lib/sweep/fullAblations';
 
 const { values } = parseArgs({ options: { budget: { type: 'string' } }, strict: true });
 const name = values.budget ?? 'cpu';
@@ -73,6 +74,7 @@ const lines = [
 writeFileAtomic(path.join(out, 'results.md'), lines.join('\n'));
 console.log(`wrote ${recs.length} records and results.md to ${out}`);
 collectAblations();
+collectFullAblations();
 
 /** Notebook 07's grid: its finished records to results/<budget>/ablations/, and ablations.md with a row per run and per cell. */
 function collectAblations(): void {
@@ -106,4 +108,32 @@ function collectAblations(): void {
   ];
   writeFileAtomic(path.join(out, 'ablations.md'), md.join('\n'));
   console.log(`wrote ${found.length - stray.length} ablation records and ablations.md to ${out}`);
+}
+
+/** Notebook 07's full-length cells: their finished records to results/<budget>/ablations-full/, and ablations-full.md beside the main runs. */
+function collectFullAblations(): void {
+  const dir = path.join(root, 'sweeps', 'ablations-full');
+  const found = fs.existsSync(dir) ? listRunRecords(dir).filter((r) => r.record.status === 'done' && r.record.results.linearProbe) : [];
+  if (found.length === 0) return;
+  const seeds = [...new Set(found.map((r) => r.record.seed))].sort((a, b) => a - b);
+  const plan = expandSweep(fullAblationSweepSpec(budget.name, { seeds }));
+  const planned = new Set(plan.runs.map((r) => r.id));
+  const stray = found.filter((r) => !planned.has(r.record.id)).map((r) => r.record.id);
+  fs.mkdirSync(path.join(out, 'ablations-full'), { recursive: true });
+  for (const { file, record } of found) if (planned.has(record.id)) writeFileAtomic(path.join(out, 'ablations-full', `${record.id}.json`), fs.readFileSync(file));
+  const rows = fullAblationTable(budget.name, plan, mainRunRecords(root));
+  const md = [
+    `# Ablations at the full schedule: \`${budget.name}\` budget (notebook 07)`,
+    '',
+    `The cells of \`fullAblationSweepSpec\` (\`lib/sweep/fullAblations.ts\`), seeds ${seeds.join(', ')}: the budget's own setting with one DINO switch off, trained as long as the main runs and probed like them. Each is compared with its method's main runs (\`recipe\`, records in \`runs/\`): Δ = cell − recipe, with Welch's p over seeds. Written ${new Date().toISOString().slice(0, 10)} by \`bin/collect-results.ts\` from the records in \`ablations-full/\`; monitors are the mean of the last logged steps (feature std, teacher entropy, KL) and the last epoch's effective rank.${stray.length ? ` Records not in this grid (left out): ${stray.join(', ')}.` : ''}`,
+    '',
+    markdownTable(fullAblationDisplayRows(rows)),
+    '',
+    'Runs of each row:',
+    '',
+    markdownTable(rows.map((r) => ({ method: r.method, cell: r.cell, runs: r.runs.join(', ') || '—' }))),
+    '',
+  ];
+  writeFileAtomic(path.join(out, 'ablations-full.md'), md.join('\n'));
+  console.log(`wrote ${found.length - stray.length} full-length ablation records and ablations-full.md to ${out}`);
 }

@@ -117,7 +117,8 @@ export function collapseOf(teacherEntropy: number | null, logK: number): string 
   return '';
 }
 
-function collapseCount(kinds: readonly string[]): string {
+/** Collapsed runs by kind ("one prototype 1/2 seeds"), from per-run kinds of `collapseOf`; "" for none. */
+export function collapseCount(kinds: readonly string[]): string {
   const counts = new Map<string, number>();
   for (const k of kinds) if (k) counts.set(k, (counts.get(k) ?? 0) + 1);
   return [...counts].map(([k, n]) => `${k} ${n}/${kinds.length} seeds`).join('; ');

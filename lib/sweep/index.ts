@@ -5,3 +5,4 @@ export * from './local';
 export * from './slurm';
 export * from './status';
 export * from './ablations';
+export * from './fullAblations';

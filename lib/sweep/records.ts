@@ -104,6 +104,25 @@ function tailMean(rec: RunRecord, key: string, n = 5): number | null {
   return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : null;
 }
 
+/** A run's accuracies and collapse monitors as the results table shows them (all null without a record). */
+export type RunMonitors = Pick<SweepResultRow, 'knnVal' | 'linearTest' | 'knnTest' | 'featStd' | 'teacherEntropy' | 'teacherStudentKL' | 'effectiveRank' | 'minutes'>;
+
+/** The monitors of one record: probes and kNN from the record's results, collapse monitors over its last logged steps. */
+export function recordMonitors(rec: RunRecord | null | undefined): RunMonitors {
+  const r = rec ? resultRows([rec])[0] : null;
+  const lastEpoch = rec?.epochs[rec.epochs.length - 1];
+  return {
+    knnVal: r?.knnVal ?? null,
+    linearTest: r?.linearTest ?? null,
+    knnTest: r?.knnTest ?? null,
+    featStd: rec ? tailMean(rec, 'featStd') : null,
+    teacherEntropy: rec ? tailMean(rec, 'teacherEntropy') : null,
+    teacherStudentKL: rec ? tailMean(rec, 'teacherStudentKL') : null,
+    effectiveRank: typeof lastEpoch?.extra.effectiveRank === 'number' ? lastEpoch.extra.effectiveRank : null,
+    minutes: r ? r.minutes : null,
+  };
+}
+
 /**
  * One row per run of the plan, in plan order, from whatever records exist now: runs not started
  * (or still training) are rows too, so the table can be shown while jobs run and filled in later.
@@ -112,8 +131,7 @@ export function sweepResults(plan: SweepPlan): SweepResultRow[] {
   return plan.runs.map((run) => {
     const p = runProgress(run, plan.spec.probe ?? false);
     const rec = p.record;
-    const r = rec ? resultRows([rec])[0] : null;
-    const lastEpoch = rec?.epochs[rec.epochs.length - 1];
+    const m = recordMonitors(rec);
     return {
       run: run.rel,
       method: run.method,
@@ -122,14 +140,14 @@ export function sweepResults(plan: SweepPlan): SweepResultRow[] {
       seed: run.seed,
       status: p.state,
       steps: rec ? `${rec.step}/${rec.totalSteps}` : '-',
-      knnVal: r?.knnVal ?? null,
-      linearTest: r?.linearTest ?? null,
-      knnTest: r?.knnTest ?? null,
-      featStd: rec ? tailMean(rec, 'featStd') : null,
-      teacherEntropy: rec ? tailMean(rec, 'teacherEntropy') : null,
-      teacherStudentKL: rec ? tailMean(rec, 'teacherStudentKL') : null,
-      effectiveRank: typeof lastEpoch?.extra.effectiveRank === 'number' ? lastEpoch.extra.effectiveRank : null,
-      minutes: r ? r.minutes : null,
+      knnVal: m.knnVal,
+      linearTest: m.linearTest,
+      knnTest: m.knnTest,
+      featStd: m.featStd,
+      teacherEntropy: m.teacherEntropy,
+      teacherStudentKL: m.teacherStudentKL,
+      effectiveRank: m.effectiveRank,
+      minutes: m.minutes,
     };
   });
 }
