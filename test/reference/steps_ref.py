@@ -130,11 +130,13 @@ def run(method, off):
         before = {n: p.detach().clone() for n, p in trainable}
         student.zero_grad()
         loss.backward()
-        grad_norm = math.sqrt(sum(float((p.grad ** 2).sum()) for _, p in trainable))
         if epoch < FREEZE_EPOCHS:  # cancel_gradients_last_layer
             for n, p in trainable:
                 if 'last_layer' in n:
                     p.grad = None
+        # The norm of the gradients the step applies (the frozen last layer's is discarded, as in main_dino.py,
+        # where it never enters another parameter's clipping): what our gradNorm reports.
+        grad_norm = math.sqrt(sum(float((p.grad ** 2).sum()) for _, p in trainable if p.grad is not None))
         with torch.no_grad():
             for _, p in trainable:
                 if p.grad is not None:
