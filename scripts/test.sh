@@ -4,6 +4,10 @@
 # Slurm cluster for the sweep test (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# With lavapipe, every WebGPU device Dawn creates prints "Warning: maxDynamic{Storage,Uniform}BuffersPerPipelineLayout
+# artificially reduced from 1000000 to 16" (node:test shows it as "# Warning: ..."): lavapipe reports 1,000,000 dynamic
+# buffers per layout and Dawn caps it for its dynamic-offset allocator. Harmless here: neither tfjs-backend-webgpu
+# (which requests six other limits) nor lib/kernels/webgpu uses dynamic offsets.
 if [[ -d .cache/lavapipe ]] && env_lines="$(bash scripts/setup-lavapipe.sh 2>/dev/null)"; then
   eval "$env_lines"
 fi
