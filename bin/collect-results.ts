@@ -19,7 +19,7 @@ import { comparisonRows, formatMeanStd, oursVsOriginalRows, seedGroupRunsRows } 
 import { markdownTable } from '../lib/viz/table';
 import { repoRoot } from '../lib/data/index';
 import { writeFileAtomic } from '../lib/util/atomic';
-import { expandSweep } from '../lib/sweep/spec';
+import { expandSweep, SweepPlan } from '../lib/sweep/spec';
 import { sweepResults } from '../lib/sweep/records';
 import { ablationCells, ablationSweepSpec } from '../lib/sweep/ablations';
 import { fullAblationDisplayRows, fullAblationSweepSpec, fullAblationTable } from '../lib/sweep/fullAblations';
@@ -81,12 +81,9 @@ function collectAblations(): void {
   const abRoot = path.join(root, 'ablations');
   const found = fs.existsSync(abRoot) ? listRunRecords(abRoot).filter((r) => r.record.status === 'done') : [];
   if (found.length === 0) return;
-  const seeds = [...new Set(found.map((r) => r.record.seed))].sort((a, b) => a - b);
+  const seeds = seedsOf(found);
   const plan = expandSweep(ablationSweepSpec(budget.name, { seeds }));
-  const planned = new Set(plan.runs.map((r) => r.id));
-  const stray = found.filter((r) => !planned.has(r.record.id)).map((r) => r.record.id);
-  fs.mkdirSync(path.join(out, 'ablations'), { recursive: true });
-  for (const { file, record } of found) if (planned.has(record.id)) writeFileAtomic(path.join(out, 'ablations', `${record.id}.json`), fs.readFileSync(file));
+  const stray = copyPlanRecords(found, plan, 'ablations');
   const runRows = sweepResults(plan);
   const cells = ablationCells(plan, runRows);
   const n = (v: number | null, d: number) => (v === null ? '—' : v.toFixed(d));
@@ -115,12 +112,9 @@ function collectFullAblations(): void {
   const dir = path.join(root, 'sweeps', 'ablations-full');
   const found = fs.existsSync(dir) ? listRunRecords(dir).filter((r) => r.record.status === 'done' && r.record.results.linearProbe) : [];
   if (found.length === 0) return;
-  const seeds = [...new Set(found.map((r) => r.record.seed))].sort((a, b) => a - b);
+  const seeds = seedsOf(found);
   const plan = expandSweep(fullAblationSweepSpec(budget.name, { seeds }));
-  const planned = new Set(plan.runs.map((r) => r.id));
-  const stray = found.filter((r) => !planned.has(r.record.id)).map((r) => r.record.id);
-  fs.mkdirSync(path.join(out, 'ablations-full'), { recursive: true });
-  for (const { file, record } of found) if (planned.has(record.id)) writeFileAtomic(path.join(out, 'ablations-full', `${record.id}.json`), fs.readFileSync(file));
+  const stray = copyPlanRecords(found, plan, 'ablations-full');
   const rows = fullAblationTable(budget.name, plan, mainRunRecords(root));
   const md = [
     `# Ablations at the full schedule: \`${budget.name}\` budget (notebook 07)`,
@@ -136,4 +130,18 @@ function collectFullAblations(): void {
   ];
   writeFileAtomic(path.join(out, 'ablations-full.md'), md.join('\n'));
   console.log(`wrote ${found.length - stray.length} full-length ablation records and ablations-full.md to ${out}`);
+}
+
+type FoundRecord = ReturnType<typeof listRunRecords>[number];
+
+function seedsOf(found: readonly FoundRecord[]): number[] {
+  return [...new Set(found.map((r) => r.record.seed))].sort((a, b) => a - b);
+}
+
+/** Copies the records that belong to `plan` into results/<budget>/<subdir>/; returns the ids of those that do not. */
+function copyPlanRecords(found: readonly FoundRecord[], plan: SweepPlan, subdir: string): string[] {
+  const planned = new Set(plan.runs.map((r) => r.id));
+  fs.mkdirSync(path.join(out, subdir), { recursive: true });
+  for (const { file, record } of found) if (planned.has(record.id)) writeFileAtomic(path.join(out, subdir, `${record.id}.json`), fs.readFileSync(file));
+  return found.filter((r) => !planned.has(r.record.id)).map((r) => r.record.id);
 }

@@ -102,7 +102,7 @@ export interface AblationCell {
 }
 
 /** The finished runs' values of one monitor (runs without it are left out), summarised over seeds. */
-function over(values: readonly (number | null)[]): Summary {
+export function over(values: readonly (number | null)[]): Summary {
   return summarize(values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)));
 }
 

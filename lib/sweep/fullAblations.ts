@@ -12,10 +12,10 @@ import { BUDGETS, BudgetName, experimentConfig } from '../budget';
 import { ConfigLayer, Method } from '../config';
 import { RunRecord } from '../train/runRecord';
 import { runName } from '../train/runName';
-import { summarize, Summary } from '../stats/describe';
+import { Summary } from '../stats/describe';
 import { formatMeanStd } from '../resultsTable';
 import { welchTTest, WelchResult } from '../stats/welch';
-import { ABLATION_LABELS, AblationSwitch, collapseCount, collapseOf } from './ablations';
+import { ABLATION_LABELS, AblationSwitch, collapseCount, collapseOf, over } from './ablations';
 import { SlurmOptions, SweepPlan, SweepSpec } from './spec';
 import { RunMonitors, recordMonitors, sweepResults } from './records';
 
@@ -88,10 +88,6 @@ function isRecipeRun(rec: RunRecord, budget: BudgetName): boolean {
   } catch {
     return false; // a method this code no longer knows
   }
-}
-
-function over(values: readonly (number | null)[]): Summary {
-  return summarize(values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)));
 }
 
 function welchOrNull(a: Summary, b: Summary): WelchResult | null {
