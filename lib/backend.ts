@@ -11,6 +11,8 @@ import { ensureWebgpu } from './kernels/webgpu/setup';
 import { watchDeviceErrors } from './deviceErrors';
 import { registerKernelsFor } from './kernels/index';
 import { useWasmThreads, wasmThreadsCount } from './kernels/wasm/threads';
+import { nativeLine, nativeStatus } from './kernels/native/index';
+import { NativeError } from './kernels/native/addon';
 // Our kernels add their registrars on import; they register only when their backend is activated.
 import './kernels/wasm/index';
 import './kernels/webgpu/index';
@@ -62,6 +64,8 @@ export function parseBackendId(value: string, source = BACKEND_ENV): BackendId {
 /** Outcome of trying one backend (a plain interface: tslab compiles without strictNullChecks, so no union narrowing). */
 interface Attempt {
   ok: boolean;
+  /** Said after the id in the report line (e.g. the native kernels wasm runs). */
+  label?: string;
   details?: BackendReport['details'];
   reason?: string;
 }
@@ -121,9 +125,18 @@ async function tryWasm(): Promise<Attempt> {
     }
     if (!(await tf.setBackend('wasm'))) return { ok: false, reason: "tf.setBackend('wasm') failed" };
     await tf.ready();
-    return { ok: true, details: { simd: true, threads: wasmThreadsCount(), ourKernels: ours } };
+    const nat = nativeStatus();
+    const native = nat.ok && nat.kernels.length > 0;
+    return {
+      ok: true,
+      label: native ? `+ ${nativeLine()}` : `(${nativeLine()})`,
+      details: {
+        simd: true, threads: wasmThreadsCount(), ourKernels: ours, native, nativeLine: nativeLine(),
+        ...(native ? { nativeThreads: nat.threads ?? 1, onednn: nat.onednn ?? 'unknown' } : {}),
+      },
+    };
   } catch (e) {
-    if (e instanceof BackendError) throw e;
+    if (e instanceof BackendError || e instanceof NativeError) throw e;
     return { ok: false, reason: shortError(e) };
   }
 }
@@ -171,7 +184,7 @@ export async function selectBackend(opts: SelectBackendOptions = {}): Promise<Ba
     if (r.ok) {
       const why = skipped.map((s) => `${s.id}: ${s.reason}`).join('; ');
       const forcedBy = forced ? (opts.force !== undefined ? 'option force' : `${BACKEND_ENV}=${forced}`) : undefined;
-      const line = `backend: ${id} (tfjs '${tf.getBackend()}')` + (forcedBy ? `, forced by ${forcedBy}` : '') + (why ? `; skipped ${why}` : '');
+      const line = `backend: ${id}${r.label ? ` ${r.label}` : ''} (tfjs '${tf.getBackend()}')` + (forcedBy ? `, forced by ${forcedBy}` : '') + (why ? `; skipped ${why}` : '');
       current = { chosen: id, tfBackend: tf.getBackend(), forcedBy, skipped, details: r.details ?? {}, line };
       if (opts.print !== false) console.log(line);
       return current;

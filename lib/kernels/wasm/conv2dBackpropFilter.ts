@@ -73,7 +73,7 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
       const right = kw - 1 + wo - w - left;
       const pad: tf.backend_util.ExplicitPadding = [[0, 0], [top, Math.max(0, bottom)], [left, Math.max(0, right)], [0, 0]];
       let r = s.run('Conv2D', { x: xt, filter: dyt }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] }); // [Ci, kh', kw', Co]
-      if (bottom < 0 || right < 0) r = s.run('Slice', { x: r }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
+      if (bottom < 0 || right < 0) r = s.runOurs('Slice', { x: r }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
       return s.transpose(r, [1, 2, 0, 3]);
     });
   }
@@ -88,7 +88,7 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
       const colsT = s.alloc([1, k, m]);
       // Views are taken after the allocation, which may have grown (detached) the heap.
       im2colT(xt, s.f32(colsT), geom, n, n0, n1);
-      const dyChunk = n0 === 0 && n1 === n ? dy : s.run('Slice', { x: dy }, { begin: [n0, 0, 0, 0], size: [n1 - n0, ho, wo, co] });
+      const dyChunk = n0 === 0 && n1 === n ? dy : s.runOurs('Slice', { x: dy }, { begin: [n0, 0, 0, 0], size: [n1 - n0, ho, wo, co] });
       const part = s.run('BatchMatMul', { a: colsT, b: s.reshape(dyChunk, [1, m, co]) }, { transposeA: false, transposeB: false }); // [1, K, Co]
       acc = acc === undefined ? part : s.run('Add', { a: acc, b: part });
     }

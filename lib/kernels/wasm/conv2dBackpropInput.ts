@@ -111,7 +111,7 @@ function stridedInputGrad(s: Scope, dy: TensorInfo, filter: TensorInfo, info: Re
       if (before[0] < 0 || before[1] < 0 || after[0] < 0 || after[1] < 0) {
         const b0 = [Math.max(0, -before[0]), Math.max(0, -before[1])];
         const size = [n, ho - b0[0] + Math.min(0, after[0]), wo - b0[1] + Math.min(0, after[1]), co];
-        src = s.run('Slice', { x: dy }, { begin: [0, b0[0], b0[1], 0], size });
+        src = s.runOurs('Slice', { x: dy }, { begin: [0, b0[0], b0[1], 0], size });
       }
       const pad: tf.backend_util.ExplicitPadding = [[0, 0], [Math.max(0, before[0]), Math.max(0, after[0])], [Math.max(0, before[1]), Math.max(0, after[1])], [0, 0]];
       const part = s.run('Conv2D', { x: src, filter: sub }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] }); // [N, hr, wr, Ci]
@@ -144,7 +144,7 @@ export function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backe
     let up = dy; // [N, Ho*sh, Wo*sw, Co]
     if (after[0] < 0 || after[1] < 0) {
       const size = [n, up.shape[1] + Math.min(0, after[0]), up.shape[2] + Math.min(0, after[1]), co];
-      up = s.run('Slice', { x: up }, { begin: [0, 0, 0, 0], size });
+      up = s.runOurs('Slice', { x: up }, { begin: [0, 0, 0, 0], size });
     }
     const pad: tf.backend_util.ExplicitPadding = [[0, 0], [before[0], Math.max(0, after[0])], [before[1], Math.max(0, after[1])], [0, 0]];
     const wf = flipFilter(s.backend, filter);

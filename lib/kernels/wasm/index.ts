@@ -21,6 +21,8 @@ import { castConfig, identityConfig } from './identity';
 import { transposeConfig } from './transpose';
 import { meanConfig, sumConfig } from './reduce';
 import { broadcastConfigs } from './broadcast';
+import { sliceConfig, splitVConfig } from './slice';
+import { registerNativeKernels } from '../native/index';
 
 /** Registers (or replaces) one wasm kernel, keeping the stock setup function if there is one. */
 function put(config: tf.KernelConfig): void {
@@ -48,9 +50,13 @@ export function registerWasmKernels(): string[] {
     sumConfig,
     meanConfig,
     ...broadcastConfigs,
+    sliceConfig,
+    splitVConfig,
   ];
   for (const c of configs) put(c);
-  return configs.map((c) => c.kernelName);
+  // Native (oneDNN) kernels where the addon is built, over the ones above as their fallbacks.
+  const native = registerNativeKernels();
+  return [...new Set([...configs.map((c) => c.kernelName), ...native])];
 }
 
 addKernelRegistrar('wasm', registerWasmKernels);

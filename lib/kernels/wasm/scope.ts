@@ -45,6 +45,11 @@ export function captureStock(name: string): tf.KernelConfig | undefined {
   return k;
 }
 
+/** The backend's own kernel `name` (the stock one even where we registered an override). */
+export function stockKernel(name: string): tf.KernelFunc {
+  return kernelFunc(name);
+}
+
 function kernelFunc(name: string): tf.KernelFunc {
   const own = stock.get(name);
   if (own) return own;
