@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "dinotwins_native",
-      "sources": ["src/addon.cc", "src/pool.cc", "src/dnnl_ops.cc", "src/norm_ops.cc"],
+      "sources": ["src/addon.cc", "src/pool.cc", "src/dnnl_ops.cc", "src/norm_ops.cc", "src/elementwise.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],

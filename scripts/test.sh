@@ -31,6 +31,11 @@ fi
 shopt -s nullglob
 files=(test/*.test.ts)
 node --import tsx --import ./test/setup/quiet-tfjs-banner.mjs --test --test-concurrency=1 "${files[@]}"
+# The wasm kernel tests once more with the native kernels off (DINOTWINS_NATIVE=0): above they ran on the
+# native (oneDNN) kernels wherever scripts/setup-native.sh built them, and wasm's own kernels are the
+# fallback for every shape and machine the native ones do not cover.
+DINOTWINS_NATIVE=0 node --import tsx --import ./test/setup/quiet-tfjs-banner.mjs --test --test-concurrency=1 \
+  test/kernels-wasm.test.ts test/kernels-wasm-threads.test.ts test/losses-wasm.test.ts test/models-backends.test.ts test/layers.test.ts
 # A real tslab kernel driven by Debian's jupyter_client (test/kernel/test_interrupt.py): Kernel >
 # Interrupt stops training at the next step and re-running resumes to the same weights; one writer
 # per run folder; stale locks of killed kernels. Skipped, visibly, only where jupyter_client is missing.

@@ -26,6 +26,8 @@
  *                      attrs {which: 'm' | 'v' | 'p', lr, wd, beta1, beta2, eps, bc1, bc2, decoupled}
  *                      -> the new first moment, second moment or parameters of an Adam (L2) or AdamW
  *                      step (lib/train/optimizers.ts has the same arithmetic as tfjs ops)
+ * ADAM_FLAT_ALL        ADAM_FLAT's inputs and attrs without `which` -> [p, m, v] in one pass (where a
+ *                      backend has it, the optimizer uses it instead of three ADAM_FLAT calls)
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -39,6 +41,7 @@ export const FUSED_KERNELS = {
   gelu: 'DinotwinsGelu',
   geluGrad: 'DinotwinsGeluGrad',
   adamFlat: 'DinotwinsAdamFlat',
+  adamFlatAll: 'DinotwinsAdamFlatAll',
 } as const;
 
 /** True when the active backend has a kernel registered under `name`. */

@@ -153,9 +153,10 @@ export class Optimizer {
           bc1: 1 - Math.pow(c.beta1, t), bc2: 1 - Math.pow(c.beta2, t), decoupled: c.kind === 'adamw',
         };
         const run = (which: 'm' | 'v' | 'p'): tf.Tensor => tf.engine().runKernel(FUSED_KERNELS.adamFlat, ins, { ...attrs, which } as unknown as tf.NamedAttrMap) as tf.Tensor;
-        const pNew = run('p');
-        const mNew = run('m');
-        const vNew = run('v');
+        // One pass for all three outputs where the backend has that kernel, else one per output.
+        const [pNew, mNew, vNew] = hasFusedKernel(FUSED_KERNELS.adamFlatAll)
+          ? (tf.engine().runKernel(FUSED_KERNELS.adamFlatAll, ins, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[])
+          : [run('p'), run('m'), run('v')];
         F.m!.assign(mNew);
         F.v!.assign(vNew);
         const parts = names.length === 1 ? [pNew] : tf.split(pNew, F.sizes);

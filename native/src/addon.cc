@@ -20,11 +20,16 @@ T *Array(const Napi::CallbackInfo &info, size_t i, int64_t need, const char *nam
   Napi::Value v = info[i];
   if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
   if (!v.IsTypedArray()) Fail(info.Env(), std::string(name) + " must be a typed array");
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != Kind) Fail(info.Env(), std::string(name) + " has the wrong element type");
-  if (static_cast<int64_t>(ta.ElementLength()) < need)
-    Fail(info.Env(), std::string(name) + " holds " + std::to_string(ta.ElementLength()) + " elements, needs " + std::to_string(need));
-  return reinterpret_cast<T *>(static_cast<uint8_t *>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+  // The C call, not TypedArray::ArrayBuffer(): the threaded wasm build's heap is a SharedArrayBuffer,
+  // which napi_get_arraybuffer_info rejects; napi_get_typedarray_info gives the data pointer of either.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = nullptr;
+  if (napi_get_typedarray_info(info.Env(), v, &type, &length, &data, nullptr, nullptr) != napi_ok) Fail(info.Env(), std::string(name) + ": not readable");
+  if (type != Kind) Fail(info.Env(), std::string(name) + " has the wrong element type");
+  if (static_cast<int64_t>(length) < need)
+    Fail(info.Env(), std::string(name) + " holds " + std::to_string(length) + " elements, needs " + std::to_string(need));
+  return static_cast<T *>(data);
 }
 
 float *F(const Napi::CallbackInfo &info, size_t i, int64_t need, const char *name, bool optional = false) {
@@ -50,6 +55,12 @@ Napi::Value Init(const Napi::CallbackInfo &info) {
     dt::init(static_cast<int>(Int(info, 0)));
     return info.Env().Undefined();
   });
+}
+
+// setSerial(bool): every part on the calling thread (tests compare the bits with the pool's).
+Napi::Value SetSerial(const Napi::CallbackInfo &info) {
+  dt::set_serial(Bool(info, 0));
+  return info.Env().Undefined();
 }
 
 Napi::Value Info(const Napi::CallbackInfo &info) {
@@ -195,9 +206,45 @@ Napi::Value AdamFlat(const Napi::CallbackInfo &info) {
   });
 }
 
+// binary(op, a, b, out): op 0 add, 1 sub, 2 mul, 3 div; a or b may hold one value (broadcast).
+Napi::Value Binary(const Napi::CallbackInfo &info) {
+  return Guard(info, [&] {
+    int op = static_cast<int>(Int(info, 0));
+    if (op < 0 || op > 3) Fail(info.Env(), "binary: op must be 0-3");
+    Napi::Float32Array o = info[3].As<Napi::Float32Array>();
+    int64_t n = static_cast<int64_t>(o.ElementLength());
+    Napi::Float32Array a = info[1].As<Napi::Float32Array>(), b = info[2].As<Napi::Float32Array>();
+    int64_t an = static_cast<int64_t>(a.ElementLength()), bn = static_cast<int64_t>(b.ElementLength());
+    if ((an != n && an != 1) || (bn != n && bn != 1)) Fail(info.Env(), "binary: operands must have the output's size or one element");
+    dt::binary(op, F(info, 1, an, "a"), an, F(info, 2, bn, "b"), bn, n, F(info, 3, n, "out"));
+    return info.Env().Undefined();
+  });
+}
+
+// square(x, out)
+Napi::Value Square(const Napi::CallbackInfo &info) {
+  return Guard(info, [&] {
+    int64_t n = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
+    dt::square(F(info, 0, n, "x"), n, F(info, 1, n, "out"));
+    return info.Env().Undefined();
+  });
+}
+
+// sumAll(x) -> number (the double sum)
+Napi::Value SumAll(const Napi::CallbackInfo &info) {
+  return Guard(info, [&] {
+    int64_t n = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
+    return Napi::Number::New(info.Env(), dt::sum_all(F(info, 0, n, "x"), n));
+  });
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  exports.Set("binary", Napi::Function::New(env, Binary));
+  exports.Set("square", Napi::Function::New(env, Square));
+  exports.Set("sumAll", Napi::Function::New(env, SumAll));
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("setSerial", Napi::Function::New(env, SetSerial));
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
   exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData));
   exports.Set("conv2dBackwardWeights", Napi::Function::New(env, Conv2dBackwardWeights));

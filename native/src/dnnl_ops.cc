@@ -216,6 +216,9 @@ void init(int threads) {
 }
 
 int threads() { return st().pool ? st().pool->threads() : 0; }
+void set_serial(bool serial) {
+  if (st().pool) st().pool->set_serial(serial);
+}
 long long parts_on_workers() { return st().pool ? st().pool->parts_on_workers() : 0; }
 
 std::string onednn_version() {

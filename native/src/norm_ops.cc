@@ -310,31 +310,30 @@ void axpby(const float *x, const float *y, int64_t n, float a, float b, float *o
   });
 }
 
-template <bool kDecoupled, bool kActive, int kWhich>  // kWhich: 0 p, 1 m, 2 v
+template <bool kDecoupled, bool kActive, int kWhich>  // kWhich: 0 p, 1 m, 2 v, 3 all three
 static void adam_range(const AdamStep &s, const float *__restrict g, float sc, const float *__restrict p, const float *__restrict m,
                        const float *__restrict v, const uint8_t *__restrict decay, const uint8_t *__restrict active, int64_t b, int64_t e,
-                       float *__restrict out) {
+                       float *__restrict out, float *__restrict m_out, float *__restrict v_out) {
   const float wd = s.wd, b1 = s.beta1, b2 = s.beta2, c1 = 1.0f - s.beta1, c2 = 1.0f - s.beta2;
   for (int64_t i = b; i < e; i++) {
     float gi = g[i] * sc;
     if (!kDecoupled) gi = decay[i] ? gi + p[i] * wd : gi;
     const float mi = m[i] * b1 + gi * c1;
     const float vi = v[i] * b2 + (gi * gi) * c2;
-    float r;
+    const bool on = !kActive || active[i];
     if (kWhich == 1) {
-      r = mi;
+      out[i] = on ? mi : m[i];
     } else if (kWhich == 2) {
-      r = vi;
+      out[i] = on ? vi : v[i];
     } else {
       float upd = (mi / s.bc1) / (std::sqrt(vi / s.bc2) + s.eps);
       if (kDecoupled) upd = decay[i] ? upd + p[i] * wd : upd;
-      r = p[i] - upd * s.lr;
+      out[i] = on ? p[i] - upd * s.lr : p[i];
+      if (kWhich == 3) {
+        m_out[i] = on ? mi : m[i];
+        v_out[i] = on ? vi : v[i];
+      }
     }
-    if (kActive) {
-      const float keep = kWhich == 1 ? m[i] : kWhich == 2 ? v[i] : p[i];
-      r = active[i] ? r : keep;
-    }
-    out[i] = r;
   }
 }
 
@@ -346,16 +345,22 @@ void adam_flat(const AdamStep &s, const float *g, const float *scale, const floa
     run_parts(parts, n, [&](int q) {
       int64_t b, e;
       part_range(n, parts, q, b, e);
-      auto go = [&]<bool kD, bool kA, int kW>() { adam_range<kD, kA, kW>(s, g, sc, p, m, v, decay, active, b, e, out); };
-      if (s.decoupled) {
-        if (active) which == 0 ? go.template operator()<true, true, 0>() : which == 1 ? go.template operator()<true, true, 1>() : go.template operator()<true, true, 2>();
-        else which == 0 ? go.template operator()<true, false, 0>() : which == 1 ? go.template operator()<true, false, 1>() : go.template operator()<true, false, 2>();
-      } else {
-        if (active) which == 0 ? go.template operator()<false, true, 0>() : which == 1 ? go.template operator()<false, true, 1>() : go.template operator()<false, true, 2>();
-        else which == 0 ? go.template operator()<false, false, 0>() : which == 1 ? go.template operator()<false, false, 1>() : go.template operator()<false, false, 2>();
-      }
+      auto go = [&]<int kW>() {
+        if (s.decoupled) active ? adam_range<true, true, kW>(s, g, sc, p, m, v, decay, active, b, e, out, m_out, v_out)
+                                : adam_range<true, false, kW>(s, g, sc, p, m, v, decay, active, b, e, out, m_out, v_out);
+        else active ? adam_range<false, true, kW>(s, g, sc, p, m, v, decay, active, b, e, out, m_out, v_out)
+                    : adam_range<false, false, kW>(s, g, sc, p, m, v, decay, active, b, e, out, m_out, v_out);
+      };
+      if (which == 0) go.template operator()<0>();
+      else if (which == 1) go.template operator()<1>();
+      else if (which == 2) go.template operator()<2>();
+      else go.template operator()<3>();
     });
   };
+  if (p_out && m_out && v_out) {
+    one(3, p_out);  // one pass writes all three
+    return;
+  }
   if (p_out) one(0, p_out);
   if (m_out) one(1, m_out);
   if (v_out) one(2, v_out);

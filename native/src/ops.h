@@ -11,6 +11,8 @@ namespace dt {
 // Starts the thread pool: `threads` parts per kernel call, run by up to that many threads.
 void init(int threads);
 int threads();
+// Runs every part of every call on the calling thread (tests).
+void set_serial(bool serial);
 long long parts_on_workers();
 std::string onednn_version();
 // Which oneDNN implementation runs each convolution direction of a shape (for the report).
@@ -65,4 +67,13 @@ struct AdamStep {
 void adam_flat(const AdamStep &s, const float *g, const float *scale, const float *p, const float *m, const float *v, const uint8_t *decay,
                const uint8_t *active, int64_t n, float *p_out, float *m_out, float *v_out);
 
+}  // namespace dt
+
+namespace dt {
+// Element-wise out = a op b (op: 0 add, 1 sub, 2 mul, 3 div) over n elements; a or b may be one
+// value broadcast (a_n or b_n == 1).
+void binary(int op, const float *a, int64_t a_n, const float *b, int64_t b_n, int64_t n, float *out);
+void square(const float *x, int64_t n, float *out);
+// Sum of all n elements, accumulated in double over fixed parts.
+double sum_all(const float *x, int64_t n);
 }  // namespace dt

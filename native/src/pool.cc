@@ -53,7 +53,7 @@ void Pool::worker_loop() {
 
 void Pool::run(int parts, const std::function<void(int)> &fn, bool parallel) {
   if (parts <= 0) return;
-  if (!parallel || workers_.empty() || parts == 1) {
+  if (!parallel || serial_ || workers_.empty() || parts == 1) {
     for (int i = 0; i < parts; i++) fn(i);
     return;
   }

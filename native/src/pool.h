@@ -33,6 +33,9 @@ class Pool {
   // rethrown here after every part has finished.
   void run(int parts, const std::function<void(int)> &fn, bool parallel = true);
 
+  // Runs every part on the calling thread (tests: the bits must not change).
+  void set_serial(bool serial) { serial_ = serial; }
+
   // Parts run on worker threads since start (a check that the workers really compute).
   long long parts_on_workers() const { return on_workers_.load(); }
 
@@ -53,6 +56,7 @@ class Pool {
   std::atomic<int> remaining_{0};
   std::exception_ptr error_;
   std::atomic<long long> on_workers_{0};
+  bool serial_ = false;
 };
 
 // Splits [0, n) into `parts` contiguous ranges as evenly as possible (the first n % parts get one

@@ -17,6 +17,8 @@ import * as path from 'node:path';
 export interface NativeAddon {
   init(threads: number): void;
   info(): { onednn: string; threads: number; partsOnWorkers: number; lastImpl: string };
+  /** Runs every part of every call on the calling thread (tests: the bits must not change). */
+  setSerial(serial: boolean): void;
   conv2dForward(dims: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, relu: boolean): boolean;
   conv2dBackwardData(dims: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): boolean;
   conv2dBackwardWeights(dims: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): boolean;
@@ -34,6 +36,11 @@ export interface NativeAddon {
   axpby(n: number, a: number, b: number, x: Float32Array, y: Float32Array, out: Float32Array): void;
   adamFlat(n: number, hyper: Float64Array, decoupled: boolean, g: Float32Array, scale: Float32Array, p: Float32Array, m: Float32Array,
     v: Float32Array, decay: Uint8Array, active: Uint8Array | null, pOut: Float32Array | null, mOut: Float32Array | null, vOut: Float32Array | null): void;
+  /** out = a op b, op 0 add, 1 sub, 2 mul, 3 div; a or b may hold one value. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  square(x: Float32Array, out: Float32Array): void;
+  /** The sum of every element (accumulated in double). */
+  sumAll(x: Float32Array): number;
 }
 
 export const NATIVE_ENV = 'DINOTWINS_NATIVE';

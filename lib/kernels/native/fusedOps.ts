@@ -147,29 +147,33 @@ export function fusedKernels(addon: NativeAddon): tf.KernelConfig[] {
     return dx;
   };
 
-  const adamFlat: tf.KernelFunc = (args) => {
+  const adamFlat = (all: boolean): tf.KernelFunc => (args) => {
     const { inputs, backend } = args as unknown as KernelArgs;
     const ins = inputs as { g: TI; scale: TI; p: TI; m: TI; v: TI; decay: TI; active?: TI };
-    const a = args.attrs as { which: string; lr: number; wd: number; beta1: number; beta2: number; eps: number; bc1: number; bc2: number; decoupled: boolean };
-    if (a.which !== 'm' && a.which !== 'v' && a.which !== 'p') throw new Error(`${K.adamFlat}: which must be 'm', 'v' or 'p', got ${String(a.which)}`);
-    checkFloat(K.adamFlat, [ins.g, ins.scale, ins.p, ins.m, ins.v]);
+    const a = args.attrs as { which?: string; lr: number; wd: number; beta1: number; beta2: number; eps: number; bc1: number; bc2: number; decoupled: boolean };
+    const name = all ? K.adamFlatAll : K.adamFlat;
+    if (!all && a.which !== 'm' && a.which !== 'v' && a.which !== 'p') throw new Error(`${name}: which must be 'm', 'v' or 'p', got ${String(a.which)}`);
+    checkFloat(name, [ins.g, ins.scale, ins.p, ins.m, ins.v]);
     const n = size(ins.p.shape);
-    for (const [k, t] of Object.entries(ins)) if (k !== 'scale' && t) checkLen(K.adamFlat, k, t, n);
-    for (const t of [ins.decay, ins.active]) if (t && t.dtype !== 'bool') throw new Error(`${K.adamFlat}: masks must be bool, got ${t.dtype}`);
+    for (const [k, t] of Object.entries(ins)) if (k !== 'scale' && t) checkLen(name, k, t, n);
+    for (const t of [ins.decay, ins.active]) if (t && t.dtype !== 'bool') throw new Error(`${name}: masks must be bool, got ${t.dtype}`);
     const hyper = Float64Array.from([a.lr, a.wd, a.beta1, a.beta2, a.eps, a.bc1, a.bc2]);
     for (const [i, k] of ['lr', 'wd', 'beta1', 'beta2', 'eps', 'bc1', 'bc2'].entries()) {
-      if (!Number.isFinite(hyper[i])) throw new Error(`${K.adamFlat}: ${k} must be a finite number, got ${hyper[i]}`);
+      if (!Number.isFinite(hyper[i])) throw new Error(`${name}: ${k} must be a finite number, got ${hyper[i]}`);
     }
-    const out = alloc(backend, ins.p.shape);
-    const o = f32(backend, out);
+    const outs = (all ? ['p', 'm', 'v'] : [a.which as string]).map((w) => ({ w, t: alloc(backend, ins.p.shape) }));
+    const view = (w: string): Float32Array | null => {
+      const o = outs.find((x) => x.w === w);
+      return o ? f32(backend, o.t) : null;
+    };
     addon.adamFlat(n, hyper, a.decoupled, f32(backend, ins.g), f32(backend, ins.scale), f32(backend, ins.p), f32(backend, ins.m), f32(backend, ins.v),
-      u8(backend, ins.decay), ins.active ? u8(backend, ins.active) : null, a.which === 'p' ? o : null, a.which === 'm' ? o : null, a.which === 'v' ? o : null);
-    return out;
+      u8(backend, ins.decay), ins.active ? u8(backend, ins.active) : null, view('p'), view('m'), view('v'));
+    return all ? outs.map((o) => o.t) : outs[0].t;
   };
 
   const w = (kernelName: string, kernelFunc: tf.KernelFunc): tf.KernelConfig => ({ kernelName, backendName: 'wasm', kernelFunc });
   return [
     w(K.batchNorm, batchNorm), w(K.batchNormGrad, batchNormGrad), w(K.batchNormRunning, batchNormRunning), w(K.axpby, axpby),
-    w(K.layerNorm, layerNorm), w(K.layerNormGrad, layerNormGrad), w(K.gelu, gelu), w(K.geluGrad, geluGrad), w(K.adamFlat, adamFlat),
+    w(K.layerNorm, layerNorm), w(K.layerNormGrad, layerNormGrad), w(K.gelu, gelu), w(K.geluGrad, geluGrad), w(K.adamFlat, adamFlat(false)), w(K.adamFlatAll, adamFlat(true)),
   ];
 }

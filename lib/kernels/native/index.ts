@@ -11,6 +11,7 @@ import { NativeStatus, loadNative } from './addon';
 import { conv2dKernels } from './conv';
 import { fusedKernels } from './fusedOps';
 import { matMulKernels } from './matmul';
+import { elementwiseKernels } from './elementwise';
 
 let registered: string[] = [];
 
@@ -26,7 +27,7 @@ export function registerNativeKernels(): string[] {
     if (!k) throw new Error(`native kernels: no wasm kernel '${name}' to fall back to`);
     return k.kernelFunc;
   };
-  const configs = [...conv2dKernels(addon, fallback), ...matMulKernels(addon, fallback), ...fusedKernels(addon)];
+  const configs = [...conv2dKernels(addon, fallback), ...matMulKernels(addon, fallback), ...elementwiseKernels(addon, fallback), ...fusedKernels(addon)];
   for (const c of configs) {
     const old = tf.getKernel(c.kernelName, 'wasm');
     if (old) {
