@@ -4,14 +4,15 @@
  * bench/torch_cpu.py runs the same steps in PyTorch; a table with ratios is printed at the end.
  *
  *   npx tsx bench/cpu.ts [--models r18w16,r18w32,r18w64,vitt4] [--batches 32,128]
- *                        [--backends wasm,wasm-t2,cpu] [--steps 5] [--warmup 2] [--max-seconds 60]
+ *                        [--backends native-t1,native-t2,wasm,wasm-t2,cpu] [--steps 5] [--warmup 2] [--max-seconds 60]
  *                        [--torch-threads 1,2] [--batch32-only r18w64,vitt4] [--child-timeout 600]
  *                        [--no-torch] [--json out.json]
  *   npx tsx bench/cpu.ts --flat 1000 [--models r18w16p512] [--batches 8]   (memory-flatness run)
  *
  * The pure-JS `cpu` backend is about 100x slower: it only runs ResNet-18 width 16 at batch 32
  * (other combos are skipped unless --cpu-all), with --cpu-warmup 1 --cpu-steps 2 by default. `wasm-t2` is wasm's threaded build with 2 threads
- * (lib/kernels/wasm/threads.ts). Throughput counts views per second (2 views per
+ * (lib/kernels/wasm/threads.ts); `native-tN` is wasm with the native oneDNN kernels (lib/kernels/native)
+ * on N threads, and `wasm`/`wasm-tN` then mean wasm's own kernels (DINOTWINS_NATIVE=0). Throughput counts views per second (2 views per
  * image pair); "ms/step" is the median wall time of the timed steps, "cpu ms" the median process
  * CPU time (wasm uses one thread, so on a busy machine cpu ms is the better speed measure).
  */
@@ -46,10 +47,24 @@ function arg(name: string, def?: string): string | undefined {
 }
 const has = (name: string): boolean => process.argv.includes(`--${name}`);
 
-/** 'wasm' (1 thread), 'wasm-t2' (threaded build, 2 threads) or 'cpu'. Returns wasm threads (1 otherwise). */
+/**
+ * Environment of a backend id: 'wasm' and 'wasm-tN' run wasm's own kernels (native off),
+ * 'native-tN' the native oneDNN kernels with N threads (required: a build problem is an error).
+ */
+function backendEnv(id: string): Record<string, string> {
+  const n = /^native-t(\d+)$/.exec(id);
+  if (n) return { DINOTWINS_NATIVE: '1', DINOTWINS_NATIVE_THREADS: n[1] };
+  return id.startsWith('wasm') ? { DINOTWINS_NATIVE: '0' } : {};
+}
+
+/**
+ * 'wasm' (1 thread), 'wasm-t2' (threaded build, 2 threads), 'native-tN' (wasm + native kernels, N
+ * threads) or 'cpu'. Returns the threads the step computes on (1 for cpu).
+ */
 async function useBackend(id: string): Promise<number> {
+  Object.assign(process.env, backendEnv(id));
   const m = /^wasm-t(\d)$/.exec(id);
-  const name = m ? 'wasm' : id;
+  const name = m || id.startsWith('native-') ? 'wasm' : id;
   if (m) {
     const { useWasmThreads } = await import('../lib/kernels/wasm/threads');
     useWasmThreads({ threads: Number(m[1]) });
@@ -62,6 +77,12 @@ async function useBackend(id: string): Promise<number> {
   if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend('${name}') failed`);
   await tf.ready();
   if (name !== 'wasm') return 1;
+  if (id.startsWith('native-')) {
+    const { nativeStatus } = await import('../lib/kernels/native/index');
+    const st = nativeStatus();
+    if (!st.ok || st.kernels.length === 0) throw new Error(`native kernels not in use: ${st.reason}`);
+    return st.threads ?? 1;
+  }
   const { wasmThreadsCount } = await import('../lib/kernels/wasm/threads');
   return wasmThreadsCount();
 }
@@ -172,7 +193,7 @@ async function main(): Promise<void> {
   const models = (arg('models', 'r18w16,r18w16p512,r18w32,r18w32p512,r18w64,vitt4') as string).split(',');
   models.forEach(benchModel);
   const batches = (arg('batches', '32,128') as string).split(',').map(Number);
-  const backends = (arg('backends', 'wasm,wasm-t2,cpu') as string).split(',');
+  const backends = (arg('backends', 'native-t1,native-t2,wasm,wasm-t2,cpu') as string).split(',');
   const common = ['--steps', arg('steps', '5') as string, '--warmup', arg('warmup', '2') as string, '--max-seconds', arg('max-seconds', '60') as string];
   const rows: Row[] = [];
   const torchThreads = (arg('torch-threads', '2') as string).split(',').map(Number);
@@ -205,7 +226,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const rank = (impl: string): number => (impl === 'torch' ? 0 : impl.startsWith('tfjs-wasm') ? 1 : 2);
+  const rank = (impl: string): number => (impl === 'torch' ? 0 : impl.startsWith('tfjs-native') ? 1 : impl.startsWith('tfjs-wasm') ? 2 : 3);
   const order = (r: Row): string => `${models.indexOf(r.model)}-${String(r.batch).padStart(5, '0')}-${rank(r.impl)}-${r.impl}-${r.threads ?? 1}`;
   rows.sort((a, b) => order(a).localeCompare(order(b)));
   const out = arg('json');

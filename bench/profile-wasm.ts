@@ -41,7 +41,7 @@ async function main(): Promise<void> {
         } finally {
           depth--;
           const c = process.cpuUsage(c0);
-          const key = byShape ? `${k.kernelName} ${Object.values(a.inputs).map((t) => `[${(t as tf.TensorInfo).shape}]`).join(' ')}` : k.kernelName;
+          const key = byShape ? `${k.kernelName} ${Object.values(a.inputs).filter((t) => t !== undefined).map((t) => `[${(t as tf.TensorInfo).shape}]`).join(' ')}` : k.kernelName;
           const s = stats.get(key) ?? { ms: 0, calls: 0 };
           s.ms += (c.user + c.system) / 1000;
           s.calls++;

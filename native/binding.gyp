@@ -7,7 +7,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++20", "-O3", "-ffp-contract=off", "-fopenmp", "-fexceptions"],
+      "cflags_cc": ["-std=c++20", "-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fexceptions"],
       "libraries": ["-ldnnl", "-fopenmp"],
       "conditions": [
         ["OS=='linux' and target_arch=='x64'", { "cflags_cc": ["<!(echo ${DINOTWINS_NATIVE_MARCH:--march=native})"] }]

@@ -170,6 +170,24 @@ test('batched and transposed matMul match cpu (XNNPACK and stock paths)', async 
   }
 });
 
+test('Slice, SplitV and Unpack (read in place) match cpu for ranks 1-5, contiguous or strided, float32/int32/bool', async () => {
+  const f = (): tf.Tensor[] => {
+    const x = rand([4, 5, 6, 7, 3], 7);
+    const xi = tf.cast(tf.mul(x, 10), 'int32');
+    const xb = tf.greater(x, 0);
+    const outs: tf.Tensor[] = [
+      tf.slice(x, [1, 0, 0, 0, 0], [2, 5, 6, 7, 3]), tf.slice(x, [0, 1, 2, 3, 1], [4, 3, 2, 4, 2]), tf.slice(tf.reshape(x, [-1]), [17], [400]),
+      tf.slice(x, [3, 4, 5, 6, 2], [1, 1, 1, 1, 1]), tf.slice(x, [0, 0, 0, 0, 0], [4, 0, 6, 7, 3]),
+      ...tf.split(x, [1, 3, 2], 2), ...tf.split(tf.reshape(x, [-1]), [100, 2420]), ...tf.split(x, 2, 0),
+      ...tf.unstack(x, 2), ...tf.unstack(tf.reshape(x, [4, 210, 3]), 0),
+      tf.cast(tf.slice(xi, [1, 1, 1, 1, 0], [2, 2, 2, 2, 3]), 'float32'), ...tf.split(xi, [2, 2], 0).map((p) => tf.cast(p, 'float32')),
+      ...tf.unstack(xi, 4).map((p) => tf.cast(p, 'float32')), tf.cast(tf.slice(xb, [0, 2, 0, 0, 0], [4, 2, 6, 7, 3]), 'float32'),
+    ];
+    return outs;
+  };
+  await agree('slices', f, 0);
+});
+
 test('gather gradient (UnsortedSegmentSum) matches cpu', async () => {
   await agree('gather grad', () => {
     const x = rand([7, 5], 10);

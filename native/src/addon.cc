@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <string>
+#include <vector>
 
 #include "ops.h"
 
@@ -238,7 +239,46 @@ Napi::Value SumAll(const Napi::CallbackInfo &info) {
   });
 }
 
+// transpose(x, out, shape: Float64Array, perm: Int32Array): 4-byte elements (float32 or int32 views).
+Napi::Value Transpose(const Napi::CallbackInfo &info) {
+  return Guard(info, [&] {
+    Napi::Float64Array sh = info[2].As<Napi::Float64Array>();
+    Napi::Int32Array pm = info[3].As<Napi::Int32Array>();
+    const int rank = static_cast<int>(sh.ElementLength());
+    if (rank < 1 || static_cast<int>(pm.ElementLength()) != rank) Fail(info.Env(), "transpose: shape and perm must have the same rank >= 1");
+    std::vector<int64_t> shape(rank);
+    std::vector<int> perm(rank), seen(rank, 0);
+    int64_t n = 1;
+    for (int d = 0; d < rank; d++) {
+      shape[d] = static_cast<int64_t>(sh[d]);
+      perm[d] = pm[d];
+      if (perm[d] < 0 || perm[d] >= rank || seen[perm[d]]++) Fail(info.Env(), "transpose: perm is not a permutation");
+      n *= shape[d];
+    }
+    Napi::TypedArray xa = info[0].As<Napi::TypedArray>();
+    napi_typedarray_type kind = xa.TypedArrayType();
+    if (kind != napi_float32_array && kind != napi_int32_array) Fail(info.Env(), "transpose: 4-byte elements only");
+    auto ptr = [&](size_t i) {
+      return kind == napi_float32_array ? reinterpret_cast<uint32_t *>(F(info, i, n, i == 0 ? "x" : "out"))
+                                        : reinterpret_cast<uint32_t *>(Array<int32_t, napi_int32_array>(info, i, n, i == 0 ? "x" : "out"));
+    };
+    dt::transpose4(ptr(0), shape.data(), perm.data(), rank, ptr(1));
+    return info.Env().Undefined();
+  });
+}
+
+// sumRows(x, r, c, out): out[j] = sum_i x[i, j].
+Napi::Value SumRows(const Napi::CallbackInfo &info) {
+  return Guard(info, [&] {
+    int64_t r = Int(info, 1), c = Int(info, 2);
+    dt::sum_rows(F(info, 0, r * c, "x"), r, c, F(info, 3, c, "out"));
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  exports.Set("transpose", Napi::Function::New(env, Transpose));
+  exports.Set("sumRows", Napi::Function::New(env, SumRows));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("square", Napi::Function::New(env, Square));
   exports.Set("sumAll", Napi::Function::New(env, SumAll));

@@ -2,6 +2,7 @@
 // wasm kernels (so the same bits), on every thread of the pool with AVX where the CPU has it. The
 // sum accumulates in double over a fixed split into parts.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "internal.h"
@@ -76,6 +77,69 @@ double sum_all(const float *x, int64_t n) {
   double t = 0;
   for (double v : partial) t += v;
   return t;
+}
+
+void transpose4(const uint32_t *x, const int64_t *shape, const int *perm, int rank, uint32_t *out) {
+  std::vector<int64_t> in_stride(rank), out_shape(rank), stride(rank);
+  int64_t s = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    in_stride[d] = s;
+    s *= shape[d];
+  }
+  const int64_t total = s;
+  for (int d = 0; d < rank; d++) {
+    out_shape[d] = shape[perm[d]];
+    stride[d] = in_stride[perm[d]];  // input stride of output axis d
+  }
+  const int64_t inner = out_shape[rank - 1], inner_stride = stride[rank - 1];
+  const int64_t rows = total / inner;  // output rows of `inner` elements
+  const int parts = parts_for(total);
+  shared_pool().run(parts, [&](int p) {
+    int64_t r0, r1;
+    part_range(rows, parts, p, r0, r1);
+    if (r0 >= r1) return;
+    // Input offset of output row r0 (odometer over the outer output axes).
+    std::vector<int64_t> idx(rank > 1 ? rank - 1 : 1, 0);
+    int64_t base = 0, rem = r0;
+    for (int d = rank - 2; d >= 0; d--) {
+      idx[d] = rem % out_shape[d];
+      rem /= out_shape[d];
+      base += idx[d] * stride[d];
+    }
+    uint32_t *o = out + r0 * inner;
+    for (int64_t row = r0; row < r1; row++) {
+      const uint32_t *src = x + base;
+      if (inner_stride == 1) std::memcpy(o, src, inner * sizeof(uint32_t));
+      else
+        for (int64_t j = 0; j < inner; j++) o[j] = src[j * inner_stride];
+      o += inner;
+      for (int d = rank - 2; d >= 0; d--) {
+        base += stride[d];
+        if (++idx[d] < out_shape[d]) break;
+        base -= stride[d] * out_shape[d];
+        idx[d] = 0;
+      }
+    }
+  }, total >= kParallelElements);
+}
+
+void sum_rows(const float *x, int64_t r, int64_t c, float *out) {
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(shared_parts(), r)));
+  std::vector<double> partial(static_cast<size_t>(parts) * c, 0.0);
+  shared_pool().run(parts, [&](int p) {
+    int64_t b, e;
+    part_range(r, parts, p, b, e);
+    double *__restrict acc = &partial[static_cast<size_t>(p) * c];
+    for (int64_t i = b; i < e; i++) {
+      const float *__restrict row = x + i * c;
+      for (int64_t j = 0; j < c; j++) acc[j] += row[j];
+    }
+  }, r * c >= kParallelElements);
+  for (int64_t j = 0; j < c; j++) {
+    double t = 0;
+    for (int p = 0; p < parts; p++) t += partial[static_cast<size_t>(p) * c + j];
+    out[j] = static_cast<float>(t);
+  }
 }
 
 }  // namespace dt

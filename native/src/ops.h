@@ -77,3 +77,11 @@ void square(const float *x, int64_t n, float *out);
 // Sum of all n elements, accumulated in double over fixed parts.
 double sum_all(const float *x, int64_t n);
 }  // namespace dt
+
+namespace dt {
+// out = x transposed: `shape` and `perm` as reduced by the caller (no size-1 axes, adjacent axes merged),
+// 4-byte elements.
+void transpose4(const uint32_t *x, const int64_t *shape, const int *perm, int rank, uint32_t *out);
+// out[c] = sum over r of x[r, c] for x [r, c] (double accumulation over fixed parts of the rows).
+void sum_rows(const float *x, int64_t r, int64_t c, float *out);
+}  // namespace dt

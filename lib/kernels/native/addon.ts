@@ -41,6 +41,10 @@ export interface NativeAddon {
   square(x: Float32Array, out: Float32Array): void;
   /** The sum of every element (accumulated in double). */
   sumAll(x: Float32Array): number;
+  /** out = x transposed, 4-byte elements; shape and perm reduced (lib/kernels/wasm/heap.ts reducePermutation). */
+  transpose(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Float64Array, perm: Int32Array): void;
+  /** out[j] = sum over i of x[i, j] for x [r, c] (accumulated in double). */
+  sumRows(x: Float32Array, r: number, c: number, out: Float32Array): void;
 }
 
 export const NATIVE_ENV = 'DINOTWINS_NATIVE';

@@ -1,6 +1,6 @@
 /**
- * Add, Sub, Multiply, RealDiv (equal shapes, or one operand a single value), Square and a Sum over
- * every axis, for big float32 tensors on wasm through the native addon: the same IEEE float32
+ * Add, Sub, Multiply, RealDiv (equal shapes, or one operand a single value), Square, Sum over
+ * every axis or over leading axes, and Transpose (float32, int32), for big tensors on wasm through the native addon: the same IEEE float32
  * operations as wasm's kernels (so the same values; the full Sum accumulates in double), on every
  * thread of the pool. Smaller tensors, other dtypes and other broadcasts go to the kernel
  * registered before.
@@ -8,6 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { NativeAddon } from './addon';
 import { KernelArgs, alloc, f32, size } from './heap';
+import { WasmBackend, makeOutput } from '../wasm/scope';
+import { reducePermutation } from '../wasm/heap';
 
 /** Below this many elements the wasm kernel is as fast (no thread hand-off, no call overhead). */
 export const NATIVE_ELEMENTWISE_MIN = 1 << 15;
@@ -43,12 +45,27 @@ export function elementwiseKernels(addon: NativeAddon, fallback: (name: string) 
     const { inputs, backend } = args as unknown as KernelArgs;
     const { x } = inputs as { x: tf.TensorInfo };
     const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
-    const axes = tf.util.parseAxisParam(axis, x.shape);
-    const all = new Set(axes).size === x.shape.length;
-    if (x.dtype !== 'float32' || !all || size(x.shape) < NATIVE_ELEMENTWISE_MIN) return fallback('Sum')(args);
-    const out = alloc(backend, keepDims ? x.shape.map(() => 1) : []);
-    const total = addon.sumAll(f32(backend, x));
-    f32(backend, out)[0] = total;
+    const axes = [...new Set(tf.util.parseAxisParam(axis, x.shape))].sort((a, b) => a - b);
+    const rank = x.shape.length;
+    const leading = axes.length > 0 && axes.every((a, i) => a === i); // axes 0..k-1 (k = rank: every axis)
+    if (x.dtype !== 'float32' || !leading || size(x.shape) < NATIVE_ELEMENTWISE_MIN) return fallback('Sum')(args);
+    const kept = x.shape.slice(axes.length);
+    const out = alloc(backend, keepDims ? [...axes.map(() => 1), ...kept] : kept);
+    if (axes.length === rank) f32(backend, out)[0] = addon.sumAll(f32(backend, x));
+    else addon.sumRows(f32(backend, x), size(x.shape.slice(0, axes.length)), size(kept), f32(backend, out));
+    return out;
+  };
+
+  const transpose: tf.KernelFunc = (args) => {
+    const { inputs, backend } = args as unknown as KernelArgs;
+    const { x } = inputs as { x: tf.TensorInfo };
+    const { perm } = args.attrs as { perm: number[] };
+    if ((x.dtype !== 'float32' && x.dtype !== 'int32') || perm.length !== x.shape.length || size(x.shape) < NATIVE_ELEMENTWISE_MIN) return fallback('Transpose')(args);
+    const r = reducePermutation(x.shape, perm);
+    const out = makeOutput(backend as WasmBackend, perm.map((p) => x.shape[p]), x.dtype);
+    const heap = (t: tf.TensorInfo) => (backend as WasmBackend).typedArrayFromHeap(t) as Float32Array | Int32Array;
+    if (r.shape.length <= 1) heap(out).set(heap(x));
+    else addon.transpose(heap(x), heap(out), Float64Array.from(r.shape), Int32Array.from(r.perm));
     return out;
   };
 
@@ -56,5 +73,6 @@ export function elementwiseKernels(addon: NativeAddon, fallback: (name: string) 
     ...BINARY.map(([name, op]) => ({ kernelName: name, backendName: 'wasm', kernelFunc: binary(name, op) })),
     { kernelName: 'Square', backendName: 'wasm', kernelFunc: square },
     { kernelName: 'Sum', backendName: 'wasm', kernelFunc: sum },
+    { kernelName: 'Transpose', backendName: 'wasm', kernelFunc: transpose },
   ];
 }

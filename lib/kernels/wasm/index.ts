@@ -21,7 +21,7 @@ import { castConfig, identityConfig } from './identity';
 import { transposeConfig } from './transpose';
 import { meanConfig, sumConfig } from './reduce';
 import { broadcastConfigs } from './broadcast';
-import { sliceConfig, splitVConfig } from './slice';
+import { sliceConfig, splitVConfig, unpackConfig } from './slice';
 import { registerNativeKernels } from '../native/index';
 
 /** Registers (or replaces) one wasm kernel, keeping the stock setup function if there is one. */
@@ -52,6 +52,7 @@ export function registerWasmKernels(): string[] {
     ...broadcastConfigs,
     sliceConfig,
     splitVConfig,
+    unpackConfig,
   ];
   for (const c of configs) put(c);
   // Native (oneDNN) kernels where the addon is built, over the ones above as their fallbacks.

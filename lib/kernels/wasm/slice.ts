@@ -1,5 +1,5 @@
 /**
- * Slice and SplitV for wasm that read the input where it lies. The stock kernels first copy the
+ * Slice, SplitV and Unpack for wasm that read the input where it lies. The stock kernels first copy the
  * whole input out of the heap (`readSync`) for every slice: a split of the flat Adam parameters
  * (9.4 M floats into 62 parts) copied 2.3 GB and took about 0.7 s per step. Here a contiguous
  * slice is one typed-array copy and any other is a copy of its contiguous innermost runs.
@@ -78,6 +78,25 @@ function splitV(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend
   return outs;
 }
 
+/** Unpack (tf.unstack): one slice per index of `axis`, the axis dropped (the same layout). */
+function unpack(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo[] {
+  const { value: x } = args.inputs as { value: TensorInfo };
+  if (x.dtype === 'string') return stockKernel('Unpack')(args) as TensorInfo[];
+  const ax = tf.util.parseAxisParam((args.attrs as { axis: number }).axis, x.shape)[0];
+  const backend = args.backend as WasmBackend;
+  const outShape = x.shape.filter((_, i) => i !== ax);
+  const size = x.shape.slice();
+  size[ax] = 1;
+  const outs: TensorInfo[] = [];
+  for (let i = 0; i < x.shape[ax]; i++) {
+    const begin = x.shape.map((_, d) => (d === ax ? i : 0));
+    const out = makeOutput(backend, outShape, x.dtype);
+    if (outShape.every((d) => d > 0)) sliceInto(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out), x.shape, begin, size);
+    outs.push(out);
+  }
+  return outs;
+}
+
 function stockSlice(args: Parameters<tf.KernelFunc>[0]): TensorInfo {
   return stockKernel('Slice')(args) as TensorInfo;
 }
@@ -86,4 +105,5 @@ function stockSplit(args: Parameters<tf.KernelFunc>[0]): TensorInfo[] {
 }
 
 export const sliceConfig: tf.KernelConfig = { kernelName: 'Slice', backendName: 'wasm', kernelFunc: slice as unknown as tf.KernelFunc };
+export const unpackConfig: tf.KernelConfig = { kernelName: 'Unpack', backendName: 'wasm', kernelFunc: unpack as unknown as tf.KernelFunc };
 export const splitVConfig: tf.KernelConfig = { kernelName: 'SplitV', backendName: 'wasm', kernelFunc: splitV as unknown as tf.KernelFunc };
