@@ -84,8 +84,9 @@ export class NativeError extends Error {
 }
 
 function repoRoot(): string {
-  // lib/kernels/native -> repository root (also through the notebooks/lib symlink: Node resolves it).
-  return path.resolve(__dirname, '..', '..', '..');
+  // lib/kernels/native -> the repository root. tslab loads lib/ through the notebooks/lib symlink
+  // without resolving it, so resolve it here.
+  return path.resolve(fs.realpathSync(__dirname), '..', '..', '..');
 }
 
 /** The DINOTWINS_NATIVE mode; a bad value is an error naming the valid ones. */
