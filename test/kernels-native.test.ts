@@ -59,6 +59,14 @@ async function on(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]
   return vals;
 }
 
+/** Element by element the same value (NaN equals NaN; 0 and -0 differ), naming the first difference. */
+function sameValues(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  for (let i = 0; i < a.length; i++) {
+    if (!Object.is(a[i], b[i])) assert.fail(`${what}: element ${i} is ${a[i]}, cpu gives ${b[i]}`);
+  }
+}
+
 /** Runs f on cpu and on wasm (native kernels), compares every output, checks wasm leaked nothing. */
 async function agree(name: string, f: () => tf.Tensor[], tol = 1e-5): Promise<void> {
   const a = await on('cpu', f);
@@ -152,18 +160,36 @@ test('matMul: transposes, batches, a broadcast batch of one, bias and ReLU match
   await agree('broadcast batch axes (fallback)', () => [tf.matMul(rand([2, 1, 3, 4], 11) as tf.Tensor4D, rand([1, 3, 4, 5], 12) as tf.Tensor4D)]);
 });
 
-test('element-wise Add/Sub/Multiply/RealDiv and Square give cpu\'s exact bits; Sum over all axes agrees', async (t) => {
+test('element-wise ops with every broadcast (full, per row, per column, one value) give cpu\'s exact bits; sums agree', async (t) => {
   if (!native(t)) return;
   const n = [3, 128, 129]; // above NATIVE_ELEMENTWISE_MIN
   const f = (): tf.Tensor[] => {
-    const a = rand(n, 1);
-    const b = rand(n, 2, 1, 1.5);
+    // NaN and infinities in both operands: Maximum/Minimum/comparisons/clip must treat them as cpu does.
+    const special = tf.tensor([NaN, Infinity, -Infinity, 0, -0, 1], [6]);
+    const a = tf.concat([tf.reshape(rand(n, 1), [-1]), special]);
+    const b = tf.concat([tf.reshape(rand(n, 2, 1, 0.2), [-1]), tf.reverse(special)]);
+    const flat = [3 * 128 * 129 + 6];
+    const row = rand([3, 1, 1], 3);
+    const col = rand([129], 4);
+    const x = rand(n, 5);
     const s = tf.scalar(0.37);
-    return [tf.add(a, b), tf.sub(a, b), tf.mul(a, b), tf.div(a, b), tf.mul(s, a), tf.div(a, s), tf.sub(s, a), tf.square(a)];
+    const outs: tf.Tensor[] = [];
+    for (const op of [tf.add, tf.sub, tf.mul, tf.div, tf.maximum, tf.minimum]) {
+      outs.push(op(a, b), op(x, row), op(row, x), op(x, col), op(col, x), op(s, x), op(x, s));
+    }
+    for (const op of [tf.equal, tf.notEqual, tf.greater, tf.greaterEqual, tf.less, tf.lessEqual]) {
+      outs.push(tf.cast(op(a, b), 'float32'), tf.cast(op(x, row), 'float32'), tf.cast(op(x, s), 'float32'));
+    }
+    const p = tf.greater(x, 0);
+    const q = tf.less(x, tf.reshape(col, [1, 1, 129]));
+    outs.push(tf.cast(tf.logicalAnd(p, q), 'float32'), tf.cast(tf.logicalOr(p, q), 'float32'), tf.cast(tf.logicalNot(p), 'float32'));
+    outs.push(tf.abs(a), tf.floor(a), tf.ceil(a), tf.neg(a), tf.sqrt(tf.abs(a)), tf.clipByValue(a, -0.25, 0.5), tf.square(a));
+    outs.push(tf.where(tf.greater(a, b), a, b), tf.reshape(a, flat));
+    return outs;
   };
   const x = await on('cpu', f);
   const y = await on('wasm', f);
-  x.forEach((v, i) => assert.deepEqual(y[i], v, `output ${i} is not bit-identical`));
+  x.forEach((v, i) => sameValues(y[i], v, `output ${i}`));
   await agree('full sum', () => [tf.sum(rand([3, 300, 129], 3)), tf.sum(rand([300, 129], 4), [0, 1], true)], 1e-6);
 });
 
@@ -178,7 +204,7 @@ test('Transpose (float32 and int32, the ViT qkv split) and Sum over leading axes
   };
   const a = await on('cpu', f);
   const b = await on('wasm', f);
-  a.forEach((v, i) => assert.deepEqual(Array.from(b[i]), Array.from(v), `transpose ${i} is not bit-identical`));
+  a.forEach((v, i) => sameValues(b[i], v, `transpose ${i}`));
   await agree('leading-axes sums', () => [tf.sum(rand([64, 65, 200], 4), [0, 1]), tf.sum(rand([4160, 96], 5), 0, true)], 1e-6);
 });
 

@@ -207,21 +207,6 @@ Napi::Value AdamFlat(const Napi::CallbackInfo &info) {
   });
 }
 
-// binary(op, a, b, out): op 0 add, 1 sub, 2 mul, 3 div; a or b may hold one value (broadcast).
-Napi::Value Binary(const Napi::CallbackInfo &info) {
-  return Guard(info, [&] {
-    int op = static_cast<int>(Int(info, 0));
-    if (op < 0 || op > 3) Fail(info.Env(), "binary: op must be 0-3");
-    Napi::Float32Array o = info[3].As<Napi::Float32Array>();
-    int64_t n = static_cast<int64_t>(o.ElementLength());
-    Napi::Float32Array a = info[1].As<Napi::Float32Array>(), b = info[2].As<Napi::Float32Array>();
-    int64_t an = static_cast<int64_t>(a.ElementLength()), bn = static_cast<int64_t>(b.ElementLength());
-    if ((an != n && an != 1) || (bn != n && bn != 1)) Fail(info.Env(), "binary: operands must have the output's size or one element");
-    dt::binary(op, F(info, 1, an, "a"), an, F(info, 2, bn, "b"), bn, n, F(info, 3, n, "out"));
-    return info.Env().Undefined();
-  });
-}
-
 // square(x, out)
 Napi::Value Square(const Napi::CallbackInfo &info) {
   return Guard(info, [&] {
@@ -276,10 +261,66 @@ Napi::Value SumRows(const Napi::CallbackInfo &info) {
   });
 }
 
+// Raw pointer and element count of a float32 or uint8 typed array (elements of its own type).
+void *Raw(const Napi::CallbackInfo &info, size_t i, int64_t need, const char *name, bool *is_float = nullptr) {
+  Napi::TypedArray t = info[i].As<Napi::TypedArray>();
+  const bool f = t.TypedArrayType() == napi_float32_array;
+  if (!f && t.TypedArrayType() != napi_uint8_array) Fail(info.Env(), std::string(name) + " must be a Float32Array or Uint8Array");
+  if (is_float) *is_float = f;
+  return f ? static_cast<void *>(F(info, i, need, name)) : static_cast<void *>(U8(info, i, need, name));
+}
+
+int64_t ModeSize(int mode, int64_t rows, int64_t cols) { return mode == dt::kFull ? rows * cols : mode == dt::kRow ? rows : mode == dt::kCol ? cols : 1; }
+
+// binaryBcast(op, a, aMode, b, bMode, rows, cols, out)
+Napi::Value BinaryBcast(const Napi::CallbackInfo &info) {
+  return Guard(info, [&] {
+    const int op = static_cast<int>(Int(info, 0)), am = static_cast<int>(Int(info, 2)), bm = static_cast<int>(Int(info, 4));
+    const int64_t rows = Int(info, 5), cols = Int(info, 6);
+    if (op < 0 || op > 13 || am < 0 || am > 3 || bm < 0 || bm > 3) Fail(info.Env(), "binaryBcast: bad op or mode");
+    bool af = false, bf = false, of = false;
+    void *a = Raw(info, 1, ModeSize(am, rows, cols), "a", &af);
+    void *b = Raw(info, 3, ModeSize(bm, rows, cols), "b", &bf);
+    void *o = Raw(info, 7, rows * cols, "out", &of);
+    const bool logical = op >= 12;
+    if (af != !logical || bf != !logical || of != (op <= 5)) Fail(info.Env(), "binaryBcast: operand types do not fit the op");
+    dt::binary_bcast(op, a, am, b, bm, rows, cols, o);
+    return info.Env().Undefined();
+  });
+}
+
+// unary(op, x, out, p0, p1)
+Napi::Value Unary(const Napi::CallbackInfo &info) {
+  return Guard(info, [&] {
+    const int op = static_cast<int>(Int(info, 0));
+    if (op < 0 || op > 6) Fail(info.Env(), "unary: bad op");
+    int64_t n = static_cast<int64_t>(info[1].As<Napi::TypedArray>().ElementLength());
+    bool xf = false, of = false;
+    void *x = Raw(info, 1, n, "x", &xf);
+    void *o = Raw(info, 2, n, "out", &of);
+    if (xf != (op != 6) || of != xf) Fail(info.Env(), "unary: operand types do not fit the op");
+    dt::unary(op, x, n, static_cast<float>(Num(info, 3)), static_cast<float>(Num(info, 4)), o);
+    return info.Env().Undefined();
+  });
+}
+
+// select(cond, a, aMode, b, bMode, out)
+Napi::Value Select(const Napi::CallbackInfo &info) {
+  return Guard(info, [&] {
+    int64_t n = static_cast<int64_t>(info[5].As<Napi::Float32Array>().ElementLength());
+    const int am = static_cast<int>(Int(info, 2)), bm = static_cast<int>(Int(info, 4));
+    if ((am != dt::kFull && am != dt::kScalar) || (bm != dt::kFull && bm != dt::kScalar)) Fail(info.Env(), "select: modes must be full or scalar");
+    dt::select(U8(info, 0, n, "cond"), F(info, 1, am == dt::kFull ? n : 1, "a"), am, F(info, 3, bm == dt::kFull ? n : 1, "b"), bm, n, F(info, 5, n, "out"));
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  exports.Set("binaryBcast", Napi::Function::New(env, BinaryBcast));
+  exports.Set("unary", Napi::Function::New(env, Unary));
+  exports.Set("select", Napi::Function::New(env, Select));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("sumRows", Napi::Function::New(env, SumRows));
-  exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("square", Napi::Function::New(env, Square));
   exports.Set("sumAll", Napi::Function::New(env, SumAll));
   exports.Set("init", Napi::Function::New(env, Init));

@@ -70,9 +70,6 @@ void adam_flat(const AdamStep &s, const float *g, const float *scale, const floa
 }  // namespace dt
 
 namespace dt {
-// Element-wise out = a op b (op: 0 add, 1 sub, 2 mul, 3 div) over n elements; a or b may be one
-// value broadcast (a_n or b_n == 1).
-void binary(int op, const float *a, int64_t a_n, const float *b, int64_t b_n, int64_t n, float *out);
 void square(const float *x, int64_t n, float *out);
 // Sum of all n elements, accumulated in double over fixed parts.
 double sum_all(const float *x, int64_t n);
@@ -84,4 +81,18 @@ namespace dt {
 void transpose4(const uint32_t *x, const int64_t *shape, const int *perm, int rank, uint32_t *out);
 // out[c] = sum over r of x[r, c] for x [r, c] (double accumulation over fixed parts of the rows).
 void sum_rows(const float *x, int64_t r, int64_t c, float *out);
+}  // namespace dt
+
+namespace dt {
+// How an operand maps onto an output seen as [rows, cols]: its own [rows, cols], one value per row,
+// one per column, or one value.
+enum Bcast { kFull = 0, kRow = 1, kCol = 2, kScalar = 3 };
+// Binary ops over float32 operands: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min (float32 out; max/min
+// propagate NaN as JavaScript's Math.max/min); 6 eq, 7 ne, 8 gt, 9 ge, 10 lt, 11 le (bool out);
+// over bool (uint8) operands: 12 and, 13 or (bool out).
+void binary_bcast(int op, const void *a, int am, const void *b, int bm, int64_t rows, int64_t cols, void *out);
+// Unary: 0 abs, 1 floor, 2 ceil, 3 neg, 4 sqrt, 5 clip to [p0, p1] (float32); 6 logical not (bool).
+void unary(int op, const void *x, int64_t n, float p0, float p1, void *out);
+// out = cond ? a : b over n elements (a, b: kFull or kScalar).
+void select(const uint8_t *cond, const float *a, int am, const float *b, int bm, int64_t n, float *out);
 }  // namespace dt

@@ -36,8 +36,17 @@ export interface NativeAddon {
   axpby(n: number, a: number, b: number, x: Float32Array, y: Float32Array, out: Float32Array): void;
   adamFlat(n: number, hyper: Float64Array, decoupled: boolean, g: Float32Array, scale: Float32Array, p: Float32Array, m: Float32Array,
     v: Float32Array, decay: Uint8Array, active: Uint8Array | null, pOut: Float32Array | null, mOut: Float32Array | null, vOut: Float32Array | null): void;
-  /** out = a op b, op 0 add, 1 sub, 2 mul, 3 div; a or b may hold one value. */
-  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /**
+   * out = a op b over an output seen as [rows, cols]; each operand's mode (0 full, 1 one value per row,
+   * 2 one per column, 3 one value). Ops (native/src/ops.h): 0-5 add sub mul div max min (float32 out),
+   * 6-11 eq ne gt ge lt le (bool out), 12-13 and or (bool operands).
+   */
+  binaryBcast(op: number, a: Float32Array | Uint8Array, aMode: number, b: Float32Array | Uint8Array, bMode: number, rows: number, cols: number,
+    out: Float32Array | Uint8Array): void;
+  /** Ops: 0 abs, 1 floor, 2 ceil, 3 neg, 4 sqrt, 5 clip to [p0, p1] (float32); 6 logical not (bool). */
+  unary(op: number, x: Float32Array | Uint8Array, out: Float32Array | Uint8Array, p0: number, p1: number): void;
+  /** out = cond ? a : b; a and b full (mode 0) or one value (mode 3). */
+  select(cond: Uint8Array, a: Float32Array, aMode: number, b: Float32Array, bMode: number, out: Float32Array): void;
   square(x: Float32Array, out: Float32Array): void;
   /** The sum of every element (accumulated in double). */
   sumAll(x: Float32Array): number;
