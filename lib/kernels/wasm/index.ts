@@ -4,9 +4,11 @@
  * MaxPoolGrad is wrong, its Conv2DBackpropInput is a scalar loop and every transposed or
  * batched matMul takes a scalar loop; Identity and Cast copy buffers that could be shared; its
  * Transpose crawls at high rank; its Sum and Mean transpose the whole tensor to reduce leading
- * axes, and its binary ops broadcast a per-channel vector one short row at a time. Importing this
- * module adds a registrar; `lib/backend.ts` runs it (through `registerKernelsFor('wasm')`) when it
- * activates wasm.
+ * axes, its binary ops broadcast a per-channel vector one short row at a time, and its Slice,
+ * SplitV and Unpack copy the whole input out of the heap for every slice. Importing this module
+ * adds a registrar; `lib/backend.ts` runs it (through `registerKernelsFor('wasm')`) when it
+ * activates wasm. Where the native addon is built, its kernels (lib/kernels/native) are
+ * registered over these, which stay as their fallbacks.
  */
 import * as tf from '@tensorflow/tfjs';
 import { addKernelRegistrar } from '../index';
