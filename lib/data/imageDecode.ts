@@ -14,7 +14,7 @@ import { CHANNELS } from './format';
 /** What the pixels of a row are a function of, besides the file and the size; part of the manifest hash. Bump when the pipeline changes. */
 export const DECODE_RECIPE = 'v1: EXIF orientation; alpha dropped; sRGB uint8; shorter side to size (lanczos3) + centre crop';
 
-/** Encoded formats accepted (by content, whatever the extension says). */
+/** Encoded formats accepted (recognised by content, whatever the extension says). */
 export const DECODED_FORMATS: readonly string[] = Object.freeze(['jpeg', 'png', 'webp']);
 
 /** Store sizes accepted: square images of this many pixels per side. */
@@ -45,17 +45,29 @@ export function contentHash(bytes: Uint8Array): string {
   return crypto.createHash('sha256').update(bytes).digest('hex').slice(0, 32);
 }
 
+/** The encoded format from the first bytes (JPEG FF D8 FF, PNG 89 'PNG', WebP 'RIFF'....'WEBP'), else undefined. */
+export function sniffFormat(bytes: Uint8Array): 'jpeg' | 'png' | 'webp' | undefined {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
+  const ascii = (a: number, b: number) => String.fromCharCode(...bytes.subarray(a, b));
+  if (bytes.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
+  return undefined;
+}
+
 /**
- * Decodes one encoded image (JPEG, PNG or WebP bytes) into `out[offset, offset + size*size*3)`.
- * Throws the decoder's error for corrupt or unsupported data.
+ * Decodes one encoded image (JPEG, PNG or WebP bytes, whatever the file's extension) into
+ * `out[offset, offset + size*size*3)`. Throws the decoder's error for corrupt or unsupported data.
  */
 export async function decodeImage(bytes: Buffer, size: number, out: Uint8Array, offset: number): Promise<void> {
   const sharp = await loadSharp();
-  const img = sharp(bytes, INPUT);
-  const meta = await img.metadata();
-  if (!meta.format || !DECODED_FORMATS.includes(meta.format)) throw new Error(`the content is ${meta.format ?? 'unknown'}, not ${DECODED_FORMATS.join('/')}`);
-  let src: Sharp = img;
-  if (meta.hasAlpha) {
+  const format = sniffFormat(bytes);
+  if (!format) {
+    const other = await sharp(bytes).metadata().then((m) => m.format, () => undefined);
+    throw new Error(other ? `the content is ${other}, not ${DECODED_FORMATS.join('/')}` : `unrecognised content (not ${DECODED_FORMATS.join('/')})`);
+  }
+  let src: Sharp = sharp(bytes, INPUT);
+  // JPEG has no alpha; PNG and WebP may (an alpha channel or a transparent colour).
+  if (format !== 'jpeg' && (await src.metadata()).hasAlpha) {
     // sharp premultiplies by alpha while resizing, which would blacken transparent pixels: drop alpha at full size first.
     const { data, info } = await sharp(bytes, INPUT).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     src = sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels as 3 } });
@@ -71,6 +83,12 @@ export async function decodeImage(bytes: Buffer, size: number, out: Uint8Array, 
     throw new Error(`decoded to ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${size}x${size}x${CHANNELS}`);
   }
   out.set(data, offset);
+}
+
+/** The first line of a decoder error; libvips sometimes gives no reason ("Unknown error"), then say what it usually means. */
+function describeDecodeError(e: Error): string {
+  const first = (e?.message ?? String(e)).split('\n')[0].trim();
+  return !first || first === 'Unknown error' ? 'the decoder failed without a reason (the file is probably truncated or corrupt)' : first;
 }
 
 /** One file to decode into row `row` of the output. */
@@ -116,7 +134,7 @@ export async function decodeFiles(tasks: readonly DecodeTask[], out: Uint8Array,
         hashes[i] = contentHash(bytes);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        failed.push({ task: i, reason: err.code && err.syscall ? `${err.code}: cannot ${err.syscall} the file` : (err.message ?? String(e)).split('\n')[0] });
+        failed.push({ task: i, reason: err.code && err.syscall ? `${err.code}: cannot ${err.syscall} the file` : describeDecodeError(err) });
       }
       done++;
       opts.onProgress?.(done, tasks.length);

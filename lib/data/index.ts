@@ -17,3 +17,6 @@ export * from './imageFolderManifest';
 export * from './imageFolderCache';
 export * from './imageFolderSplit';
 export * from './imageFolder';
+export * from './idx';
+export * from './writeImageFolder';
+export * from './exampleFolder';
