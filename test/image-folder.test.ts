@@ -17,7 +17,7 @@ import { encodePng } from '../lib/viz/png';
 import {
   DataError, ImageFolderError, UnreadableImagesError, loadImageFolder, trainValSplit, take, parseCsv, parseIdx, compareCodePoints,
   writeExampleFolder, writeCifar10Fixture, EXAMPLE_MARKER, FASHION_MNIST_CLASSES, FASHION_MNIST_DEBIAN_DIR, FASHION_MNIST_TEST_IMAGES,
-  readIdxFile, UNLABELLED_EVALUATION, MANIFEST_FILE, sniffFormat,
+  readIdxFile, UNLABELLED_EVALUATION, MANIFEST_FILE, sniffFormat, scanImageFolder, decodeFiles,
   type LabelledImageFolder, type LoadImageFolderOptions,
 } from '../lib/data/index';
 import { pretrain } from '../lib/train/trainer';
@@ -77,6 +77,7 @@ const all = { val: 0, test: 0 }; // every image in train, in row order
 test('class folders: labels and row order follow torchvision ImageFolder; pixels are resized, cropped and converted', async () => {
   const root = tmp('mixed');
   await mixedFolder(root);
+  fs.symlinkSync(path.join('..', '..'), path.join(root, 'ant', 'sub', 'loop')); // back to the root: not walked again
   const lines: string[] = [];
   const d = await loadImageFolder({ path: root, dataDir: tmp('data'), ...all, log: quiet(lines) });
   assert.ok(d.labelled);
@@ -182,6 +183,7 @@ test('flat folder: unlabelled, splits without labels, evaluation skipped with a 
   // labels 'none' takes every image below a folder of class folders, unlabelled.
   const nested = tmp('none');
   await mixedFolder(nested);
+  fs.symlinkSync('..', path.join(nested, 'bee', 'up')); // a link back up the tree is walked once, not forever
   const n = await loadImageFolder({ path: nested, dataDir: tmp('data'), labels: 'none', ...all, log: quiet() });
   assert.equal(n.labelled, false);
   assert.equal(n.train.n, 7);
@@ -262,6 +264,31 @@ test('the cache: a second load reads it; files added, removed, modified or touch
   assert.equal(off.cache.status, 'off');
   assert.deepEqual(fs.readdirSync(noCacheDir), []);
   assert.equal(off.identity.manifestHash, repaired.identity.manifestHash);
+});
+
+test('decoding holds at most `concurrency` files at once', async () => {
+  const root = tmp('conc');
+  bigFolder(root, ['a', 'b'], 10);
+  const scan = scanImageFolder(root, { labels: 'auto' });
+  const tasks = scan.files.map((f, row) => ({ file: path.join(root, f.path), row }));
+  const read = fs.promises.readFile;
+  let started = 0;
+  let done = 0;
+  let most = 0;
+  (fs.promises as { readFile: unknown }).readFile = (...args: Parameters<typeof read>) => {
+    started++;
+    most = Math.max(most, started - done);
+    return read(...args);
+  };
+  try {
+    const out = new Uint8Array(tasks.length * 8 * 8 * 3);
+    const r = await decodeFiles(tasks, out, { size: 8, concurrency: 3, onProgress: (n) => void (done = n) });
+    assert.deepEqual(r.failed, []);
+  } finally {
+    fs.promises.readFile = read;
+  }
+  assert.equal(started, 20);
+  assert.equal(most, 3, 'three files in flight, never more');
 });
 
 test('corrupt files: named in an error by default; skipBad skips them and records them in the manifest', async () => {

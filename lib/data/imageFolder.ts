@@ -14,6 +14,10 @@
  * `identity` is the object to put there. Train/validation/test splits are seeded, by file and per class
  * (imageFolderSplit.ts). Without labels, `labelled` is false, the splits have no `labels`, and
  * `evaluationSkipped` says why kNN and the probe cannot run.
+ *
+ * Unreadable files: the whole folder is decoded and cached first (the manifest records the bad files), then the
+ * load fails naming the first few, unless `skipBad`. A rerun with `skipBad`, or after fixing or deleting the
+ * files, decodes nothing but the changed files.
  */
 import * as path from 'path';
 import { performance } from 'perf_hooks';

@@ -86,9 +86,12 @@ interface Walked {
   files: number;
 }
 
-/** Every non-hidden file below `dir` (symlinks followed), `rel` being dir's path relative to the root. */
-function walk(root: string, rel: string, into: Walked, skip: ReadonlySet<string>): void {
+/** Every non-hidden file below `dir` (symlinks followed, each real folder once), `rel` being dir's path relative to the root. */
+function walk(root: string, rel: string, into: Walked, skip: ReadonlySet<string>, seen = new Set<string>()): void {
   const abs = rel ? path.join(root, rel) : root;
+  const real = fs.realpathSync(abs);
+  if (seen.has(real)) return; // a link back up the tree
+  seen.add(real);
   for (const e of fs.readdirSync(abs, { withFileTypes: true })) {
     if (e.name.startsWith('.')) continue;
     const relPath = rel ? `${rel}/${e.name}` : e.name;
@@ -104,7 +107,7 @@ function walk(root: string, rel: string, into: Walked, skip: ReadonlySet<string>
       isDir = st.isDirectory();
     }
     if (isDir) {
-      walk(root, relPath, into, skip);
+      walk(root, relPath, into, skip, seen);
       continue;
     }
     if (skip.has(full)) continue;
@@ -181,9 +184,10 @@ function classFolders(root: string, dirs: string[], topFiles: string[], labels: 
     w.unsupported[ext] = (w.unsupported[ext] ?? 0) + 1;
   }
   const empty: string[] = [];
+  const seen = new Set([fs.realpathSync(root)]); // shared: a link back to the root or into another class is not walked twice
   dirs.forEach((d, label) => {
     const before = w.images.length;
-    walk(root, d, w, new Set());
+    walk(root, d, w, new Set(), seen);
     for (let i = before; i < w.images.length; i++) w.images[i].label = label;
     if (w.images.length === before) empty.push(d);
   });
