@@ -17,6 +17,8 @@ export {
   writeCifar10Fixture, generateFixture, damageFixture, CIFAR10_CLASS_NAMES, CIFAR10_ENV,
 } from './data/index';
 export type { LoadCifar10Options, Cifar10, Cifar10Source, LabelledSplit, Subset, Split } from './data/index';
+export { loadImageFolder, ImageFolderError, UnreadableImagesError, writeExampleFolder, IMAGE_FOLDER_DEFAULTS, UNLABELLED_EVALUATION } from './data/index';
+export type { LoadImageFolderOptions, ImageFolderData, ImageFolderIdentity, LabelledImageFolder, UnlabelledImageFolder } from './data/index';
 export * as data from './data/index';
 
 // Augmentations.

@@ -13,7 +13,8 @@ import { readVerifiedFolder, type ChecksumSpec, type VerifiedFolder } from './ve
 
 const TEMP_PREFIX = '.extract-';
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` is running (on this machine); temp files of dead processes are removed by their owners' successors. */
+export function pidAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

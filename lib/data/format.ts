@@ -42,11 +42,24 @@ export const OFFICIAL_MD5: Readonly<Record<BatchFile, string>> = Object.freeze({
 /** Official size of each batch file: 10,000 records of 3,073 bytes. */
 export const OFFICIAL_BATCH_BYTES = OFFICIAL_RECORDS_PER_BATCH * RECORD_BYTES;
 
-/** A set of labelled images. `images` is NHWC uint8 [n, 32, 32, 3]; `labels` [n] in 0..9. */
+/**
+ * A set of labelled images. `images` is NHWC uint8 [n, height, width, 3] (32 x 32 for CIFAR-10);
+ * `labels` [n] in 0..numClasses-1 (0..9 for CIFAR-10).
+ */
 export interface Split {
   images: Uint8Array;
   labels: Uint8Array;
   n: number;
+  /** Image height and width in pixels. Default IMAGE_SIZE (32), CIFAR-10; image folders set them. */
+  height?: number;
+  width?: number;
+  /** How many classes the labels range over. Default NUM_CLASSES (10), CIFAR-10; image folders set it. */
+  numClasses?: number;
+}
+
+/** Bytes of one image of `split`: height * width * 3 (3,072 for CIFAR-10). */
+export function imageBytes(split: Pick<Split, 'height' | 'width'>): number {
+  return (split.height ?? IMAGE_SIZE) * (split.width ?? IMAGE_SIZE) * CHANNELS;
 }
 
 /**

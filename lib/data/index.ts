@@ -1,4 +1,4 @@
-/** The CIFAR-10 data layer: loading with verification, seeded subsets, statistics and the synthetic fixture. */
+/** The data layer: CIFAR-10 (loading with verification, seeded subsets, statistics, the synthetic fixture) and image folders. */
 export * from './errors';
 export * from './format';
 export * from './verify';
@@ -9,3 +9,14 @@ export * from './split';
 export * from './stats';
 export * from './fixture';
 export * from './fallback';
+export * from './codePoints';
+export * from './labelsCsv';
+export * from './imageFolderScan';
+export * from './imageDecode';
+export * from './imageFolderManifest';
+export * from './imageFolderCache';
+export * from './imageFolderSplit';
+export * from './imageFolder';
+export * from './idx';
+export * from './writeImageFolder';
+export * from './exampleFolder';

@@ -7,7 +7,7 @@
  * split whose role is 'test', so test images cannot leak into model selection by accident.
  */
 import { Rng, deriveSeed } from '../rng';
-import { NUM_CLASSES, PIXELS_PER_IMAGE, type Split } from './format';
+import { NUM_CLASSES, imageBytes, type Split } from './format';
 
 /** Which part of the protocol a split belongs to. */
 export type SplitRole = 'train' | 'val' | 'test';
@@ -25,29 +25,40 @@ export interface Subset extends LabelledSplit {
 
 function checkSplit(split: Split, fn: string): void {
   if (!split || !(split.images instanceof Uint8Array) || !split.labels) throw new Error(`${fn}: expected a split {images: Uint8Array, labels, n}, got ${typeof split}`);
-  if (split.images.length !== split.n * PIXELS_PER_IMAGE) throw new Error(`${fn}: split has ${split.images.length} image bytes for n=${split.n} (expected n*${PIXELS_PER_IMAGE})`);
+  const per = imageBytes(split);
+  if (split.images.length !== split.n * per) throw new Error(`${fn}: split has ${split.images.length} image bytes for n=${split.n} (expected n*${per})`);
   if (split.labels.length !== split.n) throw new Error(`${fn}: split has ${split.labels.length} labels for n=${split.n}`);
 }
 
-/** Copies rows `indices` (any order, repeats allowed) of `split` into a new split. */
+/** The size and class count of `split`, to carry over to a subset (only the fields it sets). */
+function shapeOf(split: Split): Pick<Split, 'height' | 'width' | 'numClasses'> {
+  const out: Pick<Split, 'height' | 'width' | 'numClasses'> = {};
+  if (split.height !== undefined) out.height = split.height;
+  if (split.width !== undefined) out.width = split.width;
+  if (split.numClasses !== undefined) out.numClasses = split.numClasses;
+  return out;
+}
+
+/** Copies rows `indices` (any order, repeats allowed) of `split` into a new split (same image size and class count). */
 export function take(split: LabelledSplit, indices: ArrayLike<number>): Subset {
   checkSplit(split, 'take');
   const n = indices.length;
-  const images = new Uint8Array(n * PIXELS_PER_IMAGE);
+  const per = imageBytes(split); // bytes of one image
+  const images = new Uint8Array(n * per);
   const labels = new Uint8Array(n);
   const idx = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const j = indices[i];
     if (!Number.isInteger(j) || j < 0 || j >= split.n) throw new Error(`take: index ${j} at position ${i} is outside [0, ${split.n})`);
     idx[i] = j;
-    images.set(split.images.subarray(j * PIXELS_PER_IMAGE, (j + 1) * PIXELS_PER_IMAGE), i * PIXELS_PER_IMAGE);
+    images.set(split.images.subarray(j * per, (j + 1) * per), i * per);
     labels[i] = split.labels[j];
   }
-  return { images, labels, n, indices: idx, ...(split.role ? { role: split.role } : {}) };
+  return { images, labels, n, indices: idx, ...shapeOf(split), ...(split.role ? { role: split.role } : {}) };
 }
 
-/** Row numbers of each class, ascending: result[c] lists the rows with label c. */
-export function indicesByClass(split: Split, numClasses = NUM_CLASSES): number[][] {
+/** Row numbers of each class, ascending: result[c] lists the rows with label c. Default numClasses: the split's, else 10. */
+export function indicesByClass(split: Split, numClasses = split.numClasses ?? NUM_CLASSES): number[][] {
   const out: number[][] = Array.from({ length: numClasses }, () => []);
   for (let i = 0; i < split.n; i++) {
     const y = split.labels[i];
@@ -76,7 +87,7 @@ function checkSeed(seed: number, fn: string): void {
   if (!Number.isInteger(seed)) throw new Error(`${fn}: seed must be an integer, got ${seed}`);
 }
 
-/** `perClass` rows of every class (10 classes), chosen by `seed`; rows keep the split's order. Throws if a class has fewer. */
+/** `perClass` rows of every class (the split's numClasses, 10 by default), chosen by `seed`; rows keep the split's order. Throws if a class has fewer. */
 export function balancedSubset(split: LabelledSplit, perClass: number, seed: number): Subset {
   checkSplit(split, 'balancedSubset');
   checkSeed(seed, 'balancedSubset');

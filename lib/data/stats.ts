@@ -1,8 +1,8 @@
 /** Summary statistics of a split, for checks and reports: per-class counts and per-channel mean/std in [0, 1]. */
-import { NUM_CLASSES, PIXELS_PER_IMAGE, type Split } from './format';
+import { NUM_CLASSES, imageBytes, type Split } from './format';
 
-/** Rows per label 0..numClasses-1. */
-export function classCounts(split: Pick<Split, 'labels' | 'n'>, numClasses = NUM_CLASSES): number[] {
+/** Rows per label 0..numClasses-1 (default: the split's numClasses, else 10). */
+export function classCounts(split: Pick<Split, 'labels' | 'n' | 'numClasses'>, numClasses = split.numClasses ?? NUM_CLASSES): number[] {
   const counts = new Array<number>(numClasses).fill(0);
   for (let i = 0; i < split.n; i++) {
     const y = split.labels[i];
@@ -20,8 +20,8 @@ export interface ChannelStats {
 }
 
 /** Per-channel mean and std over all pixels of the split (exact integer sums, so the order does not matter). */
-export function channelStats(split: Pick<Split, 'images' | 'n'>): ChannelStats {
-  if (split.images.length !== split.n * PIXELS_PER_IMAGE) throw new Error(`channelStats: ${split.images.length} image bytes for n=${split.n}`);
+export function channelStats(split: Pick<Split, 'images' | 'n' | 'height' | 'width'>): ChannelStats {
+  if (split.images.length !== split.n * imageBytes(split)) throw new Error(`channelStats: ${split.images.length} image bytes for n=${split.n} of ${imageBytes(split)} bytes`);
   if (split.n === 0) throw new Error('channelStats: empty split');
   // Histograms keep the sums exact and the loop cheap: 256 bins per channel.
   const hist = [new Float64Array(256), new Float64Array(256), new Float64Array(256)];
