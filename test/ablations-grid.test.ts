@@ -6,10 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../lib/budget';
-import { ablationCells, ablationSweepSpec, collapseOf, ABLATION_LABELS, ABLATION_SWITCHES, DINO_TEACHER_TEMP } from '../lib/sweep/ablations';
+import { ablationCells, ablationSweepSpec, collapseOf, ABLATION_LABELS, ABLATION_SWITCHES } from '../lib/sweep/ablations';
 import { expandSweep } from '../lib/sweep/spec';
 import { SweepResultRow } from '../lib/sweep/records';
-import { stepSchedule } from '../lib/schedules';
+import { DINO_DEFAULTS, dinoTemps } from '../lib/methods/dino';
+
+const DINO_TEACHER_TEMP = DINO_DEFAULTS.teacherTemp;
 
 const ON = { centering: true, teacherTempWarmup: true, sharpening: true, emaTeacher: true };
 
@@ -39,7 +41,7 @@ test("'all' has DINO's per-epoch warm-up, 'no-warmup' is at 0.07 from the first 
     const plan = expandSweep(ablationSweepSpec(b));
     const run = plan.runs.find((r) => r.method === 'dino' && r.variant === v);
     assert.ok(run, `${b}: no cell ${v}`);
-    return stepSchedule(run.config, epoch, 1).dino!.teacherTemp;
+    return dinoTemps(run.config.dino!, epoch).teacherTemp;
   };
   // smoke: two epochs, a one-epoch warm-up: 0.04 in the first, 0.07 after (DINO's linspace over W epochs, then constant).
   assert.equal(at('smoke', 'all', 0), 0.04);

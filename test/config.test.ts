@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolveConfig, ConfigError, CONFIG_DEFAULTS, METHOD_DEFAULTS, PretrainConfig } from '../lib/config';
-import { BUDGETS, experimentConfig } from '../lib/budget';
+import { resolveConfig, ConfigError, CONFIG_DEFAULTS, PretrainConfig } from '../lib/config';
+import { ablationBudget, Budget, BudgetError, BUDGETS, checkBudget, experimentConfig } from '../lib/budget';
+import { BARLOW_SECTION, barlowMethod } from '../lib/methods/barlow';
+import { DINO_DEFAULTS, dinoMethod } from '../lib/methods/dino';
+import { dinoTwinsMethod } from '../lib/methods/dinoTwins';
+import { configSections } from '../lib/methods/registry';
 import { configHash, runName } from '../lib/train/runName';
 import { parseCli } from '../lib/train/cli';
 
@@ -13,18 +17,20 @@ function leaves(o: object, prefix = ''): string[] {
   });
 }
 
-test('defaults come from the one table, then the method row, then the caller', () => {
+test('defaults come from the one table (common knobs) or the method\'s section, then the method row, then the caller', () => {
   const c = resolveConfig({ method: 'dino', epochs: 3, dino: { teacherTemp: 0.05 } });
   assert.equal(c.epochs, 3);
   assert.equal(c.dino!.teacherTemp, 0.05);
-  assert.equal(c.dino!.studentTemp, CONFIG_DEFAULTS.dino.studentTemp);
-  assert.equal(c.lr, METHOD_DEFAULTS.dino.lr, 'the method row beats the base table');
-  assert.equal(c.optimizer.clipGradNorm, METHOD_DEFAULTS.dino.optimizer!.clipGradNorm);
+  assert.equal(c.dino!.studentTemp, DINO_DEFAULTS.studentTemp);
+  assert.equal(c.lr, dinoMethod.defaults.lr, 'the method row beats the base table');
+  assert.notEqual(c.lr, CONFIG_DEFAULTS.lr);
+  assert.equal(c.optimizer.clipGradNorm, dinoMethod.defaults.optimizer!.clipGradNorm);
+  assert.equal(c.bnMomentum, CONFIG_DEFAULTS.bnMomentum);
   // One λ knob, with a per-method default: the paper's for Barlow Twins, the DINO-Twins project's for DINO-Twins.
-  assert.equal(resolveConfig({ method: 'barlow' }).barlow!.lambda, CONFIG_DEFAULTS.barlow.lambda);
-  assert.equal(resolveConfig({ method: 'dino-twins' }).barlow!.lambda, METHOD_DEFAULTS['dino-twins'].barlow!.lambda);
-  assert.notEqual(CONFIG_DEFAULTS.barlow.lambda, METHOD_DEFAULTS['dino-twins'].barlow!.lambda);
-  assert.ok(Object.isFrozen(CONFIG_DEFAULTS) && Object.isFrozen(CONFIG_DEFAULTS.dino.head) && Object.isFrozen(METHOD_DEFAULTS.dino));
+  assert.equal(resolveConfig({ method: 'barlow' }).barlow!.lambda, BARLOW_SECTION.defaults.lambda);
+  assert.equal(resolveConfig({ method: 'dino-twins' }).barlow!.lambda, dinoTwinsMethod.defaults.barlow!.lambda);
+  assert.notEqual(BARLOW_SECTION.defaults.lambda, dinoTwinsMethod.defaults.barlow!.lambda);
+  assert.ok(Object.isFrozen(CONFIG_DEFAULTS) && Object.isFrozen(DINO_DEFAULTS.head) && Object.isFrozen(dinoMethod.defaults) && Object.isFrozen(barlowMethod));
 });
 
 test('a resolved config holds exactly the keys its run reads', () => {
@@ -61,7 +67,8 @@ test('a key the run would ignore is a ConfigError naming it and why', () => {
     [{ method: 'barlow', augment: { nLocal: 2 } }, /"augment.nLocal" has no effect .*Barlow Twins trains on two global views only/],
     [{ method: 'dino', projector: { hidden: 64 } }, /"projector.hidden" has no effect .*method "dino" has no Barlow projector/],
     [{ method: 'dino', barlow: { lambda: 0.01 } }, /"barlow.lambda" has no effect .*method "dino" has no Barlow Twins term/],
-    [{ method: 'barlow', twins: { beta: 1 } }, /"twins.beta" has no effect .*belongs to method "dino-twins"/],
+    [{ method: 'barlow', twins: { beta: 1 } }, /"twins.beta" has no effect .*method "barlow" has no DINO-Twins combination; it belongs to method "dino-twins"/],
+    [{ method: 'barlow', dino: { studentTemp: 0.2 } }, /it belongs to methods "dino", "dino-twins"/],
     [{ method: 'dino-twins', twins: { target: 'head' }, projector: { out: 64 } }, /"projector.out" has no effect .*twins.target is "head"/],
     [{ method: 'dino', dino: { centerMomentum: 0.8, ablations: { centering: false } } }, /"dino.centerMomentum" has no effect .*centering is false/],
     [{ method: 'dino', dino: { emaMomentum: 0.99, ablations: { emaTeacher: false } } }, /"dino.emaMomentum" has no effect .*emaTeacher is false/],
@@ -75,15 +82,15 @@ test('a key the run would ignore is a ConfigError naming it and why', () => {
 
 test('a budget overrides only what applies to the method', () => {
   const cpu = BUDGETS.cpu;
-  assert.ok(cpu.pretrain.augment?.nLocal && cpu.pretrain.dino, 'the budget sets multi-crop and DINO knobs');
-  const barlow = experimentConfig('barlow', cpu);
+  assert.ok(BUDGETS.gpu.pretrain.augment?.nLocal && cpu.pretrain.dino, 'the budgets set multi-crop and DINO knobs');
+  const barlow = experimentConfig('barlow', BUDGETS.gpu);
   assert.equal(barlow.augment.nLocal, undefined, 'the budget\'s nLocal is not in a Barlow Twins run');
   assert.equal(barlow.dino, undefined);
-  assert.deepEqual(barlow.projector, cpu.pretrain.projector);
+  assert.deepEqual(experimentConfig('barlow', cpu).projector, cpu.pretrain.projector);
   const dino = experimentConfig('dino', BUDGETS.gpu);
   assert.equal(dino.augment.nLocal, BUDGETS.gpu.pretrain.augment!.nLocal);
   assert.equal(dino.dino!.head.out, BUDGETS.gpu.pretrain.dino!.head!.out);
-  assert.equal(dino.dino!.head.nlayers, CONFIG_DEFAULTS.dino.head.nlayers, 'what the budget leaves out keeps its default');
+  assert.equal(dino.dino!.head.nlayers, DINO_DEFAULTS.head.nlayers, 'what the budget leaves out keeps its default');
   // The budget's teacher-temperature warm-up is dropped, not an error, when the ablation removes the warm-up.
   const ab = experimentConfig('dino', cpu, { dino: { ablations: { teacherTempWarmup: false } } });
   assert.equal(ab.dino!.warmupTeacherTempEpochs, undefined);
@@ -101,11 +108,11 @@ test('the short-budget DINO recipe applies to DINO and DINO-Twins alike; gpu kee
     assert.deepEqual([dino.dino!.head.useBn, dino.dino!.teacherTemp, dino.dino!.emaMomentum, dino.dino!.emaMomentumEnd, dino.lr, dino.augment.nLocal], [true, 0.04, 0.99, 0.99, 1e-3, 0]);
     // Barlow Twins keeps its own augmentation and rate.
     const barlow = experimentConfig('barlow', b);
-    assert.deepEqual([barlow.augment.blur, barlow.augment.jitterStrength, barlow.lr], [true, 1, METHOD_DEFAULTS.barlow.lr ?? CONFIG_DEFAULTS.lr]);
+    assert.deepEqual([barlow.augment.blur, barlow.augment.jitterStrength, barlow.lr], [true, 1, barlowMethod.defaults.lr ?? CONFIG_DEFAULTS.lr]);
   }
   const gpu = experimentConfig('dino', BUDGETS.gpu);
   assert.deepEqual([gpu.dino!.head.useBn, gpu.dino!.teacherTemp, gpu.dino!.warmupTeacherTemp, gpu.dino!.emaMomentum, gpu.dino!.emaMomentumEnd, gpu.dino!.freezeLastLayerEpochs, gpu.lr],
-    [CONFIG_DEFAULTS.dino.head.useBn, CONFIG_DEFAULTS.dino.teacherTemp, CONFIG_DEFAULTS.dino.warmupTeacherTemp, CONFIG_DEFAULTS.dino.emaMomentum, 1, 1, METHOD_DEFAULTS.dino.lr]);
+    [DINO_DEFAULTS.head.useBn, DINO_DEFAULTS.teacherTemp, DINO_DEFAULTS.warmupTeacherTemp, DINO_DEFAULTS.emaMomentum, 1, 1, dinoMethod.defaults.lr]);
   // A notebook can still ask for DINO's published settings on the cpu budget.
   assert.equal(experimentConfig('dino', BUDGETS.cpu, { dino: { head: { useBn: false } } }).dino!.head.useBn, false);
 });
@@ -169,9 +176,37 @@ test('the CLI rejects bad options before any compute', () => {
   assert.throws(() => parseCli(['--method', 'barlow', '--local-crops', '2']), /"augment.nLocal" has no effect/);
 });
 
-test('every key of every method\'s resolved config is one that CONFIG_DEFAULTS defines', () => {
-  const known = new Set(leaves(CONFIG_DEFAULTS));
+test('every key of every method\'s resolved config is one that CONFIG_DEFAULTS or a method\'s config section defines', () => {
+  const known = new Set(['method', ...leaves(CONFIG_DEFAULTS), ...configSections().flatMap((s) => leaves(s.defaults, s.key))]);
   for (const m of ['barlow', 'dino', 'dino-twins'] as const) {
     for (const p of leaves(resolveConfig({ method: m }))) assert.ok(known.has(p), `${m}: ${p}`);
   }
+});
+
+test('a budget key that no run reads is a BudgetError naming it; one read only under a switch is not', () => {
+  for (const b of Object.values(BUDGETS)) {
+    checkBudget(b);
+    checkBudget(ablationBudget(b));
+  }
+  const cpu = BUDGETS.cpu;
+  // Barlow Twins never reads nLocal, and DINO's cpu recipe sets it: the budget's value reaches no run.
+  const dead: Budget = { ...cpu, pretrain: { ...cpu.pretrain, augment: { nLocal: 2 } } };
+  assert.throws(() => experimentConfig('barlow', dead), (e: unknown) => e instanceof BudgetError
+    && /budget "cpu": no run reads pretrain\.augment\.nLocal \(Barlow Twins trains on two global views only; "dino" takes it from its cpu recipe; "dino-twins" takes it from its cpu recipe\); remove it/.test((e as Error).message));
+  // On gpu (no DINO recipe) the same key is DINO's number of local crops.
+  assert.equal(experimentConfig('dino', BUDGETS.gpu).augment.nLocal, BUDGETS.gpu.pretrain.augment!.nLocal);
+  // The warm-up's length is unread under the cpu recipe (no warm-up), but the ablation grid turns the warm-up on.
+  assert.equal(experimentConfig('dino', cpu).dino!.warmupTeacherTempEpochs, undefined);
+  assert.equal(experimentConfig('dino', cpu, { dino: { ablations: { teacherTempWarmup: true } } }).dino!.warmupTeacherTempEpochs, cpu.pretrain.dino!.warmupTeacherTempEpochs);
+  // An unknown key stays an unknown key.
+  assert.throws(() => experimentConfig('dino', { ...cpu, pretrain: { ...cpu.pretrain, dino: { tempo: 1 } } as never }), /unknown config key "dino.tempo"/);
+});
+
+test('one default per knob: naming the default gives the same run', () => {
+  const plain = parseCli(['--method', 'barlow']);
+  const named = parseCli(['--method', 'barlow', '--backbone', 'resnet18']);
+  assert.deepEqual(named.config, plain.config);
+  assert.deepEqual(named.config.backbone, CONFIG_DEFAULTS.backbone);
+  assert.equal(named.runDir, plain.runDir);
+  assert.deepEqual(parseCli(['--method', 'barlow', '--width', '32']).config.backbone, { kind: 'resnet', depth: 18, width: 32 });
 });

@@ -5,15 +5,22 @@
 import { parseArgs } from 'util';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ConfigError, ConfigLayer, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config';
+import { ConfigError, ConfigLayer, CONFIG_DEFAULTS, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config';
 import { runName, runsDir } from './runName';
 
 export const BACKBONE_NAMES = ['resnet18', 'resnet50', 'vit-tiny4', 'vit-tiny4-seed'] as const;
 
+/** The ResNet width when --width is not given: the config's default (one default per knob). */
+function defaultWidth(): number {
+  const b = CONFIG_DEFAULTS.backbone;
+  if (b.kind !== 'resnet') throw new ConfigError('give --width: the default backbone is not a ResNet');
+  return b.width;
+}
+
 export function parseBackboneName(name: string, width?: number): BackboneConfig {
   switch (name) {
-    case 'resnet18': return { kind: 'resnet', depth: 18, width: width ?? 64 };
-    case 'resnet50': return { kind: 'resnet', depth: 50, width: width ?? 64 };
+    case 'resnet18': return { kind: 'resnet', depth: 18, width: width ?? defaultWidth() };
+    case 'resnet50': return { kind: 'resnet', depth: 50, width: width ?? defaultWidth() };
     case 'vit-tiny4': return { kind: 'vit', preset: 'tiny4' };
     case 'vit-tiny4-seed': return { kind: 'vit', preset: 'tiny4-seed' };
     default: throw new ConfigError(`--backbone "${name}" is not one of ${BACKBONE_NAMES.join(', ')}`);
@@ -36,10 +43,10 @@ export const CLI_HELP = `Usage: npm run pretrain -- --method barlow|dino|dino-tw
 
   --method       barlow | dino | dino-twins                    (required)
   --backbone     ${BACKBONE_NAMES.join(' | ')}  (default resnet18)
-  --width        ResNet width (64 = standard; 16 or 32 for CPU runs)
+  --width        ResNet width (default ${defaultWidth()}, the config's; 64 is the standard ResNet)
   --epochs N     --batch N     --lr X     --seed N
   --optimizer    adam | adamw | sgd | lars
-  --local-crops  number of local views for DINO / DINO-Twins (default 4)
+  --local-crops  number of local views for DINO / DINO-Twins (default ${CONFIG_DEFAULTS.augment.nLocal})
   --per-class N  class-balanced training subset, N images per class (default 0 = all 50,000 minus validation)
   --knn-every N  kNN accuracy on the validation split every N epochs (default 1)
   --config FILE  JSON with any PretrainConfig fields (command-line options win)

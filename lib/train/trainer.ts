@@ -24,7 +24,7 @@ import { DeviceError, deviceErrorMessage, takeDeviceErrors } from '../deviceErro
 import { buildSslModel, SslModel } from '../methods/index';
 import { deriveSeed, Rng } from '../rng';
 import { BackendReport, currentBackend } from '../backend';
-import { makeTrainingViews } from './views';
+import { makeViews } from '../augment/views';
 import { backendCapabilities } from '../kernels/capabilities';
 
 /** Training images: uint8 NHWC [n, 32, 32, 3] (labels are never used by pretraining). */
@@ -124,9 +124,9 @@ async function writeCheckpoint(file: string, m: SslModel, opt: Optimizer, meta: 
 }
 
 /** Loads student, teacher and center from a checkpoint into `m` (config must match). Returns the metadata. */
-export function restoreModel(file: string, m: SslModel): { meta: CheckpointMeta; groups: Record<string, Map<string, StoredTensor>> } {
+export function restoreModel(file: string, m: SslModel, config: PretrainConfig): { meta: CheckpointMeta; groups: Record<string, Map<string, StoredTensor>> } {
   const { meta, groups } = loadCheckpoint<CheckpointMeta>(file);
-  if (JSON.stringify(meta.config) !== JSON.stringify(m.cfg)) {
+  if (JSON.stringify(meta.config) !== JSON.stringify(config)) {
     throw new CheckpointError(`${file} was written with a different config; resume with the same config, or start a new run folder`);
   }
   const asSnap = (g: Map<string, StoredTensor> | undefined, label: string) => {
@@ -151,7 +151,7 @@ export function restoreModel(file: string, m: SslModel): { meta: CheckpointMeta;
 export function loadRunModel(config: PretrainConfig, checkpointFile: string): SslModel {
   const m = buildSslModel(config);
   try {
-    restoreModel(checkpointFile, m);
+    restoreModel(checkpointFile, m, config);
     return m;
   } catch (e) {
     m.dispose();
@@ -159,8 +159,8 @@ export function loadRunModel(config: PretrainConfig, checkpointFile: string): Ss
   }
 }
 
-function restoreCheckpoint(file: string, m: SslModel, opt: Optimizer): CheckpointMeta {
-  const { meta, groups } = restoreModel(file, m);
+function restoreCheckpoint(file: string, m: SslModel, opt: Optimizer, config: PretrainConfig): CheckpointMeta {
+  const { meta, groups } = restoreModel(file, m, config);
   opt.setState(meta.optimizerStep, groups.optimizer ?? new Map());
   return meta;
 }
@@ -207,7 +207,7 @@ async function pretrainLocked(opts: PretrainOptions, stop: InterruptScope): Prom
   let record: RunRecord;
   try {
     if (opts.resume !== false && fs.existsSync(ckptFile)) {
-      const meta = restoreCheckpoint(ckptFile, model, opt);
+      const meta = restoreCheckpoint(ckptFile, model, opt, cfg);
       startStep = meta.step;
       epochSums = meta.epochSums;
       epochCount = meta.epochCount;
@@ -340,7 +340,7 @@ async function pretrainLocked(opts: PretrainOptions, stop: InterruptScope): Prom
         const src = perm[inEpoch * cfg.batchSize + i] * 3072;
         batch.set(images.subarray(src, src + 3072), i * 3072);
       }
-      const views = makeTrainingViews(cfg, batch, cfg.batchSize, deriveSeed(cfg.seed, 11, step));
+      const views = makeViews(batch, model.views, deriveSeed(cfg.seed, 11, step));
       const { loss, gradNorm, parts } = trainStep(views, s);
       tf.dispose(views);
       pending.push({ step, s, tensors: { loss, gradNorm, ...parts } });
