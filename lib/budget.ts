@@ -13,6 +13,7 @@
  */
 import { BackboneConfig, ConfigLayer, hasPath, leafPaths, Method, neverRead, PretrainConfig, resolveConfig } from './config';
 import { methodDefinition, registeredMethods } from './methods/registry';
+import type { DataIdentity, SourceIdentity } from './data/identity';
 
 export const BUDGETS_NAMES = ['smoke', 'cpu', 'gpu'] as const;
 export type BudgetName = (typeof BUDGETS_NAMES)[number];
@@ -112,6 +113,14 @@ export function experimentConfig(method: Method, budget: Budget, overrides: Conf
   checkBudget(budget);
   const recipe = methodDefinition(method).recipe[budget.name];
   return resolveConfig({ ...overrides, method }, { budget: recipe ? [budget.pretrain, recipe] : [budget.pretrain] });
+}
+
+/**
+ * The identity of a budget's training data taken from `source` with split seed `splitSeed`: what
+ * `loadExperimentData` (lib/experiment.ts) trains on, known without loading it (sweeps name runs with it).
+ */
+export function budgetDataIdentity(source: SourceIdentity, budget: Pick<Budget, 'trainPerClass' | 'valPerClass'>, splitSeed = 0): DataIdentity {
+  return { source: source.source, checksum: source.checksum, perClass: budget.trainPerClass, valPerClass: budget.valPerClass, splitSeed };
 }
 
 /** Settings for the ablation notebook's runs: shorter than the method runs, so all switches fit the budget. */

@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveConfig, ConfigError, CONFIG_DEFAULTS, PretrainConfig } from '../lib/config';
-import { ablationBudget, Budget, BudgetError, BUDGETS, checkBudget, experimentConfig } from '../lib/budget';
+import { ablationBudget, Budget, BudgetError, budgetDataIdentity, BUDGETS, checkBudget, experimentConfig } from '../lib/budget';
+import { CIFAR10_SOURCE } from '../lib/data/identity';
 import { BARLOW_SECTION, barlowMethod } from '../lib/methods/barlow';
 import { DINO_DEFAULTS, dinoMethod } from '../lib/methods/dino';
 import { dinoTwinsMethod } from '../lib/methods/dinoTwins';
 import { configSections } from '../lib/methods/registry';
-import { configHash, runName } from '../lib/train/runName';
-import { parseCli } from '../lib/train/cli';
+import { configHash, runIdentity, runName } from '../lib/train/runName';
+import { cliBudget, cliRunDir, parseCli } from '../lib/train/cli';
 
 /** Leaf paths of a config ("dino.head.out"; the backbone is one leaf). */
 function leaves(o: object, prefix = ''): string[] {
@@ -117,30 +118,46 @@ test('the short-budget DINO recipe applies to DINO and DINO-Twins alike; gpu kee
   assert.equal(experimentConfig('dino', BUDGETS.cpu, { dino: { head: { useBn: false } } }).dino!.head.useBn, false);
 });
 
-test('run identity: the hash covers what the method reads, and nothing else', () => {
+test('run identity: the hash covers what the method reads and the data, and nothing else', () => {
   const cpu = BUDGETS.cpu;
+  const data = budgetDataIdentity(CIFAR10_SOURCE, cpu);
   const barlow = experimentConfig('barlow', cpu);
   // A DINO field changed in the budget (as a new default would be) leaves a Barlow run's name alone...
   const dinoChanged = { ...cpu, pretrain: { ...cpu.pretrain, dino: { ...cpu.pretrain.dino, studentTemp: 0.2, head: { out: 2048 } } } };
-  assert.equal(runName(experimentConfig('barlow', dinoChanged)), runName(barlow));
+  assert.equal(runName(experimentConfig('barlow', dinoChanged), data), runName(barlow, data));
   // ...and renames the DINO runs.
-  assert.notEqual(runName(experimentConfig('dino', dinoChanged)), runName(experimentConfig('dino', cpu)));
-  // A knob Barlow Twins reads renames it.
-  assert.notEqual(configHash(experimentConfig('barlow', cpu, { barlow: { lambda: 0.01 } })), configHash(barlow));
-  assert.match(runName(barlow), /^barlow-r18w16-s0-[0-9a-f]{8}$/);
+  assert.notEqual(runName(experimentConfig('dino', dinoChanged), data), runName(experimentConfig('dino', cpu), data));
+  // A knob Barlow Twins reads renames it; a cadence knob does not.
+  assert.notEqual(configHash(runIdentity(experimentConfig('barlow', cpu, { barlow: { lambda: 0.01 } }), data)), configHash(runIdentity(barlow, data)));
+  assert.equal(runName(experimentConfig('barlow', cpu, { logEvery: 1, checkpointEvery: 7 }), data), runName(barlow, data));
+  // Other data renames it: the subset, the validation split, the split seed, the source's content.
+  for (const other of [{ perClass: 500 }, { valPerClass: 50 }, { splitSeed: 1 }, { checksum: '0123456789abcdef' }, { source: 'cifar10-fixture' }]) {
+    assert.notEqual(runName(barlow, { ...data, ...other }), runName(barlow, data), JSON.stringify(other));
+  }
+  assert.notEqual(runName(barlow, budgetDataIdentity(CIFAR10_SOURCE, ablationBudget(cpu))), runName(barlow, data), 'the ablation budget\'s half-size subset');
+  assert.match(runName(barlow, data), /^barlow-r18w16-s0-[0-9a-f]{8}$/);
 });
 
-test('the CLI names runs as the notebooks do: a changed flag is a new folder, the same flags the same folder', () => {
-  const a = parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3']);
+test('the CLI names runs as the notebooks do: a changed flag or subset is a new folder, the same flags the same folder', () => {
+  const dirOf = (o: ReturnType<typeof parseCli>) => cliRunDir(o, budgetDataIdentity(CIFAR10_SOURCE, cliBudget(o)));
+  const args = ['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3'];
+  const a = parseCli(args);
   assert.equal(a.config.method, 'dino-twins');
   assert.deepEqual(a.config.backbone, { kind: 'resnet', depth: 18, width: 16 });
   assert.equal(a.config.batchSize, 64);
-  assert.ok(a.runDir.endsWith(`/runs/custom/${runName(a.config)}`), a.runDir);
-  assert.equal(parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3']).runDir, a.runDir);
-  const b = parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3', '--lr', '1e-3']);
-  assert.notEqual(b.runDir, a.runDir, 'a changed --lr gets its own folder instead of a "different config" error');
+  assert.equal(a.runDir, undefined, 'named once the data is known');
+  assert.ok(dirOf(a).endsWith(`/runs/custom/${runName(a.config, budgetDataIdentity(CIFAR10_SOURCE, cliBudget(a)))}`), dirOf(a));
+  assert.equal(dirOf(parseCli(args)), dirOf(a));
+  assert.notEqual(dirOf(parseCli([...args, '--lr', '1e-3'])), dirOf(a), 'a changed --lr gets its own folder instead of a "different config" error');
+  // --per-class changes the training images: another run, another folder (it went into the budget only, and shared the folder).
+  const p10 = parseCli([...args, '--per-class', '10']);
+  const p20 = parseCli([...args, '--per-class', '20']);
+  assert.deepEqual(p10.config, p20.config);
+  assert.notEqual(dirOf(p10), dirOf(p20));
+  assert.equal(cliBudget(p10).trainPerClass, 10);
   assert.equal(a.resume, true);
-  assert.equal(parseCli(['--method', 'barlow', '--run-dir', '/tmp/x']).runDir, '/tmp/x');
+  const explicit = parseCli(['--method', 'barlow', '--run-dir', '/tmp/x']);
+  assert.equal(cliRunDir(explicit, budgetDataIdentity(CIFAR10_SOURCE, cliBudget(explicit))), '/tmp/x');
 });
 
 test('bad configs are ConfigErrors naming the field', () => {
@@ -207,6 +224,7 @@ test('one default per knob: naming the default gives the same run', () => {
   const named = parseCli(['--method', 'barlow', '--backbone', 'resnet18']);
   assert.deepEqual(named.config, plain.config);
   assert.deepEqual(named.config.backbone, CONFIG_DEFAULTS.backbone);
-  assert.equal(named.runDir, plain.runDir);
+  const data = budgetDataIdentity(CIFAR10_SOURCE, cliBudget(plain));
+  assert.equal(cliRunDir(named, data), cliRunDir(plain, data));
   assert.deepEqual(parseCli(['--method', 'barlow', '--width', '32']).config.backbone, { kind: 'resnet', depth: 18, width: 32 });
 });

@@ -9,3 +9,4 @@ export * from './split';
 export * from './stats';
 export * from './fixture';
 export * from './fallback';
+export * from './identity';

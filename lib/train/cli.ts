@@ -4,9 +4,10 @@
  */
 import { parseArgs } from 'util';
 import * as fs from 'fs';
-import * as path from 'path';
 import { ConfigError, ConfigLayer, CONFIG_DEFAULTS, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config';
-import { runName, runsDir } from './runName';
+import { Budget, BudgetName, BUDGETS, BUDGETS_NAMES } from '../budget';
+import type { DataIdentity } from '../data/identity';
+import { runDirFor } from './runName';
 
 export const BACKBONE_NAMES = ['resnet18', 'resnet50', 'vit-tiny4', 'vit-tiny4-seed'] as const;
 
@@ -29,14 +30,30 @@ export function parseBackboneName(name: string, width?: number): BackboneConfig 
 
 export interface CliOptions {
   config: PretrainConfig;
-  runDir: string;
+  /** --run-dir; without it the folder is named from the config and the data (`cliRunDir`), once the data is loaded. */
+  runDir?: string;
   resume: boolean;
   /** Images per class in the class-balanced training subset (0 = all). */
   perClass: number;
   /** Run kNN on a held-out validation split every N epochs (0 = never). */
   knnEvery: number;
+  /** --budget: the record's label and the runs folder; its validation split (cpu's for a label that names no budget). */
   budget: string;
   help: boolean;
+}
+
+/** The budget of a CLI run: --budget's (cpu's when it names none), with the --per-class subset and the --knn-every interval. */
+export function cliBudget(o: CliOptions): Budget {
+  const base = (BUDGETS_NAMES as readonly string[]).includes(o.budget) ? BUDGETS[o.budget as BudgetName] : BUDGETS.cpu;
+  return { ...base, trainPerClass: o.perClass, knnEvery: o.knnEvery > 0 ? o.knnEvery : Number.MAX_SAFE_INTEGER };
+}
+
+/**
+ * The run's folder: --run-dir, else runs/<--budget>/<run name>, named from the config and the data
+ * (lib/train/runName.ts) as the notebooks name runs: another --per-class is another folder.
+ */
+export function cliRunDir(o: CliOptions, data: DataIdentity): string {
+  return o.runDir ?? runDirFor(o.config, o.budget, data);
 }
 
 export const CLI_HELP = `Usage: npm run pretrain -- --method barlow|dino|dino-twins [options]
@@ -50,8 +67,9 @@ export const CLI_HELP = `Usage: npm run pretrain -- --method barlow|dino|dino-tw
   --per-class N  class-balanced training subset, N images per class (default 0 = all 50,000 minus validation)
   --knn-every N  kNN accuracy on the validation split every N epochs (default 1)
   --config FILE  JSON with any PretrainConfig fields (command-line options win)
-  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>-<config hash>,
-                 named as the notebooks name runs: a changed option is a new folder, the same options resume)
+  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>-<hash>, the hash
+                 of the config and the data, named as the notebooks name runs: a changed option or subset is a new
+                 folder, the same options resume; a folder of another run is refused, naming what differs)
   --no-resume    start over even if DIR has a checkpoint
   --budget NAME  label for the run record (default custom)
 
@@ -108,7 +126,7 @@ export function parseCli(argv: string[]): CliOptions {
   const knnEvery = num('knn-every', v['knn-every']) ?? 1;
   return {
     config,
-    runDir: v['run-dir'] ?? path.join(runsDir(v.budget ?? 'custom'), runName(config)),
+    runDir: v['run-dir'],
     resume: !v['no-resume'],
     perClass,
     knnEvery,
