@@ -15,6 +15,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { expandSweep, SweepPlan, SweepSpec } from '../lib/sweep/spec';
 import { CIFAR10_SOURCE } from '../lib/data/identity';
+import { loadExperimentData } from '../lib/experiment';
+import { BUDGETS } from '../lib/budget';
 import { arraySpec, onPath, parseSacct, parseSqueue, readLedger, sbatchScript, shq, submitSweep, TaskState } from '../lib/sweep/slurm';
 import { sweepStatusFrom, formatStatus } from '../lib/sweep/status';
 import { readRunRecord, RunRecord, writeRunRecord } from '../lib/train/runRecord';
@@ -196,7 +198,8 @@ test('a real cluster: 4 smoke runs through sbatch, 2 at once; one cancelled midw
   // seconds on a busy machine) reaches Slurm: with the smoke budget's 16 steps it could finish first.
   const spec: SweepSpec = { ...SMOKE4, base: { ...SMOKE4.base, epochs: 6 } };
   fs.writeFileSync(specFile, JSON.stringify(spec));
-  const plan = expandSweep(spec, CIFAR10_SOURCE);
+  // The tasks load the smoke budget's data (the real CIFAR-10, or the fixture where it is absent) and name their runs with it.
+  const plan = expandSweep(spec, (await loadExperimentData(BUDGETS.smoke)).identity);
   const total = plan.runs[0].config.epochs * Math.floor((10 * plan.budget.trainPerClass) / plan.runs[0].config.batchSize); // 10 classes
   const log: string[] = [];
   try {
