@@ -23,6 +23,7 @@ import { expandSweep, SweepPlan } from '../lib/sweep/spec';
 import { sweepResults } from '../lib/sweep/records';
 import { ablationCells, ablationSweepSpec } from '../lib/sweep/ablations';
 import { fullAblationDisplayRows, fullAblationSweepSpec, fullAblationTable } from '../lib/sweep/fullAblations';
+import { CIFAR10_SOURCE, SourceIdentity } from '../lib/data/identity';
 
 const { values } = parseArgs({ options: { budget: { type: 'string' } }, strict: true });
 const name = values.budget ?? 'cpu';
@@ -82,7 +83,7 @@ function collectAblations(): void {
   const found = fs.existsSync(abRoot) ? listRunRecords(abRoot).filter((r) => r.record.status === 'done') : [];
   if (found.length === 0) return;
   const seeds = seedsOf(found);
-  const plan = expandSweep(ablationSweepSpec(budget.name, { seeds }));
+  const plan = expandSweep(ablationSweepSpec(budget.name, { seeds }), sourceOf(found));
   const stray = copyPlanRecords(found, plan, 'ablations');
   const runRows = sweepResults(plan);
   const cells = ablationCells(plan, runRows);
@@ -113,7 +114,7 @@ function collectFullAblations(): void {
   const found = fs.existsSync(dir) ? listRunRecords(dir).filter((r) => r.record.status === 'done' && r.record.results.linearProbe) : [];
   if (found.length === 0) return;
   const seeds = seedsOf(found);
-  const plan = expandSweep(fullAblationSweepSpec(budget.name, { seeds }));
+  const plan = expandSweep(fullAblationSweepSpec(budget.name, { seeds }), sourceOf(found));
   const stray = copyPlanRecords(found, plan, 'ablations-full');
   const rows = fullAblationTable(budget.name, plan, mainRunRecords(root));
   const md = [
@@ -133,6 +134,16 @@ function collectFullAblations(): void {
 }
 
 type FoundRecord = ReturnType<typeof listRunRecords>[number];
+
+/**
+ * The data source the records trained on (every record that names one must name the same), for
+ * expanding their grid; records written before runs recorded their data trained on the real CIFAR-10.
+ */
+function sourceOf(found: readonly FoundRecord[]): SourceIdentity {
+  const named = [...new Set(found.map((r) => r.record.dataIdentity).filter((d) => d !== undefined).map((d) => JSON.stringify({ source: d!.source, checksum: d!.checksum })))];
+  if (named.length > 1) throw new Error(`the records in ${root} trained on ${named.length} different data sources (${named.join(', ')}); collect one at a time`);
+  return named.length === 1 ? (JSON.parse(named[0]) as SourceIdentity) : CIFAR10_SOURCE;
+}
 
 function seedsOf(found: readonly FoundRecord[]): number[] {
   return [...new Set(found.map((r) => r.record.seed))].sort((a, b) => a - b);

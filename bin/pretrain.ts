@@ -3,10 +3,9 @@
  *   npm run pretrain -- --method dino-twins --backbone resnet18 --width 16 --epochs 10 --batch 128 --per-class 1000
  * Options are validated before any compute; re-running the same command resumes from the run's checkpoint.
  */
-import { parseCli, CLI_HELP } from '../lib/train/cli';
+import { parseCli, CLI_HELP, cliBudget, cliRunDir } from '../lib/train/cli';
 import { ConfigError } from '../lib/config';
 import { selectBackend } from '../lib/backend';
-import { BUDGETS, Budget, BudgetName, BUDGETS_NAMES } from '../lib/budget';
 import { loadExperimentData, runPretraining } from '../lib/experiment';
 import { progress } from '../lib/viz/progress';
 import { InterruptedError } from '../lib/train/interrupt';
@@ -27,14 +26,14 @@ async function main(): Promise<number> {
     return 0;
   }
   await selectBackend();
-  const base = (BUDGETS_NAMES as readonly string[]).includes(o.budget) ? BUDGETS[o.budget as BudgetName] : BUDGETS.cpu;
-  const budget: Budget = { ...base, trainPerClass: o.perClass, knnEvery: o.knnEvery > 0 ? o.knnEvery : Number.MAX_SAFE_INTEGER };
-  const data = await loadExperimentData(budget, { seed: o.config.seed, allowFixture: false });
+  const budget = cliBudget(o);
+  // The split with seed 0, as the notebooks and sweeps split (the config's seed varies weights, data order and views).
+  const data = await loadExperimentData(budget, { allowFixture: false });
   console.log(`data: ${data.source}; ${data.train.n} training images, ${data.val.n} validation images (from the training set)`);
   const total = o.config.epochs * Math.floor(data.train.n / o.config.batchSize);
   const bar = progress({ total, label: `${o.config.method}` });
   const res = await runPretraining(o.config, budget, data, {
-    runDir: o.runDir,
+    runDir: cliRunDir(o, data.identity),
     fresh: !o.resume,
     onStep: (s) => bar.update(s.step + 1, { loss: s.values.loss, lr: s.schedule.lr }),
     onEpochEnd: (info) => {

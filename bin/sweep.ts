@@ -10,7 +10,8 @@ import * as path from 'path';
 import { selectBackend } from '../lib/backend';
 import { ConfigError } from '../lib/config';
 import { progress, ProgressBar } from '../lib/viz/progress';
-import { SweepError, SweepPlan, expandSweep, findRun, loadSweepSpec, SlurmOptions } from '../lib/sweep/spec';
+import { SweepError, SweepPlan, expandSweep, findRun, loadSweepSpec, SlurmOptions, sweepBudget } from '../lib/sweep/spec';
+import { loadExperimentData } from '../lib/experiment';
 import { describeProgress, formatResults, runProgress, sweepResults, textTable } from '../lib/sweep/records';
 import { runSweepLocal, runSweepTask, TaskTerminatedError } from '../lib/sweep/local';
 import { cancelSweep, heldRuns, onPath, submitSweep } from '../lib/sweep/slurm';
@@ -78,7 +79,10 @@ async function main(argv: string[]): Promise<number> {
   if (values.engine !== undefined && values.engine !== 'local' && values.engine !== 'slurm') throw new SweepError(`--engine must be local or slurm, got "${values.engine}"`);
   if (values.run !== undefined && !values.task && !values.cancel) throw new SweepError('--run goes with --task or --cancel');
 
-  const plan = expandSweep(loadSweepSpec(path.resolve(positionals[0])));
+  // Run folders are named from each run's config and data, so the data is loaded (and verified) first.
+  const spec = loadSweepSpec(path.resolve(positionals[0]));
+  const data = await loadExperimentData(sweepBudget(spec));
+  const plan = expandSweep(spec, data.identity);
 
   if (values.task) {
     if (!values.run) throw new SweepError('--task needs --run FOLDER');
@@ -86,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
     await selectBackend();
     let bar: ProgressBar | undefined;
     const outcome = await runSweepTask(plan, run, {
+      data,
       onStep: (_r, s) => {
         bar ??= progress({ total: s.totalSteps, label: run.id });
         bar.update(s.step + 1, { loss: s.values.loss });
@@ -142,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
     let bar: ProgressBar | undefined;
     let barFor = '';
     const s = await runSweepLocal(plan, {
+      data,
       held,
       onStep: (run, info) => {
         if (!bar || barFor !== run.rel) {

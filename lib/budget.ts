@@ -1,14 +1,19 @@
 /**
  * Compute budgets for the notebooks and the CLI, chosen with DINOTWINS_BUDGET:
  *  - smoke: CI; a few minutes for all notebooks on 2 cores, on a small real subset;
- *  - cpu:   a real run on 2 cores, about 10-20 minutes per method on wasm (narrow ResNet-18,
- *           3 epochs of a 10,000-image subset: Barlow Twins measured at 2.4 s per step of 128
- *           images, 9.5 min pretraining + 45 s probes; the multi-crop methods take longer);
+ *  - cpu:   a real run on 2 cores on wasm (narrow ResNet-18, 3 epochs of a 10,000-image subset): about
+ *           15 minutes of pretraining for Barlow Twins (2.4 s per step of 128 images) and 20-30 for DINO
+ *           and DINO-Twins (two views each too, with the teacher's pass and the DINO head), then about
+ *           45 s of probes (results/cpu/results.md has each run's minutes);
  *  - gpu:   the full schedule (ResNet-18, all 45,000 training images, 200 epochs).
- * Each budget fixes the data subset, the backbone and the schedule; a notebook's config cell
- * starts from these and may override anything.
+ * Each budget fixes the data subset, the backbone and the schedule in one layer shared by every
+ * method; a method adds its own settings per budget (its registry entry's `recipe`, e.g. DINO's
+ * short-run recipe in lib/methods/dino.ts). A notebook's config cell starts from these and may
+ * override anything. A budget key that no method can read is an error (`checkBudget`).
  */
-import { BackboneConfig, ConfigLayer, Method, PretrainConfig, resolveConfig } from './config';
+import { BackboneConfig, ConfigLayer, hasPath, leafPaths, Method, neverRead, PretrainConfig, resolveConfig } from './config';
+import { methodDefinition, registeredMethods } from './methods/registry';
+import type { DataIdentity, SourceIdentity } from './data/identity';
 
 export const BUDGETS_NAMES = ['smoke', 'cpu', 'gpu'] as const;
 export type BudgetName = (typeof BUDGETS_NAMES)[number];
@@ -23,15 +28,11 @@ export interface Budget {
   /** Test images used for the final report (0 = the full 10,000). */
   testLimit: number;
   /**
-   * The pretraining config layer of this budget (see lib/config.ts): applied after the defaults and
-   * before a notebook's overrides; keys a method does not read are dropped for that method.
+   * The pretraining config layer of this budget, shared by every method (see lib/config.ts): applied
+   * after the defaults and before the method's recipe for this budget and a notebook's overrides;
+   * keys a method does not read are dropped for that method, and each key must be read by some method.
    */
   pretrain: ConfigLayer & { backbone: BackboneConfig; epochs: number; batchSize: number };
-  /**
-   * DINO's settings at this budget, applied after `pretrain` to DINO and DINO-Twins alike (so the two
-   * differ only by the Barlow term). Each departure from DINO's defaults says why and what chose it.
-   */
-  dinoRecipe: ConfigLayer;
   /** Run the kNN monitor every N epochs. */
   knnEvery: number;
   /** Linear-probe epochs per setting. */
@@ -43,50 +44,23 @@ export interface Budget {
 /** What every budget shares: one warm-up epoch, a checkpoint every 50 steps. */
 const EVERY_BUDGET = { warmupEpochs: 1, checkpointEvery: 50 } as const;
 
-/**
- * DINO for a few hundred steps (the cpu and smoke budgets). With DINO's published settings, ours and
- * an independent PyTorch restatement of main_dino.py both collapse to a uniform teacher in the cpu
- * budget's 234 steps (issue 17). This is the one variant of that PyTorch sweep whose loss really
- * fell; run with our trainer (results/cpu/dino-recipe/) it beats random init. Which of its changes
- * matter most was not measured.
- */
-export const SHORT_DINO: ConfigLayer = Object.freeze({
-  // DINO: 5e-4. Twice the rate for a run that has 234 steps to move.
-  lr: 1e-3,
-  dino: {
-    // DINO: no BN. Without it a width-16 ResNet's features barely differ between images (normalised std 0.03), so the centred teacher logits hardly vary.
-    head: { useBn: true },
-    // DINO: 0.04 warming up to 0.07 over 30 epochs. The sharpest end of DINO's range from the first step.
-    teacherTemp: 0.04,
-    ablations: { teacherTempWarmup: false },
-    // DINO: 0.996 cosine to 1. With that the teacher hardly moves in 234 steps; constant 0.99 lets it follow.
-    emaMomentum: 0.99,
-    emaMomentumEnd: 0.99,
-    // DINO: 1 frozen epoch. A third of a 3-epoch run.
-    freezeLastLayerEpochs: 0,
-  },
-  // DINO: 2 global + local crops, blur, full-strength jitter. The sweep's variant: 2 global crops only, no blur, jitter at half strength.
-  augment: { nLocal: 0, blur: false, jitterStrength: 0.5 },
-}) as ConfigLayer;
-
 export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
   smoke: {
     name: 'smoke', trainPerClass: 40, valPerClass: 10, testLimit: 500, knnEvery: 1, probeEpochs: 5, supervisedEpochs: 2,
     pretrain: {
-      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 4 }, epochs: 2, batchSize: 50, logEvery: 1, augment: { nLocal: 2 },
-      // Short runs scale DINO's 30-of-100+ epochs of teacher-temperature warm-up down.
+      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 4 }, epochs: 2, batchSize: 50, logEvery: 1,
+      // Short runs scale DINO's 30-of-100+ epochs of teacher-temperature warm-up down (read where the warm-up is on: the ablation grid's cells).
       projector: { hidden: 128, out: 128, layers: 3 }, dino: { head: { out: 256, hidden: 128, bottleneck: 64 }, warmupTeacherTempEpochs: 1 },
     },
-    dinoRecipe: SHORT_DINO,
   },
   cpu: {
     name: 'cpu', trainPerClass: 1000, valPerClass: 100, testLimit: 0, knnEvery: 1, probeEpochs: 30, supervisedEpochs: 3,
     pretrain: {
-      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 16 }, epochs: 3, batchSize: 128, logEvery: 5, augment: { nLocal: 2 },
-      // 512-wide heads: a 1024-wide projector over 4 views overflows the wasm heap in DINO-Twins.
+      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 16 }, epochs: 3, batchSize: 128, logEvery: 5,
+      // 512-wide heads: chosen when DINO-Twins trained on 4 views here, where a 1024-wide projector overflowed the wasm heap.
+      // DINO's cpu recipe now trains on the 2 global views; wider heads were not measured since.
       projector: { hidden: 512, out: 512, layers: 3 }, dino: { head: { out: 1024, hidden: 512, bottleneck: 128 }, warmupTeacherTempEpochs: 1 },
     },
-    dinoRecipe: SHORT_DINO,
   },
   gpu: {
     name: 'gpu', trainPerClass: 0, valPerClass: 500, testLimit: 0, knnEvery: 10, probeEpochs: 100, supervisedEpochs: 200,
@@ -94,8 +68,6 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
       ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 64 }, epochs: 200, batchSize: 256, logEvery: 5, augment: { nLocal: 4 },
       projector: { hidden: 2048, out: 2048, layers: 3 }, dino: { head: { out: 4096, hidden: 2048, bottleneck: 256 }, warmupTeacherTempEpochs: 30 },
     },
-    // 200 epochs: DINO's published settings.
-    dinoRecipe: {},
   },
 });
 
@@ -110,9 +82,45 @@ export function budgetFromEnv(env: NodeJS.ProcessEnv = process.env): Budget {
   return BUDGETS[v as BudgetName];
 }
 
-/** The full config for `method` under `budget`, with `overrides` (a notebook's config cell, CLI flags) applied last. */
+/**
+ * Throws a BudgetError for a key of `b` that no run reads: a `pretrain` key that no registered method
+ * can read (or whose readers all take it from their own recipe for `b` instead), or a recipe key its
+ * method never reads. A key a method reads only under some switches (the warm-up's length without the
+ * warm-up) is not dead: a notebook or an ablation can turn the switch on.
+ */
+export function checkBudget(b: Budget): void {
+  const methods = registeredMethods();
+  const dead: string[] = [];
+  for (const p of leafPaths(b.pretrain)) {
+    const recipeSets = (m: (typeof methods)[number]) => hasPath(m.recipe[b.name] ?? {}, p);
+    if (methods.some((m) => neverRead(m, p) === null && !recipeSets(m))) continue;
+    dead.push(`pretrain.${p} (${methods.map((m) => neverRead(m, p) ?? `"${m.name}" takes it from its ${b.name} recipe`).join('; ')})`);
+  }
+  for (const m of methods) {
+    for (const p of leafPaths(m.recipe[b.name] ?? {})) {
+      const why = neverRead(m, p);
+      if (why) dead.push(`the ${b.name} recipe of method "${m.name}" sets ${p} (${why})`);
+    }
+  }
+  if (dead.length > 0) throw new BudgetError(`budget "${b.name}": no run reads ${dead.join('; ')}; remove it`);
+}
+
+/**
+ * The full config for `method` under `budget`: the budget's shared layer, then the method's recipe for
+ * this budget (its registry entry), then `overrides` (a notebook's config cell, CLI flags).
+ */
 export function experimentConfig(method: Method, budget: Budget, overrides: ConfigLayer = {}): PretrainConfig {
-  return resolveConfig({ ...overrides, method }, { budget: method === 'barlow' ? budget.pretrain : [budget.pretrain, budget.dinoRecipe] });
+  checkBudget(budget);
+  const recipe = methodDefinition(method).recipe[budget.name];
+  return resolveConfig({ ...overrides, method }, { budget: recipe ? [budget.pretrain, recipe] : [budget.pretrain] });
+}
+
+/**
+ * The identity of a budget's training data taken from `source` with split seed `splitSeed`: what
+ * `loadExperimentData` (lib/experiment.ts) trains on, known without loading it (sweeps name runs with it).
+ */
+export function budgetDataIdentity(source: SourceIdentity, budget: Pick<Budget, 'trainPerClass' | 'valPerClass'>, splitSeed = 0): DataIdentity {
+  return { source: source.source, checksum: source.checksum, perClass: budget.trainPerClass, valPerClass: budget.valPerClass, splitSeed };
 }
 
 /** Settings for the ablation notebook's runs: shorter than the method runs, so all switches fit the budget. */

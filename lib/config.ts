@@ -1,23 +1,28 @@
 /**
- * The pretraining configuration: one typed object, one default per knob, all of them in
- * `CONFIG_DEFAULTS` below (then `METHOD_DEFAULTS` per method). A resolved config holds exactly the
- * keys its run reads: Barlow Twins has no `dino` section, an SGD run has no Adam betas, a run without
- * the teacher-temperature warm-up has no warm-up temperature. So the run record shows only what
- * acted, and the run's hash (its folder name) changes only when something the run reads changes.
+ * The pretraining configuration: one typed object, one default per knob. The common knobs' defaults
+ * are `CONFIG_DEFAULTS` below; a method's own config sections (`barlow`, `dino`, ...) and its row of
+ * defaults are declared in its file (lib/methods/<method>.ts) and found through the method registry.
+ * A resolved config holds exactly the keys its run reads: Barlow Twins has no `dino` section, an SGD
+ * run has no Adam betas, a run without the teacher-temperature warm-up has no warm-up temperature.
+ * So the run record shows only what acted.
  *
- * Layers, in order: defaults -> method defaults -> the budget (lenient: keys the method does not read
- * are dropped) -> the caller's overrides (strict: a key the run would ignore is a ConfigError naming
- * it). `resolveConfig` validates everything before any compute.
+ * Layers, in order: the defaults (common, then every registered section's) -> the method's row -> the
+ * budget's layers (lib/budget.ts; a key one method does not read is dropped for that method, and
+ * `checkBudget` makes a key that no run can read an error) -> the caller's overrides (strict: a key
+ * the run would ignore is a ConfigError naming it). `resolveConfig` validates everything before any compute.
  */
 import { buildBackbone, BackboneSpec, VIT_PRESETS } from './models/index';
-import type { BarlowProjectorOptions, DinoHeadOptions } from './models/heads';
+import { BN_MOMENTUM } from './nn/layers';
+import { AUGMENT_DEFAULTS, AugmentConfig } from './augment/presets';
+import { check, ConfigError, deepFreeze, isObj, nonNeg, posInt, positive } from './util/check';
+import { configSections, Method, methodDefinition, METHODS, registeredMethods } from './methods/registry';
+import type { MethodDefinition } from './methods/method';
+import type { BarlowConfig, ProjectorConfig } from './methods/barlow';
+import type { AblationConfig, DinoConfig, DinoHeadConfig } from './methods/dino';
+import type { TwinsConfig } from './methods/dinoTwins';
 
-export const METHODS = ['barlow', 'dino', 'dino-twins'] as const;
-export type Method = (typeof METHODS)[number];
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError, METHODS };
+export type { Method, AugmentConfig, ProjectorConfig, BarlowConfig, AblationConfig, DinoConfig, DinoHeadConfig, TwinsConfig };
 
 /** Serialisable backbone description (see lib/models). */
 export type BackboneConfig =
@@ -52,70 +57,6 @@ const OPTIMIZER_READS: Readonly<Record<OptimizerKind, readonly (keyof OptimizerC
   lars: ['kind', 'momentum', 'larsEta', 'clipGradNorm'],
 };
 
-/** The Barlow Twins projector's widths (documented in lib/models/heads.ts). */
-export type ProjectorConfig = BarlowProjectorOptions;
-
-/** The DINO head's shape (documented in lib/models/heads.ts). */
-export type DinoHeadConfig = DinoHeadOptions;
-
-/** The four DINO components the ablation notebook switches off one at a time. */
-export interface AblationConfig {
-  /** Subtract the EMA center from teacher outputs (false: no center). */
-  centering: boolean;
-  /** Warm the teacher temperature up from warmupTeacherTemp (false: constant teacherTemp). */
-  teacherTempWarmup: boolean;
-  /** Sharpen the teacher (false: teacher temperature = student temperature). */
-  sharpening: boolean;
-  /** EMA teacher (false: the teacher is the student with stop-gradient). */
-  emaTeacher: boolean;
-}
-
-export interface DinoConfig {
-  head: DinoHeadConfig;
-  /** Student temperature. */
-  studentTemp: number;
-  /** Final teacher temperature (DINO's advice: lower to 0.04 if training is unstable). Read when sharpening is on. */
-  teacherTemp?: number;
-  /** Initial teacher temperature. Read when sharpening and the warm-up are on. */
-  warmupTeacherTemp?: number;
-  /** Epochs of linear teacher-temperature warm-up. Read when sharpening and the warm-up are on. */
-  warmupTeacherTempEpochs?: number;
-  /** Center momentum. Read when centering is on. */
-  centerMomentum?: number;
-  /** EMA momentum at step 0, cosine-scheduled to emaMomentumEnd (DINO: 0.996; "0.9995 with batch size 256" on ImageNet). Read with an EMA teacher. */
-  emaMomentum?: number;
-  /** EMA momentum at the last step (DINO: 1; equal to emaMomentum for a constant momentum). Read with an EMA teacher. */
-  emaMomentumEnd?: number;
-  /** Freeze the last head layer for this many epochs (DINO: 1). */
-  freezeLastLayerEpochs: number;
-  ablations: AblationConfig;
-}
-
-export interface BarlowConfig {
-  /** Off-diagonal weight λ of the Barlow Twins loss (the paper: 0.0051 for its 8192-d projector; the DINO-Twins project: 0.005). */
-  lambda: number;
-}
-
-export interface TwinsConfig {
-  /** Weight β of the Barlow term in the DINO-Twins total (the original project: 0.0025). */
-  beta: number;
-  /** Where the Barlow term applies: a separate projector on the student backbone features (the original), or the DINO head outputs. */
-  target: 'projector' | 'head';
-}
-
-export interface AugmentConfig {
-  /** Size of the global views. */
-  globalSize: number;
-  /** Number of local views (DINO, DINO-Twins). */
-  nLocal?: number;
-  /** Size of the local views (DINO, DINO-Twins, with nLocal > 0). */
-  localSize?: number;
-  /** Multiplier on the colour jitter's brightness, contrast, saturation and hue (1: BYOL/DINO's 0.4, 0.4, 0.2, 0.1). */
-  jitterStrength: number;
-  /** Gaussian blur on (the recipes' probabilities per view) or off entirely. */
-  blur: boolean;
-}
-
 export interface PretrainConfig {
   method: Method;
   backbone: BackboneConfig;
@@ -132,36 +73,42 @@ export interface PretrainConfig {
   weightDecay: number;
   weightDecayEnd: number;
   optimizer: OptimizerConfig;
+  /** The views' knobs (lib/augment/presets.ts AugmentConfig); each method reads those its views use. */
   augment: AugmentConfig;
-  /** Barlow projector (barlow; dino-twins with twins.target 'projector'). */
+  /** Barlow projector (barlow; dino-twins with twins.target 'projector'): lib/methods/barlow.ts. */
   projector?: ProjectorConfig;
-  /** Barlow Twins loss (barlow, dino-twins). */
+  /** Barlow Twins loss (barlow, dino-twins): lib/methods/barlow.ts. */
   barlow?: BarlowConfig;
-  /** DINO (dino, dino-twins). */
+  /** DINO (dino, dino-twins): lib/methods/dino.ts. */
   dino?: DinoConfig;
-  /** The DINO-Twins combination (dino-twins). */
+  /** The DINO-Twins combination (dino-twins): lib/methods/dinoTwins.ts. */
   twins?: TwinsConfig;
   /** Batch-norm running-statistics momentum (PyTorch convention). */
   bnMomentum: number;
-  /** Write a checkpoint every N steps (and at the end of each epoch). */
+  /** Write a checkpoint every N steps (and at the end of each epoch). Cadence only: not part of the run's identity. */
   checkpointEvery: number;
-  /** Read losses back and log every N steps. */
+  /** Read losses back and log every N steps. Cadence only: not part of the run's identity. */
   logEvery: number;
 }
+
+/** Knobs that change only when things are read or written, never what is trained: left out of a run's identity (lib/train/runName.ts). */
+export const CADENCE_KEYS = ['checkpointEvery', 'logEvery'] as const satisfies readonly (keyof PretrainConfig)[];
 
 export type DeepPartial<T> = { [K in keyof T]?: NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K] };
 /** A config layer: any subset of the keys (a budget, a notebook's overrides); a backbone is given whole. */
 export type ConfigLayer = DeepPartial<Omit<PretrainConfig, 'backbone'>> & { backbone?: BackboneConfig };
 
-type FullConfig = Required<Omit<PretrainConfig, 'optimizer' | 'augment' | 'dino'>> & {
+/** The common knobs, every key present. */
+type CommonConfig = Omit<Required<PretrainConfig>, 'method' | 'optimizer' | 'augment' | 'projector' | 'barlow' | 'dino' | 'twins'> & {
   optimizer: Required<OptimizerConfig>;
   augment: Required<AugmentConfig>;
-  dino: Required<DinoConfig>;
 };
 
-/** Every knob's default, once. Per-method differences are in METHOD_DEFAULTS. */
-export const CONFIG_DEFAULTS: Readonly<FullConfig> = deepFreeze({
-  method: 'barlow',
+/** The merged config before `resolveConfig` keeps what the run reads: the method, every common knob and every registered section, all keys present. */
+export type FullConfig = CommonConfig & { method: string } & { [section: string]: unknown };
+
+/** Every common knob's default, once. Sections and per-method rows: the methods' files. */
+export const CONFIG_DEFAULTS: Readonly<CommonConfig> = deepFreeze({
   backbone: { kind: 'resnet', depth: 18, width: 16 },
   seed: 0,
   epochs: 10,
@@ -172,101 +119,68 @@ export const CONFIG_DEFAULTS: Readonly<FullConfig> = deepFreeze({
   weightDecay: 0,
   weightDecayEnd: 0,
   optimizer: { kind: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0.9, larsEta: 0.001, clipGradNorm: 0 },
-  augment: { globalSize: 32, nLocal: 4, localSize: 16, jitterStrength: 1, blur: true },
-  projector: { hidden: 2048, out: 2048, layers: 3 },
-  barlow: { lambda: 0.0051 },
-  dino: {
-    head: { out: 4096, hidden: 2048, bottleneck: 256, nlayers: 3, useBn: false, normLastLayer: true },
-    studentTemp: 0.1,
-    teacherTemp: 0.07,
-    warmupTeacherTemp: 0.04,
-    warmupTeacherTempEpochs: 30,
-    centerMomentum: 0.9,
-    emaMomentum: 0.996,
-    emaMomentumEnd: 1,
-    freezeLastLayerEpochs: 1,
-    ablations: { centering: true, teacherTempWarmup: true, sharpening: true, emaTeacher: true },
-  },
-  twins: { beta: 0.0025, target: 'projector' },
-  bnMomentum: 0.1,
+  augment: AUGMENT_DEFAULTS,
+  bnMomentum: BN_MOMENTUM,
   checkpointEvery: 200,
   logEvery: 10,
 });
 
-/**
- * Per-method defaults: Barlow Twins with AdamW at small batch (no LARS); DINO as main_dino.py for
- * ResNets (AdamW, weight decay 0.04 -> 0.4, gradient clip 3); DINO-Twins as DINO, with the
- * original project's λ = 0.005 for its Barlow term.
- */
-export const METHOD_DEFAULTS: Readonly<Record<Method, ConfigLayer>> = deepFreeze({
-  barlow: { weightDecay: 1e-4, weightDecayEnd: 1e-4 },
-  dino: { lr: 5e-4, weightDecay: 0.04, weightDecayEnd: 0.4, optimizer: { clipGradNorm: 3 } },
-  'dino-twins': { lr: 5e-4, weightDecay: 0.04, weightDecayEnd: 0.4, optimizer: { clipGradNorm: 3 }, barlow: { lambda: 0.005 } },
-});
-
-function deepFreeze<T>(o: T): T {
-  if (typeof o === 'object' && o !== null) {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
-}
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+type Layer = Record<string, unknown>;
 
 /** `over` merged into `base`; a key `base` lacks is a ConfigError (the backbone is replaced whole). */
 function merge<T>(base: T, over: unknown, path: string): T {
   if (over === undefined) return base;
   if (!isObj(base) || !isObj(over)) return over as T;
-  const out: Record<string, unknown> = { ...base };
+  const out: Layer = { ...base };
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) continue;
     const at = path ? `${path}.${k}` : k;
     if (!(k in base)) throw new ConfigError(`unknown config key "${at}"`);
-    out[k] = at === 'backbone' ? (isObj(v) ? { ...v } : v) : merge((base as Record<string, unknown>)[k], v, at);
+    out[k] = at === 'backbone' ? (isObj(v) ? { ...v } : v) : merge((base as Layer)[k], v, at);
   }
   return out as T;
 }
 
-function pick<T extends object>(o: T, keys: readonly (keyof T)[]): T {
+function pick<T extends object>(o: T, keys: readonly (keyof T)[]): Partial<T> {
   const out: Partial<T> = {};
   for (const k of keys) out[k] = o[k];
-  return out as T;
-}
-
-/** The keys a run with full config `c` reads: everything else is dropped from the resolved config. */
-function keepRead(c: FullConfig): PretrainConfig {
-  const usesDino = c.method !== 'barlow';
-  const usesProjector = c.method === 'barlow' || (c.method === 'dino-twins' && c.twins.target === 'projector');
-  const out: PretrainConfig = {
-    method: c.method, backbone: c.backbone, seed: c.seed, epochs: c.epochs, batchSize: c.batchSize,
-    lr: c.lr, minLr: c.minLr, warmupEpochs: c.warmupEpochs, weightDecay: c.weightDecay, weightDecayEnd: c.weightDecayEnd,
-    optimizer: pick(c.optimizer, OPTIMIZER_READS[c.optimizer.kind]),
-    augment: usesDino
-      ? pick(c.augment, c.augment.nLocal > 0 ? ['globalSize', 'nLocal', 'localSize', 'jitterStrength', 'blur'] : ['globalSize', 'nLocal', 'jitterStrength', 'blur'])
-      : pick(c.augment, ['globalSize', 'jitterStrength', 'blur']),
-    bnMomentum: c.bnMomentum, checkpointEvery: c.checkpointEvery, logEvery: c.logEvery,
-  };
-  if (usesProjector) out.projector = c.projector;
-  if (c.method !== 'dino') out.barlow = c.barlow;
-  if (usesDino) {
-    const d = c.dino;
-    const a = d.ablations;
-    const keys: (keyof DinoConfig)[] = ['head', 'studentTemp', 'freezeLastLayerEpochs', 'ablations'];
-    if (a.sharpening) keys.push('teacherTemp');
-    if (a.sharpening && a.teacherTempWarmup) keys.push('warmupTeacherTemp', 'warmupTeacherTempEpochs');
-    if (a.centering) keys.push('centerMomentum');
-    if (a.emaTeacher) keys.push('emaMomentum', 'emaMomentumEnd');
-    out.dino = pick(d, keys);
-  }
-  if (c.method === 'dino-twins') out.twins = c.twins;
   return out;
 }
 
+/** Where a config of `def` starts: the common defaults, every registered section (one another method reads is "unread" for it, not "unknown"), then its row. */
+function defaultsFor(def: MethodDefinition): FullConfig {
+  const base: Layer = { method: def.name, ...CONFIG_DEFAULTS };
+  for (const s of configSections()) base[s.key] = s.defaults;
+  return merge(base as FullConfig, def.defaults, '');
+}
+
+/** The augment keys `def` reads in a run with augment section `a`. */
+function augmentRead(def: MethodDefinition, a: Required<AugmentConfig>): (keyof AugmentConfig)[] {
+  const unread = def.augment.unread?.(a) ?? {};
+  return def.augment.read.filter((k) => !(k in unread));
+}
+
+/** The keys a run with full config `c` reads: everything else is dropped from the resolved config. */
+function keepRead(c: FullConfig, def: MethodDefinition): PretrainConfig {
+  const out: Layer = {
+    method: c.method, backbone: c.backbone, seed: c.seed, epochs: c.epochs, batchSize: c.batchSize,
+    lr: c.lr, minLr: c.minLr, warmupEpochs: c.warmupEpochs, weightDecay: c.weightDecay, weightDecayEnd: c.weightDecayEnd,
+    optimizer: pick(c.optimizer, OPTIMIZER_READS[c.optimizer.kind]),
+    augment: pick(c.augment, augmentRead(def, c.augment)),
+    bnMomentum: c.bnMomentum, checkpointEvery: c.checkpointEvery, logEvery: c.logEvery,
+  };
+  const skipped = def.unreadSections?.(c) ?? {};
+  for (const s of configSections()) {
+    if (!def.sections.includes(s) || s.key in skipped) continue;
+    const v = c[s.key] as Required<object>;
+    const unread = s.unread?.(v) ?? {};
+    out[s.key] = Object.fromEntries(Object.entries(v).filter(([k]) => !(k in unread)));
+  }
+  return out as unknown as PretrainConfig;
+}
+
 /** Leaf paths of a config layer ("dino.head.out"); the backbone counts as one leaf. */
-function leafPaths(o: Record<string, unknown>, prefix = ''): string[] {
+export function leafPaths(o: Layer, prefix = ''): string[] {
   const out: string[] = [];
   for (const [k, v] of Object.entries(o)) {
     if (v === undefined) continue;
@@ -277,7 +191,8 @@ function leafPaths(o: Record<string, unknown>, prefix = ''): string[] {
   return out;
 }
 
-function has(o: unknown, path: string): boolean {
+/** Whether `o` has the (dotted) path. */
+export function hasPath(o: unknown, path: string): boolean {
   let cur: unknown = o;
   for (const k of path.split('.')) {
     if (!isObj(cur) || !(k in cur)) return false;
@@ -286,36 +201,37 @@ function has(o: unknown, path: string): boolean {
   return true;
 }
 
-/** Why a run ignores `path` (for the error message). */
-function whyUnread(c: FullConfig, path: string): string {
+function sectionOwners(key: string): string {
+  const owners = registeredMethods().filter((m) => m.sections.some((s) => s.key === key)).map((m) => `"${m.name}"`);
+  return `${owners.length === 1 ? 'method' : 'methods'} ${owners.join(', ')}`;
+}
+
+/**
+ * Why method `def` never reads `path`, whatever the rest of the config (a section it has none of, an
+ * augment key its views never use), or null when some config of it reads the path.
+ */
+export function neverRead(def: MethodDefinition, path: string): string | null {
   const [top, sub] = path.split('.');
-  const a = c.dino.ablations;
-  if (top === 'dino') {
-    if (c.method === 'barlow') return `method "barlow" has no DINO part`;
-    if (sub === 'teacherTemp' || sub === 'warmupTeacherTemp' || sub === 'warmupTeacherTempEpochs') {
-      return !a.sharpening ? 'dino.ablations.sharpening is false (the teacher uses the student temperature)' : 'dino.ablations.teacherTempWarmup is false';
-    }
-    if (sub === 'centerMomentum') return 'dino.ablations.centering is false';
-    if (sub === 'emaMomentum' || sub === 'emaMomentumEnd') return 'dino.ablations.emaTeacher is false';
-  }
-  if (top === 'projector') return c.method === 'dino' ? 'method "dino" has no Barlow projector' : 'twins.target is "head" (the Barlow term uses the DINO head outputs)';
-  if (top === 'barlow') return `method "${c.method}" has no Barlow Twins term`;
-  if (top === 'twins') return `twins.* belongs to method "dino-twins", not "${c.method}"`;
-  if (top === 'augment') return c.method === 'barlow' ? 'Barlow Twins trains on two global views only' : 'augment.nLocal is 0';
+  if (top === 'augment') return def.augment.read.includes(sub as keyof AugmentConfig) ? null : def.augment.never ?? `method "${def.name}" does not read it`;
+  const section = configSections().find((s) => s.key === top);
+  if (section && !def.sections.includes(section)) return `method "${def.name}" has no ${section.title}; it belongs to ${sectionOwners(top)}`;
+  return null;
+}
+
+/** Why a run of `def` with full config `c` ignores `path` (for the error message). */
+function whyUnread(c: FullConfig, def: MethodDefinition, path: string): string {
+  const never = neverRead(def, path);
+  if (never) return never;
+  const [top, sub] = path.split('.');
   if (top === 'optimizer') return `optimizer.kind "${c.optimizer.kind}" does not use it`;
+  if (top === 'augment') return def.augment.unread?.(c.augment)[sub as keyof AugmentConfig] ?? 'the run does not read it';
+  const section = configSections().find((s) => s.key === top);
+  if (section) return def.unreadSections?.(c)[top] ?? (section.unread?.(c[top] as Required<object>) as Record<string, string> | undefined)?.[sub] ?? 'the run does not read it';
   return 'the run does not read it';
 }
 
-function check(cond: boolean, msg: string): void {
-  if (!cond) throw new ConfigError(msg);
-}
-
-const posInt = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
-const nonNeg = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
-
-function validate(c: FullConfig): void {
-  check((METHODS as readonly string[]).includes(c.method), `method "${String(c.method)}" is not one of ${METHODS.join(', ')}`);
+/** The common knobs' checks (each method's section checks its own). */
+function validateCommon(c: FullConfig): void {
   check(posInt(c.epochs), `epochs must be a positive integer, got ${String(c.epochs)}`);
   check(posInt(c.batchSize) && c.batchSize >= 2, `batchSize must be an integer >= 2 (batch statistics need two samples), got ${String(c.batchSize)}`);
   check(Number.isInteger(c.seed), `seed must be an integer, got ${String(c.seed)}`);
@@ -351,46 +267,26 @@ function validate(c: FullConfig): void {
   if (b.kind === 'vit') {
     for (const k of ['globalSize', 'localSize'] as const) check(a[k] % patch === 0, `augment.${k} (${a[k]}) must be a multiple of the ViT patch size ${patch}`);
   }
-  const p = c.projector;
-  check(posInt(p.hidden) && posInt(p.out) && posInt(p.layers), 'projector.hidden, .out and .layers must be positive integers');
-  check(nonNeg(c.barlow.lambda), `barlow.lambda must be a finite number >= 0, got ${String(c.barlow.lambda)}`);
-  const d = c.dino;
-  check(posInt(d.head.out) && posInt(d.head.hidden) && posInt(d.head.bottleneck) && posInt(d.head.nlayers), 'dino.head.out, .hidden, .bottleneck and .nlayers must be positive integers');
-  for (const k of ['studentTemp', 'teacherTemp', 'warmupTeacherTemp'] as const) check(positive(d[k]), `dino.${k} must be > 0, got ${String(d[k])}`);
-  check(Number.isInteger(d.warmupTeacherTempEpochs) && d.warmupTeacherTempEpochs >= 0, `dino.warmupTeacherTempEpochs must be an integer >= 0, got ${String(d.warmupTeacherTempEpochs)}`);
-  check(nonNeg(d.centerMomentum) && d.centerMomentum < 1, `dino.centerMomentum must be in [0, 1), got ${String(d.centerMomentum)}`);
-  for (const k of ['emaMomentum', 'emaMomentumEnd'] as const) check(nonNeg(d[k]) && d[k] <= 1, `dino.${k} must be in [0, 1], got ${String(d[k])}`);
-  check(Number.isInteger(d.freezeLastLayerEpochs) && d.freezeLastLayerEpochs >= 0, `dino.freezeLastLayerEpochs must be an integer >= 0, got ${String(d.freezeLastLayerEpochs)}`);
-  for (const [k, v] of Object.entries(d.ablations)) check(typeof v === 'boolean', `dino.ablations.${k} must be true or false, got ${JSON.stringify(v)}`);
-  check(c.twins.target === 'projector' || c.twins.target === 'head', `twins.target must be "projector" or "head", got ${String(c.twins.target)}`);
-  check(nonNeg(c.twins.beta), `twins.beta must be a finite number >= 0, got ${String(c.twins.beta)}`);
 }
 
 /**
- * The resolved config for `overrides.method`: defaults, the method's defaults, then `opts.budget`
- * (one layer or several, in order; keys the method does not read are dropped), then `overrides` (a key the run would not read is a
- * ConfigError naming it and saying why). Validated; holds exactly the keys the run reads. A resolved
- * config resolves to itself.
+ * The resolved config for `overrides.method`: defaults, the method's row, then `opts.budget` (one
+ * layer or several, in order; keys the method does not read are dropped), then `overrides` (a key
+ * the run would not read is a ConfigError naming it and saying why). Validated; holds exactly the
+ * keys the run reads. A resolved config resolves to itself.
  */
 export function resolveConfig(overrides: ConfigLayer & { method: Method }, opts: { budget?: ConfigLayer | ConfigLayer[] } = {}): PretrainConfig {
   check(isObj(overrides), 'config must be an object');
-  const method = overrides.method;
-  check((METHODS as readonly string[]).includes(method as string), `method "${String(method)}" is not one of ${METHODS.join(', ')}`);
-  let full = merge(CONFIG_DEFAULTS as FullConfig, METHOD_DEFAULTS[method], '');
-  for (const layer of [opts.budget ?? []].flat()) full = merge(full, { ...layer, method }, '');
+  const def = methodDefinition(overrides.method);
+  let full = defaultsFor(def);
+  for (const layer of [opts.budget ?? []].flat()) full = merge(full, { ...layer, method: def.name }, '');
   full = merge(full, overrides, '');
-  validate(full);
-  const resolved = keepRead(full);
-  const ignored = leafPaths(overrides as Record<string, unknown>).filter((p) => !has(resolved, p));
+  validateCommon(full);
+  for (const s of def.sections) s.validate(full[s.key] as Required<object>);
+  const resolved = keepRead(full, def);
+  const ignored = leafPaths(overrides as Layer).filter((p) => !hasPath(resolved, p));
   if (ignored.length > 0) {
-    throw new ConfigError(ignored.map((p) => `config key "${p}" has no effect in this run: ${whyUnread(full, p)}; remove it`).join('; '));
+    throw new ConfigError(ignored.map((p) => `config key "${p}" has no effect in this run: ${whyUnread(full, def, p)}; remove it`).join('; '));
   }
   return resolved;
-}
-
-/** The section `key` of `cfg`, which its method needs: a clear error where the config lacks it. */
-export function section<K extends 'projector' | 'barlow' | 'dino' | 'twins'>(cfg: PretrainConfig, key: K): NonNullable<PretrainConfig[K]> {
-  const s = cfg[key];
-  if (s === undefined) throw new ConfigError(`method "${cfg.method}" needs the config section "${key}", which this config lacks (resolve it with resolveConfig)`);
-  return s as NonNullable<PretrainConfig[K]>;
 }

@@ -10,13 +10,6 @@ function checkMomentum(fn: string, m: number): void {
   if (!Number.isFinite(m) || m < 0 || m > 1) throw new Error(`${fn}: momentum must be in [0, 1], got ${m}`);
 }
 
-/** m·teacher + (1 − m)·student, a new tensor of the same shape. */
-export function emaUpdate<T extends tf.Tensor>(teacher: T, student: T, momentum: number): T {
-  checkMomentum('emaUpdate', momentum);
-  if (teacher.shape.join(',') !== student.shape.join(',')) throw new Error(`emaUpdate: shapes differ, teacher [${teacher.shape}] vs student [${student.shape}]`);
-  return tf.tidy(() => tf.add(tf.mul(teacher, momentum), tf.mul(student, 1 - momentum)) as T);
-}
-
 /**
  * In place: for every trainable parameter of the student, teacher[name] ← m·teacher[name] + (1 − m)·student[name].
  * The teacher may be a frozen clone (ParamStore.clone(label, false)); buffers (batch-norm running statistics) are

@@ -7,11 +7,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Budget } from './budget';
-import { runName, runsDir } from './train/runName';
-import { loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset } from './data/index';
-import { PretrainConfig, BackboneConfig } from './config';
-import { pretrain, PretrainResult, StepInfo, TrainCallbacks } from './train/trainer';
+import { inspect } from 'util';
+import { Budget, budgetDataIdentity, experimentConfig } from './budget';
+import { identityDifferences, runDirFor, runsDir } from './train/runName';
+import { loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset, DataIdentity, dataIdentityOf } from './data/index';
+import { PretrainConfig, BackboneConfig, ConfigLayer, Method } from './config';
+import { loadRunModel, pretrain, PretrainResult, StepInfo, TrainCallbacks } from './train/trainer';
 import { RunRecord, readRunRecord, writeRunRecord, gitInfo } from './train/runRecord';
 import { saveCheckpoint, loadCheckpoint, StoredTensor } from './train/checkpoint';
 import { knnMonitor, knnEvaluate } from './eval/knnMonitor';
@@ -26,7 +27,8 @@ import { ParamStore } from './nn/params';
 import { Backbone } from './nn/module';
 import { currentBackend } from './backend';
 import { deriveSeed } from './rng';
-import { buildSslModel } from './methods/index';
+import { buildSslModel, SslModel } from './methods/index';
+import { keep, kept } from './keep';
 
 export interface ExperimentData {
   /** Class-balanced training subset: pretraining images, kNN bank and linear-probe training set. */
@@ -39,6 +41,8 @@ export interface ExperimentData {
   /** Where the images came from (one line), and whether it is the real CIFAR-10. */
   source: string;
   real: boolean;
+  /** What the training images are (source, checksum, subset, split): half of each run's identity. */
+  identity: DataIdentity;
   /** The protocol, for run records. */
   protocol: Record<string, unknown>;
 }
@@ -66,6 +70,7 @@ export async function loadExperimentData(budget: Budget, opts: { seed?: number; 
     classNames,
     source,
     real,
+    identity: budgetDataIdentity(c.identity, budget, seed),
     protocol: {
       source, real, trainImages: sub.n, valImages: tv.val.n, testImages: testSet.n,
       split: `train: ${budget.trainPerClass || 'all remaining'} per class (class-balanced); val: ${budget.valPerClass} per class taken from the training set; test: ${testSet.n === test.n ? 'the full test set' : `${testSet.n} class-balanced test images`}`,
@@ -75,7 +80,7 @@ export async function loadExperimentData(budget: Budget, opts: { seed?: number; 
 }
 
 export interface RunOptions {
-  /** Run folder name under runsDir(budget). Default `runName(config)`. */
+  /** Run folder name under runsDir(budget). Default `runName(config, data.identity)`. */
   name?: string;
   /** Explicit run folder (overrides `name`). */
   runDir?: string;
@@ -91,7 +96,7 @@ export interface RunOptions {
 
 /** Pretrains (or resumes) one method on the budget's data, with the kNN monitor on the validation split. */
 export async function runPretraining(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions = {}): Promise<PretrainResult> {
-  const runDir = opts.runDir ?? path.join(runsDir(budget), opts.name ?? runName(config));
+  const runDir = opts.runDir ?? (opts.name ? path.join(runsDir(budget), opts.name) : runDirFor(config, budget, data.identity));
   // One writer per run folder: taken before a fresh run clears the folder, held until pretrain returns.
   const lock = acquireRunLock(runDir, `pretraining run ${path.basename(runDir)}`);
   try {
@@ -107,7 +112,7 @@ async function pretrainWithMonitor(config: PretrainConfig, budget: Budget, data:
   return pretrain({
     lock,
     config,
-    data: { images: data.train.images, n: data.train.n },
+    data: { images: data.train.images, n: data.train.n, identity: data.identity },
     runDir,
     budget: budget.name,
     dataInfo: data.protocol,
@@ -124,12 +129,78 @@ async function pretrainWithMonitor(config: PretrainConfig, budget: Budget, data:
   });
 }
 
+/** A finished run, as the cells after the training cell use it. */
+export interface TrainedRun {
+  record: RunRecord;
+  /** Its model, rebuilt from its checkpoint; kept by name (lib/keep.ts), so asking again reuses it and a re-run frees it. */
+  model: SslModel;
+  config: PretrainConfig;
+}
+
+/** The run the cells after training ask for has not finished; the message says what to do. */
+export class RunNotFinishedError extends Error {
+  override name = 'RunNotFinishedError';
+
+  /** One line when printed in a notebook. */
+  [inspect.custom](): string {
+    return `${this.name}: ${this.message}`;
+  }
+}
+
+/** Why `rec` cannot be used by the cells after training, or null if it finished. */
+function unfinishedMessage(rec: Pick<RunRecord, 'id' | 'status' | 'step' | 'totalSteps' | 'message'>): string | null {
+  switch (rec.status) {
+    case 'done':
+      return null;
+    case 'interrupted':
+      return `run ${rec.id} was interrupted at step ${rec.step} of ${rec.totalSteps}; re-run the training cell to resume`;
+    case 'failed':
+      return `run ${rec.id} failed at step ${rec.step} of ${rec.totalSteps} (${rec.message ?? 'no message'}); fix the cause and re-run the training cell (it resumes from the last checkpoint)`;
+    case 'stopped':
+      return `run ${rec.id} stopped at step ${rec.step} of ${rec.totalSteps} (stopAfterSteps); re-run the training cell without it to finish`;
+    default:
+      return `run ${rec.id} has not finished (step ${rec.step} of ${rec.totalSteps}; it may still be stopping); wait a moment, then re-run the training cell`;
+  }
+}
+
+/**
+ * The finished run that the training cell trains (`experimentConfig(method, budget, overrides)` on
+ * `data`), from its folder: its record, and its model rebuilt from its checkpoint. The same arguments
+ * as the training cell, which may have failed (tslab then declares none of its variables): if the run
+ * is missing, interrupted, failed or stopped, a one-line RunNotFinishedError says so and how to go on.
+ */
+export function trainedRun(method: Method, budget: Budget, data: ExperimentData, overrides: ConfigLayer = {}): TrainedRun {
+  const config = experimentConfig(method, budget, overrides);
+  const dir = runDirFor(config, budget, data.identity);
+  const file = path.join(dir, 'record.json');
+  if (!fs.existsSync(file)) throw new RunNotFinishedError(`no run of this config in ${dir} yet: run the training cell above first`);
+  const record = readRunRecord(file);
+  const why = unfinishedMessage(record);
+  if (why) throw new RunNotFinishedError(why);
+  if (!record.checkpoint || !fs.existsSync(record.checkpoint)) throw new RunNotFinishedError(`run ${record.id} finished but its checkpoint ${record.checkpoint ?? '(none recorded)'} is gone; re-run the training cell with a fresh run`);
+  // One model per finished run and checkpoint: asking again (the next cell) reuses it.
+  const name = `trained ${record.id}`;
+  const stamp = String(fs.statSync(record.checkpoint).mtimeMs);
+  const held = kept<KeptModel>(name);
+  const model = held?.stamp === stamp ? held.model : keep(name, new KeptModel(loadRunModel(config, data.identity, record.checkpoint), stamp)).model;
+  return { record, model, config };
+}
+
+/** A model in the keep registry with the checkpoint write it was loaded from. */
+class KeptModel {
+  constructor(readonly model: SslModel, readonly stamp: string) {}
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
 function newRecord(id: string, method: string, budget: Budget, config: Record<string, unknown>, data: ExperimentData, seed: number): RunRecord {
   const be = currentBackend();
   return {
     format: 'dinotwins-run/1', id, kind: 'baseline', status: 'running', method, budget: budget.name, config,
     backend: be ? { chosen: be.chosen, tfBackend: be.tfBackend, line: be.line, details: be.details } : null,
-    git: gitInfo(), seed, data: data.protocol, startedAt: new Date().toISOString(), updatedAt: '', seconds: 0, step: 0, totalSteps: 0,
+    git: gitInfo(), seed, data: data.protocol, dataIdentity: dataIdentityOf(data.identity), startedAt: new Date().toISOString(), updatedAt: '', seconds: 0, step: 0, totalSteps: 0,
     epochs: [], steps: [], results: {}, checkpoint: null, resumedFrom: [],
   };
 }
@@ -143,7 +214,9 @@ async function saveBackboneCheckpoint(file: string, ps: ParamStore, meta: Record
 /**
  * Baseline encoders on the same protocol: 'random-init' (the backbone as initialised, never
  * trained) and 'supervised' (trained with labels on the same training subset). Each writes a run
- * record and a checkpoint of its backbone, so `probeRun` treats it like any pretraining run.
+ * record and a checkpoint of its backbone, so `probeRun` treats it like any pretraining run. Its
+ * folder is one per kind and seed: a record there of another config or other data is trained anew
+ * (with a line naming what differs), never reused.
  */
 export async function runBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, opts: { seed?: number; epochs?: number; batchSize?: number; onStep?: (step: number, total: number, values: Record<string, number>) => void } = {}): Promise<RunRecord> {
   const seed = opts.seed ?? 0;
@@ -152,8 +225,10 @@ export async function runBaseline(kind: 'random-init' | 'supervised', backboneCf
   const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.pretrain.batchSize };
   const recordFile = path.join(dir, 'record.json');
   const old = fs.existsSync(recordFile) ? readRunRecord(recordFile) : null;
-  const sameConfig = old !== null && JSON.stringify(old.config) === JSON.stringify(config);
+  const differences = old ? identityDifferences({ config: old.config, data: old.dataIdentity }, { config, data: dataIdentityOf(data.identity) }) : [];
+  const sameConfig = old !== null && differences.length === 0;
   if (old && old.status === 'done' && sameConfig) return old; // re-running a cell does not retrain
+  if (old && !sameConfig) console.log(`${path.basename(dir)}: its record is of another baseline (${differences.map((d) => `${d.field}: recorded ${JSON.stringify(d.recorded) ?? '(none)'}, now ${JSON.stringify(d.now)}`).join('; ')}); training it anew`);
   // One writer per run folder; an interrupt stops the supervised training at its next step with a checkpoint.
   const lock = acquireRunLock(dir, `${kind} baseline`);
   const stop = openInterruptScope(`the ${kind} baseline`);

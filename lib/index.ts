@@ -14,9 +14,9 @@ export * from './experiment';
 // Data: an explicit list, so generic names stay namespaced under `data`.
 export {
   loadCifar10, loadCifar10OrFixture, DataError, balancedSubset, trainValSplit, take, classCounts, channelStats,
-  writeCifar10Fixture, generateFixture, damageFixture, CIFAR10_CLASS_NAMES, CIFAR10_ENV,
+  writeCifar10Fixture, generateFixture, damageFixture, CIFAR10_CLASS_NAMES, CIFAR10_ENV, CIFAR10_SOURCE,
 } from './data/index';
-export type { LoadCifar10Options, Cifar10, Cifar10Source, LabelledSplit, Subset, Split } from './data/index';
+export type { LoadCifar10Options, Cifar10, Cifar10Source, LabelledSplit, Subset, Split, DataIdentity, SourceIdentity } from './data/index';
 export { loadImageFolder, ImageFolderError, UnreadableImagesError, writeExampleFolder, IMAGE_FOLDER_DEFAULTS, UNLABELLED_EVALUATION } from './data/index';
 export type { LoadImageFolderOptions, ImageFolderData, ImageFolderIdentity, LabelledImageFolder, UnlabelledImageFolder } from './data/index';
 export * as data from './data/index';
@@ -51,7 +51,6 @@ export * from './train/runRecord';
 export * from './train/trainer';
 export * from './train/interrupt';
 export * from './train/runLock';
-export * from './train/lastRun';
 export * from './train/cli';
 export * from './sweep/index'; // sweeps: specs, the local and Slurm engines, status and results
 

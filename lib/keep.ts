@@ -41,6 +41,11 @@ export function release(name?: string): void {
   }
 }
 
+/** What is kept under `name`, or undefined. */
+export function kept<T extends Disposable>(name: string): T | undefined {
+  return registry().get(name) as T | undefined;
+}
+
 /** Names currently kept. */
 export function keptNames(): string[] {
   return [...registry().keys()];

@@ -3,9 +3,10 @@
  * Conventions follow facebookresearch/dino utils.cosine_scheduler (cosine over step/total, no "−1"), lightly's
  * CosineWarmupScheduler for the warm-up (base·(step+1)/warmup), and main_dino.py's teacher-temperature warm-up
  * (np.linspace per epoch). Steps count from 0; a step at or past the end returns the final value.
- * `stepSchedule` gives every scheduled value of one training step from the config.
+ * `stepSchedule` gives the common scheduled values of one training step from the config (learning rate, weight
+ * decay); a method schedules its own knobs from the step and epoch (DINO's temperatures and EMA momentum: lib/methods/dino.ts).
  */
-import { PretrainConfig } from './config';
+import type { PretrainConfig } from './config';
 
 function finite(fn: string, named: Record<string, number>): void {
   for (const [k, v] of Object.entries(named)) {
@@ -63,48 +64,21 @@ export function emaMomentumSchedule(base: number, end: number, step: number, tot
   return cosineSchedule(base, end, step, totalSteps);
 }
 
-/** DINO's scheduled values for one step. */
-export interface DinoStepSchedule {
-  /** Teacher temperature after the ablation switches (the student's without sharpening). */
-  teacherTemp: number;
-  studentTemp: number;
-  /** EMA momentum of the teacher; absent without an EMA teacher. */
-  emaMomentum?: number;
-}
-
-/** Every scheduled value of one training step: a pure function of (config, step). */
+/** The common scheduled values of one training step: a pure function of (config, step). */
 export interface StepSchedule {
   step: number;
   epoch: number;
+  /** Steps of the whole run (epochs x steps per epoch): the end of every cosine schedule. */
+  totalSteps: number;
   lr: number;
   weightDecay: number;
-  /** DINO's values (dino, dino-twins). */
-  dino?: DinoStepSchedule;
 }
 
 export function stepSchedule(cfg: PretrainConfig, step: number, stepsPerEpoch: number): StepSchedule {
-  const total = cfg.epochs * stepsPerEpoch;
+  const totalSteps = cfg.epochs * stepsPerEpoch;
   const epoch = Math.floor(step / stepsPerEpoch);
-  const warmupSteps = Math.min(Math.round(cfg.warmupEpochs * stepsPerEpoch), total);
-  const lr = warmupCosineSchedule(cfg.lr, cfg.minLr, step, warmupSteps, total);
-  const weightDecay = cosineSchedule(cfg.weightDecay, cfg.weightDecayEnd, step, total);
-  const d = cfg.dino;
-  if (!d) return { step, epoch, lr, weightDecay };
-  const a = d.ablations;
-  // Without sharpening the teacher uses the student's temperature; without the warm-up, teacherTemp throughout.
-  const teacherTemp = !a.sharpening ? d.studentTemp
-    : a.teacherTempWarmup ? linearWarmup(d.warmupTeacherTemp!, d.teacherTemp!, epoch, d.warmupTeacherTempEpochs!) : d.teacherTemp!;
-  const emaMomentum = a.emaTeacher ? emaMomentumSchedule(d.emaMomentum!, d.emaMomentumEnd!, step, total) : undefined;
-  return { step, epoch, lr, weightDecay, dino: { teacherTemp, studentTemp: d.studentTemp, emaMomentum } };
-}
-
-/**
- * The teacher and student temperatures of a run's last epoch, after the ablation switches (without
- * sharpening the teacher's is the student's; without the warm-up it is teacherTemp throughout): what
- * the trained model's distributions should be read at. Throws for a config without a DINO part.
- */
-export function finalDinoTemps(cfg: PretrainConfig): { teacherTemp: number; studentTemp: number } {
-  const d = stepSchedule(cfg, Math.max(cfg.epochs - 1, 0), 1).dino;
-  if (!d) throw new Error(`finalDinoTemps: method "${cfg.method}" has no DINO part`);
-  return { teacherTemp: d.teacherTemp, studentTemp: d.studentTemp };
+  const warmupSteps = Math.min(Math.round(cfg.warmupEpochs * stepsPerEpoch), totalSteps);
+  const lr = warmupCosineSchedule(cfg.lr, cfg.minLr, step, warmupSteps, totalSteps);
+  const weightDecay = cosineSchedule(cfg.weightDecay, cfg.weightDecayEnd, step, totalSteps);
+  return { step, epoch, totalSteps, lr, weightDecay };
 }

@@ -6,16 +6,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../lib/budget';
-import { ablationCells, ablationSweepSpec, collapseOf, ABLATION_LABELS, ABLATION_SWITCHES, DINO_TEACHER_TEMP } from '../lib/sweep/ablations';
+import { ablationCells, ablationSweepSpec, collapseOf, ABLATION_LABELS, ABLATION_SWITCHES } from '../lib/sweep/ablations';
 import { expandSweep } from '../lib/sweep/spec';
+import { CIFAR10_SOURCE } from '../lib/data/identity';
 import { SweepResultRow } from '../lib/sweep/records';
-import { stepSchedule } from '../lib/schedules';
+import { DINO_DEFAULTS, dinoTemps } from '../lib/methods/dino';
+
+const DINO_TEACHER_TEMP = DINO_DEFAULTS.teacherTemp;
 
 const ON = { centering: true, teacherTempWarmup: true, sharpening: true, emaTeacher: true };
 
 test('every cell differs from "all" in exactly its own switch, for both methods and every budget', () => {
   for (const b of ['smoke', 'cpu', 'gpu'] as BudgetName[]) {
-    const plan = expandSweep(ablationSweepSpec(b));
+    const plan = expandSweep(ablationSweepSpec(b), CIFAR10_SOURCE);
     for (const method of ['dino', 'dino-twins'] as const) {
       const runs = plan.runs.filter((r) => r.method === method);
       const all = runs.find((r) => r.variant === 'all')!;
@@ -36,10 +39,10 @@ test('every cell differs from "all" in exactly its own switch, for both methods 
 
 test("'all' has DINO's per-epoch warm-up, 'no-warmup' is at 0.07 from the first step, 'recipe' only where it trains differently", () => {
   const at = (b: BudgetName, v: string, epoch: number) => {
-    const plan = expandSweep(ablationSweepSpec(b));
+    const plan = expandSweep(ablationSweepSpec(b), CIFAR10_SOURCE);
     const run = plan.runs.find((r) => r.method === 'dino' && r.variant === v);
     assert.ok(run, `${b}: no cell ${v}`);
-    return stepSchedule(run.config, epoch, 1).dino!.teacherTemp;
+    return dinoTemps(run.config.dino!, epoch).teacherTemp;
   };
   // smoke: two epochs, a one-epoch warm-up: 0.04 in the first, 0.07 after (DINO's linspace over W epochs, then constant).
   assert.equal(at('smoke', 'all', 0), 0.04);
@@ -47,13 +50,13 @@ test("'all' has DINO's per-epoch warm-up, 'no-warmup' is at 0.07 from the first 
   assert.equal(at('smoke', 'no-warmup', 0), DINO_TEACHER_TEMP);
   assert.equal(at('smoke', 'recipe', 0), 0.04);
   assert.equal(at('smoke', 'recipe', 1), 0.04);
-  const smokeDino = expandSweep(ablationSweepSpec('smoke')).runs.find((r) => r.method === 'dino' && r.variant === 'recipe')!;
+  const smokeDino = expandSweep(ablationSweepSpec('smoke'), CIFAR10_SOURCE).runs.find((r) => r.method === 'dino' && r.variant === 'recipe')!;
   assert.deepEqual(smokeDino.config, experimentConfig('dino', ablationBudget(BUDGETS.smoke)));
   assert.equal(at('smoke', 'no-sharpening', 0), smokeDino.config.dino!.studentTemp);
   // cpu: one epoch, so 'all' never leaves 0.04 and trains exactly as the recipe does: no 'recipe' cell.
   assert.equal(at('cpu', 'all', 0), 0.04);
   assert.equal(at('cpu', 'no-warmup', 0), DINO_TEACHER_TEMP);
-  for (const b of ['cpu', 'gpu'] as BudgetName[]) assert.ok(!expandSweep(ablationSweepSpec(b)).runs.some((r) => r.variant === 'recipe'), b);
+  for (const b of ['cpu', 'gpu'] as BudgetName[]) assert.ok(!expandSweep(ablationSweepSpec(b), CIFAR10_SOURCE).runs.some((r) => r.variant === 'recipe'), b);
 });
 
 test('collapse flags a uniform teacher and a one-prototype teacher, not one in between', () => {
@@ -65,7 +68,7 @@ test('collapse flags a uniform teacher and a one-prototype teacher, not one in b
 });
 
 test('cells fold the finished seeds of one method and variant only', () => {
-  const plan = expandSweep(ablationSweepSpec('smoke', { seeds: [0, 1] }));
+  const plan = expandSweep(ablationSweepSpec('smoke', { seeds: [0, 1] }), CIFAR10_SOURCE);
   const rows: SweepResultRow[] = plan.runs.map((r) => ({
     run: r.rel, method: r.method, variant: r.variant, grid: '', seed: r.seed,
     // seed 1 of 'no-ema' has not finished: it must not count.

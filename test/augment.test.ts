@@ -5,8 +5,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../lib/rng';
 import {
   AUGMENT_PRESETS, DEFAULT_JITTER, CIFAR10_MEAN, CIFAR10_STD, IDENTITY_VIEW, ViewSpec, ViewsConfig, augmentGrid, barlowViews, centerCropBox,
-  dinoViews, evalImages, makeViews, normalize, sampleCropBox, sampleViewParams, toFloatImages, viewsForMethod,
+  dinoViews, evalImages, makeViews, normalize, sampleCropBox, sampleViewParams, toFloatImages,
 } from '../lib/augment';
+import { viewsForMethod } from '../lib/methods/registry';
 
 /** A deterministic, non-symmetric uint8 batch [n, 32, 32, 3]. */
 function images(n: number, seed = 7): Uint8Array {
@@ -270,7 +271,7 @@ test('method mapping and validation errors name the bad field', async () => {
   assert.equal(j.p, DEFAULT_JITTER.p, 'strength scales the magnitudes, not the probability');
   assert.throws(() => viewsForMethod('dino', { ...aug, jitterStrength: -1 }), /strength must be a finite number >= 0, got -1/);
   assert.throws(() => viewsForMethod('dino', { globalSize: 32, nLocal: 2, jitterStrength: 1, blur: true }), /2 local views need augment.localSize/);
-  assert.throws(() => viewsForMethod('simclr', aug), /unknown method "simclr"/);
+  assert.throws(() => viewsForMethod('simclr', aug), /method "simclr" is not one of barlow, dino, dino-twins/);
   const img = images(1);
   assert.throws(() => makeViews(img, raw({ flipP: 1.5 }), 0), /test\.views\[0\]\.flipP: probability must be in \[0, 1\], got 1.5/);
   assert.throws(() => makeViews(img, raw({ blur: { p: 1, sigma: [0.1, 2], kernelSize: 4 } }), 0), /blur\.kernelSize must be an odd integer/);

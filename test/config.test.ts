@@ -1,9 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolveConfig, ConfigError, CONFIG_DEFAULTS, METHOD_DEFAULTS, PretrainConfig } from '../lib/config';
-import { BUDGETS, experimentConfig } from '../lib/budget';
-import { configHash, runName } from '../lib/train/runName';
-import { parseCli } from '../lib/train/cli';
+import { resolveConfig, ConfigError, CONFIG_DEFAULTS, PretrainConfig } from '../lib/config';
+import { ablationBudget, Budget, BudgetError, budgetDataIdentity, BUDGETS, checkBudget, experimentConfig } from '../lib/budget';
+import { CIFAR10_SOURCE } from '../lib/data/identity';
+import { BARLOW_SECTION, barlowMethod } from '../lib/methods/barlow';
+import { DINO_DEFAULTS, dinoMethod } from '../lib/methods/dino';
+import { dinoTwinsMethod } from '../lib/methods/dinoTwins';
+import { configSections } from '../lib/methods/registry';
+import { configHash, runIdentity, runName } from '../lib/train/runName';
+import { cliBudget, cliRunDir, parseCli } from '../lib/train/cli';
 
 /** Leaf paths of a config ("dino.head.out"; the backbone is one leaf). */
 function leaves(o: object, prefix = ''): string[] {
@@ -13,18 +18,20 @@ function leaves(o: object, prefix = ''): string[] {
   });
 }
 
-test('defaults come from the one table, then the method row, then the caller', () => {
+test('defaults come from the one table (common knobs) or the method\'s section, then the method row, then the caller', () => {
   const c = resolveConfig({ method: 'dino', epochs: 3, dino: { teacherTemp: 0.05 } });
   assert.equal(c.epochs, 3);
   assert.equal(c.dino!.teacherTemp, 0.05);
-  assert.equal(c.dino!.studentTemp, CONFIG_DEFAULTS.dino.studentTemp);
-  assert.equal(c.lr, METHOD_DEFAULTS.dino.lr, 'the method row beats the base table');
-  assert.equal(c.optimizer.clipGradNorm, METHOD_DEFAULTS.dino.optimizer!.clipGradNorm);
+  assert.equal(c.dino!.studentTemp, DINO_DEFAULTS.studentTemp);
+  assert.equal(c.lr, dinoMethod.defaults.lr, 'the method row beats the base table');
+  assert.notEqual(c.lr, CONFIG_DEFAULTS.lr);
+  assert.equal(c.optimizer.clipGradNorm, dinoMethod.defaults.optimizer!.clipGradNorm);
+  assert.equal(c.bnMomentum, CONFIG_DEFAULTS.bnMomentum);
   // One λ knob, with a per-method default: the paper's for Barlow Twins, the DINO-Twins project's for DINO-Twins.
-  assert.equal(resolveConfig({ method: 'barlow' }).barlow!.lambda, CONFIG_DEFAULTS.barlow.lambda);
-  assert.equal(resolveConfig({ method: 'dino-twins' }).barlow!.lambda, METHOD_DEFAULTS['dino-twins'].barlow!.lambda);
-  assert.notEqual(CONFIG_DEFAULTS.barlow.lambda, METHOD_DEFAULTS['dino-twins'].barlow!.lambda);
-  assert.ok(Object.isFrozen(CONFIG_DEFAULTS) && Object.isFrozen(CONFIG_DEFAULTS.dino.head) && Object.isFrozen(METHOD_DEFAULTS.dino));
+  assert.equal(resolveConfig({ method: 'barlow' }).barlow!.lambda, BARLOW_SECTION.defaults.lambda);
+  assert.equal(resolveConfig({ method: 'dino-twins' }).barlow!.lambda, dinoTwinsMethod.defaults.barlow!.lambda);
+  assert.notEqual(BARLOW_SECTION.defaults.lambda, dinoTwinsMethod.defaults.barlow!.lambda);
+  assert.ok(Object.isFrozen(CONFIG_DEFAULTS) && Object.isFrozen(DINO_DEFAULTS.head) && Object.isFrozen(dinoMethod.defaults) && Object.isFrozen(barlowMethod));
 });
 
 test('a resolved config holds exactly the keys its run reads', () => {
@@ -61,7 +68,8 @@ test('a key the run would ignore is a ConfigError naming it and why', () => {
     [{ method: 'barlow', augment: { nLocal: 2 } }, /"augment.nLocal" has no effect .*Barlow Twins trains on two global views only/],
     [{ method: 'dino', projector: { hidden: 64 } }, /"projector.hidden" has no effect .*method "dino" has no Barlow projector/],
     [{ method: 'dino', barlow: { lambda: 0.01 } }, /"barlow.lambda" has no effect .*method "dino" has no Barlow Twins term/],
-    [{ method: 'barlow', twins: { beta: 1 } }, /"twins.beta" has no effect .*belongs to method "dino-twins"/],
+    [{ method: 'barlow', twins: { beta: 1 } }, /"twins.beta" has no effect .*method "barlow" has no DINO-Twins combination; it belongs to method "dino-twins"/],
+    [{ method: 'barlow', dino: { studentTemp: 0.2 } }, /it belongs to methods "dino", "dino-twins"/],
     [{ method: 'dino-twins', twins: { target: 'head' }, projector: { out: 64 } }, /"projector.out" has no effect .*twins.target is "head"/],
     [{ method: 'dino', dino: { centerMomentum: 0.8, ablations: { centering: false } } }, /"dino.centerMomentum" has no effect .*centering is false/],
     [{ method: 'dino', dino: { emaMomentum: 0.99, ablations: { emaTeacher: false } } }, /"dino.emaMomentum" has no effect .*emaTeacher is false/],
@@ -75,15 +83,15 @@ test('a key the run would ignore is a ConfigError naming it and why', () => {
 
 test('a budget overrides only what applies to the method', () => {
   const cpu = BUDGETS.cpu;
-  assert.ok(cpu.pretrain.augment?.nLocal && cpu.pretrain.dino, 'the budget sets multi-crop and DINO knobs');
-  const barlow = experimentConfig('barlow', cpu);
+  assert.ok(BUDGETS.gpu.pretrain.augment?.nLocal && cpu.pretrain.dino, 'the budgets set multi-crop and DINO knobs');
+  const barlow = experimentConfig('barlow', BUDGETS.gpu);
   assert.equal(barlow.augment.nLocal, undefined, 'the budget\'s nLocal is not in a Barlow Twins run');
   assert.equal(barlow.dino, undefined);
-  assert.deepEqual(barlow.projector, cpu.pretrain.projector);
+  assert.deepEqual(experimentConfig('barlow', cpu).projector, cpu.pretrain.projector);
   const dino = experimentConfig('dino', BUDGETS.gpu);
   assert.equal(dino.augment.nLocal, BUDGETS.gpu.pretrain.augment!.nLocal);
   assert.equal(dino.dino!.head.out, BUDGETS.gpu.pretrain.dino!.head!.out);
-  assert.equal(dino.dino!.head.nlayers, CONFIG_DEFAULTS.dino.head.nlayers, 'what the budget leaves out keeps its default');
+  assert.equal(dino.dino!.head.nlayers, DINO_DEFAULTS.head.nlayers, 'what the budget leaves out keeps its default');
   // The budget's teacher-temperature warm-up is dropped, not an error, when the ablation removes the warm-up.
   const ab = experimentConfig('dino', cpu, { dino: { ablations: { teacherTempWarmup: false } } });
   assert.equal(ab.dino!.warmupTeacherTempEpochs, undefined);
@@ -101,39 +109,55 @@ test('the short-budget DINO recipe applies to DINO and DINO-Twins alike; gpu kee
     assert.deepEqual([dino.dino!.head.useBn, dino.dino!.teacherTemp, dino.dino!.emaMomentum, dino.dino!.emaMomentumEnd, dino.lr, dino.augment.nLocal], [true, 0.04, 0.99, 0.99, 1e-3, 0]);
     // Barlow Twins keeps its own augmentation and rate.
     const barlow = experimentConfig('barlow', b);
-    assert.deepEqual([barlow.augment.blur, barlow.augment.jitterStrength, barlow.lr], [true, 1, METHOD_DEFAULTS.barlow.lr ?? CONFIG_DEFAULTS.lr]);
+    assert.deepEqual([barlow.augment.blur, barlow.augment.jitterStrength, barlow.lr], [true, 1, barlowMethod.defaults.lr ?? CONFIG_DEFAULTS.lr]);
   }
   const gpu = experimentConfig('dino', BUDGETS.gpu);
   assert.deepEqual([gpu.dino!.head.useBn, gpu.dino!.teacherTemp, gpu.dino!.warmupTeacherTemp, gpu.dino!.emaMomentum, gpu.dino!.emaMomentumEnd, gpu.dino!.freezeLastLayerEpochs, gpu.lr],
-    [CONFIG_DEFAULTS.dino.head.useBn, CONFIG_DEFAULTS.dino.teacherTemp, CONFIG_DEFAULTS.dino.warmupTeacherTemp, CONFIG_DEFAULTS.dino.emaMomentum, 1, 1, METHOD_DEFAULTS.dino.lr]);
+    [DINO_DEFAULTS.head.useBn, DINO_DEFAULTS.teacherTemp, DINO_DEFAULTS.warmupTeacherTemp, DINO_DEFAULTS.emaMomentum, 1, 1, dinoMethod.defaults.lr]);
   // A notebook can still ask for DINO's published settings on the cpu budget.
   assert.equal(experimentConfig('dino', BUDGETS.cpu, { dino: { head: { useBn: false } } }).dino!.head.useBn, false);
 });
 
-test('run identity: the hash covers what the method reads, and nothing else', () => {
+test('run identity: the hash covers what the method reads and the data, and nothing else', () => {
   const cpu = BUDGETS.cpu;
+  const data = budgetDataIdentity(CIFAR10_SOURCE, cpu);
   const barlow = experimentConfig('barlow', cpu);
   // A DINO field changed in the budget (as a new default would be) leaves a Barlow run's name alone...
   const dinoChanged = { ...cpu, pretrain: { ...cpu.pretrain, dino: { ...cpu.pretrain.dino, studentTemp: 0.2, head: { out: 2048 } } } };
-  assert.equal(runName(experimentConfig('barlow', dinoChanged)), runName(barlow));
+  assert.equal(runName(experimentConfig('barlow', dinoChanged), data), runName(barlow, data));
   // ...and renames the DINO runs.
-  assert.notEqual(runName(experimentConfig('dino', dinoChanged)), runName(experimentConfig('dino', cpu)));
-  // A knob Barlow Twins reads renames it.
-  assert.notEqual(configHash(experimentConfig('barlow', cpu, { barlow: { lambda: 0.01 } })), configHash(barlow));
-  assert.match(runName(barlow), /^barlow-r18w16-s0-[0-9a-f]{8}$/);
+  assert.notEqual(runName(experimentConfig('dino', dinoChanged), data), runName(experimentConfig('dino', cpu), data));
+  // A knob Barlow Twins reads renames it; a cadence knob does not.
+  assert.notEqual(configHash(runIdentity(experimentConfig('barlow', cpu, { barlow: { lambda: 0.01 } }), data)), configHash(runIdentity(barlow, data)));
+  assert.equal(runName(experimentConfig('barlow', cpu, { logEvery: 1, checkpointEvery: 7 }), data), runName(barlow, data));
+  // Other data renames it: the subset, the validation split, the split seed, the source's content.
+  for (const other of [{ perClass: 500 }, { valPerClass: 50 }, { splitSeed: 1 }, { checksum: '0123456789abcdef' }, { source: 'cifar10-fixture' }]) {
+    assert.notEqual(runName(barlow, { ...data, ...other }), runName(barlow, data), JSON.stringify(other));
+  }
+  assert.notEqual(runName(barlow, budgetDataIdentity(CIFAR10_SOURCE, ablationBudget(cpu))), runName(barlow, data), 'the ablation budget\'s half-size subset');
+  assert.match(runName(barlow, data), /^barlow-r18w16-s0-[0-9a-f]{8}$/);
 });
 
-test('the CLI names runs as the notebooks do: a changed flag is a new folder, the same flags the same folder', () => {
-  const a = parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3']);
+test('the CLI names runs as the notebooks do: a changed flag or subset is a new folder, the same flags the same folder', () => {
+  const dirOf = (o: ReturnType<typeof parseCli>) => cliRunDir(o, budgetDataIdentity(CIFAR10_SOURCE, cliBudget(o)));
+  const args = ['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3'];
+  const a = parseCli(args);
   assert.equal(a.config.method, 'dino-twins');
   assert.deepEqual(a.config.backbone, { kind: 'resnet', depth: 18, width: 16 });
   assert.equal(a.config.batchSize, 64);
-  assert.ok(a.runDir.endsWith(`/runs/custom/${runName(a.config)}`), a.runDir);
-  assert.equal(parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3']).runDir, a.runDir);
-  const b = parseCli(['--method', 'dino-twins', '--backbone', 'resnet18', '--width', '16', '--epochs', '2', '--batch', '64', '--seed', '3', '--lr', '1e-3']);
-  assert.notEqual(b.runDir, a.runDir, 'a changed --lr gets its own folder instead of a "different config" error');
+  assert.equal(a.runDir, undefined, 'named once the data is known');
+  assert.ok(dirOf(a).endsWith(`/runs/custom/${runName(a.config, budgetDataIdentity(CIFAR10_SOURCE, cliBudget(a)))}`), dirOf(a));
+  assert.equal(dirOf(parseCli(args)), dirOf(a));
+  assert.notEqual(dirOf(parseCli([...args, '--lr', '1e-3'])), dirOf(a), 'a changed --lr gets its own folder instead of a "different config" error');
+  // --per-class changes the training images: another run, another folder (it went into the budget only, and shared the folder).
+  const p10 = parseCli([...args, '--per-class', '10']);
+  const p20 = parseCli([...args, '--per-class', '20']);
+  assert.deepEqual(p10.config, p20.config);
+  assert.notEqual(dirOf(p10), dirOf(p20));
+  assert.equal(cliBudget(p10).trainPerClass, 10);
   assert.equal(a.resume, true);
-  assert.equal(parseCli(['--method', 'barlow', '--run-dir', '/tmp/x']).runDir, '/tmp/x');
+  const explicit = parseCli(['--method', 'barlow', '--run-dir', '/tmp/x']);
+  assert.equal(cliRunDir(explicit, budgetDataIdentity(CIFAR10_SOURCE, cliBudget(explicit))), '/tmp/x');
 });
 
 test('bad configs are ConfigErrors naming the field', () => {
@@ -169,9 +193,38 @@ test('the CLI rejects bad options before any compute', () => {
   assert.throws(() => parseCli(['--method', 'barlow', '--local-crops', '2']), /"augment.nLocal" has no effect/);
 });
 
-test('every key of every method\'s resolved config is one that CONFIG_DEFAULTS defines', () => {
-  const known = new Set(leaves(CONFIG_DEFAULTS));
+test('every key of every method\'s resolved config is one that CONFIG_DEFAULTS or a method\'s config section defines', () => {
+  const known = new Set(['method', ...leaves(CONFIG_DEFAULTS), ...configSections().flatMap((s) => leaves(s.defaults, s.key))]);
   for (const m of ['barlow', 'dino', 'dino-twins'] as const) {
     for (const p of leaves(resolveConfig({ method: m }))) assert.ok(known.has(p), `${m}: ${p}`);
   }
+});
+
+test('a budget key that no run reads is a BudgetError naming it; one read only under a switch is not', () => {
+  for (const b of Object.values(BUDGETS)) {
+    checkBudget(b);
+    checkBudget(ablationBudget(b));
+  }
+  const cpu = BUDGETS.cpu;
+  // Barlow Twins never reads nLocal, and DINO's cpu recipe sets it: the budget's value reaches no run.
+  const dead: Budget = { ...cpu, pretrain: { ...cpu.pretrain, augment: { nLocal: 2 } } };
+  assert.throws(() => experimentConfig('barlow', dead), (e: unknown) => e instanceof BudgetError
+    && /budget "cpu": no run reads pretrain\.augment\.nLocal \(Barlow Twins trains on two global views only; "dino" takes it from its cpu recipe; "dino-twins" takes it from its cpu recipe\); remove it/.test((e as Error).message));
+  // On gpu (no DINO recipe) the same key is DINO's number of local crops.
+  assert.equal(experimentConfig('dino', BUDGETS.gpu).augment.nLocal, BUDGETS.gpu.pretrain.augment!.nLocal);
+  // The warm-up's length is unread under the cpu recipe (no warm-up), but the ablation grid turns the warm-up on.
+  assert.equal(experimentConfig('dino', cpu).dino!.warmupTeacherTempEpochs, undefined);
+  assert.equal(experimentConfig('dino', cpu, { dino: { ablations: { teacherTempWarmup: true } } }).dino!.warmupTeacherTempEpochs, cpu.pretrain.dino!.warmupTeacherTempEpochs);
+  // An unknown key stays an unknown key.
+  assert.throws(() => experimentConfig('dino', { ...cpu, pretrain: { ...cpu.pretrain, dino: { tempo: 1 } } as never }), /unknown config key "dino.tempo"/);
+});
+
+test('one default per knob: naming the default gives the same run', () => {
+  const plain = parseCli(['--method', 'barlow']);
+  const named = parseCli(['--method', 'barlow', '--backbone', 'resnet18']);
+  assert.deepEqual(named.config, plain.config);
+  assert.deepEqual(named.config.backbone, CONFIG_DEFAULTS.backbone);
+  const data = budgetDataIdentity(CIFAR10_SOURCE, cliBudget(plain));
+  assert.equal(cliRunDir(named, data), cliRunDir(plain, data));
+  assert.deepEqual(parseCli(['--method', 'barlow', '--width', '32']).config.backbone, { kind: 'resnet', depth: 18, width: 32 });
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { channelStats, classCounts, defaultSharedTarball, loadCifar10 } from '../lib/data';
+import { channelStats, classCounts, CIFAR10_SOURCE, defaultSharedTarball, loadCifar10 } from '../lib/data';
 
 // The real CIFAR-10 tarball this project's machines keep next to the repository; elsewhere this test is skipped.
 const SHARED = defaultSharedTarball();
@@ -26,6 +26,9 @@ test('real CIFAR-10: counts, per-class counts, channel means, load time (cold un
     for (const d of [cold, warm]) assert.ok(d.seconds < 30, `load took ${d.seconds} s`);
 
     const d = warm;
+    // The official files: the identity every real run records (and sweeps name runs with) without loading.
+    assert.deepEqual(cold.identity, CIFAR10_SOURCE);
+    assert.deepEqual(d.identity, CIFAR10_SOURCE);
     assert.equal(d.train.n, 50_000);
     assert.equal(d.test.n, 10_000);
     assert.deepEqual(classCounts(d.train), new Array(10).fill(5000));

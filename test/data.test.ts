@@ -30,6 +30,9 @@ import {
   take,
   trainValSplit,
   writeCifar10Fixture,
+  cifar10Checksum,
+  CIFAR10_SOURCE,
+  type BatchFile,
   type Fixture,
   type LoadCifar10Options,
   type LoadOrFixtureOptions,
@@ -121,6 +124,13 @@ test('fixture round trip: loading the written folder gives the generated pixels,
     const p = await loadCifar10(isolated(path.join(root, 'data'), { path: path.dirname(fx.folder), checksums: 'none' }));
     assert.deepEqual(p.train.labels, want.train.labels);
     assert.equal(p.source.folder, fx.folder);
+    // The data's identity is a digest of its batch files' MD5s, checked or not: the same bytes, the same identity.
+    const md5 = Object.fromEntries(Object.entries(fx.checksums).map(([f, c]) => [f, c.md5])) as Record<BatchFile, string>;
+    assert.deepEqual(d.identity, { source: 'cifar10', checksum: cifar10Checksum(md5) });
+    assert.deepEqual(p.identity, d.identity);
+    assert.notEqual(d.identity.checksum, CIFAR10_SOURCE.checksum, 'not the official files');
+    const otherLoad = await loadCifar10(isolated(path.join(root, 'data2'), { path: other.folder, checksums: 'none' }));
+    assert.notEqual(otherLoad.identity.checksum, d.identity.checksum);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

@@ -16,6 +16,7 @@ import { Method } from '../lib/config';
 import { FULL_ABLATION_CELLS, fullAblationDisplayRows, fullAblationSweepSpec, fullAblationTable } from '../lib/sweep/fullAblations';
 import { ABLATION_LABELS } from '../lib/sweep/ablations';
 import { expandSweep } from '../lib/sweep/spec';
+import { CIFAR10_SOURCE } from '../lib/data/identity';
 import { isMainRunFile, mainRunRecords } from '../lib/seedGroups';
 import { runName, runsDir } from '../lib/train/runName';
 import { RunRecord, writeRunRecord } from '../lib/train/runRecord';
@@ -23,7 +24,7 @@ import { welchTTest } from '../lib/stats/welch';
 
 test('every full-length cell is the budget setting with exactly its switch off, probed, outside the main runs', () => {
   for (const b of ['smoke', 'cpu', 'gpu'] as BudgetName[]) {
-    const plan = expandSweep(fullAblationSweepSpec(b, { seeds: [0, 1] }));
+    const plan = expandSweep(fullAblationSweepSpec(b, { seeds: [0, 1] }), CIFAR10_SOURCE);
     // Exactly the cells of FULL_ABLATION_CELLS, each once per seed.
     const want = Object.entries(FULL_ABLATION_CELLS).flatMap(([m, sw]) => sw!.flatMap((s) => [0, 1].map((seed) => `${m}/${ABLATION_LABELS[s]}/${seed}`)));
     assert.deepEqual(plan.runs.map((r) => `${r.method}/${r.variant}/${r.seed}`).sort(), want.sort());
@@ -45,7 +46,7 @@ test('every full-length cell is the budget setting with exactly its switch off, 
       }
     }
   }
-  const only = expandSweep(fullAblationSweepSpec('cpu', { cells: { dino: ['centering'], 'dino-twins': ['centering', 'emaTeacher'] } }));
+  const only = expandSweep(fullAblationSweepSpec('cpu', { cells: { dino: ['centering'], 'dino-twins': ['centering', 'emaTeacher'] } }), CIFAR10_SOURCE);
   assert.deepEqual(only.runs.map((r) => `${r.method}/${r.variant}`).sort(), ['dino-twins/no-centering', 'dino-twins/no-ema', 'dino/no-centering']);
   assert.throws(() => fullAblationSweepSpec('cpu', { cells: { dino: [] } }), /no cells for dino/);
 });
@@ -65,7 +66,7 @@ function record(id: string, method: Method, seed: number, linear: number, knn: n
 
 test('the table puts each cell beside its main runs, with Welch against them; other main runs stay out', () => {
   const root = runsDir('smoke');
-  const plan = expandSweep(fullAblationSweepSpec('smoke', { seeds: [0, 1] }));
+  const plan = expandSweep(fullAblationSweepSpec('smoke', { seeds: [0, 1] }), CIFAR10_SOURCE);
   const write = (dir: string, r: RunRecord) => {
     fs.mkdirSync(dir, { recursive: true });
     writeRunRecord(path.join(dir, 'record.json'), r);
@@ -74,12 +75,17 @@ test('the table puts each cell beside its main runs, with Welch against them; ot
   for (const method of ['dino-twins', 'dino'] as Method[]) {
     recipeLinear[method].forEach((v, seed) => {
       const cfg = experimentConfig(method, BUDGETS.smoke, { seed });
-      write(path.join(root, runName(cfg)), record(runName(cfg), method, seed, v, v - 3, 4.5, cfg));
+      // Seed 2's record predates data identities (as the committed results): matched on its config.
+      const data = seed === 2 ? undefined : plan.data;
+      write(path.join(root, runName(cfg, plan.data)), { ...record(runName(cfg, plan.data), method, seed, v, v - 3, 4.5, cfg), ...(data ? { dataIdentity: data } : {}) });
     });
   }
-  // A main run at another setting (an lr override) is not the recipe.
+  // A main run at another setting (an lr override) is not the recipe; nor is one on another subset.
   const other = experimentConfig('dino', BUDGETS.smoke, { seed: 0, lr: 5e-3 });
-  write(path.join(root, runName(other)), record(runName(other), 'dino', 0, 99, 99, 4.5, other));
+  write(path.join(root, runName(other, plan.data)), { ...record(runName(other, plan.data), 'dino', 0, 99, 99, 4.5, other), dataIdentity: plan.data });
+  const subset = { ...plan.data, perClass: 20 };
+  const same = experimentConfig('dino', BUDGETS.smoke, { seed: 1 });
+  write(path.join(root, runName(same, subset)), { ...record(runName(same, subset), 'dino', 1, 98, 98, 4.5, same), dataIdentity: subset });
   // Cells: DINO-Twins without sharpening two seeds; without centering only seed 0 finished; DINO without sharpening two seeds, one collapsed.
   const logK = Math.log(experimentConfig('dino', BUDGETS.smoke).dino!.head.out);
   const cellValues: Record<string, Array<[number, number]>> = {
@@ -96,7 +102,7 @@ test('the table puts each cell beside its main runs, with Welch against them; ot
   assert.deepEqual(rows.map((r) => `${r.method}/${r.cell}`), ['dino-twins/recipe', 'dino-twins/no-sharpening', 'dino-twins/no-centering', 'dino/recipe', 'dino/no-sharpening']);
   const [dtRecipe, dtNoSharp, dtNoCenter, dinoRecipe, dinoNoSharp] = rows;
   assert.deepEqual(dtRecipe.linearTest.values, [40, 42, 41]);
-  assert.deepEqual(dinoRecipe.linearTest.values, [36, 35, 37], 'the lr-override run is not in the recipe row');
+  assert.deepEqual(dinoRecipe.linearTest.values, [36, 35, 37], 'the lr-override run and the other subset\'s run are not in the recipe row');
   assert.equal(dtRecipe.linearVsRecipe, null);
   assert.deepEqual(dtNoSharp.seeds, [0, 1]);
   assert.deepEqual(dtNoSharp.linearVsRecipe, welchTTest([39, 40], [40, 42, 41]));

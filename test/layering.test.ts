@@ -17,11 +17,11 @@ function tsFiles(dir: string): string[] {
   });
 }
 
-/** The lib/-relative paths `file` imports (relative imports only, resolved). */
+/** The lib/-relative paths `file` imports at run time (relative imports only, resolved; `import type` is erased, so it is left out). */
 function importsOf(file: string): string[] {
   const src = fs.readFileSync(file, 'utf8');
   const out: string[] = [];
-  for (const m of src.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/gm)) out.push(path.relative(LIB, path.resolve(path.dirname(file), m[1])));
+  for (const m of src.matchAll(/^\s*(?:import|export)\s(?!type\s)[^;]*?from\s+'(\.[^']+)'/gm)) out.push(path.relative(LIB, path.resolve(path.dirname(file), m[1])));
   return out;
 }
 

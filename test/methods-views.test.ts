@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { resolveConfig } from '../lib/config';
-import { buildSslModel, METHOD_STEPS } from '../lib/methods';
+import { buildSslModel } from '../lib/methods';
 import { PREFIX } from '../lib/methods/model';
 import { backboneFeatures, headOverViews, perViewGrouping, ViewGrouping } from '../lib/methods/views';
 import { backendCapabilities } from '../lib/kernels/capabilities';
@@ -29,9 +29,9 @@ async function run(grouping: ViewGrouping | 'method'): Promise<Map<string, Float
   const views = [0, 1].map((v) => tf.randomNormal([6, 16, 16, 3], 0, 1, 'float32', 40 + v)) as tf.Tensor4D[];
   const names = m.student.trainableNames();
   const { value, grads } = tf.variableGrads(() => {
-    if (grouping === 'method') return METHOD_STEPS.barlow.loss(m, views, undefined, stepSchedule(cfg, 0, 10)).total;
+    if (grouping === 'method') return m.step.loss(views, undefined, stepSchedule(cfg, 0, 10)).total;
     const ctx = { training: true, bnMomentum: cfg.bnMomentum };
-    const feats = backboneFeatures(m, m.student, views, ctx, grouping);
+    const feats = backboneFeatures(m.backbone, m.student, views, ctx, grouping);
     const [z1, z2] = tf.unstack(headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, grouping)) as tf.Tensor2D[];
     return barlowTwinsLoss(z1, z2, cfg.barlow!.lambda);
   }, names.map((n) => m.student.get(n)));

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cosineSchedule, emaMomentumSchedule, finalDinoTemps, linearWarmup, stepSchedule, warmupCosineSchedule } from '../lib/schedules';
+import { cosineSchedule, emaMomentumSchedule, linearWarmup, stepSchedule, warmupCosineSchedule } from '../lib/schedules';
+import { dinoTemps, finalDinoTemps } from '../lib/methods/dino';
 import { resolveConfig } from '../lib/config';
 import { assertClose, loadRefs } from './reference/refs';
 
@@ -26,20 +27,25 @@ test('emaMomentumSchedule is DINO momentum_schedule (cosine from base to 1), or 
   assert.throws(() => emaMomentumSchedule(0.9, 1.5, 0, 10), /end must be in \[0, 1\], got 1.5/);
 });
 
-test('stepSchedule: the ablation switches act on the teacher temperature and the EMA momentum', () => {
-  const base = { method: 'dino' as const, epochs: 4, warmupEpochs: 1, dino: { studentTemp: 0.1, teacherTemp: 0.07, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 3, emaMomentum: 0.99 } };
-  const full = resolveConfig(base);
-  // 10 steps per epoch: epoch 1 is half way through DINO's np.linspace(0.04, 0.07, 3) warm-up.
-  assertClose(stepSchedule(full, 15, 10).dino!.teacherTemp, 0.055, 1e-12, 'warm-up epoch 1');
-  assertClose(stepSchedule(full, 15, 10).dino!.emaMomentum!, emaMomentumSchedule(0.99, 1, 15, 40), 1e-15, 'ema');
-  const noWarm = resolveConfig({ ...base, dino: { ...base.dino, warmupTeacherTemp: undefined, warmupTeacherTempEpochs: undefined, ablations: { teacherTempWarmup: false } } });
-  assert.equal(stepSchedule(noWarm, 0, 10).dino!.teacherTemp, 0.07, 'no warm-up: the final temperature from step 0');
-  const noSharp = resolveConfig({ method: 'dino', epochs: 4, dino: { studentTemp: 0.2, ablations: { sharpening: false } } });
-  for (const step of [0, 15, 39]) assert.equal(stepSchedule(noSharp, step, 10).dino!.teacherTemp, 0.2, 'no sharpening: the student temperature');
-  const noEma = resolveConfig({ method: 'dino', epochs: 4, dino: { ablations: { emaTeacher: false } } });
-  assert.equal(stepSchedule(noEma, 3, 10).dino!.emaMomentum, undefined);
-  const barlow = stepSchedule(resolveConfig({ method: 'barlow', epochs: 4 }), 3, 10);
-  assert.equal(barlow.dino, undefined, 'Barlow Twins has no DINO schedule');
+test('stepSchedule: the common values of a step (epoch, run length, learning rate, weight decay)', () => {
+  const c = resolveConfig({ method: 'barlow', epochs: 4, warmupEpochs: 1, lr: 0.5, minLr: 0.01, weightDecay: 0.1, weightDecayEnd: 0.3 });
+  const s = stepSchedule(c, 15, 10);
+  assert.deepEqual([s.step, s.epoch, s.totalSteps], [15, 1, 40]);
+  assert.equal(s.lr, warmupCosineSchedule(0.5, 0.01, 15, 10, 40));
+  assert.equal(s.weightDecay, cosineSchedule(0.1, 0.3, 15, 40));
+  assert.deepEqual(Object.keys(s).sort(), ['epoch', 'lr', 'step', 'totalSteps', 'weightDecay'], 'a method schedules its own knobs (lib/methods/dino.ts)');
+});
+
+test('dinoTemps: the ablation switches act on the teacher temperature', () => {
+  const base = { method: 'dino' as const, epochs: 4, warmupEpochs: 1, dino: { studentTemp: 0.1, teacherTemp: 0.07, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 3 } };
+  const full = resolveConfig(base).dino!;
+  // Epoch 1 is half way through DINO's np.linspace(0.04, 0.07, 3) warm-up.
+  assertClose(dinoTemps(full, 1).teacherTemp, 0.055, 1e-12, 'warm-up epoch 1');
+  assert.equal(dinoTemps(full, 1).studentTemp, 0.1);
+  const noWarm = resolveConfig({ ...base, dino: { ...base.dino, warmupTeacherTemp: undefined, warmupTeacherTempEpochs: undefined, ablations: { teacherTempWarmup: false } } }).dino!;
+  assert.equal(dinoTemps(noWarm, 0).teacherTemp, 0.07, 'no warm-up: the final temperature from step 0');
+  const noSharp = resolveConfig({ method: 'dino', epochs: 4, dino: { studentTemp: 0.2, ablations: { sharpening: false } } }).dino!;
+  for (const epoch of [0, 1, 3]) assert.equal(dinoTemps(noSharp, epoch).teacherTemp, 0.2, 'no sharpening: the student temperature');
 });
 
 test('warmupCosineSchedule: base*(step+1)/warmup, then cosine over the remaining steps', () => {

@@ -1,7 +1,8 @@
 /**
- * The training step (lib/train/step.ts: the one the trainer runs) against a PyTorch restatement of
- * facebookresearch/dino main_dino.py (test/reference/steps_ref.py): two steps of DINO with each of
- * its four components switched off in turn (the ablation switches of notebook 07), and of DINO-Twins.
+ * The training step (lib/train/step.ts: the one the trainer runs) against PyTorch restatements
+ * (test/reference/steps_ref.py) of facebookresearch/dino main_dino.py: two steps of DINO with each of
+ * its four components switched off in turn (the ablation switches of notebook 07), and of DINO-Twins;
+ * and of facebookresearch/barlowtwins main.py: two steps of Barlow Twins.
  * Each step's loss, gradient norm, parameter updates (the gradient, at plain SGD), center, running
  * statistics and EMA teacher must match. A switch the code ignored would give the full method's
  * numbers, and the test checks those differ from the ablation's.
@@ -42,6 +43,15 @@ function configFor(method: 'dino' | 'dino-twins', ablations: AblationConfig): Co
   };
 }
 
+/** The reference's Barlow Twins config: the same network, two global views, its own λ and learning rate. */
+function barlowConfig(): ConfigLayer & { method: 'barlow' } {
+  return {
+    method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 2 }, batchSize: C.batch, epochs: C.epochs, seed: 0,
+    lr: C.barlowLr, minLr: C.barlowLr, warmupEpochs: 0, weightDecay: 0, weightDecayEnd: 0, optimizer: { kind: 'sgd', momentum: 0, clipGradNorm: 0 },
+    augment: { globalSize: C.globalSize }, projector: { hidden: C.projHidden, out: C.projOut, layers: 3 }, barlow: { lambda: C.barlowLambda },
+  };
+}
+
 /** The reference's views: NHWC formula images, distinct per view. */
 function view(v: number, size: number): tf.Tensor4D {
   const n = C.batch * size * size * 3;
@@ -63,14 +73,15 @@ async function norm(a: Float32Array, b: Float32Array): Promise<number> {
 interface StepOut { loss: number; gradNorm: number; delta: Map<string, Float32Array>; deltaNorm: Map<string, number>; center: Float32Array; running: Map<string, Float32Array>; teacher: Map<string, Float32Array> }
 
 /** Runs the reference's two steps through makeTrainStep; returns what each step changed. */
-async function runSteps(cfgLayer: ConfigLayer & { method: 'dino' | 'dino-twins' }, refCase: Ref): Promise<StepOut[]> {
+async function runSteps(cfgLayer: ConfigLayer & { method: 'barlow' | 'dino' | 'dino-twins' }, refCase: Ref): Promise<StepOut[]> {
   const cfg = resolveConfig(cfgLayer);
   const m: SslModel = buildSslModel(cfg);
   loadTorch(m.student, refCase.params);
   if (m.teacher) loadTorch(m.teacher, refCase.params.filter((p: { name: string }) => !p.name.startsWith('projector.')));
   const opt = new Optimizer(cfg.optimizer);
   const trainStep = makeTrainStep(m, opt);
-  const views = [view(0, C.globalSize), view(1, C.globalSize), ...Array.from({ length: C.nLocal }, (_, k) => view(2 + k, C.localSize))];
+  const nLocal = cfg.augment.nLocal ?? 0; // Barlow Twins: the two global views only
+  const views = [view(0, C.globalSize), view(1, C.globalSize), ...Array.from({ length: nLocal }, (_, k) => view(2 + k, C.localSize))];
   const trainable = m.student.trainableNames();
   const out: StepOut[] = [];
   try {
@@ -79,7 +90,7 @@ async function runSteps(cfgLayer: ConfigLayer & { method: 'dino' | 'dino-twins' 
       const r = trainStep(views, stepSchedule(cfg, step, 1)); // one step per epoch, as the reference
       const o: StepOut = {
         loss: (await r.loss.data())[0], gradNorm: (await r.gradNorm.data())[0], delta: new Map(), deltaNorm: new Map(),
-        center: (await m.center!.data()) as Float32Array, running: new Map(), teacher: new Map(),
+        center: m.center ? ((await m.center.data()) as Float32Array) : new Float32Array(0), running: new Map(), teacher: new Map(),
       };
       tf.dispose([r.loss, r.gradNorm, ...Object.values(r.parts)]);
       for (const n of trainable) {
@@ -118,7 +129,8 @@ function check(ours: StepOut[], refCase: Ref, label: string): void {
     close([o.gradNorm], [r.gradNorm], t.gradNorm, `${at}: gradient norm`);
     for (const [n, d] of Object.entries(r.delta as Record<string, number[]>)) close(o.delta.get(n)!, d, t.delta, `${at}: update of ${n}`);
     for (const [n, d] of Object.entries(r.deltaNorm as Record<string, number>)) close([o.deltaNorm.get(n)!], [d], t.delta, `${at}: update norm of ${n}`);
-    close(o.center, r.center, t.state, `${at}: center`);
+    if (r.center) close(o.center, r.center, t.state, `${at}: center`);
+    else assert.equal(o.center.length, 0, `${at}: no center`);
     for (const [n, v] of Object.entries(r.running as Record<string, number[]>)) close(o.running.get(n)!, v, t.state, `${at}: ${n}`);
     if (!r.teacher) assert.equal(o.teacher.size, 0, `${at}: no EMA teacher without emaTeacher`);
     for (const [n, v] of Object.entries((r.teacher ?? {}) as Record<string, number[]>)) {
@@ -160,4 +172,17 @@ test('the DINO-Twins step matches the restatement: DINO + beta * the Barlow pair
   const ours = await runSteps(configFor('dino-twins', ALL_ON), ref);
   check(ours, ref, 'dino-twins');
   assert.ok(ours[0].deltaNorm.get('projector.0.weight')! > 0, 'the Barlow term trains the projector');
+});
+
+test('the Barlow Twins step matches main.py: loss, gradients, both views\' passes through the running statistics', async () => {
+  await tf.setBackend('cpu');
+  const ref = REF.cases.find((c: Ref) => c.method === 'barlow');
+  const before = tf.memory().numTensors;
+  const ours = await runSteps(barlowConfig(), ref);
+  assert.equal(tf.memory().numTensors, before, 'nothing leaks');
+  check(ours, ref, 'barlow');
+  assert.ok(ours[0].deltaNorm.get('projector.0.weight')! > 0 && ours[0].deltaNorm.get('backbone.conv1.weight')! > 0, 'the step trains projector and backbone');
+  // λ reaches the loss: the reference's loss is not the one at another λ.
+  const other = await runSteps({ ...barlowConfig(), barlow: { lambda: 10 * C.barlowLambda } }, ref);
+  assert.throws(() => check(other, ref, 'barlow at 10 λ'), assert.AssertionError);
 });

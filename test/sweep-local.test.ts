@@ -33,7 +33,7 @@ const record = (dir: string) => readRunRecord(path.join(dir, 'record.json'));
 test('local engine: skips the finished run untouched, resumes the half-done one, survives a failing one, skips held runs', async () => {
   const d = await smokeData();
   const spec: SweepSpec = { name: 'local', budget: 'smoke', methods: ['barlow'], base: { epochs: 1, checkpointEvery: 2 }, seeds: [0, 1, 2, 3] };
-  const plan = expandSweep(spec);
+  const plan = expandSweep(spec, d.identity);
   const [finished, half, broken, held] = plan.runs;
   assert.equal(sweepResults(plan).every((r) => r.status === 'not-started' && r.knnVal === null), true);
 
@@ -77,7 +77,7 @@ test('local engine: skips the finished run untouched, resumes the half-done one,
 test('a sweep that asks for the probe probes a finished run without training it again', async () => {
   const d = await smokeData();
   const spec: SweepSpec = { name: 'probe', budget: 'smoke', methods: ['barlow'], base: { epochs: 1, checkpointEvery: 2 }, seeds: [0], probe: true };
-  const plan = expandSweep(spec);
+  const plan = expandSweep(spec, d.identity);
   const run = plan.runs[0]; // the same run (folder) as seed 0 of the test above when it ran first; trained here otherwise
   if (runProgress(run).state !== 'done') await runOne({ ...plan, spec: { ...spec, probe: false } }, run, d, { log: () => {} });
   const before = record(run.dir);
@@ -108,7 +108,7 @@ function task(specFile: string, rel: string, onStart?: (child: ReturnType<typeof
 
 test('a task killed with SIGTERM (what scancel and time limits send) leaves a checkpoint; the next task resumes it', async () => {
   const spec: SweepSpec = { name: 'term', budget: 'smoke', methods: ['barlow'], base: { epochs: 2, checkpointEvery: 2 }, seeds: [5] };
-  const plan = expandSweep(spec);
+  const plan = expandSweep(spec, (await smokeData()).identity); // the task loads the same data and names the run the same
   const run = plan.runs[0];
   const specFile = path.join(process.env.DINOTWINS_RUNS!, 'term.json');
   fs.writeFileSync(specFile, JSON.stringify(spec));

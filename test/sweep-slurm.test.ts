@@ -14,6 +14,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { expandSweep, SweepPlan, SweepSpec } from '../lib/sweep/spec';
+import { CIFAR10_SOURCE } from '../lib/data/identity';
+import { loadExperimentData } from '../lib/experiment';
+import { BUDGETS } from '../lib/budget';
 import { arraySpec, onPath, parseSacct, parseSqueue, readLedger, sbatchScript, shq, submitSweep, TaskState } from '../lib/sweep/slurm';
 import { sweepStatusFrom, formatStatus } from '../lib/sweep/status';
 import { readRunRecord, RunRecord, writeRunRecord } from '../lib/train/runRecord';
@@ -51,7 +54,7 @@ test('array spec: ranges, lists and the %N throttle', () => {
 
 test('the job script: one array task per run, logs per task, options passed through; bash accepts it', () => {
   const runs = freshRuns();
-  const plan = expandSweep(SMOKE4);
+  const plan = expandSweep(SMOKE4, CIFAR10_SOURCE);
   const text = sbatchScript(plan, [plan.runs[0], plan.runs[2], plan.runs[3]], {
     maxRunning: 2, partition: 'gpu', time: '01:30:00', gpusPerTask: 1, cpusPerTask: 4, mem: '16G', sbatchArgs: ['--account=ml', '--qos=short'], setup: ['module load nodejs/20'],
   }, { specFile: '/sweeps/smoke4/spec-x.json', logDir: '/sweeps/smoke4/logs', repo: '/src/dinotwins' });
@@ -94,7 +97,7 @@ test('squeue and sacct output (as Slurm 22.05 prints it) parse into task states'
 
 test('status: records next to Slurm states; a run whose record says running but whose task ended is dead; sacct failures listed', () => {
   freshRuns();
-  const plan = expandSweep({ ...SMOKE4, name: 'status' });
+  const plan = expandSweep({ ...SMOKE4, name: 'status' }, CIFAR10_SOURCE);
   fakeRecord(plan, 0, 'done', 16);
   fakeRecord(plan, 1, 'running', 8); // its task was cancelled: nobody trains it
   fakeRecord(plan, 2, 'running', 4); // its task is running
@@ -116,7 +119,7 @@ test('status: records next to Slurm states; a run whose record says running but 
 
 test('a dry run writes the frozen spec and the script for the runs that are not done, and submits nothing', () => {
   freshRuns();
-  const plan = expandSweep({ ...SMOKE4, name: 'dry' });
+  const plan = expandSweep({ ...SMOKE4, name: 'dry' }, CIFAR10_SOURCE);
   fakeRecord(plan, 1, 'done', 16);
   const res = submitSweep(plan, { dryRun: true, maxRunning: 3 });
   assert.equal(res.jobId, null);
@@ -195,7 +198,8 @@ test('a real cluster: 4 smoke runs through sbatch, 2 at once; one cancelled midw
   // seconds on a busy machine) reaches Slurm: with the smoke budget's 16 steps it could finish first.
   const spec: SweepSpec = { ...SMOKE4, base: { ...SMOKE4.base, epochs: 6 } };
   fs.writeFileSync(specFile, JSON.stringify(spec));
-  const plan = expandSweep(spec);
+  // The tasks load the smoke budget's data (the real CIFAR-10, or the fixture where it is absent) and name their runs with it.
+  const plan = expandSweep(spec, (await loadExperimentData(BUDGETS.smoke)).identity);
   const total = plan.runs[0].config.epochs * Math.floor((10 * plan.budget.trainPerClass) / plan.runs[0].config.batchSize); // 10 classes
   const log: string[] = [];
   try {

@@ -87,10 +87,10 @@ test('a corrupt checkpoint is a clear error, not a silent restart', async () => 
   const before = tf.memory().numTensors;
   await assert.rejects(pretrain({ config: c, data, runDir: dir }), (e: unknown) => e instanceof CheckpointError && /checkpoint\.ckpt is corrupt: payload sha256/.test((e as Error).message));
   assert.equal(tf.memory().numTensors, before);
-  // A checkpoint from another config is refused, too.
+  // A folder of another config is refused, too, naming the difference (test/run-identity.test.ts has every case).
   fs.rmSync(dir, { recursive: true });
   (await pretrain({ config: c, data, runDir: dir, stopAfterSteps: 3 })).model.dispose();
-  await assert.rejects(pretrain({ config: cfg('barlow', { epochs: 1, lr: 0.5 }), data, runDir: dir }), /written with a different config/);
+  await assert.rejects(pretrain({ config: cfg('barlow', { epochs: 1, lr: 0.5 }), data, runDir: dir }), /is another run than this one: config\.lr: recorded 0\.001, now 0\.5/);
 });
 
 test('bad inputs are rejected before any compute', async () => {

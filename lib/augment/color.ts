@@ -149,11 +149,6 @@ export function rgbToHsv(x: tf.Tensor4D): tf.Tensor4D {
   return onChannels(x, (c) => rgbToHsv2d(c));
 }
 
-/** torchvision `_hsv2rgb`: [3, B, H, W] HSV -> [3, B, H, W] RGB. */
-export function hsvToRgb(x: tf.Tensor4D): tf.Tensor4D {
-  return onChannels(x, (c) => hsvToRgb2d(c));
-}
-
 function hueShift(c: Rgb, p: number, shifts: number[]): Rgb {
   const [h, s, v] = rgbToHsv2d(c);
   // (h + shift) mod 1; the + 1 keeps the value positive.

@@ -94,14 +94,3 @@ export async function augmentGrid(images: ImageBatch, config: ViewsConfig, seed:
   return { height, width, rgb, rows: n, cols, cell };
 }
 
-/** RGB grid -> RGBA bytes (alpha 255), e.g. for ImageData or a PNG encoder. */
-export function gridToRgba(grid: ImageGrid): Uint8ClampedArray {
-  const out = new Uint8ClampedArray(grid.height * grid.width * 4);
-  for (let p = 0; p < grid.height * grid.width; p++) {
-    out[4 * p] = grid.rgb[3 * p];
-    out[4 * p + 1] = grid.rgb[3 * p + 1];
-    out[4 * p + 2] = grid.rgb[3 * p + 2];
-    out[4 * p + 3] = 255;
-  }
-  return out;
-}

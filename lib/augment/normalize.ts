@@ -62,11 +62,6 @@ export function normalize<T extends tf.Tensor>(x: T, mean: readonly number[] = C
   return tf.tidy(() => tf.div(tf.sub(x, tf.tensor1d(mean as number[])), tf.tensor1d(std as number[]))) as T;
 }
 
-/** Inverse of `normalize`: x * std + mean per channel (for displaying views). */
-export function denormalize<T extends tf.Tensor>(x: T, mean: readonly number[] = CIFAR10_MEAN, std: readonly number[] = CIFAR10_STD): T {
-  return tf.tidy(() => tf.add(tf.mul(x, tf.tensor1d(std as number[])), tf.tensor1d(mean as number[]))) as T;
-}
-
 /** Evaluation input: float [B, H, W, 3], normalised, no augmentation. Caller disposes. */
 export function evalImages(images: ImageBatch, size: RawImageSize = CIFAR10_IMAGE_SIZE): tf.Tensor4D {
   return tf.tidy(() => normalize(toFloatImages(images, size)));

@@ -9,12 +9,36 @@
  */
 import { BlurSpec, DEFAULT_RATIO, IDENTITY_VIEW, JitterSpec, ViewSpec, ViewsConfig } from './views';
 
+/**
+ * The run config's augment section (lib/config.ts `augment`): the knobs a method's views read.
+ * Each method says which it reads (its registry entry, lib/methods).
+ */
+export interface AugmentConfig {
+  /** Size of the global views. */
+  globalSize: number;
+  /** Number of local views (the multi-crop methods: DINO, DINO-Twins). */
+  nLocal?: number;
+  /** Size of the local views (multi-crop, with nLocal > 0). */
+  localSize?: number;
+  /** Multiplier on the colour jitter's brightness, contrast, saturation and hue (1: BYOL/DINO's 0.4, 0.4, 0.2, 0.1). */
+  jitterStrength: number;
+  /** Gaussian blur on (the recipes' probabilities per view) or off entirely. */
+  blur: boolean;
+}
+
+/**
+ * Every augment knob's default, once: globals at CIFAR's native 32x32, 4 locals of 16x16 (half the
+ * side, as 96/224 in DINO is ~0.43; DINO uses 8 locals on ImageNet, 4 keeps CIFAR steps affordable),
+ * full-strength jitter, blur on. The presets below take their sizes and counts from here.
+ */
+export const AUGMENT_DEFAULTS: Readonly<Required<AugmentConfig>> = Object.freeze({ globalSize: 32, nLocal: 4, localSize: 16, jitterStrength: 1, blur: true });
+
 /** BYOL / Barlow Twins / DINO colour jitter: ColorJitter(0.4, 0.4, 0.2, 0.1) with p = 0.8, random order. */
 export const DEFAULT_JITTER: Readonly<JitterSpec> = Object.freeze({ p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, randomOrder: true });
 
 /** Options of the Barlow Twins pair. */
 export interface BarlowViewsOptions {
-  /** Output size of both views. Default 32. */
+  /** Output size of both views. Default AUGMENT_DEFAULTS.globalSize. */
   size: number;
   /** RandomResizedCrop scale. Default (0.08, 1), torchvision's default, as Barlow Twins. */
   scale: readonly [number, number];
@@ -29,7 +53,7 @@ export interface BarlowViewsOptions {
 }
 
 export const BARLOW_VIEWS_DEFAULTS: Readonly<BarlowViewsOptions> = Object.freeze({
-  size: 32,
+  size: AUGMENT_DEFAULTS.globalSize,
   scale: [0.08, 1] as const,
   blurKernel: 3,
   blurSigma: [0.1, 2.0] as const,
@@ -39,11 +63,11 @@ export const BARLOW_VIEWS_DEFAULTS: Readonly<BarlowViewsOptions> = Object.freeze
 
 /** Options of DINO's multi-crop. */
 export interface DinoViewsOptions {
-  /** Number of local views. Default 4 (DINO uses 8 on ImageNet; 4 keeps CIFAR steps affordable). */
+  /** Number of local views. Default AUGMENT_DEFAULTS.nLocal. */
   nLocal: number;
-  /** Global view size. Default 32. */
+  /** Global view size. Default AUGMENT_DEFAULTS.globalSize. */
   globalSize: number;
-  /** Local view size. Default 16. */
+  /** Local view size. Default AUGMENT_DEFAULTS.localSize. */
   localSize: number;
   /** Global crop scale. Default (0.4, 1), DINO's default. */
   globalScale: readonly [number, number];
@@ -60,9 +84,9 @@ export interface DinoViewsOptions {
 }
 
 export const DINO_VIEWS_DEFAULTS: Readonly<DinoViewsOptions> = Object.freeze({
-  nLocal: 4,
-  globalSize: 32,
-  localSize: 16,
+  nLocal: AUGMENT_DEFAULTS.nLocal,
+  globalSize: AUGMENT_DEFAULTS.globalSize,
+  localSize: AUGMENT_DEFAULTS.localSize,
   globalScale: [0.4, 1] as const,
   localScale: [0.05, 0.4] as const,
   blurKernel: 3,
@@ -124,23 +148,7 @@ export function scaledJitter(strength: number): JitterSpec {
   return { ...j, brightness: j.brightness * strength, contrast: j.contrast * strength, saturation: j.saturation * strength, hue: Math.min(0.5, j.hue * strength) };
 }
 
-/** The run config's augment section (lib/config.ts AugmentConfig); nLocal and localSize are read by the multi-crop methods. */
-export interface MethodAugment {
-  globalSize: number;
-  nLocal?: number;
-  localSize?: number;
-  jitterStrength: number;
-  blur: boolean;
-}
-
-/** The views a method trains on, from the run config's augment section. */
-export function viewsForMethod(method: 'barlow' | 'dino' | 'dino-twins' | string, aug: MethodAugment): ViewsConfig {
-  const common = { jitter: scaledJitter(aug.jitterStrength), blurKernel: aug.blur ? BARLOW_VIEWS_DEFAULTS.blurKernel : 0 };
-  if (method === 'barlow') return barlowViews({ size: aug.globalSize, ...common });
-  if (method === 'dino' || method === 'dino-twins') {
-    const nLocal = aug.nLocal ?? 0;
-    if (nLocal > 0 && aug.localSize === undefined) throw new Error(`viewsForMethod: ${nLocal} local views need augment.localSize`);
-    return dinoViews({ nLocal, globalSize: aug.globalSize, localSize: aug.localSize ?? DINO_VIEWS_DEFAULTS.localSize, ...common });
-  }
-  throw new Error(`viewsForMethod: unknown method "${method}" (expected barlow, dino or dino-twins)`);
+/** The jitter and blur of a run's augment section, as the view presets take them. */
+export function augmentViewOptions(aug: Pick<AugmentConfig, 'jitterStrength' | 'blur'>): { jitter: JitterSpec; blurKernel: number } {
+  return { jitter: scaledJitter(aug.jitterStrength), blurKernel: aug.blur ? BARLOW_VIEWS_DEFAULTS.blurKernel : 0 };
 }

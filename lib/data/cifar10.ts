@@ -19,6 +19,7 @@ import { downloadFile } from './download';
 import { DataError } from './errors';
 import { BATCHES_DIR, META_FILE, OFFICIAL_URL, PIXELS_PER_IMAGE, TARBALL_NAME, TEST_FILE, TRAIN_FILES, decodeRecords } from './format';
 import type { LabelledSplit } from './split';
+import { cifar10Checksum, type SourceIdentity } from './identity';
 import { describeChecksums, readVerifiedFolder, type ChecksumSpec, type VerifiedFolder } from './verify';
 
 /** Environment variable naming a CIFAR-10 tarball or folder. */
@@ -79,6 +80,8 @@ export interface Cifar10 {
   /** Names of labels 0..9 from batches.meta.txt. */
   classNames: string[];
   source: Cifar10Source;
+  /** What the data is, for run identities: 'cifar10' and a digest of the batch files' MD5s (the fixture: 'cifar10-fixture'). */
+  identity: SourceIdentity;
   /** Seconds spent locating, verifying (and if needed unpacking) and decoding. */
   seconds: number;
 }
@@ -245,6 +248,7 @@ export async function loadCifar10(opts: LoadCifar10Options = {}): Promise<Cifar1
     test,
     classNames: verified.classNames,
     source: { kind, via, location, folder: verified.folder, extracted, verification, line },
+    identity: { source: 'cifar10', checksum: cifar10Checksum(verified.md5) },
     seconds,
   };
 }

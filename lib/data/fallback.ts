@@ -7,6 +7,7 @@ import { performance } from 'perf_hooks';
 import { CIFAR10_ENV, loadCifar10, type Cifar10, type LoadCifar10Options } from './cifar10';
 import { DataError } from './errors';
 import { FIXTURE_DEFAULTS, generateFixture, type FixtureOptions } from './fixture';
+import { digest } from './identity';
 
 /** Environment variable choosing the data: 'auto' (default), 'real' or 'fixture'. */
 export const DATA_MODE_ENV = 'DINOTWINS_DATA';
@@ -57,6 +58,7 @@ export async function loadCifar10OrFixture(opts: LoadOrFixtureOptions = {}): Pro
     test: { ...test, role: 'test' },
     classNames,
     source: { kind: 'fixture', location: 'generated in memory', folder: '', extracted: false, verification: 'none (generated)', line },
+    identity: { source: 'cifar10-fixture', checksum: digest([train.images, train.labels, test.images, test.labels]) },
     seconds,
     fallbackReason: reason,
   };

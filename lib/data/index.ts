@@ -20,3 +20,4 @@ export * from './imageFolder';
 export * from './idx';
 export * from './writeImageFolder';
 export * from './exampleFolder';
+export * from './identity';

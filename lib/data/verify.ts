@@ -33,6 +33,8 @@ export interface VerifiedFolder {
   classNames: string[];
   /** Records per batch file. */
   records: Record<BatchFile, number>;
+  /** Each batch file's MD5 (lower-case hex), checked or not: the data's identity (lib/data/identity.ts). */
+  md5: Record<BatchFile, string>;
 }
 
 export function md5Hex(data: Uint8Array): string {
@@ -108,12 +110,14 @@ export async function readVerifiedFolder(folder: string, spec: ChecksumSpec, rem
   }
 
   const buffers = {} as Record<BatchFile, Buffer>;
+  const md5s = {} as Record<BatchFile, string>;
   for (const f of BATCH_FILES) {
     const p = path.join(folder, f);
     const buf = await fs.promises.readFile(p);
     const { md5 } = fileCheck(spec, f);
+    const actual = md5Hex(buf);
+    md5s[f] = actual;
     if (md5 !== undefined) {
-      const actual = md5Hex(buf);
       if (actual !== md5) {
         throw fail('checksum', `${p} has MD5 ${actual}, expected ${md5}: the file is corrupt or not the ${spec === 'official' ? 'official CIFAR-10' : 'expected'} data`, {
           file: p,
@@ -124,5 +128,5 @@ export async function readVerifiedFolder(folder: string, spec: ChecksumSpec, rem
     }
     buffers[f] = buf;
   }
-  return { folder, buffers, classNames, records };
+  return { folder, buffers, classNames, records, md5: md5s };
 }

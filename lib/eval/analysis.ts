@@ -4,8 +4,8 @@
  * the networks in inference mode (running statistics, nothing updated) on validation images.
  */
 import * as tf from '@tensorflow/tfjs';
-import { SslModel, PREFIX } from '../methods/model';
-import { makeTrainingViews } from '../train/views';
+import { SslModel, PREFIX } from '../methods/method';
+import { makeViews } from '../augment/views';
 import { crossCorrelationParts } from '../losses/barlow';
 import { crossCorrelationSummary, CrossCorrelationStats } from '../losses/monitors';
 import { evalImages } from '../augment/normalize';
@@ -19,7 +19,7 @@ function firstImages(images: Uint8Array, n: number): Uint8Array {
 
 /** The two global training views of the first `n` images (local views are disposed at once). */
 function globalViews(m: SslModel, images: Uint8Array, n: number, seed: number): tf.Tensor4D[] {
-  const all = makeTrainingViews(m.cfg, firstImages(images, n), n, seed);
+  const all = makeViews(firstImages(images, n), m.views, seed);
   tf.dispose(all.slice(2));
   return all.slice(0, 2);
 }

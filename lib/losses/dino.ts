@@ -6,11 +6,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { stopGradient } from '../nn/layers';
 
-/** Temperatures of one DINO loss evaluation (the teacher's is scheduled by the caller; see lib/schedules.ts). */
+/** Temperatures of one DINO loss evaluation (the teacher's is scheduled by the caller: `dinoTemps` in lib/methods/dino.ts). */
 export interface DinoTemps {
   /** Student softmax temperature τₛ (DINO: 0.1). */
   studentTemp: number;
-  /** Teacher softmax temperature τₜ (DINO: 0.04 warming up to 0.04-0.07). */
+  /** Teacher softmax temperature τₜ (DINO: warmed up from 0.04 over the first 30 epochs to its final value, 0.07 by default, 0.04 if training is unstable). */
   teacherTemp: number;
 }
 

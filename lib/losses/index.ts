@@ -5,5 +5,3 @@ export type { DinoTwinsOptions, DinoTwinsLoss } from './dinoTwins';
 export { dinoTwinsLoss } from './dinoTwins';
 export type { CrossCorrelationStats } from './monitors';
 export { embeddingStdTensor, crossCorrelationSummary, teacherEntropyTensor, teacherStudentKLTensor } from './monitors';
-// lib/methods imports the EMA update from here; it lives in lib/ema.ts.
-export { emaUpdate, emaUpdateStore } from '../ema';

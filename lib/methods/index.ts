@@ -1,12 +1,10 @@
-export * from './model';
+export * from './method';
 export * from './step';
-export { barlowStep } from './barlow';
-export { dinoStep } from './dino';
-export { dinoTwinsStep } from './dinoTwins';
-import { Method } from '../config';
-import { MethodStep } from './step';
-import { barlowStep } from './barlow';
-import { dinoStep } from './dino';
-import { dinoTwinsStep } from './dinoTwins';
-
-export const METHOD_STEPS: Readonly<Record<Method, MethodStep>> = Object.freeze({ barlow: barlowStep, dino: dinoStep, 'dino-twins': dinoTwinsStep });
+export * from './model';
+export * from './registry';
+export { barlowMethod, barlowStep, addProjector, PROJECTOR_SECTION, BARLOW_SECTION } from './barlow';
+export type { BarlowConfig, ProjectorConfig, BarlowStepOptions } from './barlow';
+export { dinoMethod, dinoStep, dinoCore, addDinoParts, dinoTemps, finalDinoTemps, DINO_DEFAULTS, DINO_SECTION, SHORT_DINO, DINO_RECIPE, MULTI_CROP_AUGMENT, multiCropViews } from './dino';
+export type { DinoConfig, DinoHeadConfig, AblationConfig, DinoCore, DinoParts } from './dino';
+export { dinoTwinsMethod, dinoTwinsStep, TWINS_SECTION } from './dinoTwins';
+export type { TwinsConfig, TwinsStepOptions } from './dinoTwins';

@@ -1,74 +1,37 @@
 /**
- * The trainable state of one self-supervised run: a student (backbone + heads), an optional
- * teacher (DINO's EMA copy of backbone + head) and the DINO center. Built from the config, so a
- * checkpoint with the same config restores into the same names and shapes.
+ * Builds the trainable state of one self-supervised run (SslModel, lib/methods/method.ts) from a
+ * resolved config: the backbone in the student's parameters, then whatever the config's method adds
+ * (its registry entry's `build`: heads, teacher, center, and its step). The same config restores a
+ * checkpoint into the same names and shapes.
  */
-import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
-import { Backbone, Head } from '../nn/module';
-import { buildBackbone, barlowProjector, dinoHead, lastLayerParamNames } from '../models/index';
-import { PretrainConfig, section } from '../config';
+import { buildBackbone } from '../models/index';
+import type { PretrainConfig } from '../config';
 import { deriveSeed } from '../rng';
+import { PREFIX, SslModel } from './method';
+import { methodDefinition } from './registry';
 
-export interface SslModel {
-  readonly cfg: PretrainConfig;
-  readonly backbone: Backbone;
-  /** Barlow projector on backbone features (barlow; dino-twins with target 'projector'). */
-  readonly projector?: Head;
-  /** DINO head (dino, dino-twins). */
-  readonly head?: Head;
-  /** Student parameters: `backbone.*`, `projector.*`, `head.*`. */
-  readonly student: ParamStore;
-  /** Teacher parameters (`backbone.*`, `head.*`), frozen; EMA of the student. Absent without an EMA teacher. */
-  readonly teacher?: ParamStore;
-  /** DINO center [K]. */
-  readonly center?: tf.Variable;
-  /** Student parameters the teacher mirrors (EMA targets): trainable `backbone.*` and `head.*`. */
-  readonly emaNames: readonly string[];
-  /** Names of the DINO last-layer parameters (frozen during the first epochs). */
-  readonly lastLayerNames: ReadonlySet<string>;
-  dispose(): void;
-}
-
-export const PREFIX = { backbone: 'backbone.', projector: 'projector.', head: 'head.' } as const;
+export { PREFIX };
+export type { SslModel };
 
 export function buildSslModel(cfg: PretrainConfig): SslModel {
+  const def = methodDefinition(cfg.method);
   const backbone = buildBackbone(cfg.backbone);
   const student = new ParamStore('student');
-  backbone.init(student, deriveSeed(cfg.seed, 1), PREFIX.backbone);
-  // The resolved config has a section exactly where the method reads it (lib/config.ts).
-  let projector: Head | undefined;
-  if (cfg.projector) {
-    projector = barlowProjector(backbone.featureDim, cfg.projector);
-    projector.init(student, deriveSeed(cfg.seed, 2), PREFIX.projector);
+  try {
+    backbone.init(student, deriveSeed(cfg.seed, 1), PREFIX.backbone);
+    const parts = def.build(cfg, { backbone, student, seed: cfg.seed });
+    return {
+      method: def.name, backbone, student, projector: parts.projector, head: parts.head, teacher: parts.teacher, center: parts.center,
+      emaNames: parts.emaNames ?? [], lastLayerNames: parts.lastLayerNames ?? new Set(), views: def.views(cfg.augment), step: parts.step,
+      dispose() {
+        student.dispose();
+        parts.teacher?.dispose();
+        parts.center?.dispose();
+      },
+    };
+  } catch (e) {
+    student.dispose();
+    throw e;
   }
-  let head: Head | undefined;
-  let teacher: ParamStore | undefined;
-  let center: tf.Variable | undefined;
-  let lastLayerNames = new Set<string>();
-  if (cfg.method !== 'barlow') {
-    const d = section(cfg, 'dino');
-    head = dinoHead(backbone.featureDim, d.head);
-    head.init(student, deriveSeed(cfg.seed, 3), PREFIX.head);
-    lastLayerNames = new Set(lastLayerParamNames(PREFIX.head).filter((n) => student.has(n)));
-    if (d.ablations.emaTeacher) {
-      // The teacher starts as an exact copy of the student's backbone and head (DINO), and is never trained.
-      teacher = new ParamStore('teacher');
-      for (const n of student.names()) {
-        if (n.startsWith(PREFIX.projector)) continue;
-        const info = student.infoOf(n);
-        teacher.add(n, student.get(n).clone(), info.kind, false);
-      }
-    }
-    center = tf.tidy(() => tf.variable(tf.zeros([d.head.out]), false));
-  }
-  const emaNames = teacher ? student.trainableNames().filter((n) => teacher!.has(n)) : [];
-  return {
-    cfg, backbone, projector, head, student, teacher, center, lastLayerNames, emaNames,
-    dispose() {
-      student.dispose();
-      teacher?.dispose();
-      center?.dispose();
-    },
-  };
 }

@@ -2,8 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
 import { ForwardContext } from '../nn/layers';
-import { Head } from '../nn/module';
-import { SslModel, PREFIX } from './model';
+import { Backbone, Head } from '../nn/module';
+import { PREFIX } from './method';
 import { backendCapabilities } from '../kernels/capabilities';
 
 /**
@@ -31,8 +31,8 @@ function groupCtx(ctx: ForwardContext, grouping: ViewGrouping, n: number): Forwa
   return grouping === 'perView' && n > 1 ? { ...ctx, bnGroups: n } : ctx;
 }
 
-/** Backbone features [B, F] for each view. */
-export function backboneFeatures(m: SslModel, ps: ParamStore, views: tf.Tensor4D[], ctx: ForwardContext, grouping: ViewGrouping): tf.Tensor2D[] {
+/** Backbone features [B, F] for each view, with the parameters `ps` (the student's or the teacher's). */
+export function backboneFeatures(backbone: Backbone, ps: ParamStore, views: tf.Tensor4D[], ctx: ForwardContext, grouping: ViewGrouping): tf.Tensor2D[] {
   const out: tf.Tensor2D[] = new Array(views.length);
   let i = 0;
   while (i < views.length) {
@@ -40,7 +40,7 @@ export function backboneFeatures(m: SslModel, ps: ParamStore, views: tf.Tensor4D
     while (grouping !== 'separate' && j < views.length && views[j].shape[1] === views[i].shape[1] && views[j].shape[0] === views[i].shape[0]) j++;
     const group = views.slice(i, j);
     const x = group.length === 1 ? group[0] : tf.concat(group, 0);
-    const f = m.backbone.forward(ps, x, groupCtx(ctx, grouping, group.length), PREFIX.backbone); // [G*B, F]
+    const f = backbone.forward(ps, x, groupCtx(ctx, grouping, group.length), PREFIX.backbone); // [G*B, F]
     const parts = group.length === 1 ? [f] : tf.split(f, group.length, 0);
     for (let k = 0; k < parts.length; k++) out[i + k] = parts[k] as tf.Tensor2D;
     i = j;

@@ -14,7 +14,7 @@ export interface ForwardContext {
   training: boolean;
   /** Update batch-norm running statistics in training mode. Default true. */
   updateStats?: boolean;
-  /** Running-statistics momentum, PyTorch convention (new = (1-m)*old + m*batch). Default 0.1. */
+  /** Running-statistics momentum, PyTorch convention (new = (1-m)*old + m*batch). Default BN_MOMENTUM. */
   bnMomentum?: number;
   /**
    * Training-mode batch norm takes statistics per group of this many consecutive equal parts of
@@ -27,6 +27,9 @@ export interface ForwardContext {
 }
 
 export { BN_EPS };
+
+/** Batch-norm running-statistics momentum: PyTorch's default (the config's `bnMomentum` default too). */
+export const BN_MOMENTUM = 0.1;
 
 function fill(n: number, f: () => number): Float32Array {
   const a = new Float32Array(n);
@@ -103,7 +106,7 @@ export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: 
   if (ctx.training) {
     const groups = ctx.bnGroups ?? 1;
     const n = x.size / x.shape[x.shape.length - 1] / groups; // rows per statistics group
-    const mom = ctx.bnMomentum ?? 0.1;
+    const mom = ctx.bnMomentum ?? BN_MOMENTUM;
     const unbias = n / Math.max(n - 1, 1);
     const rm = ps.get(`${name}.running_mean`);
     const rv = ps.get(`${name}.running_var`);

@@ -3,7 +3,7 @@
  * same runs into the same folders (runs/<budget>/ablations/<method>-<variant>-<hash>).
  *
  * The question (the original project's second aim): which of DINO's components can DINO-Twins drop?
- * Every cell starts from the budget's DINO setting (`Budget.dinoRecipe`) with DINO's own teacher
+ * Every cell starts from the budget's DINO setting (DINO's recipe for the budget, lib/methods/dino.ts) with DINO's own teacher
  * temperature schedule put back (warm-up from `warmupTeacherTemp` 0.04 to 0.07): the cell 'all'.
  * Each other cell switches one component off. DINO's warm-up is per epoch (epoch e of W at
  * 0.04 + (0.07 - 0.04)·e/(W-1), 0.07 after), so in a one-epoch run 'all' trains at 0.04 throughout,
@@ -13,7 +13,8 @@
  */
 import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../budget';
 import { ConfigLayer, Method, PretrainConfig } from '../config';
-import { stepSchedule } from '../schedules';
+import { DINO_DEFAULTS, DINO_SECTION, dinoTemps } from '../methods/dino';
+import { registeredMethods } from '../methods/registry';
 import { summarize, Summary } from '../stats/describe';
 import { SweepResultRow } from './records';
 import { SlurmOptions, SweepPlan, SweepSpec, SweepVariant } from './spec';
@@ -30,16 +31,12 @@ export const ABLATION_LABELS: Readonly<Record<AblationSwitch, string>> = Object.
   emaTeacher: 'no-ema',
 });
 
-/** DINO's final teacher temperature (main_dino.py's default), the end of its warm-up. */
-export const DINO_TEACHER_TEMP = 0.07;
-
-const ALL_ON = { centering: true, teacherTempWarmup: true, sharpening: true, emaTeacher: true } as const;
-
 /** The overrides of the cell with `off` switched off ('all': nothing off). */
 export function ablationOverrides(off: AblationSwitch | 'all'): ConfigLayer {
-  const ablations = off === 'all' ? { ...ALL_ON } : { ...ALL_ON, [off]: false };
+  // DINO's defaults have every component on.
+  const ablations = off === 'all' ? { ...DINO_DEFAULTS.ablations } : { ...DINO_DEFAULTS.ablations, [off]: false };
   // Without sharpening the teacher uses the student's temperature, so no teacher temperature is read.
-  return { dino: off === 'sharpening' ? { ablations } : { ablations, teacherTemp: DINO_TEACHER_TEMP } };
+  return { dino: off === 'sharpening' ? { ablations } : { ablations, teacherTemp: DINO_DEFAULTS.teacherTemp } };
 }
 
 export interface AblationSweepOptions {
@@ -54,7 +51,7 @@ export interface AblationSweepOptions {
  * leaves its start).
  */
 function sameTraining(a: PretrainConfig, b: PretrainConfig): boolean {
-  const temps = (c: PretrainConfig) => Array.from({ length: c.epochs }, (_, e) => stepSchedule(c, e, 1).dino?.teacherTemp);
+  const temps = (c: PretrainConfig) => Array.from({ length: c.epochs }, (_, e) => (c.dino ? dinoTemps(c.dino, e).teacherTemp : undefined));
   const rest = (c: PretrainConfig) => {
     const { ablations, teacherTemp: _t, warmupTeacherTemp: _w, warmupTeacherTempEpochs: _e, ...dino } = c.dino ?? ({} as NonNullable<PretrainConfig['dino']>);
     return JSON.stringify({ ...c, dino: { ...dino, ablations: { ...ablations, teacherTempWarmup: null } } });
@@ -64,7 +61,8 @@ function sameTraining(a: PretrainConfig, b: PretrainConfig): boolean {
 
 /** The grid for `budget`: 'all', one cell per switch, and 'recipe' where the budget's DINO setting trains differently from 'all'. */
 export function ablationSweepSpec(budget: BudgetName, opts: AblationSweepOptions = {}): SweepSpec {
-  const methods = opts.methods ?? (['dino', 'dino-twins'] as Method[]);
+  // Default: every method with a DINO part.
+  const methods = opts.methods ?? (registeredMethods().filter((m) => m.sections.includes(DINO_SECTION)).map((m) => m.name) as Method[]);
   const variants: SweepVariant[] = [
     { label: 'all', overrides: ablationOverrides('all') },
     ...ABLATION_SWITCHES.map((s) => ({ label: ABLATION_LABELS[s], overrides: ablationOverrides(s) })),

@@ -11,7 +11,8 @@
 import { BUDGETS, BudgetName, experimentConfig } from '../budget';
 import { ConfigLayer, Method } from '../config';
 import { RunRecord } from '../train/runRecord';
-import { runName } from '../train/runName';
+import { identityDifferences, runIdentity } from '../train/runName';
+import type { DataIdentity } from '../data/identity';
 import { Summary } from '../stats/describe';
 import { formatMeanStd } from '../resultsTable';
 import { welchTTest, WelchResult } from '../stats/welch';
@@ -80,11 +81,16 @@ export interface FullAblationRow {
   knnVsRecipe: WelchResult | null;
 }
 
-/** The budget's own setting of `method` at `seed`, as the notebooks and run-budget name it: the recipe a cell is compared with. */
-function isRecipeRun(rec: RunRecord, budget: BudgetName): boolean {
+/**
+ * Whether `rec` is the budget's own setting of its method at its seed on `data`, as the notebooks and
+ * run-budget train it: the recipe a cell is compared with. Records written before runs recorded their
+ * data (the committed results) are matched on their config alone.
+ */
+function isRecipeRun(rec: RunRecord, budget: BudgetName, data: DataIdentity): boolean {
   if (rec.kind !== 'pretrain' || rec.status !== 'done' || !rec.results.linearProbe) return false;
   try {
-    return rec.id === runName(experimentConfig(rec.method as Method, BUDGETS[budget], { seed: rec.seed }));
+    const want = runIdentity(experimentConfig(rec.method as Method, BUDGETS[budget], { seed: rec.seed }), data);
+    return identityDifferences({ config: rec.config, data: rec.dataIdentity ?? data }, want).length === 0;
   } catch {
     return false; // a method this code no longer knows
   }
@@ -118,7 +124,7 @@ export function fullAblationTable(budget: BudgetName, plan: SweepPlan, mainRecor
   const methods = [...new Set(plan.runs.map((r) => r.method))];
   for (const method of methods) {
     const logK = Math.log(experimentConfig(method, BUDGETS[budget]).dino?.head.out ?? NaN);
-    const main = mainRecords.filter((r) => r.method === method && isRecipeRun(r, budget)).sort((a, b) => a.seed - b.seed);
+    const main = mainRecords.filter((r) => r.method === method && isRecipeRun(r, budget, plan.data)).sort((a, b) => a.seed - b.seed);
     const recipe = row(method, 'recipe', main.map((r) => r.seed), main.map((r) => r.id), main.map((r) => recordMonitors(r)), logK);
     rows.push(recipe);
     const variants = [...new Set(plan.runs.filter((r) => r.method === method).map((r) => r.variant))];

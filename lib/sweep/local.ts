@@ -10,6 +10,7 @@ import { ExperimentData, loadExperimentData, probeRun, runPretraining } from '..
 import { StepInfo } from '../train/trainer';
 import { readRunRecord, writeRunRecord } from '../train/runRecord';
 import { SweepPlan, SweepRun } from './spec';
+import { dataIdentityOf } from '../data/identity';
 import { describeProgress, runProgress } from './records';
 
 export interface RunOneOptions {
@@ -25,6 +26,8 @@ export type RunOutcome = 'trained' | 'probed' | 'already-done';
 /** Pretrains (or resumes) one run of the plan on `data`, then probes it when the sweep asks; a done run is left alone. */
 export async function runOne(plan: SweepPlan, run: SweepRun, data: ExperimentData, opts: RunOneOptions = {}): Promise<RunOutcome> {
   const log = opts.log ?? ((l: string) => console.log(l));
+  const [want, got] = [JSON.stringify(run.data), JSON.stringify(dataIdentityOf(data.identity))];
+  if (want !== got) throw new Error(`${run.rel}: the sweep was expanded for the data ${want}, but the data given is ${got}; expand it for this data (expandSweep(spec, data.identity))`);
   const probe = plan.spec.probe ?? false;
   const before = runProgress(run, probe);
   if (before.state === 'done') return 'already-done';
@@ -110,7 +113,7 @@ export class TaskTerminatedError extends Error {
  * TaskTerminatedError; with no handler listening, the record is marked failed with the reason and
  * the process exits with status 143 at once. Either way the next submission resumes the run.
  */
-export async function runSweepTask(plan: SweepPlan, run: SweepRun, opts: RunOneOptions = {}): Promise<RunOutcome> {
+export async function runSweepTask(plan: SweepPlan, run: SweepRun, opts: RunOneOptions & { data?: ExperimentData } = {}): Promise<RunOutcome> {
   const log = opts.log ?? ((l: string) => console.log(l));
   let terminated = false;
   const onTerm = (): void => {
@@ -129,7 +132,7 @@ export async function runSweepTask(plan: SweepPlan, run: SweepRun, opts: RunOneO
       log(`${run.rel}: already done, nothing to do`);
       return 'already-done';
     }
-    const data = await loadExperimentData(plan.budget);
+    const data = opts.data ?? (await loadExperimentData(plan.budget));
     return await runOne(plan, run, data, opts);
   } catch (e) {
     if (!terminated) throw e;

@@ -1,17 +1,19 @@
 /**
  * A sweep as data: a budget, methods, overrides for every run, named variants (a list of override
  * sets), a grid of config keys and seeds. `expandSweep` turns it into named runs whose configs come
- * from `experimentConfig` (the budget applied leniently, the overrides strictly) and whose folders
- * are `runName(config)` under `runsDir(budget)` unless the spec says otherwise, so a sweep's run and
+ * from `experimentConfig` (the budget applied leniently, the overrides strictly), whose data is the
+ * budget's split of the given source (`budgetDataIdentity`, split seed 0 as `loadExperimentData`), and
+ * whose folders are `runName(config, data)` under `runsDir(budget)` unless the spec says otherwise, so a sweep's run and
  * the same run started from a notebook or `npm run pretrain` share one folder, one record and one
  * checkpoint: a finished run is never redone, and results merge by run record.
  */
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ablationBudget, Budget, BudgetName, BUDGETS, BUDGETS_NAMES, experimentConfig } from '../budget';
+import { ablationBudget, Budget, BudgetName, BUDGETS, BUDGETS_NAMES, budgetDataIdentity, experimentConfig } from '../budget';
 import { ConfigError, ConfigLayer, Method, METHODS, PretrainConfig } from '../config';
-import { configHash, runName, runsDir } from '../train/runName';
+import type { DataIdentity, SourceIdentity } from '../data/identity';
+import { configHash, runIdentity, runName, runsDir } from '../train/runName';
 
 /** Thrown for a spec that cannot expand; the message names the spec, the field or run, and what to do. */
 export class SweepError extends Error {
@@ -67,7 +69,8 @@ export interface SweepSpec {
   seeds?: number[];
   /**
    * The run folder under runsDir(budget), a template of {runName} {method} {variant} {seed} {hash}
-   * and {<grid key>}; it must contain {hash} or {runName}, so a changed config is a new folder.
+   * and {<grid key>}; it must contain {hash} or {runName} (both hash the config and the data), so a
+   * changed config or other data is a new folder.
    * Default "{runName}", as the notebooks and `npm run pretrain` name runs.
    */
   folder?: string;
@@ -95,6 +98,9 @@ export interface SweepRun {
   /** One line for tables: method, variant, grid values, seed. */
   label: string;
   config: PretrainConfig;
+  /** The data it trains on: the budget's split of the sweep's source. */
+  data: DataIdentity;
+  /** Hash of its identity (config without cadence, and data): `{hash}` in folder templates. */
   hash: string;
 }
 
@@ -104,6 +110,8 @@ export interface SweepPlan {
   budget: Budget;
   /** runsDir(budget): where the run folders are. */
   runsRoot: string;
+  /** The training data of every run (the budget's split of the source the sweep was expanded for). */
+  data: DataIdentity;
   /** runs/<budget>/sweeps/<name>/: the job script, logs and job ledger. */
   sweepDir: string;
   runs: SweepRun[];
@@ -188,7 +196,7 @@ function checkFolderTemplate(t: unknown, gridKeys: string[], fail: (m: string) =
   for (const m of s.matchAll(/\{([^}]*)\}/g)) {
     if (!FIXED_TOKENS.includes(m[1]) && !gridKeys.includes(m[1])) fail(`"folder": unknown placeholder {${m[1]}}; use ${FIXED_TOKENS.map((x) => `{${x}}`).join(' ')} or a grid key`);
   }
-  if (!s.includes('{hash}') && !s.includes('{runName}')) fail(`"folder" must contain {hash} or {runName}: without the config hash a changed config would reuse (and skip as finished) another config's run`);
+  if (!s.includes('{hash}') && !s.includes('{runName}')) fail(`"folder" must contain {hash} or {runName}: without the hash of config and data a changed config would reuse (and skip as finished) another config's run`);
   if (/[^A-Za-z0-9._=+{}\/-]/.test(s.replace(/\{[^}]*\}/g, ''))) fail(`"folder" may hold only letters, digits, . _ - + = and /, got "${s}"`);
 }
 
@@ -274,15 +282,17 @@ function folderPart(v: unknown): string {
 }
 
 /**
- * Every run of the spec, in order methods x variants x grid x seeds (that order is the Slurm array
- * index). Each config is `experimentConfig(method, budget, base + variant + grid point + seed)`; an
- * override a method does not read is an error naming the run. Two runs that resolve to the same
- * config and folder are one run (listed once, with a note); two configs in one folder are an error.
+ * Every run of the spec on data from `source` (the loaded data's `identity`, or CIFAR10_SOURCE for the
+ * real CIFAR-10), in order methods x variants x grid x seeds (that order is the Slurm array index).
+ * Each config is `experimentConfig(method, budget, base + variant + grid point + seed)`; an override a
+ * method does not read is an error naming the run. Two runs that resolve to the same config and
+ * folder are one run (listed once, with a note); two configs in one folder are an error.
  */
-export function expandSweep(specIn: SweepSpec | unknown): SweepPlan {
+export function expandSweep(specIn: SweepSpec | unknown, source: SourceIdentity): SweepPlan {
   const spec = parseSweepSpec(specIn, isObj(specIn) && typeof specIn.name === 'string' ? `sweep "${specIn.name}"` : 'sweep spec');
   const budget = sweepBudget(spec);
   const runsRoot = runsDir(budget);
+  const data = budgetDataIdentity(source, budget);
   const variants: SweepVariant[] = spec.variants ?? [{ label: 'base', overrides: {} }];
   const gridKeys = Object.keys(spec.grid ?? {});
   const points = product(gridKeys, spec.grid ?? {});
@@ -309,8 +319,8 @@ export function expandSweep(specIn: SweepSpec | unknown): SweepPlan {
             if (!(e instanceof ConfigError)) throw e;
             throw new SweepError(`sweep "${spec.name}", run ${where}: ${e.message}. Give a key only to the methods that read it (a variant's "methods", or a separate sweep).`);
           }
-          const hash = configHash(config);
-          const tokens: Record<string, string> = { runName: runName(config), method, variant: variant.label, seed: String(config.seed), hash };
+          const hash = configHash(runIdentity(config, data));
+          const tokens: Record<string, string> = { runName: runName(config, data), method, variant: variant.label, seed: String(config.seed), hash };
           for (const k of gridKeys) tokens[k] = folderPart(point[k]);
           const rel = template.replace(/\{([^}]*)\}/g, (_, t: string) => tokens[t]);
           const label = [method, variant.label !== 'base' ? variant.label : '', gridText, `s${config.seed}`].filter(Boolean).join(' ');
@@ -322,14 +332,14 @@ export function expandSweep(specIn: SweepSpec | unknown): SweepPlan {
             notes.push(`"${label}" resolves to the same config as "${prev.label}" (${rel}): one run`);
             continue;
           }
-          const run: SweepRun = { index: runs.length, rel, dir: path.join(runsRoot, rel), id: path.basename(rel), method, variant: variant.label, grid: { ...point }, seed: config.seed, label, config, hash };
+          const run: SweepRun = { index: runs.length, rel, dir: path.join(runsRoot, rel), id: path.basename(rel), method, variant: variant.label, grid: { ...point }, seed: config.seed, label, config, data, hash };
           byFolder.set(rel, run);
           runs.push(run);
         }
       }
     }
   }
-  return { spec, budget, runsRoot, sweepDir: path.join(runsRoot, 'sweeps', spec.name), runs, notes };
+  return { spec, budget, runsRoot, data, sweepDir: path.join(runsRoot, 'sweeps', spec.name), runs, notes };
 }
 
 /** Finds a run of the plan by its folder (relative, as in job scripts, or absolute). */

@@ -4,16 +4,24 @@
  */
 import { parseArgs } from 'util';
 import * as fs from 'fs';
-import * as path from 'path';
-import { ConfigError, ConfigLayer, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config';
-import { runName, runsDir } from './runName';
+import { ConfigError, ConfigLayer, CONFIG_DEFAULTS, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config';
+import { Budget, BudgetName, BUDGETS, BUDGETS_NAMES } from '../budget';
+import type { DataIdentity } from '../data/identity';
+import { runDirFor } from './runName';
 
 export const BACKBONE_NAMES = ['resnet18', 'resnet50', 'vit-tiny4', 'vit-tiny4-seed'] as const;
 
+/** The ResNet width when --width is not given: the config's default (one default per knob). */
+function defaultWidth(): number {
+  const b = CONFIG_DEFAULTS.backbone;
+  if (b.kind !== 'resnet') throw new ConfigError('give --width: the default backbone is not a ResNet');
+  return b.width;
+}
+
 export function parseBackboneName(name: string, width?: number): BackboneConfig {
   switch (name) {
-    case 'resnet18': return { kind: 'resnet', depth: 18, width: width ?? 64 };
-    case 'resnet50': return { kind: 'resnet', depth: 50, width: width ?? 64 };
+    case 'resnet18': return { kind: 'resnet', depth: 18, width: width ?? defaultWidth() };
+    case 'resnet50': return { kind: 'resnet', depth: 50, width: width ?? defaultWidth() };
     case 'vit-tiny4': return { kind: 'vit', preset: 'tiny4' };
     case 'vit-tiny4-seed': return { kind: 'vit', preset: 'tiny4-seed' };
     default: throw new ConfigError(`--backbone "${name}" is not one of ${BACKBONE_NAMES.join(', ')}`);
@@ -22,29 +30,46 @@ export function parseBackboneName(name: string, width?: number): BackboneConfig 
 
 export interface CliOptions {
   config: PretrainConfig;
-  runDir: string;
+  /** --run-dir; without it the folder is named from the config and the data (`cliRunDir`), once the data is loaded. */
+  runDir?: string;
   resume: boolean;
   /** Images per class in the class-balanced training subset (0 = all). */
   perClass: number;
   /** Run kNN on a held-out validation split every N epochs (0 = never). */
   knnEvery: number;
+  /** --budget: the record's label and the runs folder; its validation split (cpu's for a label that names no budget). */
   budget: string;
   help: boolean;
+}
+
+/** The budget of a CLI run: --budget's (cpu's when it names none), with the --per-class subset and the --knn-every interval. */
+export function cliBudget(o: CliOptions): Budget {
+  const base = (BUDGETS_NAMES as readonly string[]).includes(o.budget) ? BUDGETS[o.budget as BudgetName] : BUDGETS.cpu;
+  return { ...base, trainPerClass: o.perClass, knnEvery: o.knnEvery > 0 ? o.knnEvery : Number.MAX_SAFE_INTEGER };
+}
+
+/**
+ * The run's folder: --run-dir, else runs/<--budget>/<run name>, named from the config and the data
+ * (lib/train/runName.ts) as the notebooks name runs: another --per-class is another folder.
+ */
+export function cliRunDir(o: CliOptions, data: DataIdentity): string {
+  return o.runDir ?? runDirFor(o.config, o.budget, data);
 }
 
 export const CLI_HELP = `Usage: npm run pretrain -- --method barlow|dino|dino-twins [options]
 
   --method       barlow | dino | dino-twins                    (required)
   --backbone     ${BACKBONE_NAMES.join(' | ')}  (default resnet18)
-  --width        ResNet width (64 = standard; 16 or 32 for CPU runs)
+  --width        ResNet width (default ${defaultWidth()}, the config's; 64 is the standard ResNet)
   --epochs N     --batch N     --lr X     --seed N
   --optimizer    adam | adamw | sgd | lars
-  --local-crops  number of local views for DINO / DINO-Twins (default 4)
+  --local-crops  number of local views for DINO / DINO-Twins (default ${CONFIG_DEFAULTS.augment.nLocal})
   --per-class N  class-balanced training subset, N images per class (default 0 = all 50,000 minus validation)
   --knn-every N  kNN accuracy on the validation split every N epochs (default 1)
   --config FILE  JSON with any PretrainConfig fields (command-line options win)
-  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>-<config hash>,
-                 named as the notebooks name runs: a changed option is a new folder, the same options resume)
+  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>-<hash>, the hash
+                 of the config and the data, named as the notebooks name runs: a changed option or subset is a new
+                 folder, the same options resume; a folder of another run is refused, naming what differs)
   --no-resume    start over even if DIR has a checkpoint
   --budget NAME  label for the run record (default custom)
 
@@ -101,7 +126,7 @@ export function parseCli(argv: string[]): CliOptions {
   const knnEvery = num('knn-every', v['knn-every']) ?? 1;
   return {
     config,
-    runDir: v['run-dir'] ?? path.join(runsDir(v.budget ?? 'custom'), runName(config)),
+    runDir: v['run-dir'],
     resume: !v['no-resume'],
     perClass,
     knnEvery,

@@ -6,6 +6,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { BackendReport } from '../backend';
+import type { DataIdentity } from '../data/identity';
 import { writeJsonAtomic } from '../util/atomic';
 
 export interface EpochMetrics {
@@ -33,7 +34,14 @@ export interface RunRecord {
   backend: Pick<BackendReport, 'chosen' | 'tfBackend' | 'line' | 'details'> | null;
   git: { commit: string | null; dirty: boolean | null };
   seed: number;
+  /** The data as described for people (source line, subset sizes, split). */
   data: Record<string, unknown>;
+  /**
+   * What the run trained on (lib/data/identity.ts): with `config`, the run's identity, which resuming
+   * or reloading the folder checks. Absent from records written before runs recorded it (those cannot
+   * be resumed, but read as before) and from baselines.
+   */
+  dataIdentity?: DataIdentity;
   startedAt: string;
   updatedAt: string;
   /** Wall-clock seconds of training so far (summed over resumes). */

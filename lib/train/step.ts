@@ -6,8 +6,7 @@
  * owns: read them back lazily, since a read forces a device sync. Nothing else outlives the step.
  */
 import * as tf from '@tensorflow/tfjs';
-import { SslModel } from '../methods/model';
-import { METHOD_STEPS } from '../methods/index';
+import { SslModel } from '../methods/method';
 import { StepSchedule } from '../schedules';
 import { Optimizer } from './optimizers';
 
@@ -24,7 +23,7 @@ export type TrainStep = (views: tf.Tensor4D[], s: StepSchedule) => StepOutputs;
 
 /** The step function of `model` with optimizer `opt`. `views` stay the caller's (not disposed). */
 export function makeTrainStep(model: SslModel, opt: Optimizer): TrainStep {
-  const method = METHOD_STEPS[model.cfg.method];
+  const method = model.step;
   const byVarName = new Map<string, string>();
   const trainable = model.student.trainableNames().map((name) => {
     const v = model.student.get(name);
@@ -32,17 +31,17 @@ export function makeTrainStep(model: SslModel, opt: Optimizer): TrainStep {
     return v;
   });
   return (views, s) => {
-    const teacherOut = method.teacherOutputs?.(model, views, s);
+    const teacherOut = method.teacherOutputs?.(views, s);
     let parts: Record<string, tf.Scalar> = {};
     const { value, grads } = tf.variableGrads(() => {
-      const r = method.loss(model, views, teacherOut, s);
+      const r = method.loss(views, teacherOut, s);
       parts = Object.fromEntries(Object.entries(r.parts).map(([k, t]) => [k, tf.keep(t)]));
       return r.total;
     }, trainable);
     const named = new Map<string, tf.Tensor>();
     for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
-    const gradNorm = opt.apply(model.student, named, s.lr, { weightDecay: s.weightDecay, frozen: method.frozen?.(model, s) });
-    method.afterStep?.(model, teacherOut, s);
+    const gradNorm = opt.apply(model.student, named, s.lr, { weightDecay: s.weightDecay, frozen: method.frozen?.(s) });
+    method.afterStep?.(teacherOut, s);
     tf.dispose(Object.values(grads));
     teacherOut?.dispose();
     // A method may log its total as a part too (the same tensor): give each entry its own handle.

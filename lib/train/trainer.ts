@@ -2,6 +2,10 @@
  * The pretraining loop, readable top to bottom:
  *   schedule -> batch -> augment -> teacher forward -> student loss + gradients -> optimizer step
  *   -> EMA teacher / center -> log (read back every logEvery steps) -> checkpoint -> epoch hooks.
+ * In three phases: `planRun` (check the data, count the steps, name the files and the run's
+ * identity), `openRun` (build the model; start a new record, or resume from the checkpoint of the
+ * same run: a record or checkpoint of another run is an error naming the differences), and
+ * `TrainingLoop` (the steps, the read-backs, checkpoints and epoch ends, then finish or fail).
  *
  * Every random draw is a pure function of (seed, epoch or step), so a run resumed from a
  * checkpoint reproduces an uninterrupted run exactly (bit for bit on the cpu backend).
@@ -14,23 +18,29 @@ import * as tf from '@tensorflow/tfjs';
 import { PretrainConfig, ConfigError } from '../config';
 import { Optimizer } from './optimizers';
 import { stepSchedule, StepSchedule } from '../schedules';
-import { makeTrainStep } from './step';
+import { makeTrainStep, TrainStep } from './step';
 import { saveCheckpoint, loadCheckpoint, CheckpointError, StoredTensor } from './checkpoint';
 import { RunRecord, EpochMetrics, gitInfo, writeRunRecord, readRunRecord } from './runRecord';
 import { InterruptedError, InterruptScope, openInterruptScope } from './interrupt';
 import { acquireRunLock, RunLock } from './runLock';
-import { noteRun } from './lastRun';
+import { assertSameRun, runIdentity, RunIdentity } from './runName';
 import { DeviceError, deviceErrorMessage, takeDeviceErrors } from '../deviceErrors';
 import { buildSslModel, SslModel } from '../methods/index';
 import { deriveSeed, Rng } from '../rng';
 import { BackendReport, currentBackend } from '../backend';
-import { makeTrainingViews } from './views';
+import { makeViews } from '../augment/views';
+import { DataIdentity, dataIdentityOf, memoryIdentity } from '../data/identity';
 import { backendCapabilities } from '../kernels/capabilities';
 
 /** Training images: uint8 NHWC [n, 32, 32, 3] (labels are never used by pretraining). */
 export interface PretrainData {
   images: Uint8Array;
   n: number;
+  /**
+   * What the images are (lib/data/identity.ts): with the config, the run's identity. Default: the
+   * identity of the images as given (`memoryIdentity`, a digest of their bytes).
+   */
+  identity?: DataIdentity;
 }
 
 export interface StepInfo {
@@ -92,6 +102,8 @@ export class NonFiniteLossError extends Error {
 export interface CheckpointMeta {
   step: number;
   config: PretrainConfig;
+  /** The run's data identity (absent from checkpoints written before runs recorded it). */
+  data?: DataIdentity;
   rng: { seed: number; step: number };
   epochSums: Record<string, number>;
   epochCount: number;
@@ -123,12 +135,10 @@ async function writeCheckpoint(file: string, m: SslModel, opt: Optimizer, meta: 
   saveCheckpoint(file, { meta: { ...meta, optimizerStep: os.step }, groups });
 }
 
-/** Loads student, teacher and center from a checkpoint into `m` (config must match). Returns the metadata. */
-export function restoreModel(file: string, m: SslModel): { meta: CheckpointMeta; groups: Record<string, Map<string, StoredTensor>> } {
+/** Loads student, teacher and center from a checkpoint of the run `identity` into `m`. Returns the metadata. */
+function restoreModel(file: string, m: SslModel, identity: RunIdentity): { meta: CheckpointMeta; groups: Record<string, Map<string, StoredTensor>> } {
   const { meta, groups } = loadCheckpoint<CheckpointMeta>(file);
-  if (JSON.stringify(meta.config) !== JSON.stringify(m.cfg)) {
-    throw new CheckpointError(`${file} was written with a different config; resume with the same config, or start a new run folder`);
-  }
+  assertSameRun(`the checkpoint ${file}`, { config: meta.config, data: meta.data }, identity);
   const asSnap = (g: Map<string, StoredTensor> | undefined, label: string) => {
     if (!g) throw new CheckpointError(`${file} has no ${label} tensors`);
     return [...g].map(([name, s]) => ({ name, shape: s.shape, values: s.values, kind: 'weight' as const, trainable: true }));
@@ -147,22 +157,16 @@ export function restoreModel(file: string, m: SslModel): { meta: CheckpointMeta;
   return { meta, groups };
 }
 
-/** Rebuilds the model of a finished (or stopped) pretraining run from its checkpoint. Caller disposes. */
-export function loadRunModel(config: PretrainConfig, checkpointFile: string): SslModel {
+/** Rebuilds the model of a pretraining run of `config` on `data` from its checkpoint (another run's is an error). Caller disposes. */
+export function loadRunModel(config: PretrainConfig, data: DataIdentity, checkpointFile: string): SslModel {
   const m = buildSslModel(config);
   try {
-    restoreModel(checkpointFile, m);
+    restoreModel(checkpointFile, m, runIdentity(config, data));
     return m;
   } catch (e) {
     m.dispose();
     throw e;
   }
-}
-
-function restoreCheckpoint(file: string, m: SslModel, opt: Optimizer): CheckpointMeta {
-  const { meta, groups } = restoreModel(file, m);
-  opt.setState(meta.optimizerStep, groups.optimizer ?? new Map());
-  return meta;
 }
 
 /**
@@ -183,6 +187,44 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
 }
 
 async function pretrainLocked(opts: PretrainOptions, stop: InterruptScope): Promise<PretrainResult> {
+  const plan = planRun(opts);
+  const state = openRun(plan, opts);
+  const loop = new TrainingLoop(plan, state, opts, stop);
+  try {
+    await loop.finishInterruptedEpochEnd();
+    for (let step = state.startStep; step < plan.stopAt; step++) {
+      if (await stop.poll()) await loop.stopHere(step);
+      await loop.trainStep(step);
+    }
+    return await loop.finish();
+  } catch (e) {
+    loop.fail(e as Error);
+    throw e;
+  } finally {
+    // A backend that caches freed device memory (WebGPU keeps every buffer for reuse at its exact
+    // size, forever) gives the run's activations back, so a later run of another model (or a
+    // linear probe) does not stack its cache on this one.
+    backendCapabilities().releaseCachedMemory();
+  }
+}
+
+/** What a run will do, settled before anything is built. */
+interface RunPlan {
+  cfg: PretrainConfig;
+  images: Uint8Array;
+  n: number;
+  /** The run's identity: its config (without cadence) and data. */
+  identity: RunIdentity;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** The step this call stops before: totalSteps, or stopAfterSteps. */
+  stopAt: number;
+  ckptFile: string;
+  recordFile: string;
+}
+
+/** Phase 1: the data checked against the config, the step counts, the files and the identity. */
+function planRun(opts: PretrainOptions): RunPlan {
   const cfg = opts.config;
   const { images, n } = opts.data;
   if (images.length !== n * 32 * 32 * 3) throw new ConfigError(`data: expected ${n} images of 32x32x3 uint8 (${n * 3072} bytes), got ${images.length} bytes`);
@@ -190,208 +232,273 @@ async function pretrainLocked(opts: PretrainOptions, stop: InterruptScope): Prom
   if (stepsPerEpoch < 1) throw new ConfigError(`batchSize ${cfg.batchSize} is larger than the data set (${n} images)`);
   const totalSteps = cfg.epochs * stepsPerEpoch;
   fs.mkdirSync(opts.runDir, { recursive: true });
-  const ckptFile = path.join(opts.runDir, CKPT);
-  const recordFile = path.join(opts.runDir, 'record.json');
+  return {
+    cfg, images, n, identity: runIdentity(cfg, opts.data.identity ?? memoryIdentity(images)), stepsPerEpoch, totalSteps,
+    stopAt: Math.min(totalSteps, opts.stopAfterSteps ?? totalSteps),
+    ckptFile: path.join(opts.runDir, CKPT), recordFile: path.join(opts.runDir, 'record.json'),
+  };
+}
 
-  const model = buildSslModel(cfg);
+/** The model, optimizer and record of a run, and where it stands. */
+interface RunState {
+  model: SslModel;
+  opt: Optimizer;
+  record: RunRecord;
+  startStep: number;
+  /** Sums of the logged values over the current epoch, and how many steps they cover. */
+  epochSums: Record<string, number>;
+  epochCount: number;
+  epochSeconds: number;
+  /** Epoch whose end-of-epoch hooks an interrupt cut short: they run again first. */
+  epochEndPending?: number;
+}
+
+/**
+ * Phase 2: the model and optimizer, and the record: a new one, or the folder's own when this is
+ * the same run (a checkpoint to resume from, or a finished run to reload). A folder whose record
+ * or checkpoint is of another run is an error naming each differing field.
+ */
+function openRun(plan: RunPlan, opts: PretrainOptions): RunState {
+  const model = buildSslModel(plan.cfg);
   takeDeviceErrors(); // GPU errors from earlier work belong to it, not to this run
-  const opt = new Optimizer(cfg.optimizer);
-  const trainStep = makeTrainStep(model, opt);
-  let startStep = 0;
-  let epochSums: Record<string, number> = {};
-  let epochCount = 0;
-  let epochSeconds = 0;
-  let priorSeconds = 0;
-  let epochEndPending: number | undefined;
-  const backend = opts.backend ?? currentBackend() ?? null;
-  let record: RunRecord;
+  const opt = new Optimizer(plan.cfg.optimizer);
   try {
-    if (opts.resume !== false && fs.existsSync(ckptFile)) {
-      const meta = restoreCheckpoint(ckptFile, model, opt);
-      startStep = meta.step;
-      epochSums = meta.epochSums;
-      epochCount = meta.epochCount;
-      epochSeconds = meta.epochSeconds;
-      priorSeconds = meta.recordSeconds;
-      epochEndPending = meta.epochEndPending;
-      record = readRunRecord(recordFile);
-      record.epochs = record.epochs.filter((e) => (e.epoch + 1) * stepsPerEpoch <= startStep);
-      record.steps = record.steps.filter((s) => s.step < startStep);
-      if (record.status === 'done' && startStep >= totalSteps) {
-        console.log(`loaded finished run ${record.id}: ${totalSteps} steps, ${(record.seconds / 60).toFixed(1)} min`);
-      } else {
-        record.resumedFrom.push(startStep);
-        console.log(`resuming run ${record.id} from step ${startStep} of ${totalSteps}${record.status === 'interrupted' ? ' (where it was interrupted)' : ''}`);
-      }
-      record.status = 'running';
-      delete record.message;
-    } else {
-      record = {
-        format: 'dinotwins-run/1', id: path.basename(opts.runDir), kind: 'pretrain', status: 'running', method: cfg.method,
-        budget: opts.budget ?? 'custom', config: cfg as unknown as Record<string, unknown>,
-        backend: backend && { chosen: backend.chosen, tfBackend: backend.tfBackend, line: backend.line, details: backend.details },
-        git: gitInfo(), seed: cfg.seed, data: { n, ...opts.dataInfo }, startedAt: new Date().toISOString(), updatedAt: '',
-        seconds: 0, step: 0, totalSteps, epochs: [], steps: [], results: {}, checkpoint: null, resumedFrom: [],
-      };
-    }
+    const resume = opts.resume !== false;
+    const old = resume && fs.existsSync(plan.recordFile) ? readRunRecord(plan.recordFile) : null;
+    if (old) assertSameRun(`the run folder ${opts.runDir} (its record.json)`, { config: old.config, data: old.dataIdentity }, plan.identity);
+    const state = resume && fs.existsSync(plan.ckptFile)
+      ? resumedRun(plan, model, opt, () => old ?? readRunRecord(plan.recordFile))
+      : { model, opt, record: newRecord(plan, opts), startStep: 0, epochSums: {}, epochCount: 0, epochSeconds: 0 };
+    writeRunRecord(plan.recordFile, state.record);
+    return state;
   } catch (e) {
     model.dispose();
     opt.dispose();
     throw e;
   }
-  record.seconds = priorSeconds;
-  writeRunRecord(recordFile, record);
-  noteRun({ record, model: null });
+}
 
-  const batch = new Uint8Array(cfg.batchSize * 3072);
-  let perm: Int32Array | undefined;
-  let pending: Array<{ step: number; s: StepSchedule; tensors: Record<string, tf.Scalar> }> = [];
-  let lastGood = startStep;
-  let t0 = Date.now();
-  let stepsSinceT0 = 0;
-  const stopAt = Math.min(totalSteps, opts.stopAfterSteps ?? totalSteps);
+function newRecord(plan: RunPlan, opts: PretrainOptions): RunRecord {
+  const backend = opts.backend ?? currentBackend() ?? null;
+  return {
+    format: 'dinotwins-run/1', id: path.basename(opts.runDir), kind: 'pretrain', status: 'running', method: plan.cfg.method,
+    budget: opts.budget ?? 'custom', config: plan.cfg as unknown as Record<string, unknown>,
+    backend: backend && { chosen: backend.chosen, tfBackend: backend.tfBackend, line: backend.line, details: backend.details },
+    git: gitInfo(), seed: plan.cfg.seed, data: { n: plan.n, ...opts.dataInfo }, dataIdentity: dataIdentityOf(plan.identity.data),
+    startedAt: new Date().toISOString(), updatedAt: '', seconds: 0, step: 0, totalSteps: plan.totalSteps,
+    epochs: [], steps: [], results: {}, checkpoint: null, resumedFrom: [],
+  };
+}
 
-  const disposeItems = (items: typeof pending): void => {
-    for (const it of items) for (const t of Object.values(it.tensors)) if (!t.isDisposed) t.dispose();
-  };
-  /** Throws a DeviceError if the GPU reported errors (dropped work) since the last check. */
-  const checkDevice = (items: typeof pending): void => {
-    const errs = takeDeviceErrors();
-    if (errs.length === 0) return;
-    disposeItems(items);
-    throw new DeviceError(`${deviceErrorMessage(errs)} The last good checkpoint (step ${lastGood}) is kept in ${ckptFile}.`);
-  };
-  /** Reads back pending scalars, checks them, logs them. */
-  const flush = async (): Promise<void> => {
-    const items = pending;
-    pending = [];
-    for (const it of items) {
-      const values: Record<string, number> = {};
-      for (const [k, t] of Object.entries(it.tensors)) {
-        values[k] = (await t.data())[0];
-        t.dispose();
-      }
-      checkDevice(items);
-      const bad = Object.entries(values).filter(([k, v]) => (k === 'loss' || k === 'gradNorm') && !Number.isFinite(v));
-      if (bad.length > 0) {
-        disposeItems(items);
-        throw new NonFiniteLossError(`non-finite ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} at step ${it.step} (epoch ${it.s.epoch}, lr ${it.s.lr.toExponential(2)}); ` +
-          `the last good checkpoint (step ${lastGood}) is kept in ${ckptFile}. Lower the learning rate or the teacher temperature, or enable gradient clipping.`);
-      }
-      for (const [k, v] of Object.entries(values)) epochSums[k] = (epochSums[k] ?? 0) + v;
-      epochCount += 1;
-      if (it.step % cfg.logEvery === 0 || it === items[items.length - 1]) {
-        record.steps.push({ step: it.step, lr: it.s.lr, ...values });
-        const now = Date.now();
-        const sps = stepsSinceT0 > 0 ? (stepsSinceT0 * 1000) / Math.max(1, now - t0) : 0;
-        await opts.callbacks?.onStep?.({ step: it.step, totalSteps, epoch: it.s.epoch, values, schedule: it.s, stepsPerSecond: sps });
-      }
+/** The same run, from its checkpoint (checked first): weights, optimizer, epoch sums, and its record cut back to the checkpoint's step. */
+function resumedRun(plan: RunPlan, model: SslModel, opt: Optimizer, readRecord: () => RunRecord): RunState {
+  const { meta, groups } = restoreModel(plan.ckptFile, model, plan.identity);
+  opt.setState(meta.optimizerStep, groups.optimizer ?? new Map());
+  const record = readRecord();
+  const startStep = meta.step;
+  record.epochs = record.epochs.filter((e) => (e.epoch + 1) * plan.stepsPerEpoch <= startStep);
+  record.steps = record.steps.filter((s) => s.step < startStep);
+  // Finished or not by the record's own plan (the same run plans the same steps).
+  if (record.status === 'done' && startStep >= record.totalSteps) {
+    console.log(`loaded finished run ${record.id}: ${record.totalSteps} steps, ${(record.seconds / 60).toFixed(1)} min`);
+  } else {
+    record.resumedFrom.push(startStep);
+    console.log(`resuming run ${record.id} from step ${startStep} of ${record.totalSteps}${record.status === 'interrupted' ? ' (where it was interrupted)' : ''}`);
+  }
+  record.status = 'running';
+  delete record.message;
+  // The same run; the cadence knobs (log and checkpoint intervals) may be new.
+  record.config = plan.cfg as unknown as Record<string, unknown>;
+  record.seconds = meta.recordSeconds;
+  return { model, opt, record, startStep, epochSums: meta.epochSums, epochCount: meta.epochCount, epochSeconds: meta.epochSeconds, epochEndPending: meta.epochEndPending };
+}
+
+/** Scalars of a step not read back yet (a read forces a device sync). */
+interface PendingStep {
+  step: number;
+  s: StepSchedule;
+  tensors: Record<string, tf.Scalar>;
+}
+
+/** Phase 3: the steps of a run, their read-backs, checkpoints and epoch ends, then finish or fail. */
+class TrainingLoop {
+  private readonly step: TrainStep;
+  private readonly batch: Uint8Array;
+  private perm: Int32Array | undefined;
+  private pending: PendingStep[] = [];
+  private lastGood: number;
+  private t0 = Date.now();
+  private stepsSinceT0 = 0;
+
+  constructor(private readonly plan: RunPlan, private readonly st: RunState, private readonly opts: PretrainOptions, private readonly stop: InterruptScope) {
+    this.step = makeTrainStep(st.model, st.opt);
+    this.batch = new Uint8Array(plan.cfg.batchSize * 3072);
+    this.lastGood = st.startStep;
+  }
+
+  /** The end-of-epoch hooks (kNN monitor) an interrupt cut short, run again before the next step. */
+  async finishInterruptedEpochEnd(): Promise<void> {
+    const pendingEpoch = this.st.epochEndPending;
+    if (pendingEpoch === undefined) return;
+    const metrics = this.st.record.epochs.find((e) => e.epoch === pendingEpoch);
+    if (metrics && !(await this.epochHooks(metrics))) await this.stopHere(this.st.startStep, pendingEpoch);
+    await this.checkpoint(this.st.startStep);
+  }
+
+  /** One step: schedule, batch, views, the method's step; then the read-back, epoch end and checkpoint it is due. */
+  async trainStep(step: number): Promise<void> {
+    const { cfg, stepsPerEpoch, images, n } = this.plan;
+    const st = this.st;
+    const tStep = Date.now();
+    const s = stepSchedule(cfg, step, stepsPerEpoch);
+    const inEpoch = step % stepsPerEpoch;
+    if (!this.perm || inEpoch === 0 || step === st.startStep) this.perm = new Rng(deriveSeed(cfg.seed, 7, s.epoch)).permutation(n);
+    for (let i = 0; i < cfg.batchSize; i++) {
+      const src = this.perm[inEpoch * cfg.batchSize + i] * 3072;
+      this.batch.set(images.subarray(src, src + 3072), i * 3072);
     }
-  };
+    const views = makeViews(this.batch, st.model.views, deriveSeed(cfg.seed, 11, step));
+    const { loss, gradNorm, parts } = this.step(views, s);
+    tf.dispose(views);
+    this.pending.push({ step, s, tensors: { loss, gradNorm, ...parts } });
+    this.stepsSinceT0 += 1;
+    st.epochSeconds += (Date.now() - tStep) / 1000;
+    st.record.seconds += (Date.now() - tStep) / 1000;
 
-  const checkpoint = async (step: number, pendingEpoch?: number): Promise<void> => {
-    await flush();
-    // GPU error events can arrive just after the read-back: give them a turn before writing.
-    await new Promise((r) => setImmediate(r));
-    checkDevice([]);
-    const meta: CheckpointMeta = { step, config: cfg, rng: { seed: cfg.seed, step }, epochSums, epochCount, epochSeconds, optimizerStep: 0, recordSeconds: record.seconds };
-    if (pendingEpoch !== undefined) meta.epochEndPending = pendingEpoch;
-    await writeCheckpoint(ckptFile, model, opt, meta);
-    lastGood = step;
-    record.checkpoint = ckptFile;
-    record.step = step;
+    const done = step + 1;
+    if (done % cfg.logEvery === 0) await this.flush();
+    if (done % stepsPerEpoch === 0) await this.endEpoch(done, s);
+    else if (done % cfg.checkpointEvery === 0) await this.checkpoint(done);
+  }
+
+  /** The epoch's means into the record, the epoch hooks (kNN monitor), then a checkpoint. */
+  private async endEpoch(done: number, s: StepSchedule): Promise<void> {
+    const st = this.st;
+    await this.flush();
+    const means = Object.fromEntries(Object.entries(st.epochSums).map(([k, v]) => [k, v / Math.max(1, st.epochCount)]));
+    const metrics: EpochMetrics = { epoch: s.epoch, means, extra: {}, seconds: st.epochSeconds, lr: s.lr };
+    st.record.epochs.push(metrics);
+    st.epochSums = {};
+    st.epochCount = 0;
+    st.epochSeconds = 0;
+    const hooksDone = await this.epochHooks(metrics);
+    this.t0 = Date.now();
+    this.stepsSinceT0 = 0;
+    if (!hooksDone) await this.stopHere(done, s.epoch);
+    await this.checkpoint(done);
+  }
+
+  /**
+   * The last read-back, then the record says done (or stopped, with stopAfterSteps), judged by the
+   * record's own plan: a finished run reloaded stays finished. The caller owns the model.
+   */
+  async finish(): Promise<PretrainResult> {
+    const { record, startStep } = this.st;
+    const { stopAt, recordFile } = this.plan;
+    await this.flush();
+    record.step = Math.max(stopAt, startStep);
+    record.status = record.step >= record.totalSteps ? 'done' : 'stopped';
+    if (record.status === 'stopped') record.message = `stopped after step ${record.step} of ${record.totalSteps} (stopAfterSteps); resume to continue`;
     writeRunRecord(recordFile, record);
-  };
+    this.st.opt.dispose();
+    return { record, model: this.st.model, recordFile };
+  }
 
-  /** Interrupted at a step boundary: checkpoint, mark the record, then throw (the catch below frees the model). */
-  const stopHere = async (step: number, pendingEpoch?: number): Promise<never> => {
-    await checkpoint(step, pendingEpoch);
+  /** The run failed (or was interrupted, which stopHere recorded): free everything, and say so in the record. */
+  fail(e: Error): void {
+    const { record, model, opt } = this.st;
+    this.disposePending(this.pending);
+    if (!(e instanceof InterruptedError && record.status === 'interrupted')) {
+      record.status = 'failed';
+      record.message = e.message;
+      writeRunRecord(this.plan.recordFile, record);
+    }
+    model.dispose();
+    opt.dispose();
+  }
+
+  /** Interrupted at a step boundary: checkpoint, mark the record, then throw (fail() frees the model). */
+  async stopHere(step: number, pendingEpoch?: number): Promise<never> {
+    const { record } = this.st;
+    const { totalSteps, recordFile } = this.plan;
+    await this.checkpoint(step, pendingEpoch);
     const during = pendingEpoch !== undefined ? ` (in the evaluation after epoch ${pendingEpoch + 1}, which runs again on resume)` : '';
     record.status = 'interrupted';
     record.message = `interrupted at step ${step} of ${totalSteps}${during}; re-run to resume`;
     writeRunRecord(recordFile, record);
     throw new InterruptedError(`run ${record.id} was interrupted at step ${step} of ${totalSteps}${during}; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.`);
-  };
+  }
+
   /** End-of-epoch hooks (kNN monitor); false when an interrupt stopped them (feature extraction checks it). */
-  const epochHooks = async (metrics: EpochMetrics): Promise<boolean> => {
+  private async epochHooks(metrics: EpochMetrics): Promise<boolean> {
+    const { model, record } = this.st;
     try {
-      const extra = await opts.callbacks?.onEpochEnd?.({ epoch: metrics.epoch, totalEpochs: cfg.epochs, metrics, model, record });
+      const extra = await this.opts.callbacks?.onEpochEnd?.({ epoch: metrics.epoch, totalEpochs: this.plan.cfg.epochs, metrics, model, record });
       if (extra) Object.assign(metrics.extra, extra);
       return true;
     } catch (e) {
       if (e instanceof InterruptedError) return false;
       throw e;
     }
-  };
+  }
 
-  try {
-    if (epochEndPending !== undefined) {
-      const metrics = record.epochs.find((e) => e.epoch === epochEndPending);
-      if (metrics && !(await epochHooks(metrics))) await stopHere(startStep, epochEndPending);
-      await checkpoint(startStep);
-    }
-    for (let step = startStep; step < stopAt; step++) {
-      if (await stop.poll()) await stopHere(step);
-      const tStep = Date.now();
-      const s = stepSchedule(cfg, step, stepsPerEpoch);
-      const inEpoch = step % stepsPerEpoch;
-      if (!perm || inEpoch === 0 || step === startStep) perm = new Rng(deriveSeed(cfg.seed, 7, s.epoch)).permutation(n);
-      for (let i = 0; i < cfg.batchSize; i++) {
-        const src = perm[inEpoch * cfg.batchSize + i] * 3072;
-        batch.set(images.subarray(src, src + 3072), i * 3072);
-      }
-      const views = makeTrainingViews(cfg, batch, cfg.batchSize, deriveSeed(cfg.seed, 11, step));
-      const { loss, gradNorm, parts } = trainStep(views, s);
-      tf.dispose(views);
-      pending.push({ step, s, tensors: { loss, gradNorm, ...parts } });
-      stepsSinceT0 += 1;
-      epochSeconds += (Date.now() - tStep) / 1000;
-      record.seconds += (Date.now() - tStep) / 1000;
+  /** The read-back, then the weights, optimizer state and epoch sums at `step`, and the record pointing at them. */
+  private async checkpoint(step: number, pendingEpoch?: number): Promise<void> {
+    const st = this.st;
+    await this.flush();
+    // GPU error events can arrive just after the read-back: give them a turn before writing.
+    await new Promise((r) => setImmediate(r));
+    this.checkDevice([]);
+    const cfg = this.plan.cfg;
+    const meta: CheckpointMeta = {
+      step, config: cfg, data: this.plan.identity.data, rng: { seed: cfg.seed, step }, epochSums: st.epochSums, epochCount: st.epochCount,
+      epochSeconds: st.epochSeconds, optimizerStep: 0, recordSeconds: st.record.seconds,
+    };
+    if (pendingEpoch !== undefined) meta.epochEndPending = pendingEpoch;
+    await writeCheckpoint(this.plan.ckptFile, st.model, st.opt, meta);
+    this.lastGood = step;
+    st.record.checkpoint = this.plan.ckptFile;
+    st.record.step = step;
+    writeRunRecord(this.plan.recordFile, st.record);
+  }
 
-      const done = step + 1;
-      const endOfEpoch = done % stepsPerEpoch === 0;
-      if (done % cfg.logEvery === 0) await flush();
-      if (endOfEpoch) {
-        await flush();
-        const epoch = s.epoch;
-        const means = Object.fromEntries(Object.entries(epochSums).map(([k, v]) => [k, v / Math.max(1, epochCount)]));
-        const metrics: EpochMetrics = { epoch, means, extra: {}, seconds: epochSeconds, lr: s.lr };
-        record.epochs.push(metrics);
-        epochSums = {};
-        epochCount = 0;
-        epochSeconds = 0;
-        const hooksDone = await epochHooks(metrics);
-        t0 = Date.now();
-        stepsSinceT0 = 0;
-        if (!hooksDone) await stopHere(done, epoch);
-        await checkpoint(done);
-      } else if (done % cfg.checkpointEvery === 0) {
-        await checkpoint(done);
+  /** Reads back the pending scalars, checks them, adds them to the epoch sums and logs every logEvery-th. */
+  private async flush(): Promise<void> {
+    const st = this.st;
+    const items = this.pending;
+    this.pending = [];
+    for (const it of items) {
+      const values: Record<string, number> = {};
+      for (const [k, t] of Object.entries(it.tensors)) {
+        values[k] = (await t.data())[0];
+        t.dispose();
+      }
+      this.checkDevice(items);
+      const bad = Object.entries(values).filter(([k, v]) => (k === 'loss' || k === 'gradNorm') && !Number.isFinite(v));
+      if (bad.length > 0) {
+        this.disposePending(items);
+        throw new NonFiniteLossError(`non-finite ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} at step ${it.step} (epoch ${it.s.epoch}, lr ${it.s.lr.toExponential(2)}); ` +
+          `the last good checkpoint (step ${this.lastGood}) is kept in ${this.plan.ckptFile}. Lower the learning rate or the teacher temperature, or enable gradient clipping.`);
+      }
+      for (const [k, v] of Object.entries(values)) st.epochSums[k] = (st.epochSums[k] ?? 0) + v;
+      st.epochCount += 1;
+      if (it.step % this.plan.cfg.logEvery === 0 || it === items[items.length - 1]) {
+        st.record.steps.push({ step: it.step, lr: it.s.lr, ...values });
+        const sps = this.stepsSinceT0 > 0 ? (this.stepsSinceT0 * 1000) / Math.max(1, Date.now() - this.t0) : 0;
+        await this.opts.callbacks?.onStep?.({ step: it.step, totalSteps: this.plan.totalSteps, epoch: it.s.epoch, values, schedule: it.s, stepsPerSecond: sps });
       }
     }
-    await flush();
-    record.step = stopAt;
-    record.status = stopAt >= totalSteps ? 'done' : 'stopped';
-    if (record.status === 'stopped') record.message = `stopped after step ${stopAt} of ${totalSteps} (stopAfterSteps); resume to continue`;
-    writeRunRecord(recordFile, record);
-    noteRun({ record, model });
-    return { record, model, recordFile };
-  } catch (e) {
-    for (const it of pending) tf.dispose(Object.values(it.tensors));
-    if (!(e instanceof InterruptedError && record.status === 'interrupted')) {
-      record.status = 'failed';
-      record.message = (e as Error).message;
-      writeRunRecord(recordFile, record);
-    }
-    noteRun({ record, model: null });
-    model.dispose();
-    opt.dispose();
-    throw e;
-  } finally {
-    if (record.status !== 'failed' && record.status !== 'interrupted') opt.dispose();
-    // A backend that caches freed device memory (WebGPU keeps every buffer for reuse at its exact
-    // size, forever) gives the run's activations back, so a later run of another model (or a
-    // linear probe) does not stack its cache on this one.
-    backendCapabilities().releaseCachedMemory();
+  }
+
+  /** Throws a DeviceError if the GPU reported errors (dropped work) since the last check. */
+  private checkDevice(items: PendingStep[]): void {
+    const errs = takeDeviceErrors();
+    if (errs.length === 0) return;
+    this.disposePending(items);
+    throw new DeviceError(`${deviceErrorMessage(errs)} The last good checkpoint (step ${this.lastGood}) is kept in ${this.plan.ckptFile}.`);
+  }
+
+  private disposePending(items: PendingStep[]): void {
+    for (const it of items) for (const t of Object.values(it.tensors)) if (!t.isDisposed) t.dispose();
   }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Reference values for test/steps.test.ts: two training steps of DINO, with each of its four components removed in
-turn, and of DINO-Twins, restated in PyTorch (float64) from facebookresearch/dino main_dino.py.
+turn, and of DINO-Twins, restated in PyTorch (float64) from facebookresearch/dino main_dino.py; and two of Barlow
+Twins, restated from facebookresearch/barlowtwins main.py.
 
 - Networks: the CIFAR ResNet-18, DINOHead and the Barlow Twins projector of models_ref.py, with its formula weights
   (no weights are stored). The student is backbone + head (+ projector); the teacher starts as a copy.
@@ -17,6 +18,10 @@ turn, and of DINO-Twins, restated in PyTorch (float64) from facebookresearch/din
 - DINO-Twins (the original project): DINO loss + beta * the mean over ordered pairs of views of the Barlow Twins loss
   (facebookresearch/barlowtwins, BatchNorm1d(affine=False) per view) of the projector outputs, each view through the
   projector on its own (its batch norm sees one view at a time).
+- Barlow Twins (main.py BarlowTwins.forward): each of the two global views through backbone and projector on its own
+  (two passes: each updates the running statistics once), c = bn(z1).T @ bn(z2) / N with BatchNorm1d(affine=False),
+  loss = sum((diag(c) - 1)^2) + lambd * sum(offdiag(c)^2), lambd 0.0051 (the paper's); plain SGD at lr 1e-3 (its gradient
+  norm here is ~500: at DINO's 0.1 the first step kills the features and the second has nothing to compare).
 Run: /usr/bin/python3 test/reference/steps_ref.py  (writes steps_ref.json next to this file)
 """
 import json
@@ -40,6 +45,7 @@ K, HIDDEN, BOTTLENECK = 16, 8, 4
 LR, STUDENT_TEMP, TEACHER_TEMP, WARMUP_TEMP, WARMUP_EPOCHS = 0.1, 0.1, 0.07, 0.04, 2
 CENTER_M, EMA_BASE, FREEZE_EPOCHS, EPOCHS = 0.9, 0.9, 1, 2
 TWINS_LAMBDA, TWINS_BETA, PROJ = 0.005, 1.0, (8, 6)
+BARLOW_LAMBDA, BARLOW_LR = 0.0051, 1e-3
 
 
 class Student(nn.Module):
@@ -60,6 +66,14 @@ class Student(nn.Module):
             feats += list(torch.chunk(self.backbone(torch.cat(views[i:j])), j - i))
             i = j
         return self.head(torch.cat(feats)), feats
+
+
+class BarlowStudent(nn.Module):
+    """BarlowTwins in main.py: backbone and projector (its bn(affine=False) has no parameters: bt_loss applies it)."""
+    def __init__(self):
+        super().__init__()
+        self.backbone = CifarResNet(18, 2)
+        self.projector = barlow_projector(16, hidden=PROJ[0], out=PROJ[1], layers=3)
 
 
 def view(v, size):
@@ -162,15 +176,44 @@ def run(method, off):
     return out
 
 
+def run_barlow():
+    torch.manual_seed(0)
+    student = BarlowStudent()
+    params = fill(student)
+    trainable = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
+    y1, y2 = view(0, G), view(1, G)
+    out = {'method': 'barlow', 'off': None, 'params': params, 'steps': []}
+    for _ in range(EPOCHS):  # one step per epoch
+        z1 = student.projector(student.backbone(y1))
+        z2 = student.projector(student.backbone(y2))
+        loss = bt_loss(z1, z2, BARLOW_LAMBDA)
+        before = {n: p.detach().clone() for n, p in trainable}
+        student.zero_grad()
+        loss.backward()
+        grad_norm = math.sqrt(sum(float((p.grad ** 2).sum()) for _, p in trainable))
+        with torch.no_grad():
+            for _, p in trainable:
+                p.add_(p.grad, alpha=-BARLOW_LR)
+        out['steps'].append({
+            'loss': loss.item(), 'gradNorm': grad_norm,
+            'delta': {n: flat(ours(n, p.detach() - before[n])) for n, p in trainable if n.startswith(FULL)},
+            'deltaNorm': {n: float((p.detach() - before[n]).norm()) for n, p in trainable},
+            'running': {n: flat(b) for n, b in student.named_buffers() if 'running' in n and n.startswith(FULL)},
+        })
+    return out
+
+
 def main():
     cases = [run('dino', off) for off in [None, 'centering', 'teacherTempWarmup', 'sharpening', 'emaTeacher']]
     cases.append(run('dino-twins', None))
+    cases.append(run_barlow())
     ref = {
         'config': {'batch': B, 'globalSize': G, 'localSize': L, 'nLocal': N_LOCAL, 'headOut': K, 'headHidden': HIDDEN,
                    'bottleneck': BOTTLENECK, 'lr': LR, 'studentTemp': STUDENT_TEMP, 'teacherTemp': TEACHER_TEMP,
                    'warmupTeacherTemp': WARMUP_TEMP, 'warmupTeacherTempEpochs': WARMUP_EPOCHS, 'centerMomentum': CENTER_M,
                    'emaMomentum': EMA_BASE, 'freezeLastLayerEpochs': FREEZE_EPOCHS, 'epochs': EPOCHS,
-                   'twinsLambda': TWINS_LAMBDA, 'twinsBeta': TWINS_BETA, 'projHidden': PROJ[0], 'projOut': PROJ[1]},
+                   'twinsLambda': TWINS_LAMBDA, 'twinsBeta': TWINS_BETA, 'projHidden': PROJ[0], 'projOut': PROJ[1],
+                   'barlowLambda': BARLOW_LAMBDA, 'barlowLr': BARLOW_LR},
         'cases': cases,
     }
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'steps_ref.json')
