@@ -256,6 +256,50 @@ test('progress in tslab: shown once, then throttled in-place updates, final stat
   }
 });
 
+test('progress.track(): the last step is drawn however the work ends, and an interrupt says so', async () => {
+  const k = fakeTslab();
+  try {
+    let t = 0;
+    const bar = progress({ total: 400, label: 'Barlow Twins', now: () => t, minIntervalMs: 250 });
+    class InterruptedError extends Error {
+      override name = 'InterruptedError';
+    }
+    const work = (async () => {
+      for (let s = 1; s <= 115; s++) {
+        t += 1; // 1000 steps/s: most updates are throttled, including the last one (115)
+        bar.update(s, { loss: 1 / s });
+      }
+      throw new InterruptedError('run x was interrupted at step 115 of 400');
+    })();
+    await assert.rejects(bar.track(work), /interrupted at step 115 of 400/);
+    const last = k.sent[k.sent.length - 1].msg.data;
+    assert.match(last['text/plain'] as string, / 115\/400 \[.*\] loss=0\.008696 \(interrupted at 115\/400\)$/);
+    assert.match(last['text/html'] as string, /<progress value="115" max="400"/);
+    assert.match(last['text/html'] as string, /\(interrupted at 115\/400\)/);
+    const n = k.sent.length;
+    bar.done();
+    bar.stop('failed');
+    assert.equal(k.sent.length, n, 'a finished bar draws nothing more');
+
+    const ok = progress({ total: 3, now: () => t });
+    const value = await ok.track(async () => {
+      for (let s = 1; s <= 3; s++) ok.update(s);
+      return 'result';
+    });
+    assert.equal(value, 'result');
+    assert.match(k.sent[k.sent.length - 1].msg.data['text/plain'] as string, / 3\/3 \[[^\]]*\]$/, 'done: no stop note');
+    const failing = progress({ total: 3, now: () => t });
+    await assert.rejects(failing.track(async () => {
+      failing.update(1);
+      throw new RangeError('boom');
+    }), /boom/);
+    assert.match(k.sent[k.sent.length - 1].msg.data['text/plain'] as string, /\(failed at 1\/3\)$/);
+    assert.throws(() => progress({ total: 3 }).stop(''), /say why/);
+  } finally {
+    k.remove();
+  }
+});
+
 test('progress formatting: durations, rate, ETA and metrics', () => {
   assert.equal(formatDuration(0), '0:00');
   assert.equal(formatDuration(61_000), '1:01');
