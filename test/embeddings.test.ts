@@ -7,7 +7,7 @@ import { inflateSync } from 'zlib';
 import * as tf from '@tensorflow/tfjs';
 import { umapLayout } from '../lib/viz/umap';
 import { nearestNeighbours } from '../lib/eval/neighbours';
-import { embeddingExplorer, embeddingSpec, classColors, EmbeddingPanel, EmbeddingSample } from '../lib/viz/embeddings';
+import { embeddingExplorer, embeddingSpec, classColors, compactSvg, EmbeddingPanel, EmbeddingSample } from '../lib/viz/embeddings';
 import { plotlyLibraryHtml, plotlyBootstrap, PLOTLY_PLOT_ATTRIBUTE } from '../lib/viz/plotly';
 import { neighbourGrid } from '../lib/viz/neighbourGrid';
 import { embedRuns, pickRuns } from '../lib/embeddings';
@@ -16,6 +16,7 @@ import { ParamStore } from '../lib/nn/params';
 import { saveCheckpoint, StoredTensor } from '../lib/train/checkpoint';
 import { RunRecord, writeRunRecord } from '../lib/train/runRecord';
 import { Rng } from '../lib/rng';
+import { unfilterScanlines } from './png-helpers';
 
 /** n points in `classes` well separated Gaussian clusters in `dim` dimensions (centres random unit vectors x 4, noise 1). */
 function clusters(n: number, classes: number, dim: number, seed: number): { x: Float32Array; labels: Int32Array } {
@@ -132,6 +133,10 @@ test('the explorer: one self-contained HTML output with the static fallback, the
   assert.ok(svg.includes('barlow') && svg.includes('random-init') && svg.includes('ship'));
   const symbols = (svg.match(/<path/g) ?? []).length;
   assert.ok(symbols >= 60, `${symbols} paths for 2 x 30 points`);
+  // Compact: no ARIA label per point, attribute numbers cut to 2 decimals.
+  assert.doesNotMatch(svg, /aria-label="x: /);
+  assert.doesNotMatch(svg, /="[^"]*\d\.\d{3}/);
+  assert.equal(compactSvg('<path transform="translate(27.600000000000005,3.14159)" d="M1.871,0"/><text>pi 3.14159</text>'), '<path transform="translate(27.60,3.14)" d="M1.87,0"/><text>pi 3.14159</text>');
   // The data: every coordinate, prediction and label, and the sprite of all thumbnails.
   const script = res.html.slice(res.html.indexOf('<script'), res.html.lastIndexOf('</script>'));
   assert.equal((res.html.match(/<\/script>/g) ?? []).length, 1, 'nothing in the data ends the script early');
@@ -153,10 +158,13 @@ test('the explorer: one self-contained HTML output with the static fallback, the
   assert.deepEqual([w, h], [data.cols * 32, Math.ceil(30 / data.cols) * 32]);
   let idat = Buffer.alloc(0);
   for (let p = 8; p < png.length;) { const len = png.readUInt32BE(p); if (png.toString('latin1', p + 4, p + 8) === 'IDAT') idat = Buffer.concat([idat, png.subarray(p + 8, p + 8 + len)]); p += 12 + len; }
-  const raw = inflateSync(idat);
-  const px = (x: number, y: number): number[] => [...raw.subarray(y * (w * 3 + 1) + 1 + x * 3, y * (w * 3 + 1) + 1 + x * 3 + 3)];
+  const { pixels } = unfilterScanlines(inflateSync(idat), w, h, 3);
+  const px = (x: number, y: number): number[] => [...pixels.subarray((y * w + x) * 3, (y * w + x) * 3 + 3)];
   const [cx, cy] = [(7 % data.cols) * 32, Math.floor(7 / data.cols) * 32];
-  assert.deepEqual(px(cx + 5, cy + 9), [...s.images.subarray(7 * 3072 + (9 * 32 + 5) * 3, 7 * 3072 + (9 * 32 + 5) * 3 + 3)]);
+  // Thumbnails keep 5 bits per channel (DEFAULT_EMBEDDING_EXPLORER_OPTIONS.thumbBits): each value is the nearest of 32 levels.
+  const level5 = (v: number) => Math.round((Math.round((v * 31) / 255) * 255) / 31);
+  assert.deepEqual(px(cx + 5, cy + 9), [...s.images.subarray(7 * 3072 + (9 * 32 + 5) * 3, 7 * 3072 + (9 * 32 + 5) * 3 + 3)].map(level5));
+  assert.match(res.html, new RegExp(`${PLOTLY_PLOT_ATTRIBUTE}="scatter" data-points="60"`), 'the points a full drawing has: 2 panels x 30 images');
   // Inputs are checked.
   await assert.rejects(embeddingExplorer([panel('a', 29, 4, 1)], s, { display: false }), /panel "a" has 29 points, the sample 30 images/);
   await assert.rejects(embeddingExplorer([], s, { display: false }), /no panels/);
@@ -169,7 +177,8 @@ test('the static spec is one scatter per panel with the class colours; plotly is
   assert.deepEqual(spec.spec.encoding.color.scale.range, classColors(3));
   assert.equal(classColors(12).length, 12);
   const lib = plotlyLibraryHtml();
-  assert.ok(lib.length > 3_000_000, 'the whole bundle is inlined');
+  assert.ok(lib.length > 900_000 && lib.length < 1_500_000, `plotly's basic bundle is inlined (${lib.length} characters), not the 4.6 MB full one`);
+  assert.match(lib, /plotly\.js [\d.]+, basic bundle/);
   assert.match(lib, /if \(!window\.Plotly\) \{\n\(function \(define, module, exports\) \{\n/);
   assert.match(lib, /\}\)\.call\(window\);\n\}\nwindow\.dispatchEvent\(new Event\('dinotwins-plotly-ready'\)\);\n<\/script>$/);
   assert.match(plotlyBootstrap('function (P) {}', 'note'), /if \(window\.Plotly\) \{ draw\(window\.Plotly\); return; \}/);
@@ -185,6 +194,18 @@ test('neighbourGrid: one row per query, the query then its neighbours, other cla
   const html = g.bundle['text/html'] as string;
   const captions = [...html.matchAll(/overflow-wrap:anywhere">([^<]*)<\/div>/g)].map((x) => x[1]);
   assert.deepEqual(captions, ['query: ship', 'ship', 'cat ✗', 'query: cat', 'cat', 'dog ✗']);
+  // Thumbnails keep 5 bits per channel by default: the first (query 2) decodes to its pixels, each at the nearest of 32 levels.
+  const firstPixels = (h: string) => {
+    const png = Buffer.from(/src="data:image\/png;base64,([^"]+)"/.exec(h)![1], 'base64');
+    let idat = Buffer.alloc(0);
+    for (let p = 8; p < png.length;) { const len = png.readUInt32BE(p); if (png.toString('latin1', p + 4, p + 8) === 'IDAT') idat = Buffer.concat([idat, png.subarray(p + 8, p + 8 + len)]); p += 12 + len; }
+    return [...unfilterScanlines(inflateSync(idat), 32, 32, 3).pixels];
+  };
+  const level5 = (v: number) => Math.round((Math.round((v * 31) / 255) * 255) / 31);
+  const query2 = [...queries.images.subarray(2 * 3072, 3 * 3072)];
+  assert.deepEqual(firstPixels(html), query2.map(level5));
+  const lossless = neighbourGrid(queries, [2, 0], bank, { indices, k: 2 }, { classNames: ['cat', 'dog', 'ship'], display: false, title: 'r', bits: 8 });
+  assert.deepEqual(firstPixels(lossless.bundle['text/html'] as string), query2, 'bits: 8 keeps every value');
   const one = neighbourGrid(queries, [1], bank, { indices, k: 2 }, { classNames: ['cat', 'dog', 'ship'], display: false, show: 1 });
   assert.deepEqual([...(one.bundle['text/html'] as string).matchAll(/overflow-wrap:anywhere">([^<]*)<\/div>/g)].map((x) => x[1]), ['query: dog', 'dog']);
   assert.throws(() => neighbourGrid(queries, [0], bank, { indices, k: 2 }, { classNames: [], display: false, show: 3 }), /show must be an integer in \[0, 2\]/);

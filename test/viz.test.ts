@@ -32,6 +32,7 @@ import {
   updateDisplay,
   VEGALITE_MIME,
 } from '../lib/viz/index';
+import { unfilterScanlines } from './png-helpers';
 
 /** Parses a PNG: checks signature and every CRC, returns IHDR fields and the inflated scanlines. */
 function parsePng(buf: Buffer): { width: number; height: number; colorType: number; raw: Buffer } {
@@ -66,12 +67,11 @@ function crc32(b: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** Pixel (r, g, b) at (x, y) of an RGB PNG with filter-0 scanlines. */
-function pixel(p: { width: number; raw: Buffer }, x: number, y: number): number[] {
-  const stride = p.width * 3 + 1;
-  assert.equal(p.raw[y * stride], 0, 'filter type 0');
-  const o = y * stride + 1 + x * 3;
-  return [p.raw[o], p.raw[o + 1], p.raw[o + 2]];
+/** Pixel (r, g, b) at (x, y) of an RGB PNG (scanlines unfiltered by test/png-helpers.ts). */
+function pixel(p: { width: number; height: number; raw: Buffer }, x: number, y: number): number[] {
+  const { pixels } = unfilterScanlines(p.raw, p.width, p.height, 3);
+  const o = (y * p.width + x) * 3;
+  return [pixels[o], pixels[o + 1], pixels[o + 2]];
 }
 
 function count(s: string, needle: RegExp): number {
@@ -90,6 +90,40 @@ test('encodePng writes a valid RGB/grey/RGBA PNG that decodes back to the pixels
   assert.equal(parsePng(encodePng(new Uint8Array(24), 3, 2, 4)).colorType, 6);
   assert.throws(() => encodePng(px, 4, 3, 3), /expected 36 bytes/);
   assert.throws(() => encodePng(px, 5, 3, 2), /channels must be 1, 3 or 4/);
+  assert.throws(() => encodePng(px, 5, 3, 3, { bits: 0 }), /bits must be an integer in 1\.\.8/);
+});
+
+test('encodePng: adaptive filters are lossless and smaller on smooth images; bits < 8 keeps 2^bits levels', () => {
+  // A smooth image with noise, like a photograph: gradients that Sub/Up/Paeth predict.
+  const w = 64;
+  const h = 48;
+  let seed = 1;
+  const noise = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % 7) - 3;
+  const px = Uint8Array.from({ length: w * h * 3 }, (_, i) => {
+    const p = Math.floor(i / 3);
+    return Math.max(0, Math.min(255, Math.round(2 * (p % w) + 3 * Math.floor(p / w) + 40 * (i % 3)) + noise()));
+  });
+  const adaptive = encodePng(px, w, h, 3);
+  const none = encodePng(px, w, h, 3, { filter: 'none' });
+  const a = parsePng(adaptive);
+  const back = unfilterScanlines(a.raw, w, h, 3);
+  assert.deepEqual([...back.pixels], [...px], 'lossless');
+  assert.ok(back.filters.some((f) => f !== 0), `filters used: ${[...new Set(back.filters)]}`);
+  assert.deepEqual(new Set(unfilterScanlines(parsePng(none).raw, w, h, 3).filters), new Set([0]));
+  assert.ok(adaptive.length < 0.8 * none.length, `adaptive ${adaptive.length} bytes, none ${none.length}`);
+  // RGBA and grey rows filter per pixel (bpp 4 and 1) and decode back too.
+  const rgba = Uint8Array.from({ length: 7 * 5 * 4 }, (_, i) => (i * 29 + (i >> 3)) % 256);
+  const pa = parsePng(encodePng(rgba, 7, 5, 4));
+  assert.deepEqual([...unfilterScanlines(pa.raw, 7, 5, 4).pixels], [...rgba]);
+  const grey = Uint8Array.from({ length: 9 * 4 }, (_, i) => (i * i) % 256);
+  assert.deepEqual([...unfilterScanlines(parsePng(encodePng(grey, 9, 4, 1)).raw, 9, 4, 1).pixels], [...grey]);
+  // 5 bits: 32 levels over 0..255 (0 and 255 exact), each value within half a step of the original.
+  const all = Uint8Array.from({ length: 256 * 3 }, (_, i) => Math.floor(i / 3));
+  const q = unfilterScanlines(parsePng(encodePng(all, 256, 1, 3, { bits: 5 })).raw, 256, 1, 3).pixels;
+  assert.equal(new Set(q).size, 32);
+  assert.deepEqual([q[0], q[q.length - 1]], [0, 255]);
+  assert.ok(q.every((v, i) => Math.abs(v - all[i]) <= 255 / 31 / 2 + 0.5), 'rounded to the nearest level');
+  assert.ok(encodePng(px, w, h, 3, { bits: 5 }).length < adaptive.length);
 });
 
 test('line chart spec -> SVG has the lines, axes and legend; non-finite and log-invalid points dropped', async () => {
