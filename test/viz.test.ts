@@ -31,6 +31,7 @@ import {
   table,
   updateDisplay,
   VEGALITE_MIME,
+  attentionGrids,
 } from '../lib/viz/index';
 import { unfilterScanlines } from './png-helpers';
 
@@ -465,4 +466,24 @@ test('a progress bar that was never updated draws nothing on done() (a reloaded 
   } finally {
     k.remove();
   }
+});
+
+test('attentionGrids: the images with their classes, then each head\'s map over each image', () => {
+  const set = { images: Uint8Array.from({ length: 3 * 3072 }, (_, i) => (i * 5) % 256), labels: [2, 0, 1], n: 3 };
+  // 2 images x 3 heads, 2 x 2 patches; head h of image i attends to patch (i + h) % 4 only.
+  const maps = [0, 1].map((i) => [0, 1, 2].map((h) => Float32Array.from({ length: 4 }, (_, p) => (p === (i + h) % 4 ? 1 : 0))));
+  const g = attentionGrids({ maps, grid: 2, heads: 3 }, set, ['cat', 'dog', 'ship'], { display: false, imagesTitle: 'validation images' });
+  const captions = (r: { bundle: Record<string, unknown> }) => [...(r.bundle['text/html'] as string).matchAll(/overflow-wrap:anywhere">([^<]*)<\/div>/g)].map((x) => x[1]);
+  assert.deepEqual(captions(g.images), ['ship', 'cat']);
+  assert.match(g.images.bundle['text/html'] as string, /validation images/);
+  assert.deepEqual(captions(g.attention), ['ship, head 0', 'ship, head 1', 'ship, head 2', 'cat, head 0', 'cat, head 1', 'cat, head 2']);
+  assert.equal(g.attention.width, 3 * 96 + 2 * 2, 'one column per head, upscaled 3x');
+  assert.equal(g.attention.height, 2 * 96 + 2);
+  // The attended patch is brighter (inferno's top) than the others: image 0, head 0 attends to the top-left quarter.
+  const p = parsePng(g.attention.png);
+  const lum = (x: number, y: number) => pixel(p, x, y).reduce((a, b) => a + b, 0);
+  assert.ok(lum(10, 10) > lum(80, 80) + 100, `attended ${lum(10, 10)}, other ${lum(80, 80)}`);
+  assert.throws(() => attentionGrids({ maps: [[maps[0][0]]], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /image 0 has 1 maps, expected 3 heads/);
+  assert.throws(() => attentionGrids({ maps: [[new Float32Array(3), new Float32Array(4), new Float32Array(4)]], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /map 0\/0 has 3 values, expected 2 x 2/);
+  assert.throws(() => attentionGrids({ maps: [], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /no attention maps/);
 });
