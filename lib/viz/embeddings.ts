@@ -2,16 +2,16 @@
  * The embedding explorer: 2-D layouts of the same images under several encoders, side by side as
  * plotly scatter plots coloured by class. Hovering a point shows its image, its true label and,
  * for every encoder, the kNN prediction and the labels of its nearest training images; the same
- * image is ringed in every panel. A static Vega-Lite rendering (SVG) sits in the plot's place
- * until plotly draws, and stays where scripts do not run (nbconvert HTML without the library,
- * untrusted notebooks, GitHub).
+ * image is ringed in every panel. A static rendering (the same layouts as a PNG, lib/viz/scatterPng.ts,
+ * with HTML titles and legend) sits in the plot's place until plotly draws, and stays where scripts
+ * do not run (nbconvert HTML without the library, untrusted notebooks, GitHub).
  */
 import { inspect } from 'util';
 import * as vega from 'vega';
-import type { TopLevelSpec } from 'vega-lite';
 import { display, newDisplayId, type MimeBundle } from './display';
 import { encodePng, pngDataUri } from './png';
-import { escapeHtml, renderSvg, svgDataUri } from './render';
+import { escapeHtml } from './render';
+import { scatterPng } from './scatterPng';
 import { inlinePlotly, plotlyBootstrap, plotlyInlined, PLOTLY_PLOT_ATTRIBUTE } from './plotly';
 
 /** One encoder's view of the sample. */
@@ -50,21 +50,21 @@ export interface EmbeddingExplorerOptions {
   showNeighbours: number;
   /** Thumbnail upscaling in the hover panel. */
   thumbScale: number;
-  /** Bits kept per colour channel in the thumbnails (PNG, lib/viz/png.ts): 5 halves their size, 8 is lossless. */
+  /** Bits kept per colour channel in the thumbnails (PNG, lib/viz/png.ts): 4 keeps them 38 % of lossless size and looks the same at this size; 8 is lossless. */
   thumbBits: number;
   /** Display in the notebook when running in tslab. */
   display: boolean;
 }
 
 export const DEFAULT_EMBEDDING_EXPLORER_OPTIONS: Readonly<EmbeddingExplorerOptions> = Object.freeze({
-  title: '', panelWidth: 260, panelHeight: 260, showNeighbours: 10, thumbScale: 4, thumbBits: 5, display: true,
+  title: '', panelWidth: 260, panelHeight: 260, showNeighbours: 10, thumbScale: 4, thumbBits: 4, display: true,
 });
 
 export interface EmbeddingExplorerResult {
   /** The whole output: fallback image, plot container, hover panel, data and script. */
   html: string;
-  /** The static rendering (Vega-Lite -> SVG). */
-  svg: string;
+  /** The static rendering of the panels (PNG), shown with HTML titles and legend where plotly does not draw. */
+  png: Buffer;
   bundle: MimeBundle;
   shown: boolean;
 }
@@ -109,37 +109,6 @@ function sprite(s: EmbeddingSample, bits: number): { png: Buffer; cols: number }
 }
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;
-
-/** Vega-Lite spec of the static rendering: one scatter per panel, shared class colours. */
-export function embeddingSpec(panels: readonly EmbeddingPanel[], s: EmbeddingSample, o: Pick<EmbeddingExplorerOptions, 'title' | 'panelWidth' | 'panelHeight'>): TopLevelSpec {
-  const values: Array<{ panel: string; x: number; y: number; class: string }> = [];
-  for (const p of panels) for (let i = 0; i < s.n; i++) values.push({ panel: p.label, x: round(p.xy[2 * i]), y: round(p.xy[2 * i + 1]), class: s.classNames[s.labels[i]] });
-  const axis = null;
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    ...(o.title ? { title: o.title } : {}),
-    data: { values },
-    facet: { column: { field: 'panel', type: 'nominal', title: null, sort: panels.map((p) => p.label), header: { labelFontSize: 12 } } },
-    spec: {
-      width: Math.max(60, o.panelWidth - 20),
-      height: Math.max(60, o.panelHeight - 20),
-      // No ARIA label per point: it doubled the SVG (2,000 points in notebook 08) and nothing reads it in a static image.
-      mark: { type: 'circle', size: 14, opacity: 0.8, aria: false },
-      encoding: {
-        x: { field: 'x', type: 'quantitative', axis, scale: { zero: false } },
-        y: { field: 'y', type: 'quantitative', axis, scale: { zero: false } },
-        color: { field: 'class', type: 'nominal', scale: { domain: [...s.classNames], range: classColors(s.classNames.length) }, legend: { orient: 'bottom', columns: Math.min(10, s.classNames.length), title: null } },
-      },
-    },
-    resolve: { scale: { x: 'independent', y: 'independent' } },
-    config: { aria: false },
-  } as TopLevelSpec;
-}
-
-/** Numbers in an SVG's attribute values cut to 2 decimals (vega writes up to 15: `translate(27.600000000000005,24.16)`); text is left alone. */
-export function compactSvg(svg: string): string {
-  return svg.replace(/="([^"]*)"/g, (_, v: string) => `="${v.replace(/(\d\.\d{2})\d+/g, '$1')}"`);
-}
 
 /** The browser side: builds the traces from the compact data, draws, and wires hover. */
 const DRAW = `function (Plotly) {
@@ -259,11 +228,12 @@ export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sampl
   check(panels, sample);
   if (!Number.isInteger(o.showNeighbours) || o.showNeighbours < 0) throw new Error(`embeddingExplorer: showNeighbours must be a non-negative integer, got ${o.showNeighbours}`);
   if (!(Number.isInteger(o.thumbBits) && o.thumbBits >= 1 && o.thumbBits <= 8)) throw new Error(`embeddingExplorer: thumbBits must be an integer in 1..8, got ${o.thumbBits}`);
-  const svg = compactSvg(await renderSvg(embeddingSpec(panels, sample, o)));
+  const colors = classColors(sample.classNames.length);
+  const still = scatterPng(panels.map((p) => p.xy), sample.labels, colors, { panelWidth: o.panelWidth, panelHeight: o.panelHeight });
   const { png, cols } = sprite(sample, o.thumbBits);
   const id = `dt-emb-${newDisplayId()}`;
   const data = {
-    id, n: sample.n, labels: Array.from(sample.labels), classes: [...sample.classNames], colors: classColors(sample.classNames.length),
+    id, n: sample.n, labels: Array.from(sample.labels), classes: [...sample.classNames], colors,
     panels: panels.map((p) => ({ label: p.label, xy: Array.from(p.xy, round), pred: Array.from(p.knnPred), nb: Array.from(p.neighbourLabels), k: p.k })),
     show: Math.min(o.showNeighbours, ...panels.map((p) => p.k)), width: o.panelWidth, height: o.panelHeight,
     sprite: pngDataUri(png), cols, w: sample.width ?? 32, h: sample.height ?? 32, thumbScale: o.thumbScale,
@@ -274,7 +244,11 @@ export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sampl
   // data-points: the scatter points a full drawing has (every image in every panel), for UI tests.
   const html = `<div class="dinotwins-embeddings" id="${id}" ${PLOTLY_PLOT_ATTRIBUTE}="scatter" data-points="${sample.n * panels.length}">
 ${o.title ? `<div style="font:bold 13px sans-serif;margin:4px 0">${escapeHtml(o.title)}</div>` : ''}<div style="display:flex;flex-wrap:wrap;align-items:flex-start;gap:10px">
-<div id="${id}-plot"><img id="${id}-fallback" alt="${escapeHtml(alt)}" src="${svgDataUri(svg)}" style="max-width:100%"></div>
+<div id="${id}-plot"><div id="${id}-fallback" style="font:12px sans-serif">
+<div style="display:flex;gap:10px">${panels.map((p) => `<div style="width:${o.panelWidth}px;text-align:center;font-weight:bold">${escapeHtml(p.label)}</div>`).join('')}</div>
+<img alt="${escapeHtml(alt)}" src="${pngDataUri(still.png)}" width="${still.width}" height="${still.height}" style="max-width:100%;display:block">
+<div style="margin-top:4px">${sample.classNames.map((c, k) => `<span style="margin-right:10px;white-space:nowrap"><span style="color:${colors[k]}">●</span> ${escapeHtml(c)}</span>`).join('')}</div>
+</div></div>
 <div id="${id}-info" style="font:12px sans-serif;width:200px;color:#222">Hover over a point: its image, its true class, and per encoder the kNN prediction and how many of its ${Math.min(o.showNeighbours, ...panels.map((p) => p.k))} nearest training images share its class.</div>
 </div>
 <div id="${id}-note" style="font:11px sans-serif;color:#888"></div>
@@ -288,7 +262,7 @@ ${plotlyBootstrap(DRAW.replace('DATA', () => json), `${id}-note`)}
     if (!plotlyInlined()) inlinePlotly();
     shown = display(bundle);
   }
-  const result: EmbeddingExplorerResult = { html, svg, bundle, shown };
+  const result: EmbeddingExplorerResult = { html, png: still.png, bundle, shown };
   Object.defineProperty(result, inspect.custom, { enumerable: false, value: () => `[embedding explorer: ${alt}${shown ? ', shown' : ''}]` });
   return result;
 }

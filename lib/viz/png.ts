@@ -10,7 +10,7 @@ import { deflateSync } from 'zlib';
 
 /** Options of {@link encodePng}. */
 export interface PngOptions {
-  /** zlib compression level 0..9 (default 6). */
+  /** zlib compression level 0..9 (default 9: our images are small, and smaller pages load faster). */
   level: number;
   /** Significant bits kept per channel, 1..8 (8 = lossless). Each value is rounded to the nearest of 2^bits levels spread over 0..255, so 0 and 255 stay exact. */
   bits: number;
@@ -18,7 +18,7 @@ export interface PngOptions {
   filter: 'adaptive' | 'none';
 }
 
-export const DEFAULT_PNG_OPTIONS: Readonly<PngOptions> = Object.freeze({ level: 6, bits: 8, filter: 'adaptive' as const });
+export const DEFAULT_PNG_OPTIONS: Readonly<PngOptions> = Object.freeze({ level: 9, bits: 8, filter: 'adaptive' as const });
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
