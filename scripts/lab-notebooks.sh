@@ -9,7 +9,7 @@
 # (../shared/tools/jupyterlab, unpacked once into .cache/jupyterlab/; its Python packages come from
 # scripts/setup-jupyter.sh). Users get JupyterLab from pip or conda (README, "Notebooks"). Where
 # ../shared is absent (a clone outside the project's machines) this skips and says why; where it is
-# there and a check fails, this fails.
+# there and a check fails, this fails. DINOTWINS_JUPYTERLAB_TARBALL names another copy of the bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DINOTWINS_BUDGET="${DINOTWINS_BUDGET:-smoke}"
