@@ -9,6 +9,7 @@ import { buildBackbone, barlowProjector, dinoHead, BackboneSpec } from '../lib/m
 import { Backbone } from '../lib/nn/module';
 import { exportWeights, importWeights, loadRunEncoder, WEIGHTS_METADATA } from '../lib/io/weights';
 import { compareWithFile, exportAndCheck } from '../lib/io/exportCheck';
+import { markdownTable } from '../lib/viz/table';
 import { readSafetensors, writeSafetensors, encodeSafetensors, f32Tensor, toFloat32, SafeTensor } from '../lib/io/safetensors';
 import { permute, toTorchLayout, fromTorchLayout, inferResnetSpec } from '../lib/io/torchLayout';
 import { saveCheckpoint, StoredTensor } from '../lib/train/checkpoint';
@@ -289,6 +290,7 @@ test('exportAndCheck: the file read back gives the run\'s own features; a file o
     assert.deepEqual(check.tensors[0], { name: 'conv1.weight', dtype: 'F32', 'shape in the file (PyTorch)': '[4, 3, 3, 3]', 'shape here (tfjs)': '[3, 3, 3, 4]' });
     assert.equal(check.tensors[2]['shape here (tfjs)'], '(not a parameter: read and ignored)');
     assert.equal(check.tensors[2].dtype, 'I64');
+    assert.match(markdownTable(check.tensors), /^\| name \| dtype \| shape in the file \(PyTorch\) \| shape here \(tfjs\) \|\n/, 'the rows are a table as they are');
     assert.match(check.line, /^wrote .*barlow-run\.safetensors: \d+ tensors, .*\(max \|difference\| 0 over \d+ values of 3 images/);
     // The run's own encoder, loaded from its checkpoint, is the network that was saved.
     const own = loadRunEncoder(runDir);

@@ -20,13 +20,13 @@ export interface ExportCheckOptions {
 
 export const DEFAULT_EXPORT_CHECK_OPTIONS: Readonly<ExportCheckOptions> = Object.freeze({ images: 64, show: EXPORT_SHOWN_TENSORS });
 
-/** One listed tensor: its dtype and shape in the file (PyTorch) and here (tfjs). */
-export interface ExportedTensorRow {
+/** One listed tensor: its dtype and shape in the file (PyTorch) and here (tfjs). A type, not an interface, so it is a table row (Record<string, unknown>). */
+export type ExportedTensorRow = {
   name: string;
   dtype: string;
   'shape in the file (PyTorch)': string;
   'shape here (tfjs)': string;
-}
+};
 
 export interface ExportCheck {
   summary: ExportSummary;
