@@ -13,7 +13,7 @@ export * from './experiment';
 
 // Data: an explicit list, so generic names stay namespaced under `data`.
 export {
-  loadCifar10, loadCifar10OrFixture, DataError, balancedSubset, trainValSplit, take, classCounts, channelStats,
+  loadCifar10, loadCifar10OrFixture, DataError, balancedSubset, trainValSplit, take, classCounts, classCountTable, channelStats,
   writeCifar10Fixture, generateFixture, damageFixture, CIFAR10_CLASS_NAMES, CIFAR10_ENV, CIFAR10_SOURCE,
 } from './data/index';
 export type { LoadCifar10Options, Cifar10, Cifar10Source, LabelledSplit, Subset, Split, DataIdentity, SourceIdentity } from './data/index';

@@ -56,6 +56,11 @@ export interface ResultRow {
   kind: string;
   method: string;
   backbone: string;
+  /** The record's status: 'done', or 'interrupted', 'running', 'stopped', 'failed' for a run that did not finish. */
+  status: string;
+  /** Steps trained of the planned steps, e.g. '115/400'. */
+  steps: string;
+  /** Planned epochs (the config's); a run that did not finish trained fewer (see steps). */
   epochs: number;
   budget: string;
   /** kNN top-1 % on the validation split at the last epoch (monitor). */
@@ -81,6 +86,8 @@ export function resultRows(records: readonly RunRecord[]): ResultRow[] {
       kind: r.kind,
       method: r.method,
       backbone: backboneName(r),
+      status: r.status,
+      steps: `${r.step}/${r.totalSteps}`,
       epochs: Number((r.config as { epochs?: number }).epochs ?? 0),
       budget: r.budget,
       knnVal: lastKnn ? lastKnn.extra.knnTop1 : null,
@@ -92,4 +99,38 @@ export function resultRows(records: readonly RunRecord[]): ResultRow[] {
       data: String((r.data as { source?: string }).source ?? ''),
     };
   });
+}
+
+/** The runs a results table or chart shows, and those it leaves out. */
+export interface RunSelection {
+  shown: RunRecord[];
+  /** Runs that did not finish (interrupted, running, stopped, failed), when not asked for. */
+  leftOut: RunRecord[];
+  /** One line naming what was left out and why ('' when nothing was). */
+  note: string;
+}
+
+/**
+ * Finished runs only, unless `unfinished` asks for every run: an interrupted or half-done run is not
+ * a result (its config still says the planned epochs), so tables and charts of results leave it out
+ * and say so.
+ */
+export function selectRuns(records: readonly RunRecord[], opts: { unfinished?: boolean } = {}): RunSelection {
+  if (opts.unfinished) return { shown: [...records], leftOut: [], note: '' };
+  const shown = records.filter((r) => r.status === 'done');
+  const leftOut = records.filter((r) => r.status !== 'done');
+  const list = leftOut.map((r) => `${r.id} (${r.status} at step ${r.step} of ${r.totalSteps})`);
+  const note = leftOut.length === 0 ? '' : `${leftOut.length} unfinished run${leftOut.length === 1 ? '' : 's'} left out of the results: ${list.join(', ')}`;
+  return { shown, leftOut, note };
+}
+
+/** The kNN monitor (validation top-1 % per epoch) of each pretraining run that logged it, as line-chart series. */
+export function knnCurves(records: readonly RunRecord[]): Array<{ name: string; x: number[]; y: number[] }> {
+  return records
+    .filter((r) => r.kind === 'pretrain')
+    .map((r) => {
+      const ep = r.epochs.filter((e) => typeof e.extra.knnTop1 === 'number');
+      return { name: r.id, x: ep.map((e) => e.epoch + 1), y: ep.map((e) => e.extra.knnTop1) };
+    })
+    .filter((c) => c.y.length > 0);
 }

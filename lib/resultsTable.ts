@@ -34,7 +34,7 @@ export function oursVsOriginalRows(groups: readonly SeedGroup[], budget: string)
       [`ours (${budget}): backbone`]: g.backbone,
       config: g.config,
       epochs: g.epochs,
-      seeds: g.n,
+      'seeds (n)': g.n,
       'linear test % (mean ± std)': formatMeanStd(g.linearTest),
       'kNN test % (mean ± std)': formatMeanStd(g.knnTest),
       'kNN val % (mean ± std)': formatMeanStd(g.knnVal),
@@ -49,7 +49,7 @@ export function oursVsOriginalRows(groups: readonly SeedGroup[], budget: string)
       [`ours (${budget}): backbone`]: '—',
       config: '—',
       epochs: '—',
-      seeds: 0,
+      'seeds (n)': 0,
       'linear test % (mean ± std)': '—',
       'kNN test % (mean ± std)': '—',
       'kNN val % (mean ± std)': '—',
@@ -60,11 +60,14 @@ export function oursVsOriginalRows(groups: readonly SeedGroup[], budget: string)
   return rows;
 }
 
-/** Which seeds and runs make each row (the trace from a row to its records). */
+/**
+ * Which seeds and runs make each row (the trace from a row to its records). The seed values are
+ * named apart from the count of seeds of oursVsOriginalRows ('seeds (n)').
+ */
 export function seedGroupRunsRows(groups: readonly SeedGroup[]): TableRow[] {
   return groups.map((g) => ({
     row: g.label,
-    seeds: g.seeds.join(', '),
+    'seed values': g.seeds.join(', '),
     runs: g.runs.join(', '),
     ...(g.duplicates.length ? { 'left out (same seed, older)': g.duplicates.join(', ') } : {}),
   }));

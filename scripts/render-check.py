@@ -12,10 +12,10 @@ For each HTML file (written by scripts/run-notebooks.py):
     waits, in real time, for each output image to decode and for each interactive plotly plot
     (lib/viz/plotly.ts, data-dinotwins-plotly) to mark itself drawn (up to --wait seconds), then
     reports each image's natural size, each output table's row count and each plot's scatter
-    points. Broken images, undrawn plots, JavaScript errors (uncaught exceptions, console.error,
-    browser log errors), a "Loading [MathJax]" banner and any load other than the page itself,
-    data: URIs and MathJax's CDN (a file:// script, say: an export must be self-contained) are
-    failures;
+    points (all of them, where the plot says how many it has: data-points). Broken images,
+    undrawn plots, JavaScript errors (uncaught exceptions, console.error, browser log errors), a
+    "Loading [MathJax]" banner and any load other than the page itself, data: URIs and MathJax's
+    CDN (a file:// script, say: an export must be self-contained) are failures;
  3. screenshot (with PIL): the page, 1200x3000 CSS pixels, must not be blank.
 Expected counts come from the executed .ipynb next to the HTML: each output with
 image/svg+xml is a chart, each image/png output an image (a text/html output holding an
@@ -64,6 +64,7 @@ PROBE = """async (waitMs) => {
   while (roots.some((r) => !r.getAttribute('data-drawn')) && performance.now() - t0 < waitMs) await new Promise((r) => setTimeout(r, 100));
   const plots = roots.map((r) => ({ drawn: r.getAttribute('data-drawn') === '1',
     points: r.querySelectorAll('.js-plotly-plot .scatterlayer .trace .point').length,
+    expected: r.hasAttribute('data-points') ? Number(r.getAttribute('data-points')) : null,
     note: ((r.querySelector('[id$="-note"]') || {}).textContent || '').slice(0, 200) }));
   const mj = document.getElementById('MathJax_Message');
   const shown = (e) => { const st = getComputedStyle(e); return st.display !== 'none' && st.visibility !== 'hidden'; };
@@ -427,7 +428,8 @@ def check_one(html_path, args):
             problems.append('Chromium saw %d output images, the HTML has %d' % (len(probe['images']), len(parser.srcs)))
         if sum(1 for t in probe['tables'] if t['rows'] > 0) < exp['tables']:
             problems.append('Chromium saw %d tables with rows, expected %d' % (len(probe['tables']), exp['tables']))
-        drawn = sum(1 for p in probe['plots'] if p['drawn'] and p['points'] > 0)
+        # A plot that says how many points it has (data-points, lib/viz/embeddings.ts) must draw them all.
+        drawn = sum(1 for p in probe['plots'] if p['drawn'] and p['points'] > 0 and p.get('expected') in (None, p['points']))
         if drawn < exp['plots']:
             problems.append('%d of %d interactive plotly plots drew a scatter layer in Chromium within %.0f s: %s' % (
                 drawn, exp['plots'], probe['plotWaitMs'] / 1000.0, probe['plots']))

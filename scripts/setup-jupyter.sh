@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the headless notebook stack for dinotwins:
-#  1. Debian packages (only the missing ones are installed);
+#  1. Debian packages (only the missing ones are installed); where the shared JupyterLab test bundle
+#     is beside the project (../shared/tools/jupyterlab, see scripts/lab-notebooks.sh), also the
+#     Python packages it runs on (its README's list, plus typing-extensions, which it imports too);
 #  2. the tslab kernel registered project-locally under .jupyter/ (absolute python and binary);
 #  3. the notebooks/lib -> ../lib symlink (tslab sets rootDir to the notebook folder).
 # Use afterwards:  export JUPYTER_PATH="$PWD/.jupyter/share/jupyter"
@@ -10,6 +12,10 @@ ROOT="$PWD"
 
 PKGS=(jupyter-nbconvert python3-nbclient jupyter-client jupyter-notebook chromium)
 if [[ "${WITH_PIL:-1}" == 1 ]]; then PKGS+=(python3-pil); fi
+if [[ -d ../shared/tools/jupyterlab ]]; then
+  PKGS+=(python3-notebook python3-anyio python3-json5 python3-babel python3-pythonjsonlogger python3-async-lru
+    python3-httpx python3-websocket python3-requests python3-terminado python3-zmq python3-yaml python3-typing-extensions)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -16,6 +16,7 @@ import {
   TARBALL_NAME,
   balancedSubset,
   channelStats,
+  classCountTable,
   classCounts,
   cleanStaleTemps,
   damageFixture,
@@ -485,6 +486,14 @@ test('channelStats matches a direct float64 computation; classCounts', () => {
     assert.ok(Math.abs(s.std[c] - Math.sqrt(sq / n)) < 1e-9, `std ${c}`);
   }
   assert.deepEqual(classCounts({ labels: Uint8Array.from([0, 3, 3, 9]), n: 4 }), [1, 0, 0, 2, 0, 0, 0, 0, 0, 1]);
+});
+
+test('classCountTable: one row per class, a column per split, in the given order', () => {
+  const rows = classCountTable({ train: { labels: Uint8Array.from([0, 2, 2, 1]), n: 4 }, test: { labels: Uint8Array.from([2, 2, 2]), n: 3 } }, ['cat', 'dog', 'ship']);
+  assert.deepEqual(rows, [{ class: 'cat', train: 1, test: 0 }, { class: 'dog', train: 1, test: 0 }, { class: 'ship', train: 2, test: 3 }]);
+  assert.deepEqual(Object.keys(rows[0]), ['class', 'train', 'test']);
+  assert.throws(() => classCountTable({ train: { labels: Uint8Array.from([3]), n: 1 } }, ['cat', 'dog', 'ship']), /label 3 at row 0 is outside \[0, 3\)/);
+  assert.throws(() => classCountTable({}, ['cat']), /no splits/);
 });
 
 test('loadCifar10OrFixture: real data when found, the fixture when nothing is found, errors on corrupt data', async () => {

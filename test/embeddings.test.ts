@@ -7,7 +7,7 @@ import { inflateSync } from 'zlib';
 import * as tf from '@tensorflow/tfjs';
 import { umapLayout } from '../lib/viz/umap';
 import { nearestNeighbours } from '../lib/eval/neighbours';
-import { embeddingExplorer, embeddingSpec, classColors, EmbeddingPanel, EmbeddingSample } from '../lib/viz/embeddings';
+import { embeddingExplorer, classColors, EmbeddingPanel, EmbeddingSample } from '../lib/viz/embeddings';
 import { plotlyLibraryHtml, plotlyBootstrap, PLOTLY_PLOT_ATTRIBUTE } from '../lib/viz/plotly';
 import { neighbourGrid } from '../lib/viz/neighbourGrid';
 import { embedRuns, pickRuns } from '../lib/embeddings';
@@ -16,6 +16,15 @@ import { ParamStore } from '../lib/nn/params';
 import { saveCheckpoint, StoredTensor } from '../lib/train/checkpoint';
 import { RunRecord, writeRunRecord } from '../lib/train/runRecord';
 import { Rng } from '../lib/rng';
+import { unfilterScanlines } from './png-helpers';
+import { scatterPng } from '../lib/viz/scatterPng';
+
+/** The inflated IDAT data of a PNG. */
+function parseIdat(png: Buffer): Buffer {
+  let idat = Buffer.alloc(0);
+  for (let p = 8; p < png.length;) { const len = png.readUInt32BE(p); if (png.toString('latin1', p + 4, p + 8) === 'IDAT') idat = Buffer.concat([idat, png.subarray(p + 8, p + 8 + len)]); p += 12 + len; }
+  return inflateSync(idat);
+}
 
 /** n points in `classes` well separated Gaussian clusters in `dim` dimensions (centres random unit vectors x 4, noise 1). */
 function clusters(n: number, classes: number, dim: number, seed: number): { x: Float32Array; labels: Int32Array } {
@@ -124,14 +133,15 @@ test('the explorer: one self-contained HTML output with the static fallback, the
   assert.equal(res.bundle['text/html'], res.html);
   assert.ok(res.html.includes(`${PLOTLY_PLOT_ATTRIBUTE}="scatter"`));
   assert.ok(res.html.includes('test &lt;embeddings&gt;'), 'the title is escaped');
-  // The fallback: the static SVG as a data-URI image, with a point per image and panel, the class names and the panel titles.
-  const m = /<img id="[^"]+-fallback" alt="[^"]*" src="data:image\/svg\+xml;base64,([^"]+)"[^>]*>/.exec(res.html);
-  assert.ok(m, 'fallback image present');
-  const svg = Buffer.from(m![1], 'base64').toString('utf8');
-  assert.equal(svg, res.svg);
-  assert.ok(svg.includes('barlow') && svg.includes('random-init') && svg.includes('ship'));
-  const symbols = (svg.match(/<path/g) ?? []).length;
-  assert.ok(symbols >= 60, `${symbols} paths for 2 x 30 points`);
+  // The fallback: the panels as a PNG (data-URI image) between HTML panel titles and a legend of the class names.
+  const m = /<div id="[^"]+-fallback"[^>]*>([\s\S]*?)<div id="[^"]+-info"/.exec(res.html);
+  assert.ok(m, 'fallback present');
+  const img = /<img alt="[^"]*" src="data:image\/png;base64,([^"]+)" width="(\d+)" height="(\d+)"/.exec(m![1]);
+  assert.ok(img, 'fallback image present');
+  assert.ok(Buffer.from(img![1], 'base64').equals(res.png));
+  assert.deepEqual([Number(img![2]), Number(img![3])], [2 * 260 + 10, 260]);
+  assert.deepEqual([...m![1].matchAll(/font-weight:bold">([^<]*)<\/div>/g)].map((x) => x[1]), ['barlow', 'random-init']);
+  assert.deepEqual([...m![1].matchAll(/●<\/span> ([^<]*)<\/span>/g)].map((x) => x[1]), ['cat', 'dog', 'ship']);
   // The data: every coordinate, prediction and label, and the sprite of all thumbnails.
   const script = res.html.slice(res.html.indexOf('<script'), res.html.lastIndexOf('</script>'));
   assert.equal((res.html.match(/<\/script>/g) ?? []).length, 1, 'nothing in the data ends the script early');
@@ -153,23 +163,43 @@ test('the explorer: one self-contained HTML output with the static fallback, the
   assert.deepEqual([w, h], [data.cols * 32, Math.ceil(30 / data.cols) * 32]);
   let idat = Buffer.alloc(0);
   for (let p = 8; p < png.length;) { const len = png.readUInt32BE(p); if (png.toString('latin1', p + 4, p + 8) === 'IDAT') idat = Buffer.concat([idat, png.subarray(p + 8, p + 8 + len)]); p += 12 + len; }
-  const raw = inflateSync(idat);
-  const px = (x: number, y: number): number[] => [...raw.subarray(y * (w * 3 + 1) + 1 + x * 3, y * (w * 3 + 1) + 1 + x * 3 + 3)];
+  const { pixels } = unfilterScanlines(inflateSync(idat), w, h, 3);
+  const px = (x: number, y: number): number[] => [...pixels.subarray((y * w + x) * 3, (y * w + x) * 3 + 3)];
   const [cx, cy] = [(7 % data.cols) * 32, Math.floor(7 / data.cols) * 32];
-  assert.deepEqual(px(cx + 5, cy + 9), [...s.images.subarray(7 * 3072 + (9 * 32 + 5) * 3, 7 * 3072 + (9 * 32 + 5) * 3 + 3)]);
+  // Thumbnails keep 4 bits per channel (DEFAULT_EMBEDDING_EXPLORER_OPTIONS.thumbBits): each value is the nearest of 16 levels.
+  const level4 = (v: number) => Math.round((Math.round((v * 15) / 255) * 255) / 15);
+  assert.deepEqual(px(cx + 5, cy + 9), [...s.images.subarray(7 * 3072 + (9 * 32 + 5) * 3, 7 * 3072 + (9 * 32 + 5) * 3 + 3)].map(level4));
+  assert.match(res.html, new RegExp(`${PLOTLY_PLOT_ATTRIBUTE}="scatter" data-points="60"`), 'the points a full drawing has: 2 panels x 30 images');
   // Inputs are checked.
   await assert.rejects(embeddingExplorer([panel('a', 29, 4, 1)], s, { display: false }), /panel "a" has 29 points, the sample 30 images/);
   await assert.rejects(embeddingExplorer([], s, { display: false }), /no panels/);
 });
 
-test('the static spec is one scatter per panel with the class colours; plotly is inlined with define and module shadowed', () => {
-  const s = sampleOf(6, 1);
-  const spec = embeddingSpec([panel('a', 6, 2, 1), panel('b', 6, 2, 2)], s, { title: '', panelWidth: 200, panelHeight: 200 }) as unknown as { data: { values: unknown[] }; spec: { encoding: { color: { scale: { range: string[] } } } } };
-  assert.equal(spec.data.values.length, 12);
-  assert.deepEqual(spec.spec.encoding.color.scale.range, classColors(3));
+test('the static panels: every point a dot of its class colour where the layout puts it; plotly is inlined with define and module shadowed', () => {
+  // Two panels, 3 points: a triangle, and the same points mirrored; point 2 of the second panel alone in a corner.
+  const xy = [Float32Array.from([0, 0, 10, 0, 5, 10]), Float32Array.from([10, 0, 0, 0, 5, -10])];
+  const colors = classColors(3);
+  const r = scatterPng(xy, [0, 1, 2], colors, { panelWidth: 100, panelHeight: 80, gap: 10, radius: 3, opacity: 1 });
+  assert.deepEqual([r.width, r.height], [210, 80]);
+  const p = unfilterScanlines(parseIdat(r.png), 210, 80, 3).pixels;
+  const at = (x: number, y: number) => [...p.subarray((Math.round(y) * 210 + Math.round(x)) * 3, (Math.round(y) * 210 + Math.round(x)) * 3 + 3)];
+  const hex = (c: string) => [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16));
+  for (const m of [0, 1]) for (let i = 0; i < 3; i++) assert.deepEqual(at(r.positions[m][2 * i], r.positions[m][2 * i + 1]), hex(colors[i]), `panel ${m}, point ${i}`);
+  // Scaled to each panel's extent inside its padding, y up: panel 0's point 2 (y = 10, the top) sits at the top edge of the inner area.
+  assert.deepEqual([...r.positions[0]].map((v) => Math.round(v)), [8, 71, 91, 71, 50, 8]);
+  assert.deepEqual([...r.positions[1]].map((v) => Math.round(v)), [201, 8, 118, 8, 160, 71]);
+  assert.deepEqual(at(30, 40), [255, 255, 255], 'white between the dots');
+  assert.deepEqual(at(0, 40), [221, 221, 221], 'a light frame');
+  // All points at one place: drawn in the middle, no NaN.
+  const same = scatterPng([Float32Array.from([1, 1, 1, 1])], [0, 0], colors, { panelWidth: 40, panelHeight: 40 });
+  assert.deepEqual([...same.positions[0]].map((v) => Math.round(v)), [20, 20, 20, 20].map((v) => v - 0.5).map(Math.round));
+  assert.throws(() => scatterPng([Float32Array.from([0, 0])], [3], colors), /point 0 is in group 3, not one of the 3 colours/);
+  assert.throws(() => scatterPng([Float32Array.from([0, 0, 1])], [0], colors), /panel 0 has 1.5 points, expected 1/);
+  assert.throws(() => scatterPng([Float32Array.from([0, 0])], [0], ['red']), /colours must be #rrggbb, got "red"/);
   assert.equal(classColors(12).length, 12);
   const lib = plotlyLibraryHtml();
-  assert.ok(lib.length > 3_000_000, 'the whole bundle is inlined');
+  assert.ok(lib.length > 900_000 && lib.length < 1_500_000, `plotly's basic bundle is inlined (${lib.length} characters), not the 4.6 MB full one`);
+  assert.match(lib, /plotly\.js [\d.]+, basic bundle/);
   assert.match(lib, /if \(!window\.Plotly\) \{\n\(function \(define, module, exports\) \{\n/);
   assert.match(lib, /\}\)\.call\(window\);\n\}\nwindow\.dispatchEvent\(new Event\('dinotwins-plotly-ready'\)\);\n<\/script>$/);
   assert.match(plotlyBootstrap('function (P) {}', 'note'), /if \(window\.Plotly\) \{ draw\(window\.Plotly\); return; \}/);
@@ -185,6 +215,18 @@ test('neighbourGrid: one row per query, the query then its neighbours, other cla
   const html = g.bundle['text/html'] as string;
   const captions = [...html.matchAll(/overflow-wrap:anywhere">([^<]*)<\/div>/g)].map((x) => x[1]);
   assert.deepEqual(captions, ['query: ship', 'ship', 'cat ✗', 'query: cat', 'cat', 'dog ✗']);
+  // Thumbnails keep 4 bits per channel by default: the first (query 2) decodes to its pixels, each at the nearest of 16 levels.
+  const firstPixels = (h: string) => {
+    const png = Buffer.from(/src="data:image\/png;base64,([^"]+)"/.exec(h)![1], 'base64');
+    let idat = Buffer.alloc(0);
+    for (let p = 8; p < png.length;) { const len = png.readUInt32BE(p); if (png.toString('latin1', p + 4, p + 8) === 'IDAT') idat = Buffer.concat([idat, png.subarray(p + 8, p + 8 + len)]); p += 12 + len; }
+    return [...unfilterScanlines(inflateSync(idat), 32, 32, 3).pixels];
+  };
+  const level4 = (v: number) => Math.round((Math.round((v * 15) / 255) * 255) / 15);
+  const query2 = [...queries.images.subarray(2 * 3072, 3 * 3072)];
+  assert.deepEqual(firstPixels(html), query2.map(level4));
+  const lossless = neighbourGrid(queries, [2, 0], bank, { indices, k: 2 }, { classNames: ['cat', 'dog', 'ship'], display: false, title: 'r', bits: 8 });
+  assert.deepEqual(firstPixels(lossless.bundle['text/html'] as string), query2, 'bits: 8 keeps every value');
   const one = neighbourGrid(queries, [1], bank, { indices, k: 2 }, { classNames: ['cat', 'dog', 'ship'], display: false, show: 1 });
   assert.deepEqual([...(one.bundle['text/html'] as string).matchAll(/overflow-wrap:anywhere">([^<]*)<\/div>/g)].map((x) => x[1]), ['query: dog', 'dog']);
   assert.throws(() => neighbourGrid(queries, [0], bank, { indices, k: 2 }, { classNames: [], display: false, show: 3 }), /show must be an integer in \[0, 2\]/);

@@ -12,6 +12,7 @@ import type { RunRecord } from '../lib/train/runRecord';
 import { configKey, isMainRunFile, mainRunRecords, seedBars, seedGroups } from '../lib/seedGroups';
 import { compareSeedGroups, seedNoiseNote } from '../lib/seedCompare';
 import { comparisonRows, formatMeanStd, oursVsOriginalBars, oursVsOriginalRows, seedGroupRunsRows } from '../lib/resultsTable';
+import { knnCurves, resultRows, selectRuns } from '../lib/report';
 import { summarize } from '../lib/stats/describe';
 import { welchTTest } from '../lib/stats/welch';
 import { barChartSpec, markdownTable, renderSvg } from '../lib/viz/index';
@@ -185,7 +186,12 @@ test('ours beside the original: matched by method and backbone kind, original ro
   assert.equal(by('dino-twins ViT')['original: backbone'], 'ViT-T/4');
   assert.equal(by('dino-twins ViT')['original: linear test %'], '78.2');
   // DINO-Twins ResNet has no run here: the original's row stays, ours empty.
-  assert.equal(by('dino-twins')['seeds'], 0);
+  assert.equal(by('dino-twins')['seeds (n)'], 0);
+  assert.equal(by('dino')['seeds (n)'], 3);
+  // The next table lists the seed values under another name: a count and a list never share a column name.
+  const runs = seedGroupRunsRows(groups);
+  assert.equal(runs.find((r) => r.row === 'dino')!['seed values'], '0, 1, 2');
+  assert.deepEqual(Object.keys(rows[0]).filter((k) => Object.keys(runs[0]).includes(k)), ['row']);
   assert.equal(by('dino-twins')['original: linear test %'], '85.3');
   assert.equal(rows.length, groups.length + 1);
   const md = markdownTable(rows);
@@ -224,4 +230,22 @@ test('bar chart: mean bars with ±std whiskers and one point per seed, next to t
   assert.equal(count(/aria-roledescription="point"/g), 9, 'one point per seed');
   assert.throws(() => barChartSpec([{ label: 'a', value: 1, error: -1 }]), /half-width/);
   assert.throws(() => barChartSpec([{ label: 'a', value: 1, points: [NaN] }]), /non-finite point/);
+});
+
+test('an unfinished run is not a result: rows say status and steps trained; tables and charts leave it out unless asked', () => {
+  const done = rec('barlow-s0', 'barlow', 0, 36, 33, { epochs: 50 }, { step: 400, totalSteps: 400 });
+  const cut = rec('dino-s0', 'dino', 0, null, 30, { epochs: 50 }, { status: 'interrupted', step: 115, totalSteps: 400 });
+  const running = rec('dino-s1', 'dino', 1, null, 30, {}, { status: 'running', step: 3, totalSteps: 16, epochs: [] });
+  const rows = resultRows([done, cut]);
+  assert.deepEqual(rows.map((r) => [r.run, r.status, r.steps, r.epochs]), [['barlow-s0', 'done', '400/400', 50], ['dino-s0', 'interrupted', '115/400', 50]]);
+  const sel = selectRuns([done, cut, running]);
+  assert.deepEqual(sel.shown.map((r) => r.id), ['barlow-s0']);
+  assert.deepEqual(sel.leftOut.map((r) => r.id), ['dino-s0', 'dino-s1']);
+  assert.equal(sel.note, '2 unfinished runs left out of the results: dino-s0 (interrupted at step 115 of 400), dino-s1 (running at step 3 of 16)');
+  const all = selectRuns([done, cut, running], { unfinished: true });
+  assert.deepEqual([all.shown.length, all.leftOut.length, all.note], [3, 0, '']);
+  assert.equal(selectRuns([done]).note, '');
+  // The kNN curves: finished pretraining runs by default (a baseline has none; an unfinished run only when asked).
+  assert.deepEqual(knnCurves(selectRuns([done, cut, rec('random-init-s0', 'random-init', 0, 31, 30)]).shown), [{ name: 'barlow-s0', x: [1], y: [32] }]);
+  assert.deepEqual(knnCurves([done, cut]).map((c) => c.name), ['barlow-s0', 'dino-s0']);
 });

@@ -16,6 +16,7 @@ import { ExperimentData, loadExperimentData, runPretraining } from '../lib/exper
 import { readRunRecord } from '../lib/train/runRecord';
 import { expandSweep, SweepSpec } from '../lib/sweep/spec';
 import { runOne, runSweepLocal } from '../lib/sweep/local';
+import { runSweep } from '../lib/sweep/run';
 import { runProgress, sweepResults } from '../lib/sweep/records';
 
 const ROOT = path.join(__dirname, '..');
@@ -151,4 +152,28 @@ test('a task killed with SIGTERM (what scancel and time limits send) leaves a ch
   const third = await task(specFile, run.rel);
   assert.equal(third.code, 0);
   assert.match(third.out, /already done, nothing to do/);
+});
+
+test('runSweep: "slurm" without sbatch trains here and says so; a bar per run ends at its last step; failures are thrown together', async () => {
+  const d = await smokeData();
+  const plan = expandSweep({ name: 'engine', budget: 'smoke', methods: ['barlow'], base: { epochs: 1 }, seeds: [5, 6] }, d.identity);
+  const [good, broken] = plan.runs;
+  fs.mkdirSync(broken.dir, { recursive: true });
+  fs.writeFileSync(path.join(broken.dir, 'checkpoint.ckpt'), 'not a checkpoint');
+  const lines: string[] = [];
+  const drawn: string[] = [];
+  const stream = { isTTY: false, write: (s: string) => (drawn.push(s), true) } as unknown as NodeJS.WriteStream;
+  await assert.rejects(
+    runSweep(plan, { engine: 'slurm', env: { PATH: '' }, data: d, log: (l) => lines.push(l), progress: { mode: 'log', stream, logIntervalMs: 60_000 } }),
+    new RegExp(`^Error: 1 of 2 runs of engine failed: ${broken.rel.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*checkpoint`, 'i'),
+  );
+  assert.equal(lines[0], 'engine "slurm", but sbatch is not on the PATH: training here instead');
+  assert.equal(record(good.dir).status, 'done');
+  const total = record(good.dir).totalSteps;
+  assert.match(drawn[drawn.length - 1], new RegExp(`^${good.label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} 100% \\|#+\\| ${total}/${total} `), drawn.join(''));
+  // Run again: the finished run is skipped without a bar, the broken one fails again.
+  drawn.length = 0;
+  await assert.rejects(runSweep(plan, { data: d, log: () => {}, progress: { mode: 'log', stream } }), /1 of 2 runs of engine failed/);
+  assert.deepEqual(drawn, []);
+  await assert.rejects(runSweep(plan, { engine: 'cluster' as never }), /engine must be 'local' or 'slurm', got "cluster"/);
 });

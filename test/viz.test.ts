@@ -31,7 +31,9 @@ import {
   table,
   updateDisplay,
   VEGALITE_MIME,
+  attentionGrids,
 } from '../lib/viz/index';
+import { unfilterScanlines } from './png-helpers';
 
 /** Parses a PNG: checks signature and every CRC, returns IHDR fields and the inflated scanlines. */
 function parsePng(buf: Buffer): { width: number; height: number; colorType: number; raw: Buffer } {
@@ -66,12 +68,11 @@ function crc32(b: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** Pixel (r, g, b) at (x, y) of an RGB PNG with filter-0 scanlines. */
-function pixel(p: { width: number; raw: Buffer }, x: number, y: number): number[] {
-  const stride = p.width * 3 + 1;
-  assert.equal(p.raw[y * stride], 0, 'filter type 0');
-  const o = y * stride + 1 + x * 3;
-  return [p.raw[o], p.raw[o + 1], p.raw[o + 2]];
+/** Pixel (r, g, b) at (x, y) of an RGB PNG (scanlines unfiltered by test/png-helpers.ts). */
+function pixel(p: { width: number; height: number; raw: Buffer }, x: number, y: number): number[] {
+  const { pixels } = unfilterScanlines(p.raw, p.width, p.height, 3);
+  const o = (y * p.width + x) * 3;
+  return [pixels[o], pixels[o + 1], pixels[o + 2]];
 }
 
 function count(s: string, needle: RegExp): number {
@@ -90,6 +91,40 @@ test('encodePng writes a valid RGB/grey/RGBA PNG that decodes back to the pixels
   assert.equal(parsePng(encodePng(new Uint8Array(24), 3, 2, 4)).colorType, 6);
   assert.throws(() => encodePng(px, 4, 3, 3), /expected 36 bytes/);
   assert.throws(() => encodePng(px, 5, 3, 2), /channels must be 1, 3 or 4/);
+  assert.throws(() => encodePng(px, 5, 3, 3, { bits: 0 }), /bits must be an integer in 1\.\.8/);
+});
+
+test('encodePng: adaptive filters are lossless and smaller on smooth images; bits < 8 keeps 2^bits levels', () => {
+  // A smooth image with noise, like a photograph: gradients that Sub/Up/Paeth predict.
+  const w = 64;
+  const h = 48;
+  let seed = 1;
+  const noise = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % 7) - 3;
+  const px = Uint8Array.from({ length: w * h * 3 }, (_, i) => {
+    const p = Math.floor(i / 3);
+    return Math.max(0, Math.min(255, Math.round(2 * (p % w) + 3 * Math.floor(p / w) + 40 * (i % 3)) + noise()));
+  });
+  const adaptive = encodePng(px, w, h, 3);
+  const none = encodePng(px, w, h, 3, { filter: 'none' });
+  const a = parsePng(adaptive);
+  const back = unfilterScanlines(a.raw, w, h, 3);
+  assert.deepEqual([...back.pixels], [...px], 'lossless');
+  assert.ok(back.filters.some((f) => f !== 0), `filters used: ${[...new Set(back.filters)]}`);
+  assert.deepEqual(new Set(unfilterScanlines(parsePng(none).raw, w, h, 3).filters), new Set([0]));
+  assert.ok(adaptive.length < 0.8 * none.length, `adaptive ${adaptive.length} bytes, none ${none.length}`);
+  // RGBA and grey rows filter per pixel (bpp 4 and 1) and decode back too.
+  const rgba = Uint8Array.from({ length: 7 * 5 * 4 }, (_, i) => (i * 29 + (i >> 3)) % 256);
+  const pa = parsePng(encodePng(rgba, 7, 5, 4));
+  assert.deepEqual([...unfilterScanlines(pa.raw, 7, 5, 4).pixels], [...rgba]);
+  const grey = Uint8Array.from({ length: 9 * 4 }, (_, i) => (i * i) % 256);
+  assert.deepEqual([...unfilterScanlines(parsePng(encodePng(grey, 9, 4, 1)).raw, 9, 4, 1).pixels], [...grey]);
+  // 5 bits: 32 levels over 0..255 (0 and 255 exact), each value within half a step of the original.
+  const all = Uint8Array.from({ length: 256 * 3 }, (_, i) => Math.floor(i / 3));
+  const q = unfilterScanlines(parsePng(encodePng(all, 256, 1, 3, { bits: 5 })).raw, 256, 1, 3).pixels;
+  assert.equal(new Set(q).size, 32);
+  assert.deepEqual([q[0], q[q.length - 1]], [0, 255]);
+  assert.ok(q.every((v, i) => Math.abs(v - all[i]) <= 255 / 31 / 2 + 0.5), 'rounded to the nearest level');
+  assert.ok(encodePng(px, w, h, 3, { bits: 5 }).length < adaptive.length);
 });
 
 test('line chart spec -> SVG has the lines, axes and legend; non-finite and log-invalid points dropped', async () => {
@@ -256,6 +291,50 @@ test('progress in tslab: shown once, then throttled in-place updates, final stat
   }
 });
 
+test('progress.track(): the last step is drawn however the work ends, and an interrupt says so', async () => {
+  const k = fakeTslab();
+  try {
+    let t = 0;
+    const bar = progress({ total: 400, label: 'Barlow Twins', now: () => t, minIntervalMs: 250 });
+    class InterruptedError extends Error {
+      override name = 'InterruptedError';
+    }
+    const work = (async () => {
+      for (let s = 1; s <= 115; s++) {
+        t += 1; // 1000 steps/s: most updates are throttled, including the last one (115)
+        bar.update(s, { loss: 1 / s });
+      }
+      throw new InterruptedError('run x was interrupted at step 115 of 400');
+    })();
+    await assert.rejects(bar.track(work), /interrupted at step 115 of 400/);
+    const last = k.sent[k.sent.length - 1].msg.data;
+    assert.match(last['text/plain'] as string, / 115\/400 \[.*\] loss=0\.008696 \(interrupted at 115\/400\)$/);
+    assert.match(last['text/html'] as string, /<progress value="115" max="400"/);
+    assert.match(last['text/html'] as string, /\(interrupted at 115\/400\)/);
+    const n = k.sent.length;
+    bar.done();
+    bar.stop('failed');
+    assert.equal(k.sent.length, n, 'a finished bar draws nothing more');
+
+    const ok = progress({ total: 3, now: () => t });
+    const value = await ok.track(async () => {
+      for (let s = 1; s <= 3; s++) ok.update(s);
+      return 'result';
+    });
+    assert.equal(value, 'result');
+    assert.match(k.sent[k.sent.length - 1].msg.data['text/plain'] as string, / 3\/3 \[[^\]]*\]$/, 'done: no stop note');
+    const failing = progress({ total: 3, now: () => t });
+    await assert.rejects(failing.track(async () => {
+      failing.update(1);
+      throw new RangeError('boom');
+    }), /boom/);
+    assert.match(k.sent[k.sent.length - 1].msg.data['text/plain'] as string, /\(failed at 1\/3\)$/);
+    assert.throws(() => progress({ total: 3 }).stop(''), /say why/);
+  } finally {
+    k.remove();
+  }
+});
+
 test('progress formatting: durations, rate, ETA and metrics', () => {
   assert.equal(formatDuration(0), '0:00');
   assert.equal(formatDuration(61_000), '1:01');
@@ -387,4 +466,24 @@ test('a progress bar that was never updated draws nothing on done() (a reloaded 
   } finally {
     k.remove();
   }
+});
+
+test('attentionGrids: the images with their classes, then each head\'s map over each image', () => {
+  const set = { images: Uint8Array.from({ length: 3 * 3072 }, (_, i) => (i * 5) % 256), labels: [2, 0, 1], n: 3 };
+  // 2 images x 3 heads, 2 x 2 patches; head h of image i attends to patch (i + h) % 4 only.
+  const maps = [0, 1].map((i) => [0, 1, 2].map((h) => Float32Array.from({ length: 4 }, (_, p) => (p === (i + h) % 4 ? 1 : 0))));
+  const g = attentionGrids({ maps, grid: 2, heads: 3 }, set, ['cat', 'dog', 'ship'], { display: false, imagesTitle: 'validation images' });
+  const captions = (r: { bundle: Record<string, unknown> }) => [...(r.bundle['text/html'] as string).matchAll(/overflow-wrap:anywhere">([^<]*)<\/div>/g)].map((x) => x[1]);
+  assert.deepEqual(captions(g.images), ['ship', 'cat']);
+  assert.match(g.images.bundle['text/html'] as string, /validation images/);
+  assert.deepEqual(captions(g.attention), ['ship, head 0', 'ship, head 1', 'ship, head 2', 'cat, head 0', 'cat, head 1', 'cat, head 2']);
+  assert.equal(g.attention.width, 3 * 96 + 2 * 2, 'one column per head, upscaled 3x');
+  assert.equal(g.attention.height, 2 * 96 + 2);
+  // The attended patch is brighter (inferno's top) than the others: image 0, head 0 attends to the top-left quarter.
+  const p = parsePng(g.attention.png);
+  const lum = (x: number, y: number) => pixel(p, x, y).reduce((a, b) => a + b, 0);
+  assert.ok(lum(10, 10) > lum(80, 80) + 100, `attended ${lum(10, 10)}, other ${lum(80, 80)}`);
+  assert.throws(() => attentionGrids({ maps: [[maps[0][0]]], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /image 0 has 1 maps, expected 3 heads/);
+  assert.throws(() => attentionGrids({ maps: [[new Float32Array(3), new Float32Array(4), new Float32Array(4)]], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /map 0\/0 has 3 values, expected 2 x 2/);
+  assert.throws(() => attentionGrids({ maps: [], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /no attention maps/);
 });

@@ -7,7 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../lib/nn/params';
 import { buildBackbone, barlowProjector, dinoHead, BackboneSpec } from '../lib/models/index';
 import { Backbone } from '../lib/nn/module';
-import { exportWeights, importWeights, WEIGHTS_METADATA } from '../lib/io/weights';
+import { exportWeights, importWeights, loadRunEncoder, WEIGHTS_METADATA } from '../lib/io/weights';
+import { compareWithFile, exportAndCheck } from '../lib/io/exportCheck';
+import { markdownTable } from '../lib/viz/table';
 import { readSafetensors, writeSafetensors, encodeSafetensors, f32Tensor, toFloat32, SafeTensor } from '../lib/io/safetensors';
 import { permute, toTorchLayout, fromTorchLayout, inferResnetSpec } from '../lib/io/torchLayout';
 import { saveCheckpoint, StoredTensor } from '../lib/train/checkpoint';
@@ -256,6 +258,50 @@ test('a run folder exports its student or its EMA teacher from the checkpoint, a
   } finally {
     net.params.dispose();
     teacher.params.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('exportAndCheck: the file read back gives the run\'s own features; a file of another encoder is caught', async () => {
+  const dir = tmpDir();
+  const runDir = path.join(dir, 'barlow-run');
+  const net = randomNet({ kind: 'resnet', depth: 18, width: 4 }, 7);
+  const other = randomNet({ kind: 'resnet', depth: 18, width: 4 }, 8);
+  try {
+    fs.mkdirSync(runDir);
+    const snap = new Map<string, StoredTensor>((await net.params.snapshot()).map((s) => [s.name, { shape: s.shape, values: s.values }]));
+    saveCheckpoint(path.join(runDir, 'checkpoint.ckpt'), { meta: {}, groups: { student: snap } });
+    const record: RunRecord = {
+      format: 'dinotwins-run/1', id: 'barlow-run', kind: 'pretrain', status: 'done', method: 'barlow', budget: 'custom',
+      config: { method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 4 } }, backend: null, git: { commit: null, dirty: null }, seed: 0,
+      data: {}, startedAt: '', updatedAt: '', seconds: 0, step: 8, totalSteps: 8, epochs: [], steps: [], results: {},
+      checkpoint: path.join(runDir, 'checkpoint.ckpt'), resumedFrom: [],
+    };
+    writeRunRecord(path.join(runDir, 'record.json'), record);
+    const images = Uint8Array.from({ length: 5 * 3072 }, (_, i) => (i * 37) % 256);
+    const before = tf.memory().numTensors;
+    const file = path.join(dir, 'exports', 'barlow-run.safetensors');
+    const check = await exportAndCheck(runDir, file, { images, n: 5 }, { images: 3 });
+    assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
+    assert.equal(check.maxDiff, 0);
+    assert.equal(check.values, 3 * buildBackbone({ kind: 'resnet', depth: 18, width: 4 }).featureDim);
+    assert.equal(check.count, check.summary.tensors);
+    assert.deepEqual(check.tensors.map((t) => t.name), ['conv1.weight', 'bn1.running_var', 'bn1.num_batches_tracked', 'layer2.0.conv1.weight', 'layer2.0.downsample.0.weight']);
+    assert.deepEqual(check.tensors[0], { name: 'conv1.weight', dtype: 'F32', 'shape in the file (PyTorch)': '[4, 3, 3, 3]', 'shape here (tfjs)': '[3, 3, 3, 4]' });
+    assert.equal(check.tensors[2]['shape here (tfjs)'], '(not a parameter: read and ignored)');
+    assert.equal(check.tensors[2].dtype, 'I64');
+    assert.match(markdownTable(check.tensors), /^\| name \| dtype \| shape in the file \(PyTorch\) \| shape here \(tfjs\) \|\n/, 'the rows are a table as they are');
+    assert.match(check.line, /^wrote .*barlow-run\.safetensors: \d+ tensors, .*\(max \|difference\| 0 over \d+ values of 3 images/);
+    // The run's own encoder, loaded from its checkpoint, is the network that was saved.
+    const own = loadRunEncoder(runDir);
+    for (const n of net.params.names()) assert.deepEqual([...own.params.get(n).dataSync()], [...net.params.get(n).dataSync()], n);
+    own.params.dispose();
+    await assert.rejects(compareWithFile(file, other, images, 2), /does not reproduce the encoder: features differ by up to [0-9.e-]+ over \d+ values of 2 images/);
+    assert.equal(tf.memory().numTensors, before);
+    await assert.rejects(exportAndCheck(runDir, file, { images, n: 0 }), /need at least one image/);
+  } finally {
+    net.params.dispose();
+    other.params.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

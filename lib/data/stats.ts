@@ -12,6 +12,18 @@ export function classCounts(split: Pick<Split, 'labels' | 'n' | 'numClasses'>, n
   return counts;
 }
 
+/**
+ * Images per class in each of several splits, one row per class: `{ class, <split>: count, ... }`
+ * (e.g. `classCountTable({ train, val, test }, classNames)`), for the class-balance table.
+ */
+export function classCountTable(splits: Readonly<Record<string, Pick<Split, 'labels' | 'n'>>>, classNames: readonly string[]): Array<Record<string, string | number>> {
+  const names = Object.keys(splits);
+  if (names.length === 0) throw new Error('classCountTable: no splits given');
+  if (names.includes('class')) throw new Error('classCountTable: a split may not be named "class" (the first column)');
+  const counts = names.map((n) => classCounts(splits[n], classNames.length));
+  return classNames.map((name, c) => Object.fromEntries([['class', name], ...names.map((n, k) => [n, counts[k][c]])]));
+}
+
 export interface ChannelStats {
   /** R, G, B means of pixel/255. */
   mean: [number, number, number];

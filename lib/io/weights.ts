@@ -131,6 +131,19 @@ function collectRun(p: string, network: 'student' | 'teacher'): Collected {
   return { spec, params, info };
 }
 
+/**
+ * The encoder of a run folder (or its record.json), built and loaded from the run's checkpoint: the
+ * run's own network, to compare an exported file with. The caller disposes `params`.
+ */
+export function loadRunEncoder(run: string, network: 'student' | 'teacher' = 'student'): BackboneWithParams {
+  const { spec, params } = collectRun(run, network);
+  const backbone = buildBackbone(spec);
+  const ps = new ParamStore(`run-${path.basename(path.dirname(runRecordFile(run)))}`);
+  backbone.init(ps, 0, WEIGHT_PREFIXES.backbone);
+  ps.load([...params].filter(([n]) => n.startsWith(WEIGHT_PREFIXES.backbone)).map(([name, t]) => ({ name, shape: t.shape, values: t.values, kind: 'weight' as const, trainable: true })));
+  return { backbone, params: ps };
+}
+
 async function collect(source: WeightsSource, network: 'student' | 'teacher'): Promise<Collected> {
   if (typeof source === 'string') return collectRun(source, network);
   if (source == null || typeof source !== 'object' || !source.backbone) throw new WeightsError(`exportWeights: expected a run folder, {backbone, params} or a pretraining model, got ${String(source)}`);

@@ -2,6 +2,7 @@
 export * from './spec';
 export * from './records';
 export * from './local';
+export * from './run';
 export * from './slurm';
 export * from './status';
 export * from './ablations';

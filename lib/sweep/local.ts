@@ -54,6 +54,8 @@ export interface LocalOptions extends RunOneOptions {
   data?: ExperimentData;
   /** Runs another engine holds now (folder -> why, e.g. "Slurm job 12, task 3, RUNNING"): skipped here. */
   held?: ReadonlyMap<string, string>;
+  /** Called when a run this engine started ends: without an error when it trained or probed, else with it. */
+  onRunEnd?: (run: SweepRun, error?: Error) => void;
 }
 
 export interface LocalSummary {
@@ -91,7 +93,9 @@ export async function runSweepLocal(plan: SweepPlan, opts: LocalOptions = {}): P
       data ??= await loadExperimentData(plan.budget);
       const outcome = await runOne(plan, run, data, opts);
       (outcome === 'trained' ? summary.trained : summary.probed).push(run.rel);
+      opts.onRunEnd?.(run);
     } catch (e) {
+      opts.onRunEnd?.(run, e as Error);
       const msg = (e as Error).message;
       log(`${run.rel}: FAILED: ${msg}`);
       summary.failed.push({ run: run.rel, error: msg });

@@ -2,16 +2,16 @@
  * The embedding explorer: 2-D layouts of the same images under several encoders, side by side as
  * plotly scatter plots coloured by class. Hovering a point shows its image, its true label and,
  * for every encoder, the kNN prediction and the labels of its nearest training images; the same
- * image is ringed in every panel. A static Vega-Lite rendering (SVG) sits in the plot's place
- * until plotly draws, and stays where scripts do not run (nbconvert HTML without the library,
- * untrusted notebooks, GitHub).
+ * image is ringed in every panel. A static rendering (the same layouts as a PNG, lib/viz/scatterPng.ts,
+ * with HTML titles and legend) sits in the plot's place until plotly draws, and stays where scripts
+ * do not run (nbconvert HTML without the library, untrusted notebooks, GitHub).
  */
 import { inspect } from 'util';
 import * as vega from 'vega';
-import type { TopLevelSpec } from 'vega-lite';
 import { display, newDisplayId, type MimeBundle } from './display';
 import { encodePng, pngDataUri } from './png';
-import { escapeHtml, renderSvg, svgDataUri } from './render';
+import { escapeHtml } from './render';
+import { scatterPng } from './scatterPng';
 import { inlinePlotly, plotlyBootstrap, plotlyInlined, PLOTLY_PLOT_ATTRIBUTE } from './plotly';
 
 /** One encoder's view of the sample. */
@@ -50,19 +50,21 @@ export interface EmbeddingExplorerOptions {
   showNeighbours: number;
   /** Thumbnail upscaling in the hover panel. */
   thumbScale: number;
+  /** Bits kept per colour channel in the thumbnails (PNG, lib/viz/png.ts): 4 keeps them 38 % of lossless size and looks the same at this size; 8 is lossless. */
+  thumbBits: number;
   /** Display in the notebook when running in tslab. */
   display: boolean;
 }
 
 export const DEFAULT_EMBEDDING_EXPLORER_OPTIONS: Readonly<EmbeddingExplorerOptions> = Object.freeze({
-  title: '', panelWidth: 260, panelHeight: 260, showNeighbours: 10, thumbScale: 4, display: true,
+  title: '', panelWidth: 260, panelHeight: 260, showNeighbours: 10, thumbScale: 4, thumbBits: 4, display: true,
 });
 
 export interface EmbeddingExplorerResult {
   /** The whole output: fallback image, plot container, hover panel, data and script. */
   html: string;
-  /** The static rendering (Vega-Lite -> SVG). */
-  svg: string;
+  /** The static rendering of the panels (PNG), shown with HTML titles and legend where plotly does not draw. */
+  png: Buffer;
   bundle: MimeBundle;
   shown: boolean;
 }
@@ -91,7 +93,7 @@ function check(panels: readonly EmbeddingPanel[], s: EmbeddingSample): void {
 }
 
 /** All thumbnails in one PNG (a grid of `cols` columns), so the page decodes one image. */
-function sprite(s: EmbeddingSample): { png: Buffer; cols: number } {
+function sprite(s: EmbeddingSample, bits: number): { png: Buffer; cols: number } {
   const h = s.height ?? 32;
   const w = s.width ?? 32;
   const cols = Math.ceil(Math.sqrt(s.n));
@@ -103,34 +105,10 @@ function sprite(s: EmbeddingSample): { png: Buffer; cols: number } {
     const y0 = Math.floor(i / cols) * h;
     for (let y = 0; y < h; y++) out.set(s.images.subarray((i * h + y) * w * 3, (i * h + y + 1) * w * 3), ((y0 + y) * W + x0) * 3);
   }
-  return { png: encodePng(out, W, rows * h, 3), cols };
+  return { png: encodePng(out, W, rows * h, 3, { bits }), cols };
 }
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;
-
-/** Vega-Lite spec of the static rendering: one scatter per panel, shared class colours. */
-export function embeddingSpec(panels: readonly EmbeddingPanel[], s: EmbeddingSample, o: Pick<EmbeddingExplorerOptions, 'title' | 'panelWidth' | 'panelHeight'>): TopLevelSpec {
-  const values: Array<{ panel: string; x: number; y: number; class: string }> = [];
-  for (const p of panels) for (let i = 0; i < s.n; i++) values.push({ panel: p.label, x: round(p.xy[2 * i]), y: round(p.xy[2 * i + 1]), class: s.classNames[s.labels[i]] });
-  const axis = null;
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    ...(o.title ? { title: o.title } : {}),
-    data: { values },
-    facet: { column: { field: 'panel', type: 'nominal', title: null, sort: panels.map((p) => p.label), header: { labelFontSize: 12 } } },
-    spec: {
-      width: Math.max(60, o.panelWidth - 20),
-      height: Math.max(60, o.panelHeight - 20),
-      mark: { type: 'circle', size: 14, opacity: 0.8 },
-      encoding: {
-        x: { field: 'x', type: 'quantitative', axis, scale: { zero: false } },
-        y: { field: 'y', type: 'quantitative', axis, scale: { zero: false } },
-        color: { field: 'class', type: 'nominal', scale: { domain: [...s.classNames], range: classColors(s.classNames.length) }, legend: { orient: 'bottom', columns: Math.min(10, s.classNames.length), title: null } },
-      },
-    },
-    resolve: { scale: { x: 'independent', y: 'independent' } },
-  } as TopLevelSpec;
-}
 
 /** The browser side: builds the traces from the compact data, draws, and wires hover. */
 const DRAW = `function (Plotly) {
@@ -143,7 +121,7 @@ const DRAW = `function (Plotly) {
   var traces = [], layout = { width: pw * M, height: ph + 90, hovermode: 'closest',
     margin: { l: 10, r: 10, t: 50, b: 10 }, showlegend: true, legend: { orientation: 'h', x: 0, y: -0.02, yanchor: 'top' },
     annotations: [], paper_bgcolor: 'white', plot_bgcolor: 'white' };
-  var gap = 0.01, ringTraces = [];
+  var gap = 0.01;
   D.panels.forEach(function (p, m) {
     var ax = m === 0 ? '' : String(m + 1);
     var axis = { domain: [m / M + gap, (m + 1) / M - gap], showticklabels: false, showgrid: false, zeroline: false, showline: true, linecolor: '#ddd', mirror: true };
@@ -156,18 +134,13 @@ const DRAW = `function (Plotly) {
         if (D.labels[i] !== c) continue;
         idx.push(i); x.push(p.xy[2 * i]); y.push(p.xy[2 * i + 1]);
         var pred = p.pred[i];
-        text.push('#' + i + ' · ' + name + '<br>kNN: ' + D.classes[pred] + (pred === c ? ' ✓' : ' ✗') + '<br>neighbours: ' + p.nb.slice(i * p.k, i * p.k + D.show).map(function (l) { return D.classes[l]; }).join(', '));
+        // A short tooltip (it must not cover the next panel): the image and this encoder's kNN call; the rest is in the side panel.
+        text.push('#' + i + ' · ' + name + '<br>kNN: ' + D.classes[pred] + (pred === c ? ' ✓' : ' ✗'));
       }
       traces.push({ type: 'scatter', mode: 'markers', name: name, legendgroup: name, showlegend: m === 0, x: x, y: y, customdata: idx,
-        text: text, hovertemplate: '%{text}<extra>' + p.label + '</extra>', xaxis: 'x' + ax, yaxis: 'y' + ax,
+        text: text, hovertemplate: '%{text}<extra></extra>', xaxis: 'x' + ax, yaxis: 'y' + ax,
         marker: { size: 5, color: D.colors[c], opacity: 0.8 } });
     });
-  });
-  D.panels.forEach(function (p, m) {
-    var ax = m === 0 ? '' : String(m + 1);
-    ringTraces.push(traces.length);
-    traces.push({ type: 'scatter', mode: 'markers', x: [], y: [], xaxis: 'x' + ax, yaxis: 'y' + ax, hoverinfo: 'skip', showlegend: false,
-      marker: { size: 15, color: 'rgba(0,0,0,0)', line: { width: 2, color: 'black' } } });
   });
   var sprite = new Image();
   sprite.src = D.sprite;
@@ -193,16 +166,52 @@ const DRAW = `function (Plotly) {
       el('div', 'margin-top:4px;color:#555', 'neighbours (' + hp.label + '): ' + hp.nb.slice(i * hp.k, i * hp.k + D.show).map(function (l) { return D.classes[l]; }).join(', '));
     info.appendChild(t);
   }
+  // The ring around the hovered image in every panel: circles in an SVG laid over the plot, moved
+  // with the axes' own data-to-pixel maps. Nothing is redrawn by plotly while hovering: a
+  // Plotly.restyle here made plotly replay the hover (its rehover after a redraw) with a stale mouse
+  // position, and the tooltip and the side panel then named different images (issue 25).
+  var NS = 'http://www.w3.org/2000/svg', rings = document.createElementNS(NS, 'svg'), current = null;
+  rings.setAttribute('class', 'dinotwins-rings');
+  rings.setAttribute('style', 'position:absolute;left:0;top:0;pointer-events:none;overflow:visible');
+  rings.setAttribute('width', String(layout.width));
+  rings.setAttribute('height', String(layout.height));
+  var ringOf = D.panels.map(function () {
+    var r = document.createElementNS(NS, 'circle');
+    r.setAttribute('r', '7');
+    r.setAttribute('fill', 'none');
+    r.setAttribute('stroke', 'black');
+    r.setAttribute('stroke-width', '2');
+    r.style.display = 'none';
+    rings.appendChild(r);
+    return r;
+  });
+  function placeRings() {
+    if (current === null) return;
+    var full = plot._fullLayout;
+    D.panels.forEach(function (p, m) {
+      var ax = m === 0 ? '' : String(m + 1), xa = full && full['xaxis' + ax], ya = full && full['yaxis' + ax], r = ringOf[m];
+      if (!xa || !ya) { r.style.display = 'none'; return; }
+      r.setAttribute('cx', String(xa._offset + xa.l2p(p.xy[2 * current])));
+      r.setAttribute('cy', String(ya._offset + ya.l2p(p.xy[2 * current + 1])));
+      r.setAttribute('data-ring', String(current));
+      r.style.display = '';
+    });
+  }
   fallback.style.display = 'none';
   Plotly.newPlot(plot, traces, layout, { displaylogo: false, responsive: false }).then(function () {
+    plot.style.position = 'relative';
+    plot.appendChild(rings);
     root.setAttribute('data-drawn', '1');
     plot.on('plotly_hover', function (ev) {
       var pt = ev.points[0];
       if (!pt || pt.customdata === undefined) return;
       var i = pt.customdata, m = Math.floor(pt.curveNumber / D.classes.length);
-      Plotly.restyle(plot, { x: D.panels.map(function (p) { return [p.xy[2 * i]]; }), y: D.panels.map(function (p) { return [p.xy[2 * i + 1]]; }) }, ringTraces);
+      current = i;
+      placeRings();
       showInfo(i, m);
     });
+    // Hiding classes in the legend can rescale the axes: the rings follow.
+    plot.on('plotly_afterplot', placeRings);
   }, function (err) {
     fallback.style.display = '';
     var note = document.getElementById(D.id + '-note');
@@ -218,11 +227,13 @@ export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sampl
   const o = { ...DEFAULT_EMBEDDING_EXPLORER_OPTIONS, ...options };
   check(panels, sample);
   if (!Number.isInteger(o.showNeighbours) || o.showNeighbours < 0) throw new Error(`embeddingExplorer: showNeighbours must be a non-negative integer, got ${o.showNeighbours}`);
-  const svg = await renderSvg(embeddingSpec(panels, sample, o));
-  const { png, cols } = sprite(sample);
+  if (!(Number.isInteger(o.thumbBits) && o.thumbBits >= 1 && o.thumbBits <= 8)) throw new Error(`embeddingExplorer: thumbBits must be an integer in 1..8, got ${o.thumbBits}`);
+  const colors = classColors(sample.classNames.length);
+  const still = scatterPng(panels.map((p) => p.xy), sample.labels, colors, { panelWidth: o.panelWidth, panelHeight: o.panelHeight });
+  const { png, cols } = sprite(sample, o.thumbBits);
   const id = `dt-emb-${newDisplayId()}`;
   const data = {
-    id, n: sample.n, labels: Array.from(sample.labels), classes: [...sample.classNames], colors: classColors(sample.classNames.length),
+    id, n: sample.n, labels: Array.from(sample.labels), classes: [...sample.classNames], colors,
     panels: panels.map((p) => ({ label: p.label, xy: Array.from(p.xy, round), pred: Array.from(p.knnPred), nb: Array.from(p.neighbourLabels), k: p.k })),
     show: Math.min(o.showNeighbours, ...panels.map((p) => p.k)), width: o.panelWidth, height: o.panelHeight,
     sprite: pngDataUri(png), cols, w: sample.width ?? 32, h: sample.height ?? 32, thumbScale: o.thumbScale,
@@ -230,9 +241,14 @@ export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sampl
   // JSON inside a script: escape '<' so no "</script>" can end it early.
   const json = JSON.stringify(data).replace(/</g, '\\u003c');
   const alt = `${o.title || 'embeddings'}: ${panels.map((p) => p.label).join(', ')} (${sample.n} images)`;
-  const html = `<div class="dinotwins-embeddings" id="${id}" ${PLOTLY_PLOT_ATTRIBUTE}="scatter">
+  // data-points: the scatter points a full drawing has (every image in every panel), for UI tests.
+  const html = `<div class="dinotwins-embeddings" id="${id}" ${PLOTLY_PLOT_ATTRIBUTE}="scatter" data-points="${sample.n * panels.length}">
 ${o.title ? `<div style="font:bold 13px sans-serif;margin:4px 0">${escapeHtml(o.title)}</div>` : ''}<div style="display:flex;flex-wrap:wrap;align-items:flex-start;gap:10px">
-<div id="${id}-plot"><img id="${id}-fallback" alt="${escapeHtml(alt)}" src="${svgDataUri(svg)}" style="max-width:100%"></div>
+<div id="${id}-plot"><div id="${id}-fallback" style="font:12px sans-serif">
+<div style="display:flex;gap:10px">${panels.map((p) => `<div style="width:${o.panelWidth}px;text-align:center;font-weight:bold">${escapeHtml(p.label)}</div>`).join('')}</div>
+<img alt="${escapeHtml(alt)}" src="${pngDataUri(still.png)}" width="${still.width}" height="${still.height}" style="max-width:100%;display:block">
+<div style="margin-top:4px">${sample.classNames.map((c, k) => `<span style="margin-right:10px;white-space:nowrap"><span style="color:${colors[k]}">●</span> ${escapeHtml(c)}</span>`).join('')}</div>
+</div></div>
 <div id="${id}-info" style="font:12px sans-serif;width:200px;color:#222">Hover over a point: its image, its true class, and per encoder the kNN prediction and how many of its ${Math.min(o.showNeighbours, ...panels.map((p) => p.k))} nearest training images share its class.</div>
 </div>
 <div id="${id}-note" style="font:11px sans-serif;color:#888"></div>
@@ -246,7 +262,7 @@ ${plotlyBootstrap(DRAW.replace('DATA', () => json), `${id}-note`)}
     if (!plotlyInlined()) inlinePlotly();
     shown = display(bundle);
   }
-  const result: EmbeddingExplorerResult = { html, svg, bundle, shown };
+  const result: EmbeddingExplorerResult = { html, png: still.png, bundle, shown };
   Object.defineProperty(result, inspect.custom, { enumerable: false, value: () => `[embedding explorer: ${alt}${shown ? ', shown' : ''}]` });
   return result;
 }

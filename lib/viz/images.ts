@@ -56,6 +56,8 @@ export interface ImageGridOptions {
   overlays: readonly OverlayInput[];
   /** Opacity of the overlays. */
   overlayAlpha: number;
+  /** Bits kept per colour channel in the PNGs (lib/viz/png.ts; 8 = lossless, 5 about halves photographs). */
+  bits: number;
   /** Display in the notebook when running in tslab. */
   display: boolean;
 }
@@ -70,6 +72,7 @@ export const DEFAULT_IMAGE_GRID_OPTIONS: Readonly<ImageGridOptions> = Object.fre
   colormap: '',
   overlays: [],
   overlayAlpha: 0.5,
+  bits: 8,
   display: true,
 });
 
@@ -215,7 +218,7 @@ export function imageGrid(images: readonly ImageInput[], options: Partial<ImageG
     return { rgb, height: img.height, width: img.width };
   });
   const grid = composeGrid(tiles, o.cols, o.scale, o.gap);
-  const png = encodePng(grid.rgb, grid.width, grid.height, 3);
+  const png = encodePng(grid.rgb, grid.width, grid.height, 3, { bits: o.bits });
   const bundle: MimeBundle = {
     'image/png': png.toString('base64'),
     'text/plain': `<image grid: ${images.length} images, ${grid.width}x${grid.height}>`,
@@ -223,7 +226,7 @@ export function imageGrid(images: readonly ImageInput[], options: Partial<ImageG
   if (o.labels.length > 0 || o.title) {
     // Per-image PNGs at native size, upscaled by CSS (pixelated), with captions.
     const cells = tiles.map((t, k) => {
-      const uri = pngDataUri(encodePng(t.rgb, t.width, t.height, 3));
+      const uri = pngDataUri(encodePng(t.rgb, t.width, t.height, 3, { bits: o.bits }));
       const label = o.labels.length > 0 ? `<div style="font:11px sans-serif;text-align:center;max-width:${t.width * o.scale}px;overflow-wrap:anywhere">${escapeHtml(o.labels[k])}</div>` : '';
       return `<td style="padding:${Math.ceil(o.gap / 2)}px;vertical-align:top"><img src="${uri}" width="${t.width * o.scale}" height="${t.height * o.scale}" style="image-rendering:pixelated;display:block">${label}</td>`;
     });

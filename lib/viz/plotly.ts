@@ -1,6 +1,6 @@
 /**
- * plotly.js in notebooks without a network: the library (`plotly.js-dist-min`) is inlined into one
- * output per notebook, as plotly.py's `init_notebook_mode(connected=False)` does, and each plot is
+ * plotly.js in notebooks without a network: the library is inlined into one output per notebook, as
+ * plotly.py's `init_notebook_mode(connected=False)` does, and each plot is
  * HTML that draws itself with `window.Plotly` once the library is there. The library is loaded as a
  * global even where RequireJS defines `define` (the classic Notebook): the bundle runs with
  * `define`, `module` and `exports` shadowed, so its UMD header takes the global branch.
@@ -9,11 +9,19 @@
 import * as fs from 'fs';
 import { display, type MimeBundle } from './display';
 
-/** The `plotly.js-dist-min` bundle: its path and version. */
+/**
+ * The bundle: plotly's official partial bundle "basic" (`plotly.js-basic-dist-min`: the trace types
+ * scatter, bar and pie, minified; 1.1 MB against the full bundle's 4.6 MB). Every plot of lib/viz
+ * uses only these: the embedding explorer draws scatter traces. A plot of another type would not
+ * draw, and would keep its static fallback with a note saying why.
+ */
+const BUNDLE = 'plotly.js-basic-dist-min';
+
+/** The bundle's path and version. */
 function bundleInfo(): { file: string; version: string } {
-  const pkg = require.resolve('plotly.js-dist-min/package.json');
+  const pkg = require.resolve(`${BUNDLE}/package.json`);
   const version = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
-  return { file: require.resolve('plotly.js-dist-min'), version };
+  return { file: require.resolve(BUNDLE), version };
 }
 
 /** Event fired on `window` once the inlined library has defined `window.Plotly`. */
@@ -22,12 +30,12 @@ export const PLOTLY_READY_EVENT = 'dinotwins-plotly-ready';
 /** Attribute that marks a dinotwins plotly plot's root element (scripts/render-check.py looks for it). */
 export const PLOTLY_PLOT_ATTRIBUTE = 'data-dinotwins-plotly';
 
-/** `<script>` that defines `window.Plotly` from the inlined bundle (about 4.5 MB), unless a page already has it. */
+/** `<script>` that defines `window.Plotly` from the inlined bundle (about 1.1 MB), unless a page already has it. */
 export function plotlyLibraryHtml(): string {
   const { file, version } = bundleInfo();
   const code = fs.readFileSync(file, 'utf8');
   if (code.includes('</script')) throw new Error(`plotlyLibraryHtml: ${file} contains "</script" and cannot be inlined`);
-  return `<div class="dinotwins-plotly-lib" style="font:11px sans-serif;color:#888">plotly.js ${version} (inlined for this notebook's interactive plots)</div>\n` +
+  return `<div class="dinotwins-plotly-lib" style="font:11px sans-serif;color:#888">plotly.js ${version}, basic bundle (inlined for this notebook's interactive plots)</div>\n` +
     `<script type="text/javascript">\nif (!window.Plotly) {\n(function (define, module, exports) {\n${code}\n}).call(window);\n}\n` +
     `window.dispatchEvent(new Event('${PLOTLY_READY_EVENT}'));\n</script>`;
 }

@@ -55,6 +55,8 @@ export interface ProgressState {
   etaMs: number;
   /** Latest metrics. */
   metrics: Metrics;
+  /** Why the bar stopped before its end ('interrupted', 'failed'); absent while running or when done. */
+  stopped?: string;
 }
 
 /** `ss` -> `m:ss`, `h:mm:ss` above an hour, `?` when unknown. */
@@ -91,7 +93,8 @@ export function formatProgress(s: ProgressState, label = '', barWidth = 24): str
   const pct = `${Math.floor(frac * 100)}%`.padStart(4);
   const metrics = Object.entries(s.metrics).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
   const head = label ? `${label} ` : '';
-  return `${head}${pct} |${bar}| ${s.step}/${s.total} [${formatDuration(s.elapsedMs)}<${formatDuration(s.etaMs)}, ${formatRate(s.rate)}]${metrics ? ' ' + metrics : ''}`;
+  const stopped = s.stopped ? ` (${s.stopped} at ${s.step}/${s.total})` : '';
+  return `${head}${pct} |${bar}| ${s.step}/${s.total} [${formatDuration(s.elapsedMs)}<${formatDuration(s.etaMs)}, ${formatRate(s.rate)}]${metrics ? ' ' + metrics : ''}${stopped}`;
 }
 
 /** HTML rendering for notebooks: a native <progress> element and the text line. */
@@ -116,6 +119,7 @@ export class ProgressBar {
   private lastDraw = -Infinity;
   private displayId: string | null = null;
   private finished = false;
+  private stopped: string | undefined;
 
   constructor(options: Partial<ProgressOptions> & { total: number }) {
     const o: ProgressOptions = {
@@ -138,8 +142,8 @@ export class ProgressBar {
     if (this.first && t > this.first.t && this.step > this.first.step) {
       rate = ((this.step - this.first.step) * 1000) / (t - this.first.t);
     }
-    const etaMs = this.step >= this.o.total ? 0 : Number.isFinite(rate) ? ((this.o.total - this.step) / rate) * 1000 : NaN;
-    return { step: this.step, total: this.o.total, elapsedMs: t - this.t0, rate, etaMs, metrics: this.metrics };
+    const etaMs = this.step >= this.o.total ? 0 : Number.isFinite(rate) && !this.stopped ? ((this.o.total - this.step) / rate) * 1000 : NaN;
+    return { step: this.step, total: this.o.total, elapsedMs: t - this.t0, rate, etaMs, metrics: this.metrics, ...(this.stopped ? { stopped: this.stopped } : {}) };
   }
 
   /** Sets the step count (absolute) and merges `metrics`; redraws if the throttle allows. */
@@ -171,6 +175,32 @@ export class ProgressBar {
     this.draw(true);
     this.finished = true;
     if (this.mode === 'tty') this.o.stream.write('\n');
+  }
+
+  /**
+   * Awaits `work` (a promise, or a function that starts it) and draws the bar's last state when it
+   * ends, however it ends, so the bar never stays behind the step the work reached (its last
+   * update may have been throttled). When `work` throws, the bar says why it stopped: 'interrupted'
+   * for an InterruptedError (Kernel > Interrupt, Ctrl-C), else 'failed'; the error is re-thrown.
+   *   const run = await bar.track(dt.runPretraining(config, budget, data, { onStep: (s) => bar.update(s.step + 1) }));
+   */
+  async track<T>(work: Promise<T> | (() => Promise<T>)): Promise<T> {
+    let result: T;
+    try {
+      result = await (typeof work === 'function' ? work() : work);
+    } catch (e) {
+      this.stop((e as Error | null)?.name === 'InterruptedError' ? 'interrupted' : 'failed');
+      throw e;
+    }
+    this.done();
+    return result;
+  }
+
+  /** Draws the final state marked as stopped early (`why`: 'interrupted', 'failed', ...). Idempotent, like done(). */
+  stop(why: string): void {
+    if (!why) throw new Error('progress.stop: say why the bar stopped');
+    if (!this.finished) this.stopped = why;
+    this.done();
   }
 
   /** The line as it would be drawn now. */
