@@ -99,8 +99,9 @@ test('the table puts each cell beside its main runs, with Welch against them; ot
     if (v) write(run.dir, record(run.id, run.method, run.seed, v[0], v[0] - 3, v[1], run.config));
   }
   const rows = fullAblationTable('smoke', plan, mainRunRecords(root));
-  assert.deepEqual(rows.map((r) => `${r.method}/${r.cell}`), ['dino-twins/recipe', 'dino-twins/no-sharpening', 'dino-twins/no-centering', 'dino/recipe', 'dino/no-sharpening']);
-  const [dtRecipe, dtNoSharp, dtNoCenter, dinoRecipe, dinoNoSharp] = rows;
+  assert.deepEqual(rows.map((r) => `${r.method}/${r.cell}`), ['dino-twins/recipe', 'dino-twins/no-sharpening', 'dino-twins/no-centering', 'dino-twins/no-ema', 'dino/recipe', 'dino/no-sharpening']);
+  const [dtRecipe, dtNoSharp, dtNoCenter, dtNoEma, dinoRecipe, dinoNoSharp] = rows;
+  assert.deepEqual(dtNoEma.seeds, [], 'a cell with no finished run is a row without values');
   assert.deepEqual(dtRecipe.linearTest.values, [40, 42, 41]);
   assert.deepEqual(dinoRecipe.linearTest.values, [36, 35, 37], 'the lr-override run and the other subset\'s run are not in the recipe row');
   assert.equal(dtRecipe.linearVsRecipe, null);

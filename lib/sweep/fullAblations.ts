@@ -22,13 +22,13 @@ import { RunMonitors, recordMonitors, sweepResults } from './records';
 
 /**
  * The cells trained at full length: what DINO-Twins might drop (sharpening, which the short grid says
- * it survives while DINO loses feature rank; centering, where the short grid had no verdict), and DINO
- * without sharpening as the contrast. The EMA teacher is not here: the short grid already shows both
- * methods collapsing without it. The teacher-temperature warm-up is not a switch of the short recipe
- * (it trains at a constant 0.04).
+ * it survives while DINO loses feature rank; centering, where the short grid had no verdict; the EMA
+ * teacher, without which the short grid shows both methods heading for one prototype, asked at full
+ * length by issue 27), and DINO without sharpening as the contrast. The teacher-temperature warm-up
+ * is not a switch of the short recipe (it trains at a constant 0.04).
  */
 export const FULL_ABLATION_CELLS: Readonly<Partial<Record<Method, readonly AblationSwitch[]>>> = Object.freeze({
-  'dino-twins': ['sharpening', 'centering'],
+  'dino-twins': ['sharpening', 'centering', 'emaTeacher'],
   dino: ['sharpening'],
 });
 
@@ -106,31 +106,43 @@ function welchOrNull(a: Summary, b: Summary): WelchResult | null {
  * linear probe and kNN (test). `mainRecords` are the budget's main run records (`mainRunRecords`);
  * those not at the budget's own setting (other backbones, overrides) are left out.
  */
+function summaryRow(method: Method, cell: string, seeds: number[], runs: string[], ms: readonly RunMonitors[], logK: number, ref?: FullAblationRow): FullAblationRow {
+  const linearTest = over(ms.map((m) => m.linearTest));
+  const knnTest = over(ms.map((m) => m.knnTest));
+  return {
+    method, cell, seeds, runs, linearTest, knnTest,
+    featStd: over(ms.map((m) => m.featStd)), teacherEntropy: over(ms.map((m) => m.teacherEntropy)),
+    teacherStudentKL: over(ms.map((m) => m.teacherStudentKL)), effectiveRank: over(ms.map((m) => m.effectiveRank)),
+    logK, collapse: collapseCount(ms.map((m) => collapseOf(m.teacherEntropy, logK))),
+    linearVsRecipe: ref ? welchOrNull(linearTest, ref.linearTest) : null,
+    knnVsRecipe: ref ? welchOrNull(knnTest, ref.knnTest) : null,
+  };
+}
+
+/** A method's main runs at the budget's own setting on `data`, over their seeds: the 'recipe' row cells are compared with. */
+export function recipeRow(budget: BudgetName, method: Method, data: DataIdentity, mainRecords: readonly RunRecord[]): FullAblationRow {
+  const logK = Math.log(experimentConfig(method, BUDGETS[budget]).dino?.head.out ?? NaN);
+  const main = mainRecords.filter((r) => r.method === method && isRecipeRun(r, budget, data)).sort((a, b) => a.seed - b.seed);
+  return summaryRow(method, 'recipe', main.map((r) => r.seed), main.map((r) => r.id), main.map((r) => recordMonitors(r)), logK);
+}
+
+/**
+ * Per method (in the plan's order): its main runs as the 'recipe' row, then each full-length cell,
+ * over the finished and probed seeds, with Welch's t-test of each cell against the recipe on the
+ * linear probe and kNN (test). `mainRecords` are the budget's main run records (`mainRunRecords`);
+ * those not at the budget's own setting (other backbones, overrides) are left out.
+ */
 export function fullAblationTable(budget: BudgetName, plan: SweepPlan, mainRecords: readonly RunRecord[]): FullAblationRow[] {
   const rows: FullAblationRow[] = [];
-  const row = (method: Method, cell: string, seeds: number[], runs: string[], ms: readonly RunMonitors[], logK: number, ref?: FullAblationRow): FullAblationRow => {
-    const linearTest = over(ms.map((m) => m.linearTest));
-    const knnTest = over(ms.map((m) => m.knnTest));
-    return {
-      method, cell, seeds, runs, linearTest, knnTest,
-      featStd: over(ms.map((m) => m.featStd)), teacherEntropy: over(ms.map((m) => m.teacherEntropy)),
-      teacherStudentKL: over(ms.map((m) => m.teacherStudentKL)), effectiveRank: over(ms.map((m) => m.effectiveRank)),
-      logK, collapse: collapseCount(ms.map((m) => collapseOf(m.teacherEntropy, logK))),
-      linearVsRecipe: ref ? welchOrNull(linearTest, ref.linearTest) : null,
-      knnVsRecipe: ref ? welchOrNull(knnTest, ref.knnTest) : null,
-    };
-  };
   const results = sweepResults(plan);
   const methods = [...new Set(plan.runs.map((r) => r.method))];
   for (const method of methods) {
-    const logK = Math.log(experimentConfig(method, BUDGETS[budget]).dino?.head.out ?? NaN);
-    const main = mainRecords.filter((r) => r.method === method && isRecipeRun(r, budget, plan.data)).sort((a, b) => a.seed - b.seed);
-    const recipe = row(method, 'recipe', main.map((r) => r.seed), main.map((r) => r.id), main.map((r) => recordMonitors(r)), logK);
+    const recipe = recipeRow(budget, method, plan.data, mainRecords);
     rows.push(recipe);
     const variants = [...new Set(plan.runs.filter((r) => r.method === method).map((r) => r.variant))];
     for (const v of variants) {
       const done = results.filter((r) => r.method === method && r.variant === v && r.status === 'done');
-      rows.push(row(method, v, done.map((r) => r.seed), done.map((r) => r.run), done, logK, recipe));
+      rows.push(summaryRow(method, v, done.map((r) => r.seed), done.map((r) => r.run), done, recipe.logK, recipe));
     }
   }
   return rows;

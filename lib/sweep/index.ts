@@ -7,3 +7,4 @@ export * from './slurm';
 export * from './status';
 export * from './ablations';
 export * from './fullAblations';
+export * from './barlowControl';
