@@ -20,15 +20,7 @@ import { isMainRunFile, mainRunRecords } from '../lib/seedGroups';
 import { runName, runsDir } from '../lib/train/runName';
 import { RunRecord, writeRunRecord } from '../lib/train/runRecord';
 import { welchTTest } from '../lib/stats/welch';
-
-/** The keys where two resolved configs differ ("augment.blur", ...). */
-function differences(a: unknown, b: unknown, prefix = ''): string[] {
-  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a)) {
-    const keys = [...new Set([...Object.keys(a), ...Object.keys(b as object)])].sort();
-    return keys.flatMap((k) => differences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${prefix}${k}.`));
-  }
-  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix.slice(0, -1)];
-}
+import { configDifferences as differences } from './helpers';
 
 const FACTOR_KEYS: Record<(typeof CONTROL_FACTORS)[number], string[]> = {
   augment: ['augment.blur', 'augment.jitterStrength'],
@@ -107,3 +99,4 @@ test('the control table: Barlow Twins\' runs, each cell, DINO-Twins\' runs, Welc
   assert.equal(clip.knnVsTwins, null, 'one seed: no test');
   assert.equal(twins.knnVsTwins, null);
 });
+

@@ -63,3 +63,13 @@ export const TINY_RUN: ConfigLayer = {
   projector: { hidden: 16, out: 16, layers: 2 },
   dino: { head: { out: 32, hidden: 16, bottleneck: 8 }, warmupTeacherTempEpochs: 1 },
 };
+
+/** The keys where two resolved configs differ ("augment.blur", ...). */
+export function configDifferences(a: unknown, b: unknown, prefix = ''): string[] {
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b as object)])].sort();
+    return keys.flatMap((k) => configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${prefix}${k}.`));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix.slice(0, -1)];
+}
+

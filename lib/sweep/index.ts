@@ -8,3 +8,4 @@ export * from './status';
 export * from './ablations';
 export * from './fullAblations';
 export * from './barlowControl';
+export * from './dinoRecipe';
