@@ -2,8 +2,8 @@
  * How many threads the native kernels should use: the Barlow Twins step (bench/common.ts) on wasm +
  * native kernels with 1 thread and with N threads, on an idle machine and beside 1..k busy
  * processes (each a spinning `node -e` loop, the kind of load a second training run or a test
- * suite puts on a shared machine). Thread counts alternate within each load level, so every
- * pair is measured minutes apart at most.
+ * suite puts on a shared machine), each in its own session. Thread counts alternate within each
+ * load level, so every pair is measured minutes apart at most.
  *
  *   npx tsx bench/native-threads.ts [--model r18w16] [--batch 128] [--threads 1,2] [--loads 0,1,3] [--steps 4] [--rounds 2]
  */
@@ -42,7 +42,9 @@ async function main(): Promise<void> {
   const rounds = Number(arg('rounds', '2'));
   const rows: Row[] = [];
   for (const load of loads) {
-    const hogs: ChildProcess[] = Array.from({ length: load }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+    // Each in its own session (detached: setsid), as another user's or terminal's work is: with the
+    // kernel's autogroups, CPU is shared between sessions first.
+    const hogs: ChildProcess[] = Array.from({ length: load }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore', detached: true }));
     try {
       await new Promise((r) => setTimeout(r, load > 0 ? 3000 : 0));
       for (let k = 0; k < rounds; k++) {
