@@ -130,6 +130,16 @@ struct Cache {
 };
 
 memory::dims conv_src_dims(const ConvShape &s, int nb) { return {nb, s.ci, s.h, s.w}; }
+
+// The high-side padding oneDNN's kernels assume: exactly what the last output row and column reach,
+// which is below the caller's when the stride skips the input's last rows (tfjs' 'valid' 1x1 stride-2
+// downsample of an even size: -1). Passing the caller's larger value is accepted by the descriptor's
+// shape check (floor division) but made the filter-gradient kernel write out of bounds (64x64 input,
+// 1x1 stride 2, seen by heap corruption).
+memory::dims conv_pad_r(const ConvShape &s) {
+  return {(memory::dim)(s.oh - 1) * s.sh + (memory::dim)(s.kh - 1) * s.dh + 1 - s.h - s.pt,
+          (memory::dim)(s.ow - 1) * s.sw + (memory::dim)(s.kw - 1) * s.dw + 1 - s.w - s.pl};
+}
 memory::dims conv_dst_dims(const ConvShape &s, int nb) { return {nb, s.co, s.oh, s.ow}; }
 memory::dims conv_w_dims(const ConvShape &s) { return {s.co, s.ci, s.kh, s.kw}; }
 
@@ -144,7 +154,7 @@ bool conv_supported(const ConvShape &s) {
 
 dnnl::convolution_forward::desc conv_fwd_desc(const ConvShape &s, int nb, const memory::desc &wmd, bool bias, dnnl::prop_kind kind) {
   memory::desc src(conv_src_dims(s, nb), dt_::f32, tag::nhwc), dst(conv_dst_dims(s, nb), dt_::f32, tag::nhwc);
-  memory::dims strides{s.sh, s.sw}, dil{s.dh - 1, s.dw - 1}, pl{s.pt, s.pl}, pr{s.pb, s.pr};
+  memory::dims strides{s.sh, s.sw}, dil{s.dh - 1, s.dw - 1}, pl{s.pt, s.pl}, pr = conv_pad_r(s);
   if (bias) {
     memory::desc b({s.co}, dt_::f32, tag::x);
     return dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct, src, wmd, b, dst, strides, dil, pl, pr);
@@ -235,7 +245,7 @@ static Pool &pool() {
   return *st().pool;
 }
 
-bool conv2d_forward(const ConvShape &s, const float *x, const float *w, const float *bias, bool relu, float *y) {
+static bool conv2d_forward_direct(const ConvShape &s, const float *x, const float *w, const float *bias, bool relu, float *y) {
   if (!conv_supported(s)) return false;
   std::lock_guard<std::mutex> lock(cache_mu);
   const int P = st().parts;
@@ -281,7 +291,7 @@ bool conv2d_forward(const ConvShape &s, const float *x, const float *w, const fl
   return true;
 }
 
-bool conv2d_backward_data(const ConvShape &s, const float *dy, const float *w, float *dx) {
+static bool conv2d_backward_data_direct(const ConvShape &s, const float *dy, const float *w, float *dx) {
   if (!conv_supported(s)) return false;
   std::lock_guard<std::mutex> lock(cache_mu);
   const int P = st().parts;
@@ -295,7 +305,7 @@ bool conv2d_backward_data(const ConvShape &s, const float *dy, const float *w, f
       memory::desc wmd = ne->prims.empty() ? any_w(s) : ne->wmd;
       dnnl::convolution_forward::primitive_desc hint(conv_fwd_desc(s, nb, wmd, false, dnnl::prop_kind::forward_training), st().eng);
       memory::desc src(conv_src_dims(s, nb), dt_::f32, tag::nhwc), dst(conv_dst_dims(s, nb), dt_::f32, tag::nhwc);
-      dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, src, wmd, dst, {s.sh, s.sw}, {s.dh - 1, s.dw - 1}, {s.pt, s.pl}, {s.pb, s.pr});
+      dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, src, wmd, dst, {s.sh, s.sw}, {s.dh - 1, s.dw - 1}, {s.pt, s.pl}, conv_pad_r(s));
       dnnl::convolution_backward_data::primitive_desc pd(d, attr, st().eng, hint);
       if (ne->prims.empty()) ne->wmd = pd.weights_desc();
       ne->prims.push_back({pd, dnnl::convolution_backward_data(pd), pd.scratchpad_desc()});
@@ -322,7 +332,7 @@ bool conv2d_backward_data(const ConvShape &s, const float *dy, const float *w, f
   return true;
 }
 
-bool conv2d_backward_weights(const ConvShape &s, const float *x, const float *dy, float *dw) {
+static bool conv2d_backward_weights_direct(const ConvShape &s, const float *x, const float *dy, float *dw) {
   if (!conv_supported(s)) return false;
   std::lock_guard<std::mutex> lock(cache_mu);
   const int P = st().parts;
@@ -336,7 +346,7 @@ bool conv2d_backward_weights(const ConvShape &s, const float *x, const float *dy
       memory::desc wmd = ne->prims.empty() ? any_w(s) : ne->wmd;
       dnnl::convolution_forward::primitive_desc hint(conv_fwd_desc(s, nb, wmd, false, dnnl::prop_kind::forward_training), st().eng);
       memory::desc src(conv_src_dims(s, nb), dt_::f32, tag::nhwc), dst(conv_dst_dims(s, nb), dt_::f32, tag::nhwc);
-      dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, src, wmd, dst, {s.sh, s.sw}, {s.dh - 1, s.dw - 1}, {s.pt, s.pl}, {s.pb, s.pr});
+      dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, src, wmd, dst, {s.sh, s.sw}, {s.dh - 1, s.dw - 1}, {s.pt, s.pl}, conv_pad_r(s));
       dnnl::convolution_backward_weights::primitive_desc pd(d, attr, st().eng, hint);
       if (ne->prims.empty()) ne->wmd = pd.diff_weights_desc();
       ne->prims.push_back({pd, dnnl::convolution_backward_weights(pd), pd.scratchpad_desc()});
@@ -369,6 +379,80 @@ bool conv2d_backward_weights(const ConvShape &s, const float *x, const float *dy
   e->to_user.execute(thread_stream(), wprim, wuser);
   thread_stream().wait();
   return true;
+}
+
+
+// A 1x1 convolution with a stride and no padding (the ResNet downsample shortcut) is a 1x1 stride-1
+// convolution of the input's subsampled pixels. It runs that way here: oneDNN 2.6.3's strided 1x1
+// kernels ("reduce to unit stride") overran their scratchpad on some shapes (filter gradient, 4 input
+// channels, 64x64 input: heap corruption, also in a plain C++ program with 2 OpenMP threads), so the
+// subsampling is ours and oneDNN only sees unit strides.
+namespace {
+
+bool strided_1x1(const ConvShape &s) {
+  return s.kh == 1 && s.kw == 1 && (s.sh > 1 || s.sw > 1) && s.pt == 0 && s.pl == 0 && s.dh == 1 && s.dw == 1 && conv_supported(s);
+}
+
+ConvShape unit_stride(const ConvShape &s) { return ConvShape{s.n, s.oh, s.ow, s.ci, s.co, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, s.oh, s.ow}; }
+
+// xs[b, i, j, :] = x[b, i * sh, j * sw, :] (gather), or x = 0 except x[b, i * sh, j * sw, :] = xs[b, i, j, :] (scatter).
+void subsample(const ConvShape &s, float *x, float *xs, bool scatter) {
+  Pool &pool = *st().pool;
+  const bool par = (double)s.n * s.h * s.w * s.ci >= 65536;
+  if (scatter) {
+    const int64_t total = (int64_t)s.n * s.h * s.w * s.ci;
+    const int zp = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(st().parts, total / 4096 + 1)));
+    pool.run(zp, [&](int p) {
+      int64_t a, e;
+      part_range(total, zp, p, a, e);
+      std::fill(x + a, x + e, 0.f);
+    }, par);
+  }
+  const int64_t rows = (int64_t)s.n * s.oh;
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(st().parts, rows)));
+  pool.run(parts, [&](int p) {
+    int64_t r0, r1;
+    part_range(rows, parts, p, r0, r1);
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t b = r / s.oh, i = r % s.oh;
+      float *full = x + ((b * s.h + i * s.sh) * s.w) * s.ci;
+      float *sub = xs + r * s.ow * s.ci;
+      for (int64_t j = 0; j < s.ow; j++) {
+        if (scatter) std::copy(sub + j * s.ci, sub + (j + 1) * s.ci, full + j * s.sw * s.ci);
+        else std::copy(full + j * s.sw * s.ci, full + j * s.sw * s.ci + s.ci, sub + j * s.ci);
+      }
+    }
+  }, par);
+}
+
+std::vector<float> &sub_buffer(size_t n) {
+  static std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf;
+}
+
+}  // namespace
+
+bool conv2d_forward(const ConvShape &s, const float *x, const float *w, const float *bias, bool relu, float *y) {
+  if (!strided_1x1(s)) return conv2d_forward_direct(s, x, w, bias, relu, y);
+  std::vector<float> &xs = sub_buffer((size_t)s.n * s.oh * s.ow * s.ci);
+  subsample(s, const_cast<float *>(x), xs.data(), false);
+  return conv2d_forward_direct(unit_stride(s), xs.data(), w, bias, relu, y);
+}
+
+bool conv2d_backward_data(const ConvShape &s, const float *dy, const float *w, float *dx) {
+  if (!strided_1x1(s)) return conv2d_backward_data_direct(s, dy, w, dx);
+  std::vector<float> &dxs = sub_buffer((size_t)s.n * s.oh * s.ow * s.ci);
+  if (!conv2d_backward_data_direct(unit_stride(s), dy, w, dxs.data())) return false;
+  subsample(s, dx, dxs.data(), true);
+  return true;
+}
+
+bool conv2d_backward_weights(const ConvShape &s, const float *x, const float *dy, float *dw) {
+  if (!strided_1x1(s)) return conv2d_backward_weights_direct(s, x, dy, dw);
+  std::vector<float> &xs = sub_buffer((size_t)s.n * s.oh * s.ow * s.ci);
+  subsample(s, const_cast<float *>(x), xs.data(), false);
+  return conv2d_backward_weights_direct(unit_stride(s), xs.data(), dy, dw);
 }
 
 namespace {
