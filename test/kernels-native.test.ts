@@ -119,6 +119,32 @@ for (const c of CONV_CASES) {
   });
 }
 
+test('conv2d forward and gradients match cpu on 40 seeded random small shapes (channels 1-20, kernels 1-5, strides 1-3, any padding)', async (t) => {
+  if (!native(t)) return;
+  let seed = 12345;
+  const next = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  for (let i = 0; i < 40; i++) {
+    const k = 1 + next(5);
+    const s = 1 + next(3);
+    const h = k + next(12);
+    const w = k + next(12);
+    const [n, ci, co] = [1 + next(5), 1 + next(20), 1 + next(20)];
+    const pads: Pad[] = ['same', 'valid', [[0, 0], [next(k), next(k)], [next(k), next(k)], [0, 0]]];
+    const pad = pads[next(3)];
+    await agree(`random shape ${i}: x [${n},${h},${w},${ci}], ${k}x${k}x${co}, stride ${s}, pad ${JSON.stringify(pad)}`, () => {
+      const x = rand([n, h, w, ci], 10 + i) as tf.Tensor4D;
+      const f = rand([k, k, ci, co], 100 + i, 0.3) as tf.Tensor4D;
+      const y = tf.conv2d(x, f, s, pad);
+      const g = rand(y.shape, 200 + i);
+      const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, pad), g)))([x, f]);
+      return [y, gx, gf];
+    });
+  }
+});
+
 test('fused conv2d with bias and ReLU (inference convBn, the ViT patch embedding) matches cpu', async (t) => {
   if (!native(t)) return;
   for (const activation of ['linear', 'relu'] as const) {
