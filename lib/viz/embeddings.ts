@@ -4,7 +4,8 @@
  * for every encoder, the kNN prediction and the labels of its nearest training images; the same
  * image is ringed in every panel. A static Vega-Lite rendering (SVG) sits in the plot's place
  * until plotly draws, and stays where scripts do not run (nbconvert HTML without the library,
- * untrusted notebooks, GitHub).
+ * untrusted notebooks, GitHub). Images without labels (an unlabelled image folder) are drawn in one
+ * colour; hovering shows the image alone.
  */
 import { inspect } from 'util';
 import * as vega from 'vega';
@@ -32,7 +33,8 @@ export interface EmbeddingPanel {
 export interface EmbeddingSample {
   /** uint8 NHWC [n, height, width, 3]. */
   images: Uint8Array;
-  labels: ArrayLike<number>;
+  /** Class per image; absent without labels (then `classNames` is not read, and the panels' kNN predictions and neighbour labels may be empty). */
+  labels?: ArrayLike<number>;
   n: number;
   classNames: readonly string[];
   /** Image size (default 32 x 32). */
@@ -73,18 +75,30 @@ export function classColors(count: number): string[] {
   return Array.from({ length: count }, (_, i) => scheme[i % scheme.length]);
 }
 
+/** The legend entry of images without labels. */
+export const UNLABELLED_CLASS = 'unlabelled';
+
+/** `s` with a label for every image: one class, UNLABELLED_CLASS, when it has none. */
+function withLabels(s: EmbeddingSample): EmbeddingSample & { labels: ArrayLike<number> } {
+  return s.labels !== undefined ? { ...s, labels: s.labels } : { ...s, labels: new Uint8Array(s.n), classNames: [UNLABELLED_CLASS] };
+}
+
 function check(panels: readonly EmbeddingPanel[], s: EmbeddingSample): void {
   const h = s.height ?? 32;
   const w = s.width ?? 32;
   if (panels.length === 0) throw new Error('embeddingExplorer: no panels');
   if (!Number.isInteger(s.n) || s.n < 1) throw new Error(`embeddingExplorer: sample.n must be a positive integer, got ${s.n}`);
   if (s.images.length !== s.n * h * w * 3) throw new Error(`embeddingExplorer: sample has ${s.images.length} image bytes, expected ${s.n} x ${h} x ${w} x 3`);
-  if (s.labels.length !== s.n) throw new Error(`embeddingExplorer: ${s.labels.length} labels for ${s.n} images`);
-  const C = s.classNames.length;
-  for (let i = 0; i < s.n; i++) if (!(Number.isInteger(s.labels[i]) && s.labels[i] >= 0 && s.labels[i] < C)) throw new Error(`embeddingExplorer: label ${i} is ${s.labels[i]}, expected a class index below ${C}`);
+  const labels = s.labels;
+  if (labels !== undefined) {
+    if (labels.length !== s.n) throw new Error(`embeddingExplorer: ${labels.length} labels for ${s.n} images`);
+    const C = s.classNames.length;
+    for (let i = 0; i < s.n; i++) if (!(Number.isInteger(labels[i]) && labels[i] >= 0 && labels[i] < C)) throw new Error(`embeddingExplorer: label ${i} is ${labels[i]}, expected a class index below ${C}`);
+  }
   for (const p of panels) {
     if (p.xy.length !== s.n * 2) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.xy.length / 2} points, the sample ${s.n} images`);
     if (!p.xy.every(Number.isFinite)) throw new Error(`embeddingExplorer: panel "${p.label}" has non-finite coordinates`);
+    if (labels === undefined) continue; // kNN predictions and neighbour labels need labels: not read
     if (p.knnPred.length !== s.n) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.knnPred.length} kNN predictions for ${s.n} images`);
     if (!Number.isInteger(p.k) || p.k < 0 || p.neighbourLabels.length !== s.n * p.k) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.neighbourLabels.length} neighbour labels, expected ${s.n} x k (${p.k})`);
   }
@@ -109,7 +123,7 @@ function sprite(s: EmbeddingSample): { png: Buffer; cols: number } {
 const round = (v: number): number => Math.round(v * 1000) / 1000;
 
 /** Vega-Lite spec of the static rendering: one scatter per panel, shared class colours. */
-export function embeddingSpec(panels: readonly EmbeddingPanel[], s: EmbeddingSample, o: Pick<EmbeddingExplorerOptions, 'title' | 'panelWidth' | 'panelHeight'>): TopLevelSpec {
+export function embeddingSpec(panels: readonly EmbeddingPanel[], s: EmbeddingSample & { labels: ArrayLike<number> }, o: Pick<EmbeddingExplorerOptions, 'title' | 'panelWidth' | 'panelHeight'>): TopLevelSpec {
   const values: Array<{ panel: string; x: number; y: number; class: string }> = [];
   for (const p of panels) for (let i = 0; i < s.n; i++) values.push({ panel: p.label, x: round(p.xy[2 * i]), y: round(p.xy[2 * i + 1]), class: s.classNames[s.labels[i]] });
   const axis = null;
@@ -156,6 +170,7 @@ const DRAW = `function (Plotly) {
         if (D.labels[i] !== c) continue;
         idx.push(i); x.push(p.xy[2 * i]); y.push(p.xy[2 * i + 1]);
         var pred = p.pred[i];
+        if (D.unlabelled) { text.push('#' + i); continue; }
         text.push('#' + i + ' · ' + name + '<br>kNN: ' + D.classes[pred] + (pred === c ? ' ✓' : ' ✗') + '<br>neighbours: ' + p.nb.slice(i * p.k, i * p.k + D.show).map(function (l) { return D.classes[l]; }).join(', '));
       }
       traces.push({ type: 'scatter', mode: 'markers', name: name, legendgroup: name, showlegend: m === 0, x: x, y: y, customdata: idx,
@@ -177,6 +192,7 @@ const DRAW = `function (Plotly) {
     var g = cv.getContext('2d');
     g.imageSmoothingEnabled = false;
     g.drawImage(sprite, (i % D.cols) * D.w, Math.floor(i / D.cols) * D.h, D.w, D.h, 0, 0, D.w * s, D.h * s);
+    if (D.unlabelled) { info.innerHTML = ''; info.appendChild(cv); info.appendChild(document.createTextNode('#' + i + ' (no labels)')); return; }
     // Built with el(): a literal table tag in this script would read as a table output to scripts/render-check.py.
     var el = function (tag, style, html) { return '<' + tag + (style ? ' style="' + style + '"' : '') + '>' + html + '</' + tag + '>'; };
     var cell = 'padding:1px 4px;text-align:left';
@@ -218,11 +234,13 @@ export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sampl
   const o = { ...DEFAULT_EMBEDDING_EXPLORER_OPTIONS, ...options };
   check(panels, sample);
   if (!Number.isInteger(o.showNeighbours) || o.showNeighbours < 0) throw new Error(`embeddingExplorer: showNeighbours must be a non-negative integer, got ${o.showNeighbours}`);
-  const svg = await renderSvg(embeddingSpec(panels, sample, o));
+  const unlabelled = sample.labels === undefined;
+  const labelled = withLabels(sample);
+  const svg = await renderSvg(embeddingSpec(panels, labelled, o));
   const { png, cols } = sprite(sample);
   const id = `dt-emb-${newDisplayId()}`;
   const data = {
-    id, n: sample.n, labels: Array.from(sample.labels), classes: [...sample.classNames], colors: classColors(sample.classNames.length),
+    id, n: sample.n, labels: Array.from(labelled.labels), classes: [...labelled.classNames], colors: classColors(labelled.classNames.length), unlabelled,
     panels: panels.map((p) => ({ label: p.label, xy: Array.from(p.xy, round), pred: Array.from(p.knnPred), nb: Array.from(p.neighbourLabels), k: p.k })),
     show: Math.min(o.showNeighbours, ...panels.map((p) => p.k)), width: o.panelWidth, height: o.panelHeight,
     sprite: pngDataUri(png), cols, w: sample.width ?? 32, h: sample.height ?? 32, thumbScale: o.thumbScale,
@@ -233,7 +251,7 @@ export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sampl
   const html = `<div class="dinotwins-embeddings" id="${id}" ${PLOTLY_PLOT_ATTRIBUTE}="scatter">
 ${o.title ? `<div style="font:bold 13px sans-serif;margin:4px 0">${escapeHtml(o.title)}</div>` : ''}<div style="display:flex;flex-wrap:wrap;align-items:flex-start;gap:10px">
 <div id="${id}-plot"><img id="${id}-fallback" alt="${escapeHtml(alt)}" src="${svgDataUri(svg)}" style="max-width:100%"></div>
-<div id="${id}-info" style="font:12px sans-serif;width:200px;color:#222">Hover over a point: its image, its true class, and per encoder the kNN prediction and how many of its ${Math.min(o.showNeighbours, ...panels.map((p) => p.k))} nearest training images share its class.</div>
+<div id="${id}-info" style="font:12px sans-serif;width:200px;color:#222">${unlabelled ? 'Hover over a point: its image (the images have no labels).' : `Hover over a point: its image, its true class, and per encoder the kNN prediction and how many of its ${Math.min(o.showNeighbours, ...panels.map((p) => p.k))} nearest training images share its class.`}</div>
 </div>
 <div id="${id}-note" style="font:11px sans-serif;color:#888"></div>
 <script type="text/javascript">
