@@ -33,7 +33,8 @@ async function main(): Promise<number> {
   // The split with seed 0, as the notebooks and sweeps split (the config's seed varies weights, data order and views).
   const data = await loadExperimentData(budget, { allowFixture: false, data: o.data });
   const config = cliConfig(o, data.imageSize);
-  console.log(data.folder ? `data: ${data.train.n} training, ${data.val.n} validation and ${data.test.n} test images` : `data: ${data.source}; ${data.train.n} training images, ${data.val.n} validation images (from the training set)`);
+  if (data.folder) console.log(`data: ${data.source}\nsplit: ${data.train.n} training, ${data.val.n} validation and ${data.test.n} test images; ${data.protocol.split}`);
+  else console.log(`data: ${data.source}; ${data.train.n} training images, ${data.val.n} validation images (from the training set)`);
   if (!data.labelled) console.log(`no labels: ${data.evaluationSkipped}`);
   const total = config.epochs * Math.floor(data.train.n / config.batchSize);
   const bar = progress({ total, label: `${config.method}` });
