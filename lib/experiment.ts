@@ -78,7 +78,10 @@ export interface UnlabelledExperimentData extends ExperimentDataBase {
   test: UnlabelledImages;
 }
 
-/** What an experiment trains and evaluates on (`loadExperimentData`). */
+/**
+ * What an experiment trains and evaluates on (`loadExperimentData`). Narrow it with `data.labelled === true`
+ * (or `=== false`): tslab compiles notebooks and lib/ without strictNullChecks, where `if (data.labelled)` does not narrow.
+ */
 export type ExperimentData = LabelledExperimentData | UnlabelledExperimentData;
 
 /** Options of `loadExperimentData`. */
@@ -97,7 +100,7 @@ export interface ExperimentDataOptions {
 
 /** `data` if it has labels; otherwise an error saying that `what` needs them and what works without. */
 export function requireLabels(data: ExperimentData, what: string): LabelledExperimentData {
-  if (data.labelled) return data;
+  if (data.labelled === true) return data;
   throw new UnlabelledDataError(`${what} needs labels: ${data.evaluationSkipped}`);
 }
 
@@ -111,7 +114,7 @@ export class UnlabelledDataError extends Error {
  * validation (model selection) and test images (an image folder loaded with val or test 0 has none).
  */
 export function evaluationUnavailable(data: ExperimentData): string | null {
-  if (!data.labelled) return data.evaluationSkipped;
+  if (data.labelled === false) return data.evaluationSkipped;
   const empty = [data.val.n === 0 ? 'validation' : '', data.test.n === 0 ? 'test' : ''].filter(Boolean);
   if (empty.length > 0) return `the data has no ${empty.join(' and no ')} images (an image folder loaded with ${empty.map((e) => (e === 'test' ? 'test 0' : 'val 0')).join(' and ')}): the linear probe selects on validation images and reports on test images`;
   return null;
@@ -179,7 +182,7 @@ async function loadFolderData(budget: Budget, spec: ImageFolderSpec, opts: Exper
     runsSubdir: path.join('folders', folderRunsName(folder.root)), folder,
     protocol: { source: folder.line, real: true, ...sel.protocol, seed: sel.identity.splitSeed },
   };
-  if (sel.labelled) return { ...base, labelled: true, train: sel.train, val: sel.val, test: sel.test };
+  if (sel.labelled === true) return { ...base, labelled: true, train: sel.train, val: sel.val, test: sel.test };
   return { ...base, labelled: false, evaluationSkipped: UNLABELLED_EVALUATION, train: sel.train, val: sel.val, test: sel.test };
 }
 
@@ -220,7 +223,7 @@ export async function runPretraining(config: PretrainConfig, budget: Budget, dat
 }
 
 async function pretrainWithMonitor(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions, runDir: string, lock: RunLock): Promise<PretrainResult> {
-  const monitor = data.labelled && data.val.n > 0
+  const monitor = data.labelled === true && data.val.n > 0
     ? knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery, numClasses: data.classNames.length })
     : featureMonitor({ bank: data.train, every: budget.knnEvery });
   return pretrain({

@@ -38,6 +38,6 @@ export async function setupNotebook(name: string, opts: { data?: DataSpec | fals
   }
   const data = await loadExperimentData(budget, { data: opts.data, base: repoRoot() });
   console.log(`budget: ${budget.name}\ndata: ${data.source}\nsplit: ${data.protocol.split}`);
-  if (!data.labelled) console.log(`no labels: ${data.evaluationSkipped}`);
+  if (data.labelled === false) console.log(`no labels: ${data.evaluationSkipped}`);
   return { name, backend, budget: budgetForImageSize(budget, data.imageSize), data };
 }

@@ -90,7 +90,7 @@ export function selectFolderData(f: ImageFolderData, trainPerClass: number): Fol
     split: `the folder's own split by file (seed ${seed}): val ${val} and test ${test} per class${f.labelled ? '' : ' (unlabelled: of all images)'}; train: ${per} of the remaining ${f.train.n}`,
   });
   const subsetSeed = deriveSeed(seed, 2);
-  if (f.labelled) {
+  if (f.labelled === true) {
     const { train, perClass } = labelledSubset(f, trainPerClass, subsetSeed);
     const per = trainPerClass === 0 ? 'all' : `${perClass} per class (class-balanced${perClass < trainPerClass ? `; the smallest class has ${perClass}` : ''})`;
     return { labelled: true, train, val: { ...f.val, role: 'val' }, test: { ...f.test, role: 'test' }, identity, protocol: describe(train.n, per) };
