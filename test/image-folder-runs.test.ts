@@ -26,6 +26,7 @@ import { parseCli } from '../lib/train/cli';
 import { embedRuns } from '../lib/embeddings';
 import { embeddingExplorer } from '../lib/viz/embeddings';
 import { neighbourGrid } from '../lib/viz/neighbourGrid';
+import { gallery } from '../lib/viz/gallery';
 import { readSafetensors } from '../lib/io/safetensors';
 import { WEIGHTS_METADATA } from '../lib/io/weights';
 import { startCli } from './cli-helpers';
@@ -317,4 +318,16 @@ test('CLI: bad folders are clear errors (empty, no images, one class, corrupt fi
   assert.equal(skip.code, 0, skip.out);
   assert.match(skip.out, /image folder: skipped 1 unreadable image\(s\) \(all listed in .*manifest\.json\): ant\/broken\.jpg/);
   assert.match(skip.out, /20 images at 32x32, from the cache, 1 skipped/);
+});
+
+test('the gallery: the first images of each class, one class per row (blank tiles pad a short class); without labels, the first images', () => {
+  const n = 7;
+  const images = Uint8Array.from({ length: n * 4 * 4 * 3 }, (_, i) => Math.floor(i / 48) * 30);
+  const labels = Uint8Array.from([1, 0, 1, 0, 1, 0, 2]);
+  const g = gallery({ images, n, height: 4, width: 4, labels }, { classNames: ['a', 'b', 'c'], perRow: 2, display: false, scale: 1 });
+  const captions = [...String(g.bundle['text/html']).matchAll(/overflow-wrap:anywhere">([^<]*)</g)].map((m) => m[1]);
+  assert.deepEqual(captions, ['a', 'a', 'b', 'b', 'c', '']);
+  const flat = gallery({ images, n, height: 4, width: 4 }, { perRow: 3, rows: 2, display: false });
+  assert.deepEqual([...String(flat.bundle['text/html']).matchAll(/overflow-wrap:anywhere">([^<]*)</g)].map((m) => m[1]), ['#0', '#1', '#2', '#3', '#4', '#5']);
+  assert.throws(() => gallery({ images: images.subarray(1), n, height: 4, width: 4 }), /gallery: 335 bytes for 7 images of 4x4x3/);
 });

@@ -11,3 +11,4 @@ export * from './umap';
 export * from './plotly';
 export * from './embeddings';
 export * from './neighbourGrid';
+export * from './gallery';
