@@ -107,6 +107,11 @@ export function requireLabels(data: ExperimentData, what: string): LabelledExper
 /** Evaluation that needs labels was asked of an unlabelled image folder. */
 export class UnlabelledDataError extends Error {
   override name = 'UnlabelledDataError';
+
+  /** One line when printed in a notebook. */
+  [inspect.custom](): string {
+    return `${this.name}: ${this.message}`;
+  }
 }
 
 /**

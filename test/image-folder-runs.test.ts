@@ -11,6 +11,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { inspect } from 'util';
 import * as tf from '@tensorflow/tfjs';
 import { encodePng } from '../lib/viz/png';
 import { BUDGETS, Budget, budgetForImageSize, experimentConfig, imageSizeLayer } from '../lib/budget';
@@ -92,6 +93,9 @@ test('DATA specs: cifar10 by default, folder paths from a base, options checked 
   assert.throws(() => resolveDataSpec(''), (e: unknown) => e instanceof ImageFolderError && /DATA must be 'cifar10', a folder path.*got an empty string/.test((e as Error).message));
   assert.throws(() => resolveDataSpec({ path: 'x', size: 64 } as never), /DATA: unknown option\(s\) size; an image folder takes path, imageSize/);
   assert.throws(() => resolveDataSpec({ imageSize: 64 } as never), /the folder's path is missing/);
+  // A notebook cell that fails on its data prints the one line, not the loader's stack.
+  assert.equal(inspect(new ImageFolderError('empty', 'image folder /x is empty: found nothing')), 'ImageFolderError: image folder /x is empty: found nothing');
+  assert.equal(inspect(new UnlabelledDataError('kNN needs labels: none')), 'UnlabelledDataError: kNN needs labels: none');
 });
 
 test('a labelled folder as experiment data: its splits, the class-balanced subset, the identity and its own runs folder', async () => {
