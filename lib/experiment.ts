@@ -53,8 +53,8 @@ interface ExperimentDataBase {
    * `folders/<folder name>` for an image folder, so its runs and baselines never mix with CIFAR-10's.
    */
   runsSubdir: string;
-  /** The image folder as loaded (manifest, skipped files, cache report), when the data is one. */
-  folder?: ImageFolderData;
+  /** The image folder as loaded (manifest, skipped files, cache report; its splits are `train`, `val`, `test` here), when the data is one. */
+  folder?: Omit<ImageFolderData, 'train' | 'val' | 'test' | 'labelled' | 'evaluationSkipped'>;
 }
 
 /** Labelled data: CIFAR-10, or an image folder with class folders or a labels CSV. */
@@ -182,9 +182,11 @@ async function loadCifar10Data(budget: Budget, opts: ExperimentDataOptions): Pro
 async function loadFolderData(budget: Budget, spec: ImageFolderSpec, opts: ExperimentDataOptions): Promise<ExperimentData> {
   const folder = await loadImageFolder({ seed: opts.seed, ...spec, ...(opts.log ? { log: opts.log } : {}) });
   const sel = selectFolderData(folder, budget.trainPerClass);
+  const { identity, root, layout, imageSize, classNames, skipped, unsupported, manifest, cache, line, seconds } = folder; // not the splits: `sel` holds what is used
   const base = {
     classNames: folder.classNames, source: folder.line, real: true, identity: sel.identity, imageSize: folder.imageSize,
-    runsSubdir: path.join('folders', folderRunsName(folder.root)), folder,
+    runsSubdir: path.join('folders', folderRunsName(folder.root)),
+    folder: { identity, root, layout, imageSize, classNames, skipped, unsupported, manifest, cache, line, seconds },
     protocol: { source: folder.line, real: true, ...sel.protocol, seed: sel.identity.splitSeed },
   };
   if (sel.labelled === true) return { ...base, labelled: true, train: sel.train, val: sel.val, test: sel.test };
