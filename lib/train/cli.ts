@@ -104,7 +104,8 @@ export const CLI_HELP = `Usage: npm run pretrain -- --method barlow|dino|dino-tw
   --probe-epochs N  after pretraining, kNN and the linear probe (N epochs) on the test split, written into the run
                  record (default: the budget's, ${BUDGETS.cpu.probeEpochs} for cpu; 0 skips; skipped with a message without labels)
   --config FILE  JSON with any PretrainConfig fields (command-line options win)
-  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>-<hash>, the hash
+  --run-dir DIR  where record.json and checkpoint.ckpt go (default runs/<budget>/<method>-<backbone>-s<seed>-<hash>, for a
+                 folder runs/<budget>/folders/<folder name>/<method>-..., the hash
                  of the config and the data, named as the notebooks name runs: a changed option or subset is a new
                  folder, the same options resume; a folder of another run is refused, naming what differs)
   --no-resume    start over even if DIR has a checkpoint
