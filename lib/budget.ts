@@ -14,6 +14,7 @@
 import { BackboneConfig, ConfigLayer, hasPath, leafPaths, Method, neverRead, PretrainConfig, resolveConfig } from './config';
 import { methodDefinition, registeredMethods } from './methods/registry';
 import type { DataIdentity, SourceIdentity } from './data/identity';
+import { AUGMENT_DEFAULTS } from './augment/presets';
 
 export const BUDGETS_NAMES = ['smoke', 'cpu', 'gpu'] as const;
 export type BudgetName = (typeof BUDGETS_NAMES)[number];
@@ -121,6 +122,27 @@ export function experimentConfig(method: Method, budget: Budget, overrides: Conf
  */
 export function budgetDataIdentity(source: SourceIdentity, budget: Pick<Budget, 'trainPerClass' | 'valPerClass'>, splitSeed = 0): DataIdentity {
   return { source: source.source, checksum: source.checksum, perClass: budget.trainPerClass, valPerClass: budget.valPerClass, splitSeed };
+}
+
+/**
+ * The config layer for square images of `imageSize` pixels: the views at the data's size (augment.globalSize,
+ * and localSize at half of it, as DINO's 16 is half of CIFAR-10's 32), so the models take their input size
+ * from the data. Empty at the default size (32: CIFAR-10), so those configs and run names do not change.
+ */
+export function imageSizeLayer(imageSize: number): ConfigLayer {
+  if (!Number.isInteger(imageSize) || imageSize < 1) throw new BudgetError(`imageSize must be a positive integer, got ${imageSize}`);
+  if (imageSize === AUGMENT_DEFAULTS.globalSize) return {};
+  return { augment: { globalSize: imageSize, localSize: Math.max(1, Math.round((imageSize * AUGMENT_DEFAULTS.localSize) / AUGMENT_DEFAULTS.globalSize)) } };
+}
+
+/**
+ * `budget` for data of `imageSize`-pixel images: its shared layer with `imageSizeLayer` on top (the budget's
+ * own augment keys kept), so `experimentConfig` gives views at the data's size. A notebook's overrides still win.
+ */
+export function budgetForImageSize(budget: Budget, imageSize: number): Budget {
+  const layer = imageSizeLayer(imageSize);
+  if (!layer.augment) return budget;
+  return { ...budget, pretrain: { ...budget.pretrain, augment: { ...budget.pretrain.augment, ...layer.augment } } };
 }
 
 /** Settings for the ablation notebook's runs: shorter than the method runs, so all switches fit the budget. */

@@ -3,26 +3,33 @@
  * training bank and a sample of test images; the sample gets a seeded 2-D UMAP layout, a weighted
  * kNN prediction against the bank (lib/eval/knn.ts, the protocol of the kNN monitor) and its nearest
  * training images (lib/eval/neighbours.ts). lib/viz/embeddings.ts and lib/viz/neighbourGrid.ts show them.
+ * Without labels (an unlabelled image folder) the layouts and the neighbours are computed all the same;
+ * the kNN predictions and the class scores are left out.
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadBackbone } from './experiment';
-import { extractFeatures } from './eval/features';
+import { extractFeatures, imageSizeOf } from './eval/features';
 import { knnPredict, KNN_DEFAULTS } from './eval/knn';
 import { nearestNeighbours } from './eval/neighbours';
 import { RunRecord } from './train/runRecord';
 import { umapLayout, type UmapOptions } from './viz/umap';
 import type { EmbeddingPanel } from './viz/embeddings';
 
-/** Images with labels (uint8 NHWC [n, 32, 32, 3]), e.g. a Subset from lib/data. */
+/** Images (uint8 NHWC [n, height, width, 3], default 32 x 32) with their labels when they have any, e.g. a Subset from lib/data or an ExperimentData split. */
 export interface LabelledImageSet {
   images: Uint8Array;
-  labels: ArrayLike<number>;
+  /** Absent for an unlabelled image folder: then no kNN predictions or class scores. */
+  labels?: ArrayLike<number>;
   n: number;
+  height?: number;
+  width?: number;
 }
 
 /** One run's view of the sample: an explorer panel, plus what the grids and tables need. */
 export interface RunEmbedding extends EmbeddingPanel {
+  /** kNN prediction per sample image (empty without labels). */
   knnPred: Int32Array;
+  /** Labels of each image's nearest training images, [n * k] (empty without labels). */
   neighbourLabels: Int32Array;
   runId: string;
   method: string;
@@ -30,15 +37,16 @@ export interface RunEmbedding extends EmbeddingPanel {
   dim: number;
   /** Nearest bank rows of each sample image, [n * k], nearest first. */
   neighbours: Int32Array;
-  /** kNN top-1 (%) on the sample. */
-  knnTop1: number;
-  /** Share (%) of the kept nearest training images that have their sample image's class. */
-  sameClassNeighbours: number;
+  /** kNN top-1 (%) on the sample (null without labels). */
+  knnTop1: number | null;
+  /** Share (%) of the kept nearest training images that have their sample image's class (null without labels). */
+  sameClassNeighbours: number | null;
   /** Seconds spent (features, kNN, UMAP). */
   seconds: number;
 }
 
 export interface EmbedRunsOptions {
+  /** Classes the labels range over (0 without labels). */
   numClasses: number;
   /** UMAP settings; the seed makes the layouts reproducible. */
   umap: Partial<Omit<UmapOptions, 'onProgress'>>;
@@ -67,9 +75,33 @@ export function pickRuns(records: readonly RunRecord[], methods: readonly string
   return { chosen, missing };
 }
 
-/** Embeds `bank` and `sample` with each run's encoder and lays the sample out. Runs one encoder at a time; disposes everything it creates. */
+/** The kNN prediction of each sample image against the bank, and the labels of its nearest bank images, with the two scores. */
+async function classScores(fb: Float32Array, bankLabels: ArrayLike<number>, fs: Float32Array, sampleLabels: ArrayLike<number>, nearest: Int32Array, dim: number, o: Pick<EmbedRunsOptions, 'knn' | 'numClasses' | 'neighbours'>): Promise<Pick<RunEmbedding, 'knnPred' | 'neighbourLabels' | 'knnTop1' | 'sameClassNeighbours'>> {
+  const nBank = fb.length / dim;
+  const nSample = fs.length / dim;
+  const tb = tf.tensor2d(fb, [nBank, dim]);
+  const ts = tf.tensor2d(fs, [nSample, dim]);
+  let pred: number[];
+  try {
+    pred = await knnPredict(tb, Array.from(bankLabels), ts, { k: Math.min(o.knn.k, nBank), temperature: o.knn.temperature, numClasses: o.numClasses });
+  } finally {
+    tf.dispose([tb, ts]);
+  }
+  const neighbourLabels = Int32Array.from(nearest, (b) => bankLabels[b]);
+  let correct = 0;
+  for (let i = 0; i < nSample; i++) if (pred[i] === sampleLabels[i]) correct++;
+  let same = 0;
+  neighbourLabels.forEach((l, j) => { if (l === sampleLabels[Math.floor(j / o.neighbours)]) same++; });
+  return { knnPred: Int32Array.from(pred), neighbourLabels, knnTop1: (100 * correct) / nSample, sameClassNeighbours: (100 * same) / neighbourLabels.length };
+}
+
+/** Embeds `bank` and `sample` with each run's encoder and lays the sample out (kNN too when both have labels). Runs one encoder at a time; disposes everything it creates. */
 export async function embedRuns(records: readonly RunRecord[], bank: LabelledImageSet, sample: LabelledImageSet, options: Partial<EmbedRunsOptions> & { numClasses: number }): Promise<RunEmbedding[]> {
   const o = { ...DEFAULT_EMBED_RUNS_OPTIONS, ...options };
+  const bankLabels = bank.labels;
+  const sampleLabels = sample.labels;
+  const labelled = bankLabels !== undefined && sampleLabels !== undefined;
+  if ((bankLabels === undefined) !== (sampleLabels === undefined)) throw new Error('embedRuns: the bank and the sample must both have labels, or neither');
   if (!Number.isInteger(o.neighbours) || o.neighbours < 1 || o.neighbours > bank.n) throw new Error(`embedRuns: neighbours must be an integer in [1, ${bank.n}] (the bank's size), got ${o.neighbours}`);
   const labelCount = new Map<string, number>();
   for (const r of records) labelCount.set(r.method, (labelCount.get(r.method) ?? 0) + 1);
@@ -81,31 +113,16 @@ export async function embedRuns(records: readonly RunRecord[], bank: LabelledIma
     let fb: Float32Array;
     let fs: Float32Array;
     try {
-      fb = await extractFeatures(backbone, params, bank.images, bank.n, { onProgress: (d, t) => o.onProgress?.(`${label}: features of the bank`, d, t) });
-      fs = await extractFeatures(backbone, params, sample.images, sample.n, { onProgress: (d, t) => o.onProgress?.(`${label}: features of the sample`, d, t) });
+      fb = await extractFeatures(backbone, params, bank.images, bank.n, { size: imageSizeOf(bank), onProgress: (d, t) => o.onProgress?.(`${label}: features of the bank`, d, t) });
+      fs = await extractFeatures(backbone, params, sample.images, sample.n, { size: imageSizeOf(sample), onProgress: (d, t) => o.onProgress?.(`${label}: features of the sample`, d, t) });
     } finally {
       params.dispose();
     }
     const dim = backbone.featureDim;
-    const tb = tf.tensor2d(fb, [bank.n, dim]);
-    const ts = tf.tensor2d(fs, [sample.n, dim]);
-    let pred: number[];
-    try {
-      pred = await knnPredict(tb, Array.from(bank.labels), ts, { k: Math.min(o.knn.k, bank.n), temperature: o.knn.temperature, numClasses: o.numClasses });
-    } finally {
-      tf.dispose([tb, ts]);
-    }
     const nb = await nearestNeighbours(fb, fs, dim, o.neighbours);
-    const neighbourLabels = Int32Array.from(nb.indices, (b) => bank.labels[b]);
     const xy = await umapLayout(fs, dim, { ...o.umap, onProgress: (d, t) => o.onProgress?.(`${label}: UMAP`, d, t) });
-    let correct = 0;
-    for (let i = 0; i < sample.n; i++) if (pred[i] === sample.labels[i]) correct++;
-    let same = 0;
-    neighbourLabels.forEach((l, j) => { if (l === sample.labels[Math.floor(j / o.neighbours)]) same++; });
-    out.push({
-      label, runId: record.id, method: record.method, dim, xy, knnPred: Int32Array.from(pred), neighbourLabels, k: o.neighbours,
-      neighbours: nb.indices, knnTop1: (100 * correct) / sample.n, sameClassNeighbours: (100 * same) / neighbourLabels.length, seconds: (Date.now() - t0) / 1000,
-    });
+    const scores = labelled ? await classScores(fb, bankLabels, fs, sampleLabels, nb.indices, dim, o) : { knnPred: new Int32Array(0), neighbourLabels: new Int32Array(0), knnTop1: null, sameClassNeighbours: null };
+    out.push({ label, runId: record.id, method: record.method, dim, xy, ...scores, k: o.neighbours, neighbours: nb.indices, seconds: (Date.now() - t0) / 1000 });
   }
   return out;
 }

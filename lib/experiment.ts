@@ -1,7 +1,9 @@
 /**
- * Experiment orchestration shared by the notebooks and the CLI: data for a budget (with the
- * validation split taken from the training set and the test set kept for the final report),
- * pretraining with a kNN monitor, baselines, and the frozen linear probe of any run record.
+ * Experiment orchestration shared by the notebooks and the CLI: data for a budget (CIFAR-10 with the
+ * validation split taken from the training set and the test set kept for the final report, or an
+ * image folder with its own seeded splits), pretraining with a kNN monitor, baselines, and the
+ * frozen linear probe of any run record. An image folder's runs live in their own folder under the
+ * budget's (`experimentRunsDir`); without labels, kNN, the probe and the supervised baseline say so.
  * Everything a second notebook needs lives here, not in a notebook.
  */
 import * as fs from 'fs';
@@ -9,13 +11,17 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { inspect } from 'util';
 import { Budget, budgetDataIdentity, experimentConfig } from './budget';
-import { identityDifferences, runDirFor, runsDir } from './train/runName';
-import { loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset, DataIdentity, dataIdentityOf } from './data/index';
+import { identityDifferences, runName, runsDir, RunIdentityError } from './train/runName';
+import {
+  loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset, DataIdentity, dataIdentityOf, IMAGE_SIZE,
+  loadImageFolder, resolveDataSpec, selectFolderData, folderRunsName, UNLABELLED_EVALUATION,
+  type DataSpec, type ImageFolderData, type ImageFolderSpec, type UnlabelledImages,
+} from './data/index';
 import { PretrainConfig, BackboneConfig, ConfigLayer, Method } from './config';
 import { loadRunModel, pretrain, PretrainResult, StepInfo, TrainCallbacks } from './train/trainer';
 import { RunRecord, readRunRecord, writeRunRecord, gitInfo } from './train/runRecord';
 import { saveCheckpoint, loadCheckpoint, StoredTensor } from './train/checkpoint';
-import { knnMonitor, knnEvaluate } from './eval/knnMonitor';
+import { knnMonitor, knnEvaluate, featureMonitor } from './eval/knnMonitor';
 import { extractFeatures } from './eval/features';
 import { linearProbe, ProbeResult } from './eval/linearProbe';
 import { knnAccuracy, KNN_DEFAULTS } from './eval/knn';
@@ -30,29 +36,119 @@ import { deriveSeed } from './rng';
 import { buildSslModel, SslModel } from './methods/index';
 import { keep, kept } from './keep';
 
-export interface ExperimentData {
-  /** Class-balanced training subset: pretraining images, kNN bank and linear-probe training set. */
-  train: Subset;
-  /** Validation split, taken from the training set (disjoint from `train`): model selection and the kNN monitor. */
-  val: Subset;
-  /** Test images: the final report only. */
-  test: LabelledSplit;
+interface ExperimentDataBase {
+  /** Class names in label order (empty for an unlabelled image folder). */
   classNames: string[];
-  /** Where the images came from (one line), and whether it is the real CIFAR-10. */
+  /** Where the images came from (one line), and whether they are real images (CIFAR-10 or a folder, not the generated fixture). */
   source: string;
   real: boolean;
   /** What the training images are (source, checksum, subset, split): half of each run's identity. */
   identity: DataIdentity;
   /** The protocol, for run records. */
   protocol: Record<string, unknown>;
+  /** Side of the square images, in pixels (32 for CIFAR-10; an image folder's store size). */
+  imageSize: number;
+  /**
+   * Where this data's runs go under runs/<budget>/: '' for CIFAR-10 (the results notebooks read those),
+   * `folders/<folder name>` for an image folder, so its runs and baselines never mix with CIFAR-10's.
+   */
+  runsSubdir: string;
+  /** The image folder as loaded (manifest, skipped files, cache report; its splits are `train`, `val`, `test` here), when the data is one. */
+  folder?: Omit<ImageFolderData, 'train' | 'val' | 'test' | 'labelled' | 'evaluationSkipped'>;
+}
+
+/** Labelled data: CIFAR-10, or an image folder with class folders or a labels CSV. */
+export interface LabelledExperimentData extends ExperimentDataBase {
+  labelled: true;
+  /** Class-balanced training subset: pretraining images, kNN bank and linear-probe training set. */
+  train: Subset;
+  /** Validation split, taken from the training set (disjoint from `train`): model selection and the kNN monitor. */
+  val: Subset;
+  /** Test images: the final report only. */
+  test: LabelledSplit;
+}
+
+/** An unlabelled image folder: pretraining, the feature monitors, embeddings and neighbours work; kNN and the probe do not. */
+export interface UnlabelledExperimentData extends ExperimentDataBase {
+  labelled: false;
+  /** Why kNN and the linear probe are skipped (print it where they would run). */
+  evaluationSkipped: string;
+  train: UnlabelledImages;
+  val: UnlabelledImages;
+  test: UnlabelledImages;
 }
 
 /**
- * CIFAR-10 for a budget. Real data from the usual sources (see lib/data); if none is found and
- * `allowFixture` (default: only for the smoke budget; DINOTWINS_DATA=real|fixture overrides), the
- * generated fixture, with a loud message.
+ * What an experiment trains and evaluates on (`loadExperimentData`). Narrow it with `data.labelled === true`
+ * (or `=== false`): tslab compiles notebooks and lib/ without strictNullChecks, where `if (data.labelled)` does not narrow.
  */
-export async function loadExperimentData(budget: Budget, opts: { seed?: number; allowFixture?: boolean } = {}): Promise<ExperimentData> {
+export type ExperimentData = LabelledExperimentData | UnlabelledExperimentData;
+
+/** Options of `loadExperimentData`. */
+export interface ExperimentDataOptions {
+  /** Split seed (validation split and subset). Default 0; an image folder's own `seed` wins. */
+  seed?: number;
+  /** CIFAR-10 only: fall back to the generated fixture when no real data is found. Default: only for the smoke budget (DINOTWINS_DATA=real|fixture overrides). */
+  allowFixture?: boolean;
+  /** 'cifar10' (default), an image folder's path, or the folder with options (lib/data/dataSpec.ts). */
+  data?: DataSpec;
+  /** Where a relative folder path starts. Default: the working directory. */
+  base?: string;
+  /** Where the folder loader's one-line messages go. Default console.log. */
+  log?: (line: string) => void;
+}
+
+/** `data` if it has labels; otherwise an error saying that `what` needs them and what works without. */
+export function requireLabels(data: ExperimentData, what: string): LabelledExperimentData {
+  if (data.labelled === true) return data;
+  throw new UnlabelledDataError(`${what} needs labels: ${data.evaluationSkipped}`);
+}
+
+/** Evaluation that needs labels was asked of an unlabelled image folder. */
+export class UnlabelledDataError extends Error {
+  override name = 'UnlabelledDataError';
+
+  /** One line when printed in a notebook. */
+  [inspect.custom](): string {
+    return `${this.name}: ${this.message}`;
+  }
+}
+
+/**
+ * Why the kNN and linear-probe evaluation cannot run on `data`, or null when it can: it needs labels, and
+ * validation (model selection) and test images (an image folder loaded with val or test 0 has none).
+ */
+export function evaluationUnavailable(data: ExperimentData): string | null {
+  if (data.labelled === false) return data.evaluationSkipped;
+  const empty = [data.val.n === 0 ? 'validation' : '', data.test.n === 0 ? 'test' : ''].filter(Boolean);
+  if (empty.length > 0) return `the data has no ${empty.join(' and no ')} images (an image folder loaded with ${empty.map((e) => (e === 'test' ? 'test 0' : 'val 0')).join(' and ')}): the linear probe selects on validation images and reports on test images`;
+  return null;
+}
+
+/** The runs folder of `data` under a budget (or CLI label): runs/<budget>/, or runs/<budget>/folders/<name>/ for an image folder. */
+export function experimentRunsDir(budget: string | { name: string }, data: Pick<ExperimentData, 'runsSubdir'>): string {
+  return path.join(runsDir(budget), data.runsSubdir);
+}
+
+/**
+ * The data of an experiment under `budget`: CIFAR-10 by default, or an image folder (`opts.data`).
+ *
+ * CIFAR-10: real data from the usual sources (see lib/data); if none is found and `allowFixture`
+ * (default: only for the smoke budget; DINOTWINS_DATA=real|fixture overrides), the generated fixture,
+ * with a loud message. The validation split comes from the training set, then the budget's subset.
+ *
+ * An image folder: loaded with `loadImageFolder` (cached), its own seeded train/validation/test split,
+ * then the budget's training subset (lib/data/folderExperiment.ts).
+ */
+export async function loadExperimentData(budget: Budget, opts?: ExperimentDataOptions & { data?: undefined | 'cifar10' }): Promise<LabelledExperimentData>;
+export async function loadExperimentData(budget: Budget, opts: ExperimentDataOptions): Promise<ExperimentData>;
+export async function loadExperimentData(budget: Budget, opts: ExperimentDataOptions = {}): Promise<ExperimentData> {
+  const spec = resolveDataSpec(opts.data, opts.base);
+  if (spec.kind === 'folder') return loadFolderData(budget, spec.folder, opts);
+  return loadCifar10Data(budget, opts);
+}
+
+async function loadCifar10Data(budget: Budget, opts: ExperimentDataOptions): Promise<LabelledExperimentData> {
   const seed = opts.seed ?? 0;
   const allow = opts.allowFixture ?? budget.name === 'smoke';
   const c = await loadCifar10OrFixture({ mode: allow ? undefined : 'real', fixture: { recordsPerBatch: 200, seed } });
@@ -61,9 +157,11 @@ export async function loadExperimentData(budget: Budget, opts: { seed?: number; 
   const real = c.source.kind !== 'fixture';
   if (!real) console.warn(`WARNING: using the GENERATED FIXTURE (synthetic images): ${c.fallbackReason}. Numbers from this run say nothing about CIFAR-10.`);
   const tv = trainValSplit(train, budget.valPerClass, deriveSeed(seed, 1));
-  const sub = budget.trainPerClass > 0 ? balancedSubset(tv.train, Math.min(budget.trainPerClass, Math.floor(tv.train.n / 10)), deriveSeed(seed, 2)) : tv.train;
-  const testSet = budget.testLimit > 0 && budget.testLimit < test.n ? balancedSubset(test, Math.floor(budget.testLimit / 10), deriveSeed(seed, 3)) : test;
+  const numClasses = classNames.length;
+  const sub = budget.trainPerClass > 0 ? balancedSubset(tv.train, Math.min(budget.trainPerClass, Math.floor(tv.train.n / numClasses)), deriveSeed(seed, 2)) : tv.train;
+  const testSet = budget.testLimit > 0 && budget.testLimit < test.n ? balancedSubset(test, Math.floor(budget.testLimit / numClasses), deriveSeed(seed, 3)) : test;
   return {
+    labelled: true,
     train: { ...sub, role: 'train' },
     val: tv.val,
     test: { ...testSet, role: 'test' },
@@ -71,6 +169,8 @@ export async function loadExperimentData(budget: Budget, opts: { seed?: number; 
     source,
     real,
     identity: budgetDataIdentity(c.identity, budget, seed),
+    imageSize: train.height ?? IMAGE_SIZE,
+    runsSubdir: '',
     protocol: {
       source, real, trainImages: sub.n, valImages: tv.val.n, testImages: testSet.n,
       split: `train: ${budget.trainPerClass || 'all remaining'} per class (class-balanced); val: ${budget.valPerClass} per class taken from the training set; test: ${testSet.n === test.n ? 'the full test set' : `${testSet.n} class-balanced test images`}`,
@@ -79,8 +179,22 @@ export async function loadExperimentData(budget: Budget, opts: { seed?: number; 
   };
 }
 
+async function loadFolderData(budget: Budget, spec: ImageFolderSpec, opts: ExperimentDataOptions): Promise<ExperimentData> {
+  const folder = await loadImageFolder({ seed: opts.seed, ...spec, ...(opts.log ? { log: opts.log } : {}) });
+  const sel = selectFolderData(folder, budget.trainPerClass);
+  const { identity, root, layout, imageSize, classNames, skipped, unsupported, manifest, cache, line, seconds } = folder; // not the splits: `sel` holds what is used
+  const base = {
+    classNames: folder.classNames, source: folder.line, real: true, identity: sel.identity, imageSize: folder.imageSize,
+    runsSubdir: path.join('folders', folderRunsName(folder.root)),
+    folder: { identity, root, layout, imageSize, classNames, skipped, unsupported, manifest, cache, line, seconds },
+    protocol: { source: folder.line, real: true, ...sel.protocol, seed: sel.identity.splitSeed },
+  };
+  if (sel.labelled === true) return { ...base, labelled: true, train: sel.train, val: sel.val, test: sel.test };
+  return { ...base, labelled: false, evaluationSkipped: UNLABELLED_EVALUATION, train: sel.train, val: sel.val, test: sel.test };
+}
+
 export interface RunOptions {
-  /** Run folder name under runsDir(budget). Default `runName(config, data.identity)`. */
+  /** Run folder name under experimentRunsDir(budget, data). Default `runName(config, data.identity)`. */
   name?: string;
   /** Explicit run folder (overrides `name`). */
   runDir?: string;
@@ -94,9 +208,17 @@ export interface RunOptions {
   stopAfterSteps?: number;
 }
 
-/** Pretrains (or resumes) one method on the budget's data, with the kNN monitor on the validation split. */
+/** The folder of the run of `config` on `data` under `budget`: experimentRunsDir(budget, data)/runName(config, data.identity). */
+export function experimentRunDir(config: PretrainConfig, budget: string | { name: string }, data: Pick<ExperimentData, 'runsSubdir' | 'identity'>): string {
+  return path.join(experimentRunsDir(budget, data), runName(config, data.identity));
+}
+
+/**
+ * Pretrains (or resumes) one method on the budget's data, with the kNN monitor on the validation split
+ * (unlabelled data: the feature monitors on the training subset).
+ */
 export async function runPretraining(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions = {}): Promise<PretrainResult> {
-  const runDir = opts.runDir ?? (opts.name ? path.join(runsDir(budget), opts.name) : runDirFor(config, budget, data.identity));
+  const runDir = opts.runDir ?? (opts.name ? path.join(experimentRunsDir(budget, data), opts.name) : experimentRunDir(config, budget, data));
   // One writer per run folder: taken before a fresh run clears the folder, held until pretrain returns.
   const lock = acquireRunLock(runDir, `pretraining run ${path.basename(runDir)}`);
   try {
@@ -108,11 +230,13 @@ export async function runPretraining(config: PretrainConfig, budget: Budget, dat
 }
 
 async function pretrainWithMonitor(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions, runDir: string, lock: RunLock): Promise<PretrainResult> {
-  const monitor = knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery });
+  const monitor = data.labelled === true && data.val.n > 0
+    ? knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery, numClasses: data.classNames.length })
+    : featureMonitor({ bank: data.train, every: budget.knnEvery });
   return pretrain({
     lock,
     config,
-    data: { images: data.train.images, n: data.train.n, identity: data.identity },
+    data: { images: data.train.images, n: data.train.n, height: data.imageSize, width: data.imageSize, identity: data.identity },
     runDir,
     budget: budget.name,
     dataInfo: data.protocol,
@@ -122,6 +246,7 @@ async function pretrainWithMonitor(config: PretrainConfig, budget: Budget, data:
       onStep: opts.onStep,
       onEpochEnd: async (info) => {
         const extra = { ...((await monitor(info)) ?? {}) };
+        Object.assign(info.metrics.extra, extra); // the caller's hook sees the monitor's numbers
         const more = await opts.onEpochEnd?.(info);
         return { ...extra, ...(more ?? {}) };
       },
@@ -171,7 +296,7 @@ function unfinishedMessage(rec: Pick<RunRecord, 'id' | 'status' | 'step' | 'tota
  */
 export function trainedRun(method: Method, budget: Budget, data: ExperimentData, overrides: ConfigLayer = {}): TrainedRun {
   const config = experimentConfig(method, budget, overrides);
-  const dir = runDirFor(config, budget, data.identity);
+  const dir = experimentRunDir(config, budget, data);
   const file = path.join(dir, 'record.json');
   if (!fs.existsSync(file)) throw new RunNotFinishedError(`no run of this config in ${dir} yet: run the training cell above first`);
   const record = readRunRecord(file);
@@ -220,7 +345,8 @@ async function saveBackboneCheckpoint(file: string, ps: ParamStore, meta: Record
  */
 export async function runBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, opts: { seed?: number; epochs?: number; batchSize?: number; onStep?: (step: number, total: number, values: Record<string, number>) => void } = {}): Promise<RunRecord> {
   const seed = opts.seed ?? 0;
-  const dir = baselineDir(kind, budget, seed);
+  if (kind === 'supervised') requireLabels(data, 'the supervised baseline');
+  const dir = baselineDir(kind, budget, seed, data);
   fs.mkdirSync(dir, { recursive: true });
   const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.pretrain.batchSize };
   const recordFile = path.join(dir, 'record.json');
@@ -240,9 +366,9 @@ export async function runBaseline(kind: 'random-init' | 'supervised', backboneCf
   }
 }
 
-/** A baseline's run folder: one per kind and seed (runs/<budget>/<kind>-s<seed>), so seeds sit side by side. */
-export function baselineDir(kind: 'random-init' | 'supervised', budget: Budget, seed: number): string {
-  return path.join(runsDir(budget), `${kind}-s${seed}`);
+/** A baseline's run folder: one per kind and seed (runs/<budget>/<kind>-s<seed>; an image folder's under its own runs folder), so seeds sit side by side. */
+export function baselineDir(kind: 'random-init' | 'supervised', budget: Budget, seed: number, data: Pick<ExperimentData, 'runsSubdir'> = { runsSubdir: '' }): string {
+  return path.join(experimentRunsDir(budget, data), `${kind}-s${seed}`);
 }
 
 interface BaselineConfig {
@@ -257,7 +383,7 @@ interface BaselineConfig {
 type SupervisedResumeMeta = Omit<SupervisedResumeState, 'params' | 'optimizer'>;
 
 async function trainBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, config: BaselineConfig, old: RunRecord | null, onStep?: (step: number, total: number, values: Record<string, number>) => void): Promise<RunRecord> {
-  const dir = baselineDir(kind, budget, config.seed);
+  const dir = baselineDir(kind, budget, config.seed, data);
   const recordFile = path.join(dir, 'record.json');
   const ckpt = path.join(dir, 'checkpoint.ckpt');
   const total = kind === 'supervised' ? config.epochs * Math.floor(data.train.n / config.batchSize) : 0;
@@ -295,7 +421,8 @@ async function trainBaseline(kind: 'random-init' | 'supervised', backboneCfg: Ba
       writeRunRecord(recordFile, rec);
     };
     try {
-      const r = await trainSupervised(backbone, data.train, { epochs: config.epochs, batchSize: config.batchSize, seed: config.seed }, onStep, { resume, onInterrupt });
+      const labelled = requireLabels(data, 'the supervised baseline');
+      const r = await trainSupervised(backbone, labelled.train, { epochs: config.epochs, batchSize: config.batchSize, seed: config.seed, numClasses: labelled.classNames.length }, onStep, { resume, onInterrupt });
       ps = r.params;
       rec.epochs = r.history.map((h) => ({ epoch: h.epoch, means: { loss: h.loss, trainTop1: h.trainTop1 }, extra: {}, seconds: 0, lr: 0 }));
     } catch (e) {
@@ -340,14 +467,23 @@ export interface ProbeOutcome {
 /**
  * The frozen-encoder evaluation of one run: features extracted once (inference mode), linear probe
  * with validation-based selection, then the test set once; kNN on test as well. Results are written
- * into the run record (atomically).
+ * into the run record (atomically). Needs labels (an unlabelled folder: UnlabelledDataError, saying
+ * why); a run trained on an image folder is probed on that folder only.
  */
 export async function probeRun(recordFile: string, data: ExperimentData, probeEpochs: number, onProgress?: (label: string, done: number, total: number) => void): Promise<ProbeOutcome> {
-  const id = readRunRecord(recordFile).id;
+  const record = readRunRecord(recordFile);
+  const id = record.id;
+  const labelled = requireLabels(data, `the linear probe and kNN of run ${id}`);
+  const why = evaluationUnavailable(labelled);
+  if (why) throw new UnlabelledDataError(`the linear probe and kNN of run ${id} cannot run: ${why}`);
+  const trainedOn = record.dataIdentity;
+  if (trainedOn && (trainedOn.source === 'folder' || data.identity.source === 'folder') && (trainedOn.source !== data.identity.source || trainedOn.checksum !== data.identity.checksum)) {
+    throw new RunIdentityError(`run ${id} was trained on other data (${trainedOn.source} ${trainedOn.checksum}) than the probe's (${data.identity.source} ${data.identity.checksum}: ${data.source}); probe it with the data it trained on`);
+  }
   const lock = acquireRunLock(path.dirname(recordFile), `linear probe of ${id}`);
   const stop = openInterruptScope(`the linear probe of ${id}`);
   try {
-    return await probeLocked(recordFile, data, probeEpochs, onProgress);
+    return await probeLocked(recordFile, labelled, probeEpochs, onProgress);
   } catch (e) {
     if (e instanceof InterruptedError) throw new InterruptedError(`the probe of run ${id} was interrupted (${e.message}); its record is unchanged. Re-run this cell to probe it again.`);
     throw e;
@@ -357,12 +493,13 @@ export async function probeRun(recordFile: string, data: ExperimentData, probeEp
   }
 }
 
-async function probeLocked(recordFile: string, data: ExperimentData, probeEpochs: number, onProgress?: (label: string, done: number, total: number) => void): Promise<ProbeOutcome> {
+async function probeLocked(recordFile: string, data: LabelledExperimentData, probeEpochs: number, onProgress?: (label: string, done: number, total: number) => void): Promise<ProbeOutcome> {
   const record = readRunRecord(recordFile);
   const { backbone, params } = loadBackbone(record);
   try {
     const dim = backbone.featureDim;
-    const fx = async (label: string, s: { images: Uint8Array; n: number }) => extractFeatures(backbone, params, s.images, s.n, { onProgress: (d, t) => onProgress?.(`features ${label}`, d, t) });
+    const size = { height: data.imageSize, width: data.imageSize };
+    const fx = async (label: string, s: { images: Uint8Array; n: number }) => extractFeatures(backbone, params, s.images, s.n, { size, onProgress: (d, t) => onProgress?.(`features ${label}`, d, t) });
     const ftrain = await fx('train', data.train);
     const fval = await fx('val', data.val);
     const ftest = await fx('test', data.test);
@@ -395,9 +532,10 @@ export { knnEvaluate };
  * the untrained reference a short run's monitor must beat. Validation split only, as the monitor.
  */
 export async function untrainedKnn(config: PretrainConfig, data: ExperimentData): Promise<{ knnTop1: number; effectiveRank: number; featureStd: number }> {
+  const labelled = requireLabels(data, 'kNN');
   const model = buildSslModel(config);
   try {
-    const r = await knnEvaluate({ model }, { bank: data.train, val: data.val });
+    const r = await knnEvaluate({ model }, { bank: labelled.train, val: labelled.val, numClasses: labelled.classNames.length });
     return { knnTop1: r.knnTop1, effectiveRank: r.effectiveRank, featureStd: r.featureStd };
   } finally {
     model.dispose();

@@ -19,6 +19,8 @@ export {
 export type { LoadCifar10Options, Cifar10, Cifar10Source, LabelledSplit, Subset, Split, DataIdentity, SourceIdentity } from './data/index';
 export { loadImageFolder, ImageFolderError, UnreadableImagesError, writeExampleFolder, IMAGE_FOLDER_DEFAULTS, UNLABELLED_EVALUATION } from './data/index';
 export type { LoadImageFolderOptions, ImageFolderData, ImageFolderIdentity, LabelledImageFolder, UnlabelledImageFolder } from './data/index';
+export { resolveDataSpec, CIFAR10_DATA } from './data/index';
+export type { DataSpec, ImageFolderSpec, UnlabelledImages } from './data/index';
 export * as data from './data/index';
 
 // Augmentations.

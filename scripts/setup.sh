@@ -6,7 +6,9 @@
 #   3. the native kernels (oneDNN under the wasm backend, scripts/setup-native.sh): installs
 #      libdnnl-dev and builds native/; where it cannot, one line says why and wasm's own kernels are used;
 #   4. lavapipe (Mesa's CPU Vulkan driver) in .cache/lavapipe, so the WebGPU kernel checks run
-#      without a GPU. If it cannot be set up, those checks are skipped with a message.
+#      without a GPU. If it cannot be set up, those checks are skipped with a message;
+#   5. Debian's dataset-fashion-mnist for notebook 09's example folder (scripts/setup-data.sh; without
+#      it the notebook uses CIFAR-10's test images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm ci --no-audit --no-fund
@@ -15,3 +17,4 @@ bash scripts/setup-native.sh
 if ! bash scripts/setup-lavapipe.sh >/dev/null; then
   echo "setup: lavapipe could not be set up; WebGPU kernel tests will be skipped" >&2
 fi
+bash scripts/setup-data.sh

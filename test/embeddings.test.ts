@@ -114,7 +114,7 @@ test('nearestNeighbours: cosine top-k equals a brute-force float64 search, chunk
   await assert.rejects(nearestNeighbours(bank, queries, dim, 51), /k must be an integer in \[1, 50\]/);
 });
 
-function sampleOf(n: number, seed: number): EmbeddingSample {
+function sampleOf(n: number, seed: number): EmbeddingSample & { labels: Int32Array } {
   const r = new Rng(seed);
   return { images: Uint8Array.from({ length: n * 3072 }, () => r.int(256)), labels: Int32Array.from({ length: n }, (_, i) => i % 3), n, classNames: ['cat', 'dog', 'ship'] };
 }
@@ -275,7 +275,7 @@ test('embedRuns: the latest finished run per method, its features, kNN, neighbou
     assert.equal(e.neighbours.length, 36);
     assert.deepEqual([...e.neighbourLabels], [...e.neighbours].map((b) => bank.labels[b]));
     assert.equal(e.knnPred.length, 9);
-    assert.ok(e.knnTop1 >= 0 && e.knnTop1 <= 100);
+    assert.ok(e.knnTop1 !== null && e.knnTop1 >= 0 && e.knnTop1 <= 100);
     const same = [...e.neighbourLabels].filter((l, j) => l === sample.labels[Math.floor(j / 4)]).length;
     assert.equal(e.sameClassNeighbours, (100 * same) / 36);
     await assert.rejects(embedRuns(chosen, bank, sample, { numClasses: 3, neighbours: 13 }), /neighbours must be an integer in \[1, 12\]/);

@@ -3,6 +3,7 @@
  * `DataError` is the base; image folders (lib/data/imageFolder.ts) throw its subclasses `ImageFolderError` and
  * `UnreadableImagesError`, so `instanceof DataError` catches every data problem.
  */
+import { inspect } from 'util';
 
 /** What went wrong, for programs that want to react (tests, a CLI that offers to re-download). */
 export type DataErrorCode =
@@ -44,6 +45,11 @@ export class DataError extends Error {
     this.file = details.file;
     this.expected = details.expected;
     this.actual = details.actual;
+  }
+
+  /** One line when printed (a notebook cell shows what is wrong with the data, not the loader's stack). */
+  [inspect.custom](): string {
+    return `${this.name}: ${this.message}`;
   }
 }
 

@@ -21,3 +21,5 @@ export * from './idx';
 export * from './writeImageFolder';
 export * from './exampleFolder';
 export * from './identity';
+export * from './dataSpec';
+export * from './folderExperiment';

@@ -8,24 +8,38 @@ import { SslModel, PREFIX } from '../methods/method';
 import { makeViews } from '../augment/views';
 import { crossCorrelationParts } from '../losses/barlow';
 import { crossCorrelationSummary, CrossCorrelationStats } from '../losses/monitors';
-import { evalImages } from '../augment/normalize';
+import { evalImages, RawImageSize } from '../augment/normalize';
 import { ForwardContext } from '../nn/layers';
+import { imageSizeOf } from './features';
+import type { ImageSet } from './knnMonitor';
 
 const EVAL: ForwardContext = { training: false };
 
-function firstImages(images: Uint8Array, n: number): Uint8Array {
-  return images.subarray(0, n * 3072);
+/**
+ * The images an analysis reads: a split (`data.val`; its height and width are used), or its raw bytes, then
+ * 32 x 32 (CIFAR-10). Pass the split for an image folder of another size.
+ */
+export type AnalysisImages = Uint8Array | ImageSet;
+
+/** The first `n` images of `images`, and their size. */
+function firstImages(images: AnalysisImages, n: number): { bytes: Uint8Array; size: RawImageSize } {
+  const size = images instanceof Uint8Array ? imageSizeOf({}) : imageSizeOf(images);
+  const all = images instanceof Uint8Array ? images : images.images;
+  const per = size.height * size.width * 3;
+  if (!Number.isInteger(n) || n < 1 || n * per > all.length) throw new Error(`analysis: asked for ${n} images of ${size.height}x${size.width}x3, there are ${Math.floor(all.length / per)}`);
+  return { bytes: all.subarray(0, n * per), size };
 }
 
 /** The two global training views of the first `n` images (local views are disposed at once). */
-function globalViews(m: SslModel, images: Uint8Array, n: number, seed: number): tf.Tensor4D[] {
-  const all = makeViews(firstImages(images, n), m.views, seed);
+function globalViews(m: SslModel, images: AnalysisImages, n: number, seed: number): tf.Tensor4D[] {
+  const { bytes, size } = firstImages(images, n);
+  const all = makeViews(bytes, m.views, seed, size);
   tf.dispose(all.slice(2));
   return all.slice(0, 2);
 }
 
 /** Barlow cross-correlation C [D, D] between projections of two augmented views of `n` images. */
-export async function crossCorrelationMatrix(m: SslModel, images: Uint8Array, n: number, seed = 1234): Promise<{ matrix: Float32Array; dim: number; stats: CrossCorrelationStats }> {
+export async function crossCorrelationMatrix(m: SslModel, images: AnalysisImages, n: number, seed = 1234): Promise<{ matrix: Float32Array; dim: number; stats: CrossCorrelationStats }> {
   if (!m.projector && !m.head) throw new Error('crossCorrelationMatrix: the model has neither a projector nor a DINO head');
   const views = globalViews(m, images, n, seed);
   const [c, summary] = tf.tidy(() => {
@@ -57,7 +71,7 @@ export interface DinoDistributions {
 }
 
 /** Teacher (centred, teacher temperature) and student (student temperature) output distributions on two global views. */
-export async function dinoDistributions(m: SslModel, images: Uint8Array, n: number, temps: { teacherTemp: number; studentTemp: number }, seed = 1234): Promise<DinoDistributions> {
+export async function dinoDistributions(m: SslModel, images: AnalysisImages, n: number, temps: { teacherTemp: number; studentTemp: number }, seed = 1234): Promise<DinoDistributions> {
   if (!m.head || !m.center) throw new Error('dinoDistributions: the model has no DINO head');
   const views = globalViews(m, images, n, seed);
   const [pt, ps] = tf.tidy(() => {
@@ -96,11 +110,12 @@ export async function dinoDistributions(m: SslModel, images: Uint8Array, n: numb
  * ViT CLS-token attention of the last block, per head, for `n` images (no augmentation), as
  * [n][heads] maps of gridSize x gridSize patches (values sum to 1 over patches).
  */
-export async function clsAttentionMaps(m: SslModel, images: Uint8Array, n: number, useTeacher = true): Promise<{ maps: Float32Array[][]; grid: number; heads: number }> {
+export async function clsAttentionMaps(m: SslModel, images: AnalysisImages, n: number, useTeacher = true): Promise<{ maps: Float32Array[][]; grid: number; heads: number }> {
   if (m.backbone.kind !== 'vit') throw new Error(`clsAttentionMaps: needs a ViT backbone, got ${m.backbone.kind}`);
   const ps = useTeacher && m.teacher ? m.teacher : m.student;
   const attn: tf.Tensor4D[] = [];
-  const x = evalImages(firstImages(images, n));
+  const first = firstImages(images, n);
+  const x = evalImages(first.bytes, first.size);
   tf.tidy(() => {
     m.backbone.forward(ps, x, { training: false, attention: attn }, PREFIX.backbone);
   });

@@ -13,6 +13,7 @@ import { warmupCosineSchedule } from '../schedules';
 import { deriveSeed, Rng } from '../rng';
 import { makeViews, IDENTITY_VIEW, DEFAULT_RATIO, ViewsConfig } from '../augment/index';
 import { LabelledImages } from './knnMonitor';
+import { imageSizeOf } from './features';
 import { InterruptedError, openInterruptScope } from '../train/interrupt';
 
 export interface SupervisedConfig {
@@ -29,6 +30,11 @@ export const SUPERVISED_DEFAULTS: Readonly<SupervisedConfig> = Object.freeze({ e
 
 /** Standard CIFAR supervised augmentation: random resized crop (scale 0.35-1) and horizontal flip. */
 export const SUPERVISED_VIEWS: ViewsConfig = Object.freeze({ name: 'supervised', normalize: true, views: [{ ...IDENTITY_VIEW, scale: [0.35, 1] as const, ratio: DEFAULT_RATIO, flipP: 0.5 }] });
+
+/** SUPERVISED_VIEWS at the data's own size (square images of `size` pixels). */
+function supervisedViews(size: number): ViewsConfig {
+  return size === SUPERVISED_VIEWS.views[0].size ? SUPERVISED_VIEWS : { ...SUPERVISED_VIEWS, views: [{ ...SUPERVISED_VIEWS.views[0], size }] };
+}
 
 /** Where an interrupted supervised training stopped (a step boundary): enough to continue it bit for bit. */
 export interface SupervisedResumeState {
@@ -70,7 +76,11 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
   const vars = ps.trainableNames().map((n) => ps.get(n));
   const nameOf = new Map(ps.trainableNames().map((n) => [ps.get(n).name, n]));
   const total = c.epochs * spe;
-  const batch = new Uint8Array(c.batchSize * 3072);
+  const size = imageSizeOf(data);
+  const per = size.height * size.width * 3;
+  if (data.images.length !== data.n * per) throw new Error(`trainSupervised: expected ${data.n} images of ${size.height}x${size.width}x3 (${data.n * per} bytes), got ${data.images.length}`);
+  const views = supervisedViews(size.height);
+  const batch = new Uint8Array(c.batchSize * per);
   const labels = new Int32Array(c.batchSize);
   const history: Array<{ epoch: number; loss: number; trainTop1: number }> = [];
   const r = control.resume;
@@ -97,10 +107,10 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
         }
         for (let i = 0; i < c.batchSize; i++) {
           const j = perm[s * c.batchSize + i];
-          batch.set(data.images.subarray(j * 3072, (j + 1) * 3072), i * 3072);
+          batch.set(data.images.subarray(j * per, (j + 1) * per), i * per);
           labels[i] = data.labels[j];
         }
-        const [x] = makeViews(batch, SUPERVISED_VIEWS, deriveSeed(c.seed, 11, step));
+        const [x] = makeViews(batch, views, deriveSeed(c.seed, 11, step), size);
         const y = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), c.numClasses));
         let logits: tf.Tensor2D | undefined;
         const { value, grads } = tf.variableGrads(() => {

@@ -39,6 +39,8 @@ export const WEIGHTS_METADATA = Object.freeze({
   method: 'dinotwins.method',
   status: 'dinotwins.status',
   config: 'dinotwins.config',
+  /** What the run trained on: its data identity (source, checksum: an image folder's manifest hash, subset, split) and the images' size. */
+  data: 'dinotwins.data',
 });
 
 /** How our encoders expect their input; written into every file so the numbers travel with the weights. */
@@ -127,6 +129,7 @@ function collectRun(p: string, network: 'student' | 'teacher'): Collected {
     [WEIGHTS_METADATA.method]: record.method,
     [WEIGHTS_METADATA.status]: `${record.status}, step ${record.step} of ${record.totalSteps}`,
     [WEIGHTS_METADATA.config]: JSON.stringify(record.config),
+    [WEIGHTS_METADATA.data]: JSON.stringify({ identity: record.dataIdentity ?? null, imageSize: record.data.imageSize ?? 32, ...(record.data.folder ? { folder: record.data.folder } : {}) }),
   };
   return { spec, params, info };
 }

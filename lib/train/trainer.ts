@@ -29,13 +29,18 @@ import { buildSslModel, SslModel } from '../methods/index';
 import { deriveSeed, Rng } from '../rng';
 import { BackendReport, currentBackend } from '../backend';
 import { makeViews } from '../augment/views';
+import { CIFAR10_IMAGE_SIZE, type RawImageSize } from '../augment/normalize';
+import { VIT_PRESETS } from '../models/index';
 import { DataIdentity, dataIdentityOf, memoryIdentity } from '../data/identity';
 import { backendCapabilities } from '../kernels/capabilities';
 
-/** Training images: uint8 NHWC [n, 32, 32, 3] (labels are never used by pretraining). */
+/** Training images: uint8 NHWC [n, height, width, 3] (labels are never used by pretraining). */
 export interface PretrainData {
   images: Uint8Array;
   n: number;
+  /** Image height and width in pixels. Default 32 (CIFAR-10); an image folder gives its store size. */
+  height?: number;
+  width?: number;
   /**
    * What the images are (lib/data/identity.ts): with the config, the run's identity. Default: the
    * identity of the images as given (`memoryIdentity`, a digest of their bytes).
@@ -213,6 +218,8 @@ interface RunPlan {
   cfg: PretrainConfig;
   images: Uint8Array;
   n: number;
+  /** Height and width of the training images. */
+  size: RawImageSize;
   /** The run's identity: its config (without cadence) and data. */
   identity: RunIdentity;
   stepsPerEpoch: number;
@@ -227,16 +234,33 @@ interface RunPlan {
 function planRun(opts: PretrainOptions): RunPlan {
   const cfg = opts.config;
   const { images, n } = opts.data;
-  if (images.length !== n * 32 * 32 * 3) throw new ConfigError(`data: expected ${n} images of 32x32x3 uint8 (${n * 3072} bytes), got ${images.length} bytes`);
+  const size: RawImageSize = { height: opts.data.height ?? CIFAR10_IMAGE_SIZE.height, width: opts.data.width ?? CIFAR10_IMAGE_SIZE.width };
+  const per = size.height * size.width * 3;
+  if (images.length !== n * per) throw new ConfigError(`data: expected ${n} images of ${size.height}x${size.width}x3 uint8 (${n * per} bytes), got ${images.length} bytes`);
+  checkBackboneFitsData(cfg, size);
   const stepsPerEpoch = Math.floor(n / cfg.batchSize);
   if (stepsPerEpoch < 1) throw new ConfigError(`batchSize ${cfg.batchSize} is larger than the data set (${n} images)`);
   const totalSteps = cfg.epochs * stepsPerEpoch;
   fs.mkdirSync(opts.runDir, { recursive: true });
   return {
-    cfg, images, n, identity: runIdentity(cfg, opts.data.identity ?? memoryIdentity(images)), stepsPerEpoch, totalSteps,
+    cfg, images, n, size, identity: runIdentity(cfg, opts.data.identity ?? memoryIdentity(images)), stepsPerEpoch, totalSteps,
     stopAt: Math.min(totalSteps, opts.stopAfterSteps ?? totalSteps),
     ckptFile: path.join(opts.runDir, CKPT), recordFile: path.join(opts.runDir, 'record.json'),
   };
+}
+
+/**
+ * A ViT's position embeddings are learnt for `imageSize` (its preset's 32 unless the backbone sets it): data of
+ * another size is refused, naming the fix, rather than trained at one size and evaluated at another. A ResNet
+ * pools globally and takes any size.
+ */
+export function checkBackboneFitsData(cfg: PretrainConfig, size: RawImageSize): void {
+  const b = cfg.backbone;
+  if (b.kind !== 'vit') return;
+  const vitSize = Number(b.imageSize ?? VIT_PRESETS[b.preset as keyof typeof VIT_PRESETS]?.imageSize);
+  if (size.height === vitSize && size.width === vitSize) return;
+  throw new ConfigError(`backbone: the ViT's position embeddings are for ${vitSize}x${vitSize} images (imageSize ${vitSize}), but the data is ${size.height}x${size.width}: ` +
+    `give the backbone imageSize: ${size.height} (e.g. { kind: 'vit', preset: '${String(b.preset)}', imageSize: ${size.height} }; a multiple of its patch size), or load the images at ${vitSize} (--image-size ${vitSize}, or imageSize in DATA)`);
 }
 
 /** The model, optimizer and record of a run, and where it stands. */
@@ -332,7 +356,7 @@ class TrainingLoop {
 
   constructor(private readonly plan: RunPlan, private readonly st: RunState, private readonly opts: PretrainOptions, private readonly stop: InterruptScope) {
     this.step = makeTrainStep(st.model, st.opt);
-    this.batch = new Uint8Array(plan.cfg.batchSize * 3072);
+    this.batch = new Uint8Array(plan.cfg.batchSize * plan.size.height * plan.size.width * 3);
     this.lastGood = st.startStep;
   }
 
@@ -347,17 +371,18 @@ class TrainingLoop {
 
   /** One step: schedule, batch, views, the method's step; then the read-back, epoch end and checkpoint it is due. */
   async trainStep(step: number): Promise<void> {
-    const { cfg, stepsPerEpoch, images, n } = this.plan;
+    const { cfg, stepsPerEpoch, images, n, size } = this.plan;
     const st = this.st;
     const tStep = Date.now();
     const s = stepSchedule(cfg, step, stepsPerEpoch);
     const inEpoch = step % stepsPerEpoch;
     if (!this.perm || inEpoch === 0 || step === st.startStep) this.perm = new Rng(deriveSeed(cfg.seed, 7, s.epoch)).permutation(n);
+    const per = size.height * size.width * 3;
     for (let i = 0; i < cfg.batchSize; i++) {
-      const src = this.perm[inEpoch * cfg.batchSize + i] * 3072;
-      this.batch.set(images.subarray(src, src + 3072), i * 3072);
+      const src = this.perm[inEpoch * cfg.batchSize + i] * per;
+      this.batch.set(images.subarray(src, src + per), i * per);
     }
-    const views = makeViews(this.batch, st.model.views, deriveSeed(cfg.seed, 11, step));
+    const views = makeViews(this.batch, st.model.views, deriveSeed(cfg.seed, 11, step), size);
     const { loss, gradNorm, parts } = this.step(views, s);
     tf.dispose(views);
     this.pending.push({ step, s, tensors: { loss, gradNorm, ...parts } });

@@ -4,7 +4,8 @@
  * for every encoder, the kNN prediction and the labels of its nearest training images; the same
  * image is ringed in every panel. A static rendering (the same layouts as a PNG, lib/viz/scatterPng.ts,
  * with HTML titles and legend) sits in the plot's place until plotly draws, and stays where scripts
- * do not run (nbconvert HTML without the library, untrusted notebooks, GitHub).
+ * do not run (nbconvert HTML without the library, untrusted notebooks, GitHub). Images without labels (an
+ * unlabelled image folder) are drawn in one colour; hovering shows the image alone.
  */
 import { inspect } from 'util';
 import * as vega from 'vega';
@@ -32,7 +33,8 @@ export interface EmbeddingPanel {
 export interface EmbeddingSample {
   /** uint8 NHWC [n, height, width, 3]. */
   images: Uint8Array;
-  labels: ArrayLike<number>;
+  /** Class per image; absent without labels (then `classNames` is not read, and the panels' kNN predictions and neighbour labels may be empty). */
+  labels?: ArrayLike<number>;
   n: number;
   classNames: readonly string[];
   /** Image size (default 32 x 32). */
@@ -75,18 +77,30 @@ export function classColors(count: number): string[] {
   return Array.from({ length: count }, (_, i) => scheme[i % scheme.length]);
 }
 
+/** The legend entry of images without labels. */
+export const UNLABELLED_CLASS = 'unlabelled';
+
+/** `s` with a label for every image: one class, UNLABELLED_CLASS, when it has none. */
+function withLabels(s: EmbeddingSample): EmbeddingSample & { labels: ArrayLike<number> } {
+  return s.labels !== undefined ? { ...s, labels: s.labels } : { ...s, labels: new Uint8Array(s.n), classNames: [UNLABELLED_CLASS] };
+}
+
 function check(panels: readonly EmbeddingPanel[], s: EmbeddingSample): void {
   const h = s.height ?? 32;
   const w = s.width ?? 32;
   if (panels.length === 0) throw new Error('embeddingExplorer: no panels');
   if (!Number.isInteger(s.n) || s.n < 1) throw new Error(`embeddingExplorer: sample.n must be a positive integer, got ${s.n}`);
   if (s.images.length !== s.n * h * w * 3) throw new Error(`embeddingExplorer: sample has ${s.images.length} image bytes, expected ${s.n} x ${h} x ${w} x 3`);
-  if (s.labels.length !== s.n) throw new Error(`embeddingExplorer: ${s.labels.length} labels for ${s.n} images`);
-  const C = s.classNames.length;
-  for (let i = 0; i < s.n; i++) if (!(Number.isInteger(s.labels[i]) && s.labels[i] >= 0 && s.labels[i] < C)) throw new Error(`embeddingExplorer: label ${i} is ${s.labels[i]}, expected a class index below ${C}`);
+  const labels = s.labels;
+  if (labels !== undefined) {
+    if (labels.length !== s.n) throw new Error(`embeddingExplorer: ${labels.length} labels for ${s.n} images`);
+    const C = s.classNames.length;
+    for (let i = 0; i < s.n; i++) if (!(Number.isInteger(labels[i]) && labels[i] >= 0 && labels[i] < C)) throw new Error(`embeddingExplorer: label ${i} is ${labels[i]}, expected a class index below ${C}`);
+  }
   for (const p of panels) {
     if (p.xy.length !== s.n * 2) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.xy.length / 2} points, the sample ${s.n} images`);
     if (!p.xy.every(Number.isFinite)) throw new Error(`embeddingExplorer: panel "${p.label}" has non-finite coordinates`);
+    if (labels === undefined) continue; // kNN predictions and neighbour labels need labels: not read
     if (p.knnPred.length !== s.n) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.knnPred.length} kNN predictions for ${s.n} images`);
     if (!Number.isInteger(p.k) || p.k < 0 || p.neighbourLabels.length !== s.n * p.k) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.neighbourLabels.length} neighbour labels, expected ${s.n} x k (${p.k})`);
   }
@@ -134,6 +148,7 @@ const DRAW = `function (Plotly) {
         if (D.labels[i] !== c) continue;
         idx.push(i); x.push(p.xy[2 * i]); y.push(p.xy[2 * i + 1]);
         var pred = p.pred[i];
+        if (D.unlabelled) { text.push('#' + i); continue; }
         // A short tooltip (it must not cover the next panel): the image and this encoder's kNN call; the rest is in the side panel.
         text.push('#' + i + ' · ' + name + '<br>kNN: ' + D.classes[pred] + (pred === c ? ' ✓' : ' ✗'));
       }
@@ -150,6 +165,7 @@ const DRAW = `function (Plotly) {
     var g = cv.getContext('2d');
     g.imageSmoothingEnabled = false;
     g.drawImage(sprite, (i % D.cols) * D.w, Math.floor(i / D.cols) * D.h, D.w, D.h, 0, 0, D.w * s, D.h * s);
+    if (D.unlabelled) { info.innerHTML = ''; info.appendChild(cv); info.appendChild(document.createTextNode('#' + i + ' (no labels)')); return; }
     // Built with el(): a literal table tag in this script would read as a table output to scripts/render-check.py.
     var el = function (tag, style, html) { return '<' + tag + (style ? ' style="' + style + '"' : '') + '>' + html + '</' + tag + '>'; };
     var cell = 'padding:1px 4px;text-align:left';
@@ -228,12 +244,14 @@ export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sampl
   check(panels, sample);
   if (!Number.isInteger(o.showNeighbours) || o.showNeighbours < 0) throw new Error(`embeddingExplorer: showNeighbours must be a non-negative integer, got ${o.showNeighbours}`);
   if (!(Number.isInteger(o.thumbBits) && o.thumbBits >= 1 && o.thumbBits <= 8)) throw new Error(`embeddingExplorer: thumbBits must be an integer in 1..8, got ${o.thumbBits}`);
-  const colors = classColors(sample.classNames.length);
-  const still = scatterPng(panels.map((p) => p.xy), sample.labels, colors, { panelWidth: o.panelWidth, panelHeight: o.panelHeight });
+  const unlabelled = sample.labels === undefined;
+  const labelled = withLabels(sample);
+  const colors = classColors(labelled.classNames.length);
+  const still = scatterPng(panels.map((p) => p.xy), labelled.labels, colors, { panelWidth: o.panelWidth, panelHeight: o.panelHeight });
   const { png, cols } = sprite(sample, o.thumbBits);
   const id = `dt-emb-${newDisplayId()}`;
   const data = {
-    id, n: sample.n, labels: Array.from(sample.labels), classes: [...sample.classNames], colors,
+    id, n: sample.n, labels: Array.from(labelled.labels), classes: [...labelled.classNames], colors, unlabelled,
     panels: panels.map((p) => ({ label: p.label, xy: Array.from(p.xy, round), pred: Array.from(p.knnPred), nb: Array.from(p.neighbourLabels), k: p.k })),
     show: Math.min(o.showNeighbours, ...panels.map((p) => p.k)), width: o.panelWidth, height: o.panelHeight,
     sprite: pngDataUri(png), cols, w: sample.width ?? 32, h: sample.height ?? 32, thumbScale: o.thumbScale,
@@ -247,9 +265,9 @@ ${o.title ? `<div style="font:bold 13px sans-serif;margin:4px 0">${escapeHtml(o.
 <div id="${id}-plot"><div id="${id}-fallback" style="font:12px sans-serif">
 <div style="display:flex;gap:10px">${panels.map((p) => `<div style="width:${o.panelWidth}px;text-align:center;font-weight:bold">${escapeHtml(p.label)}</div>`).join('')}</div>
 <img alt="${escapeHtml(alt)}" src="${pngDataUri(still.png)}" width="${still.width}" height="${still.height}" style="max-width:100%;display:block">
-<div style="margin-top:4px">${sample.classNames.map((c, k) => `<span style="margin-right:10px;white-space:nowrap"><span style="color:${colors[k]}">●</span> ${escapeHtml(c)}</span>`).join('')}</div>
+<div style="margin-top:4px">${labelled.classNames.map((c, k) => `<span style="margin-right:10px;white-space:nowrap"><span style="color:${colors[k]}">●</span> ${escapeHtml(c)}</span>`).join('')}</div>
 </div></div>
-<div id="${id}-info" style="font:12px sans-serif;width:200px;color:#222">Hover over a point: its image, its true class, and per encoder the kNN prediction and how many of its ${Math.min(o.showNeighbours, ...panels.map((p) => p.k))} nearest training images share its class.</div>
+<div id="${id}-info" style="font:12px sans-serif;width:200px;color:#222">${unlabelled ? 'Hover over a point: its image (the images have no labels).' : `Hover over a point: its image, its true class, and per encoder the kNN prediction and how many of its ${Math.min(o.showNeighbours, ...panels.map((p) => p.k))} nearest training images share its class.`}</div>
 </div>
 <div id="${id}-note" style="font:11px sans-serif;color:#888"></div>
 <script type="text/javascript">

@@ -12,3 +12,4 @@ export * from './plotly';
 export * from './embeddings';
 export * from './neighbourGrid';
 export * from './attention';
+export * from './gallery';

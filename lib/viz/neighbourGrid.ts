@@ -2,22 +2,24 @@
  * Neighbour grids: for a few fixed query images, the k nearest training images under one
  * encoder's features (cosine, lib/eval/neighbours.ts), one row per query, the query first.
  * Captions give each image's class; a neighbour of another class than its query is marked ✗.
+ * Images without labels (an unlabelled image folder) are captioned by their row instead.
  * The quickest look at what an encoder groups together.
  */
 import { imageGrid, type ImageGridOptions, type ImageGridResult, type ImageInput } from './images';
 
-/** Images with labels: uint8 NHWC [n, height, width, 3]. */
+/** Images, uint8 NHWC [n, height, width, 3], with their labels when they have any. */
 export interface LabelledImages {
   images: Uint8Array;
-  labels: ArrayLike<number>;
+  /** Absent without labels: captions then name the row (query #i, bank #j). */
+  labels?: ArrayLike<number>;
   n: number;
 }
 
 export interface NeighbourGridOptions {
   title: string;
-  /** Class names for the captions. */
+  /** Class names for the captions (not read without labels). */
   classNames: readonly string[];
-  /** Image height and width (default 32, CIFAR-10). */
+  /** Image height and width (default 32, CIFAR-10; an image folder's `data.imageSize`). */
   size: number;
   /** Neighbours shown per query: the nearest `show` of the k given (0 = all k). */
   show: number;
@@ -52,17 +54,19 @@ export function neighbourGrid(queries: LabelledImages, rows: readonly number[], 
   const per = o.size * o.size * 3;
   if (queries.images.length !== queries.n * per || bank.images.length !== bank.n * per) throw new Error(`neighbourGrid: images must be ${o.size}x${o.size}x3 uint8 (queries ${queries.images.length} bytes for ${queries.n}, bank ${bank.images.length} for ${bank.n})`);
   const name = (l: number): string => o.classNames[l] ?? String(l);
+  const ql = queries.labels;
+  const bl = bank.labels;
+  if ((ql === undefined) !== (bl === undefined)) throw new Error('neighbourGrid: the queries and the bank must both have labels, or neither');
   const images: ImageInput[] = [];
   const labels: string[] = [];
   for (const r of rows) {
-    const q = queries.labels[r];
     images.push(image(queries, r, o.size));
-    labels.push(`query: ${name(q)}`);
+    labels.push(ql ? `query: ${name(ql[r])}` : `query #${r}`);
     for (let j = 0; j < show; j++) {
       const b = indices[r * k + j];
       if (!(b >= 0 && b < bank.n)) throw new Error(`neighbourGrid: neighbour ${j} of query ${r} is bank row ${b}, outside [0, ${bank.n})`);
       images.push(image(bank, b, o.size));
-      labels.push(bank.labels[b] === q ? name(bank.labels[b]) : `${name(bank.labels[b])} ✗`);
+      labels.push(!ql || !bl ? `#${b}` : bl[b] === ql[r] ? name(bl[b]) : `${name(bl[b])} ✗`);
     }
   }
   const grid: Partial<ImageGridOptions> = { cols: show + 1, scale: o.scale, labels, title: o.title, display: o.display, range: [0, 255], bits: o.bits };
