@@ -90,6 +90,27 @@ test('DINOTWINS_NATIVE and DINOTWINS_NATIVE_THREADS are validated', () => {
   for (const bad of ['0', '1.5', 'two', '65']) assert.throws(() => nativeThreads({ DINOTWINS_NATIVE_THREADS: bad }), /must be an integer from 1 to 64/);
 });
 
+test('the load monitor: other processes\' cores from /proc counters, serial above 0.5, parallel again below 0.3', async () => {
+  const { LoadMonitor, foreignCores, readLoadSample } = await import('../lib/kernels/native/loadMonitor');
+  // 2 cores, 100 jiffies each per interval: busy 150 of 200, of which this process 50 -> others use 1 core.
+  assert.equal(foreignCores({ busy: 0, total: 0, own: 0 }, { busy: 150, total: 200, own: 50 }, 2), 1);
+  assert.equal(foreignCores({ busy: 0, total: 0, own: 0 }, { busy: 60, total: 200, own: 80 }, 2), 0, 'never below 0 (our time counted late)');
+  let t = 0;
+  const samples = [0, 0.1, 0.6, 0.4, 0.2, 0.45, 0.7].map((others) => ({ busy: 0, total: 0, own: 0, others }));
+  let i = 0;
+  let acc = { busy: 0, total: 0, own: 0 };
+  const read = () => {
+    const o = samples[Math.min(i++, samples.length - 1)].others;
+    acc = { busy: acc.busy + 100 * o + 100, total: acc.total + 200, own: acc.own + 100 }; // we use 1 core, others o cores
+    return { ...acc };
+  };
+  const m = new LoadMonitor(2, { intervalMs: 10 }, read, 0);
+  const states = samples.slice(1).map(() => m.shouldRunSerial((t += 10)));
+  assert.deepEqual(states, [false, true, true, false, false, true], 'hysteresis between 0.3 and 0.5 cores');
+  assert.equal(m.shouldRunSerial(t + 5), true, 'no new sample within the interval');
+  if (process.platform === 'linux') assert.ok(readLoadSample(), '/proc is readable here');
+});
+
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 /** Every convolution of the ResNet-18 and ViT we train, at odd batch sizes (parts of unequal size). */
 const CONV_CASES: Array<{ what: string; n: number; h: number; ci: number; co: number; k: number; s: number; pad: Pad }> = [

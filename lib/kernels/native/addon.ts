@@ -8,6 +8,8 @@
  *   DINOTWINS_NATIVE_THREADS  parts per kernel call = threads of the addon's pool (1-64); default
  *                             NATIVE_DEFAULTS.threads(). Results depend on it (how sums are split),
  *                             never on load: the same value gives the same bits.
+ *   DINOTWINS_NATIVE_ADAPTIVE '0': the pool runs the parts even beside busy processes (for measuring
+ *                             that; default: they run on the calling thread alone then, loadMonitor.ts)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -58,13 +60,22 @@ export interface NativeAddon {
 
 export const NATIVE_ENV = 'DINOTWINS_NATIVE';
 export const NATIVE_THREADS_ENV = 'DINOTWINS_NATIVE_THREADS';
+export const NATIVE_ADAPTIVE_ENV = 'DINOTWINS_NATIVE_ADAPTIVE';
+
+/** Whether the parts go serial beside busy processes (DINOTWINS_NATIVE_ADAPTIVE, default on); a bad value is an error. */
+export function nativeAdaptive(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env[NATIVE_ADAPTIVE_ENV] ?? '').trim().toLowerCase();
+  if (v === '' || v === '1' || v === 'on') return true;
+  if (v === '0' || v === 'off') return false;
+  throw new NativeError(`${NATIVE_ADAPTIVE_ENV}="${env[NATIVE_ADAPTIVE_ENV]}" is not valid; use 1 (default) or 0`);
+}
 
 export const NATIVE_DEFAULTS = Object.freeze({
   /**
-   * Default threads (= parts per call): every core, at most 8. Measured on 2-core machines
-   * (bench/RESULTS.md, "Native kernels: threads"): 2 threads beat 1 on an idle machine and stay
-   * ahead on a loaded one, because idle workers block instead of spinning and the calling thread
-   * takes every part a descheduled worker has not started.
+   * Default threads (= parts per call): every core, at most 8. Measured on a 2-core machine
+   * (bench/RESULTS.md, "Native threads"): 2 threads are 1.5x faster than 1 on an idle machine;
+   * beside busy processes the parts run on the calling thread alone (loadMonitor.ts), where a
+   * second thread would lose to one.
    */
   threads: (): number => Math.max(1, Math.min(8, os.cpus().length)),
   /** Where the addon is built (from the repository root). */

@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerCapabilities } from '../capabilities';
-import { NativeStatus, loadNative } from './addon';
+import { NativeStatus, loadNative, nativeAdaptive } from './addon';
+import { LoadMonitor } from './loadMonitor';
 import { conv2dKernels } from './conv';
 import { fusedKernels } from './fusedOps';
 import { matMulKernels } from './matmul';
@@ -28,7 +29,21 @@ export function registerNativeKernels(): string[] {
     return k.kernelFunc;
   };
   const configs = [...conv2dKernels(addon, fallback), ...matMulKernels(addon, fallback), ...elementwiseKernels(addon, fallback), ...fusedKernels(addon)];
+  // Beside busy processes the parts run on the calling thread alone (same results; loadMonitor.ts).
+  const monitor = (st.threads ?? 1) > 1 && nativeAdaptive() ? new LoadMonitor() : undefined;
+  let serial = false;
+  const adapt = (): void => {
+    const want = monitor!.shouldRunSerial();
+    if (want !== serial) addon.setSerial((serial = want));
+  };
   for (const c of configs) {
+    if (monitor) {
+      const f = c.kernelFunc;
+      c.kernelFunc = (args) => {
+        adapt();
+        return f(args);
+      };
+    }
     const old = tf.getKernel(c.kernelName, 'wasm');
     if (old) {
       before.set(c.kernelName, old);
