@@ -1,14 +1,14 @@
 /**
  * Shared pieces of the training-step benchmarks: the benchmarked models, the library's Barlow Twins
- * training step (lib/train/step.ts: backbone + projector on two views, the Barlow Twins loss,
+ * training step (lib/train/trainStep.ts: backbone + projector on two views, the Barlow Twins loss,
  * AdamW; exactly what `pretrain` runs, augmentation aside), and timing with warm-up and medians.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BackboneConfig, resolveConfig } from '../lib/config';
+import { BackboneConfig, resolveConfig } from '../lib/config/config';
 import { buildSslModel } from '../lib/methods/model';
 import { Optimizer } from '../lib/train/optimizers';
-import { makeTrainStep } from '../lib/train/step';
-import { stepSchedule } from '../lib/schedules';
+import { makeTrainStep } from '../lib/train/trainStep';
+import { stepSchedule } from '../lib/methods/schedules';
 
 /** One benchmarked model: a backbone spec plus the projector widths. */
 export interface BenchModel {

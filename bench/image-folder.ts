@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { IMAGE_FOLDER_DEFAULTS, decodeFiles, decoderVersions, loadImageFolder, loadSharp, scanImageFolder } from '../lib/data/index';
 import { encodePng } from '../lib/viz/png';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 
 interface Row {
   set: string;

@@ -4,7 +4,7 @@
  * best source, and prints counts per split and class, channel means/stds, the source and the load time.
  * Exits 1 with the error's message when anything fails.
  */
-import { selectBackend } from '../lib/backend';
+import { selectBackend } from '../lib/backend/select';
 import { CIFAR10_ENV, DataError, channelStats, classCounts, loadCifar10, type LoadCifar10Options } from '../lib/data';
 
 const USAGE = `usage: npx tsx bin/check.ts [--path <cifar-10-binary.tar.gz | cifar-10-batches-bin folder>] [--no-download]

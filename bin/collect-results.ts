@@ -9,13 +9,13 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { BUDGETS, BudgetName, BUDGETS_NAMES } from '../lib/budget';
+import { BUDGETS, BudgetName, BUDGETS_NAMES } from '../lib/config/budget';
 import { runsDir } from '../lib/train/runName';
 import { listRunRecords } from '../lib/train/runRecord';
-import { resultRows } from '../lib/report';
-import { isMainRunFile, mainRunRecords, seedGroups } from '../lib/seedGroups';
-import { compareSeedGroups, seedNoiseNote } from '../lib/seedCompare';
-import { comparisonRows, formatMeanStd, oursVsOriginalRows, seedGroupRunsRows } from '../lib/resultsTable';
+import { resultRows } from '../lib/results/report';
+import { isMainRunFile, mainRunRecords, seedGroups } from '../lib/results/seedGroups';
+import { compareSeedGroups, seedNoiseNote } from '../lib/results/seedCompare';
+import { comparisonRows, formatMeanStd, oursVsOriginalRows, seedGroupRunsRows } from '../lib/results/resultsTable';
 import { markdownTable } from '../lib/viz/table';
 import { repoRoot } from '../lib/data/index';
 import { writeFileAtomic } from '../lib/util/atomic';
@@ -23,7 +23,7 @@ import { expandSweep, SweepPlan } from '../lib/sweep/spec';
 import { sweepResults } from '../lib/sweep/records';
 import { ablationCells, ablationSweepSpec } from '../lib/sweep/ablations';
 import { fullAblationDisplayRows, fullAblationSweepSpec, fullAblationTable } from '../lib/sweep/fullAblations';
-import { CIFAR10_SOURCE, SourceIdentity } from '../lib/data/identity';
+import { CIFAR10_SOURCE, SourceIdentity } from '../lib/data/dataIdentity';
 
 const { values } = parseArgs({ options: { budget: { type: 'string' } }, strict: true });
 const name = values.budget ?? 'cpu';
@@ -91,7 +91,7 @@ function collectAblations(): void {
   const md = [
     `# Ablations: \`${budget.name}\` budget (notebook 07)`,
     '',
-    `The grid of \`ablationSweepSpec\` (\`lib/sweep/ablations.ts\`) on the ablation budget (\`ablationBudget\` in \`lib/budget.ts\`), seeds ${seeds.join(', ')}. Written ${new Date().toISOString().slice(0, 10)} by \`bin/collect-results.ts\` from the records in \`ablations/\`. Monitors are the mean of the last logged steps (feature std, teacher entropy, KL) and the last epoch's kNN on the validation split.${stray.length ? ` Records not in this grid (left out): ${stray.join(', ')}.` : ''}`,
+    `The grid of \`ablationSweepSpec\` (\`lib/sweep/ablations.ts\`) on the ablation budget (\`ablationBudget\` in \`lib/config/budget.ts\`), seeds ${seeds.join(', ')}. Written ${new Date().toISOString().slice(0, 10)} by \`bin/collect-results.ts\` from the records in \`ablations/\`. Monitors are the mean of the last logged steps (feature std, teacher entropy, KL) and the last epoch's kNN on the validation split.${stray.length ? ` Records not in this grid (left out): ${stray.join(', ')}.` : ''}`,
     '',
     '## Per cell (mean ± std over seeds)',
     '',

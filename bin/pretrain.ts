@@ -7,9 +7,9 @@
  * (--probe-epochs 0 skips them; an unlabelled folder skips them with a message).
  */
 import { parseCli, CLI_HELP, cliBudget, cliConfig, cliRunDir } from '../lib/train/cli';
-import { ConfigError } from '../lib/config';
-import { selectBackend } from '../lib/backend';
-import { evaluationUnavailable, loadExperimentData, probeRun, runPretraining } from '../lib/experiment';
+import { ConfigError } from '../lib/config/config';
+import { selectBackend } from '../lib/backend/select';
+import { evaluationUnavailable, loadExperimentData, probeRun, runPretraining } from '../lib/protocol/experiment';
 import { progress } from '../lib/viz/progress';
 import { InterruptedError } from '../lib/train/interrupt';
 

@@ -10,11 +10,11 @@
  */
 import { parseArgs } from 'util';
 import * as path from 'path';
-import { selectBackend } from '../lib/backend';
-import { BUDGETS, BudgetName, BUDGETS_NAMES, experimentConfig } from '../lib/budget';
-import { loadExperimentData, runPretraining, runBaseline, probeRun, baselineDir, ExperimentData } from '../lib/experiment';
+import { selectBackend } from '../lib/backend/select';
+import { BUDGETS, BudgetName, BUDGETS_NAMES, experimentConfig } from '../lib/config/budget';
+import { loadExperimentData, runPretraining, runBaseline, probeRun, baselineDir, ExperimentData } from '../lib/protocol/experiment';
 import { readRunRecord } from '../lib/train/runRecord';
-import { METHODS, Method, PretrainConfig, ConfigLayer } from '../lib/config';
+import { METHODS, Method, PretrainConfig, ConfigLayer } from '../lib/config/config';
 import { progress } from '../lib/viz/progress';
 import { InterruptedError } from '../lib/train/interrupt';
 

@@ -7,11 +7,11 @@
  */
 import { parseArgs } from 'util';
 import * as path from 'path';
-import { selectBackend } from '../lib/backend';
-import { ConfigError } from '../lib/config';
+import { selectBackend } from '../lib/backend/select';
+import { ConfigError } from '../lib/config/config';
 import { progress, ProgressBar } from '../lib/viz/progress';
 import { SweepError, SweepPlan, expandSweep, findRun, loadSweepSpec, SlurmOptions, sweepBudget } from '../lib/sweep/spec';
-import { loadExperimentData } from '../lib/experiment';
+import { loadExperimentData } from '../lib/protocol/experiment';
 import { describeProgress, formatResults, runProgress, sweepResults, textTable } from '../lib/sweep/records';
 import { runSweepLocal, runSweepTask, TaskTerminatedError } from '../lib/sweep/local';
 import { cancelSweep, heldRuns, onPath, submitSweep } from '../lib/sweep/slurm';

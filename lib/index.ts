@@ -2,14 +2,14 @@
  * dinotwins: the public surface. Notebooks import this file (`./lib/index` through the
  * notebooks/lib symlink; tslab cannot import a folder, so every path here names a file).
  */
-export * from './backend';
-export { DeviceError, watchDeviceErrors } from './deviceErrors';
-export * from './rng';
-export * from './budget';
-export * from './keep';
-export * from './notebook';
-export * from './session';
-export * from './experiment';
+export * from './backend/select';
+export { DeviceError, watchDeviceErrors } from './backend/deviceErrors';
+export * from './util/rng';
+export * from './config/budget';
+export * from './util/keep';
+export * from './notebook/asyncErrors';
+export * from './notebook/session';
+export * from './protocol/experiment';
 
 // Data: an explicit list, so generic names stay namespaced under `data`.
 export {
@@ -36,15 +36,15 @@ export * from './models/index';
 export * from './losses/barlow';
 export * from './losses/dino';
 export * from './losses/dinoTwins';
-export * from './losses/monitors';
-export * from './schedules';
-export * from './ema';
+export * from './losses/stepMonitors';
+export * from './methods/schedules';
+export * from './methods/ema';
 
 // Methods and training.
 export * from './methods/index';
-export * from './config';
+export * from './config/config';
 export * from './train/runName';
-export * from './train/step';
+export * from './train/trainStep';
 export { backendCapabilities } from './kernels/capabilities';
 export type { BackendCapabilities } from './kernels/capabilities';
 export * from './train/optimizers';
@@ -58,13 +58,13 @@ export * from './sweep/index'; // sweeps: specs, the local and Slurm engines, st
 
 // Evaluation.
 export * from './eval/knn';
-export * from './eval/monitors';
+export * from './eval/collapseMonitors';
 export * from './eval/features';
 export * from './eval/linearProbe';
 export * from './eval/knnMonitor';
 export * from './eval/supervised';
 export * from './eval/analysis';
-export * from './representation'; // neighbours, embeddings of runs, safetensors weights in and out
+export * from './protocol/representation'; // neighbours, embeddings of runs, safetensors weights in and out
 
 // Charts, images, tables, progress: a namespace (names such as display, table, progress are generic).
 export * as viz from './viz/index';
@@ -74,13 +74,13 @@ export { ourKernels } from './kernels/index';
 export { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNEL_DEFAULTS } from './kernels/webgpu/index';
 export { gpuPoolStats, trimGpuPool } from './kernels/webgpu/pool';
 export type { GpuPoolStats } from './kernels/webgpu/pool';
-export * from './report';
+export * from './results/report';
 // Results over training seeds: groups, Welch's test between rows, the table beside the original project's.
-export * from './stats/describe';
-export * from './stats/studentT';
-export * from './stats/welch';
-export * from './seedGroups';
-export * from './seedCompare';
-export * from './resultsTable';
+export * from './results/stats/describe';
+export * from './results/stats/studentT';
+export * from './results/stats/welch';
+export * from './results/seedGroups';
+export * from './results/seedCompare';
+export * from './results/resultsTable';
 export { useWasmThreads, wasmThreadsCount, stopWasmThreads, threadCpuSeconds, WASM_THREADS_DEFAULTS } from './kernels/wasm/threads';
 export type { WasmThreadsOptions } from './kernels/wasm/threads';

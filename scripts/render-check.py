@@ -428,7 +428,7 @@ def check_one(html_path, args):
             problems.append('Chromium saw %d output images, the HTML has %d' % (len(probe['images']), len(parser.srcs)))
         if sum(1 for t in probe['tables'] if t['rows'] > 0) < exp['tables']:
             problems.append('Chromium saw %d tables with rows, expected %d' % (len(probe['tables']), exp['tables']))
-        # A plot that says how many points it has (data-points, lib/viz/embeddings.ts) must draw them all.
+        # A plot that says how many points it has (data-points, lib/viz/embeddingExplorer.ts) must draw them all.
         drawn = sum(1 for p in probe['plots'] if p['drawn'] and p['points'] > 0 and p.get('expected') in (None, p['points']))
         if drawn < exp['plots']:
             problems.append('%d of %d interactive plotly plots drew a scatter layer in Chromium within %.0f s: %s' % (

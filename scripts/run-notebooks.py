@@ -36,10 +36,10 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INJECTED = 'dinotwins-injected'
-ERRORS_KEY = 'dinotwins.notebook.asyncErrors'  # same key as lib/notebook.ts
+ERRORS_KEY = 'dinotwins.notebook.asyncErrors'  # same key as lib/notebook/asyncErrors.ts
 ASYNC_MARKERS = ('UnhandledPromiseRejection:', 'UncaughtException:')  # printed by tslab's own handlers
 
-# Recorder: the same registry as lib/notebook.ts installAsyncErrorCollector(), inlined so that
+# Recorder: the same registry as lib/notebook/asyncErrors.ts installAsyncErrorCollector(), inlined so that
 # notebooks need not import anything. A block keeps its names out of the notebook's scope.
 SETUP_CODE = """{
   const g = globalThis as any;

@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../lib/budget';
+import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../lib/config/budget';
 import { ablationCells, ablationSweepSpec, collapseOf, ABLATION_LABELS, ABLATION_SWITCHES } from '../lib/sweep/ablations';
 import { expandSweep } from '../lib/sweep/spec';
-import { CIFAR10_SOURCE } from '../lib/data/identity';
+import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
 import { SweepResultRow } from '../lib/sweep/records';
 import { DINO_DEFAULTS, dinoTemps } from '../lib/methods/dino';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { resolveConfig } from '../lib/config';
+import { resolveConfig } from '../lib/config/config';
 import { buildSslModel } from '../lib/methods/model';
 import { crossCorrelationMatrix, dinoDistributions } from '../lib/eval/analysis';
 import { generateFixtureSplit } from '../lib/data/index';

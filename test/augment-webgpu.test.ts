@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 import { useWebgpu } from './helpers';
 import { AUGMENT_PRESETS, augmentGrid, dinoViews, makeViews } from '../lib/augment';
 

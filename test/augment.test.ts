@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 import {
   AUGMENT_PRESETS, DEFAULT_JITTER, CIFAR10_MEAN, CIFAR10_STD, IDENTITY_VIEW, ViewSpec, ViewsConfig, augmentGrid, barlowViews, centerCropBox,
   dinoViews, evalImages, makeViews, normalize, sampleCropBox, sampleViewParams, toFloatImages,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend, parseBackendId, BackendError, BACKEND_IDS } from '../lib/backend';
+import { selectBackend, parseBackendId, BackendError, BACKEND_IDS } from '../lib/backend/select';
 
 test('a bad DINOTWINS_BACKEND value is an error listing the valid ones', async () => {
   assert.throws(() => parseBackendId('cuda'), (e: unknown) => e instanceof BackendError && /DINOTWINS_BACKEND="cuda" is not a backend; valid values: tensorflow-gpu, webgpu, tensorflow-cpu, wasm, cpu/.test((e as Error).message));

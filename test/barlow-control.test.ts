@@ -11,15 +11,15 @@ import * as path from 'path';
 
 process.env.DINOTWINS_RUNS = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-barlow-control-'));
 
-import { BUDGETS, BudgetName, experimentConfig } from '../lib/budget';
-import { Method, PretrainConfig } from '../lib/config';
+import { BUDGETS, BudgetName, experimentConfig } from '../lib/config/budget';
+import { Method, PretrainConfig } from '../lib/config/config';
 import { CONTROL_FACTORS, CONTROL_LABELS, barlowControlSweepSpecs, barlowControlTable } from '../lib/sweep/barlowControl';
 import { expandSweep } from '../lib/sweep/spec';
-import { CIFAR10_SOURCE } from '../lib/data/identity';
-import { isMainRunFile, mainRunRecords } from '../lib/seedGroups';
+import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
+import { isMainRunFile, mainRunRecords } from '../lib/results/seedGroups';
 import { runName, runsDir } from '../lib/train/runName';
 import { RunRecord, writeRunRecord } from '../lib/train/runRecord';
-import { welchTTest } from '../lib/stats/welch';
+import { welchTTest } from '../lib/results/stats/welch';
 import { configDifferences as differences } from './helpers';
 
 const FACTOR_KEYS: Record<(typeof CONTROL_FACTORS)[number], string[]> = {

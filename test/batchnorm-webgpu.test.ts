@@ -1,5 +1,5 @@
 /**
- * The fused WebGPU batch norm (lib/kernels/webgpu/batchnorm.ts, through lib/nn/batchnorm.ts)
+ * The fused WebGPU batch norm (lib/kernels/webgpu/bnKernels.ts, through lib/nn/batchnorm.ts)
  * against the composed form on `cpu`: output, gradients of x / gamma / beta for a random upstream
  * gradient, and both running statistics, with and without ReLU and affine parameters, at shapes
  * that take one or many row blocks, channel counts that are not a multiple of the 64-column

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolveConfig, ConfigError, CONFIG_DEFAULTS, PretrainConfig } from '../lib/config';
-import { ablationBudget, Budget, BudgetError, budgetDataIdentity, BUDGETS, checkBudget, experimentConfig } from '../lib/budget';
-import { CIFAR10_SOURCE } from '../lib/data/identity';
+import { resolveConfig, ConfigError, CONFIG_DEFAULTS, PretrainConfig } from '../lib/config/config';
+import { ablationBudget, Budget, BudgetError, budgetDataIdentity, BUDGETS, checkBudget, experimentConfig } from '../lib/config/budget';
+import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
 import { BARLOW_SECTION, barlowMethod } from '../lib/methods/barlow';
 import { DINO_DEFAULTS, dinoMethod } from '../lib/methods/dino';
 import { dinoTwinsMethod } from '../lib/methods/dinoTwins';

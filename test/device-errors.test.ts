@@ -6,9 +6,9 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../lib/kernels/webgpu';
-import { DeviceError, takeDeviceErrors, watchDeviceErrors, deviceErrorMessage } from '../lib/deviceErrors';
+import { DeviceError, takeDeviceErrors, watchDeviceErrors, deviceErrorMessage } from '../lib/backend/deviceErrors';
 import { pretrain } from '../lib/train/trainer';
-import { resolveConfig } from '../lib/config';
+import { resolveConfig } from '../lib/config/config';
 import { readRunRecord } from '../lib/train/runRecord';
 import { generateFixtureSplit } from '../lib/data/index';
 

@@ -10,9 +10,9 @@ import * as path from 'path';
 
 process.env.DINOTWINS_RUNS = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-dino-recipe-'));
 
-import { BUDGETS, BudgetName, experimentConfig } from '../lib/budget';
+import { BUDGETS, BudgetName, experimentConfig } from '../lib/config/budget';
 import { expandSweep } from '../lib/sweep/spec';
-import { CIFAR10_SOURCE } from '../lib/data/identity';
+import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
 import { DINO_WARMUP_FRACTION, dinoRecipeSweepSpec } from '../lib/sweep/dinoRecipe';
 import { configDifferences as differences } from './helpers';
 

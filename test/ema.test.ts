@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { emaUpdateStore } from '../lib/ema';
+import { emaUpdateStore } from '../lib/methods/ema';
 import { ParamStore } from '../lib/nn/params';
 import { assertClose, loadRefs } from './reference/refs';
 

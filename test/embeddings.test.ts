@@ -7,15 +7,15 @@ import { inflateSync } from 'zlib';
 import * as tf from '@tensorflow/tfjs';
 import { umapLayout } from '../lib/viz/umap';
 import { nearestNeighbours } from '../lib/eval/neighbours';
-import { embeddingExplorer, classColors, EmbeddingPanel, EmbeddingSample } from '../lib/viz/embeddings';
+import { embeddingExplorer, classColors, EmbeddingPanel, EmbeddingSample } from '../lib/viz/embeddingExplorer';
 import { plotlyLibraryHtml, plotlyBootstrap, PLOTLY_PLOT_ATTRIBUTE } from '../lib/viz/plotly';
 import { neighbourGrid } from '../lib/viz/neighbourGrid';
-import { embedRuns, pickRuns } from '../lib/embeddings';
+import { embedRuns, pickRuns } from '../lib/protocol/runEmbeddings';
 import { buildBackbone } from '../lib/models/index';
 import { ParamStore } from '../lib/nn/params';
 import { saveCheckpoint, StoredTensor } from '../lib/train/checkpoint';
 import { RunRecord, writeRunRecord } from '../lib/train/runRecord';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 import { unfilterScanlines } from './png-helpers';
 import { scatterPng } from '../lib/viz/scatterPng';
 

@@ -11,9 +11,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import puppeteer from 'puppeteer-core';
-import { embeddingExplorer, type EmbeddingPanel, type EmbeddingSample } from '../lib/viz/embeddings';
+import { embeddingExplorer, type EmbeddingPanel, type EmbeddingSample } from '../lib/viz/embeddingExplorer';
 import { plotlyLibraryHtml } from '../lib/viz/plotly';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HOVERS = 30;

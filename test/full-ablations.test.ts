@@ -11,16 +11,16 @@ import * as path from 'path';
 
 process.env.DINOTWINS_RUNS = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-full-ablations-'));
 
-import { BUDGETS, BudgetName, experimentConfig } from '../lib/budget';
-import { Method } from '../lib/config';
+import { BUDGETS, BudgetName, experimentConfig } from '../lib/config/budget';
+import { Method } from '../lib/config/config';
 import { FULL_ABLATION_CELLS, fullAblationDisplayRows, fullAblationSweepSpec, fullAblationTable } from '../lib/sweep/fullAblations';
 import { ABLATION_LABELS } from '../lib/sweep/ablations';
 import { expandSweep } from '../lib/sweep/spec';
-import { CIFAR10_SOURCE } from '../lib/data/identity';
-import { isMainRunFile, mainRunRecords } from '../lib/seedGroups';
+import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
+import { isMainRunFile, mainRunRecords } from '../lib/results/seedGroups';
 import { runName, runsDir } from '../lib/train/runName';
 import { RunRecord, writeRunRecord } from '../lib/train/runRecord';
-import { welchTTest } from '../lib/stats/welch';
+import { welchTTest } from '../lib/results/stats/welch';
 
 test('every full-length cell is the budget setting with exactly its switch off, probed, outside the main runs', () => {
   for (const b of ['smoke', 'cpu', 'gpu'] as BudgetName[]) {

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { TestContext } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu, WebgpuAvailability } from '../lib/kernels/webgpu/setup';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 import { ParamStore } from '../lib/nn/params';
-import type { ConfigLayer } from '../lib/config';
+import type { ConfigLayer } from '../lib/config/config';
 
 /** max |a - b| / max |a|: the error relative to the tensor's scale. */
 export function relErr(a: Float32Array, b: Float32Array): number {

@@ -70,7 +70,7 @@ function notebookFor(plots: number): string {
   return JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: {}, cells: [{ cell_type: 'code', id: 'c0', metadata: {}, execution_count: 1, source: '', outputs }] });
 }
 
-/** A plot that marks itself drawn after `ms` (never when ms < 0), as lib/viz/embeddings.ts does once plotly has drawn. */
+/** A plot that marks itself drawn after `ms` (never when ms < 0), as lib/viz/embeddingExplorer.ts does once plotly has drawn. */
 function latePlot(ms: number): string {
   return `<div data-dinotwins-plotly="scatter" id="p"><div id="p-note"></div></div>
 <script>setTimeout(function () { if (${ms} < 0) return; var r = document.getElementById('p');

@@ -1,5 +1,5 @@
 /**
- * Image folders end to end (issue 26): a folder as an experiment's data (lib/experiment.ts with a DATA spec), its
+ * Image folders end to end (issue 26): a folder as an experiment's data (lib/protocol/experiment.ts with a DATA spec), its
  * run identity (the manifest hash: a changed folder is a new run, resuming with another folder is refused by name),
  * training and evaluation at 64 px, unlabelled folders (the monitors, embeddings and neighbour grids without
  * labels; kNN and the probe refused with the reason), and `npm run pretrain -- --data FOLDER` with its export and
@@ -14,18 +14,18 @@ import * as path from 'path';
 import { inspect } from 'util';
 import * as tf from '@tensorflow/tfjs';
 import { encodePng } from '../lib/viz/png';
-import { BUDGETS, Budget, budgetForImageSize, experimentConfig, imageSizeLayer } from '../lib/budget';
-import { resolveConfig, ConfigError, ConfigLayer } from '../lib/config';
+import { BUDGETS, Budget, budgetForImageSize, experimentConfig, imageSizeLayer } from '../lib/config/budget';
+import { resolveConfig, ConfigError, ConfigLayer } from '../lib/config/config';
 import {
   loadExperimentData, runPretraining, probeRun, runBaseline, trainedRun, evaluationUnavailable, experimentRunsDir, experimentRunDir,
   UnlabelledDataError, LabelledExperimentData,
-} from '../lib/experiment';
+} from '../lib/protocol/experiment';
 import { resolveDataSpec, ImageFolderError, defaultDataDir, IMAGE_FOLDER_CACHE, UNLABELLED_SUBSET_FACTOR } from '../lib/data/index';
 import { RunIdentityError, runName } from '../lib/train/runName';
 import { readRunRecord } from '../lib/train/runRecord';
 import { parseCli } from '../lib/train/cli';
-import { embedRuns } from '../lib/embeddings';
-import { embeddingExplorer } from '../lib/viz/embeddings';
+import { embedRuns } from '../lib/protocol/runEmbeddings';
+import { embeddingExplorer } from '../lib/viz/embeddingExplorer';
 import { neighbourGrid } from '../lib/viz/neighbourGrid';
 import { gallery } from '../lib/viz/gallery';
 import { readSafetensors } from '../lib/io/safetensors';

@@ -21,7 +21,7 @@ import {
   type LabelledImageFolder, type LoadImageFolderOptions,
 } from '../lib/data/index';
 import { pretrain } from '../lib/train/trainer';
-import { resolveConfig } from '../lib/config';
+import { resolveConfig } from '../lib/config/config';
 import { knnEvaluate } from '../lib/eval/knnMonitor';
 import { TINY_RUN } from './helpers';
 

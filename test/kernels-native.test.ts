@@ -22,7 +22,7 @@ import { layerNorm, gelu } from '../lib/nn/layers';
 import { ParamStore } from '../lib/nn/params';
 import { Optimizer, optimizerConfig } from '../lib/train/optimizers';
 import { pretrain } from '../lib/train/trainer';
-import { resolveConfig, Method } from '../lib/config';
+import { resolveConfig, Method } from '../lib/config/config';
 import { readRunRecord } from '../lib/train/runRecord';
 import { generateFixtureSplit } from '../lib/data/index';
 import { relErr, TINY_RUN } from './helpers';
@@ -406,7 +406,7 @@ test('no tensors and no wasm heap leak per training step on the native path', as
 test('DINOTWINS_NATIVE=0 gives the wasm kernels, and the backend report says so', (t) => {
   if (!native(t)) return;
   const script = `
-    const { selectBackend } = require('./lib/backend');
+    const { selectBackend } = require('./lib/backend/select');
     const tf = require('@tensorflow/tfjs');
     selectBackend({ force: 'wasm', print: false }).then((r) => {
       console.log(JSON.stringify({ line: r.line, native: r.details.native, batchNorm: !!tf.getKernel('DinotwinsBatchNorm', 'wasm') }));

@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { randn, useWebgpu } from './helpers';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 import { registerWebgpuKernels, unregisterWebgpuKernels, activeWebgpuKernels, leadingReduction } from '../lib/kernels/webgpu';
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad, inputGradPhases } from '../lib/kernels/webgpu/conv2d';
 import { planGemm, GEMM_DEFAULTS, GemmOptions, autoBlock, resolveTiles } from '../lib/kernels/webgpu/gemm';

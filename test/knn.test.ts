@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { knnAccuracy, knnPredict, KNN_DEFAULTS } from '../lib/eval/knn';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 import { loadRefs } from './reference/refs';
 
 const K = loadRefs().knn;

@@ -1,6 +1,6 @@
 /**
  * Barlow Twins can run its two views as one forward pass with per-view batch-norm statistics
- * ('perView', lib/methods/views.ts; the method does so where batch norm is a fused kernel). That
+ * ('perView', lib/methods/viewPasses.ts; the method does so where batch norm is a fused kernel). That
  * must give what the reference's separate passes give: the same loss, every parameter gradient and
  * the running statistics, here on `cpu` with a tiny ResNet-18 and projector against an explicit
  * 'separate' computation, and on WebGPU (fused kernels, one pass) against `cpu`.
@@ -8,13 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { resolveConfig } from '../lib/config';
+import { resolveConfig } from '../lib/config/config';
 import { buildSslModel } from '../lib/methods';
 import { PREFIX } from '../lib/methods/model';
-import { backboneFeatures, headOverViews, perViewGrouping, ViewGrouping } from '../lib/methods/views';
+import { backboneFeatures, headOverViews, perViewGrouping, ViewGrouping } from '../lib/methods/viewPasses';
 import { backendCapabilities } from '../lib/kernels/capabilities';
 import { barlowTwinsLoss } from '../lib/losses/index';
-import { stepSchedule } from '../lib/schedules';
+import { stepSchedule } from '../lib/methods/schedules';
 import { relErr, useWebgpu } from './helpers';
 import { registerWebgpuKernels } from '../lib/kernels/webgpu';
 import { fusedBatchNormActive } from '../lib/nn/batchnorm';

@@ -4,9 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import {
   crossCorrelationStats, effectiveRank, embeddingStd, singularValues, symmetricEigenvalues,
   teacherEntropy, teacherStudentKL,
-} from '../lib/eval/monitors';
-import { teacherEntropyTensor, teacherStudentKLTensor } from '../lib/losses/monitors';
-import { Rng } from '../lib/rng';
+} from '../lib/eval/collapseMonitors';
+import { teacherEntropyTensor, teacherStudentKLTensor } from '../lib/losses/stepMonitors';
+import { Rng } from '../lib/util/rng';
 import { assertClose, flat, loadRefs } from './reference/refs';
 
 const R = loadRefs();

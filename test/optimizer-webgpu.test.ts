@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerWebgpuKernels } from '../lib/kernels/webgpu';
 import { ParamStore } from '../lib/nn/params';
 import { Optimizer, optimizerConfig } from '../lib/train/optimizers';
-import { OptimizerKind } from '../lib/config';
+import { OptimizerKind } from '../lib/config/config';
 import { randn, relErr, useWebgpu } from './helpers';
 
 /** Parameters and state after 5 steps on the active backend. */

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Optimizer, optimizerConfig } from '../lib/train/optimizers';
-import { OptimizerKind } from '../lib/config';
+import { OptimizerKind } from '../lib/config/config';
 import { ParamStore } from '../lib/nn/params';
 
 const ref = JSON.parse(fs.readFileSync(path.join(__dirname, 'reference', 'optim_ref.json'), 'utf8'));

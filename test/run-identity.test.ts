@@ -1,6 +1,6 @@
 /**
  * A run is what it trained on (lib/train/runName.ts): its config without the cadence knobs, and its
- * data (lib/data/identity.ts). Two CLI-style runs that differ only in --per-class train into two
+ * data (lib/data/dataIdentity.ts). Two CLI-style runs that differ only in --per-class train into two
  * folders; resuming or reloading a folder with other data or another config is refused, naming each
  * difference, and leaves the folder alone; a changed log or checkpoint interval resumes the same
  * folder; a finished run stays finished by its record's own plan; records written before runs had a
@@ -14,16 +14,16 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Budget, BUDGETS, experimentConfig } from '../lib/budget';
-import { ConfigLayer, PretrainConfig, resolveConfig } from '../lib/config';
-import { ExperimentData, loadExperimentData, runPretraining, RunNotFinishedError, trainedRun } from '../lib/experiment';
+import { Budget, BUDGETS, experimentConfig } from '../lib/config/budget';
+import { ConfigLayer, PretrainConfig, resolveConfig } from '../lib/config/config';
+import { ExperimentData, loadExperimentData, runPretraining, RunNotFinishedError, trainedRun } from '../lib/protocol/experiment';
 import { cliBudget, cliRunDir, parseCli } from '../lib/train/cli';
 import { readRunRecord, listRunRecords, RunRecord } from '../lib/train/runRecord';
 import { RunIdentityError, runDirFor } from '../lib/train/runName';
 import { requestInterrupt, InterruptedError } from '../lib/train/interrupt';
 import { loadCheckpoint } from '../lib/train/checkpoint';
-import { resultRows } from '../lib/report';
-import { seedGroups } from '../lib/seedGroups';
+import { resultRows } from '../lib/results/report';
+import { seedGroups } from '../lib/results/seedGroups';
 
 const ROOT = path.join(__dirname, '..');
 process.env.DINOTWINS_RUNS = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-identity-'));

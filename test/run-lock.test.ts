@@ -13,7 +13,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { acquireRunLock, readRunLock, processStart, bootId, LockInfo, RunLockedError, LOCK_FILE } from '../lib/train/runLock';
 import { pretrain } from '../lib/train/trainer';
-import { resolveConfig } from '../lib/config';
+import { resolveConfig } from '../lib/config/config';
 import { readRunRecord } from '../lib/train/runRecord';
 import { loadCheckpoint } from '../lib/train/checkpoint';
 import { generateFixtureSplit } from '../lib/data/index';

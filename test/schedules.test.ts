@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cosineSchedule, emaMomentumSchedule, linearWarmup, stepSchedule, warmupCosineSchedule } from '../lib/schedules';
+import { cosineSchedule, emaMomentumSchedule, linearWarmup, stepSchedule, warmupCosineSchedule } from '../lib/methods/schedules';
 import { dinoTemps, finalDinoTemps } from '../lib/methods/dino';
-import { resolveConfig } from '../lib/config';
+import { resolveConfig } from '../lib/config/config';
 import { assertClose, loadRefs } from './reference/refs';
 
 const S = loadRefs().schedules;

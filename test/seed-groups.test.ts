@@ -1,6 +1,6 @@
 /**
- * Rows of the results table over seeds (lib/seedGroups.ts), the pairwise seed-noise comparisons
- * (lib/seedCompare.ts), the table beside the original project's (lib/resultsTable.ts) and the bar
+ * Rows of the results table over seeds (lib/results/seedGroups.ts), the pairwise seed-noise comparisons
+ * (lib/results/seedCompare.ts), the table beside the original project's (lib/results/resultsTable.ts) and the bar
  * chart with error bars and seed points.
  */
 import { test } from 'node:test';
@@ -9,12 +9,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { RunRecord } from '../lib/train/runRecord';
-import { configKey, isMainRunFile, mainRunRecords, seedBars, seedGroups } from '../lib/seedGroups';
-import { compareSeedGroups, seedNoiseNote } from '../lib/seedCompare';
-import { comparisonRows, formatMeanStd, oursVsOriginalBars, oursVsOriginalRows, seedGroupRunsRows } from '../lib/resultsTable';
-import { knnCurves, resultRows, selectRuns } from '../lib/report';
-import { summarize } from '../lib/stats/describe';
-import { welchTTest } from '../lib/stats/welch';
+import { configKey, isMainRunFile, mainRunRecords, seedBars, seedGroups } from '../lib/results/seedGroups';
+import { compareSeedGroups, seedNoiseNote } from '../lib/results/seedCompare';
+import { comparisonRows, formatMeanStd, oursVsOriginalBars, oursVsOriginalRows, seedGroupRunsRows } from '../lib/results/resultsTable';
+import { knnCurves, resultRows, selectRuns } from '../lib/results/report';
+import { summarize } from '../lib/results/stats/describe';
+import { welchTTest } from '../lib/results/stats/welch';
 import { barChartSpec, markdownTable, renderSvg } from '../lib/viz/index';
 
 const RESNET = { kind: 'resnet', depth: 18, width: 16 };

@@ -1,11 +1,11 @@
 /**
- * A notebook's set-up (lib/session.ts): `plotly: true` sends plotly.js into the notebook once, before
+ * A notebook's set-up (lib/notebook/session.ts): `plotly: true` sends plotly.js into the notebook once, before
  * any plot; `data: false` gives a session whose `data` names the notebook when touched.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sep } from 'path';
-import { setupNotebook } from '../lib/session';
+import { setupNotebook } from '../lib/notebook/session';
 import { plotlyInlined } from '../lib/viz/plotly';
 
 /** A stand-in for tslab's kernel module: records the display messages a cell sends. */

@@ -1,5 +1,5 @@
 /**
- * lib/stats against mpmath at 50 digits (test/reference/stats_ref.py; mpmath's betainc is a
+ * lib/results/stats against mpmath at 50 digits (test/reference/stats_ref.py; mpmath's betainc is a
  * hypergeometric series, independent of our continued fraction), closed forms of Student's t for
  * small integer df, and printed table values.
  */
@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { logGamma, regularizedIncompleteBeta, studentTCdf, studentTQuantile, studentTTwoSided } from '../lib/stats/studentT';
-import { summarize } from '../lib/stats/describe';
-import { welchTTest } from '../lib/stats/welch';
+import { logGamma, regularizedIncompleteBeta, studentTCdf, studentTQuantile, studentTTwoSided } from '../lib/results/stats/studentT';
+import { summarize } from '../lib/results/stats/describe';
+import { welchTTest } from '../lib/results/stats/welch';
 
 interface Ref {
   ibeta: Array<{ x: number; a: number; b: number; value: number }>;

@@ -1,5 +1,5 @@
 /**
- * The training step (lib/train/step.ts: the one the trainer runs) against PyTorch restatements
+ * The training step (lib/train/trainStep.ts: the one the trainer runs) against PyTorch restatements
  * (test/reference/steps_ref.py) of facebookresearch/dino main_dino.py: two steps of DINO with each of
  * its four components switched off in turn (the ablation switches of notebook 07), and of DINO-Twins;
  * and of facebookresearch/barlowtwins main.py: two steps of Barlow Twins.
@@ -12,11 +12,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { AblationConfig, ConfigLayer, resolveConfig } from '../lib/config';
+import { AblationConfig, ConfigLayer, resolveConfig } from '../lib/config/config';
 import { buildSslModel, SslModel } from '../lib/methods';
-import { makeTrainStep } from '../lib/train/step';
+import { makeTrainStep } from '../lib/train/trainStep';
 import { Optimizer } from '../lib/train/optimizers';
-import { stepSchedule } from '../lib/schedules';
+import { stepSchedule } from '../lib/methods/schedules';
 import { ParamStore } from '../lib/nn/params';
 import { close, loadTorch } from './reference/torchWeights';
 

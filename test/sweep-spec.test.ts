@@ -9,12 +9,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { expandSweep, findRun, loadSweepSpec, parseSweepSpec, SweepError, SweepSpec } from '../lib/sweep/spec';
-import { CIFAR10_SOURCE } from '../lib/data/identity';
+import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
 import { ablationOverrides, ablationSweepSpec, AblationSwitch } from '../lib/sweep/ablations';
-import { ablationBudget, budgetDataIdentity, BUDGETS, experimentConfig } from '../lib/budget';
+import { ablationBudget, budgetDataIdentity, BUDGETS, experimentConfig } from '../lib/config/budget';
 import { configHash, runIdentity, runName, runsDir } from '../lib/train/runName';
 import { cliBudget, cliRunDir, parseCli } from '../lib/train/cli';
-import { Method } from '../lib/config';
+import { Method } from '../lib/config/config';
 
 process.env.DINOTWINS_RUNS = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-sweep-spec-'));
 

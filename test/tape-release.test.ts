@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { installTapeRelease, tapeReleaseActive, tapeReleaseCounts, uninstallTapeRelease } from '../lib/kernels/tapeRelease';
-import { resolveConfig, ConfigLayer } from '../lib/config';
+import { resolveConfig, ConfigLayer } from '../lib/config/config';
 import { buildSslModel } from '../lib/methods';
-import { makeTrainStep } from '../lib/train/step';
+import { makeTrainStep } from '../lib/train/trainStep';
 import { Optimizer } from '../lib/train/optimizers';
-import { stepSchedule } from '../lib/schedules';
+import { stepSchedule } from '../lib/methods/schedules';
 import { randn } from './helpers';
 
 const CONFIGS: Array<[string, ConfigLayer]> = [
@@ -28,7 +28,7 @@ const CONFIGS: Array<[string, ConfigLayer]> = [
 ];
 
 /**
- * Two steps of the training step (lib/train/step.ts) with plain SGD at lr 1, so every gradient
+ * Two steps of the training step (lib/train/trainStep.ts) with plain SGD at lr 1, so every gradient
  * lands in the parameters unscaled: the losses, gradient norms, and every parameter, teacher and
  * center value after them, as arrays.
  */

@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { pretrain, NonFiniteLossError } from '../lib/train/trainer';
-import { resolveConfig, ConfigError, ConfigLayer, PretrainConfig, Method } from '../lib/config';
+import { resolveConfig, ConfigError, ConfigLayer, PretrainConfig, Method } from '../lib/config/config';
 import { CheckpointError, loadCheckpoint } from '../lib/train/checkpoint';
 import { readRunRecord } from '../lib/train/runRecord';
 import { generateFixtureSplit } from '../lib/data/index';

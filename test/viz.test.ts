@@ -420,9 +420,9 @@ test('table renders arquero tables and row arrays as HTML with rows, and aligned
   assert.throws(() => table(42 as never), /expected an arquero table/);
 });
 
-test('lib/notebook records unhandled rejections and timer exceptions (child process)', () => {
+test('lib/notebook/asyncErrors records unhandled rejections and timer exceptions (child process)', () => {
   const code = `
-    const nb = require(${JSON.stringify(join(__dirname, '..', 'lib', 'notebook.ts'))});
+    const nb = require(${JSON.stringify(join(__dirname, '..', 'lib', 'notebook', 'asyncErrors.ts'))});
     nb.installAsyncErrorCollector();
     nb.installAsyncErrorCollector(); // idempotent
     Promise.reject(new Error('late rejection'));

@@ -15,7 +15,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { pretrain } from '../lib/train/trainer';
-import { resolveConfig } from '../lib/config';
+import { resolveConfig } from '../lib/config/config';
 import { generateFixtureSplit } from '../lib/data/index';
 import { randn, useWebgpu } from './helpers';
 

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { installWriteBufferUploads, uninstallWriteBufferUploads, writeBufferUploadsActive } from '../lib/kernels/webgpu/upload';
-import { Rng } from '../lib/rng';
+import { Rng } from '../lib/util/rng';
 import { useWebgpu } from './helpers';
 
 // Above tfjs' CPU-forwarding threshold (1,000 elements), so ops on these run on the GPU.

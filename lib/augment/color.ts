@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { backendCapabilities } from '../kernels/capabilities';
-import { JitterParams } from './params';
+import { JitterParams } from './sampleParams';
 
 /** ITU-R 601-2 luma weights used by torchvision's rgb_to_grayscale. */
 export const GRAY_WEIGHTS: readonly [number, number, number] = Object.freeze([0.2989, 0.587, 0.114]) as readonly [number, number, number];

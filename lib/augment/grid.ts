@@ -3,9 +3,9 @@
  * (repeated with fresh seeds), as a raw RGB byte grid for a notebook to display.
  */
 import * as tf from '@tensorflow/tfjs';
-import { deriveSeed } from '../rng';
+import { deriveSeed } from '../util/rng';
 import { ImageBatch, RawImageSize, CIFAR10_IMAGE_SIZE, batchSize, toFloatImages } from './normalize';
-import { ViewsConfig, makeViews } from './views';
+import { ViewsConfig, makeViews } from './pipeline';
 
 /** Options of `augmentGrid`. */
 export interface AugmentGridOptions {

@@ -7,10 +7,10 @@
  * - DINO's scales are kept: global (0.4, 1), local (0.05, 0.4); locals are 16x16 (half the side,
  *   as 96/224 in DINO is ~0.43) and globals keep the native 32x32.
  */
-import { BlurSpec, DEFAULT_RATIO, IDENTITY_VIEW, JitterSpec, ViewSpec, ViewsConfig } from './views';
+import { BlurSpec, DEFAULT_RATIO, IDENTITY_VIEW, JitterSpec, ViewSpec, ViewsConfig } from './pipeline';
 
 /**
- * The run config's augment section (lib/config.ts `augment`): the knobs a method's views read.
+ * The run config's augment section (lib/config/config.ts `augment`): the knobs a method's views read.
  * Each method says which it reads (its registry entry, lib/methods).
  */
 export interface AugmentConfig {

@@ -10,7 +10,7 @@
  * The matrices are built in JavaScript: O(B * S * H) numbers, never a per-pixel loop.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CropBox } from './params';
+import { CropBox } from './sampleParams';
 
 /** Resampling filter of a resized crop. */
 export type Interpolation = 'bilinear' | 'bicubic';

@@ -19,7 +19,7 @@ import { downloadFile } from './download';
 import { DataError } from './errors';
 import { BATCHES_DIR, META_FILE, OFFICIAL_URL, PIXELS_PER_IMAGE, TARBALL_NAME, TEST_FILE, TRAIN_FILES, decodeRecords } from './format';
 import type { LabelledSplit } from './split';
-import { cifar10Checksum, type SourceIdentity } from './identity';
+import { cifar10Checksum, type SourceIdentity } from './dataIdentity';
 import { describeChecksums, readVerifiedFolder, type ChecksumSpec, type VerifiedFolder } from './verify';
 
 /** Environment variable naming a CIFAR-10 tarball or folder. */

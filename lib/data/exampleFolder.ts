@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { deriveSeed, Rng } from '../rng';
+import { deriveSeed, Rng } from '../util/rng';
 import { defaultDataDir, loadCifar10, type LoadCifar10Options } from './cifar10';
 import { DataError } from './errors';
 import { readIdxFile } from './idx';

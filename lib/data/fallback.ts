@@ -7,7 +7,7 @@ import { performance } from 'perf_hooks';
 import { CIFAR10_ENV, loadCifar10, type Cifar10, type LoadCifar10Options } from './cifar10';
 import { DataError } from './errors';
 import { FIXTURE_DEFAULTS, generateFixture, type FixtureOptions } from './fixture';
-import { digest } from './identity';
+import { digest } from './dataIdentity';
 
 /** Environment variable choosing the data: 'auto' (default), 'real' or 'fixture'. */
 export const DATA_MODE_ENV = 'DINOTWINS_DATA';

@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tar from 'tar';
-import { Rng, deriveSeed } from '../rng';
+import { Rng, deriveSeed } from '../util/rng';
 import { BATCHES_DIR, BATCH_FILES, IMAGE_SIZE, META_FILE, NUM_CLASSES, PIXELS_PER_IMAGE, RECORD_BYTES, TARBALL_NAME, TEST_FILE, TRAIN_FILES, encodeRecord, type BatchFile, type Split } from './format';
 import { md5Hex, type FileCheck } from './verify';
 

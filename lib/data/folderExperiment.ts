@@ -1,5 +1,5 @@
 /**
- * A loaded image folder as an experiment's data (lib/experiment.ts `loadExperimentData`): the folder's own
+ * A loaded image folder as an experiment's data (lib/protocol/experiment.ts `loadExperimentData`): the folder's own
  * train/validation/test splits (imageFolderSplit.ts), the budget's training subset taken from its training
  * split, and the run's data identity (source 'folder', the manifest hash, the subset and the split).
  *
@@ -9,10 +9,10 @@
  * are the folder's splits as loaded (the budget's CIFAR-10 split sizes do not apply).
  */
 import * as path from 'path';
-import { deriveSeed, Rng } from '../rng';
+import { deriveSeed, Rng } from '../util/rng';
 import { CHANNELS } from './format';
 import { balancedSubset, indicesByClass, type Subset } from './split';
-import type { DataIdentity } from './identity';
+import type { DataIdentity } from './dataIdentity';
 import type { ImageFolderData, LabelledImageFolder, UnlabelledImageFolderSplit } from './imageFolder';
 import type { SplitRole } from './split';
 

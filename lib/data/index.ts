@@ -20,6 +20,6 @@ export * from './imageFolder';
 export * from './idx';
 export * from './writeImageFolder';
 export * from './exampleFolder';
-export * from './identity';
+export * from './dataIdentity';
 export * from './dataSpec';
 export * from './folderExperiment';

@@ -1,12 +1,12 @@
 /**
- * Deterministic, seeded subsets of a labelled split (uses lib/rng.ts, so a seed gives the same
+ * Deterministic, seeded subsets of a labelled split (uses lib/util/rng.ts, so a seed gives the same
  * rows on every machine and backend).
  *
  * Protocol: validation comes from the training set only (`trainValSplit`); the test split is kept
  * for the final report. Splits loaded by `loadCifar10` carry `role`, and `trainValSplit` refuses a
  * split whose role is 'test', so test images cannot leak into model selection by accident.
  */
-import { Rng, deriveSeed } from '../rng';
+import { Rng, deriveSeed } from '../util/rng';
 import { NUM_CLASSES, imageBytes, type Split } from './format';
 
 /** Which part of the protocol a split belongs to. */

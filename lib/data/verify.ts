@@ -33,7 +33,7 @@ export interface VerifiedFolder {
   classNames: string[];
   /** Records per batch file. */
   records: Record<BatchFile, number>;
-  /** Each batch file's MD5 (lower-case hex), checked or not: the data's identity (lib/data/identity.ts). */
+  /** Each batch file's MD5 (lower-case hex), checked or not: the data's identity (lib/data/dataIdentity.ts). */
   md5: Record<BatchFile, string>;
 }
 

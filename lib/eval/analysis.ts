@@ -5,9 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { SslModel, PREFIX } from '../methods/method';
-import { makeViews } from '../augment/views';
+import { makeViews } from '../augment/pipeline';
 import { crossCorrelationParts } from '../losses/barlow';
-import { crossCorrelationSummary, CrossCorrelationStats } from '../losses/monitors';
+import { crossCorrelationSummary, CrossCorrelationStats } from '../losses/stepMonitors';
 import { evalImages, RawImageSize } from '../augment/normalize';
 import { ForwardContext } from '../nn/layers';
 import { imageSizeOf } from './features';

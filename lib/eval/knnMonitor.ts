@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { extractFeatures, imageSizeOf } from './features';
 import { knnAccuracy, KNN_DEFAULTS } from './knn';
-import { effectiveRank, embeddingStd } from './monitors';
+import { effectiveRank, embeddingStd } from './collapseMonitors';
 import { EpochInfo } from '../train/trainer';
 
 /** Images without labels: uint8 NHWC [n, height, width, 3] (default 32 x 32). */

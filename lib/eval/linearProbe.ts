@@ -6,8 +6,8 @@
  * set; the test set is evaluated exactly once, at the end, with the selected classifier.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng, deriveSeed } from '../rng';
-import { cosineSchedule } from '../schedules';
+import { Rng, deriveSeed } from '../util/rng';
+import { cosineSchedule } from '../methods/schedules';
 import { InterruptedError, openInterruptScope } from '../train/interrupt';
 
 export interface LinearProbeConfig {

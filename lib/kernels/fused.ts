@@ -2,7 +2,7 @@
  * Fused ops that some backends implement as one kernel. A layer asks `hasFusedKernel(name)` for
  * the active backend and otherwise composes the same math from stock tfjs ops (lib/nn), so the
  * kernels stay an optimisation: registering them or not changes speed, not results beyond float
- * rounding. The implementations live with their backend (lib/kernels/webgpu/batchnorm.ts).
+ * rounding. The implementations live with their backend (lib/kernels/webgpu/bnKernels.ts).
  *
  * Training-mode batch norm over the last axis (x seen as [R, C]):
  *   BATCH_NORM          inputs {x, gamma?, beta?, residual?}, attrs {eps, relu, groups?} -> [y, stats];

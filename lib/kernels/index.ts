@@ -1,5 +1,5 @@
 /**
- * The one registration point for dinotwins' own kernels. `lib/backend.ts` calls
+ * The one registration point for dinotwins' own kernels. `lib/backend/select.ts` calls
  * `registerKernelsFor(name)` when it activates a backend; nothing else in `lib/` knows
  * which kernels are ours.
  */

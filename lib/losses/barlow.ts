@@ -1,7 +1,7 @@
 /**
  * Barlow Twins loss (Zbontar et al. 2021, eq. 1), as facebookresearch/barlowtwins main.py computes it: each view is
  * standardised per feature over the batch like BatchNorm1d(affine=False) (biased variance, eps 1e-5), then
- * C = z1nᵀ·z2n / N and L = Σᵢ(1 − Cᵢᵢ)² + λ·Σ_{i≠j} Cᵢⱼ² (λ from the caller: lib/config.ts barlow.lambda). (lightly's BarlowTwinsLoss divides by the unbiased std
+ * C = z1nᵀ·z2n / N and L = Σᵢ(1 − Cᵢᵢ)² + λ·Σ_{i≠j} Cᵢⱼ² (λ from the caller: lib/config/config.ts barlow.lambda). (lightly's BarlowTwinsLoss divides by the unbiased std
  * without eps instead; the two differ by a factor N/(N−1) inside C.)
  */
 import * as tf from '@tensorflow/tfjs';

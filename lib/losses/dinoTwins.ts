@@ -7,9 +7,9 @@ import { barlowPairMean } from './barlow';
 import { dinoLoss, DinoTemps } from './dino';
 
 export interface DinoTwinsOptions extends DinoTemps {
-  /** Off-diagonal weight λ of the Barlow Twins term (lib/config.ts barlow.lambda). */
+  /** Off-diagonal weight λ of the Barlow Twins term (lib/config/config.ts barlow.lambda). */
   lambda: number;
-  /** Weight β of the Barlow Twins term in the total (lib/config.ts twins.beta). */
+  /** Weight β of the Barlow Twins term in the total (lib/config/config.ts twins.beta). */
   beta: number;
 }
 

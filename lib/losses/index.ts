@@ -3,5 +3,5 @@ export type { DinoTemps } from './dino';
 export { dinoLoss, updateCenter } from './dino';
 export type { DinoTwinsOptions, DinoTwinsLoss } from './dinoTwins';
 export { dinoTwinsLoss } from './dinoTwins';
-export type { CrossCorrelationStats } from './monitors';
-export { embeddingStdTensor, crossCorrelationSummary, teacherEntropyTensor, teacherStudentKLTensor } from './monitors';
+export type { CrossCorrelationStats } from './stepMonitors';
+export { embeddingStdTensor, crossCorrelationSummary, teacherEntropyTensor, teacherStudentKLTensor } from './stepMonitors';

@@ -7,15 +7,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { barlowLossFromParts, crossCorrelationParts } from '../losses/barlow';
-import { crossCorrelationSummary, embeddingStdTensor } from '../losses/monitors';
+import { crossCorrelationSummary, embeddingStdTensor } from '../losses/stepMonitors';
 import { augmentViewOptions, barlowViews } from '../augment/presets';
 import { barlowProjector, BarlowProjectorOptions } from '../models/heads';
 import { Head } from '../nn/module';
-import { deriveSeed } from '../rng';
+import { deriveSeed } from '../util/rng';
 import { check, deepFreeze, nonNeg, posInt } from '../util/check';
 import { ConfigSection, MethodDefinition, ModelBase, PREFIX, sectionOf } from './method';
-import { MethodStep } from './step';
-import { backboneFeatures, headOverViews, perViewGrouping } from './views';
+import { MethodStep } from './stepContract';
+import { backboneFeatures, headOverViews, perViewGrouping } from './viewPasses';
 
 /** The Barlow projector's widths (documented in lib/models/heads.ts). */
 export type ProjectorConfig = BarlowProjectorOptions;

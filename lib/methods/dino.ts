@@ -9,20 +9,20 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { DinoTemps, dinoLoss, updateCenter } from '../losses/dino';
-import { embeddingStdTensor, teacherEntropyTensor, teacherStudentKLTensor } from '../losses/monitors';
+import { embeddingStdTensor, teacherEntropyTensor, teacherStudentKLTensor } from '../losses/stepMonitors';
 import { AugmentConfig, augmentViewOptions, dinoViews } from '../augment/presets';
 import { dinoHead, DinoHeadOptions, lastLayerParamNames } from '../models/heads';
-import { emaUpdateStore } from '../ema';
+import { emaUpdateStore } from './ema';
 import { ForwardContext, stopGradient } from '../nn/layers';
 import { Head } from '../nn/module';
 import { ParamStore } from '../nn/params';
-import { deriveSeed } from '../rng';
-import { emaMomentumSchedule, linearWarmup, StepSchedule } from '../schedules';
+import { deriveSeed } from '../util/rng';
+import { emaMomentumSchedule, linearWarmup, StepSchedule } from './schedules';
 import { check, deepFreeze, nonNeg, posInt, positive } from '../util/check';
-import type { ConfigLayer, PretrainConfig } from '../config';
+import type { ConfigLayer, PretrainConfig } from '../config/config';
 import { ConfigSection, MethodDefinition, ModelBase, PREFIX, sectionOf } from './method';
-import { MethodStep } from './step';
-import { backboneFeatures, headOverViews } from './views';
+import { MethodStep } from './stepContract';
+import { backboneFeatures, headOverViews } from './viewPasses';
 
 /** The DINO head's shape (documented in lib/models/heads.ts). */
 export type DinoHeadConfig = DinoHeadOptions;
@@ -103,7 +103,7 @@ export const DINO_SECTION = deepFreeze<ConfigSection<DinoConfig>>({
 /**
  * DINO's temperatures in `epoch`, after the ablation switches: without sharpening the teacher takes
  * the student's; without the warm-up, teacherTemp throughout; else main_dino.py's per-epoch warm-up
- * np.linspace(warmupTeacherTemp, teacherTemp, warmupTeacherTempEpochs) (lib/schedules.ts linearWarmup).
+ * np.linspace(warmupTeacherTemp, teacherTemp, warmupTeacherTempEpochs) (lib/methods/schedules.ts linearWarmup).
  */
 export function dinoTemps(d: DinoConfig, epoch: number): DinoTemps {
   const a = d.ablations;

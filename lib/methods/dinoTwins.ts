@@ -7,14 +7,14 @@
  * outputs ('head'). Both terms are logged separately.
  */
 import { dinoTwinsLoss } from '../losses/dinoTwins';
-import { embeddingStdTensor } from '../losses/monitors';
+import { embeddingStdTensor } from '../losses/stepMonitors';
 import { Head } from '../nn/module';
 import { check, deepFreeze, nonNeg } from '../util/check';
 import { ConfigSection, MethodDefinition, ModelBase, PREFIX, sectionOf } from './method';
-import { MethodStep } from './step';
+import { MethodStep } from './stepContract';
 import { addDinoParts, DINO_SECTION, DinoConfig, DinoCore, dinoCore, dinoMethod } from './dino';
 import { addProjector, BARLOW_SECTION, BarlowConfig, PROJECTOR_SECTION, ProjectorConfig } from './barlow';
-import { headOverViews, perViewGrouping } from './views';
+import { headOverViews, perViewGrouping } from './viewPasses';
 
 export interface TwinsConfig {
   /** Weight β of the Barlow term in the DINO-Twins total (the original project: 0.0025). */

@@ -1,5 +1,5 @@
 export * from './method';
-export * from './step';
+export * from './stepContract';
 export * from './model';
 export * from './registry';
 export { barlowMethod, barlowStep, addProjector, PROJECTOR_SECTION, BARLOW_SECTION } from './barlow';

@@ -7,12 +7,12 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { AugmentConfig } from '../augment/presets';
-import type { ViewsConfig } from '../augment/views';
-import type { BudgetName } from '../budget';
-import type { ConfigLayer, FullConfig, PretrainConfig } from '../config';
+import type { ViewsConfig } from '../augment/pipeline';
+import type { BudgetName } from '../config/budget';
+import type { ConfigLayer, FullConfig, PretrainConfig } from '../config/config';
 import type { ParamStore } from '../nn/params';
 import type { Backbone, Head } from '../nn/module';
-import type { MethodStep } from './step';
+import type { MethodStep } from './stepContract';
 
 /** Parameter-name prefixes of the student (and the teacher). */
 export const PREFIX = { backbone: 'backbone.', projector: 'projector.', head: 'head.' } as const;
@@ -63,7 +63,7 @@ export interface MethodDefinition<N extends string = string> {
   readonly name: N;
   /** The config sections it reads (a shared one by reference: DINO-Twins lists DINO's and Barlow Twins'). */
   readonly sections: readonly ConfigSection[];
-  /** Its row of defaults over the common knobs and its sections' (lib/config.ts resolves them in that order). */
+  /** Its row of defaults over the common knobs and its sections' (lib/config/config.ts resolves them in that order). */
   readonly defaults: ConfigLayer;
   /** Sections of `sections` that this run leaves unread (key -> why), from the merged config. Default: none. */
   unreadSections?(full: FullConfig): Record<string, string>;
@@ -75,7 +75,7 @@ export interface MethodDefinition<N extends string = string> {
   };
   /** The views it trains on (lib/augment/presets.ts). */
   views(a: AugmentConfig): ViewsConfig;
-  /** Its settings per budget, applied after the budget's shared layer (lib/budget.ts); a budget not named adds nothing. */
+  /** Its settings per budget, applied after the budget's shared layer (lib/config/budget.ts); a budget not named adds nothing. */
   readonly recipe: Readonly<Partial<Record<BudgetName, ConfigLayer>>>;
   /** Adds its networks and state beside `base` (initialised, seeded from `base.seed`) and returns its step. */
   build(cfg: PretrainConfig, base: ModelBase): MethodParts;
@@ -105,7 +105,7 @@ export interface SslModel {
   readonly lastLayerNames: ReadonlySet<string>;
   /** The views the run trains on (from the config's augment section). */
   readonly views: ViewsConfig;
-  /** The method's step (lib/train/step.ts runs it). */
+  /** The method's step (lib/train/trainStep.ts runs it). */
   readonly step: MethodStep;
   dispose(): void;
 }

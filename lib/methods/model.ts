@@ -6,8 +6,8 @@
  */
 import { ParamStore } from '../nn/params';
 import { buildBackbone } from '../models/index';
-import type { PretrainConfig } from '../config';
-import { deriveSeed } from '../rng';
+import type { PretrainConfig } from '../config/config';
+import { deriveSeed } from '../util/rng';
 import { PREFIX, SslModel } from './method';
 import { methodDefinition } from './registry';
 

@@ -4,7 +4,7 @@
  * views look it up here. A method defined elsewhere (a test's, a notebook's) joins with registerMethod.
  */
 import type { AugmentConfig } from '../augment/presets';
-import type { ViewsConfig } from '../augment/views';
+import type { ViewsConfig } from '../augment/pipeline';
 import { ConfigError } from '../util/check';
 import { ConfigSection, MethodDefinition } from './method';
 import { barlowMethod } from './barlow';

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
 import { Head } from '../nn/module';
 import { ForwardContext, LinearInit, initLinear, linear, initBatchNorm, batchNorm, gelu, l2Normalize } from '../nn/layers';
-import { Rng, deriveSeed } from '../rng';
+import { Rng, deriveSeed } from '../util/rng';
 
 /** One Linear layer and what follows it. */
 export interface MlpBlock {
@@ -115,7 +115,7 @@ export function mlpHead(inDim: number, blocks: readonly MlpBlock[], opts: MlpHea
   };
 }
 
-/** Widths of the Barlow Twins projector (defaults: lib/config.ts `projector`). */
+/** Widths of the Barlow Twins projector (defaults: lib/config/config.ts `projector`). */
 export interface BarlowProjectorOptions {
   /** Hidden width. */
   hidden: number;
@@ -141,7 +141,7 @@ export function barlowProjector(inDim: number, opts: BarlowProjectorOptions): He
   return mlpHead(inDim, barlowProjectorBlocks(opts), { kind: 'barlow-projector' });
 }
 
-/** The DINO head's shape (defaults: lib/config.ts `dino.head`). */
+/** The DINO head's shape (defaults: lib/config/config.ts `dino.head`). */
 export interface DinoHeadOptions {
   /** Number of prototypes K (output width). */
   out: number;

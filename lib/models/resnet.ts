@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
 import { Backbone } from '../nn/module';
 import { ForwardContext, initConv2d, conv2d, initBatchNorm, batchNorm, BN_EPS } from '../nn/layers';
-import { Rng, deriveSeed } from '../rng';
+import { Rng, deriveSeed } from '../util/rng';
 
 export type ResNetDepth = 18 | 50;
 

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
 import { Backbone } from '../nn/module';
 import { ForwardContext, initLinear, linear, initLayerNorm, layerNorm, gelu } from '../nn/layers';
-import { Rng, deriveSeed } from '../rng';
+import { Rng, deriveSeed } from '../util/rng';
 
 export interface VitOptions {
   /** Training image size (square); the position embeddings cover (imageSize / patch)^2 patches. */

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from './params';
-import { Rng } from '../rng';
+import { Rng } from '../util/rng';
 import { BN_EPS, BnStatsSink, batchNormTrain, runningUpdate } from './batchnorm';
 import { FUSED_KERNELS, hasFusedKernel } from '../kernels/fused';
 

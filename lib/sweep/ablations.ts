@@ -11,11 +11,11 @@
  * of the warm-up. Where the budget's own setting trains differently from 'all' (smoke: two epochs),
  * it is one more cell, 'recipe', so the grid also shows what the main runs' setting does.
  */
-import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../budget';
-import { ConfigLayer, Method, PretrainConfig } from '../config';
+import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../config/budget';
+import { ConfigLayer, Method, PretrainConfig } from '../config/config';
 import { DINO_DEFAULTS, DINO_SECTION, dinoTemps } from '../methods/dino';
 import { registeredMethods } from '../methods/registry';
-import { summarize, Summary } from '../stats/describe';
+import { summarize, Summary } from '../results/stats/describe';
 import { SweepResultRow } from './records';
 import { SlurmOptions, SweepPlan, SweepSpec, SweepVariant } from './spec';
 

@@ -7,12 +7,12 @@
  * with all three of DINO-Twins' settings, and with each one alone, at the budget's full schedule,
  * probed like the main runs; each cell is then compared with Barlow Twins' and DINO-Twins' main runs.
  */
-import { BUDGETS, BudgetName, experimentConfig } from '../budget';
-import { ConfigLayer } from '../config';
+import { BUDGETS, BudgetName, experimentConfig } from '../config/budget';
+import { ConfigLayer } from '../config/config';
 import { RunRecord } from '../train/runRecord';
 import { FullAblationRow, fullAblationTable, recipeRow } from './fullAblations';
 import { SlurmOptions, SweepPlan, SweepSpec } from './spec';
-import { welchTTest, WelchResult } from '../stats/welch';
+import { welchTTest, WelchResult } from '../results/stats/welch';
 
 /** The three settings in which DINO-Twins' config differs from Barlow Twins' (besides its DINO term). */
 export const CONTROL_FACTORS = ['augment', 'weightDecay', 'clip'] as const;

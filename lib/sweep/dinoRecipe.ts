@@ -7,8 +7,8 @@
  * both back into the budget's DINO, at the full schedule, probed; each cell is compared with DINO's
  * main runs (the 'recipe' row, fullAblationTable).
  */
-import { BUDGETS, BudgetName, experimentConfig } from '../budget';
-import { ConfigLayer } from '../config';
+import { BUDGETS, BudgetName, experimentConfig } from '../config/budget';
+import { ConfigLayer } from '../config/config';
 import { DINO_DEFAULTS } from '../methods/dino';
 import { SlurmOptions, SweepSpec } from './spec';
 

@@ -8,14 +8,14 @@
  * The cells are chosen per method (a variant lists the methods it applies to); the runs go to
  * runs/<budget>/sweeps/ablations-full/<method>-<cell>-s<seed>-<hash>.
  */
-import { BUDGETS, BudgetName, experimentConfig } from '../budget';
-import { ConfigLayer, Method } from '../config';
+import { BUDGETS, BudgetName, experimentConfig } from '../config/budget';
+import { ConfigLayer, Method } from '../config/config';
 import { RunRecord } from '../train/runRecord';
 import { identityDifferences, runIdentity } from '../train/runName';
-import type { DataIdentity } from '../data/identity';
-import { Summary } from '../stats/describe';
-import { formatMeanStd } from '../resultsTable';
-import { welchTTest, WelchResult } from '../stats/welch';
+import type { DataIdentity } from '../data/dataIdentity';
+import { Summary } from '../results/stats/describe';
+import { formatMeanStd } from '../results/resultsTable';
+import { welchTTest, WelchResult } from '../results/stats/welch';
 import { ABLATION_LABELS, AblationSwitch, collapseCount, collapseOf, over } from './ablations';
 import { SlurmOptions, SweepPlan, SweepSpec } from './spec';
 import { RunMonitors, recordMonitors, sweepResults } from './records';

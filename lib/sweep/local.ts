@@ -1,16 +1,16 @@
 /**
  * Running a sweep's runs: one run (what a Slurm array task does, in a process of its own), and the
  * local engine (every run, one after another, in this process). Both call `runPretraining` and
- * `probeRun` from lib/experiment.ts on `loadExperimentData(budget)`, exactly as the notebooks do,
+ * `probeRun` from lib/protocol/experiment.ts on `loadExperimentData(budget)`, exactly as the notebooks do,
  * so a run trains on the same data in the same folder whichever of them starts it; a finished run
  * is skipped without being touched, a half-done one resumes from its checkpoint.
  */
 import * as path from 'path';
-import { ExperimentData, loadExperimentData, probeRun, runPretraining } from '../experiment';
+import { ExperimentData, loadExperimentData, probeRun, runPretraining } from '../protocol/experiment';
 import { StepInfo } from '../train/trainer';
 import { readRunRecord, writeRunRecord } from '../train/runRecord';
 import { SweepPlan, SweepRun } from './spec';
-import { dataIdentityOf } from '../data/identity';
+import { dataIdentityOf } from '../data/dataIdentity';
 import { describeProgress, runProgress } from './records';
 
 export interface RunOneOptions {

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { RunRecord, readRunRecord } from '../train/runRecord';
-import { resultRows } from '../report';
+import { resultRows } from '../results/report';
 import { SweepPlan, SweepRun } from './spec';
 
 /**

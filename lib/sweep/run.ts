@@ -5,7 +5,7 @@
  * one after another (runSweepLocal), each with its progress bar. Notebook 07 runs both of its grids
  * this way, and the Slurm/local switch lives here once instead of in each cell.
  */
-import { ExperimentData } from '../experiment';
+import { ExperimentData } from '../protocol/experiment';
 import { progress, type ProgressBar, type ProgressOptions } from '../viz/progress';
 import { LocalSummary, runSweepLocal } from './local';
 import { onPath, submitSweep, SubmitResult } from './slurm';

@@ -10,9 +10,9 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ablationBudget, Budget, BudgetName, BUDGETS, BUDGETS_NAMES, budgetDataIdentity, experimentConfig } from '../budget';
-import { ConfigError, ConfigLayer, Method, METHODS, PretrainConfig } from '../config';
-import type { DataIdentity, SourceIdentity } from '../data/identity';
+import { ablationBudget, Budget, BudgetName, BUDGETS, BUDGETS_NAMES, budgetDataIdentity, experimentConfig } from '../config/budget';
+import { ConfigError, ConfigLayer, Method, METHODS, PretrainConfig } from '../config/config';
+import type { DataIdentity, SourceIdentity } from '../data/dataIdentity';
 import { configHash, runIdentity, runName, runsDir } from '../train/runName';
 
 /** Thrown for a spec that cannot expand; the message names the spec, the field or run, and what to do. */

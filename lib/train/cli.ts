@@ -2,14 +2,14 @@
  * Command-line options for `npm run pretrain`: parsed and validated into a PretrainConfig before
  * any compute, so a typo fails in milliseconds with a message naming the option. The data is
  * CIFAR-10 or an image folder (`--data`); once it is loaded, `cliConfig` puts the views at its
- * image size (lib/budget.ts `imageSizeLayer`), as the notebooks do.
+ * image size (lib/config/budget.ts `imageSizeLayer`), as the notebooks do.
  */
 import { parseArgs } from 'util';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ConfigError, ConfigLayer, CONFIG_DEFAULTS, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config';
-import { Budget, BudgetName, BUDGETS, BUDGETS_NAMES, imageSizeLayer } from '../budget';
-import type { DataIdentity } from '../data/identity';
+import { ConfigError, ConfigLayer, CONFIG_DEFAULTS, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config/config';
+import { Budget, BudgetName, BUDGETS, BUDGETS_NAMES, imageSizeLayer } from '../config/budget';
+import type { DataIdentity } from '../data/dataIdentity';
 import { CIFAR10_DATA, type ImageFolderSpec } from '../data/dataSpec';
 import { LABEL_SOURCES, type LabelSource } from '../data/imageFolderScan';
 import { MAX_IMAGE_SIZE, MIN_IMAGE_SIZE } from '../data/imageDecode';

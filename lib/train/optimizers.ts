@@ -9,9 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS, hasFusedKernel } from '../kernels/fused';
 import { ParamStore, takesWeightDecay } from '../nn/params';
 import { FlatSlots } from './flatSlots';
-import { CONFIG_DEFAULTS, OPTIMIZER_KINDS, OptimizerConfig, OptimizerKind } from '../config';
+import { CONFIG_DEFAULTS, OPTIMIZER_KINDS, OptimizerConfig, OptimizerKind } from '../config/config';
 
-/** An optimizer config for `kind` with the defaults of lib/config.ts (probes and baselines). */
+/** An optimizer config for `kind` with the defaults of lib/config/config.ts (probes and baselines). */
 export function optimizerConfig(kind: OptimizerKind, over: Partial<OptimizerConfig> = {}): OptimizerConfig {
   return { ...CONFIG_DEFAULTS.optimizer, ...over, kind };
 }

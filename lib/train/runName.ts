@@ -1,7 +1,7 @@
 /**
  * A run's identity and name. The identity is everything that changes what a run trains: its resolved
- * config (lib/config.ts: exactly the keys the run reads) without the knobs that only change when
- * things are read or written (CADENCE_KEYS), and its data (lib/data/identity.ts: source, checksum,
+ * config (lib/config/config.ts: exactly the keys the run reads) without the knobs that only change when
+ * things are read or written (CADENCE_KEYS), and its data (lib/data/dataIdentity.ts: source, checksum,
  * subset, split). The folder name is the method, backbone and seed, then a hash of the identity: a
  * changed knob or other data is a new folder, a changed log or checkpoint interval is the same run.
  * Resuming or reloading a folder compares the identity field by field (`assertSameRun`). The
@@ -9,8 +9,8 @@
  */
 import { createHash } from 'crypto';
 import * as path from 'path';
-import { CADENCE_KEYS, PretrainConfig } from '../config';
-import { dataIdentityOf, DataIdentity } from '../data/identity';
+import { CADENCE_KEYS, PretrainConfig } from '../config/config';
+import { dataIdentityOf, DataIdentity } from '../data/dataIdentity';
 import { repoRoot } from '../data/index';
 
 /** Short stable hash of a JSON value (sha256 of its JSON, 8 hex digits). */

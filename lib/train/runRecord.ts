@@ -5,8 +5,8 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { BackendReport } from '../backend';
-import type { DataIdentity } from '../data/identity';
+import { BackendReport } from '../backend/select';
+import type { DataIdentity } from '../data/dataIdentity';
 import { writeJsonAtomic } from '../util/atomic';
 
 export interface EpochMetrics {
@@ -37,7 +37,7 @@ export interface RunRecord {
   /** The data as described for people (source line, subset sizes, split). */
   data: Record<string, unknown>;
   /**
-   * What the run trained on (lib/data/identity.ts): with `config`, the run's identity, which resuming
+   * What the run trained on (lib/data/dataIdentity.ts): with `config`, the run's identity, which resuming
    * or reloading the folder checks. Absent from records written before runs recorded it (those cannot
    * be resumed, but read as before) and from baselines.
    */

@@ -15,23 +15,23 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { PretrainConfig, ConfigError } from '../config';
+import { PretrainConfig, ConfigError } from '../config/config';
 import { Optimizer } from './optimizers';
-import { stepSchedule, StepSchedule } from '../schedules';
-import { makeTrainStep, TrainStep } from './step';
+import { stepSchedule, StepSchedule } from '../methods/schedules';
+import { makeTrainStep, TrainStep } from './trainStep';
 import { saveCheckpoint, loadCheckpoint, CheckpointError, StoredTensor } from './checkpoint';
 import { RunRecord, EpochMetrics, gitInfo, writeRunRecord, readRunRecord } from './runRecord';
 import { InterruptedError, InterruptScope, openInterruptScope } from './interrupt';
 import { acquireRunLock, RunLock } from './runLock';
 import { assertSameRun, runIdentity, RunIdentity } from './runName';
-import { DeviceError, deviceErrorMessage, takeDeviceErrors } from '../deviceErrors';
+import { DeviceError, deviceErrorMessage, takeDeviceErrors } from '../backend/deviceErrors';
 import { buildSslModel, SslModel } from '../methods/index';
-import { deriveSeed, Rng } from '../rng';
-import { BackendReport, currentBackend } from '../backend';
-import { makeViews } from '../augment/views';
+import { deriveSeed, Rng } from '../util/rng';
+import { BackendReport, currentBackend } from '../backend/select';
+import { makeViews } from '../augment/pipeline';
 import { CIFAR10_IMAGE_SIZE, type RawImageSize } from '../augment/normalize';
 import { VIT_PRESETS } from '../models/index';
-import { DataIdentity, dataIdentityOf, memoryIdentity } from '../data/identity';
+import { DataIdentity, dataIdentityOf, memoryIdentity } from '../data/dataIdentity';
 import { backendCapabilities } from '../kernels/capabilities';
 
 /** Training images: uint8 NHWC [n, height, width, 3] (labels are never used by pretraining). */
@@ -42,7 +42,7 @@ export interface PretrainData {
   height?: number;
   width?: number;
   /**
-   * What the images are (lib/data/identity.ts): with the config, the run's identity. Default: the
+   * What the images are (lib/data/dataIdentity.ts): with the config, the run's identity. Default: the
    * identity of the images as given (`memoryIdentity`, a digest of their bytes).
    */
   identity?: DataIdentity;

@@ -1,5 +1,5 @@
 /**
- * The checks every config layer shares: the error type and small validators. Kept below lib/config.ts
+ * The checks every config layer shares: the error type and small validators. Kept below lib/config/config.ts
  * and the methods (which validate their own config sections), so neither imports the other for them.
  */
 

@@ -9,7 +9,7 @@ export * from './table';
 export * from './progress';
 export * from './umap';
 export * from './plotly';
-export * from './embeddings';
+export * from './embeddingExplorer';
 export * from './neighbourGrid';
 export * from './attention';
 export * from './gallery';

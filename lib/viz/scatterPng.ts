@@ -1,6 +1,6 @@
 /**
  * Scatter plots drawn straight into pixels, side by side: the static stand-in of the embedding
- * explorer (lib/viz/embeddings.ts) where scripts do not run. A PNG of a few thousand dots on white
+ * explorer (lib/viz/embeddingExplorer.ts) where scripts do not run. A PNG of a few thousand dots on white
  * compresses to tens of KB, where the same plot as SVG (a path per dot) took 300-560 KB. Dots are
  * discs blended over the background with their opacity, with hard edges (anti-aliased edges made
  * notebook 08's four panels 145 KB instead of 42 KB); no axes (a 2-D layout's axes mean nothing),

@@ -6,7 +6,7 @@
  * notebook's progress bar updates while it runs.
  */
 import { UMAP } from 'umap-js';
-import { Rng } from '../rng';
+import { Rng } from '../util/rng';
 
 export interface UmapOptions {
   /** Seed of every random choice (neighbour-descent trees, initial layout, negative samples). */

@@ -57,7 +57,7 @@ export interface ExpectedStderr {
  * printed by a notebook is a bug until explained (and then listed here).
  */
 export const EXPECTED_STDERR: readonly ExpectedStderr[] = Object.freeze([
-  { pattern: /^WARNING: using the GENERATED FIXTURE \(synthetic images\)/, why: 'smoke without the real CIFAR-10 (lib/experiment.ts loadExperimentData)' },
+  { pattern: /^WARNING: using the GENERATED FIXTURE \(synthetic images\)/, why: 'smoke without the real CIFAR-10 (lib/protocol/experiment.ts loadExperimentData)' },
 ]);
 
 /** Options of {@link checkNotebook}. */

@@ -1,4 +1,4 @@
-"""Reference values for lib/losses, lib/schedules.ts, lib/ema.ts, lib/eval/knn.ts and lib/eval/monitors.ts.
+"""Reference values for lib/losses, lib/methods/schedules.ts, lib/methods/ema.ts, lib/eval/knn.ts and lib/eval/collapseMonitors.ts.
 
 Computed in float64 with PyTorch (1.13 CPU) following the original code:
 - Barlow Twins: facebookresearch/barlowtwins main.py (BatchNorm1d(affine=False) on each view, c = bn(z1).T @ bn(z2) / N,

@@ -1,6 +1,6 @@
-"""Reference values for lib/stats (Student's t, regularized incomplete beta, Welch's t-test), computed
+"""Reference values for lib/results/stats (Student's t, regularized incomplete beta, Welch's t-test), computed
 with mpmath at 50 digits: mpmath.betainc is mpmath's own hypergeometric series, independent of the
-continued fraction in lib/stats/studentT.ts. Welch's t and degrees of freedom are re-typed from
+continued fraction in lib/results/stats/studentT.ts. Welch's t and degrees of freedom are re-typed from
 Welch (1947) here. Run: /usr/bin/python3 test/reference/stats_ref.py"""
 import json, os
 import mpmath as mp

@@ -11,7 +11,7 @@ Twins, restated from facebookresearch/barlowtwins main.py.
   np.linspace(warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs) per epoch, the EMA with
   cosine_scheduler(momentum_teacher, 1, epochs, niter_per_ep) over the teacher's parameters (not its buffers).
 - Plain SGD (lr 0.1, no momentum, no weight decay, no clipping), one step per epoch, 2 epochs.
-- Ablations, as lib/config.ts defines them:
+- Ablations, as lib/config/config.ts defines them:
   centering off: the center is 0 and never updated; teacherTempWarmup off: teacher_temp from step 0;
   sharpening off: the teacher's temperature is the student's; emaTeacher off: the teacher outputs are the student's
   on the global views under no_grad, and that extra pass leaves the student's running statistics alone.

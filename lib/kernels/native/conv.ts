@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { NativeAddon } from './addon';
-import { KernelArgs, alloc, allFloat, f32, free, size } from './heap';
+import { KernelArgs, alloc, allFloat, f32, free, size } from './heapViews';
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 

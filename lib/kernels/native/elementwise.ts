@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { NativeAddon } from './addon';
-import { KernelArgs, alloc, f32, size } from './heap';
+import { KernelArgs, alloc, f32, size } from './heapViews';
 import { WasmBackend, makeOutput } from '../wasm/scope';
 import { reducePermutation } from '../wasm/heap';
 

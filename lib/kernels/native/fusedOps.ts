@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_KERNELS } from '../fused';
 import { NativeAddon } from './addon';
-import { KernelArgs, alloc, f32, size, u8 } from './heap';
+import { KernelArgs, alloc, f32, size, u8 } from './heapViews';
 
 type TI = tf.TensorInfo;
 

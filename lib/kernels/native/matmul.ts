@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { NativeAddon } from './addon';
-import { KernelArgs, alloc, allFloat, f32, free, size } from './heap';
+import { KernelArgs, alloc, allFloat, f32, free, size } from './heapViews';
 
 export function matMulKernels(addon: NativeAddon, fallback: (name: string) => tf.KernelFunc): tf.KernelConfig[] {
   const make = (name: 'BatchMatMul' | '_FusedMatMul'): tf.KernelFunc => (args) => {

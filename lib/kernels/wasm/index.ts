@@ -6,7 +6,7 @@
  * Transpose crawls at high rank; its Sum and Mean transpose the whole tensor to reduce leading
  * axes, its binary ops broadcast a per-channel vector one short row at a time, and its Slice,
  * SplitV and Unpack copy the whole input out of the heap for every slice. Importing this module
- * adds a registrar; `lib/backend.ts` runs it (through `registerKernelsFor('wasm')`) when it
+ * adds a registrar; `lib/backend/select.ts` runs it (through `registerKernelsFor('wasm')`) when it
  * activates wasm. Where the native addon is built, its kernels (lib/kernels/native) are
  * registered over these, which stay as their fallbacks.
  */

@@ -10,7 +10,7 @@
  * (`copy.ts`). Uploads of CPU data go through `queue.writeBuffer` (`upload.ts`). Cases ours do not cover (NCHW,
  * dilation, int32, other reduction axes) go to the stock kernel captured at registration.
  *
- * Importing this module adds the registrar; `lib/backend.ts` runs it after requiring the webgpu
+ * Importing this module adds the registrar; `lib/backend/select.ts` runs it after requiring the webgpu
  * backend. `DINOTWINS_WEBGPU_KERNELS=stock` keeps the stock kernels (for A/B benchmarks).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -20,7 +20,7 @@ import { GEMM_DEFAULTS, GemmOptions } from './gemm';
 import { WebgpuBackendLike } from './program';
 import { REDUCE_ROWS_DEFAULTS, ReduceRowsOptions, sumRows } from './reduce_rows';
 import { installWriteBufferUploads, uninstallWriteBufferUploads } from './upload';
-import { bnBackward, bnForward, bnRunning, BnAttrs } from './batchnorm';
+import { bnBackward, bnForward, bnRunning, BnAttrs } from './bnKernels';
 import { adamFlat, axpby, gelu } from './elementwise';
 import { lnBackward, lnForward } from './layernorm';
 import { useWinograd, winogradConv, winogradForward, winogradInputGrad } from './winograd';

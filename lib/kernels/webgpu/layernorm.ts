@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, i32, wgslProgram } from './program';
-import { finishPairs, pairPartials } from './batchnorm';
+import { finishPairs, pairPartials } from './bnKernels';
 import { copyOut } from './copy';
 
 const T = 64; // threads per row

@@ -1,7 +1,7 @@
 /**
  * Makes the tfjs `webgpu` backend available in Node without activating it: Dawn through the npm
  * `webgpu` package, `navigator.gpu` set before tfjs-backend-webgpu is required (it registers only
- * if `navigator.gpu` exists then). Used by the kernel tests and the GPU bench; `lib/backend.ts`
+ * if `navigator.gpu` exists then). Used by the kernel tests and the GPU bench; `lib/backend/select.ts`
  * does the same when it selects a backend.
  */
 import * as fs from 'fs';

@@ -1,12 +1,12 @@
 /**
- * What a method contributes to one training step (lib/train/step.ts runs it). A method builds its
+ * What a method contributes to one training step (lib/train/trainStep.ts runs it). A method builds its
  * step once, in its `build` (lib/methods/method.ts), over its own networks and with its knobs read
  * from the config there: the step reads no config, only the step's schedule.
  */
 import * as tf from '@tensorflow/tfjs';
-import { StepSchedule } from '../schedules';
+import { StepSchedule } from './schedules';
 
-export type { StepSchedule } from '../schedules';
+export type { StepSchedule } from './schedules';
 
 export interface StepLoss {
   /** The differentiated loss. */

@@ -6,7 +6,7 @@
  * `stepSchedule` gives the common scheduled values of one training step from the config (learning rate, weight
  * decay); a method schedules its own knobs from the step and epoch (DINO's temperatures and EMA momentum: lib/methods/dino.ts).
  */
-import type { PretrainConfig } from './config';
+import type { PretrainConfig } from '../config/config';
 
 function finite(fn: string, named: Record<string, number>): void {
   for (const [k, v] of Object.entries(named)) {

@@ -9,7 +9,7 @@
  * (say, the jitter probability) does not change the crops. Every draw is made even when the
  * operation ends up not applied, for the same reason.
  */
-import { Rng, deriveSeed } from '../rng';
+import { Rng, deriveSeed } from '../util/rng';
 
 /** A crop in pixels: top row, left column, height, width (torchvision's i, j, h, w). */
 export interface CropBox {

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ImageBatch, RawImageSize, CIFAR10_IMAGE_SIZE, batchSize, normalize, toFloatImages } from './normalize';
-import { CropBox, JitterStrength, sampleCropBox, sampleJitter, opRng } from './params';
+import { CropBox, JitterStrength, sampleCropBox, sampleJitter, opRng } from './sampleParams';
 import { Interpolation, applySeparable, blurMatrices, cropMatrices, repeatMatrices } from './resample';
 import { colorJitter, randomGrayscale, solarize } from './color';
 

@@ -7,15 +7,15 @@
  * The returned report (and its one-line form) goes into every run record.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ensureWebgpu } from './kernels/webgpu/setup';
+import { ensureWebgpu } from '../kernels/webgpu/setup';
 import { watchDeviceErrors } from './deviceErrors';
-import { registerKernelsFor } from './kernels/index';
-import { useWasmThreads, wasmThreadsCount } from './kernels/wasm/threads';
-import { nativeLine, nativeStatus } from './kernels/native/index';
-import { NativeError } from './kernels/native/addon';
+import { registerKernelsFor } from '../kernels/index';
+import { useWasmThreads, wasmThreadsCount } from '../kernels/wasm/threads';
+import { nativeLine, nativeStatus } from '../kernels/native/index';
+import { NativeError } from '../kernels/native/addon';
 // Our kernels add their registrars on import; they register only when their backend is activated.
-import './kernels/wasm/index';
-import './kernels/webgpu/index';
+import '../kernels/wasm/index';
+import '../kernels/webgpu/index';
 
 export const BACKEND_IDS = ['tensorflow-gpu', 'webgpu', 'tensorflow-cpu', 'wasm', 'cpu'] as const;
 export type BackendId = (typeof BACKEND_IDS)[number];

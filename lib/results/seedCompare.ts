@@ -1,6 +1,6 @@
 /**
  * Which rows of the results table differ by more than seed noise: Welch's t-test
- * (lib/stats/welch.ts) between every two rows on the same backbone, one metric at a time.
+ * (lib/results/stats/welch.ts) between every two rows on the same backbone, one metric at a time.
  */
 import type { SeedGroup, SeedMetric } from './seedGroups';
 import { welchTTest } from './stats/welch';

@@ -2,7 +2,7 @@
  * Collapse monitors the training step logs every step, in-graph (no read-back): SimSiam's std of
  * L2-normalised embeddings (Chen & He 2021, sec. 4.1), the summary of Barlow Twins' cross-correlation
  * matrix, and DINO's teacher entropy and teacher-student KL (Caron et al. 2021, sec. 5.3). Offline
- * analysis that reads numbers back is in lib/eval/monitors.ts.
+ * analysis that reads numbers back is in lib/eval/collapseMonitors.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import { DinoTemps } from './dino';

@@ -2,15 +2,15 @@
  * Collapse monitors for self-supervised embeddings, read back as plain numbers (async: GPU backends cannot read
  * synchronously). effectiveRank is RankMe (Garrido et al. 2023, eq. 1); embeddingStd is SimSiam's std of
  * L2-normalised outputs (Chen & He 2021, sec. 4.1); the teacher monitors follow DINO's collapse analysis (sec. 5.3).
- * The in-graph forms the training step logs live beside the losses (lib/losses/monitors.ts); these read them back.
+ * The in-graph forms the training step logs live beside the losses (lib/losses/stepMonitors.ts); these read them back.
  */
 import * as tf from '@tensorflow/tfjs';
 import { crossCorrelationParts } from '../losses/barlow';
 import { DinoTemps } from '../losses/dino';
-import { crossCorrelationSummary, embeddingStdTensor, teacherEntropyTensor, teacherStudentKLTensor } from '../losses/monitors';
+import { crossCorrelationSummary, embeddingStdTensor, teacherEntropyTensor, teacherStudentKLTensor } from '../losses/stepMonitors';
 
-export type { CrossCorrelationStats } from '../losses/monitors';
-import type { CrossCorrelationStats } from '../losses/monitors';
+export type { CrossCorrelationStats } from '../losses/stepMonitors';
+import type { CrossCorrelationStats } from '../losses/stepMonitors';
 
 /** RankMe's epsilon added to each normalised singular value. */
 export const RANKME_EPS = 1e-7;

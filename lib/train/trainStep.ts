@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { SslModel } from '../methods/method';
-import { StepSchedule } from '../schedules';
+import { StepSchedule } from '../methods/schedules';
 import { Optimizer } from './optimizers';
 
 export interface StepOutputs {

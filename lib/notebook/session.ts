@@ -5,12 +5,12 @@
  * once where a notebook draws interactive plots. Every notebook's second cell is
  * `await dt.setupNotebook(NAME)` (with `{ data: DATA }` where the config cell has one).
  */
-import { installAsyncErrorCollector } from './notebook';
-import { BackendReport, selectBackend } from './backend';
-import { Budget, budgetForImageSize, budgetFromEnv } from './budget';
-import { ExperimentData, loadExperimentData } from './experiment';
-import { inlinePlotly } from './viz/plotly';
-import { repoRoot, type DataSpec } from './data/index';
+import { installAsyncErrorCollector } from './asyncErrors';
+import { BackendReport, selectBackend } from '../backend/select';
+import { Budget, budgetForImageSize, budgetFromEnv } from '../config/budget';
+import { ExperimentData, loadExperimentData } from '../protocol/experiment';
+import { inlinePlotly } from '../viz/plotly';
+import { repoRoot, type DataSpec } from '../data/index';
 
 export interface NotebookSession {
   /** The notebook's name (for the final tensor report). */

@@ -12,9 +12,9 @@
  * override anything. A budget key that no method can read is an error (`checkBudget`).
  */
 import { BackboneConfig, ConfigLayer, hasPath, leafPaths, Method, neverRead, PretrainConfig, resolveConfig } from './config';
-import { methodDefinition, registeredMethods } from './methods/registry';
-import type { DataIdentity, SourceIdentity } from './data/identity';
-import { AUGMENT_DEFAULTS } from './augment/presets';
+import { methodDefinition, registeredMethods } from '../methods/registry';
+import type { DataIdentity, SourceIdentity } from '../data/dataIdentity';
+import { AUGMENT_DEFAULTS } from '../augment/presets';
 
 export const BUDGETS_NAMES = ['smoke', 'cpu', 'gpu'] as const;
 export type BudgetName = (typeof BUDGETS_NAMES)[number];
@@ -29,7 +29,7 @@ export interface Budget {
   /** Test images used for the final report (0 = the full 10,000). */
   testLimit: number;
   /**
-   * The pretraining config layer of this budget, shared by every method (see lib/config.ts): applied
+   * The pretraining config layer of this budget, shared by every method (see lib/config/config.ts): applied
    * after the defaults and before the method's recipe for this budget and a notebook's overrides;
    * keys a method does not read are dropped for that method, and each key must be read by some method.
    */
@@ -118,7 +118,7 @@ export function experimentConfig(method: Method, budget: Budget, overrides: Conf
 
 /**
  * The identity of a budget's training data taken from `source` with split seed `splitSeed`: what
- * `loadExperimentData` (lib/experiment.ts) trains on, known without loading it (sweeps name runs with it).
+ * `loadExperimentData` (lib/protocol/experiment.ts) trains on, known without loading it (sweeps name runs with it).
  */
 export function budgetDataIdentity(source: SourceIdentity, budget: Pick<Budget, 'trainPerClass' | 'valPerClass'>, splitSeed = 0): DataIdentity {
   return { source: source.source, checksum: source.checksum, perClass: budget.trainPerClass, valPerClass: budget.valPerClass, splitSeed };

@@ -2,18 +2,18 @@
  * What finished runs learned, image by image: each run's encoder (frozen, inference mode) embeds a
  * training bank and a sample of test images; the sample gets a seeded 2-D UMAP layout, a weighted
  * kNN prediction against the bank (lib/eval/knn.ts, the protocol of the kNN monitor) and its nearest
- * training images (lib/eval/neighbours.ts). lib/viz/embeddings.ts and lib/viz/neighbourGrid.ts show them.
+ * training images (lib/eval/neighbours.ts). lib/viz/embeddingExplorer.ts and lib/viz/neighbourGrid.ts show them.
  * Without labels (an unlabelled image folder) the layouts and the neighbours are computed all the same;
  * the kNN predictions and the class scores are left out.
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadBackbone } from './experiment';
-import { extractFeatures, imageSizeOf } from './eval/features';
-import { knnPredict, KNN_DEFAULTS } from './eval/knn';
-import { nearestNeighbours } from './eval/neighbours';
-import { RunRecord } from './train/runRecord';
-import { umapLayout, type UmapOptions } from './viz/umap';
-import type { EmbeddingPanel } from './viz/embeddings';
+import { extractFeatures, imageSizeOf } from '../eval/features';
+import { knnPredict, KNN_DEFAULTS } from '../eval/knn';
+import { nearestNeighbours } from '../eval/neighbours';
+import { RunRecord } from '../train/runRecord';
+import { umapLayout, type UmapOptions } from '../viz/umap';
+import type { EmbeddingPanel } from '../viz/embeddingExplorer';
 
 /** Images (uint8 NHWC [n, height, width, 3], default 32 x 32) with their labels when they have any, e.g. a Subset from lib/data or an ExperimentData split. */
 export interface LabelledImageSet {

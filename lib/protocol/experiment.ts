@@ -10,31 +10,31 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { inspect } from 'util';
-import { Budget, budgetDataIdentity, experimentConfig } from './budget';
-import { identityDifferences, runName, runsDir, RunIdentityError } from './train/runName';
+import { Budget, budgetDataIdentity, experimentConfig } from '../config/budget';
+import { identityDifferences, runName, runsDir, RunIdentityError } from '../train/runName';
 import {
   loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset, DataIdentity, dataIdentityOf, IMAGE_SIZE,
   loadImageFolder, resolveDataSpec, selectFolderData, folderRunsName, UNLABELLED_EVALUATION,
   type DataSpec, type ImageFolderData, type ImageFolderSpec, type UnlabelledImages,
-} from './data/index';
-import { PretrainConfig, BackboneConfig, ConfigLayer, Method } from './config';
-import { loadRunModel, pretrain, PretrainResult, StepInfo, TrainCallbacks } from './train/trainer';
-import { RunRecord, readRunRecord, writeRunRecord, gitInfo } from './train/runRecord';
-import { saveCheckpoint, loadCheckpoint, StoredTensor } from './train/checkpoint';
-import { knnMonitor, knnEvaluate, featureMonitor } from './eval/knnMonitor';
-import { extractFeatures } from './eval/features';
-import { linearProbe, ProbeResult } from './eval/linearProbe';
-import { knnAccuracy, KNN_DEFAULTS } from './eval/knn';
-import { trainSupervised, SupervisedResumeState } from './eval/supervised';
-import { acquireRunLock, LOCK_FILE, RunLock } from './train/runLock';
-import { InterruptedError, openInterruptScope } from './train/interrupt';
-import { buildBackbone } from './models/index';
-import { ParamStore } from './nn/params';
-import { Backbone } from './nn/module';
-import { currentBackend } from './backend';
-import { deriveSeed } from './rng';
-import { buildSslModel, SslModel } from './methods/index';
-import { keep, kept } from './keep';
+} from '../data/index';
+import { PretrainConfig, BackboneConfig, ConfigLayer, Method } from '../config/config';
+import { loadRunModel, pretrain, PretrainResult, StepInfo, TrainCallbacks } from '../train/trainer';
+import { RunRecord, readRunRecord, writeRunRecord, gitInfo } from '../train/runRecord';
+import { saveCheckpoint, loadCheckpoint, StoredTensor } from '../train/checkpoint';
+import { knnMonitor, knnEvaluate, featureMonitor } from '../eval/knnMonitor';
+import { extractFeatures } from '../eval/features';
+import { linearProbe, ProbeResult } from '../eval/linearProbe';
+import { knnAccuracy, KNN_DEFAULTS } from '../eval/knn';
+import { trainSupervised, SupervisedResumeState } from '../eval/supervised';
+import { acquireRunLock, LOCK_FILE, RunLock } from '../train/runLock';
+import { InterruptedError, openInterruptScope } from '../train/interrupt';
+import { buildBackbone } from '../models/index';
+import { ParamStore } from '../nn/params';
+import { Backbone } from '../nn/module';
+import { currentBackend } from '../backend/select';
+import { deriveSeed } from '../util/rng';
+import { buildSslModel, SslModel } from '../methods/index';
+import { keep, kept } from '../util/keep';
 
 interface ExperimentDataBase {
   /** Class names in label order (empty for an unlabelled image folder). */
@@ -257,7 +257,7 @@ async function pretrainWithMonitor(config: PretrainConfig, budget: Budget, data:
 /** A finished run, as the cells after the training cell use it. */
 export interface TrainedRun {
   record: RunRecord;
-  /** Its model, rebuilt from its checkpoint; kept by name (lib/keep.ts), so asking again reuses it and a re-run frees it. */
+  /** Its model, rebuilt from its checkpoint; kept by name (lib/util/keep.ts), so asking again reuses it and a re-run frees it. */
   model: SslModel;
   config: PretrainConfig;
 }

@@ -1,6 +1,6 @@
 /**
  * Student's t distribution from the regularized incomplete beta function, for Welch's test on
- * seed groups (lib/stats/welch.ts). Log-gamma: Lanczos (g = 7, 9 terms); I_x(a, b): the continued
+ * seed groups (lib/results/stats/welch.ts). Log-gamma: Lanczos (g = 7, 9 terms); I_x(a, b): the continued
  * fraction of Numerical Recipes (3rd ed., §6.4, `betacf`) evaluated with the modified Lentz method.
  * Double precision to about 1e-13 for the degrees of freedom seed tests see (1 to a few hundred).
  */

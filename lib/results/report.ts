@@ -2,8 +2,8 @@
  * Reporting from run records (the only source of results): training curves, collapse monitors,
  * kNN curves, and the results table side by side with the original project's numbers.
  */
-import { RunRecord } from './train/runRecord';
-import { lineChart, ChartResult } from './viz/charts';
+import { RunRecord } from '../train/runRecord';
+import { lineChart, ChartResult } from '../viz/charts';
 
 /**
  * The original project's table (ArthurZucker/DeepLearningProject, CIFAR-10, linear probe top-1 %);

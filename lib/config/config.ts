@@ -7,19 +7,19 @@
  * So the run record shows only what acted.
  *
  * Layers, in order: the defaults (common, then every registered section's) -> the method's row -> the
- * budget's layers (lib/budget.ts; a key one method does not read is dropped for that method, and
+ * budget's layers (lib/config/budget.ts; a key one method does not read is dropped for that method, and
  * `checkBudget` makes a key that no run can read an error) -> the caller's overrides (strict: a key
  * the run would ignore is a ConfigError naming it). `resolveConfig` validates everything before any compute.
  */
-import { buildBackbone, BackboneSpec, VIT_PRESETS } from './models/index';
-import { BN_MOMENTUM } from './nn/layers';
-import { AUGMENT_DEFAULTS, AugmentConfig } from './augment/presets';
-import { check, ConfigError, deepFreeze, isObj, nonNeg, posInt, positive } from './util/check';
-import { configSections, Method, methodDefinition, METHODS, registeredMethods } from './methods/registry';
-import type { MethodDefinition } from './methods/method';
-import type { BarlowConfig, ProjectorConfig } from './methods/barlow';
-import type { AblationConfig, DinoConfig, DinoHeadConfig } from './methods/dino';
-import type { TwinsConfig } from './methods/dinoTwins';
+import { buildBackbone, BackboneSpec, VIT_PRESETS } from '../models/index';
+import { BN_MOMENTUM } from '../nn/layers';
+import { AUGMENT_DEFAULTS, AugmentConfig } from '../augment/presets';
+import { check, ConfigError, deepFreeze, isObj, nonNeg, posInt, positive } from '../util/check';
+import { configSections, Method, methodDefinition, METHODS, registeredMethods } from '../methods/registry';
+import type { MethodDefinition } from '../methods/method';
+import type { BarlowConfig, ProjectorConfig } from '../methods/barlow';
+import type { AblationConfig, DinoConfig, DinoHeadConfig } from '../methods/dino';
+import type { TwinsConfig } from '../methods/dinoTwins';
 
 export { ConfigError, METHODS };
 export type { Method, AugmentConfig, ProjectorConfig, BarlowConfig, AblationConfig, DinoConfig, DinoHeadConfig, TwinsConfig };

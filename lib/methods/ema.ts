@@ -3,8 +3,8 @@
  * param_k = m·param_k + (1 − m)·param_q over the student's parameters, buffers excluded).
  */
 import * as tf from '@tensorflow/tfjs';
-import { ParamStore } from './nn/params';
-import { FUSED_KERNELS, hasFusedKernel } from './kernels/fused';
+import { ParamStore } from '../nn/params';
+import { FUSED_KERNELS, hasFusedKernel } from '../kernels/fused';
 
 function checkMomentum(fn: string, m: number): void {
   if (!Number.isFinite(m) || m < 0 || m > 1) throw new Error(`${fn}: momentum must be in [0, 1], got ${m}`);

@@ -5,11 +5,11 @@
  * in another order), so a changed knob, epoch count or backbone is a row of its own.
  */
 import * as path from 'path';
-import { RunRecord, listRunRecords } from './train/runRecord';
-import { configHash } from './train/runName';
+import { RunRecord, listRunRecords } from '../train/runRecord';
+import { configHash } from '../train/runName';
 import { resultRows } from './report';
 import { summarize, type Summary } from './stats/describe';
-import type { BarDatum } from './viz/specs';
+import type { BarDatum } from '../viz/specs';
 
 /** The metrics summarised over seeds (fields of ResultRow). */
 export type SeedMetric = 'linearTest' | 'knnTest' | 'knnVal';

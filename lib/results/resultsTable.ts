@@ -7,7 +7,7 @@ import { ORIGINAL_RESULTS } from './report';
 import { rowLabel, seedBars, type SeedGroup, type SeedMetric } from './seedGroups';
 import type { SeedComparison } from './seedCompare';
 import type { Summary } from './stats/describe';
-import type { BarDatum } from './viz/specs';
+import type { BarDatum } from '../viz/specs';
 
 /** A table row: display column name -> cell. */
 export type TableRow = Record<string, string | number>;
