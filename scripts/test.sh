@@ -13,6 +13,9 @@ if [[ -d .cache/lavapipe ]] && env_lines="$(bash scripts/setup-lavapipe.sh 2>/de
 fi
 npx tsc -p tsconfig.json --noEmit
 echo "typecheck: ok"
+# Formatting (Prettier, .prettierrc.json): `npm run format` rewrites, this only checks.
+npm run --silent format:check >/dev/null || { npm run --silent format:check; echo "format: run npm run format" >&2; exit 1; }
+echo "format: ok"
 # Slurm, for the sweep test's real job array (test/sweep-slurm.test.ts): the cluster SLURM_CONF points
 # at; else a test cluster started earlier by scripts/slurm-test-cluster.sh; else start one now when this
 # machine can (root, packages installed) and stop it at the end; else the test skips and says why.
