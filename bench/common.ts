@@ -23,12 +23,42 @@ export interface BenchModel {
 }
 
 export const BENCH_MODELS: readonly BenchModel[] = Object.freeze([
-  { id: 'r18w16', label: 'ResNet-18 width 16 + projector 2048', backbone: { kind: 'resnet18', width: 16 }, projector: 2048 },
-  { id: 'r18w16p512', label: 'ResNet-18 width 16 + projector 512', backbone: { kind: 'resnet18', width: 16 }, projector: 512 },
-  { id: 'r18w32', label: 'ResNet-18 width 32 + projector 2048', backbone: { kind: 'resnet18', width: 32 }, projector: 2048 },
-  { id: 'r18w32p512', label: 'ResNet-18 width 32 + projector 512', backbone: { kind: 'resnet18', width: 32 }, projector: 512 },
-  { id: 'r18w64', label: 'ResNet-18 (width 64) + projector 2048', backbone: { kind: 'resnet18', width: 64 }, projector: 2048 },
-  { id: 'vitt4', label: 'ViT tiny4-seed (dim 192, depth 4) + projector 2048', backbone: { kind: 'vit', preset: 'tiny4-seed' }, projector: 2048 },
+  {
+    id: 'r18w16',
+    label: 'ResNet-18 width 16 + projector 2048',
+    backbone: { kind: 'resnet18', width: 16 },
+    projector: 2048,
+  },
+  {
+    id: 'r18w16p512',
+    label: 'ResNet-18 width 16 + projector 512',
+    backbone: { kind: 'resnet18', width: 16 },
+    projector: 512,
+  },
+  {
+    id: 'r18w32',
+    label: 'ResNet-18 width 32 + projector 2048',
+    backbone: { kind: 'resnet18', width: 32 },
+    projector: 2048,
+  },
+  {
+    id: 'r18w32p512',
+    label: 'ResNet-18 width 32 + projector 512',
+    backbone: { kind: 'resnet18', width: 32 },
+    projector: 512,
+  },
+  {
+    id: 'r18w64',
+    label: 'ResNet-18 (width 64) + projector 2048',
+    backbone: { kind: 'resnet18', width: 64 },
+    projector: 2048,
+  },
+  {
+    id: 'vitt4',
+    label: 'ViT tiny4-seed (dim 192, depth 4) + projector 2048',
+    backbone: { kind: 'vit', preset: 'tiny4-seed' },
+    projector: 2048,
+  },
 ]);
 
 export function benchModel(id: string): BenchModel {
@@ -38,7 +68,9 @@ export function benchModel(id: string): BenchModel {
 }
 
 function backboneConfig(m: BenchModel): BackboneConfig {
-  return m.backbone.kind === 'resnet18' ? { kind: 'resnet', depth: 18, width: m.backbone.width } : { kind: 'vit', preset: m.backbone.preset };
+  return m.backbone.kind === 'resnet18'
+    ? { kind: 'resnet', depth: 18, width: m.backbone.width }
+    : { kind: 'vit', preset: m.backbone.preset };
 }
 
 /** A ready-to-run Barlow Twins training step on the current backend. */
@@ -52,11 +84,21 @@ export interface BarlowBench {
 
 /** Builds the Barlow Twins model for `m`, its optimizer and two fixed random views of [batch, 32, 32, 3]. */
 export function barlowBench(m: BenchModel, batch: number, seed = 0): BarlowBench {
-  const cfg = resolveConfig({ method: 'barlow', backbone: backboneConfig(m), batchSize: batch, seed, epochs: 1000, projector: { hidden: m.projector, out: m.projector, layers: 3 } });
+  const cfg = resolveConfig({
+    method: 'barlow',
+    backbone: backboneConfig(m),
+    batchSize: batch,
+    seed,
+    epochs: 1000,
+    projector: { hidden: m.projector, out: m.projector, layers: 3 },
+  });
   const model = buildSslModel(cfg);
   const opt = new Optimizer(cfg.optimizer);
   const trainStep = makeTrainStep(model, opt);
-  const views = [tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', seed + 2), tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', seed + 3)] as tf.Tensor4D[];
+  const views = [
+    tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', seed + 2),
+    tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', seed + 3),
+  ] as tf.Tensor4D[];
   let i = 0;
   return {
     params: model.student.numParams(),

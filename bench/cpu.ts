@@ -104,10 +104,24 @@ async function child(): Promise<void> {
     b.step();
     peak = Math.max(peak, tf.memory().numBytes);
   };
-  const t = timeSteps(step, Number(arg('warmup', '2')), Number(arg('steps', '5')), Number(arg('max-seconds', '60')) * 1000);
+  const t = timeSteps(
+    step,
+    Number(arg('warmup', '2')),
+    Number(arg('steps', '5')),
+    Number(arg('max-seconds', '60')) * 1000,
+  );
   const row: Row = {
-    impl: `tfjs-${backend}`, model: model.id, batch, threads, params: b.params, wallMs: t.wallMs, cpuMs: t.cpuMs, steps: t.steps,
-    viewsPerSec: (2 * batch * 1000) / t.wallMs, peakTensorMiB: peak / 2 ** 20, wasmHeapMiB: wasmHeapMiB(),
+    impl: `tfjs-${backend}`,
+    model: model.id,
+    batch,
+    threads,
+    params: b.params,
+    wallMs: t.wallMs,
+    cpuMs: t.cpuMs,
+    steps: t.steps,
+    viewsPerSec: (2 * batch * 1000) / t.wallMs,
+    peakTensorMiB: peak / 2 ** 20,
+    wasmHeapMiB: wasmHeapMiB(),
     rssMaxMiB: process.resourceUsage().maxRSS / 1024,
   };
   b.dispose();
@@ -122,20 +136,40 @@ async function flat(): Promise<void> {
   const batch = Number(arg('batches', '8'));
   await useBackend(arg('backends', 'wasm') as string);
   const b = barlowBench(model, batch);
-  const samples: Array<{ step: number; numTensors: number; numBytes: number; wasmHeapMiB?: number; rssMiB: number }> = [];
+  const samples: Array<{ step: number; numTensors: number; numBytes: number; wasmHeapMiB?: number; rssMiB: number }> =
+    [];
   const t0 = performance.now();
   for (let i = 1; i <= steps; i++) {
     b.step();
     if (i === 10 || i % 100 === 0) {
       const m = tf.memory();
-      samples.push({ step: i, numTensors: m.numTensors, numBytes: m.numBytes, wasmHeapMiB: wasmHeapMiB(), rssMiB: process.memoryUsage().rss / 2 ** 20 });
+      samples.push({
+        step: i,
+        numTensors: m.numTensors,
+        numBytes: m.numBytes,
+        wasmHeapMiB: wasmHeapMiB(),
+        rssMiB: process.memoryUsage().rss / 2 ** 20,
+      });
       console.log(JSON.stringify(samples[samples.length - 1]));
     }
   }
   const first = samples[0];
   const flatT = samples.every((s) => s.numTensors === first.numTensors);
   const flatB = samples.every((s) => s.numBytes === first.numBytes);
-  console.log(JSON.stringify({ flat: { model: model.id, batch, steps, seconds: (performance.now() - t0) / 1000, numTensorsFlat: flatT, numBytesFlat: flatB, first, last: samples[samples.length - 1] } }));
+  console.log(
+    JSON.stringify({
+      flat: {
+        model: model.id,
+        batch,
+        steps,
+        seconds: (performance.now() - t0) / 1000,
+        numTensorsFlat: flatT,
+        numBytesFlat: flatB,
+        first,
+        last: samples[samples.length - 1],
+      },
+    }),
+  );
   b.dispose();
   if (!flatT || !flatB) process.exitCode = 1;
 }
@@ -143,7 +177,9 @@ async function flat(): Promise<void> {
 /** Runs one combination in a child process, killed after `timeoutS` seconds (a threaded build out of wasm memory can hang). */
 function runChild(args: string[], timeoutS: number): Promise<Row> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', __filename, '--child', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', __filename, '--child', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     let timedOut = false;
@@ -155,10 +191,25 @@ function runChild(args: string[], timeoutS: number): Promise<Row> {
     p.stderr.on('data', (d) => (err += d));
     p.on('close', (code) => {
       clearTimeout(timer);
-      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
-      const why = timedOut ? `stopped after ${timeoutS} s` : `exit ${code}: ${err.split('\n').filter((l) => /Error/.test(l))[0] ?? err.slice(-300)}`;
+      const line = out
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{'));
+      const why = timedOut
+        ? `stopped after ${timeoutS} s`
+        : `exit ${code}: ${err.split('\n').filter((l) => /Error/.test(l))[0] ?? err.slice(-300)}`;
       if (code === 0 && line) resolve(JSON.parse(line) as Row);
-      else resolve({ impl: 'tfjs-?', model: '?', batch: 0, wallMs: NaN, cpuMs: NaN, steps: 0, viewsPerSec: NaN, error: why });
+      else
+        resolve({
+          impl: 'tfjs-?',
+          model: '?',
+          batch: 0,
+          wallMs: NaN,
+          cpuMs: NaN,
+          steps: 0,
+          viewsPerSec: NaN,
+          error: why,
+        });
     });
   });
 }
@@ -169,7 +220,10 @@ function fmt(x: number | undefined, d = 1): string {
 
 function table(rows: Row[]): string {
   // Ratios are against the faster PyTorch row of the same (model, batch).
-  const torch = (m: string, b: number): Row | undefined => rows.filter((r) => r.impl === 'torch' && r.model === m && r.batch === b && Number.isFinite(r.wallMs)).sort((x, y) => x.wallMs - y.wallMs)[0];
+  const torch = (m: string, b: number): Row | undefined =>
+    rows
+      .filter((r) => r.impl === 'torch' && r.model === m && r.batch === b && Number.isFinite(r.wallMs))
+      .sort((x, y) => x.wallMs - y.wallMs)[0];
   const lines = [
     '| model | batch | impl | views/s | ms/step (wall) | cpu ms/step | vs best torch (wall) | vs best torch (cpu time) | peak tensors MiB | wasm heap MiB | max RSS MiB | load 1-min |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -182,7 +236,9 @@ function table(rows: Row[]): string {
     const ratioCpu = ok ? `${(t.cpuMs / r.cpuMs).toFixed(2)}x` : '';
     const threads = (n: number | undefined): string => (n === undefined ? '' : ` (${n} thread${n > 1 ? 's' : ''})`);
     const impl = r.impl === 'torch' ? `PyTorch${threads(r.threads)}` : `${r.impl}${threads(r.threads)}`;
-    lines.push(`| ${label} | ${r.batch} | ${impl}${r.error ? ` (${r.error})` : ''} | ${fmt(r.viewsPerSec)} | ${fmt(r.wallMs, 0)} | ${fmt(r.cpuMs, 0)} | ${ratioWall} | ${ratioCpu} | ${fmt(r.peakTensorMiB, 0)} | ${fmt(r.wasmHeapMiB, 0)} | ${fmt(r.rssMaxMiB, 0)} | ${r.load ? `${r.load[0].toFixed(2)}-${r.load[1].toFixed(2)}` : '—'} |`);
+    lines.push(
+      `| ${label} | ${r.batch} | ${impl}${r.error ? ` (${r.error})` : ''} | ${fmt(r.viewsPerSec)} | ${fmt(r.wallMs, 0)} | ${fmt(r.cpuMs, 0)} | ${ratioWall} | ${ratioCpu} | ${fmt(r.peakTensorMiB, 0)} | ${fmt(r.wasmHeapMiB, 0)} | ${fmt(r.rssMaxMiB, 0)} | ${r.load ? `${r.load[0].toFixed(2)}-${r.load[1].toFixed(2)}` : '—'} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -194,17 +250,40 @@ async function main(): Promise<void> {
   models.forEach(benchModel);
   const batches = (arg('batches', '32,128') as string).split(',').map(Number);
   const backends = (arg('backends', 'native-t1,native-t2,wasm,wasm-t2,cpu') as string).split(',');
-  const common = ['--steps', arg('steps', '5') as string, '--warmup', arg('warmup', '2') as string, '--max-seconds', arg('max-seconds', '60') as string];
+  const common = [
+    '--steps',
+    arg('steps', '5') as string,
+    '--warmup',
+    arg('warmup', '2') as string,
+    '--max-seconds',
+    arg('max-seconds', '60') as string,
+  ];
   const rows: Row[] = [];
   const torchThreads = (arg('torch-threads', '2') as string).split(',').map(Number);
-  const batchesOf = (m: string): number[] => (has('batch32-only') && (arg('batch32-only') as string).split(',').includes(m) ? batches.filter((b) => b === 32) : batches);
+  const batchesOf = (m: string): number[] =>
+    has('batch32-only') && (arg('batch32-only') as string).split(',').includes(m)
+      ? batches.filter((b) => b === 32)
+      : batches;
   for (const m of models) {
     for (const b of batchesOf(m)) {
       // PyTorch and tfjs of one (model, batch) back to back, so each ratio compares rows minutes apart at most.
       if (!has('no-torch')) {
         for (const t of torchThreads) {
           const l0 = os.loadavg()[0];
-          const py = spawnSync('/usr/bin/python3', [path.join(__dirname, 'torch_cpu.py'), '--models', m, '--batches', String(b), '--threads', String(t), ...common], { encoding: 'utf8' });
+          const py = spawnSync(
+            '/usr/bin/python3',
+            [
+              path.join(__dirname, 'torch_cpu.py'),
+              '--models',
+              m,
+              '--batches',
+              String(b),
+              '--threads',
+              String(t),
+              ...common,
+            ],
+            { encoding: 'utf8' },
+          );
           if (py.status !== 0) console.error(`torch_cpu.py failed: ${py.stderr.slice(-500)}`);
           for (const l of py.stdout.split('\n')) {
             if (!l.startsWith('{')) continue;
@@ -216,9 +295,22 @@ async function main(): Promise<void> {
       }
       for (const be of backends) {
         if (be === 'cpu' && !has('cpu-all') && !(m === 'r18w16' && b === 32)) continue;
-        const args = be === 'cpu' ? ['--steps', arg('cpu-steps', '2') as string, '--warmup', arg('cpu-warmup', '1') as string, '--max-seconds', '1'] : common;
+        const args =
+          be === 'cpu'
+            ? [
+                '--steps',
+                arg('cpu-steps', '2') as string,
+                '--warmup',
+                arg('cpu-warmup', '1') as string,
+                '--max-seconds',
+                '1',
+              ]
+            : common;
         const l0 = os.loadavg()[0];
-        const r = await runChild(['--backend', be, '--model', m, '--batch', String(b), ...args], Number(arg('child-timeout', '600')));
+        const r = await runChild(
+          ['--backend', be, '--model', m, '--batch', String(b), ...args],
+          Number(arg('child-timeout', '600')),
+        );
         if (r.error) Object.assign(r, { impl: `tfjs-${be}`, model: m, batch: b });
         r.load = [l0, os.loadavg()[0]];
         rows.push(r);
@@ -226,8 +318,10 @@ async function main(): Promise<void> {
       }
     }
   }
-  const rank = (impl: string): number => (impl === 'torch' ? 0 : impl.startsWith('tfjs-native') ? 1 : impl.startsWith('tfjs-wasm') ? 2 : 3);
-  const order = (r: Row): string => `${models.indexOf(r.model)}-${String(r.batch).padStart(5, '0')}-${rank(r.impl)}-${r.impl}-${r.threads ?? 1}`;
+  const rank = (impl: string): number =>
+    impl === 'torch' ? 0 : impl.startsWith('tfjs-native') ? 1 : impl.startsWith('tfjs-wasm') ? 2 : 3;
+  const order = (r: Row): string =>
+    `${models.indexOf(r.model)}-${String(r.batch).padStart(5, '0')}-${rank(r.impl)}-${r.impl}-${r.threads ?? 1}`;
   rows.sort((a, b) => order(a).localeCompare(order(b)));
   const out = arg('json');
   if (out) fs.writeFileSync(out, JSON.stringify(rows, null, 1));

@@ -34,7 +34,13 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
-import { registerWebgpuKernels, unregisterWebgpuKernels, WEBGPU_KERNELS_ENV, WEBGPU_KERNEL_DEFAULTS, WebgpuKernelOptions } from '../lib/kernels/webgpu';
+import {
+  registerWebgpuKernels,
+  unregisterWebgpuKernels,
+  WEBGPU_KERNELS_ENV,
+  WEBGPU_KERNEL_DEFAULTS,
+  WebgpuKernelOptions,
+} from '../lib/kernels/webgpu';
 import { GEMM_DEFAULTS } from '../lib/kernels/webgpu/gemm';
 import { clearTuning, tuneGemms, TuneRow } from '../lib/kernels/webgpu/tune';
 import { convCosts } from '../lib/kernels/webgpu/conv2d';
@@ -55,12 +61,24 @@ import { trimGpuPool, trackPeakGpuUse } from '../lib/kernels/webgpu/pool';
  */
 type Mode = string;
 
-interface ParsedMode { ours: boolean; tm?: number; tn?: number; blocked?: boolean; prefetch?: boolean; vec4?: boolean; tuned?: boolean; winograd?: boolean }
+interface ParsedMode {
+  ours: boolean;
+  tm?: number;
+  tn?: number;
+  blocked?: boolean;
+  prefetch?: boolean;
+  vec4?: boolean;
+  tuned?: boolean;
+  winograd?: boolean;
+}
 
 function parseMode(m: string): ParsedMode {
   if (m === 'stock') return { ours: false };
   const [head, ...tokens] = m.split(':');
-  const bad = (): Error => new Error(`--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch][:vec4][:tuned][:winograd] (TM, TN in 4, 8, auto)`);
+  const bad = (): Error =>
+    new Error(
+      `--modes: "${m}" is not stock or ours[:TMxTN][:blocked][:prefetch][:vec4][:tuned][:winograd] (TM, TN in 4, 8, auto)`,
+    );
   if (head !== 'ours') throw bad();
   const r: ParsedMode = { ours: true };
   const v = (x: string): number => (x === 'auto' ? 0 : Number(x));
@@ -110,10 +128,31 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
-    what: ['steps', 'kernels'], modes: ['stock', 'ours'], batch: 256, width: 64,
-    steps: ['barlow-r18', 'dinotwins-r18', 'barlow-vit'], kernelBatch: 256,
-    kernelShapes: [[32, 64], [16, 128], [8, 256], [4, 512]], repeats: 5, perRepeat: 3, warmup: 2, iters: 10,
-    nLocal: 4, vitPreset: 'tiny4', proj: 2048, headOut: 4096, headHidden: 2048, kernelOpts: {}, profile: [], dawn: [], flags: [],
+    what: ['steps', 'kernels'],
+    modes: ['stock', 'ours'],
+    batch: 256,
+    width: 64,
+    steps: ['barlow-r18', 'dinotwins-r18', 'barlow-vit'],
+    kernelBatch: 256,
+    kernelShapes: [
+      [32, 64],
+      [16, 128],
+      [8, 256],
+      [4, 512],
+    ],
+    repeats: 5,
+    perRepeat: 3,
+    warmup: 2,
+    iters: 10,
+    nLocal: 4,
+    vitPreset: 'tiny4',
+    proj: 2048,
+    headOut: 4096,
+    headHidden: 2048,
+    kernelOpts: {},
+    profile: [],
+    dawn: [],
+    flags: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -129,19 +168,45 @@ function parseArgs(argv: string[]): Args {
       return n;
     };
     switch (k) {
-      case '--what': a.what = v().split(','); break;
-      case '--modes': a.modes = v().split(',') as Mode[]; break;
-      case '--batch': a.batch = int(); break;
-      case '--width': a.width = int(); break;
-      case '--steps': a.steps = v().split(','); break;
-      case '--kernel-batch': a.kernelBatch = int(); break;
-      case '--repeats': a.repeats = int(); break;
-      case '--per-repeat': a.perRepeat = int(); break;
-      case '--warmup': a.warmup = int(); break;
-      case '--iters': a.iters = int(); break;
-      case '--local': a.nLocal = int(); break;
-      case '--vit': a.vitPreset = v(); break;
-      case '--proj': a.proj = int(); break;
+      case '--what':
+        a.what = v().split(',');
+        break;
+      case '--modes':
+        a.modes = v().split(',') as Mode[];
+        break;
+      case '--batch':
+        a.batch = int();
+        break;
+      case '--width':
+        a.width = int();
+        break;
+      case '--steps':
+        a.steps = v().split(',');
+        break;
+      case '--kernel-batch':
+        a.kernelBatch = int();
+        break;
+      case '--repeats':
+        a.repeats = int();
+        break;
+      case '--per-repeat':
+        a.perRepeat = int();
+        break;
+      case '--warmup':
+        a.warmup = int();
+        break;
+      case '--iters':
+        a.iters = int();
+        break;
+      case '--local':
+        a.nLocal = int();
+        break;
+      case '--vit':
+        a.vitPreset = v();
+        break;
+      case '--proj':
+        a.proj = int();
+        break;
       case '--head': {
         const m = /^(\d+),(\d+)$/.exec(v());
         if (!m) throw new Error('--head takes OUT,HIDDEN (e.g. 4096,2048)');
@@ -151,13 +216,23 @@ function parseArgs(argv: string[]): Args {
       }
       case '--kernel-opts': {
         const j = JSON.parse(v()) as Record<string, unknown>;
-        for (const key of Object.keys(j)) if (!(key in WEBGPU_KERNEL_DEFAULTS)) throw new Error(`--kernel-opts: unknown option "${key}"; known: ${Object.keys(WEBGPU_KERNEL_DEFAULTS).join(', ')}`);
+        for (const key of Object.keys(j))
+          if (!(key in WEBGPU_KERNEL_DEFAULTS))
+            throw new Error(
+              `--kernel-opts: unknown option "${key}"; known: ${Object.keys(WEBGPU_KERNEL_DEFAULTS).join(', ')}`,
+            );
         a.kernelOpts = j as Partial<WebgpuKernelOptions>;
         break;
       }
-      case '--out': a.out = v(); break;
-      case '--profile': a.profile = v().split(',').filter(Boolean); break;
-      case '--dawn': a.dawn.push(v()); break;
+      case '--out':
+        a.out = v();
+        break;
+      case '--profile':
+        a.profile = v().split(',').filter(Boolean);
+        break;
+      case '--dawn':
+        a.dawn.push(v());
+        break;
       case '--flag': {
         const m = /^([A-Z0-9_]+)=(.+)$/.exec(v());
         if (!m) throw new Error('--flag takes NAME=VALUE');
@@ -165,13 +240,30 @@ function parseArgs(argv: string[]): Args {
         break;
       }
       case '--quick':
-        Object.assign(a, { batch: 2, width: 8, kernelBatch: 2, kernelShapes: [[8, 16], [4, 32]], repeats: 2, perRepeat: 1, warmup: 1, iters: 2, nLocal: 2, vitPreset: 'tiny4-seed' });
+        Object.assign(a, {
+          batch: 2,
+          width: 8,
+          kernelBatch: 2,
+          kernelShapes: [
+            [8, 16],
+            [4, 32],
+          ],
+          repeats: 2,
+          perRepeat: 1,
+          warmup: 1,
+          iters: 2,
+          nLocal: 2,
+          vitPreset: 'tiny4-seed',
+        });
         break;
-      default: throw new Error(`unknown option ${k}`);
+      default:
+        throw new Error(`unknown option ${k}`);
     }
   }
   for (const m of a.modes) parseMode(m);
-  for (const w of a.what) if (!['steps', 'kernels', 'profile', 'micro', 'dispatches', 'memory', 'clocks'].includes(w)) throw new Error(`--what: "${w}" is not steps, kernels, profile, micro, dispatches, memory or clocks`);
+  for (const w of a.what)
+    if (!['steps', 'kernels', 'profile', 'micro', 'dispatches', 'memory', 'clocks'].includes(w))
+      throw new Error(`--what: "${w}" is not steps, kernels, profile, micro, dispatches, memory or clocks`);
   if (process.env[WEBGPU_KERNELS_ENV] === 'stock') a.modes = a.modes.filter((m) => m === 'stock');
   return a;
 }
@@ -191,7 +283,11 @@ async function sync(t: tf.Tensor): Promise<number> {
 }
 
 function gpuBytes(): { used: number; allocated: number } {
-  const m = tf.memory() as unknown as { numBytesInGPU?: number; numBytesInGPUAllocated?: number; numBytesAllocatedInGPU?: number };
+  const m = tf.memory() as unknown as {
+    numBytesInGPU?: number;
+    numBytesInGPUAllocated?: number;
+    numBytesAllocatedInGPU?: number;
+  };
   return { used: m.numBytesInGPU ?? 0, allocated: m.numBytesAllocatedInGPU ?? m.numBytesInGPUAllocated ?? 0 };
 }
 
@@ -220,7 +316,14 @@ function saveReport(a: Args, report: Record<string, unknown>): void {
 }
 
 interface StepResult {
-  name: string; mode: Mode; batch: number; viewsPerStep: number; msPerStep: number; viewsPerSec: number; loss: number; repeats: number[];
+  name: string;
+  mode: Mode;
+  batch: number;
+  viewsPerStep: number;
+  msPerStep: number;
+  viewsPerSec: number;
+  loss: number;
+  repeats: number[];
   /** Bytes tfjs' buffer pool allocated for this step (model, optimizer state and the pool it grew), counted from a trimmed pool. */
   peakGpuBytes: number;
   /** Most bytes in use at once during the timed steps (what an allocator without exact-size pooling would need at least). */
@@ -248,9 +351,14 @@ function countBackendCalls(): void {
   type Fn = (...args: unknown[]) => unknown;
   const wrap = (o: Record<string, unknown>, name: string, key: keyof typeof calls): void => {
     const f = o[name] as Fn;
-    o[name] = function (this: unknown, ...args: unknown[]) { calls[key]++; return f.apply(this, args); };
+    o[name] = function (this: unknown, ...args: unknown[]) {
+      calls[key]++;
+      return f.apply(this, args);
+    };
   };
-  const be = tf.backend() as unknown as Record<string, unknown> & { device: Record<string, unknown> & { queue: Record<string, unknown> } };
+  const be = tf.backend() as unknown as Record<string, unknown> & {
+    device: Record<string, unknown> & { queue: Record<string, unknown> };
+  };
   wrap(be, 'runWebGPUProgram', 'dispatches');
   wrap(be.device, 'createBuffer', 'buffers');
   wrap(be.device.queue, 'submit', 'submits');
@@ -259,19 +367,32 @@ function countBackendCalls(): void {
 function stepConfig(name: string, a: Args): { method: Method; backbone: BackboneConfig; nLocal: number } {
   const r18: BackboneConfig = { kind: 'resnet', depth: 18, width: a.width };
   switch (name) {
-    case 'barlow-r18': return { method: 'barlow', backbone: r18, nLocal: 0 };
-    case 'dinotwins-r18': return { method: 'dino-twins', backbone: r18, nLocal: a.nLocal };
-    case 'barlow-vit': return { method: 'barlow', backbone: { kind: 'vit', preset: a.vitPreset }, nLocal: 0 };
-    default: throw new Error(`unknown step "${name}"; known: barlow-r18, dinotwins-r18, barlow-vit`);
+    case 'barlow-r18':
+      return { method: 'barlow', backbone: r18, nLocal: 0 };
+    case 'dinotwins-r18':
+      return { method: 'dino-twins', backbone: r18, nLocal: a.nLocal };
+    case 'barlow-vit':
+      return { method: 'barlow', backbone: { kind: 'vit', preset: a.vitPreset }, nLocal: 0 };
+    default:
+      throw new Error(`unknown step "${name}"; known: barlow-r18, dinotwins-r18, barlow-vit`);
   }
 }
 
-interface StepRunner { runOne: () => void; last: () => tf.Scalar | undefined; views: number; dispose: () => void }
+interface StepRunner {
+  runOne: () => void;
+  last: () => tf.Scalar | undefined;
+  views: number;
+  dispose: () => void;
+}
 
 function makeStep(name: string, a: Args): StepRunner {
   const sc = stepConfig(name, a);
   const cfg = resolveConfig({
-    method: sc.method, backbone: sc.backbone, batchSize: a.batch, epochs: 100, augment: { nLocal: sc.nLocal },
+    method: sc.method,
+    backbone: sc.backbone,
+    batchSize: a.batch,
+    epochs: 100,
+    augment: { nLocal: sc.nLocal },
     projector: { hidden: a.proj, out: a.proj, layers: 3 },
     dino: { head: { out: a.headOut, hidden: a.headHidden, bottleneck: Math.min(256, a.headHidden) } },
   });
@@ -279,8 +400,10 @@ function makeStep(name: string, a: Args): StepRunner {
   const opt = new Optimizer(cfg.optimizer);
   const trainStep = makeTrainStep(model, opt);
   const views: tf.Tensor4D[] = [];
-  for (let v = 0; v < 2; v++) views.push(tf.randomNormal([a.batch, cfg.augment.globalSize, cfg.augment.globalSize, 3], 0, 1, 'float32', 10 + v));
-  for (let v = 0; v < sc.nLocal; v++) views.push(tf.randomNormal([a.batch, cfg.augment.localSize!, cfg.augment.localSize!, 3], 0, 1, 'float32', 20 + v));
+  for (let v = 0; v < 2; v++)
+    views.push(tf.randomNormal([a.batch, cfg.augment.globalSize, cfg.augment.globalSize, 3], 0, 1, 'float32', 10 + v));
+  for (let v = 0; v < sc.nLocal; v++)
+    views.push(tf.randomNormal([a.batch, cfg.augment.localSize!, cfg.augment.localSize!, 3], 0, 1, 'float32', 20 + v));
   let step = 0;
   let last: tf.Scalar | undefined;
   const runOne = (): void => {
@@ -291,8 +414,15 @@ function makeStep(name: string, a: Args): StepRunner {
     last = out.loss;
   };
   return {
-    runOne, last: () => last, views: views.length,
-    dispose: () => { last?.dispose(); last = undefined; tf.dispose(views); model.dispose(); },
+    runOne,
+    last: () => last,
+    views: views.length,
+    dispose: () => {
+      last?.dispose();
+      last = undefined;
+      tf.dispose(views);
+      model.dispose();
+    },
   };
 }
 
@@ -303,7 +433,10 @@ function makeStep(name: string, a: Args): StepRunner {
  * the step after.
  */
 async function withStep<T>(
-  name: string, mode: Mode, a: Args, f: (st: StepRunner, base: number, built: number, live: { peak: () => number }) => Promise<T>,
+  name: string,
+  mode: Mode,
+  a: Args,
+  f: (st: StepRunner, base: number, built: number, live: { peak: () => number }) => Promise<T>,
 ): Promise<T> {
   setMode(mode);
   trimGpuPool();
@@ -323,7 +456,12 @@ async function withStep<T>(
  * One step's timing. `tuneProgress` gets the tuner's rows so far after each one (a `:tuned` mode
  * on a lent GPU can run into its phase's time limit while tuning; the report keeps what it measured).
  */
-async function benchStep(name: string, mode: Mode, a: Args, tuneProgress?: (rows: TuneRow[]) => void): Promise<StepResult> {
+async function benchStep(
+  name: string,
+  mode: Mode,
+  a: Args,
+  tuneProgress?: (rows: TuneRow[]) => void,
+): Promise<StepResult> {
   return withStep(name, mode, a, async (st, base, tw, live) => {
     let peak = 0;
     let tuning: StepResult['tuning'];
@@ -334,7 +472,9 @@ async function benchStep(name: string, mode: Mode, a: Args, tuneProgress?: (rows
         sofar.push(r);
         const ms = (label: string): string => (Number.isFinite(r.ms[label]) ? r.ms[label].toFixed(3) : '-');
         const base4 = r.key.startsWith('conv ') ? 'direct 4x4' : '4x4';
-        console.log(`    tuned ${r.key} (M ${r.M}, N ${r.N}, K ${r.K}): ${r.chosen} ${ms(r.chosen)} ms, ${base4} ${ms(base4)} ms`);
+        console.log(
+          `    tuned ${r.key} (M ${r.M}, N ${r.N}, K ${r.K}): ${r.chosen} ${ms(r.chosen)} ms, ${base4} ${ms(base4)} ms`,
+        );
         tuneProgress?.(sofar);
       };
       const rows = await tuneGemms(() => st.runOne(), { iters: a.iters, onRow });
@@ -358,13 +498,29 @@ async function benchStep(name: string, mode: Mode, a: Args, tuneProgress?: (rows
     }
     const nSteps = a.repeats * a.perRepeat;
     const perStep = (k: keyof typeof calls): number => (calls[k] - before[k]) / nSteps;
-    const counted = { dispatchesPerStep: perStep('dispatches'), submitsPerStep: perStep('submits'), buffersCreatedPerStep: perStep('buffers') };
+    const counted = {
+      dispatchesPerStep: perStep('dispatches'),
+      submitsPerStep: perStep('submits'),
+      buffersCreatedPerStep: perStep('buffers'),
+    };
     const loss = (await st.last()!.data())[0];
     const viewsPerStep = a.batch * st.views;
     const ms = median(per);
     return {
-      name, mode, batch: a.batch, viewsPerStep, msPerStep: ms, viewsPerSec: (viewsPerStep * 1000) / ms, peakGpuBytes: peak, peakLiveBytes: live.peak() - base, loss,
-      repeats: per, enqueueMsPerStep: median(enq), warmupSeconds, ...counted, tuning,
+      name,
+      mode,
+      batch: a.batch,
+      viewsPerStep,
+      msPerStep: ms,
+      viewsPerSec: (viewsPerStep * 1000) / ms,
+      peakGpuBytes: peak,
+      peakLiveBytes: live.peak() - base,
+      loss,
+      repeats: per,
+      enqueueMsPerStep: median(enq),
+      warmupSeconds,
+      ...counted,
+      tuning,
     };
   });
 }
@@ -385,10 +541,21 @@ function printTuning(rows: TuneRow[], seconds: number): void {
   const passes = rows.filter((r) => r.key.startsWith('conv '));
   const gemms = rows.filter((r) => !r.key.startsWith('conv '));
   console.log(`  tuned in ${seconds.toFixed(1)} s: ${gemms.length} conv GEMMs: ${summary(gemms, '4x4')}`);
-  if (passes.length) console.log(`    and ${passes.length} 3x3 stride-1 conv passes, direct GEMM or Winograd: ${summary(passes, 'direct 4x4')}`);
+  if (passes.length)
+    console.log(
+      `    and ${passes.length} 3x3 stride-1 conv passes, direct GEMM or Winograd: ${summary(passes, 'direct 4x4')}`,
+    );
 }
 
-interface MemoryResult { name: string; mode: Mode; batch: number; poolBytes: number; peakLiveBytes: number; persistentBytes: number; readBack: string }
+interface MemoryResult {
+  name: string;
+  mode: Mode;
+  batch: number;
+  poolBytes: number;
+  peakLiveBytes: number;
+  persistentBytes: number;
+  readBack: string;
+}
 
 /**
  * GPU memory of a step, without timing: from a trimmed pool, builds the model, runs warm-up + 2
@@ -408,8 +575,13 @@ async function benchMemory(name: string, mode: Mode, a: Args): Promise<MemoryRes
       readBack = `failed (${e instanceof Error ? e.name || e.message : String(e)})`;
     }
     return {
-      name, mode, batch: a.batch, poolBytes: gpuBytes().allocated - base, peakLiveBytes: live.peak() - base,
-      persistentBytes: gpuBytes().used - base, readBack,
+      name,
+      mode,
+      batch: a.batch,
+      poolBytes: gpuBytes().allocated - base,
+      peakLiveBytes: live.peak() - base,
+      persistentBytes: gpuBytes().used - base,
+      readBack,
     };
   });
 }
@@ -419,7 +591,11 @@ async function benchMemory(name: string, mode: Mode, a: Args): Promise<MemoryRes
  * `binary`, `matMulPacked`, ...), after warm-up. Works on any adapter, Dawn's null device included:
  * it is how the dispatch count of a step was brought down (RESULTS-GPU.md, "Work issued per step").
  */
-async function dispatchBreakdown(name: string, mode: Mode, a: Args): Promise<{ name: string; mode: Mode; total: number; rows: Array<{ program: string; count: number }> }> {
+async function dispatchBreakdown(
+  name: string,
+  mode: Mode,
+  a: Args,
+): Promise<{ name: string; mode: Mode; total: number; rows: Array<{ program: string; count: number }> }> {
   setMode(mode);
   const st = makeStep(name, a);
   const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...r: unknown[]) => unknown };
@@ -443,7 +619,13 @@ async function dispatchBreakdown(name: string, mode: Mode, a: Args): Promise<{ n
   return { name, mode, total: rows.reduce((t, r) => t + r.count, 0), rows };
 }
 
-interface ProfileRow { kernel: string; calls: number; gpuMs: number; share: number; example: string }
+interface ProfileRow {
+  kernel: string;
+  calls: number;
+  gpuMs: number;
+  share: number;
+  example: string;
+}
 
 /**
  * One step under `tf.profile`: GPU time per tfjs kernel from the backend's timestamp queries
@@ -457,7 +639,9 @@ async function profileStep(name: string, mode: Mode, a: Args): Promise<Record<st
     for (let i = 0; i < Math.max(1, a.warmup); i++) st.runOne();
     await sync(st.last()!);
     const t0 = performance.now();
-    const info = await tf.profile(() => { st.runOne(); });
+    const info = await tf.profile(() => {
+      st.runOne();
+    });
     await sync(st.last()!);
     const wallMs = performance.now() - t0;
     const by = new Map<string, ProfileRow>();
@@ -474,16 +658,39 @@ async function profileStep(name: string, mode: Mode, a: Args): Promise<Record<st
     const rows = [...by.values()].sort((x, y) => y.gpuMs - x.gpuMs);
     for (const r of rows) r.share = total > 0 ? r.gpuMs / total : 0;
     const top = info.kernels
-      .map((k, i) => ({ i, kernel: k.name, ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0, shapes: `${JSON.stringify(k.inputShapes)} -> ${JSON.stringify(k.outputShapes)}` }))
+      .map((k, i) => ({
+        i,
+        kernel: k.name,
+        ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0,
+        shapes: `${JSON.stringify(k.inputShapes)} -> ${JSON.stringify(k.outputShapes)}`,
+      }))
       .sort((x, y) => y.ms - x.ms)
       .slice(0, 40);
-    return { name, mode, batch: a.batch, kernels: info.kernels.length, gpuMsTotal: total, profiledWallMs: wallMs, rows, top };
+    return {
+      name,
+      mode,
+      batch: a.batch,
+      kernels: info.kernels.length,
+      gpuMsTotal: total,
+      profiledWallMs: wallMs,
+      rows,
+      top,
+    };
   } finally {
     st.dispose();
   }
 }
 
-interface KernelResult { op: string; shape: string; mode: Mode; ms: number; tflops?: number; gbps?: number; flops: number; bytes: number }
+interface KernelResult {
+  op: string;
+  shape: string;
+  mode: Mode;
+  ms: number;
+  tflops?: number;
+  gbps?: number;
+  flops: number;
+  bytes: number;
+}
 
 async function timeOp(f: () => tf.Tensor, a: Args): Promise<number> {
   let out = f();
@@ -503,7 +710,14 @@ async function timeOp(f: () => tf.Tensor, a: Args): Promise<number> {
   return median(per);
 }
 
-interface ClockResult { op: string; shape: string; mode: Mode; backToBackMs: number; afterIdleGpuMs: number[]; afterBurstGpuMs: number[] }
+interface ClockResult {
+  op: string;
+  shape: string;
+  mode: Mode;
+  backToBackMs: number;
+  afterIdleGpuMs: number[];
+  afterBurstGpuMs: number[];
+}
 
 /**
  * Does a kernel run slower on a GPU that was idle just before? The per-kernel profile of a step
@@ -520,7 +734,9 @@ async function benchClocks(mode: Mode, a: Args): Promise<ClockResult[]> {
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
   const gpuMsOf = async (f: () => tf.Tensor): Promise<number> => {
     let y: tf.Tensor | undefined;
-    const info = await tf.profile(() => { y = f(); });
+    const info = await tf.profile(() => {
+      y = f();
+    });
     await sync(y!);
     y!.dispose();
     const ms = info.kernels.map((k) => (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : NaN));
@@ -531,10 +747,21 @@ async function benchClocks(mode: Mode, a: Args): Promise<ClockResult[]> {
     const w = tf.randomNormal([3, 3, C, C], 0, 0.05, 'float32', 2) as tf.Tensor4D;
     const x = tf.randomNormal([B, S, S, C], 0, 1, 'float32', 1) as tf.Tensor4D;
     const dy = tf.randomNormal([B, S, S, C], 0, 1, 'float32', 3) as tf.Tensor4D;
-    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+    const attrs = {
+      strides: 1,
+      pad: 'same',
+      dataFormat: 'NHWC',
+      dimRoundingMode: undefined,
+    } as unknown as tf.NamedAttrMap;
     const ops: Array<[string, () => tf.Tensor]> = [
       ['conv3x3 forward', () => tf.conv2d(x, w, 1, 'same')],
-      ['conv3x3 input grad', () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: [B, S, S, C] }) as tf.Tensor],
+      [
+        'conv3x3 input grad',
+        () =>
+          tf
+            .engine()
+            .runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: [B, S, S, C] }) as tf.Tensor,
+      ],
     ];
     for (const [op, f] of ops) {
       const backToBackMs = await timeOp(f, a);
@@ -547,7 +774,9 @@ async function benchClocks(mode: Mode, a: Args): Promise<ClockResult[]> {
         busy.push(await gpuMsOf(f));
       }
       out.push({ op, shape, mode, backToBackMs, afterIdleGpuMs: idle, afterBurstGpuMs: busy });
-      console.log(`  ${mode.padEnd(10)} ${op.padEnd(20)} ${shape.padEnd(14)} back to back ${backToBackMs.toFixed(3)} ms/call; GPU time of one call after 200 ms idle ${median(idle).toFixed(3)} ms, behind a burst ${median(busy).toFixed(3)} ms (medians of ${a.repeats})`);
+      console.log(
+        `  ${mode.padEnd(10)} ${op.padEnd(20)} ${shape.padEnd(14)} back to back ${backToBackMs.toFixed(3)} ms/call; GPU time of one call after 200 ms idle ${median(idle).toFixed(3)} ms, behind a burst ${median(busy).toFixed(3)} ms (medians of ${a.repeats})`,
+      );
     }
     tf.dispose([w, x, dy]);
   }
@@ -588,7 +817,9 @@ async function benchMicro(): Promise<Array<{ elements: number; issueMsPerOp: num
     tf.dispose([x0, one]);
     const row = { elements: n, issueMsPerOp: median(issue), totalMsPerOp: median(total) };
     rows.push(row);
-    console.log(`micro: add chain on ${n} floats: issue ${row.issueMsPerOp.toFixed(4)} ms/op, total ${row.totalMsPerOp.toFixed(4)} ms/op`);
+    console.log(
+      `micro: add chain on ${n} floats: issue ${row.issueMsPerOp.toFixed(4)} ms/op, total ${row.totalMsPerOp.toFixed(4)} ms/op`,
+    );
   }
   return rows;
 }
@@ -606,7 +837,9 @@ async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
     const ms = await timeOp(() => addChain(x0, one, n), a);
     tf.dispose([x0, one]);
     res.push({ op: 'small add (per op)', shape: '4096', mode, ms: ms / n, flops: 4096, bytes: 3 * 4 * 4096 });
-    console.log(`  ${mode.padEnd(10)} ${'small add (per op)'.padEnd(22)} ${'4096'.padEnd(14)} ${(ms / n).toFixed(4).padStart(9)} ms  (chain of ${n})`);
+    console.log(
+      `  ${mode.padEnd(10)} ${'small add (per op)'.padEnd(22)} ${'4096'.padEnd(14)} ${(ms / n).toFixed(4).padStart(9)} ms  (chain of ${n})`,
+    );
   }
   const B = a.kernelBatch;
   for (const [S, C] of a.kernelShapes) {
@@ -616,24 +849,71 @@ async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
     const dy = tf.randomNormal([B, S, S, C], 0, 1, 'float32', 3) as tf.Tensor4D;
     const info = tf.backend_util.computeConv2DInfo([B, S, S, C], [3, 3, C, C], 1, 1, 'same');
     const cost = convCosts(info);
-    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+    const attrs = {
+      strides: 1,
+      pad: 'same',
+      dataFormat: 'NHWC',
+      dimRoundingMode: undefined,
+    } as unknown as tf.NamedAttrMap;
     const disposeAfter: tf.Tensor[] = [];
     const ops: Array<[string, () => tf.Tensor, { flops: number; bytes: number }]> = [
       ['conv3x3 forward', () => tf.conv2d(x, w, 1, 'same'), cost.forward],
-      ['conv3x3 input grad', () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: [B, S, S, C] }) as tf.Tensor, cost.inputGrad],
-      ['conv3x3 filter grad', () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: [3, 3, C, C] }) as tf.Tensor, cost.filterGrad],
-      ['BN moments', () => tf.tidy(() => { const m = tf.moments(x, [0, 1, 2]); return tf.add(m.mean, m.variance); }), { flops: 3 * B * S * S * C, bytes: 3 * reduceRowsCost(B * S * S, C).bytes + 4 * B * S * S * C }],
-      ['BN moments+normalise', () => tf.tidy(() => { const m = tf.moments(x, [0, 1, 2]); return tf.mul(tf.sub(x, m.mean), tf.rsqrt(tf.add(m.variance, 1e-5))); }), { flops: 6 * B * S * S * C, bytes: 4 * 6 * B * S * S * C }],
+      [
+        'conv3x3 input grad',
+        () =>
+          tf
+            .engine()
+            .runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: [B, S, S, C] }) as tf.Tensor,
+        cost.inputGrad,
+      ],
+      [
+        'conv3x3 filter grad',
+        () =>
+          tf
+            .engine()
+            .runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: [3, 3, C, C] }) as tf.Tensor,
+        cost.filterGrad,
+      ],
+      [
+        'BN moments',
+        () =>
+          tf.tidy(() => {
+            const m = tf.moments(x, [0, 1, 2]);
+            return tf.add(m.mean, m.variance);
+          }),
+        { flops: 3 * B * S * S * C, bytes: 3 * reduceRowsCost(B * S * S, C).bytes + 4 * B * S * S * C },
+      ],
+      [
+        'BN moments+normalise',
+        () =>
+          tf.tidy(() => {
+            const m = tf.moments(x, [0, 1, 2]);
+            return tf.mul(tf.sub(x, m.mean), tf.rsqrt(tf.add(m.variance, 1e-5)));
+          }),
+        { flops: 6 * B * S * S * C, bytes: 4 * 6 * B * S * S * C },
+      ],
     ];
     if (S <= 16 && C % 2 === 0) {
       // The ResNet down-sampling conv into this stage: [B, 2S, 2S, C/2] -> [B, S, S, C], 3x3, stride 2, pad 1
       // (ours: one GEMM per stride phase).
       const inShape: [number, number, number, number] = [B, 2 * S, 2 * S, C / 2];
-      const pad: tf.backend_util.ExplicitPadding = [[0, 0], [1, 1], [1, 1], [0, 0]];
+      const pad: tf.backend_util.ExplicitPadding = [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+        [0, 0],
+      ];
       const w2 = tf.randomNormal([3, 3, C / 2, C], 0, 0.05, 'float32', 4) as tf.Tensor4D;
       const cost2 = convCosts(tf.backend_util.computeConv2DInfo(inShape, [3, 3, C / 2, C], 2, 1, pad));
       const attrs2 = { strides: 2, pad, dataFormat: 'NHWC', dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
-      ops.push(['conv3x3/2 input grad', () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w2 }, { ...attrs2, inputShape: inShape }) as tf.Tensor, cost2.inputGrad]);
+      ops.push([
+        'conv3x3/2 input grad',
+        () =>
+          tf
+            .engine()
+            .runKernel('Conv2DBackpropInput', { dy, filter: w2 }, { ...attrs2, inputShape: inShape }) as tf.Tensor,
+        cost2.inputGrad,
+      ]);
       disposeAfter.push(w2);
     }
     // Training batch norm + ReLU, forward and backward (ours: the fused kernels; stock: composed ops).
@@ -641,11 +921,26 @@ async function benchKernels(mode: Mode, a: Args): Promise<KernelResult[]> {
     const beta = tf.zeros([C]);
     disposeAfter.push(gamma, beta);
     const bnGrad = tf.grads((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.mul(batchNormTrain(xi, g, b, true), dy));
-    ops.push(['BN+ReLU train fwd+bwd', () => tf.tidy(() => tf.addN(bnGrad([x, gamma, beta]).map((t) => tf.sum(t)))), { flops: 20 * B * S * S * C, bytes: 4 * 8 * B * S * S * C }]);
+    ops.push([
+      'BN+ReLU train fwd+bwd',
+      () => tf.tidy(() => tf.addN(bnGrad([x, gamma, beta]).map((t) => tf.sum(t)))),
+      { flops: 20 * B * S * S * C, bytes: 4 * 8 * B * S * S * C },
+    ]);
     for (const [op, f, c] of ops) {
       const ms = await timeOp(f, a);
-      res.push({ op, shape, mode, ms, flops: c.flops, bytes: c.bytes, tflops: c.flops / (ms * 1e9), gbps: c.bytes / (ms * 1e6) });
-      console.log(`  ${mode.padEnd(10)} ${op.padEnd(22)} ${shape.padEnd(14)} ${ms.toFixed(3).padStart(9)} ms  ${(c.flops / (ms * 1e9)).toFixed(2).padStart(7)} TFLOP/s  ${(c.bytes / (ms * 1e6)).toFixed(1).padStart(8)} GB/s`);
+      res.push({
+        op,
+        shape,
+        mode,
+        ms,
+        flops: c.flops,
+        bytes: c.bytes,
+        tflops: c.flops / (ms * 1e9),
+        gbps: c.bytes / (ms * 1e6),
+      });
+      console.log(
+        `  ${mode.padEnd(10)} ${op.padEnd(22)} ${shape.padEnd(14)} ${ms.toFixed(3).padStart(9)} ms  ${(c.flops / (ms * 1e9)).toFixed(2).padStart(7)} TFLOP/s  ${(c.bytes / (ms * 1e6)).toFixed(1).padStart(8)} GB/s`,
+      );
     }
     tf.dispose([x, w, dy, ...disposeAfter]);
   }
@@ -662,10 +957,22 @@ async function main(): Promise<void> {
   countBackendCalls();
   kernelOpts = a.kernelOpts;
   const errors: string[] = [];
-  const device = (tf.backend() as unknown as { device?: { addEventListener?: (n: string, f: (e: { error?: { message?: string } }) => void) => void } }).device;
+  const device = (
+    tf.backend() as unknown as {
+      device?: { addEventListener?: (n: string, f: (e: { error?: { message?: string } }) => void) => void };
+    }
+  ).device;
   device?.addEventListener?.('uncapturederror', (e) => errors.push(e.error?.message ?? 'unknown GPU error'));
   console.log(`adapter: ${avail.adapter}`);
-  const report: Record<string, unknown> = { adapter: avail.adapter, node: process.version, date: new Date().toISOString(), args: a, steps: [], kernels: [], profiles: [] };
+  const report: Record<string, unknown> = {
+    adapter: avail.adapter,
+    node: process.version,
+    date: new Date().toISOString(),
+    args: a,
+    steps: [],
+    kernels: [],
+    profiles: [],
+  };
   if (a.what.includes('kernels')) {
     console.log('kernels (median ms per call):');
     for (const mode of a.modes) {
@@ -693,7 +1000,9 @@ async function main(): Promise<void> {
         }
         (report.steps as StepResult[]).push(r);
         saveReport(a, report);
-        console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${r.batch}: ${r.msPerStep.toFixed(1)} ms/step (issue ${r.enqueueMsPerStep.toFixed(1)} ms), ${r.viewsPerSec.toFixed(1)} views/s, peak GPU ${(r.peakGpuBytes / 2 ** 20).toFixed(0)} MiB (in use at once ${(r.peakLiveBytes / 2 ** 20).toFixed(0)}), loss ${r.loss.toFixed(4)}, warm-up ${r.warmupSeconds.toFixed(1)} s; per step ${r.dispatchesPerStep.toFixed(0)} dispatches, ${r.submitsPerStep.toFixed(0)} submits, ${r.buffersCreatedPerStep.toFixed(1)} buffers created`);
+        console.log(
+          `  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${r.batch}: ${r.msPerStep.toFixed(1)} ms/step (issue ${r.enqueueMsPerStep.toFixed(1)} ms), ${r.viewsPerSec.toFixed(1)} views/s, peak GPU ${(r.peakGpuBytes / 2 ** 20).toFixed(0)} MiB (in use at once ${(r.peakLiveBytes / 2 ** 20).toFixed(0)}), loss ${r.loss.toFixed(4)}, warm-up ${r.warmupSeconds.toFixed(1)} s; per step ${r.dispatchesPerStep.toFixed(0)} dispatches, ${r.submitsPerStep.toFixed(0)} submits, ${r.buffersCreatedPerStep.toFixed(1)} buffers created`,
+        );
         if (!Number.isFinite(r.loss)) console.log('  WARNING: loss is not finite (GPU out of memory? see gpuErrors)');
       }
     }
@@ -716,7 +1025,9 @@ async function main(): Promise<void> {
           const m = await benchMemory(name, mode, a);
           out.push(m);
           const mib = (b: number): string => (b / 2 ** 20).toFixed(0).padStart(7);
-          console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${m.batch}: pool ${mib(m.poolBytes)}, in use at once ${mib(m.peakLiveBytes)}, kept between steps ${mib(m.persistentBytes)}; read-back ${m.readBack}`);
+          console.log(
+            `  ${mode.padEnd(10)} ${name.padEnd(14)} batch ${m.batch}: pool ${mib(m.poolBytes)}, in use at once ${mib(m.peakLiveBytes)}, kept between steps ${mib(m.persistentBytes)}; read-back ${m.readBack}`,
+          );
         } catch (e) {
           const msg = e instanceof Error ? e.message || String(e.stack) : String(e);
           console.log(`  ${mode.padEnd(10)} ${name.padEnd(14)} FAILED: ${msg}`);
@@ -751,13 +1062,19 @@ async function main(): Promise<void> {
           const p = await profileStep(name, mode, a);
           (report.profiles as unknown[]).push(p);
           saveReport(a, report);
-          console.log(`profile ${mode} ${name}: ${p.kernels} kernels, GPU ${(p.gpuMsTotal as number).toFixed(1)} ms summed, profiled wall ${(p.profiledWallMs as number).toFixed(1)} ms`);
+          console.log(
+            `profile ${mode} ${name}: ${p.kernels} kernels, GPU ${(p.gpuMsTotal as number).toFixed(1)} ms summed, profiled wall ${(p.profiledWallMs as number).toFixed(1)} ms`,
+          );
           for (const r of (p.rows as ProfileRow[]).slice(0, 25)) {
-            console.log(`  ${r.kernel.padEnd(24)} ${String(r.calls).padStart(5)} calls ${r.gpuMs.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)} %  e.g. ${r.example.slice(0, 90)}`);
+            console.log(
+              `  ${r.kernel.padEnd(24)} ${String(r.calls).padStart(5)} calls ${r.gpuMs.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)} %  e.g. ${r.example.slice(0, 90)}`,
+            );
           }
           console.log('  slowest single kernels:');
           for (const r of (p.top as Array<{ i: number; kernel: string; ms: number; shapes: string }>).slice(0, 15)) {
-            console.log(`    #${String(r.i).padStart(5)} ${r.kernel.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ms  ${r.shapes.slice(0, 100)}`);
+            console.log(
+              `    #${String(r.i).padStart(5)} ${r.kernel.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ms  ${r.shapes.slice(0, 100)}`,
+            );
           }
         } catch (e) {
           const msg = e instanceof Error ? e.message || String(e.stack) : String(e);

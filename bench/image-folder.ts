@@ -20,7 +20,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { IMAGE_FOLDER_DEFAULTS, decodeFiles, decoderVersions, loadImageFolder, loadSharp, scanImageFolder } from '../lib/data/index';
+import {
+  IMAGE_FOLDER_DEFAULTS,
+  decodeFiles,
+  decoderVersions,
+  loadImageFolder,
+  loadSharp,
+  scanImageFolder,
+} from '../lib/data/index';
 import { encodePng } from '../lib/viz/png';
 import { Rng } from '../lib/util/rng';
 
@@ -60,15 +67,23 @@ async function generate(dir: string, n: number, kind: 'jpeg' | 'png'): Promise<v
   for (let c = 0; c < CLASSES; c++) fs.mkdirSync(path.join(dir, `class-${c}`), { recursive: true });
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const file = path.join(dir, `class-${i % CLASSES}`, `${String(i).padStart(6, '0')}.${kind === 'jpeg' ? 'jpg' : 'png'}`);
+    const file = path.join(
+      dir,
+      `class-${i % CLASSES}`,
+      `${String(i).padStart(6, '0')}.${kind === 'jpeg' ? 'jpg' : 'png'}`,
+    );
     if (kind === 'jpeg') {
-      await sharp(Buffer.from(photoLike(256, 256, rng)), { raw: { width: 256, height: 256, channels: 3 } }).jpeg({ quality: 90 }).toFile(file);
+      await sharp(Buffer.from(photoLike(256, 256, rng)), { raw: { width: 256, height: 256, channels: 3 } })
+        .jpeg({ quality: 90 })
+        .toFile(file);
     } else {
       fs.writeFileSync(file, encodePng(photoLike(32, 32, rng), 32, 32, 3));
     }
   }
   fs.writeFileSync(marker, `${kind} ${n}`);
-  console.log(`generated ${n} ${kind === 'jpeg' ? '256x256 JPEGs' : '32x32 PNGs'} in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  console.log(
+    `generated ${n} ${kind === 'jpeg' ? '256x256 JPEGs' : '32x32 PNGs'} in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
 }
 
 async function measure(set: string, dir: string, size: number, concurrency: number, rows: Row[]): Promise<void> {
@@ -79,7 +94,9 @@ async function measure(set: string, dir: string, size: number, concurrency: numb
     const seconds = (performance.now() - t0) / 1000;
     const r: Row = { set, images: n, what, seconds, imagesPerSecond: n / seconds, load: [l0, os.loadavg()[0]] };
     rows.push(r);
-    console.log(`${set.padEnd(14)} ${what.padEnd(16)} ${String(n).padStart(7)} images ${seconds.toFixed(2).padStart(8)} s ${r.imagesPerSecond.toFixed(0).padStart(8)} img/s   load ${r.load.map((x) => x.toFixed(1)).join(' -> ')}`);
+    console.log(
+      `${set.padEnd(14)} ${what.padEnd(16)} ${String(n).padStart(7)} images ${seconds.toFixed(2).padStart(8)} s ${r.imagesPerSecond.toFixed(0).padStart(8)} img/s   load ${r.load.map((x) => x.toFixed(1)).join(' -> ')}`,
+    );
   };
   const scan = scanImageFolder(dir, { labels: 'auto' });
   const tasks = scan.files.map((f, row) => ({ file: path.join(dir, f.path), row }));
@@ -117,11 +134,18 @@ async function main(): Promise<void> {
     if (!Number.isInteger(x) || x < 0) throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
     return x;
   };
-  const [jpegs, pngs, size, concurrency] = [int(values.jpegs, 'jpegs'), int(values.pngs, 'pngs'), int(values.size, 'size'), int(values.concurrency, 'concurrency')];
+  const [jpegs, pngs, size, concurrency] = [
+    int(values.jpegs, 'jpegs'),
+    int(values.pngs, 'pngs'),
+    int(values.size, 'size'),
+    int(values.concurrency, 'concurrency'),
+  ];
   const root = values.dir ? path.resolve(values.dir) : fs.mkdtempSync(path.join(os.tmpdir(), 'dt-bench-images-'));
   const versions = await decoderVersions();
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  console.log(`image-folder bench: ${cpu}, ${os.availableParallelism()} cores, sharp ${versions.sharp} / libvips ${versions.libvips}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, concurrency ${concurrency}, store size ${size}`);
+  console.log(
+    `image-folder bench: ${cpu}, ${os.availableParallelism()} cores, sharp ${versions.sharp} / libvips ${versions.libvips}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, concurrency ${concurrency}, store size ${size}`,
+  );
   const rows: Row[] = [];
   try {
     if (jpegs > 0) {
@@ -137,10 +161,14 @@ async function main(): Promise<void> {
   } finally {
     if (!values.dir) fs.rmSync(root, { recursive: true, force: true });
   }
-  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ cpu, cores: os.availableParallelism(), ...versions, concurrency, size, rows }, null, 1) + '\n');
+  if (values.json)
+    fs.writeFileSync(
+      values.json,
+      JSON.stringify({ cpu, cores: os.availableParallelism(), ...versions, concurrency, size, rows }, null, 1) + '\n',
+    );
 }
 
 main().catch((e: unknown) => {
-  console.error(`bench/image-folder: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+  console.error(`bench/image-folder: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   process.exit(1);
 });

@@ -25,9 +25,32 @@ interface Row {
 }
 
 function step(model: string, batch: number, threads: number, steps: number): { wallMs: number; cpuMs: number } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'cpu.ts'), '--child', '--backend', `native-t${threads}`, '--model', model,
-    '--batch', String(batch), '--steps', String(steps), '--warmup', '1', '--max-seconds', '120'], { encoding: 'utf8' });
-  const line = r.stdout.split('\n').reverse().find((l) => l.startsWith('{'));
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(__dirname, 'cpu.ts'),
+      '--child',
+      '--backend',
+      `native-t${threads}`,
+      '--model',
+      model,
+      '--batch',
+      String(batch),
+      '--steps',
+      String(steps),
+      '--warmup',
+      '1',
+      '--max-seconds',
+      '120',
+    ],
+    { encoding: 'utf8' },
+  );
+  const line = r.stdout
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
   if (r.status !== 0 || !line) throw new Error(`bench child failed: ${r.stderr.slice(-400)}`);
   const row = JSON.parse(line) as { wallMs: number; cpuMs: number };
   return { wallMs: row.wallMs, cpuMs: row.cpuMs };
@@ -36,7 +59,9 @@ function step(model: string, batch: number, threads: number, steps: number): { w
 async function main(): Promise<void> {
   const model = arg('model', 'r18w16');
   const batch = Number(arg('batch', '128'));
-  const threads = arg('threads', `1,${Math.min(8, os.cpus().length)}`).split(',').map(Number);
+  const threads = arg('threads', `1,${Math.min(8, os.cpus().length)}`)
+    .split(',')
+    .map(Number);
   const loads = arg('loads', '0,1,3').split(',').map(Number);
   const steps = Number(arg('steps', '4'));
   const rounds = Number(arg('rounds', '2'));
@@ -44,7 +69,9 @@ async function main(): Promise<void> {
   for (const load of loads) {
     // Each in its own session (detached: setsid), as another user's or terminal's work is: with the
     // kernel's autogroups, CPU is shared between sessions first.
-    const hogs: ChildProcess[] = Array.from({ length: load }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore', detached: true }));
+    const hogs: ChildProcess[] = Array.from({ length: load }, () =>
+      spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore', detached: true }),
+    );
     try {
       await new Promise((r) => setTimeout(r, load > 0 ? 3000 : 0));
       for (let k = 0; k < rounds; k++) {
@@ -59,13 +86,17 @@ async function main(): Promise<void> {
       for (const h of hogs) h.kill('SIGKILL');
     }
   }
-  console.log(`| busy processes beside it | threads | ms/step (wall), each round | best | cpu ms/step | 1-min load at the end |`);
+  console.log(
+    `| busy processes beside it | threads | ms/step (wall), each round | best | cpu ms/step | 1-min load at the end |`,
+  );
   console.log('|---|---|---|---|---|---|');
   for (const load of loads) {
     for (const t of threads) {
       const rs = rows.filter((r) => r.load === load && r.threads === t);
       const best = Math.min(...rs.map((r) => r.wallMs));
-      console.log(`| ${load} | ${t} | ${rs.map((r) => r.wallMs.toFixed(0)).join(' / ')} | ${best.toFixed(0)} | ${rs.map((r) => r.cpuMs.toFixed(0)).join(' / ')} | ${rs[rs.length - 1].loadavg.toFixed(2)} |`);
+      console.log(
+        `| ${load} | ${t} | ${rs.map((r) => r.wallMs.toFixed(0)).join(' / ')} | ${best.toFixed(0)} | ${rs.map((r) => r.cpuMs.toFixed(0)).join(' / ')} | ${rs[rs.length - 1].loadavg.toFixed(2)} |`,
+      );
     }
   }
 }

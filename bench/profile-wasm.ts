@@ -41,7 +41,12 @@ async function main(): Promise<void> {
         } finally {
           depth--;
           const c = process.cpuUsage(c0);
-          const key = byShape ? `${k.kernelName} ${Object.values(a.inputs).filter((t) => t !== undefined).map((t) => `[${(t as tf.TensorInfo).shape}]`).join(' ')}` : k.kernelName;
+          const key = byShape
+            ? `${k.kernelName} ${Object.values(a.inputs)
+                .filter((t) => t !== undefined)
+                .map((t) => `[${(t as tf.TensorInfo).shape}]`)
+                .join(' ')}`
+            : k.kernelName;
           const s = stats.get(key) ?? { ms: 0, calls: 0 };
           s.ms += (c.user + c.system) / 1000;
           s.calls++;
@@ -64,9 +69,14 @@ async function main(): Promise<void> {
   let inKernels = 0;
   for (const [name, s] of rows) {
     inKernels += s.ms / steps;
-    if (s.ms / steps >= 0.5) console.log(`${name.padEnd(60)} ${(s.ms / steps).toFixed(1).padStart(8)} ms  ${String(s.calls / steps).padStart(6)} calls`);
+    if (s.ms / steps >= 0.5)
+      console.log(
+        `${name.padEnd(60)} ${(s.ms / steps).toFixed(1).padStart(8)} ms  ${String(s.calls / steps).padStart(6)} calls`,
+      );
   }
-  console.log(`in kernels ${inKernels.toFixed(0)} ms, step total cpu ${total.toFixed(0)} ms, wall ${((performance.now() - w0) / steps).toFixed(0)} ms`);
+  console.log(
+    `in kernels ${inKernels.toFixed(0)} ms, step total cpu ${total.toFixed(0)} ms, wall ${((performance.now() - w0) / steps).toFixed(0)} ms`,
+  );
   b.dispose();
   process.exit(0);
 }

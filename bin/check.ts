@@ -37,8 +37,11 @@ async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   await selectBackend();
   const d = await loadCifar10(opts);
-  console.log(`source: ${d.source.kind}${d.source.via ? ` (from ${d.source.via === 'option' ? '--path' : `$${d.source.via}`})` : ''}: ${d.source.location}`);
-  if (d.source.folder !== d.source.location) console.log(`read from: ${d.source.folder}${d.source.extracted ? ' (unpacked by this run)' : ''}`);
+  console.log(
+    `source: ${d.source.kind}${d.source.via ? ` (from ${d.source.via === 'option' ? '--path' : `$${d.source.via}`})` : ''}: ${d.source.location}`,
+  );
+  if (d.source.folder !== d.source.location)
+    console.log(`read from: ${d.source.folder}${d.source.extracted ? ' (unpacked by this run)' : ''}`);
   console.log(`verified: ${d.source.verification}`);
   console.log(`load time: ${d.seconds.toFixed(2)} s`);
   const rows = [
@@ -52,7 +55,10 @@ async function main(): Promise<void> {
   ];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   for (const r of rows) console.log(r.map((v, c) => (c < 1 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  '));
-  for (const [name, s] of [['train', d.train], ['test', d.test]] as const) {
+  for (const [name, s] of [
+    ['train', d.train],
+    ['test', d.test],
+  ] as const) {
     const st = channelStats(s);
     console.log(`${name} R/G/B mean ${fmt(st.mean)}  std ${fmt(st.std)}`);
   }

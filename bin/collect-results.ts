@@ -27,14 +27,16 @@ import { CIFAR10_SOURCE, SourceIdentity } from '../lib/data/dataIdentity';
 
 const { values } = parseArgs({ options: { budget: { type: 'string' } }, strict: true });
 const name = values.budget ?? 'cpu';
-if (!(BUDGETS_NAMES as readonly string[]).includes(name)) throw new Error(`--budget "${name}" is not one of ${BUDGETS_NAMES.join(', ')}`);
+if (!(BUDGETS_NAMES as readonly string[]).includes(name))
+  throw new Error(`--budget "${name}" is not one of ${BUDGETS_NAMES.join(', ')}`);
 const budget = BUDGETS[name as BudgetName];
 const out = path.join(repoRoot(), 'results', budget.name);
 const root = runsDir(budget);
 const recs = listRunRecords(root).filter((r) => r.record.status === 'done' && isMainRunFile(r.file, root));
 if (recs.length === 0) throw new Error(`no finished runs in ${runsDir(budget)}`);
 fs.mkdirSync(path.join(out, 'runs'), { recursive: true });
-for (const { file, record } of recs) writeFileAtomic(path.join(out, 'runs', `${record.id}.json`), fs.readFileSync(file));
+for (const { file, record } of recs)
+  writeFileAtomic(path.join(out, 'runs', `${record.id}.json`), fs.readFileSync(file));
 const rows = resultRows(recs.map((r) => r.record));
 const groups = seedGroups(recs.map((r) => r.record));
 const linear = compareSeedGroups(groups, { metric: 'linearTest' });
@@ -69,7 +71,12 @@ const lines = [
   '',
   '| method | backbone | epochs | kNN val % | kNN test % | linear val % | linear test % | minutes | backend | run |',
   '|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.sort((a, b) => (b.linearTest ?? -1) - (a.linearTest ?? -1)).map((r) => `| ${r.method} | ${r.backbone} | ${r.epochs} | ${fmt(r.knnVal)} | ${fmt(r.knnTest)} | ${fmt(r.linearVal)} | ${fmt(r.linearTest)} | ${r.minutes} | ${r.backend} | ${r.run} |`),
+  ...rows
+    .sort((a, b) => (b.linearTest ?? -1) - (a.linearTest ?? -1))
+    .map(
+      (r) =>
+        `| ${r.method} | ${r.backbone} | ${r.epochs} | ${fmt(r.knnVal)} | ${fmt(r.knnTest)} | ${fmt(r.linearVal)} | ${fmt(r.linearTest)} | ${r.minutes} | ${r.backend} | ${r.run} |`,
+    ),
   '',
 ];
 writeFileAtomic(path.join(out, 'results.md'), lines.join('\n'));
@@ -95,13 +102,38 @@ function collectAblations(): void {
     '',
     '## Per cell (mean ± std over seeds)',
     '',
-    markdownTable(cells.map((c) => ({ method: c.method, cell: c.variant, seeds: `${c.done}/${c.planned}`, 'kNN val %': formatMeanStd(c.knnVal, 1), 'feature std': formatMeanStd(c.featStd, 3),
-      'teacher entropy': formatMeanStd(c.teacherEntropy, 2), 'log K': c.logK.toFixed(2), 'teacher-student KL': formatMeanStd(c.teacherStudentKL, 2), 'effective rank': formatMeanStd(c.effectiveRank, 1), collapse: c.collapse || '—' }))),
+    markdownTable(
+      cells.map((c) => ({
+        method: c.method,
+        cell: c.variant,
+        seeds: `${c.done}/${c.planned}`,
+        'kNN val %': formatMeanStd(c.knnVal, 1),
+        'feature std': formatMeanStd(c.featStd, 3),
+        'teacher entropy': formatMeanStd(c.teacherEntropy, 2),
+        'log K': c.logK.toFixed(2),
+        'teacher-student KL': formatMeanStd(c.teacherStudentKL, 2),
+        'effective rank': formatMeanStd(c.effectiveRank, 1),
+        collapse: c.collapse || '—',
+      })),
+    ),
     '',
     '## Every run',
     '',
-    markdownTable(runRows.map((r) => ({ method: r.method, cell: r.variant, seed: r.seed, status: r.status, 'kNN val %': n(r.knnVal, 1), 'feature std': n(r.featStd, 4),
-      'teacher entropy': n(r.teacherEntropy, 3), 'teacher-student KL': n(r.teacherStudentKL, 3), 'effective rank': n(r.effectiveRank, 1), minutes: n(r.minutes, 1), run: r.run }))),
+    markdownTable(
+      runRows.map((r) => ({
+        method: r.method,
+        cell: r.variant,
+        seed: r.seed,
+        status: r.status,
+        'kNN val %': n(r.knnVal, 1),
+        'feature std': n(r.featStd, 4),
+        'teacher entropy': n(r.teacherEntropy, 3),
+        'teacher-student KL': n(r.teacherStudentKL, 3),
+        'effective rank': n(r.effectiveRank, 1),
+        minutes: n(r.minutes, 1),
+        run: r.run,
+      })),
+    ),
     '',
   ];
   writeFileAtomic(path.join(out, 'ablations.md'), md.join('\n'));
@@ -111,7 +143,9 @@ function collectAblations(): void {
 /** Notebook 07's full-length cells: their finished records to results/<budget>/ablations-full/, and ablations-full.md beside the main runs. */
 function collectFullAblations(): void {
   const dir = path.join(root, 'sweeps', 'ablations-full');
-  const found = fs.existsSync(dir) ? listRunRecords(dir).filter((r) => r.record.status === 'done' && r.record.results.linearProbe) : [];
+  const found = fs.existsSync(dir)
+    ? listRunRecords(dir).filter((r) => r.record.status === 'done' && r.record.results.linearProbe)
+    : [];
   if (found.length === 0) return;
   const seeds = seedsOf(found);
   const plan = expandSweep(fullAblationSweepSpec(budget.name, { seeds }), sourceOf(found));
@@ -140,8 +174,18 @@ type FoundRecord = ReturnType<typeof listRunRecords>[number];
  * expanding their grid; records written before runs recorded their data trained on the real CIFAR-10.
  */
 function sourceOf(found: readonly FoundRecord[]): SourceIdentity {
-  const named = [...new Set(found.map((r) => r.record.dataIdentity).filter((d) => d !== undefined).map((d) => JSON.stringify({ source: d!.source, checksum: d!.checksum })))];
-  if (named.length > 1) throw new Error(`the records in ${root} trained on ${named.length} different data sources (${named.join(', ')}); collect one at a time`);
+  const named = [
+    ...new Set(
+      found
+        .map((r) => r.record.dataIdentity)
+        .filter((d) => d !== undefined)
+        .map((d) => JSON.stringify({ source: d!.source, checksum: d!.checksum })),
+    ),
+  ];
+  if (named.length > 1)
+    throw new Error(
+      `the records in ${root} trained on ${named.length} different data sources (${named.join(', ')}); collect one at a time`,
+    );
   return named.length === 1 ? (JSON.parse(named[0]) as SourceIdentity) : CIFAR10_SOURCE;
 }
 
@@ -153,6 +197,7 @@ function seedsOf(found: readonly FoundRecord[]): number[] {
 function copyPlanRecords(found: readonly FoundRecord[], plan: SweepPlan, subdir: string): string[] {
   const planned = new Set(plan.runs.map((r) => r.id));
   fs.mkdirSync(path.join(out, subdir), { recursive: true });
-  for (const { file, record } of found) if (planned.has(record.id)) writeFileAtomic(path.join(out, subdir, `${record.id}.json`), fs.readFileSync(file));
+  for (const { file, record } of found)
+    if (planned.has(record.id)) writeFileAtomic(path.join(out, subdir, `${record.id}.json`), fs.readFileSync(file));
   return found.filter((r) => !planned.has(r.record.id)).map((r) => r.record.id);
 }

@@ -21,7 +21,13 @@ async function main(): Promise<number> {
   let values: { run?: string; out?: string; heads?: boolean; network?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
-      options: { run: { type: 'string' }, out: { type: 'string' }, heads: { type: 'boolean' }, network: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        run: { type: 'string' },
+        out: { type: 'string' },
+        heads: { type: 'boolean' },
+        network: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
       allowPositionals: false,
     }));
@@ -38,21 +44,31 @@ async function main(): Promise<number> {
   else if (!fs.existsSync(values.run)) problems.push(`--run ${values.run}: no such folder`);
   if (!values.out) problems.push('--out is required');
   const network = values.network ?? 'student';
-  if (network !== 'student' && network !== 'teacher') problems.push(`--network must be student or teacher, got "${network}"`);
+  if (network !== 'student' && network !== 'teacher')
+    problems.push(`--network must be student or teacher, got "${network}"`);
   if (problems.length > 0) {
     console.error(`error: ${problems.join('; ')}\n${USAGE}`);
     return 2;
   }
-  const s = await exportWeights(values.run!, values.out!, { heads: values.heads === true, network: network as 'student' | 'teacher' });
+  const s = await exportWeights(values.run!, values.out!, {
+    heads: values.heads === true,
+    network: network as 'student' | 'teacher',
+  });
   const m = s.metadata;
   console.log(`wrote ${s.file}: ${s.tensors} tensors, ${(s.bytes / 1024).toFixed(1)} KiB`);
-  console.log(`run ${m[WEIGHTS_METADATA.run]} (${m[WEIGHTS_METADATA.method]}, ${m[WEIGHTS_METADATA.status]}), ${network} network, backbone ${JSON.stringify(s.backbone)}`);
-  if (!m[WEIGHTS_METADATA.status].startsWith('done')) console.log('note: this run did not finish; the file holds its last checkpoint');
+  console.log(
+    `run ${m[WEIGHTS_METADATA.run]} (${m[WEIGHTS_METADATA.method]}, ${m[WEIGHTS_METADATA.status]}), ${network} network, backbone ${JSON.stringify(s.backbone)}`,
+  );
+  if (!m[WEIGHTS_METADATA.status].startsWith('done'))
+    console.log('note: this run did not finish; the file holds its last checkpoint');
   console.log(`inputs: ${m[WEIGHTS_METADATA.input]}`);
   return 0;
 }
 
-main().then((code) => process.exit(code), (e) => {
-  console.error(`error: ${(e as Error).message}`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`error: ${(e as Error).message}`);
+    process.exit(1);
+  },
+);

@@ -33,8 +33,14 @@ async function main(): Promise<number> {
   // The split with seed 0, as the notebooks and sweeps split (the config's seed varies weights, data order and views).
   const data = await loadExperimentData(budget, { allowFixture: false, data: o.data });
   const config = cliConfig(o, data.imageSize);
-  if (data.folder) console.log(`data: ${data.source}\nsplit: ${data.train.n} training, ${data.val.n} validation and ${data.test.n} test images; ${data.protocol.split}`);
-  else console.log(`data: ${data.source}; ${data.train.n} training images, ${data.val.n} validation images (from the training set)`);
+  if (data.folder)
+    console.log(
+      `data: ${data.source}\nsplit: ${data.train.n} training, ${data.val.n} validation and ${data.test.n} test images; ${data.protocol.split}`,
+    );
+  else
+    console.log(
+      `data: ${data.source}; ${data.train.n} training images, ${data.val.n} validation images (from the training set)`,
+    );
   if (!data.labelled) console.log(`no labels: ${data.evaluationSkipped}`);
   const total = config.epochs * Math.floor(data.train.n / config.batchSize);
   const bar = progress({ total, label: `${config.method}` });
@@ -45,8 +51,13 @@ async function main(): Promise<number> {
     onEpochEnd: (info) => {
       const m = info.metrics;
       const knn = m.extra.knnTop1 !== undefined ? `, kNN val ${m.extra.knnTop1.toFixed(2)}%` : '';
-      const rank = m.extra.knnTop1 === undefined && m.extra.effectiveRank !== undefined ? `, effective rank ${m.extra.effectiveRank.toFixed(1)}` : '';
-      process.stderr.write(`\nepoch ${info.epoch + 1}/${info.totalEpochs}: loss ${m.means.loss?.toFixed(4)}${knn}${rank}\n`);
+      const rank =
+        m.extra.knnTop1 === undefined && m.extra.effectiveRank !== undefined
+          ? `, effective rank ${m.extra.effectiveRank.toFixed(1)}`
+          : '';
+      process.stderr.write(
+        `\nepoch ${info.epoch + 1}/${info.totalEpochs}: loss ${m.means.loss?.toFixed(4)}${knn}${rank}\n`,
+      );
     },
   });
   bar.done();
@@ -59,17 +70,22 @@ async function main(): Promise<number> {
   else if (unavailable) console.log(`probe: skipped: ${unavailable}`);
   else {
     const p = await probeRun(res.recordFile, data, probeEpochs);
-    console.log(`probe: kNN test top-1 ${p.knnTestTop1.toFixed(2)}%, linear probe test top-1 ${p.linear.testTop1?.toFixed(2)}% (val ${p.linear.valTop1.toFixed(2)}%; ${data.train.n} training, ${data.test.n} test images); written into ${res.recordFile}`);
+    console.log(
+      `probe: kNN test top-1 ${p.knnTestTop1.toFixed(2)}%, linear probe test top-1 ${p.linear.testTop1?.toFixed(2)}% (val ${p.linear.valTop1.toFixed(2)}%; ${data.train.n} training, ${data.test.n} test images); written into ${res.recordFile}`,
+    );
   }
   return 0;
 }
 
-main().then((code) => process.exit(code), (e) => {
-  // Ctrl-C: the run stopped at a step boundary with a checkpoint; its message says how to resume.
-  if (e instanceof InterruptedError) {
-    console.error(`\n${e.message}`);
-    process.exit(130);
-  }
-  console.error(`error: ${(e as Error).message}`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    // Ctrl-C: the run stopped at a step boundary with a checkpoint; its message says how to resume.
+    if (e instanceof InterruptedError) {
+      console.error(`\n${e.message}`);
+      process.exit(130);
+    }
+    console.error(`error: ${(e as Error).message}`);
+    process.exit(1);
+  },
+);

@@ -13,7 +13,11 @@ const check = args.includes('--check');
 let files = args.filter((a) => a !== '--check');
 if (files.length === 0) {
   const dir = path.join(__dirname, '..', 'notebooks');
-  files = fs.readdirSync(dir).filter((f) => f.endsWith('.ipynb')).sort().map((f) => path.relative(process.cwd(), path.join(dir, f)));
+  files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.ipynb'))
+    .sort()
+    .map((f) => path.relative(process.cwd(), path.join(dir, f)));
 }
 if (check) {
   const problems = outputProblems(files);

@@ -10,7 +10,15 @@ import * as path from 'path';
 import { selectBackend } from '../lib/backend/select';
 import { ConfigError } from '../lib/config/config';
 import { progress, ProgressBar } from '../lib/viz/progress';
-import { SweepError, SweepPlan, expandSweep, findRun, loadSweepSpec, SlurmOptions, sweepBudget } from '../lib/sweep/spec';
+import {
+  SweepError,
+  SweepPlan,
+  expandSweep,
+  findRun,
+  loadSweepSpec,
+  SlurmOptions,
+  sweepBudget,
+} from '../lib/sweep/spec';
 import { loadExperimentData } from '../lib/protocol/experiment';
 import { describeProgress, formatResults, runProgress, sweepResults, textTable } from '../lib/sweep/records';
 import { runSweepLocal, runSweepTask, TaskTerminatedError } from '../lib/sweep/local';
@@ -53,7 +61,12 @@ function num(name: string, v: string | undefined): number | undefined {
 function listRuns(plan: SweepPlan): string {
   const probe = plan.spec.probe ?? false;
   const rows = plan.runs.map((r) => [String(r.index), r.rel, r.label, describeProgress(runProgress(r, probe))]);
-  return [`sweep ${plan.spec.name}: ${plan.runs.length} runs in ${plan.runsRoot}`, ...plan.notes.map((n) => `note: ${n}`), '', textTable(['#', 'run', 'what', 'state'], rows)].join('\n');
+  return [
+    `sweep ${plan.spec.name}: ${plan.runs.length} runs in ${plan.runsRoot}`,
+    ...plan.notes.map((n) => `note: ${n}`),
+    '',
+    textTable(['#', 'run', 'what', 'state'], rows),
+  ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -62,10 +75,21 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
     options: {
-      engine: { type: 'string' }, status: { type: 'boolean' }, cancel: { type: 'boolean' }, results: { type: 'boolean' },
-      task: { type: 'boolean' }, run: { type: 'string' }, 'dry-run': { type: 'boolean' },
-      'max-running': { type: 'string' }, partition: { type: 'string' }, time: { type: 'string' }, gpus: { type: 'string' },
-      cpus: { type: 'string' }, mem: { type: 'string' }, 'sbatch-arg': { type: 'string', multiple: true }, setup: { type: 'string', multiple: true },
+      engine: { type: 'string' },
+      status: { type: 'boolean' },
+      cancel: { type: 'boolean' },
+      results: { type: 'boolean' },
+      task: { type: 'boolean' },
+      run: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'max-running': { type: 'string' },
+      partition: { type: 'string' },
+      time: { type: 'string' },
+      gpus: { type: 'string' },
+      cpus: { type: 'string' },
+      mem: { type: 'string' },
+      'sbatch-arg': { type: 'string', multiple: true },
+      setup: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -73,11 +97,22 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new SweepError(`give exactly one sweep spec file, got ${positionals.length ? positionals.join(' ') : 'none'}\n\n${HELP}`);
-  const actions = [values.engine !== undefined && '--engine', values.status && '--status', values.cancel && '--cancel', values.results && '--results', values.task && '--task'].filter(Boolean);
+  if (positionals.length !== 1)
+    throw new SweepError(
+      `give exactly one sweep spec file, got ${positionals.length ? positionals.join(' ') : 'none'}\n\n${HELP}`,
+    );
+  const actions = [
+    values.engine !== undefined && '--engine',
+    values.status && '--status',
+    values.cancel && '--cancel',
+    values.results && '--results',
+    values.task && '--task',
+  ].filter(Boolean);
   if (actions.length > 1) throw new SweepError(`give one action, got ${actions.join(' ')}`);
-  if (values.engine !== undefined && values.engine !== 'local' && values.engine !== 'slurm') throw new SweepError(`--engine must be local or slurm, got "${values.engine}"`);
-  if (values.run !== undefined && !values.task && !values.cancel) throw new SweepError('--run goes with --task or --cancel');
+  if (values.engine !== undefined && values.engine !== 'local' && values.engine !== 'slurm')
+    throw new SweepError(`--engine must be local or slurm, got "${values.engine}"`);
+  if (values.run !== undefined && !values.task && !values.cancel)
+    throw new SweepError('--run goes with --task or --cancel');
 
   // Run folders are named from each run's config and data, so the data is loaded (and verified) first.
   const spec = loadSweepSpec(path.resolve(positionals[0]));
@@ -110,20 +145,34 @@ async function main(argv: string[]): Promise<number> {
   }
   if (values.cancel) {
     const ids = cancelSweep(plan, { run: values.run });
-    console.log(ids.length ? `scancel ${ids.join(' ')}` : `sweep ${plan.spec.name}: no queued or running task${values.run ? ` for ${values.run}` : ''}`);
+    console.log(
+      ids.length
+        ? `scancel ${ids.join(' ')}`
+        : `sweep ${plan.spec.name}: no queued or running task${values.run ? ` for ${values.run}` : ''}`,
+    );
     return 0;
   }
   if (values.engine === 'slurm') {
     const slurm: SlurmOptions = {
-      maxRunning: num('max-running', values['max-running']), partition: values.partition, time: values.time,
-      gpusPerTask: num('gpus', values.gpus), cpusPerTask: num('cpus', values.cpus), mem: values.mem,
-      sbatchArgs: values['sbatch-arg'], setup: values.setup,
+      maxRunning: num('max-running', values['max-running']),
+      partition: values.partition,
+      time: values.time,
+      gpusPerTask: num('gpus', values.gpus),
+      cpusPerTask: num('cpus', values.cpus),
+      mem: values.mem,
+      sbatchArgs: values['sbatch-arg'],
+      setup: values.setup,
     };
-    if (!values['dry-run'] && !onPath('sbatch')) throw new SweepError('sbatch is not on the PATH: this machine has no Slurm client (use --engine local, or run this on the cluster\'s login node)');
+    if (!values['dry-run'] && !onPath('sbatch'))
+      throw new SweepError(
+        "sbatch is not on the PATH: this machine has no Slurm client (use --engine local, or run this on the cluster's login node)",
+      );
     const res = submitSweep(plan, { ...slurm, dryRun: values['dry-run'] });
     for (const [rel, why] of res.held) console.log(`${rel}: held by ${why}, left out`);
     if (res.runs.length === 0) {
-      console.log(`sweep ${plan.spec.name}: nothing to submit (${res.done.length} of ${plan.runs.length} runs done, ${res.held.size} queued or running)`);
+      console.log(
+        `sweep ${plan.spec.name}: nothing to submit (${res.done.length} of ${plan.runs.length} runs done, ${res.held.size} queued or running)`,
+      );
       return 0;
     }
     const what = `${res.runs.length} task(s) (${res.done.length} of ${plan.runs.length} runs already done)`;
@@ -131,7 +180,9 @@ async function main(argv: string[]): Promise<number> {
       console.log(`dry run: ${what}; job script ${res.script} (not submitted)`);
       return 0;
     }
-    console.log(`sweep ${plan.spec.name}: submitted Slurm job ${res.jobId}, ${what}; script ${res.script}, logs ${path.join(plan.sweepDir, 'logs')}/${res.jobId}_<task>.out`);
+    console.log(
+      `sweep ${plan.spec.name}: submitted Slurm job ${res.jobId}, ${what}; script ${res.script}, logs ${path.join(plan.sweepDir, 'logs')}/${res.jobId}_<task>.out`,
+    );
     console.log(`follow it with: npm run sweep -- ${positionals[0]} --status`);
     console.log(res.jobId);
     return 0;
@@ -142,7 +193,9 @@ async function main(argv: string[]): Promise<number> {
     try {
       held = heldRuns(plan);
     } catch (e) {
-      console.warn(`warning: cannot ask Slurm which runs its tasks hold (${(e as Error).message}); runs a task is training now would get a second writer here`);
+      console.warn(
+        `warning: cannot ask Slurm which runs its tasks hold (${(e as Error).message}); runs a task is training now would get a second writer here`,
+      );
     }
     let bar: ProgressBar | undefined;
     let barFor = '';
@@ -158,7 +211,9 @@ async function main(argv: string[]): Promise<number> {
         if (info.step + 1 >= info.totalSteps) bar.done();
       },
     });
-    console.log(`\nsweep ${plan.spec.name}: ${s.trained.length} trained, ${s.probed.length} probed, ${s.skipped.length} already done, ${s.held.length} held by Slurm, ${s.failed.length} failed\n`);
+    console.log(
+      `\nsweep ${plan.spec.name}: ${s.trained.length} trained, ${s.probed.length} probed, ${s.skipped.length} already done, ${s.held.length} held by Slurm, ${s.failed.length} failed\n`,
+    );
     console.log(formatResults(sweepResults(plan)));
     for (const f of s.failed) console.error(`FAILED ${f.run}: ${f.error}`);
     return s.failed.length ? 1 : 0;
@@ -168,9 +223,15 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code), (e) => {
-  const err = e as Error;
-  const usage = err instanceof SweepError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-  console.error(`error: ${err.message}`);
-  process.exit(err instanceof TaskTerminatedError ? 143 : usage ? 2 : 1);
-});
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    const err = e as Error;
+    const usage =
+      err instanceof SweepError ||
+      err instanceof ConfigError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    console.error(`error: ${err.message}`);
+    process.exit(err instanceof TaskTerminatedError ? 143 : usage ? 2 : 1);
+  },
+);

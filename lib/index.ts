@@ -13,12 +13,47 @@ export * from './protocol/experiment';
 
 // Data: an explicit list, so generic names stay namespaced under `data`.
 export {
-  loadCifar10, loadCifar10OrFixture, DataError, balancedSubset, trainValSplit, take, classCounts, classCountTable, channelStats,
-  writeCifar10Fixture, generateFixture, damageFixture, CIFAR10_CLASS_NAMES, CIFAR10_ENV, CIFAR10_SOURCE,
+  loadCifar10,
+  loadCifar10OrFixture,
+  DataError,
+  balancedSubset,
+  trainValSplit,
+  take,
+  classCounts,
+  classCountTable,
+  channelStats,
+  writeCifar10Fixture,
+  generateFixture,
+  damageFixture,
+  CIFAR10_CLASS_NAMES,
+  CIFAR10_ENV,
+  CIFAR10_SOURCE,
 } from './data/index';
-export type { LoadCifar10Options, Cifar10, Cifar10Source, LabelledSplit, Subset, Split, DataIdentity, SourceIdentity } from './data/index';
-export { loadImageFolder, ImageFolderError, UnreadableImagesError, writeExampleFolder, IMAGE_FOLDER_DEFAULTS, UNLABELLED_EVALUATION } from './data/index';
-export type { LoadImageFolderOptions, ImageFolderData, ImageFolderIdentity, LabelledImageFolder, UnlabelledImageFolder } from './data/index';
+export type {
+  LoadCifar10Options,
+  Cifar10,
+  Cifar10Source,
+  LabelledSplit,
+  Subset,
+  Split,
+  DataIdentity,
+  SourceIdentity,
+} from './data/index';
+export {
+  loadImageFolder,
+  ImageFolderError,
+  UnreadableImagesError,
+  writeExampleFolder,
+  IMAGE_FOLDER_DEFAULTS,
+  UNLABELLED_EVALUATION,
+} from './data/index';
+export type {
+  LoadImageFolderOptions,
+  ImageFolderData,
+  ImageFolderIdentity,
+  LabelledImageFolder,
+  UnlabelledImageFolder,
+} from './data/index';
 export { resolveDataSpec, CIFAR10_DATA } from './data/index';
 export type { DataSpec, ImageFolderSpec, UnlabelledImages } from './data/index';
 export * as data from './data/index';
@@ -82,5 +117,11 @@ export * from './results/stats/welch';
 export * from './results/seedGroups';
 export * from './results/seedCompare';
 export * from './results/resultsTable';
-export { useWasmThreads, wasmThreadsCount, stopWasmThreads, threadCpuSeconds, WASM_THREADS_DEFAULTS } from './kernels/wasm/threads';
+export {
+  useWasmThreads,
+  wasmThreadsCount,
+  stopWasmThreads,
+  threadCpuSeconds,
+  WASM_THREADS_DEFAULTS,
+} from './kernels/wasm/threads';
 export type { WasmThreadsOptions } from './kernels/wasm/threads';

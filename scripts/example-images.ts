@@ -17,7 +17,9 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    console.log('usage: npx tsx scripts/example-images.ts [--out DIR (default data/example-images)] [--per-class N (default 300)] [--seed S (default 0)]');
+    console.log(
+      'usage: npx tsx scripts/example-images.ts [--out DIR (default data/example-images)] [--per-class N (default 300)] [--seed S (default 0)]',
+    );
     return;
   }
   const num = (v: string, name: string) => {
@@ -25,7 +27,11 @@ async function main(): Promise<void> {
     if (!Number.isInteger(x)) throw new Error(`--${name} must be an integer, got '${v}'`);
     return x;
   };
-  const r = await writeExampleFolder({ out: values.out, perClass: num(values['per-class'] as string, 'per-class'), seed: num(values.seed as string, 'seed') });
+  const r = await writeExampleFolder({
+    out: values.out,
+    perClass: num(values['per-class'] as string, 'per-class'),
+    seed: num(values.seed as string, 'seed'),
+  });
   console.log(r.line);
 }
 

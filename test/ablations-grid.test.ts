@@ -6,7 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ablationBudget, BUDGETS, BudgetName, experimentConfig } from '../lib/config/budget';
-import { ablationCells, ablationSweepSpec, collapseOf, ABLATION_LABELS, ABLATION_SWITCHES } from '../lib/sweep/ablations';
+import {
+  ablationCells,
+  ablationSweepSpec,
+  collapseOf,
+  ABLATION_LABELS,
+  ABLATION_SWITCHES,
+} from '../lib/sweep/ablations';
 import { expandSweep } from '../lib/sweep/spec';
 import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
 import { SweepResultRow } from '../lib/sweep/records';
@@ -50,13 +56,16 @@ test("'all' has DINO's per-epoch warm-up, 'no-warmup' is at 0.07 from the first 
   assert.equal(at('smoke', 'no-warmup', 0), DINO_TEACHER_TEMP);
   assert.equal(at('smoke', 'recipe', 0), 0.04);
   assert.equal(at('smoke', 'recipe', 1), 0.04);
-  const smokeDino = expandSweep(ablationSweepSpec('smoke'), CIFAR10_SOURCE).runs.find((r) => r.method === 'dino' && r.variant === 'recipe')!;
+  const smokeDino = expandSweep(ablationSweepSpec('smoke'), CIFAR10_SOURCE).runs.find(
+    (r) => r.method === 'dino' && r.variant === 'recipe',
+  )!;
   assert.deepEqual(smokeDino.config, experimentConfig('dino', ablationBudget(BUDGETS.smoke)));
   assert.equal(at('smoke', 'no-sharpening', 0), smokeDino.config.dino!.studentTemp);
   // cpu: one epoch, so 'all' never leaves 0.04 and trains exactly as the recipe does: no 'recipe' cell.
   assert.equal(at('cpu', 'all', 0), 0.04);
   assert.equal(at('cpu', 'no-warmup', 0), DINO_TEACHER_TEMP);
-  for (const b of ['cpu', 'gpu'] as BudgetName[]) assert.ok(!expandSweep(ablationSweepSpec(b), CIFAR10_SOURCE).runs.some((r) => r.variant === 'recipe'), b);
+  for (const b of ['cpu', 'gpu'] as BudgetName[])
+    assert.ok(!expandSweep(ablationSweepSpec(b), CIFAR10_SOURCE).runs.some((r) => r.variant === 'recipe'), b);
 });
 
 test('collapse flags a uniform teacher and a one-prototype teacher, not one in between', () => {
@@ -70,11 +79,29 @@ test('collapse flags a uniform teacher and a one-prototype teacher, not one in b
 test('cells fold the finished seeds of one method and variant only', () => {
   const plan = expandSweep(ablationSweepSpec('smoke', { seeds: [0, 1] }), CIFAR10_SOURCE);
   const rows: SweepResultRow[] = plan.runs.map((r) => ({
-    run: r.rel, method: r.method, variant: r.variant, grid: '', seed: r.seed,
+    run: r.rel,
+    method: r.method,
+    variant: r.variant,
+    grid: '',
+    seed: r.seed,
     // seed 1 of 'no-ema' has not finished: it must not count.
-    status: r.variant === 'no-ema' && r.seed === 1 ? 'running' : 'done', steps: '',
-    knnVal: (r.variant === 'all' ? 30 : 20) + r.seed * 2 + (r.method === 'dino' ? 0 : 100), linearTest: null, knnTest: null,
-    featStd: 0.05, teacherEntropy: r.variant === 'no-centering' ? 0.1 : r.variant === 'no-ema' && r.seed === 0 ? 6.92 : r.variant === 'no-warmup' && r.seed === 1 ? 0.2 : 5, teacherStudentKL: 1, effectiveRank: 10, minutes: 1,
+    status: r.variant === 'no-ema' && r.seed === 1 ? 'running' : 'done',
+    steps: '',
+    knnVal: (r.variant === 'all' ? 30 : 20) + r.seed * 2 + (r.method === 'dino' ? 0 : 100),
+    linearTest: null,
+    knnTest: null,
+    featStd: 0.05,
+    teacherEntropy:
+      r.variant === 'no-centering'
+        ? 0.1
+        : r.variant === 'no-ema' && r.seed === 0
+          ? 6.92
+          : r.variant === 'no-warmup' && r.seed === 1
+            ? 0.2
+            : 5,
+    teacherStudentKL: 1,
+    effectiveRank: 10,
+    minutes: 1,
   }));
   const cells = ablationCells(plan, rows);
   assert.equal(cells.length, 12);
@@ -82,7 +109,15 @@ test('cells fold the finished seeds of one method and variant only', () => {
   assert.equal(c('dino', 'all').knnVal.mean, 31);
   assert.equal(c('dino-twins', 'all').knnVal.mean, 131);
   assert.ok(Math.abs(c('dino', 'all').knnVal.std! - Math.SQRT2) < 1e-12);
-  assert.deepEqual([c('dino', 'no-ema').done, c('dino', 'no-ema').planned, c('dino', 'no-ema').knnVal.mean, c('dino', 'no-ema').knnVal.std], [1, 2, 20, null]);
+  assert.deepEqual(
+    [
+      c('dino', 'no-ema').done,
+      c('dino', 'no-ema').planned,
+      c('dino', 'no-ema').knnVal.mean,
+      c('dino', 'no-ema').knnVal.std,
+    ],
+    [1, 2, 20, null],
+  );
   assert.deepEqual(c('dino', 'all').knnVal.values, [30, 32]);
   assert.equal(c('dino', 'no-centering').collapse, 'one prototype 2/2 seeds');
   // Counted per run: a mean entropy (2.6 here) would hide the seed that collapsed.

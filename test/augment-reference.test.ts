@@ -5,8 +5,19 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  adjustBrightness, adjustContrast, adjustHue, adjustSaturation, applySeparable, blurMatrices, colorJitter,
-  fillResizeMatrix, grayscale, randomGrayscale, rgbToHsv, solarize, JitterParams,
+  adjustBrightness,
+  adjustContrast,
+  adjustHue,
+  adjustSaturation,
+  applySeparable,
+  blurMatrices,
+  colorJitter,
+  fillResizeMatrix,
+  grayscale,
+  randomGrayscale,
+  rgbToHsv,
+  solarize,
+  JitterParams,
 } from '../lib/augment';
 
 const ref = JSON.parse(fs.readFileSync(path.join(__dirname, 'reference', 'augment_ref.json'), 'utf8'));
@@ -19,7 +30,10 @@ function assertClose(actual: ArrayLike<number>, expected: number[], atol: number
   let at = -1;
   for (let i = 0; i < expected.length; i++) {
     const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= worst)) { worst = d; at = i; }
+    if (!(d <= worst)) {
+      worst = d;
+      at = i;
+    }
   }
   assert.ok(worst <= atol, `${what}: max |diff| ${worst} at ${at} (${actual[at]} vs ${expected[at]})`);
 }
@@ -46,7 +60,9 @@ async function check(f: (x: tf.Tensor4D) => tf.Tensor4D, expected: number[], wha
 
 test('resized crops (+ flip) match F.interpolate bilinear, with and without antialias', async () => {
   await tf.setBackend('cpu');
-  for (const [ci, cases] of (ref.crops as { box: number[]; out: number[]; antialias: boolean; flip: boolean; y: number[] }[][]).entries()) {
+  for (const [ci, cases] of (
+    ref.crops as { box: number[]; out: number[]; antialias: boolean; flip: boolean; y: number[] }[][]
+  ).entries()) {
     const x = image();
     for (const [b, c] of cases.entries()) {
       const [top, left, h, w] = c.box;
@@ -55,9 +71,20 @@ test('resized crops (+ flip) match F.interpolate bilinear, with and without anti
       const rx = new Float32Array(ow * W);
       fillResizeMatrix(ry, 0, oh, H, top, h, c.antialias, false);
       fillResizeMatrix(rx, 0, ow, W, left, w, c.antialias, c.flip);
-      const y = tf.tidy(() => applySeparable(tf.slice(x, [0, b, 0, 0], [-1, 1, -1, -1]), tf.tensor3d(ry, [1, oh, H]), tf.tensor3d(rx, [1, ow, W])));
+      const y = tf.tidy(() =>
+        applySeparable(
+          tf.slice(x, [0, b, 0, 0], [-1, 1, -1, -1]),
+          tf.tensor3d(ry, [1, oh, H]),
+          tf.tensor3d(rx, [1, ow, W]),
+        ),
+      );
       assert.deepEqual(y.shape, [3, 1, oh, ow]);
-      assertClose(await y.data(), c.y, 2e-5, `crop case ${ci}/${b} ${JSON.stringify(c.box)} -> ${oh}x${ow} aa=${c.antialias} flip=${c.flip}`);
+      assertClose(
+        await y.data(),
+        c.y,
+        2e-5,
+        `crop case ${ci}/${b} ${JSON.stringify(c.box)} -> ${oh}x${ow} aa=${c.antialias} flip=${c.flip}`,
+      );
       y.dispose();
     }
     x.dispose();
@@ -66,7 +93,9 @@ test('resized crops (+ flip) match F.interpolate bilinear, with and without anti
 
 test('bicubic resized crops match F.interpolate bicubic (a = -0.75), and antialiased (PIL, a = -0.5)', async () => {
   await tf.setBackend('cpu');
-  for (const [ci, cases] of (ref.crops_bicubic as { box: number[]; out: number[]; antialias: boolean; flip: boolean; y: number[] }[][]).entries()) {
+  for (const [ci, cases] of (
+    ref.crops_bicubic as { box: number[]; out: number[]; antialias: boolean; flip: boolean; y: number[] }[][]
+  ).entries()) {
     const x = image();
     for (const [b, c] of cases.entries()) {
       const [top, left, h, w] = c.box;
@@ -75,8 +104,21 @@ test('bicubic resized crops match F.interpolate bicubic (a = -0.75), and antiali
       const rx = new Float32Array(ow * W);
       fillResizeMatrix(ry, 0, oh, H, top, h, c.antialias, false, 'bicubic');
       fillResizeMatrix(rx, 0, ow, W, left, w, c.antialias, c.flip, 'bicubic');
-      const y = tf.tidy(() => toBchw(applySeparable(tf.slice(x, [0, b, 0, 0], [-1, 1, -1, -1]), tf.tensor3d(ry, [1, oh, H]), tf.tensor3d(rx, [1, ow, W]))));
-      assertClose(await y.data(), c.y, 2e-5, `bicubic case ${ci}/${b} ${JSON.stringify(c.box)} -> ${oh}x${ow} aa=${c.antialias} flip=${c.flip}`);
+      const y = tf.tidy(() =>
+        toBchw(
+          applySeparable(
+            tf.slice(x, [0, b, 0, 0], [-1, 1, -1, -1]),
+            tf.tensor3d(ry, [1, oh, H]),
+            tf.tensor3d(rx, [1, ow, W]),
+          ),
+        ),
+      );
+      assertClose(
+        await y.data(),
+        c.y,
+        2e-5,
+        `bicubic case ${ci}/${b} ${JSON.stringify(c.box)} -> ${oh}x${ow} aa=${c.antialias} flip=${c.flip}`,
+      );
       y.dispose();
     }
     x.dispose();
@@ -103,7 +145,12 @@ test('colour jitter with a per-image random order matches torchvision applied in
   await tf.setBackend('cpu');
   const j = ref.jitter;
   const params: JitterParams[] = j.order.map((order: number[], b: number) => ({
-    apply: true, order, brightness: j.brightness[b], contrast: j.contrast[b], saturation: j.saturation[b], hue: j.hue[b],
+    apply: true,
+    order,
+    brightness: j.brightness[b],
+    contrast: j.contrast[b],
+    saturation: j.saturation[b],
+    hue: j.hue[b],
   }));
   await check((x) => colorJitter(x, params), j.y, 'colorJitter');
 });
@@ -113,7 +160,18 @@ test('gaussian blur (per-image sigma, reflect padding) matches torchvision gauss
   for (const key of ['blur', 'blur5']) {
     const r = ref[key];
     // Square images only in the pipeline, but the blur is separable: rows use an H x H matrix, columns W x W.
-    await check((x) => tf.tidy(() => applySeparable(x, tf.tensor3d(blurMatrices(r.sigma, H, r.kernelSize), [B, H, H]), tf.tensor3d(blurMatrices(r.sigma, W, r.kernelSize), [B, W, W]))), r.y, `${key} k=${r.kernelSize}`);
+    await check(
+      (x) =>
+        tf.tidy(() =>
+          applySeparable(
+            x,
+            tf.tensor3d(blurMatrices(r.sigma, H, r.kernelSize), [B, H, H]),
+            tf.tensor3d(blurMatrices(r.sigma, W, r.kernelSize), [B, W, W]),
+          ),
+        ),
+      r.y,
+      `${key} k=${r.kernelSize}`,
+    );
   }
 });
 

@@ -4,8 +4,23 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../lib/util/rng';
 import {
-  AUGMENT_PRESETS, DEFAULT_JITTER, CIFAR10_MEAN, CIFAR10_STD, IDENTITY_VIEW, ViewSpec, ViewsConfig, augmentGrid, barlowViews, centerCropBox,
-  dinoViews, evalImages, makeViews, normalize, sampleCropBox, sampleViewParams, toFloatImages,
+  AUGMENT_PRESETS,
+  DEFAULT_JITTER,
+  CIFAR10_MEAN,
+  CIFAR10_STD,
+  IDENTITY_VIEW,
+  ViewSpec,
+  ViewsConfig,
+  augmentGrid,
+  barlowViews,
+  centerCropBox,
+  dinoViews,
+  evalImages,
+  makeViews,
+  normalize,
+  sampleCropBox,
+  sampleViewParams,
+  toFloatImages,
 } from '../lib/augment';
 import { viewsForMethod } from '../lib/methods/registry';
 
@@ -58,7 +73,11 @@ test('presets: shapes, value ranges, no leaks', async () => {
   const want: Record<string, number[]> = { barlow: [32, 32], dino: [32, 32, 16, 16, 16, 16], eval: [32] };
   for (const name of ['barlow', 'dino', 'eval'] as const) {
     const views = makeViews(img, AUGMENT_PRESETS[name], 3);
-    assert.deepEqual(views.map((v) => v.shape[1]), want[name], name);
+    assert.deepEqual(
+      views.map((v) => v.shape[1]),
+      want[name],
+      name,
+    );
     for (const v of views) {
       assert.equal(v.dtype, 'float32');
       assert.deepEqual([v.shape[0], v.shape[3], v.shape[1]], [6, 3, v.shape[2]]);
@@ -85,7 +104,9 @@ test('presets: shapes, value ranges, no leaks', async () => {
 test('a tensor input is accepted and not disposed; results equal the uint8 path', async () => {
   await tf.setBackend('cpu');
   const img = images(3);
-  const t = tf.tidy(() => tf.div(tf.tensor4d(Int32Array.from(img), [3, 32, 32, 3], 'int32').toFloat(), 255)) as tf.Tensor4D;
+  const t = tf.tidy(() =>
+    tf.div(tf.tensor4d(Int32Array.from(img), [3, 32, 32, 3], 'int32').toFloat(), 255),
+  ) as tf.Tensor4D;
   const a = makeViews(img, AUGMENT_PRESETS.barlow, 11);
   const b = makeViews(t, AUGMENT_PRESETS.barlow, 11);
   assert.equal(t.isDisposed, false);
@@ -106,7 +127,11 @@ test('determinism: same seed, same views; another seed, other views; image b ind
     assert.equal(maxAbsDiff(da, db), 0, `view ${v} not reproducible`);
     assert.ok(maxAbsDiff(da, dc) > 0.5, `view ${v} identical across seeds`);
     const ds = await values(small[v]);
-    assert.equal(maxAbsDiff(da.subarray(0, ds.length), ds), 0, `view ${v}: the first 4 images change with the batch size`);
+    assert.equal(
+      maxAbsDiff(da.subarray(0, ds.length), ds),
+      0,
+      `view ${v}: the first 4 images change with the batch size`,
+    );
   }
   // The two global views differ from each other (independent draws per view).
   assert.ok(maxAbsDiff(await values(a[0]), await values(a[1])) > 0.5);
@@ -128,7 +153,10 @@ test('crop with scale (1, 1) and ratio (1, 1) is the identity; at another size i
   const [up] = makeViews(img, raw({ interpolation: 'bicubic', scale: [0.1, 0.2] }), 5);
   assert.ok((await values(up)).every((v) => v >= 0 && v <= 1));
   up.dispose();
-  assert.throws(() => makeViews(img, raw({ interpolation: 'nearest' as 'bilinear' }), 5), /interpolation must be 'bilinear' or 'bicubic'/);
+  assert.throws(
+    () => makeViews(img, raw({ interpolation: 'nearest' as 'bilinear' }), 5),
+    /interpolation must be 'bilinear' or 'bicubic'/,
+  );
   const [z] = makeViews(img, raw({ size: 16 }), 5);
   const want = tf.image.resizeBilinear(x, [16, 16], false, true); // half-pixel centres; 2x downscale
   // With antialias off, a 2x bilinear downscale at half-pixel centres averages 2x2 blocks, as resizeBilinear does.
@@ -162,7 +190,8 @@ test('flip p = 1 reverses the columns, p = 0 does not', async () => {
   const dh = await values(h);
   const dx = await values(x32);
   let flipped = 0;
-  for (let b = 0; b < 32; b++) if (maxAbsDiff(dh.subarray(b * per, (b + 1) * per), dx.subarray(b * per, (b + 1) * per)) > 0) flipped++;
+  for (let b = 0; b < 32; b++)
+    if (maxAbsDiff(dh.subarray(b * per, (b + 1) * per), dx.subarray(b * per, (b + 1) * per)) > 0) flipped++;
   assert.ok(flipped > 4 && flipped < 28, `flipped ${flipped} of 32`);
   tf.dispose([x, rev, f, g, x32, h]);
 });
@@ -172,7 +201,8 @@ test('grayscale p = 1 gives equal channels; solarize p = 1 inverts values >= 0.5
   const img = images(2);
   const [gr] = makeViews(img, raw({ grayscaleP: 1 }), 1);
   const d = await values(gr);
-  for (let i = 0; i < d.length; i += 3) assert.ok(d[i] === d[i + 1] && d[i] === d[i + 2], `pixel ${i / 3}: ${d[i]}, ${d[i + 1]}, ${d[i + 2]}`);
+  for (let i = 0; i < d.length; i += 3)
+    assert.ok(d[i] === d[i + 1] && d[i] === d[i + 2], `pixel ${i / 3}: ${d[i]}, ${d[i + 1]}, ${d[i + 2]}`);
   const xt = toFloatImages(img);
   const x = await values(xt);
   xt.dispose();
@@ -200,7 +230,10 @@ test('jitter and blur change images only where applied', async () => {
   assert.ok(maxAbsDiff(await values(on), await values(x)) > 0.05);
   assert.ok(maxAbsDiff(await values(bl), await values(x)) > 0.05);
   // Blur preserves the mean of each image up to reflect padding and reduces the total variation.
-  const tv = (t: tf.Tensor4D) => tf.tidy(() => tf.sum(tf.abs(tf.sub(tf.slice(t, [0, 1, 0, 0], [-1, -1, -1, -1]), tf.slice(t, [0, 0, 0, 0], [-1, 31, -1, -1])))));
+  const tv = (t: tf.Tensor4D) =>
+    tf.tidy(() =>
+      tf.sum(tf.abs(tf.sub(tf.slice(t, [0, 1, 0, 0], [-1, -1, -1, -1]), tf.slice(t, [0, 0, 0, 0], [-1, 31, -1, -1])))),
+    );
   const [tb, tx] = [tv(bl), tv(x)];
   const [tvB, tvX] = [await values(tb), await values(tx)];
   tf.dispose([tb, tx]);
@@ -212,21 +245,30 @@ test('crop sampling follows torchvision: in bounds, area and ratio in range, cen
   const r = new Rng(3);
   for (let i = 0; i < 500; i++) {
     const c = sampleCropBox(r, 32, 32, [0.08, 1], [3 / 4, 4 / 3]);
-    assert.ok(c.top >= 0 && c.left >= 0 && c.top + c.height <= 32 && c.left + c.width <= 32 && c.height >= 1 && c.width >= 1, JSON.stringify(c));
+    assert.ok(
+      c.top >= 0 && c.left >= 0 && c.top + c.height <= 32 && c.left + c.width <= 32 && c.height >= 1 && c.width >= 1,
+      JSON.stringify(c),
+    );
     // Rounding w and h to integers moves area and ratio a little off the continuous ranges.
     const area = (c.height * c.width) / 1024;
     assert.ok(area >= 0.08 * 0.75 && area <= 1, `area ${area}`);
     assert.ok(c.width / c.height >= 0.75 * 0.8 && c.width / c.height <= (4 / 3) * 1.25, `ratio ${c.width / c.height}`);
   }
   // Impossible scale: every attempt fails, so the centre crop with the closest allowed ratio.
-  assert.deepEqual(sampleCropBox(new Rng(1), 32, 32, [2, 3], [3 / 4, 4 / 3]), { top: 0, left: 0, height: 32, width: 32 });
+  assert.deepEqual(sampleCropBox(new Rng(1), 32, 32, [2, 3], [3 / 4, 4 / 3]), {
+    top: 0,
+    left: 0,
+    height: 32,
+    width: 32,
+  });
   assert.deepEqual(centerCropBox(32, 20, [3 / 4, 4 / 3]), { top: 2, left: 0, height: 27, width: 20 });
   assert.deepEqual(centerCropBox(10, 30, [3 / 4, 4 / 3]), { top: 0, left: 8, height: 10, width: 13 });
   // Local crops (0.05, 0.4) are smaller than global crops (0.4, 1) on average.
   const dino = dinoViews({ nLocal: 1 });
   const g = sampleViewParams(dino.views[0], 200, 32, 32, 1, 0).boxes;
   const l = sampleViewParams(dino.views[2], 200, 32, 32, 1, 2).boxes;
-  const meanArea = (bs: { height: number; width: number }[]) => bs.reduce((s, b) => s + b.height * b.width, 0) / bs.length / 1024;
+  const meanArea = (bs: { height: number; width: number }[]) =>
+    bs.reduce((s, b) => s + b.height * b.width, 0) / bs.length / 1024;
   assert.ok(meanArea(g) > 0.6 && meanArea(g) < 0.8, `global mean area ${meanArea(g)}`);
   assert.ok(meanArea(l) > 0.15 && meanArea(l) < 0.3, `local mean area ${meanArea(l)}`);
 });
@@ -260,21 +302,43 @@ test('method mapping and validation errors name the bad field', async () => {
   const aug = { globalSize: 32, nLocal: 6, localSize: 16, jitterStrength: 1, blur: true };
   assert.equal(viewsForMethod('barlow', { globalSize: 32, jitterStrength: 1, blur: true }).views.length, 2);
   const d = viewsForMethod('dino-twins', aug);
-  assert.deepEqual(d.views.map((v) => v.size), [32, 32, 16, 16, 16, 16, 16, 16]);
-  assert.deepEqual(d.views.map((v) => v.blur?.p ?? 0), [1, 0.1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 'DINO\'s blur probabilities per view');
+  assert.deepEqual(
+    d.views.map((v) => v.size),
+    [32, 32, 16, 16, 16, 16, 16, 16],
+  );
+  assert.deepEqual(
+    d.views.map((v) => v.blur?.p ?? 0),
+    [1, 0.1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+    "DINO's blur probabilities per view",
+  );
   assert.deepEqual(d.views[0].jitter, DEFAULT_JITTER);
   // The recipe knobs: blur off entirely, jitter at half strength.
   const mild = viewsForMethod('dino', { ...aug, jitterStrength: 0.5, blur: false });
-  assert.ok(mild.views.every((v) => v.blur === null), 'blur: false removes every blur');
+  assert.ok(
+    mild.views.every((v) => v.blur === null),
+    'blur: false removes every blur',
+  );
   const j = mild.views[0].jitter!;
   assert.deepEqual([j.brightness, j.contrast, j.saturation, j.hue], [0.2, 0.2, 0.1, 0.05]);
   assert.equal(j.p, DEFAULT_JITTER.p, 'strength scales the magnitudes, not the probability');
-  assert.throws(() => viewsForMethod('dino', { ...aug, jitterStrength: -1 }), /strength must be a finite number >= 0, got -1/);
-  assert.throws(() => viewsForMethod('dino', { globalSize: 32, nLocal: 2, jitterStrength: 1, blur: true }), /2 local views need augment.localSize/);
+  assert.throws(
+    () => viewsForMethod('dino', { ...aug, jitterStrength: -1 }),
+    /strength must be a finite number >= 0, got -1/,
+  );
+  assert.throws(
+    () => viewsForMethod('dino', { globalSize: 32, nLocal: 2, jitterStrength: 1, blur: true }),
+    /2 local views need augment.localSize/,
+  );
   assert.throws(() => viewsForMethod('simclr', aug), /method "simclr" is not one of barlow, dino, dino-twins/);
   const img = images(1);
-  assert.throws(() => makeViews(img, raw({ flipP: 1.5 }), 0), /test\.views\[0\]\.flipP: probability must be in \[0, 1\], got 1.5/);
-  assert.throws(() => makeViews(img, raw({ blur: { p: 1, sigma: [0.1, 2], kernelSize: 4 } }), 0), /blur\.kernelSize must be an odd integer/);
+  assert.throws(
+    () => makeViews(img, raw({ flipP: 1.5 }), 0),
+    /test\.views\[0\]\.flipP: probability must be in \[0, 1\], got 1.5/,
+  );
+  assert.throws(
+    () => makeViews(img, raw({ blur: { p: 1, sigma: [0.1, 2], kernelSize: 4 } }), 0),
+    /blur\.kernelSize must be an odd integer/,
+  );
   assert.throws(() => makeViews(img, raw({ scale: [0.5, 0.2] }), 0), /scale: expected \[lo, hi\]/);
   assert.throws(() => makeViews(img, { name: 'x', normalize: true, views: [] }, 0), /non-empty list/);
 });
@@ -289,9 +353,11 @@ test('augmentGrid lays out originals and views without leaking', async () => {
   assert.equal(g.width, 9 * 32 + 10);
   assert.equal(g.rgb.length, g.height * g.width * 3);
   // The first cell is the original image, byte for byte.
-  for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let k = 0; k < 3; k++) {
-    assert.equal(g.rgb[((1 + y) * g.width + 1 + x) * 3 + k], img[(y * 32 + x) * 3 + k]);
-  }
+  for (let y = 0; y < 32; y++)
+    for (let x = 0; x < 32; x++)
+      for (let k = 0; k < 3; k++) {
+        assert.equal(g.rgb[((1 + y) * g.width + 1 + x) * 3 + k], img[(y * 32 + x) * 3 + k]);
+      }
   assert.equal(tf.memory().numTensors, before);
 });
 

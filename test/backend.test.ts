@@ -4,7 +4,14 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend, parseBackendId, BackendError, BACKEND_IDS } from '../lib/backend/select';
 
 test('a bad DINOTWINS_BACKEND value is an error listing the valid ones', async () => {
-  assert.throws(() => parseBackendId('cuda'), (e: unknown) => e instanceof BackendError && /DINOTWINS_BACKEND="cuda" is not a backend; valid values: tensorflow-gpu, webgpu, tensorflow-cpu, wasm, cpu/.test((e as Error).message));
+  assert.throws(
+    () => parseBackendId('cuda'),
+    (e: unknown) =>
+      e instanceof BackendError &&
+      /DINOTWINS_BACKEND="cuda" is not a backend; valid values: tensorflow-gpu, webgpu, tensorflow-cpu, wasm, cpu/.test(
+        (e as Error).message,
+      ),
+  );
   const old = process.env.DINOTWINS_BACKEND;
   process.env.DINOTWINS_BACKEND = 'tpu';
   try {
@@ -23,7 +30,10 @@ test('automatic selection picks a backend and gives a reason for each skipped on
     assert.ok(BACKEND_IDS.includes(r.chosen));
     assert.equal(tf.getBackend(), r.tfBackend);
     const idx = BACKEND_IDS.indexOf(r.chosen);
-    assert.deepEqual(r.skipped.map((s) => s.id), BACKEND_IDS.slice(0, idx));
+    assert.deepEqual(
+      r.skipped.map((s) => s.id),
+      BACKEND_IDS.slice(0, idx),
+    );
     for (const s of r.skipped) assert.ok(s.reason.length > 5, `reason for ${s.id}`);
     assert.match(r.line, new RegExp(`^backend: ${r.chosen} `));
     for (const s of r.skipped) assert.ok(r.line.includes(`${s.id}: `), `line mentions ${s.id}`);

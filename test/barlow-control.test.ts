@@ -13,7 +13,12 @@ process.env.DINOTWINS_RUNS = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-barlow-co
 
 import { BUDGETS, BudgetName, experimentConfig } from '../lib/config/budget';
 import { Method, PretrainConfig } from '../lib/config/config';
-import { CONTROL_FACTORS, CONTROL_LABELS, barlowControlSweepSpecs, barlowControlTable } from '../lib/sweep/barlowControl';
+import {
+  CONTROL_FACTORS,
+  CONTROL_LABELS,
+  barlowControlSweepSpecs,
+  barlowControlTable,
+} from '../lib/sweep/barlowControl';
 import { expandSweep } from '../lib/sweep/spec';
 import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
 import { isMainRunFile, mainRunRecords } from '../lib/results/seedGroups';
@@ -28,16 +33,27 @@ const FACTOR_KEYS: Record<(typeof CONTROL_FACTORS)[number], string[]> = {
   clip: ['optimizer.clipGradNorm'],
 };
 
-test('each control cell is Barlow Twins with DINO-Twins\' value of exactly its factors, probed, outside the main runs', () => {
+test("each control cell is Barlow Twins with DINO-Twins' value of exactly its factors, probed, outside the main runs", () => {
   for (const b of ['smoke', 'cpu'] as BudgetName[]) {
-    const [all, single] = barlowControlSweepSpecs(b, { seeds: [0, 1, 2], factorSeeds: [0, 1] }).map((s) => expandSweep(s, CIFAR10_SOURCE));
-    assert.deepEqual(all.runs.map((r) => `${r.variant}/${r.seed}`), ['twins-all/0', 'twins-all/1', 'twins-all/2']);
-    assert.deepEqual(single.runs.map((r) => `${r.variant}/${r.seed}`).sort(), CONTROL_FACTORS.flatMap((f) => [0, 1].map((s) => `${CONTROL_LABELS[f]}/${s}`)).sort());
+    const [all, single] = barlowControlSweepSpecs(b, { seeds: [0, 1, 2], factorSeeds: [0, 1] }).map((s) =>
+      expandSweep(s, CIFAR10_SOURCE),
+    );
+    assert.deepEqual(
+      all.runs.map((r) => `${r.variant}/${r.seed}`),
+      ['twins-all/0', 'twins-all/1', 'twins-all/2'],
+    );
+    assert.deepEqual(
+      single.runs.map((r) => `${r.variant}/${r.seed}`).sort(),
+      CONTROL_FACTORS.flatMap((f) => [0, 1].map((s) => `${CONTROL_LABELS[f]}/${s}`)).sort(),
+    );
     const twins = experimentConfig('dino-twins', BUDGETS[b]);
     for (const run of [...all.runs, ...single.runs]) {
       assert.equal(run.method, 'barlow');
       const own = experimentConfig('barlow', BUDGETS[b], { seed: run.seed });
-      const factors = run.variant === 'twins-all' ? CONTROL_FACTORS : CONTROL_FACTORS.filter((f) => CONTROL_LABELS[f] === run.variant);
+      const factors =
+        run.variant === 'twins-all'
+          ? CONTROL_FACTORS
+          : CONTROL_FACTORS.filter((f) => CONTROL_LABELS[f] === run.variant);
       const want = factors.flatMap((f) => FACTOR_KEYS[f]).filter((k) => differences(own, twins).includes(k));
       assert.deepEqual(differences(own, run.config), want.sort(), `${b} ${run.label}`);
       for (const k of want) {
@@ -50,22 +66,49 @@ test('each control cell is Barlow Twins with DINO-Twins\' value of exactly its f
   }
   // In the cpu budget every factor really differs, so no cell is a copy of Barlow Twins' main runs.
   const own = experimentConfig('barlow', BUDGETS.cpu);
-  for (const keys of Object.values(FACTOR_KEYS)) assert.ok(keys.some((k) => differences(own, experimentConfig('dino-twins', BUDGETS.cpu)).includes(k)), keys.join());
+  for (const keys of Object.values(FACTOR_KEYS))
+    assert.ok(
+      keys.some((k) => differences(own, experimentConfig('dino-twins', BUDGETS.cpu)).includes(k)),
+      keys.join(),
+    );
 });
 
-function record(id: string, method: Method, seed: number, linear: number, knn: number, config: PretrainConfig, data: unknown): RunRecord {
+function record(
+  id: string,
+  method: Method,
+  seed: number,
+  linear: number,
+  knn: number,
+  config: PretrainConfig,
+  data: unknown,
+): RunRecord {
   return {
-    format: 'dinotwins-run/1', id, kind: 'pretrain', status: 'done', method, budget: 'smoke', config: config as unknown as Record<string, unknown>,
-    backend: null, git: { commit: null, dirty: null }, seed, data: { source: 'fixture' }, dataIdentity: data,
-    startedAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-01T01:00:00Z', seconds: 60, step: 16, totalSteps: 16,
+    format: 'dinotwins-run/1',
+    id,
+    kind: 'pretrain',
+    status: 'done',
+    method,
+    budget: 'smoke',
+    config: config as unknown as Record<string, unknown>,
+    backend: null,
+    git: { commit: null, dirty: null },
+    seed,
+    data: { source: 'fixture' },
+    dataIdentity: data,
+    startedAt: '2026-01-01T00:00:00Z',
+    updatedAt: '2026-01-01T01:00:00Z',
+    seconds: 60,
+    step: 16,
+    totalSteps: 16,
     epochs: [{ epoch: 1, means: {}, extra: { knnTop1: knn, effectiveRank: 10 }, seconds: 1, lr: 0 }],
     steps: [{ step: 15, loss: 1, featStd: 0.2 }],
     results: { linearProbe: { testTop1: linear, valTop1: linear }, knnTest: { top1: knn } },
-    checkpoint: null, resumedFrom: [],
+    checkpoint: null,
+    resumedFrom: [],
   } as unknown as RunRecord;
 }
 
-test('the control table: Barlow Twins\' runs, each cell, DINO-Twins\' runs, Welch against both', () => {
+test("the control table: Barlow Twins' runs, each cell, DINO-Twins' runs, Welch against both", () => {
   const root = runsDir('smoke');
   const plans = barlowControlSweepSpecs('smoke', { seeds: [0, 1] }).map((s) => expandSweep(s, CIFAR10_SOURCE));
   const write = (dir: string, r: RunRecord) => {
@@ -76,10 +119,18 @@ test('the control table: Barlow Twins\' runs, each cell, DINO-Twins\' runs, Welc
   for (const [method, knns] of Object.entries(main)) {
     knns.forEach((knn, seed) => {
       const cfg = experimentConfig(method as Method, BUDGETS.smoke, { seed });
-      write(path.join(root, runName(cfg, plans[0].data)), record(runName(cfg, plans[0].data), method as Method, seed, knn + 3, knn, cfg, plans[0].data));
+      write(
+        path.join(root, runName(cfg, plans[0].data)),
+        record(runName(cfg, plans[0].data), method as Method, seed, knn + 3, knn, cfg, plans[0].data),
+      );
     });
   }
-  const cellKnn: Record<string, number[]> = { 'twins-all': [35, 34], 'twins-augment': [34, 36], 'twins-weight-decay': [30, 31], 'twins-clip': [31] };
+  const cellKnn: Record<string, number[]> = {
+    'twins-all': [35, 34],
+    'twins-augment': [34, 36],
+    'twins-weight-decay': [30, 31],
+    'twins-clip': [31],
+  };
   for (const plan of plans) {
     for (const run of plan.runs) {
       const knn = cellKnn[run.variant]?.[run.seed];
@@ -87,9 +138,17 @@ test('the control table: Barlow Twins\' runs, each cell, DINO-Twins\' runs, Welc
     }
   }
   const rows = barlowControlTable('smoke', plans, mainRunRecords(root));
-  assert.deepEqual(rows.map((r) => `${r.method}/${r.cell}`), [
-    'barlow/recipe', 'barlow/twins-all', 'barlow/twins-augment', 'barlow/twins-weight-decay', 'barlow/twins-clip', 'dino-twins/recipe',
-  ]);
+  assert.deepEqual(
+    rows.map((r) => `${r.method}/${r.cell}`),
+    [
+      'barlow/recipe',
+      'barlow/twins-all',
+      'barlow/twins-augment',
+      'barlow/twins-weight-decay',
+      'barlow/twins-clip',
+      'dino-twins/recipe',
+    ],
+  );
   const [barlow, all, aug, , clip, twins] = rows;
   assert.deepEqual(barlow.knnTest.values, [30, 31, 32]);
   assert.deepEqual(twins.knnTest.values, [34, 35, 36]);
@@ -99,4 +158,3 @@ test('the control table: Barlow Twins\' runs, each cell, DINO-Twins\' runs, Welc
   assert.equal(clip.knnVsTwins, null, 'one seed: no test');
   assert.equal(twins.knnVsTwins, null);
 });
-

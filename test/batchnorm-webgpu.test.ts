@@ -30,7 +30,14 @@ function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return d / Math.max(m, 1e-30);
 }
 
-interface Case { shape: number[]; affine: boolean; relu: boolean; offset?: number; groups?: number; residual?: boolean }
+interface Case {
+  shape: number[];
+  affine: boolean;
+  relu: boolean;
+  offset?: number;
+  groups?: number;
+  residual?: boolean;
+}
 
 /** y, dx, dgamma, dbeta, new running mean and variance on the active backend. */
 async function run(c: Case): Promise<Record<string, Float32Array>> {
@@ -46,28 +53,50 @@ async function run(c: Case): Promise<Record<string, Float32Array>> {
     const res = c.residual ? tf.tensor(randn(n, 7, 0.8), c.shape) : undefined;
     const got: Record<string, tf.Tensor> = {};
     const f = (...t: tf.Tensor[]): tf.Tensor => {
-      const y = batchNormTrain(t[0], c.affine ? t[1] : undefined, c.affine ? t[2] : undefined, c.relu, {
-        composed: (means, variances) => {
-          let rm: tf.Tensor = runMean;
-          let rv: tf.Tensor = runVar;
-          for (let g = 0; g < means.length; g++) {
-            rm = tf.add(tf.mul(rm, 0.9), tf.mul(means[g], 0.1));
-            rv = tf.add(tf.mul(rv, 0.9), tf.mul(tf.mul(variances[g], 1.25), 0.1));
-          }
-          got.runMean = tf.keep(rm);
-          got.runVar = tf.keep(rv);
+      const y = batchNormTrain(
+        t[0],
+        c.affine ? t[1] : undefined,
+        c.affine ? t[2] : undefined,
+        c.relu,
+        {
+          composed: (means, variances) => {
+            let rm: tf.Tensor = runMean;
+            let rv: tf.Tensor = runVar;
+            for (let g = 0; g < means.length; g++) {
+              rm = tf.add(tf.mul(rm, 0.9), tf.mul(means[g], 0.1));
+              rv = tf.add(tf.mul(rv, 0.9), tf.mul(tf.mul(variances[g], 1.25), 0.1));
+            }
+            got.runMean = tf.keep(rm);
+            got.runVar = tf.keep(rv);
+          },
+          fused: (stats) => {
+            got.runMean = tf.keep(runningUpdate(runMean, stats, 0, 0.1, 1));
+            got.runVar = tf.keep(runningUpdate(runVar, stats, 1, 0.1, 1.25));
+          },
         },
-        fused: (stats) => {
-          got.runMean = tf.keep(runningUpdate(runMean, stats, 0, 0.1, 1));
-          got.runVar = tf.keep(runningUpdate(runVar, stats, 1, 0.1, 1.25));
-        },
-      }, c.groups ?? 1, res ? t[t.length - 1] : undefined);
+        c.groups ?? 1,
+        res ? t[t.length - 1] : undefined,
+      );
       return tf.sum(tf.mul(y, dy));
     };
     const inputs = [x, ...(c.affine ? [gamma, beta] : []), ...(res ? [res] : [])];
-    const y = batchNormTrain(x, c.affine ? gamma : undefined, c.affine ? beta : undefined, c.relu, undefined, c.groups ?? 1, res);
+    const y = batchNormTrain(
+      x,
+      c.affine ? gamma : undefined,
+      c.affine ? beta : undefined,
+      c.relu,
+      undefined,
+      c.groups ?? 1,
+      res,
+    );
     const grads = tf.grads(f)(inputs);
-    return { y, dx: grads[0], ...(c.affine ? { dgamma: grads[1], dbeta: grads[2] } : {}), ...(res ? { dres: grads[grads.length - 1] } : {}), ...got };
+    return {
+      y,
+      dx: grads[0],
+      ...(c.affine ? { dgamma: grads[1], dbeta: grads[2] } : {}),
+      ...(res ? { dres: grads[grads.length - 1] } : {}),
+      ...got,
+    };
   });
   const res: Record<string, Float32Array> = {};
   for (const [k, v] of Object.entries(out)) res[k] = (await v.data()) as Float32Array;
@@ -135,11 +164,36 @@ test('bad input to the fused kernels is named', async (t) => {
   if (!(await useWebgpu(t))) return;
   await tf.setBackend('webgpu');
   registerWebgpuKernels();
-  assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3]) }, { eps: 0, relu: false }), /eps must be a positive number, got 0/);
-  assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3], 'int32') }, { eps: 1e-5, relu: false }), /float32 inputs only, got int32/);
-  assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([5]) }, { eps: 1e-5, relu: false }), /rank >= 2, got shape \[5\]/);
+  assert.throws(
+    () => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3]) }, { eps: 0, relu: false }),
+    /eps must be a positive number, got 0/,
+  );
+  assert.throws(
+    () => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3], 'int32') }, { eps: 1e-5, relu: false }),
+    /float32 inputs only, got int32/,
+  );
+  assert.throws(
+    () => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([5]) }, { eps: 1e-5, relu: false }),
+    /rank >= 2, got shape \[5\]/,
+  );
   assert.throws(() => batchNormTrain(tf.zeros([4, 3]), tf.ones([3]), undefined, false), /gamma and beta come together/);
-  assert.throws(() => batchNormTrain(tf.zeros([4, 3]), undefined, undefined, false, undefined, 1, tf.zeros([4, 3])), /only part of the op under a ReLU/);
-  assert.throws(() => batchNormTrain(tf.zeros([4, 3]), undefined, undefined, true, undefined, 1, tf.zeros([4, 2])), /residual \[4,2\] does not match x \[4,3\]/);
-  assert.throws(() => tf.engine().runKernel('DinotwinsBatchNorm', { x: tf.zeros([4, 3]), residual: tf.zeros([4, 3]) }, { eps: 1e-5, relu: false }), /only fused under a ReLU/);
+  assert.throws(
+    () => batchNormTrain(tf.zeros([4, 3]), undefined, undefined, false, undefined, 1, tf.zeros([4, 3])),
+    /only part of the op under a ReLU/,
+  );
+  assert.throws(
+    () => batchNormTrain(tf.zeros([4, 3]), undefined, undefined, true, undefined, 1, tf.zeros([4, 2])),
+    /residual \[4,2\] does not match x \[4,3\]/,
+  );
+  assert.throws(
+    () =>
+      tf
+        .engine()
+        .runKernel(
+          'DinotwinsBatchNorm',
+          { x: tf.zeros([4, 3]), residual: tf.zeros([4, 3]) },
+          { eps: 1e-5, relu: false },
+        ),
+    /only fused under a ReLU/,
+  );
 });

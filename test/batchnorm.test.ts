@@ -16,7 +16,10 @@ async function values(ts: tf.Tensor[]): Promise<Float32Array[]> {
   return Promise.all(ts.map(async (t) => (await t.data()) as Float32Array));
 }
 
-for (const [shape, groups, relu] of [[[6, 4, 4, 5], 2, true], [[12, 7], 3, false]] as Array<[number[], number, boolean]>) {
+for (const [shape, groups, relu] of [
+  [[6, 4, 4, 5], 2, true],
+  [[12, 7], 3, false],
+] as Array<[number[], number, boolean]>) {
   test(`bnGroups=${groups} on [${shape}] equals ${groups} separate passes (values, gradients, running statistics)`, async () => {
     await tf.setBackend('cpu');
     const C = shape[shape.length - 1];
@@ -35,20 +38,36 @@ for (const [shape, groups, relu] of [[[6, 4, 4, 5], 2, true], [[12, 7], 3, false
       const w = ps.get('bn.weight');
       const b = ps.get('bn.bias');
       const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor): tf.Tensor => {
-        void wi; void bi; // gradients flow through the ParamStore's variables
+        void wi;
+        void bi; // gradients flow through the ParamStore's variables
         const y = grouped
           ? batchNorm(ps, 'bn', xi, { training: true, bnGroups: groups }, { relu })
-          : tf.concat(tf.split(xi, groups, 0).map((part) => batchNorm(ps, 'bn', part, { training: true }, { relu })), 0);
+          : tf.concat(
+              tf.split(xi, groups, 0).map((part) => batchNorm(ps, 'bn', part, { training: true }, { relu })),
+              0,
+            );
         return tf.sum(tf.mul(y, dy));
       };
       const { grads } = tf.variableGrads(() => f(x, w, b) as tf.Scalar, [w, b]);
       const dx = tf.grad((xi: tf.Tensor) => f(xi, w, b))(x);
       ps.get('bn.running_mean').assign(tf.zeros([C]));
       ps.get('bn.running_var').assign(tf.ones([C]));
-      const y = tf.tidy(() => (grouped
-        ? batchNorm(ps, 'bn', x, { training: true, bnGroups: groups }, { relu })
-        : tf.concat(tf.split(x, groups, 0).map((part) => batchNorm(ps, 'bn', part, { training: true }, { relu })), 0)));
-      const out = await values([y, dx, grads[w.name], grads[b.name], ps.get('bn.running_mean'), ps.get('bn.running_var')]);
+      const y = tf.tidy(() =>
+        grouped
+          ? batchNorm(ps, 'bn', x, { training: true, bnGroups: groups }, { relu })
+          : tf.concat(
+              tf.split(x, groups, 0).map((part) => batchNorm(ps, 'bn', part, { training: true }, { relu })),
+              0,
+            ),
+      );
+      const out = await values([
+        y,
+        dx,
+        grads[w.name],
+        grads[b.name],
+        ps.get('bn.running_mean'),
+        ps.get('bn.running_var'),
+      ]);
       tf.dispose([y, dx, ...Object.values(grads)]);
       ps.dispose();
       return out;
@@ -63,7 +82,10 @@ for (const [shape, groups, relu] of [[[6, 4, 4, 5], 2, true], [[12, 7], 3, false
     // The statistics really are per group: one group over the whole batch gives other values.
     const whole = tf.tidy(() => batchNormTrain(x, undefined, undefined, false));
     const perGroup = tf.tidy(() => batchNormTrain(x, undefined, undefined, false, undefined, groups));
-    assert.ok(relErr((await whole.data()) as Float32Array, (await perGroup.data()) as Float32Array) > 1e-3, 'per-group statistics differ from whole-batch ones');
+    assert.ok(
+      relErr((await whole.data()) as Float32Array, (await perGroup.data()) as Float32Array) > 1e-3,
+      'per-group statistics differ from whole-batch ones',
+    );
     tf.dispose([x, dy, whole, perGroup]);
   });
 }
@@ -72,7 +94,13 @@ test('bnGroups that do not divide the batch are named', async () => {
   await tf.setBackend('cpu');
   const ps = new ParamStore('bn');
   initBatchNorm(ps, 'bn', 3);
-  assert.throws(() => batchNorm(ps, 'bn', tf.zeros([5, 3]), { training: true, bnGroups: 2 }), /groups must be a positive integer dividing the batch \(5\), got 2/);
-  assert.throws(() => batchNormTrain(tf.zeros([4, 3]), undefined, undefined, false, undefined, 0), /groups must be a positive integer/);
+  assert.throws(
+    () => batchNorm(ps, 'bn', tf.zeros([5, 3]), { training: true, bnGroups: 2 }),
+    /groups must be a positive integer dividing the batch \(5\), got 2/,
+  );
+  assert.throws(
+    () => batchNormTrain(tf.zeros([4, 3]), undefined, undefined, false, undefined, 0),
+    /groups must be a positive integer/,
+  );
   ps.dispose();
 });

@@ -12,7 +12,10 @@ function tmpdir(): string {
 const contents = () => ({
   meta: { step: 12, note: 'x' },
   groups: {
-    student: new Map([['w', { shape: [2, 3], values: Float32Array.from([1, 2, 3, 4, 5, 6]) }], ['b', { shape: [3], values: Float32Array.from([0.5, -1, 7]) }]]),
+    student: new Map([
+      ['w', { shape: [2, 3], values: Float32Array.from([1, 2, 3, 4, 5, 6]) }],
+      ['b', { shape: [3], values: Float32Array.from([0.5, -1, 7]) }],
+    ]),
     center: new Map([['center', { shape: [2], values: Float32Array.from([9, 8]) }]]),
   },
 });
@@ -35,7 +38,12 @@ test('a corrupted checkpoint is a clear error naming the file and the checksums'
   const buf = fs.readFileSync(f);
   buf[buf.length - 3] ^= 0xff;
   fs.writeFileSync(f, buf);
-  assert.throws(() => loadCheckpoint(f), (e: unknown) => e instanceof CheckpointError && /c\.ckpt is corrupt: payload sha256 [0-9a-f]{64}, expected [0-9a-f]{64}/.test((e as Error).message));
+  assert.throws(
+    () => loadCheckpoint(f),
+    (e: unknown) =>
+      e instanceof CheckpointError &&
+      /c\.ckpt is corrupt: payload sha256 [0-9a-f]{64}, expected [0-9a-f]{64}/.test((e as Error).message),
+  );
 });
 
 test('a truncated checkpoint is a clear error', () => {

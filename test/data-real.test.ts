@@ -34,13 +34,33 @@ test('real CIFAR-10: counts, per-class counts, channel means, load time (cold un
     assert.deepEqual(classCounts(d.train), new Array(10).fill(5000));
     assert.deepEqual(classCounts(d.test), new Array(10).fill(1000));
     // The official order: data_batch_1 has these class counts (from the data's README).
-    assert.deepEqual(classCounts({ labels: d.train.labels.subarray(0, 10_000), n: 10_000 }), [1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981]);
-    assert.deepEqual(d.classNames, ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
+    assert.deepEqual(
+      classCounts({ labels: d.train.labels.subarray(0, 10_000), n: 10_000 }),
+      [1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981],
+    );
+    assert.deepEqual(d.classNames, [
+      'airplane',
+      'automobile',
+      'bird',
+      'cat',
+      'deer',
+      'dog',
+      'frog',
+      'horse',
+      'ship',
+      'truck',
+    ]);
     const s = channelStats(d.train);
-    [0.4914, 0.4822, 0.4465].forEach((m, c) => assert.ok(Math.abs(s.mean[c] - m) < 1e-4, `train mean ${c}: ${s.mean[c]} vs ${m}`));
-    [0.247, 0.2435, 0.2616].forEach((m, c) => assert.ok(Math.abs(s.std[c] - m) < 1e-4, `train std ${c}: ${s.std[c]} vs ${m}`));
+    [0.4914, 0.4822, 0.4465].forEach((m, c) =>
+      assert.ok(Math.abs(s.mean[c] - m) < 1e-4, `train mean ${c}: ${s.mean[c]} vs ${m}`),
+    );
+    [0.247, 0.2435, 0.2616].forEach((m, c) =>
+      assert.ok(Math.abs(s.std[c] - m) < 1e-4, `train std ${c}: ${s.std[c]} vs ${m}`),
+    );
     const st = channelStats(d.test);
-    [0.4942, 0.4851, 0.4504].forEach((m, c) => assert.ok(Math.abs(st.mean[c] - m) < 1e-4, `test mean ${c}: ${st.mean[c]} vs ${m}`));
+    [0.4942, 0.4851, 0.4504].forEach((m, c) =>
+      assert.ok(Math.abs(st.mean[c] - m) < 1e-4, `test mean ${c}: ${st.mean[c]} vs ${m}`),
+    );
     assert.deepEqual(cold.train.images.subarray(0, 3072 * 10), d.train.images.subarray(0, 3072 * 10));
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });

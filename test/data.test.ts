@@ -77,16 +77,33 @@ test('decodeRecords: planar R,G,B records land in NHWC order', () => {
   // record r, channel c, pixel (y, x) = (r*7 + c*50 + y*3 + x) % 256
   for (let r = 0; r < n; r++) {
     buf[r * RECORD_BYTES] = 3 + r;
-    for (let c = 0; c < 3; c++) for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) buf[r * RECORD_BYTES + 1 + c * 1024 + y * 32 + x] = (r * 7 + c * 50 + y * 3 + x) % 256;
+    for (let c = 0; c < 3; c++)
+      for (let y = 0; y < 32; y++)
+        for (let x = 0; x < 32; x++)
+          buf[r * RECORD_BYTES + 1 + c * 1024 + y * 32 + x] = (r * 7 + c * 50 + y * 3 + x) % 256;
   }
   const split: Split = { images: new Uint8Array(n * PIXELS_PER_IMAGE), labels: new Uint8Array(n), n };
   decodeRecords(buf, n, split, 0, 'mem');
   assert.deepEqual([...split.labels], [3, 4]);
-  for (const [r, y, x, c] of [[0, 0, 0, 0], [0, 0, 1, 2], [1, 31, 31, 1], [1, 5, 17, 2], [0, 12, 0, 1]]) {
-    assert.equal(split.images[r * PIXELS_PER_IMAGE + y * 96 + x * 3 + c], (r * 7 + c * 50 + y * 3 + x) % 256, `r${r} y${y} x${x} c${c}`);
+  for (const [r, y, x, c] of [
+    [0, 0, 0, 0],
+    [0, 0, 1, 2],
+    [1, 31, 31, 1],
+    [1, 5, 17, 2],
+    [0, 12, 0, 1],
+  ]) {
+    assert.equal(
+      split.images[r * PIXELS_PER_IMAGE + y * 96 + x * 3 + c],
+      (r * 7 + c * 50 + y * 3 + x) % 256,
+      `r${r} y${y} x${x} c${c}`,
+    );
   }
   buf[RECORD_BYTES] = 10;
-  assert.throws(() => decodeRecords(buf, n, split, 0, 'mem.bin'), (e: unknown) => e instanceof DataError && e.code === 'layout' && /mem\.bin: record 1 .*label byte 10/.test(e.message));
+  assert.throws(
+    () => decodeRecords(buf, n, split, 0, 'mem.bin'),
+    (e: unknown) =>
+      e instanceof DataError && e.code === 'layout' && /mem\.bin: record 1 .*label byte 10/.test(e.message),
+  );
 });
 
 test('parseMeta ignores empty lines and rejects a wrong count', () => {
@@ -122,11 +139,16 @@ test('fixture round trip: loading the written folder gives the generated pixels,
     assert.deepEqual(again.checksums, fx.checksums);
     assert.notEqual(other.checksums['data_batch_1.bin'].md5, fx.checksums['data_batch_1.bin'].md5);
     // The parent folder works too, and 'none' skips the MD5s.
-    const p = await loadCifar10(isolated(path.join(root, 'data'), { path: path.dirname(fx.folder), checksums: 'none' }));
+    const p = await loadCifar10(
+      isolated(path.join(root, 'data'), { path: path.dirname(fx.folder), checksums: 'none' }),
+    );
     assert.deepEqual(p.train.labels, want.train.labels);
     assert.equal(p.source.folder, fx.folder);
     // The data's identity is a digest of its batch files' MD5s, checked or not: the same bytes, the same identity.
-    const md5 = Object.fromEntries(Object.entries(fx.checksums).map(([f, c]) => [f, c.md5])) as Record<BatchFile, string>;
+    const md5 = Object.fromEntries(Object.entries(fx.checksums).map(([f, c]) => [f, c.md5])) as Record<
+      BatchFile,
+      string
+    >;
     assert.deepEqual(d.identity, { source: 'cifar10', checksum: cifar10Checksum(md5) });
     assert.deepEqual(p.identity, d.identity);
     assert.notEqual(d.identity.checksum, CIFAR10_SOURCE.checksum, 'not the official files');
@@ -168,14 +190,17 @@ test('checksum mismatch: the error names the file, the expected and the actual M
     damageFixture(fx.folder, 'flip-byte', 'data_batch_3.bin');
     const file = path.join(fx.folder, 'data_batch_3.bin');
     const actual = md5Hex(fs.readFileSync(file));
-    await rejectsData(loadCifar10(isolated(path.join(root, 'data'), { path: fx.folder, checksums: fx.checksums })), (e) => {
-      assert.equal(e.code, 'checksum');
-      assert.equal(e.file, file);
-      assert.equal(e.expected, fx.checksums['data_batch_3.bin'].md5);
-      assert.equal(e.actual, actual);
-      assert.ok(e.message.includes(file) && e.message.includes(e.expected!) && e.message.includes(actual), e.message);
-      assert.match(e.message, /good copy/);
-    });
+    await rejectsData(
+      loadCifar10(isolated(path.join(root, 'data'), { path: fx.folder, checksums: fx.checksums })),
+      (e) => {
+        assert.equal(e.code, 'checksum');
+        assert.equal(e.file, file);
+        assert.equal(e.expected, fx.checksums['data_batch_3.bin'].md5);
+        assert.equal(e.actual, actual);
+        assert.ok(e.message.includes(file) && e.message.includes(e.expected!) && e.message.includes(actual), e.message);
+        assert.match(e.message, /good copy/);
+      },
+    );
     // The official checks reject the fixture on size before reading anything.
     await rejectsData(loadCifar10(isolated(path.join(root, 'data'), { path: fx.folder })), (e) => {
       assert.equal(e.code, 'size');
@@ -192,13 +217,16 @@ test('truncated file: size error with and without a checksum map', async () => {
     const fx = await fixtureIn(root);
     damageFixture(fx.folder, 'truncate', 'test_batch.bin');
     const file = path.join(fx.folder, 'test_batch.bin');
-    await rejectsData(loadCifar10(isolated(path.join(root, 'data'), { path: fx.folder, checksums: fx.checksums })), (e) => {
-      assert.equal(e.code, 'size');
-      assert.equal(e.file, file);
-      assert.equal(e.expected, `${R * RECORD_BYTES} bytes`);
-      assert.equal(e.actual, `${R * RECORD_BYTES - 1000} bytes`);
-      assert.match(e.message, /truncated/);
-    });
+    await rejectsData(
+      loadCifar10(isolated(path.join(root, 'data'), { path: fx.folder, checksums: fx.checksums })),
+      (e) => {
+        assert.equal(e.code, 'size');
+        assert.equal(e.file, file);
+        assert.equal(e.expected, `${R * RECORD_BYTES} bytes`);
+        assert.equal(e.actual, `${R * RECORD_BYTES - 1000} bytes`);
+        assert.match(e.message, /truncated/);
+      },
+    );
     await rejectsData(loadCifar10(isolated(path.join(root, 'data'), { path: fx.folder, checksums: 'none' })), (e) => {
       assert.equal(e.code, 'size');
       assert.match(e.message, /not a positive multiple of the 3073-byte record/);
@@ -234,10 +262,18 @@ test('wrong layout: bad label byte, missing batch file, missing meta file, folde
       assert.equal(e.code, 'source');
       assert.match(e.message, /holds neither the CIFAR-10 batch files nor a cifar-10-batches-bin\/ folder/);
     });
-    await rejectsData(loadCifar10(isolated(dataDir, { path: path.join(root, 'nope') })), (e) => assert.equal(e.code, 'source'));
+    await rejectsData(loadCifar10(isolated(dataDir, { path: path.join(root, 'nope') })), (e) =>
+      assert.equal(e.code, 'source'),
+    );
     // A malformed checksum map is a plain Error about the option, named precisely.
-    assert.throws(() => fileCheck({ 'data_batch_1.bin': 'x' }, 'data_batch_1.bin'), /data_batch_1\.bin has md5 "x", expected 32 hex digits/);
-    assert.throws(() => fileCheck({ 'data_batch_1.bin': 'a'.repeat(32) }, 'test_batch.bin'), /the map has no entry for test_batch\.bin/);
+    assert.throws(
+      () => fileCheck({ 'data_batch_1.bin': 'x' }, 'data_batch_1.bin'),
+      /data_batch_1\.bin has md5 "x", expected 32 hex digits/,
+    );
+    assert.throws(
+      () => fileCheck({ 'data_batch_1.bin': 'a'.repeat(32) }, 'test_batch.bin'),
+      /the map has no entry for test_batch\.bin/,
+    );
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -264,19 +300,31 @@ test('tarball source: unpacked into the cache once, then the cache is used; fold
     assert.deepEqual(c.train.labels, want.train.labels);
 
     // The environment variable is a user path like the option; the option wins over it.
-    const e = await loadCifar10({ ...isolated(path.join(root, 'data2'), { checksums: fx.checksums }), env: { [CIFAR10_ENV]: fx.folder } });
+    const e = await loadCifar10({
+      ...isolated(path.join(root, 'data2'), { checksums: fx.checksums }),
+      env: { [CIFAR10_ENV]: fx.folder },
+    });
     assert.equal(e.source.kind, 'folder');
     assert.equal(e.source.via, CIFAR10_ENV);
     assert.match(e.source.line, /\$DINOTWINS_CIFAR10/);
-    const f = await loadCifar10({ ...isolated(path.join(root, 'data2'), { checksums: fx.checksums, path: fx.tarball }), env: { [CIFAR10_ENV]: fx.folder } });
-    assert.equal(f.source.kind, 'tarball');
-    await rejectsData(loadCifar10({ ...isolated(dataDir, {}), env: { [CIFAR10_ENV]: path.join(root, 'missing.tar.gz') } }), (err) => {
-      assert.equal(err.code, 'source');
-      assert.match(err.message, /from \$DINOTWINS_CIFAR10\) does not exist.*unset DINOTWINS_CIFAR10/);
+    const f = await loadCifar10({
+      ...isolated(path.join(root, 'data2'), { checksums: fx.checksums, path: fx.tarball }),
+      env: { [CIFAR10_ENV]: fx.folder },
     });
+    assert.equal(f.source.kind, 'tarball');
+    await rejectsData(
+      loadCifar10({ ...isolated(dataDir, {}), env: { [CIFAR10_ENV]: path.join(root, 'missing.tar.gz') } }),
+      (err) => {
+        assert.equal(err.code, 'source');
+        assert.match(err.message, /from \$DINOTWINS_CIFAR10\) does not exist.*unset DINOTWINS_CIFAR10/);
+      },
+    );
 
     // The convenience tarball comes after the cache and before the download.
-    const s = await loadCifar10({ ...isolated(path.join(root, 'data3'), { checksums: fx.checksums }), sharedTarball: fx.tarball });
+    const s = await loadCifar10({
+      ...isolated(path.join(root, 'data3'), { checksums: fx.checksums }),
+      sharedTarball: fx.tarball,
+    });
     assert.equal(s.source.kind, 'shared-tarball');
     assert.equal(s.source.extracted, true);
     await rejectsData(loadCifar10(isolated(path.join(root, 'data4'), {})), (err) => {
@@ -330,7 +378,9 @@ test('a failed extraction leaves no cache folder and no temp folder', async () =
     const junk = path.join(root, 'junk.tar.gz');
     fs.writeFileSync(junk, 'this is not gzip');
     const d4 = path.join(root, 'd4');
-    await rejectsData(loadCifar10(isolated(d4, { path: junk, checksums: fx.checksums })), (e) => assert.equal(e.code, 'extract'));
+    await rejectsData(loadCifar10(isolated(d4, { path: junk, checksums: fx.checksums })), (e) =>
+      assert.equal(e.code, 'extract'),
+    );
     assert.deepEqual(leftovers(d4), []);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -347,7 +397,10 @@ test('cleanStaleTemps removes temp folders and partial downloads of dead process
     fs.writeFileSync(path.join(root, `${TARBALL_NAME}.${process.pid}.partial`), 'x');
     const removed = cleanStaleTemps(root).sort();
     assert.deepEqual(removed, [`.extract-${dead}-abc`, `${TARBALL_NAME}.${dead}.partial`].sort());
-    assert.deepEqual(leftovers(root), [`.extract-${process.pid}-live`, `${TARBALL_NAME}.${process.pid}.partial`].sort());
+    assert.deepEqual(
+      leftovers(root),
+      [`.extract-${process.pid}-live`, `${TARBALL_NAME}.${process.pid}.partial`].sort(),
+    );
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -391,7 +444,10 @@ test('download: to a .partial file, renamed when complete, then unpacked; a drop
       },
     });
     const d1 = path.join(root, 'd1');
-    const a = await loadCifar10({ ...isolated(d1, { checksums: fx.checksums, url: `${srv.base}/moved`, download: true }), progress: sink });
+    const a = await loadCifar10({
+      ...isolated(d1, { checksums: fx.checksums, url: `${srv.base}/moved`, download: true }),
+      progress: sink,
+    });
     assert.equal(a.source.kind, 'download');
     assert.equal(a.source.location, `${srv.base}/moved`);
     assert.equal(a.source.extracted, true);
@@ -403,24 +459,32 @@ test('download: to a .partial file, renamed when complete, then unpacked; a drop
     assert.ok(progress.endsWith('\n') && progress.split('\n').length === 2, 'a single updating line');
 
     const d2 = path.join(root, 'd2');
-    await rejectsData(loadCifar10(isolated(d2, { checksums: fx.checksums, url: `${srv.base}/die`, download: true })), (e) => {
-      assert.equal(e.code, 'download');
-      assert.equal(e.file, `${srv.base}/die`);
-      assert.match(e.message, /nothing was kept/);
-    });
+    await rejectsData(
+      loadCifar10(isolated(d2, { checksums: fx.checksums, url: `${srv.base}/die`, download: true })),
+      (e) => {
+        assert.equal(e.code, 'download');
+        assert.equal(e.file, `${srv.base}/die`);
+        assert.match(e.message, /nothing was kept/);
+      },
+    );
     assert.deepEqual(leftovers(d2), []);
 
     const d3 = path.join(root, 'd3');
-    await rejectsData(loadCifar10(isolated(d3, { checksums: fx.checksums, url: `${srv.base}/missing`, download: true })), (e) => {
-      assert.equal(e.code, 'download');
-      assert.match(e.message, /HTTP 404/);
-    });
+    await rejectsData(
+      loadCifar10(isolated(d3, { checksums: fx.checksums, url: `${srv.base}/missing`, download: true })),
+      (e) => {
+        assert.equal(e.code, 'download');
+        assert.match(e.message, /HTTP 404/);
+      },
+    );
     assert.deepEqual(leftovers(d3), []);
 
     // A complete download whose content fails verification is not kept either.
     const d4 = path.join(root, 'd4');
     const wrong = { ...fx.checksums, 'test_batch.bin': { md5: '0'.repeat(32) } };
-    await rejectsData(loadCifar10(isolated(d4, { checksums: wrong, url: `${srv.base}/ok`, download: true })), (e) => assert.equal(e.code, 'checksum'));
+    await rejectsData(loadCifar10(isolated(d4, { checksums: wrong, url: `${srv.base}/ok`, download: true })), (e) =>
+      assert.equal(e.code, 'checksum'),
+    );
     assert.deepEqual(leftovers(d4), []);
   } finally {
     await srv.close();
@@ -443,7 +507,10 @@ test('balancedSubset: N per class, deterministic per seed, different across seed
   for (let i = 0; i < a.n; i++) {
     const j = a.indices[i];
     assert.equal(a.labels[i], train.labels[j]);
-    assert.deepEqual(a.images.subarray(i * PIXELS_PER_IMAGE, (i + 1) * PIXELS_PER_IMAGE), train.images.subarray(j * PIXELS_PER_IMAGE, (j + 1) * PIXELS_PER_IMAGE));
+    assert.deepEqual(
+      a.images.subarray(i * PIXELS_PER_IMAGE, (i + 1) * PIXELS_PER_IMAGE),
+      train.images.subarray(j * PIXELS_PER_IMAGE, (j + 1) * PIXELS_PER_IMAGE),
+    );
   }
   assert.throws(() => balancedSubset(train, 21, 0), /class \d has 20 rows, fewer than the 21 asked for/);
   assert.throws(() => balancedSubset(train, 0, 0), /perClass must be a positive integer/);
@@ -459,7 +526,7 @@ test('trainValSplit: class-balanced, disjoint, covers the training set, determin
   assert.deepEqual(classCounts(s.train), new Array(10).fill(16));
   const seen = new Set<number>();
   for (const i of s.val.indices) seen.add(i);
-  for (const i of s.train.indices) assert.ok(!seen.has(i), `row ${i} in both`), seen.add(i);
+  for (const i of s.train.indices) (assert.ok(!seen.has(i), `row ${i} in both`), seen.add(i));
   assert.equal(seen.size, train.n);
   assert.equal(s.val.role, 'val');
   assert.equal(s.train.role, 'train');
@@ -467,7 +534,10 @@ test('trainValSplit: class-balanced, disjoint, covers the training set, determin
   assert.notDeepEqual(trainValSplit(train, 4, 6).val.indices, s.val.indices);
   const f = trainValSplit(train, 0.1, 5);
   assert.deepEqual(classCounts(f.val), new Array(10).fill(2));
-  assert.throws(() => trainValSplit({ ...te, role: 'test' }, 2, 0), /role 'test'.*validation must come from the training set/);
+  assert.throws(
+    () => trainValSplit({ ...te, role: 'test' }, 2, 0),
+    /role 'test'.*validation must come from the training set/,
+  );
   assert.throws(() => trainValSplit(train, 20, 0), /leaves no training rows/);
   assert.throws(() => trainValSplit(train, 1.5, 0), /val must be rows per class/);
 });
@@ -489,10 +559,20 @@ test('channelStats matches a direct float64 computation; classCounts', () => {
 });
 
 test('classCountTable: one row per class, a column per split, in the given order', () => {
-  const rows = classCountTable({ train: { labels: Uint8Array.from([0, 2, 2, 1]), n: 4 }, test: { labels: Uint8Array.from([2, 2, 2]), n: 3 } }, ['cat', 'dog', 'ship']);
-  assert.deepEqual(rows, [{ class: 'cat', train: 1, test: 0 }, { class: 'dog', train: 1, test: 0 }, { class: 'ship', train: 2, test: 3 }]);
+  const rows = classCountTable(
+    { train: { labels: Uint8Array.from([0, 2, 2, 1]), n: 4 }, test: { labels: Uint8Array.from([2, 2, 2]), n: 3 } },
+    ['cat', 'dog', 'ship'],
+  );
+  assert.deepEqual(rows, [
+    { class: 'cat', train: 1, test: 0 },
+    { class: 'dog', train: 1, test: 0 },
+    { class: 'ship', train: 2, test: 3 },
+  ]);
   assert.deepEqual(Object.keys(rows[0]), ['class', 'train', 'test']);
-  assert.throws(() => classCountTable({ train: { labels: Uint8Array.from([3]), n: 1 } }, ['cat', 'dog', 'ship']), /label 3 at row 0 is outside \[0, 3\)/);
+  assert.throws(
+    () => classCountTable({ train: { labels: Uint8Array.from([3]), n: 1 } }, ['cat', 'dog', 'ship']),
+    /label 3 at row 0 is outside \[0, 3\)/,
+  );
   assert.throws(() => classCountTable({}, ['cat']), /no splits/);
 });
 
@@ -500,22 +580,38 @@ test('loadCifar10OrFixture: real data when found, the fixture when nothing is fo
   const root = tmp();
   try {
     const fx = await fixtureIn(root);
-    const real = await loadCifar10OrFixture(isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums }));
+    const real = await loadCifar10OrFixture(
+      isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums }),
+    );
     assert.equal(real.source.kind, 'folder');
     assert.equal(real.fallbackReason, undefined);
-    const fb = await loadCifar10OrFixture(isolated(path.join(root, 'd'), { fixture: { recordsPerBatch: 10, seed: 1 } } as LoadOrFixtureOptions));
+    const fb = await loadCifar10OrFixture(
+      isolated(path.join(root, 'd'), { fixture: { recordsPerBatch: 10, seed: 1 } } as LoadOrFixtureOptions),
+    );
     assert.equal(fb.source.kind, 'fixture');
     assert.equal(fb.train.n, 50);
     assert.equal(fb.test.role, 'test');
     assert.match(fb.source.line, /FIXTURE .* because real CIFAR-10 unavailable/);
     assert.deepEqual(fb.train.images, generateFixture({ recordsPerBatch: 10, seed: 1 }).train.images);
-    await rejectsData(loadCifar10OrFixture(isolated(path.join(root, 'd'), { mode: 'real' } as LoadOrFixtureOptions)), (e) => assert.equal(e.code, 'source'));
-    const forced = await loadCifar10OrFixture({ ...isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums }), env: { DINOTWINS_DATA: 'fixture' } });
+    await rejectsData(
+      loadCifar10OrFixture(isolated(path.join(root, 'd'), { mode: 'real' } as LoadOrFixtureOptions)),
+      (e) => assert.equal(e.code, 'source'),
+    );
+    const forced = await loadCifar10OrFixture({
+      ...isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums }),
+      env: { DINOTWINS_DATA: 'fixture' },
+    });
     assert.equal(forced.source.kind, 'fixture');
     assert.match(forced.fallbackReason!, /DINOTWINS_DATA=fixture/);
-    await assert.rejects(loadCifar10OrFixture({ ...isolated(path.join(root, 'd'), {}), env: { DINOTWINS_DATA: 'fake' } }), /DINOTWINS_DATA="fake" is not a data mode; valid values: auto, real, fixture/);
+    await assert.rejects(
+      loadCifar10OrFixture({ ...isolated(path.join(root, 'd'), {}), env: { DINOTWINS_DATA: 'fake' } }),
+      /DINOTWINS_DATA="fake" is not a data mode; valid values: auto, real, fixture/,
+    );
     damageFixture(fx.folder, 'flip-byte');
-    await rejectsData(loadCifar10OrFixture(isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums })), (e) => assert.equal(e.code, 'checksum'));
+    await rejectsData(
+      loadCifar10OrFixture(isolated(path.join(root, 'd'), { path: fx.folder, checksums: fx.checksums })),
+      (e) => assert.equal(e.code, 'checksum'),
+    );
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

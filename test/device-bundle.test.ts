@@ -9,7 +9,8 @@ import * as path from 'path';
 
 test('every WebGPU test file is in the device bundle', () => {
   const dir = path.join(__dirname);
-  const gpuTests = fs.readdirSync(dir)
+  const gpuTests = fs
+    .readdirSync(dir)
     .filter((f) => f.endsWith('.test.ts') && /\buseWebgpu\(/.test(fs.readFileSync(path.join(dir, f), 'utf8')))
     .map((f) => f.replace(/\.ts$/, ''));
   assert.ok(gpuTests.length >= 10, `found the WebGPU test files: ${gpuTests.join(', ')}`);

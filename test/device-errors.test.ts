@@ -54,13 +54,32 @@ test('training stops with a DeviceError at the next read-back after a GPU error,
   if (!(await onWebgpu(t))) return;
   const data = generateFixtureSplit(30, 9);
   const cfg = resolveConfig({
-    method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 2 }, epochs: 1, batchSize: 8, seed: 1, logEvery: 1, checkpointEvery: 2,
-    augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 2 },
+    method: 'barlow',
+    backbone: { kind: 'resnet', depth: 18, width: 2 },
+    epochs: 1,
+    batchSize: 8,
+    seed: 1,
+    logEvery: 1,
+    checkpointEvery: 2,
+    augment: { globalSize: 16 },
+    projector: { hidden: 16, out: 16, layers: 2 },
   } as never);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-deverr-'));
   await assert.rejects(
-    pretrain({ config: cfg, data, runDir: dir, callbacks: { onStep: async (s) => { if (s.step === 0) await badAddN(); } } }),
-    (e: Error) => e instanceof DeviceError && /the GPU reported \d+ error\(s\)/.test(e.message) && /last good checkpoint/.test(e.message),
+    pretrain({
+      config: cfg,
+      data,
+      runDir: dir,
+      callbacks: {
+        onStep: async (s) => {
+          if (s.step === 0) await badAddN();
+        },
+      },
+    }),
+    (e: Error) =>
+      e instanceof DeviceError &&
+      /the GPU reported \d+ error\(s\)/.test(e.message) &&
+      /last good checkpoint/.test(e.message),
   );
   const rec = readRunRecord(path.join(dir, 'record.json'));
   assert.equal(rec.status, 'failed');

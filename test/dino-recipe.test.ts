@@ -16,22 +16,35 @@ import { CIFAR10_SOURCE } from '../lib/data/dataIdentity';
 import { DINO_WARMUP_FRACTION, dinoRecipeSweepSpec } from '../lib/sweep/dinoRecipe';
 import { configDifferences as differences } from './helpers';
 
-test('the DINO recipe check: the budget\'s DINO with DINO\'s published EMA, its warm-up, or both, and nothing else', () => {
+test("the DINO recipe check: the budget's DINO with DINO's published EMA, its warm-up, or both, and nothing else", () => {
   for (const b of ['smoke', 'cpu'] as BudgetName[]) {
     const plan = expandSweep(dinoRecipeSweepSpec(b, { seeds: [0, 1] }), CIFAR10_SOURCE);
-    assert.deepEqual([...new Set(plan.runs.map((r) => r.variant))], ['published-ema', 'published-warmup', 'published-both']);
+    assert.deepEqual(
+      [...new Set(plan.runs.map((r) => r.variant))],
+      ['published-ema', 'published-warmup', 'published-both'],
+    );
     for (const run of plan.runs) {
       const own = experimentConfig('dino', BUDGETS[b], { seed: run.seed });
       const d = differences(own, run.config);
       const ema = ['dino.emaMomentum', 'dino.emaMomentumEnd'];
-      const warm = ['dino.ablations.teacherTempWarmup', 'dino.teacherTemp', 'dino.warmupTeacherTemp', 'dino.warmupTeacherTempEpochs'];
-      const want = run.variant === 'published-ema' ? ema : run.variant === 'published-warmup' ? warm : [...ema, ...warm];
+      const warm = [
+        'dino.ablations.teacherTempWarmup',
+        'dino.teacherTemp',
+        'dino.warmupTeacherTemp',
+        'dino.warmupTeacherTempEpochs',
+      ];
+      const want =
+        run.variant === 'published-ema' ? ema : run.variant === 'published-warmup' ? warm : [...ema, ...warm];
       assert.deepEqual(d, want.sort(), `${b} ${run.label}`);
       if (run.variant !== 'published-ema') {
-        assert.equal(run.config.dino!.warmupTeacherTempEpochs, Math.max(1, Math.round(DINO_WARMUP_FRACTION * own.epochs)));
+        assert.equal(
+          run.config.dino!.warmupTeacherTempEpochs,
+          Math.max(1, Math.round(DINO_WARMUP_FRACTION * own.epochs)),
+        );
         assert.equal(run.config.dino!.teacherTemp, 0.07);
       }
-      if (run.variant !== 'published-warmup') assert.deepEqual([run.config.dino!.emaMomentum, run.config.dino!.emaMomentumEnd], [0.996, 1]);
+      if (run.variant !== 'published-warmup')
+        assert.deepEqual([run.config.dino!.emaMomentum, run.config.dino!.emaMomentumEnd], [0.996, 1]);
     }
   }
 });

@@ -39,11 +39,19 @@ test('emaUpdateStore: teacher <- m*teacher + (1-m)*student in place (torch float
   for (let i = 0; i < 3; i++) emaUpdateStore(frozen, teacher, 0.5);
   assert.equal(tf.memory().numTensors, before, 'no leaked tensors over repeated updates');
   const fb = Array.from(await frozen.get('fc.bias').data());
-  assertClose(fb, [1, 2, 3, 4].map((b, j) => b / 8 + (0.004 * (j + 1)) * (7 / 8)), 1e-5, 'three halvings');
+  assertClose(
+    fb,
+    [1, 2, 3, 4].map((b, j) => b / 8 + 0.004 * (j + 1) * (7 / 8)),
+    1e-5,
+    'three halvings',
+  );
   // Mismatches are reported by name.
   const other = new ParamStore('other');
   other.addValues('fc.weight', [4, 3], new Float32Array(12), 'weight');
-  assert.throws(() => emaUpdateStore(other, student, 0.9), /"fc.weight" has shape \[4,3\] in the teacher, \[3,4\] in the student/);
+  assert.throws(
+    () => emaUpdateStore(other, student, 0.9),
+    /"fc.weight" has shape \[4,3\] in the teacher, \[3,4\] in the student/,
+  );
   const missing = new ParamStore('missing');
   assert.throws(() => emaUpdateStore(missing, student, 0.9), /teacher \(missing\) has no parameter "fc.weight"/);
   assert.throws(() => emaUpdateStore(teacher, student, NaN), /momentum/);

@@ -31,9 +31,16 @@ function torchMissing(): string {
   if (probe().status === 0) return '';
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   if (root && fs.existsSync('/usr/bin/apt-get') && !process.env.DINOTWINS_NO_INSTALL) {
-    console.log('export-torch: PyTorch is missing; installing Debian\'s python3-torch (DINOTWINS_NO_INSTALL=1 skips this)');
+    console.log(
+      "export-torch: PyTorch is missing; installing Debian's python3-torch (DINOTWINS_NO_INSTALL=1 skips this)",
+    );
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-torch'], { env, encoding: 'utf8', timeout: 1_200_000 });
+    const install = () =>
+      spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-torch'], {
+        env,
+        encoding: 'utf8',
+        timeout: 1_200_000,
+      });
     if (install().status !== 0) {
       spawnSync('apt-get', ['update'], { env, encoding: 'utf8', timeout: 600_000 });
       install();
@@ -71,13 +78,36 @@ interface Case {
 
 const VIT_SMALL = { imageSize: 16, patch: 4, dim: 16, depth: 2, heads: 2, mlpDim: 24 };
 const CASES: Case[] = [
-  { name: 'r18w4', spec: { kind: 'resnet', depth: 18, width: 4 }, network: { kind: 'resnet', depth: 18, width: 4 }, size: 32, heads: false },
-  { name: 'r50w2', spec: { kind: 'resnet', depth: 50, width: 2 }, network: { kind: 'resnet', depth: 50, width: 2 }, size: 32, heads: false },
-  { name: 'vit', spec: { kind: 'vit', preset: 'tiny4', ...VIT_SMALL }, network: { kind: 'vit', ...VIT_PRESETS.tiny4, ...VIT_SMALL }, size: 16, heads: false },
   {
-    name: 'r18w4-heads', spec: { kind: 'resnet', depth: 18, width: 4 }, size: 32, heads: true,
+    name: 'r18w4',
+    spec: { kind: 'resnet', depth: 18, width: 4 },
+    network: { kind: 'resnet', depth: 18, width: 4 },
+    size: 32,
+    heads: false,
+  },
+  {
+    name: 'r50w2',
+    spec: { kind: 'resnet', depth: 50, width: 2 },
+    network: { kind: 'resnet', depth: 50, width: 2 },
+    size: 32,
+    heads: false,
+  },
+  {
+    name: 'vit',
+    spec: { kind: 'vit', preset: 'tiny4', ...VIT_SMALL },
+    network: { kind: 'vit', ...VIT_PRESETS.tiny4, ...VIT_SMALL },
+    size: 16,
+    heads: false,
+  },
+  {
+    name: 'r18w4-heads',
+    spec: { kind: 'resnet', depth: 18, width: 4 },
+    size: 32,
+    heads: true,
     network: {
-      kind: 'resnet', depth: 18, width: 4,
+      kind: 'resnet',
+      depth: 18,
+      width: 4,
       projector: { in: 32, hidden: 24, out: 20, layers: 3 },
       head: { in: 32, out: 30, hidden: 16, bottleneck: 8, nlayers: 3, useBn: true },
     },
@@ -85,13 +115,34 @@ const CASES: Case[] = [
 ];
 
 /** Our network for a case, with every parameter random (running statistics included), its inputs and its eval-mode outputs. */
-function ourCase(c: Case, seed: number): { student: ParamStore; backbone: Backbone; io: Map<string, ReturnType<typeof f32Tensor>> } {
+function ourCase(
+  c: Case,
+  seed: number,
+): { student: ParamStore; backbone: Backbone; io: Map<string, ReturnType<typeof f32Tensor>> } {
   const backbone = buildBackbone(c.spec);
   const student = new ParamStore('export');
   backbone.init(student, seed, 'backbone.');
-  const net = c.network as { projector?: { in: number; hidden: number; out: number; layers: number }; head?: { in: number; out: number; hidden: number; bottleneck: number; nlayers: number; useBn: boolean } };
-  const projector = net.projector && barlowProjector(net.projector.in, { hidden: net.projector.hidden, out: net.projector.out, layers: net.projector.layers });
-  const head = net.head && dinoHead(net.head.in, { out: net.head.out, hidden: net.head.hidden, bottleneck: net.head.bottleneck, nlayers: net.head.nlayers, useBn: net.head.useBn, normLastLayer: true });
+  const net = c.network as {
+    projector?: { in: number; hidden: number; out: number; layers: number };
+    head?: { in: number; out: number; hidden: number; bottleneck: number; nlayers: number; useBn: boolean };
+  };
+  const projector =
+    net.projector &&
+    barlowProjector(net.projector.in, {
+      hidden: net.projector.hidden,
+      out: net.projector.out,
+      layers: net.projector.layers,
+    });
+  const head =
+    net.head &&
+    dinoHead(net.head.in, {
+      out: net.head.out,
+      hidden: net.head.hidden,
+      bottleneck: net.head.bottleneck,
+      nlayers: net.head.nlayers,
+      useBn: net.head.useBn,
+      normLastLayer: true,
+    });
   projector?.init(student, seed + 1, 'projector.');
   head?.init(student, seed + 2, 'head.');
   randomise(student, seed);
@@ -101,8 +152,22 @@ function ourCase(c: Case, seed: number): { student: ParamStore; backbone: Backbo
   tf.tidy(() => {
     const f = backbone.forward(student, tf.tensor4d(x, [b, c.size, c.size, 3]), { training: false }, 'backbone.');
     io.set('features', f32Tensor(f.shape, f.dataSync() as Float32Array));
-    if (projector) io.set('projector_out', f32Tensor([b, net.projector!.out], projector.forward(student, f, { training: false }, 'projector.').dataSync() as Float32Array));
-    if (head) io.set('head_out', f32Tensor([b, net.head!.out], head.forward(student, f, { training: false }, 'head.').dataSync() as Float32Array));
+    if (projector)
+      io.set(
+        'projector_out',
+        f32Tensor(
+          [b, net.projector!.out],
+          projector.forward(student, f, { training: false }, 'projector.').dataSync() as Float32Array,
+        ),
+      );
+    if (head)
+      io.set(
+        'head_out',
+        f32Tensor(
+          [b, net.head!.out],
+          head.forward(student, f, { training: false }, 'head.').dataSync() as Float32Array,
+        ),
+      );
   });
   return { student, backbone, io };
 }
@@ -121,13 +186,20 @@ test('our exports load into the PyTorch reference networks (strict) and give the
       writeSafetensors(ioFile, io, { network: JSON.stringify(c.network) });
       args.push(w, ioFile);
     }
-    const lines = python(args).trim().split('\n').map((l) => JSON.parse(l) as Record<string, { max_abs: number; max_ref: number; n: number }> & { weights: string });
+    const lines = python(args)
+      .trim()
+      .split('\n')
+      .map(
+        (l) => JSON.parse(l) as Record<string, { max_abs: number; max_ref: number; n: number }> & { weights: string },
+      );
     assert.equal(lines.length, CASES.length);
     for (const r of lines) {
       for (const key of ['features', 'projector', 'head'].filter((k) => k in r)) {
         const d = r[key];
         const f32 = r[`${key}_torch_f32`];
-        console.log(`${r.weights} ${key}: max |ours - torch float64| = ${d.max_abs.toExponential(2)} over ${d.n} values (max |value| ${d.max_ref.toFixed(3)}); torch float32 itself: ${f32.max_abs.toExponential(2)}`);
+        console.log(
+          `${r.weights} ${key}: max |ours - torch float64| = ${d.max_abs.toExponential(2)} over ${d.n} values (max |value| ${d.max_ref.toFixed(3)}); torch float32 itself: ${f32.max_abs.toExponential(2)}`,
+        );
         assert.ok(d.max_abs <= TOL, `${r.weights} ${key}: max difference ${d.max_abs} > ${TOL}`);
       }
     }
@@ -150,7 +222,16 @@ test('state_dicts saved by PyTorch load into our ResNet (depth and width inferre
         assert.deepEqual(imported.spec, JSON.parse(metadata.network));
         const xt = tensors.get('x')!;
         const want = toFloat32(tensors.get('features')!);
-        const got = tf.tidy(() => imported.backbone.forward(imported.params, tf.tensor4d(toFloat32(xt), xt.shape as [number, number, number, number]), { training: false }, 'backbone.').dataSync());
+        const got = tf.tidy(() =>
+          imported.backbone
+            .forward(
+              imported.params,
+              tf.tensor4d(toFloat32(xt), xt.shape as [number, number, number, number]),
+              { training: false },
+              'backbone.',
+            )
+            .dataSync(),
+        );
         let maxAbs = 0;
         let maxRef = 0;
         for (let i = 0; i < want.length; i++) {
@@ -158,7 +239,9 @@ test('state_dicts saved by PyTorch load into our ResNet (depth and width inferre
           maxRef = Math.max(maxRef, Math.abs(want[i]));
         }
         assert.equal(got.length, want.length);
-        console.log(`${name} (saved by PyTorch): max |ours - torch float64| = ${maxAbs.toExponential(2)} over ${want.length} values (max |value| ${maxRef.toFixed(3)})`);
+        console.log(
+          `${name} (saved by PyTorch): max |ours - torch float64| = ${maxAbs.toExponential(2)} over ${want.length} values (max |value| ${maxRef.toFixed(3)})`,
+        );
         assert.ok(maxAbs <= TOL, `${name}: max difference ${maxAbs} > ${TOL}`);
       } finally {
         imported.params.dispose();

@@ -27,7 +27,7 @@ function seeded(n: number, seed: number): Float32Array {
 
 /** Expected dL/dx for L = sum(w * reduce(x)): w broadcast back over the reduced axes (/ n for mean). */
 function expected(shape: number[], axis: number | number[] | undefined, w: Float32Array, mean: boolean): Float32Array {
-  const axes = tf.util.parseAxisParam(axis ?? null as unknown as number, shape);
+  const axes = tf.util.parseAxisParam(axis ?? (null as unknown as number), shape);
   const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const n = axes.reduce((p, a) => p * shape[a], 1);
   const size = shape.reduce((a, b) => a * b, 1);
@@ -57,18 +57,28 @@ test('Sum and Mean gradients match the hand-written broadcast for several axes a
   await tf.setBackend('cpu');
   for (const [ci, c] of CASES.entries()) {
     for (const op of ['sum', 'mean'] as const) {
-      const xv = seeded(c.shape.reduce((a, b) => a * b, 1), 10 + ci);
+      const xv = seeded(
+        c.shape.reduce((a, b) => a * b, 1),
+        10 + ci,
+      );
       const before = tf.memory().numTensors;
       const g = tf.tidy(() => {
         const x = tf.tensor(xv, c.shape);
         const y = tf[op](x, c.axis, c.keepDims);
         const w = tf.tensor(seeded(y.size, 50 + ci), y.shape);
-        return { g: tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf[op](xx, c.axis, c.keepDims), w)))(x), w: w.dataSync() as Float32Array };
+        return {
+          g: tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf[op](xx, c.axis, c.keepDims), w)))(x),
+          w: w.dataSync() as Float32Array,
+        };
       });
       const got = g.g.dataSync() as Float32Array;
       const want = expected(c.shape, c.axis, g.w, op === 'mean');
       assert.deepEqual(g.g.shape, c.shape, `${op} ${JSON.stringify(c)} shape`);
-      for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-7 * Math.max(1, Math.abs(want[i])), `${op} ${JSON.stringify(c)} element ${i}: ${got[i]} vs ${want[i]}`);
+      for (let i = 0; i < want.length; i++)
+        assert.ok(
+          Math.abs(got[i] - want[i]) <= 1e-7 * Math.max(1, Math.abs(want[i])),
+          `${op} ${JSON.stringify(c)} element ${i}: ${got[i]} vs ${want[i]}`,
+        );
       g.g.dispose();
       assert.equal(tf.memory().numTensors, before, `${op} leaked tensors`);
     }

@@ -49,7 +49,12 @@ export async function useWebgpu(t: TestContext): Promise<boolean> {
 export function randomiseParams(params: ParamStore, seed: number): void {
   params.names().forEach((n, k) => {
     const v = params.get(n);
-    const r = randn(v.size, seed * 1000 + k, n.endsWith('running_var') ? 0.2 : 0.3, n.endsWith('running_var') || n.endsWith('weight_g') ? 1 : 0);
+    const r = randn(
+      v.size,
+      seed * 1000 + k,
+      n.endsWith('running_var') ? 0.2 : 0.3,
+      n.endsWith('running_var') || n.endsWith('weight_g') ? 1 : 0,
+    );
     if (n.endsWith('running_var')) r.forEach((x, i) => (r[i] = Math.abs(x)));
     tf.tidy(() => v.assign(tf.tensor(r, v.shape)));
   });
@@ -58,7 +63,12 @@ export function randomiseParams(params: ParamStore, seed: number): void {
 /** Tiny but complete runs on the cpu backend: ResNet-18 of width 2 on 16x16 global and 8x8 local views (use it as a budget layer). */
 export const TINY_RUN: ConfigLayer = {
   backbone: { kind: 'resnet', depth: 18, width: 2 },
-  epochs: 2, batchSize: 8, seed: 3, warmupEpochs: 1, logEvery: 1, checkpointEvery: 3,
+  epochs: 2,
+  batchSize: 8,
+  seed: 3,
+  warmupEpochs: 1,
+  logEvery: 1,
+  checkpointEvery: 3,
   augment: { globalSize: 16, localSize: 8, nLocal: 1 },
   projector: { hidden: 16, out: 16, layers: 2 },
   dino: { head: { out: 32, hidden: 16, bottleneck: 8 }, warmupTeacherTempEpochs: 1 },
@@ -68,8 +78,9 @@ export const TINY_RUN: ConfigLayer = {
 export function configDifferences(a: unknown, b: unknown, prefix = ''): string[] {
   if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a)) {
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b as object)])].sort();
-    return keys.flatMap((k) => configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${prefix}${k}.`));
+    return keys.flatMap((k) =>
+      configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${prefix}${k}.`),
+    );
   }
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix.slice(0, -1)];
 }
-

@@ -30,7 +30,8 @@ function skipOrFail(t: { skip(msg: string): void }, missing: string): boolean {
   return true;
 }
 
-const SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="60" height="40"><rect x="1" y="1" width="20" height="30" fill="#36c"/>' +
+const SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="60" height="40"><rect x="1" y="1" width="20" height="30" fill="#36c"/>' +
   '<rect x="25" y="10" width="20" height="21" fill="#c63"/><line x1="0" y1="39" x2="60" y2="39" stroke="#000"/><text x="2" y="12">a</text></svg>';
 const SVG_IMG = `<img src="data:image/svg+xml;base64,${Buffer.from(SVG).toString('base64')}">`;
 
@@ -44,8 +45,10 @@ function page(o: { dir: string; markdown?: string; outputs?: string[]; extraHead
     init_mathjax();
     </script>
     <!-- End of mathjax configuration -->`;
-  const cells = (o.outputs ?? []).map((out) => `<div class="jp-Cell jp-CodeCell"><div class="jp-OutputArea jp-Cell-outputArea">
-<div class="jp-OutputArea-child"><div class="jp-RenderedHTMLCommon jp-OutputArea-output" data-mime-type="text/html">${out}</div></div></div></div>`);
+  const cells = (o.outputs ?? []).map(
+    (out) => `<div class="jp-Cell jp-CodeCell"><div class="jp-OutputArea jp-Cell-outputArea">
+<div class="jp-OutputArea-child"><div class="jp-RenderedHTMLCommon jp-OutputArea-output" data-mime-type="text/html">${out}</div></div></div></div>`,
+  );
   return `<!DOCTYPE html>
 <html>
 <head><meta charset="utf-8" />
@@ -66,8 +69,14 @@ ${cells.join('\n')}
 function notebookFor(plots: number): string {
   const display = (data: Record<string, string>) => ({ output_type: 'display_data', metadata: {}, data });
   const outputs = [display({ 'image/svg+xml': SVG, 'text/plain': '<chart>' })];
-  for (let k = 0; k < plots; k++) outputs.push(display({ 'text/html': '<div data-dinotwins-plotly="scatter"></div>', 'text/plain': '<plot>' }));
-  return JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: {}, cells: [{ cell_type: 'code', id: 'c0', metadata: {}, execution_count: 1, source: '', outputs }] });
+  for (let k = 0; k < plots; k++)
+    outputs.push(display({ 'text/html': '<div data-dinotwins-plotly="scatter"></div>', 'text/plain': '<plot>' }));
+  return JSON.stringify({
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: {},
+    cells: [{ cell_type: 'code', id: 'c0', metadata: {}, execution_count: 1, source: '', outputs }],
+  });
 }
 
 /** A plot that marks itself drawn after `ms` (never when ms < 0), as lib/viz/embeddingExplorer.ts does once plotly has drawn. */
@@ -81,14 +90,18 @@ r.setAttribute('data-drawn', '1'); }, Math.max(0, ${ms}));</script>`;
 function withDir(fn: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'html-export-'));
   try {
-    writeFileSync(join(dir, 'require.min.js'), 'var requirejs = function () {}, require = requirejs, define = function () {}; /*REQUIREJS*/');
+    writeFileSync(
+      join(dir, 'require.min.js'),
+      'var requirejs = function () {}, require = requirejs, define = function () {}; /*REQUIREJS*/',
+    );
     fn(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const postProcess = (...files: string[]) => spawnSync(PY, [join(ROOT, 'scripts/run-notebooks.py'), '--post-process', ...files], { encoding: 'utf8', cwd: ROOT });
+const postProcess = (...files: string[]) =>
+  spawnSync(PY, [join(ROOT, 'scripts/run-notebooks.py'), '--post-process', ...files], { encoding: 'utf8', cwd: ROOT });
 
 test('self-contained export: local scripts inlined, unused RequireJS and MathJax dropped, TeX keeps MathJax from its CDN', (t) => {
   if (skipOrFail(t, missingPython())) return;
@@ -96,11 +109,25 @@ test('self-contained export: local scripts inlined, unused RequireJS and MathJax
     writeFileSync(join(dir, 'extra.js'), 'window.extra = "</script>";');
     const plain = join(dir, 'plain.html');
     // Not references: "file:" inside a script (the plotly bundle has both of these) and in output text.
-    const scriptText = '<script>var local = location.origin === "file://" || /^file:/.test(u); var re = /href=/gi;</script>';
+    const scriptText =
+      '<script>var local = location.origin === "file://" || /^file:/.test(u); var re = /href=/gi;</script>';
     const outputText = '<pre>saved to file:///tmp/run/record.json</pre>';
-    writeFileSync(plain, page({ dir, extraHead: `<script src="file://${dir}/extra.js"></script>\n`, outputs: [SVG_IMG, scriptText, outputText] }));
+    writeFileSync(
+      plain,
+      page({
+        dir,
+        extraHead: `<script src="file://${dir}/extra.js"></script>\n`,
+        outputs: [SVG_IMG, scriptText, outputText],
+      }),
+    );
     const amd = join(dir, 'amd.html');
-    writeFileSync(amd, page({ dir, outputs: ['<div data-mime-type="application/javascript"><script>require([], function () {});</script></div>'] }));
+    writeFileSync(
+      amd,
+      page({
+        dir,
+        outputs: ['<div data-mime-type="application/javascript"><script>require([], function () {});</script></div>'],
+      }),
+    );
     const tex = join(dir, 'tex.html');
     writeFileSync(tex, page({ dir, markdown: '<p>The loss is $\\sum_i (1 - C_{ii})^2$.</p>' }));
 
@@ -114,7 +141,11 @@ test('self-contained export: local scripts inlined, unused RequireJS and MathJax
     }
     // No TeX ($ only inside <code>) and no AMD outputs: neither MathJax nor RequireJS is left.
     assert.doesNotMatch(p, /mathjax|REQUIREJS/i);
-    assert.match(p, /<script data-inlined="extra.js">\nwindow.extra = "<\\\/script>";\n<\/script>/, 'inlined, and its </script> escaped');
+    assert.match(
+      p,
+      /<script data-inlined="extra.js">\nwindow.extra = "<\\\/script>";\n<\/script>/,
+      'inlined, and its </script> escaped',
+    );
     assert.match(p, /<code>\$HOME<\/code>/);
     // An application/javascript output runs through RequireJS: inlined.
     assert.match(a, /<script data-inlined="require.min.js">\n.*\/\*REQUIREJS\*\//);
@@ -137,14 +168,26 @@ test('self-contained export: a local reference left, or a local script missing, 
     const original = page({ dir, outputs: ['<img src="file:///usr/share/pixmaps/debian-logo.png">'] });
     writeFileSync(img, original);
     const css = join(dir, 'css.html');
-    writeFileSync(css, page({ dir, extraHead: '<link rel="stylesheet" href="/usr/share/javascript/jquery-ui/themes/base/jquery-ui.css">\n' }));
+    writeFileSync(
+      css,
+      page({
+        dir,
+        extraHead: '<link rel="stylesheet" href="/usr/share/javascript/jquery-ui/themes/base/jquery-ui.css">\n',
+      }),
+    );
     const missing = join(dir, 'missing.html');
     writeFileSync(missing, page({ dir, extraHead: `<script src="file://${dir}/nowhere.js"></script>\n` }));
 
     const r = postProcess(img, css, missing);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /FAIL .*img\.html: the HTML still refers to the local disk: <img src="file:\/\/\/usr\/share\/pixmaps\/debian-logo\.png">/);
-    assert.match(r.stderr, /FAIL .*css\.html: the HTML still refers to the local disk: <link href="\/usr\/share\/javascript\/jquery-ui/);
+    assert.match(
+      r.stderr,
+      /FAIL .*img\.html: the HTML still refers to the local disk: <img src="file:\/\/\/usr\/share\/pixmaps\/debian-logo\.png">/,
+    );
+    assert.match(
+      r.stderr,
+      /FAIL .*css\.html: the HTML still refers to the local disk: <link href="\/usr\/share\/javascript\/jquery-ui/,
+    );
     assert.match(r.stderr, /FAIL .*missing\.html: cannot inline the script file:\/\/.*nowhere\.js/);
     assert.equal(readFileSync(img, 'utf8'), original, 'a failed page is left as it was');
   });
@@ -161,7 +204,10 @@ test('render check: waits for a late plot, offline, and fails local loads, JavaS
     const good = write('good', page({ dir, outputs: [SVG_IMG, latePlot(1500)] }), 1);
     assert.equal(postProcess(good).status, 0);
     const check = (file: string, ...args: string[]) =>
-      spawnSync(PY, [join(ROOT, 'scripts/render-check.py'), '--wait', '20', '--min-ink', '0.0005', ...args, file], { encoding: 'utf8', cwd: ROOT });
+      spawnSync(PY, [join(ROOT, 'scripts/render-check.py'), '--wait', '20', '--min-ink', '0.0005', ...args, file], {
+        encoding: 'utf8',
+        cwd: ROOT,
+      });
 
     const ok = check(good);
     assert.equal(ok.status, 0, ok.stderr);

@@ -41,7 +41,8 @@ async function sameWeights(a: PretrainResult, b: PretrainResult): Promise<void> 
   for (let i = 0; i < x.length; i++) assert.deepEqual(Array.from(x[i].values), Array.from(y[i].values), x[i].name);
   if (a.model.teacher && b.model.teacher) {
     const [p, q] = [await a.model.teacher.snapshot(), await b.model.teacher.snapshot()];
-    for (let i = 0; i < p.length; i++) assert.deepEqual(Array.from(p[i].values), Array.from(q[i].values), `teacher ${p[i].name}`);
+    for (let i = 0; i < p.length; i++)
+      assert.deepEqual(Array.from(p[i].values), Array.from(q[i].values), `teacher ${p[i].name}`);
   }
 }
 
@@ -60,7 +61,10 @@ test('a scope owns SIGINT: the first signal asks loops to stop, the second goes 
     process.emit('SIGINT', 'SIGINT');
     assert.equal(outer.requested && inner.requested, true);
     assert.deepEqual(calls, [], 'the first signal stays with the scope');
-    assert.match(writes.join(''), /interrupt: stopping outer work at the next step boundary \(interrupt again to give the kernel back now\)/);
+    assert.match(
+      writes.join(''),
+      /interrupt: stopping outer work at the next step boundary \(interrupt again to give the kernel back now\)/,
+    );
     process.emit('SIGINT', 'SIGINT');
     assert.deepEqual(calls, ['host'], 'the second goes to the previous handler (tslab: the cell ends at once)');
     inner.close();
@@ -81,7 +85,11 @@ test('a scope owns SIGINT: the first signal asks loops to stop, the second goes 
     process.removeListener('SIGINT', host);
   }
   const e = new InterruptedError('run x was interrupted at step 3 of 10; re-run');
-  assert.equal(inspect(e), 'InterruptedError: run x was interrupted at step 3 of 10; re-run', 'printed as one line, no stack');
+  assert.equal(
+    inspect(e),
+    'InterruptedError: run x was interrupted at step 3 of 10; re-run',
+    'printed as one line, no stack',
+  );
 });
 
 test('pretraining interrupted mid-epoch: checkpoint at that step, record interrupted, memory freed, lock released; resuming gives the same weights bit for bit (cpu)', async () => {
@@ -95,9 +103,17 @@ test('pretraining interrupted mid-epoch: checkpoint at that step, record interru
     const before = tf.memory().numTensors;
     // Interrupt while step 4 runs (between checkpoints at 3 and 6, inside epoch 0 of 5 steps).
     const onStep = (s: { step: number }) => void (s.step === 3 && requestInterrupt());
-    const err = await pretrain({ config: c, data, runDir: cut, callbacks: { onStep } }).then(() => null, (e: unknown) => e);
+    const err = await pretrain({ config: c, data, runDir: cut, callbacks: { onStep } }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof InterruptedError, `${method}: ${String(err)}`);
-    assert.match(err.message, new RegExp(`run ${path.basename(cut)} was interrupted at step 4 of 10; checkpoint written, memory freed\\. Re-run this cell \\(or the same command\\) to resume\\.`));
+    assert.match(
+      err.message,
+      new RegExp(
+        `run ${path.basename(cut)} was interrupted at step 4 of 10; checkpoint written, memory freed\\. Re-run this cell \\(or the same command\\) to resume\\.`,
+      ),
+    );
     assert.equal(tf.memory().numTensors, before, `${method}: the interrupted run freed its model and optimizer`);
     assert.equal(readRunLock(cut), null, 'lock released');
     const rec = readRunRecord(path.join(cut, 'record.json'));
@@ -113,7 +129,10 @@ test('pretraining interrupted mid-epoch: checkpoint at that step, record interru
     assert.equal(b.record.status, 'done');
     assert.deepEqual(b.record.resumedFrom, [4]);
     assert.deepEqual(losses(cut), losses(full), `${method}: per-step losses`);
-    assert.deepEqual(b.record.epochs.map((e) => e.means), a.record.epochs.map((e) => e.means));
+    assert.deepEqual(
+      b.record.epochs.map((e) => e.means),
+      a.record.epochs.map((e) => e.means),
+    );
     await sameWeights(a, b);
     a.model.dispose();
     b.model.dispose();
@@ -125,7 +144,9 @@ test('an interrupt during the end-of-epoch evaluation (feature extraction) stops
   const c = cfg('barlow');
   const evalOnce = async (info: { model: PretrainResult['model'] }, interrupt: boolean) => {
     if (interrupt) requestInterrupt();
-    const f = await extractFeatures(info.model.backbone, info.model.student, data.images.subarray(0, 16 * 3072), 16, { batchSize: 4 });
+    const f = await extractFeatures(info.model.backbone, info.model.student, data.images.subarray(0, 16 * 3072), 16, {
+      batchSize: 4,
+    });
     return { featMean: f.reduce((s, v) => s + v, 0) / f.length };
   };
   const full = tmp();
@@ -139,15 +160,27 @@ test('an interrupt during the end-of-epoch evaluation (feature extraction) stops
       pretrain({ config: c, data, runDir: cut, callbacks: { onEpochEnd: (i) => evalOnce(i, i.epoch === 0) } }),
       /was interrupted at step 5 of 10 \(in the evaluation after epoch 1, which runs again on resume\)/,
     );
-    assert.equal(loadCheckpoint<{ epochEndPending?: number }>(path.join(cut, 'checkpoint.ckpt')).meta.epochEndPending, 0);
+    assert.equal(
+      loadCheckpoint<{ epochEndPending?: number }>(path.join(cut, 'checkpoint.ckpt')).meta.epochEndPending,
+      0,
+    );
     const b = await pretrain({ config: c, data, runDir: cut, callbacks: { onEpochEnd: (i) => evalOnce(i, false) } });
-    assert.deepEqual(b.record.epochs, a.record.epochs.map((e, k) => ({ ...e, seconds: b.record.epochs[k].seconds })));
+    assert.deepEqual(
+      b.record.epochs,
+      a.record.epochs.map((e, k) => ({ ...e, seconds: b.record.epochs[k].seconds })),
+    );
     await sameWeights(a, b);
     // A finished run is reloaded, not resumed: one line, no new resume entry.
     const again = await pretrain({ config: c, data, runDir: cut });
     assert.deepEqual(again.record.resumedFrom, [5]);
-    assert.match(logs.join('\n'), new RegExp(`resuming run ${path.basename(cut)} from step 5 of 10 \\(where it was interrupted\\)`));
-    assert.match(logs[logs.length - 1], new RegExp(`^loaded finished run ${path.basename(cut)}: 10 steps, \\d+\\.\\d min$`));
+    assert.match(
+      logs.join('\n'),
+      new RegExp(`resuming run ${path.basename(cut)} from step 5 of 10 \\(where it was interrupted\\)`),
+    );
+    assert.match(
+      logs[logs.length - 1],
+      new RegExp(`^loaded finished run ${path.basename(cut)}: 10 steps, \\d+\\.\\d min$`),
+    );
     a.model.dispose();
     b.model.dispose();
     again.model.dispose();
@@ -159,15 +192,22 @@ test('an interrupt during the end-of-epoch evaluation (feature extraction) stops
 test('the linear probe and the supervised baseline stop at their next step; the baseline resumes to the same weights', async () => {
   await tf.setBackend('cpu');
   const dim = 8;
-  const feats = (n: number, seed: number) => Float32Array.from({ length: n * dim }, (_, i) => Math.sin(i * 0.37 + seed));
+  const feats = (n: number, seed: number) =>
+    Float32Array.from({ length: n * dim }, (_, i) => Math.sin(i * 0.37 + seed));
   const labels = (n: number) => Array.from({ length: n }, (_, i) => i % 10);
   const before = tf.memory().numTensors;
   await assert.rejects(
     linearProbe({
-      dim, numClasses: 10, train: { features: feats(40, 1), labels: labels(40), n: 40 }, val: { features: feats(20, 2), labels: labels(20), n: 20 },
-      config: { epochs: 5, batchSize: 8 }, onProgress: (d) => void (d === 2 && requestInterrupt()),
+      dim,
+      numClasses: 10,
+      train: { features: feats(40, 1), labels: labels(40), n: 40 },
+      val: { features: feats(20, 2), labels: labels(20), n: 20 },
+      config: { epochs: 5, batchSize: 8 },
+      onProgress: (d) => void (d === 2 && requestInterrupt()),
     }),
-    (e: unknown) => e instanceof InterruptedError && /linear probe interrupted at epoch 3 of 5 \(setting 1 of 4\); nothing was written/.test(e.message),
+    (e: unknown) =>
+      e instanceof InterruptedError &&
+      /linear probe interrupted at epoch 3 of 5 \(setting 1 of 4\); nothing was written/.test(e.message),
   );
   assert.equal(tf.memory().numTensors, before, 'the probe freed its tensors');
 
@@ -178,7 +218,9 @@ test('the linear probe and the supervised baseline stop at their next step; the 
   let saved: SupervisedResumeState | undefined;
   const mid = tf.memory().numTensors;
   await assert.rejects(
-    trainSupervised(buildBackbone(bb), labelled, sc, (step) => void (step === 7 && requestInterrupt()), { onInterrupt: (s) => void (saved = s) }),
+    trainSupervised(buildBackbone(bb), labelled, sc, (step) => void (step === 7 && requestInterrupt()), {
+      onInterrupt: (s) => void (saved = s),
+    }),
     /supervised training interrupted at step 7 of 10/,
   );
   assert.equal(tf.memory().numTensors, mid, 'the interrupted baseline freed its store');
@@ -212,8 +254,14 @@ test('runBaseline: an interrupted supervised baseline keeps a checkpoint and an 
     process.env.DINOTWINS_RUNS = cut;
     const before = tf.memory().numTensors;
     await assert.rejects(
-      runBaseline('supervised', bb, budget, data, { ...opts, onStep: (step) => void (step === 3 && requestInterrupt()) }),
-      (e: unknown) => e instanceof InterruptedError && e.message === 'the supervised baseline was interrupted at step 3 of 8; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.',
+      runBaseline('supervised', bb, budget, data, {
+        ...opts,
+        onStep: (step) => void (step === 3 && requestInterrupt()),
+      }),
+      (e: unknown) =>
+        e instanceof InterruptedError &&
+        e.message ===
+          'the supervised baseline was interrupted at step 3 of 8; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.',
     );
     assert.equal(tf.memory().numTensors, before, 'memory freed');
     const dir = path.join(cut, 'smoke', 'supervised-s0');
@@ -230,7 +278,10 @@ test('runBaseline: an interrupted supervised baseline keeps a checkpoint and an 
   } finally {
     console.warn = warn;
     console.log = log;
-    for (const [k, v] of [['DINOTWINS_RUNS', env.runs], ['DINOTWINS_DATA', env.data]] as const) {
+    for (const [k, v] of [
+      ['DINOTWINS_RUNS', env.runs],
+      ['DINOTWINS_DATA', env.data],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
@@ -238,11 +289,13 @@ test('runBaseline: an interrupted supervised baseline keeps a checkpoint and an 
 });
 
 test('CLI: Ctrl-C stops at the next step with a checkpoint (exit 130, one line saying how to resume); re-running resumes', async (t) => {
-  if (!cifarSource()) return t.skip('real CIFAR-10 not found (bin/pretrain.ts refuses the fixture); skipping the CLI interrupt test');
+  if (!cifarSource())
+    return t.skip('real CIFAR-10 not found (bin/pretrain.ts refuses the fixture); skipping the CLI interrupt test');
   const dir = tmp();
   const runDir = path.join(dir, 'cli-run');
   const args = [...cliArgs(), '--epochs', '40', '--run-dir', runDir, '--config', cliConfig(dir)];
-  const stepOf = () => (fs.existsSync(path.join(runDir, 'record.json')) ? readRunRecord(path.join(runDir, 'record.json')).step : 0);
+  const stepOf = () =>
+    fs.existsSync(path.join(runDir, 'record.json')) ? readRunRecord(path.join(runDir, 'record.json')).step : 0;
   const a = startCli(args, t);
   await until(() => stepOf() >= 10, 120_000, 'the first checkpoint', a.output); // checkpoints at each epoch end (10 steps)
   a.child.kill('SIGINT');
@@ -250,13 +303,26 @@ test('CLI: Ctrl-C stops at the next step with a checkpoint (exit 130, one line s
   const rec = readRunRecord(path.join(runDir, 'record.json'));
   assert.equal(rec.status, 'interrupted');
   assert.equal(loadCheckpoint<{ step: number }>(path.join(runDir, 'checkpoint.ckpt')).meta.step, rec.step);
-  assert.match(a.output(), /interrupt: stopping pretraining run cli-run at the next step boundary \(Ctrl-C again to exit now\)/);
-  assert.match(a.output(), new RegExp(`\\nrun cli-run was interrupted at step ${rec.step} of 400; checkpoint written, memory freed\\. Re-run this cell \\(or the same command\\) to resume\\.\\n`));
+  assert.match(
+    a.output(),
+    /interrupt: stopping pretraining run cli-run at the next step boundary \(Ctrl-C again to exit now\)/,
+  );
+  assert.match(
+    a.output(),
+    new RegExp(
+      `\\nrun cli-run was interrupted at step ${rec.step} of 400; checkpoint written, memory freed\\. Re-run this cell \\(or the same command\\) to resume\\.\\n`,
+    ),
+  );
   assert.equal(readRunLock(runDir), null, 'lock released');
 
   // Re-run: it resumes where it stopped.
   const b = startCli(args, t);
-  await until(() => b.output().includes(`resuming run cli-run from step ${rec.step} of 400 (where it was interrupted)`), 60_000, 'the resume line', b.output);
+  await until(
+    () => b.output().includes(`resuming run cli-run from step ${rec.step} of 400 (where it was interrupted)`),
+    60_000,
+    'the resume line',
+    b.output,
+  );
   await until(() => stepOf() > rec.step, 60_000, 'a step after the resume', b.output);
   b.child.kill('SIGINT');
   assert.equal(await b.exit, 130, b.output());
@@ -284,7 +350,11 @@ test('a second Ctrl-C exits at once (status 130), and the exit handler still fre
   await until(() => out.includes('ready'), 30_000, 'the child');
   assert.ok(fs.existsSync(path.join(dir, 'run.lock')));
   child.kill('SIGINT');
-  await until(() => out.includes('interrupt: stopping a long step at the next step boundary (Ctrl-C again to exit now)'), 10_000, 'the first signal');
+  await until(
+    () => out.includes('interrupt: stopping a long step at the next step boundary (Ctrl-C again to exit now)'),
+    10_000,
+    'the first signal',
+  );
   assert.equal(child.exitCode, null, 'the first Ctrl-C only asks');
   const t0 = Date.now();
   child.kill('SIGINT');
@@ -295,7 +365,7 @@ test('a second Ctrl-C exits at once (status 130), and the exit handler still fre
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('a scope opened inside vm\'s breakOnSigint (how tslab runs a cell) still gets the signal: the kernel is not killed', async (t) => {
+test("a scope opened inside vm's breakOnSigint (how tslab runs a cell) still gets the signal: the kernel is not killed", async (t) => {
   // tslab runs each cell's synchronous part with vm breakOnSigint, which restores the SIGINT
   // disposition it found when that part ends; a listener added meanwhile would never be called and
   // the first Kernel > Interrupt killed the kernel.
@@ -313,9 +383,14 @@ test('a scope opened inside vm\'s breakOnSigint (how tslab runs a cell) still ge
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
-  const [code_, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+  const [code_, signal] = await new Promise<[number | null, string | null]>((r) =>
+    child.on('exit', (c, s) => r([c, s])),
+  );
   assert.equal(signal, null, `killed by ${signal}:\n${out}`);
   assert.equal(code_, 0, out);
-  assert.match(out, /interrupt: stopping a cell at the next step boundary \(interrupt again to give the kernel back now\)/);
+  assert.match(
+    out,
+    /interrupt: stopping a cell at the next step boundary \(interrupt again to give the kernel back now\)/,
+  );
   assert.match(out, /requested true\ntslab handler\nalive/);
 });

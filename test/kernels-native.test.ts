@@ -84,17 +84,25 @@ test('DINOTWINS_NATIVE and DINOTWINS_NATIVE_THREADS are validated', () => {
   assert.equal(nativeMode({}), 'auto');
   assert.equal(nativeMode({ DINOTWINS_NATIVE: '0' }), 'off');
   assert.equal(nativeMode({ DINOTWINS_NATIVE: 'on' }), 'on');
-  assert.throws(() => nativeMode({ DINOTWINS_NATIVE: 'maybe' }), (e: unknown) => e instanceof NativeError && /DINOTWINS_NATIVE="maybe" is not valid/.test((e as Error).message));
+  assert.throws(
+    () => nativeMode({ DINOTWINS_NATIVE: 'maybe' }),
+    (e: unknown) => e instanceof NativeError && /DINOTWINS_NATIVE="maybe" is not valid/.test((e as Error).message),
+  );
   assert.equal(nativeThreads({ DINOTWINS_NATIVE_THREADS: '3' }), 3);
   assert.ok(nativeThreads({}) >= 1);
-  for (const bad of ['0', '1.5', 'two', '65']) assert.throws(() => nativeThreads({ DINOTWINS_NATIVE_THREADS: bad }), /must be an integer from 1 to 64/);
+  for (const bad of ['0', '1.5', 'two', '65'])
+    assert.throws(() => nativeThreads({ DINOTWINS_NATIVE_THREADS: bad }), /must be an integer from 1 to 64/);
 });
 
-test('the load monitor: other processes\' cores from /proc counters, serial above 0.5, parallel again below 0.3', async () => {
+test("the load monitor: other processes' cores from /proc counters, serial above 0.5, parallel again below 0.3", async () => {
   const { LoadMonitor, foreignCores, readLoadSample } = await import('../lib/kernels/native/loadMonitor');
   // 2 cores, 100 jiffies each per interval: busy 150 of 200, of which this process 50 -> others use 1 core.
   assert.equal(foreignCores({ busy: 0, total: 0, own: 0 }, { busy: 150, total: 200, own: 50 }, 2), 1);
-  assert.equal(foreignCores({ busy: 0, total: 0, own: 0 }, { busy: 60, total: 200, own: 80 }, 2), 0, 'never below 0 (our time counted late)');
+  assert.equal(
+    foreignCores({ busy: 0, total: 0, own: 0 }, { busy: 60, total: 200, own: 80 }, 2),
+    0,
+    'never below 0 (our time counted late)',
+  );
   let t = 0;
   const samples = [0, 0.1, 0.6, 0.4, 0.2, 0.45, 0.7].map((others) => ({ busy: 0, total: 0, own: 0, others }));
   let i = 0;
@@ -113,16 +121,48 @@ test('the load monitor: other processes\' cores from /proc counters, serial abov
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 /** Every convolution of the ResNet-18 and ViT we train, at odd batch sizes (parts of unequal size). */
-const CONV_CASES: Array<{ what: string; n: number; h: number; ci: number; co: number; k: number; s: number; pad: Pad }> = [
+const CONV_CASES: Array<{
+  what: string;
+  n: number;
+  h: number;
+  ci: number;
+  co: number;
+  k: number;
+  s: number;
+  pad: Pad;
+}> = [
   { what: 'ResNet stem', n: 3, h: 32, ci: 3, co: 16, k: 3, s: 1, pad: 'same' },
   { what: '3x3 stride 1', n: 5, h: 32, ci: 16, co: 16, k: 3, s: 1, pad: 'same' },
-  { what: '3x3 stride 2 (PyTorch padding 1)', n: 3, h: 32, ci: 16, co: 32, k: 3, s: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+  {
+    what: '3x3 stride 2 (PyTorch padding 1)',
+    n: 3,
+    h: 32,
+    ci: 16,
+    co: 32,
+    k: 3,
+    s: 2,
+    pad: [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ],
+  },
   { what: '1x1 stride-2 downsample', n: 3, h: 16, ci: 32, co: 64, k: 1, s: 2, pad: 'valid' },
   { what: '3x3 at 4x4', n: 7, h: 4, ci: 128, co: 128, k: 3, s: 1, pad: 'same' },
   { what: 'ViT patch embedding 4x4 stride 4', n: 3, h: 32, ci: 3, co: 192, k: 4, s: 4, pad: 'valid' },
   { what: 'batch of one', n: 1, h: 8, ci: 8, co: 8, k: 3, s: 1, pad: 'same' },
   // oneDNN 2.6.3's own strided 1x1 kernels overran their scratchpad here (heap corruption); we subsample.
-  { what: '1x1 stride-2 downsample, 4 channels, 64x64 (width-4 ResNet on 64-px images)', n: 9, h: 64, ci: 4, co: 8, k: 1, s: 2, pad: 'valid' },
+  {
+    what: '1x1 stride-2 downsample, 4 channels, 64x64 (width-4 ResNet on 64-px images)',
+    n: 9,
+    h: 64,
+    ci: 4,
+    co: 8,
+    k: 1,
+    s: 2,
+    pad: 'valid',
+  },
   { what: '1x1 stride 3 on an odd size', n: 3, h: 11, ci: 5, co: 7, k: 1, s: 3, pad: 'valid' },
 ];
 
@@ -134,7 +174,9 @@ for (const c of CONV_CASES) {
       const w = rand([c.k, c.k, c.ci, c.co], 2, 0.3) as tf.Tensor4D;
       const y = tf.conv2d(x, w, c.s, c.pad);
       const g = rand(y.shape, 3);
-      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), g)))([x, w]);
+      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), g)),
+      )([x, w]);
       return [y, gx, gw];
     });
   });
@@ -153,16 +195,30 @@ test('conv2d forward and gradients match cpu on 40 seeded random small shapes (c
     const h = k + next(12);
     const w = k + next(12);
     const [n, ci, co] = [1 + next(5), 1 + next(20), 1 + next(20)];
-    const pads: Pad[] = ['same', 'valid', [[0, 0], [next(k), next(k)], [next(k), next(k)], [0, 0]]];
+    const pads: Pad[] = [
+      'same',
+      'valid',
+      [
+        [0, 0],
+        [next(k), next(k)],
+        [next(k), next(k)],
+        [0, 0],
+      ],
+    ];
     const pad = pads[next(3)];
-    await agree(`random shape ${i}: x [${n},${h},${w},${ci}], ${k}x${k}x${co}, stride ${s}, pad ${JSON.stringify(pad)}`, () => {
-      const x = rand([n, h, w, ci], 10 + i) as tf.Tensor4D;
-      const f = rand([k, k, ci, co], 100 + i, 0.3) as tf.Tensor4D;
-      const y = tf.conv2d(x, f, s, pad);
-      const g = rand(y.shape, 200 + i);
-      const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, pad), g)))([x, f]);
-      return [y, gx, gf];
-    });
+    await agree(
+      `random shape ${i}: x [${n},${h},${w},${ci}], ${k}x${k}x${co}, stride ${s}, pad ${JSON.stringify(pad)}`,
+      () => {
+        const x = rand([n, h, w, ci], 10 + i) as tf.Tensor4D;
+        const f = rand([k, k, ci, co], 100 + i, 0.3) as tf.Tensor4D;
+        const y = tf.conv2d(x, f, s, pad);
+        const g = rand(y.shape, 200 + i);
+        const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, pad), g)),
+        )([x, f]);
+        return [y, gx, gf];
+      },
+    );
   }
 });
 
@@ -180,7 +236,12 @@ test('fused conv2d with bias and ReLU (inference convBn, the ViT patch embedding
 
 test('matMul: transposes, batches, a broadcast batch of one, bias and ReLU match cpu; other broadcasts fall back', async (t) => {
   if (!native(t)) return;
-  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
     await agree(`matMul ${ta}/${tb}`, () => {
       const a = rand(ta ? [33, 7] : [7, 33], 1);
       const b = rand(tb ? [9, 33] : [33, 9], 2);
@@ -190,13 +251,18 @@ test('matMul: transposes, batches, a broadcast batch of one, bias and ReLU match
       const a = rand(ta ? [4, 6, 5] : [4, 5, 6], 3);
       const b = rand(tb ? [4, 3, 6] : [4, 6, 3], 4);
       const b1 = rand(tb ? [1, 3, 6] : [1, 6, 3], 5);
-      return [tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, ta, tb), tf.matMul(a as tf.Tensor3D, b1 as tf.Tensor3D, ta, tb)];
+      return [
+        tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, ta, tb),
+        tf.matMul(a as tf.Tensor3D, b1 as tf.Tensor3D, ta, tb),
+      ];
     });
   }
   await agree('projector-sized matMul and its gradients', () => {
     const x = rand([64, 512], 6);
     const w = rand([512, 256], 7, 0.05);
-    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D))))([x, w]);
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.square(tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D))),
+    )([x, w]);
     return [gx, gw];
   });
   for (const activation of ['linear', 'relu'] as const) {
@@ -207,10 +273,12 @@ test('matMul: transposes, batches, a broadcast batch of one, bias and ReLU match
     });
   }
   // General batch broadcasting: the kernel registered before (the fallback) computes it.
-  await agree('broadcast batch axes (fallback)', () => [tf.matMul(rand([2, 1, 3, 4], 11) as tf.Tensor4D, rand([1, 3, 4, 5], 12) as tf.Tensor4D)]);
+  await agree('broadcast batch axes (fallback)', () => [
+    tf.matMul(rand([2, 1, 3, 4], 11) as tf.Tensor4D, rand([1, 3, 4, 5], 12) as tf.Tensor4D),
+  ]);
 });
 
-test('element-wise ops with every broadcast (full, per row, per column, one value) give cpu\'s exact bits; sums agree', async (t) => {
+test("element-wise ops with every broadcast (full, per row, per column, one value) give cpu's exact bits; sums agree", async (t) => {
   if (!native(t)) return;
   const n = [3, 128, 129]; // above NATIVE_ELEMENTWISE_MIN
   const f = (): tf.Tensor[] => {
@@ -232,8 +300,20 @@ test('element-wise ops with every broadcast (full, per row, per column, one valu
     }
     const p = tf.greater(x, 0);
     const q = tf.less(x, tf.reshape(col, [1, 1, 129]));
-    outs.push(tf.cast(tf.logicalAnd(p, q), 'float32'), tf.cast(tf.logicalOr(p, q), 'float32'), tf.cast(tf.logicalNot(p), 'float32'));
-    outs.push(tf.abs(a), tf.floor(a), tf.ceil(a), tf.neg(a), tf.sqrt(tf.abs(a)), tf.clipByValue(a, -0.25, 0.5), tf.square(a));
+    outs.push(
+      tf.cast(tf.logicalAnd(p, q), 'float32'),
+      tf.cast(tf.logicalOr(p, q), 'float32'),
+      tf.cast(tf.logicalNot(p), 'float32'),
+    );
+    outs.push(
+      tf.abs(a),
+      tf.floor(a),
+      tf.ceil(a),
+      tf.neg(a),
+      tf.sqrt(tf.abs(a)),
+      tf.clipByValue(a, -0.25, 0.5),
+      tf.square(a),
+    );
     outs.push(tf.where(tf.greater(a, b), a, b), tf.reshape(a, flat));
     return outs;
   };
@@ -248,14 +328,20 @@ test('Transpose (float32 and int32, the ViT qkv split) and Sum over leading axes
   const f = (): tf.Tensor[] => {
     const x = rand([8, 65, 3, 6, 32], 1);
     return [
-      tf.transpose(x, [2, 0, 3, 1, 4]), tf.transpose(rand([300, 129], 2)), tf.transpose(rand([4, 50, 7, 40], 3), [3, 1, 0, 2]),
+      tf.transpose(x, [2, 0, 3, 1, 4]),
+      tf.transpose(rand([300, 129], 2)),
+      tf.transpose(rand([4, 50, 7, 40], 3), [3, 1, 0, 2]),
       tf.cast(tf.transpose(tf.cast(tf.mul(x, 100), 'int32'), [4, 3, 2, 1, 0]), 'float32'),
     ];
   };
   const a = await on('cpu', f);
   const b = await on('wasm', f);
   a.forEach((v, i) => sameValues(b[i], v, `transpose ${i}`));
-  await agree('leading-axes sums', () => [tf.sum(rand([64, 65, 200], 4), [0, 1]), tf.sum(rand([4160, 96], 5), 0, true)], 1e-6);
+  await agree(
+    'leading-axes sums',
+    () => [tf.sum(rand([64, 65, 200], 4), [0, 1]), tf.sum(rand([4160, 96], 5), 0, true)],
+    1e-6,
+  );
 });
 
 /** Batch norm through lib/nn's op: composed from tfjs ops on cpu, the fused native kernels on wasm. */
@@ -267,7 +353,21 @@ function bnCase(groups: number, relu: boolean, residual: boolean, affine: boolea
     const res = residual ? rand([4, 6, 6, 16], 4) : undefined;
     const dy = rand([4, 6, 6, 16], 5);
     const ins = [x, ...(affine ? [gamma!, beta!] : []), ...(res ? [res] : [])];
-    const f = (...ts: tf.Tensor[]): tf.Tensor => tf.sum(tf.mul(batchNormTrain(ts[0], affine ? ts[1] : undefined, affine ? ts[2] : undefined, relu, undefined, groups, res ? ts[ts.length - 1] : undefined), dy));
+    const f = (...ts: tf.Tensor[]): tf.Tensor =>
+      tf.sum(
+        tf.mul(
+          batchNormTrain(
+            ts[0],
+            affine ? ts[1] : undefined,
+            affine ? ts[2] : undefined,
+            relu,
+            undefined,
+            groups,
+            res ? ts[ts.length - 1] : undefined,
+          ),
+          dy,
+        ),
+      );
     const y = batchNormTrain(x, gamma, beta, relu, undefined, groups, res);
     return [y, ...tf.grads(f)(ins)];
   };
@@ -276,8 +376,17 @@ function bnCase(groups: number, relu: boolean, residual: boolean, affine: boolea
 test('fused batch norm (groups, ReLU, residual, affine or not) matches the composed ops on cpu', async (t) => {
   if (!native(t)) return;
   for (const groups of [1, 2]) {
-    for (const [relu, residual, affine] of [[false, false, true], [true, false, true], [true, true, true], [false, false, false]]) {
-      await agree(`bn groups ${groups} relu ${relu} residual ${residual} affine ${affine}`, bnCase(groups, relu, residual, affine), 1e-5);
+    for (const [relu, residual, affine] of [
+      [false, false, true],
+      [true, false, true],
+      [true, true, true],
+      [false, false, false],
+    ]) {
+      await agree(
+        `bn groups ${groups} relu ${relu} residual ${residual} affine ${affine}`,
+        bnCase(groups, relu, residual, affine),
+        1e-5,
+      );
     }
   }
 });
@@ -291,7 +400,11 @@ test('fused layer norm and GELU match the composed ops on cpu', async (t) => {
     const x = rand([5, 9, 24], 3, 2, 0.3);
     const dy = rand([5, 9, 24], 4);
     // The parameters are the store's own variables, so their gradients flow through layerNorm.
-    const g = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(layerNorm(ps, 'ln', a), dy)))([x, ps.get('ln.weight'), ps.get('ln.bias')]);
+    const g = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(layerNorm(ps, 'ln', a), dy)))([
+      x,
+      ps.get('ln.weight'),
+      ps.get('ln.bias'),
+    ]);
     return [layerNorm(ps, 'ln', x), ...g];
   });
   await agree('gelu', () => {
@@ -328,7 +441,9 @@ test('the fused Adam/AdamW step (one pass for p, m, v) matches the tfjs-op updat
     };
     const a = await run('cpu');
     const b = await run('wasm');
-    a.forEach((x, i) => assert.ok(relErr(x, b[i]) <= 1e-5, `${kind}: parameter ${i} differs by ${relErr(x, b[i]).toExponential(2)}`));
+    a.forEach((x, i) =>
+      assert.ok(relErr(x, b[i]) <= 1e-5, `${kind}: parameter ${i} differs by ${relErr(x, b[i]).toExponential(2)}`),
+    );
   }
 });
 
@@ -338,7 +453,9 @@ test('the bits do not depend on how many threads ran the parts (pool against the
   const f = (): tf.Tensor[] => {
     const x = rand([9, 16, 16, 16], 1) as tf.Tensor4D;
     const w = rand([3, 3, 16, 16], 2, 0.3) as tf.Tensor4D;
-    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, w]);
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))),
+    )([x, w]);
     return [gx, gw, ...bnCase(2, true, true, true)(), tf.sum(rand([400, 300], 3))];
   };
   const parallel = await on('wasm', f);
@@ -354,11 +471,14 @@ test('the bits do not depend on how many threads ran the parts (pool against the
 test('kernels stay correct after the wasm heap grows (views are taken after every allocation)', async (t) => {
   if (!native(t)) return;
   await tf.setBackend('wasm');
-  const heap = (): number => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
+  const heap = (): number =>
+    (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
   const before = heap();
   const big = tf.zeros([Math.ceil((before * 1.5) / 4)]); // forces growth
   assert.ok(heap() > before, 'the heap grew');
-  await agree('conv after growth', () => [tf.conv2d(rand([2, 8, 8, 4], 1) as tf.Tensor4D, rand([3, 3, 4, 4], 2) as tf.Tensor4D, 1, 'same')]);
+  await agree('conv after growth', () => [
+    tf.conv2d(rand([2, 8, 8, 4], 1) as tf.Tensor4D, rand([3, 3, 4, 4], 2) as tf.Tensor4D, 1, 'same'),
+  ]);
   big.dispose();
 });
 
@@ -388,7 +508,8 @@ test('a run resumed from its checkpoint reproduces the uninterrupted run bit for
 test('no tensors and no wasm heap leak per training step on the native path', async (t) => {
   if (!native(t)) return;
   await tf.setBackend('wasm');
-  const heap = (): number => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
+  const heap = (): number =>
+    (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
   const { barlowBench, benchModel } = await import('../bench/common');
   const b = barlowBench({ ...benchModel('r18w16p512'), projector: 256 }, 16);
   // The allocator settles within a few steps (alone: the heap grows once, at step 4; after other tests in
@@ -412,7 +533,11 @@ test('DINOTWINS_NATIVE=0 gives the wasm kernels, and the backend report says so'
       console.log(JSON.stringify({ line: r.line, native: r.details.native, batchNorm: !!tf.getKernel('DinotwinsBatchNorm', 'wasm') }));
     });`;
   const run = (env: Record<string, string>) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.join(__dirname, '..'), env: { ...process.env, ...env }, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: path.join(__dirname, '..'),
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout.trim().split('\n').pop()!) as { line: string; native: boolean; batchNorm: boolean };
   };

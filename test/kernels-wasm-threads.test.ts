@@ -21,10 +21,16 @@ test('the threaded wasm build runs with 2 threads in Node and a second thread do
   const b = tf.randomNormal([1024, 1024], 0, 1, 'float32', 2);
   const before = new Map(threadCpuSeconds().map((t) => [t.tid, t.seconds]));
   for (let i = 0; i < 8; i++) tf.tidy(() => tf.matMul(a, tf.add(b, i)).dataSync());
-  const gained = threadCpuSeconds().map((t) => ({ ...t, d: t.seconds - (before.get(t.tid) ?? 0) })).sort((x, y) => y.d - x.d);
+  const gained = threadCpuSeconds()
+    .map((t) => ({ ...t, d: t.seconds - (before.get(t.tid) ?? 0) }))
+    .sort((x, y) => y.d - x.d);
   // The main thread and one pool worker share the products: the second-busiest thread gains
   // CPU time too (the other workers idle).
-  if (gained.length > 1) assert.ok(gained[1].d >= 0.05, `second thread gained only ${gained[1].d}s (threads: ${JSON.stringify(gained.slice(0, 3))})`);
+  if (gained.length > 1)
+    assert.ok(
+      gained[1].d >= 0.05,
+      `second thread gained only ${gained[1].d}s (threads: ${JSON.stringify(gained.slice(0, 3))})`,
+    );
   // Results agree with the cpu backend.
   const want = tf.tidy(() => tf.matMul(a, b).dataSync());
   await tf.setBackend('cpu');
@@ -41,15 +47,25 @@ test('our gradient kernels give the same results on the threaded build', async (
     const w = tf.randomNormal([3, 3, 8, 16], 0, 1, 'float32', 4) as tf.Tensor4D;
     const g = tf.randomNormal([4, 6, 6, 16], 0, 1, 'float32', 5);
     const g1 = tf.randomNormal([4, 12, 12, 16], 0, 1, 'float32', 6);
-    const s2 = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), g)))([x, w]);
-    const s1 = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), g1)))([x, w]);
+    const s2 = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), g)),
+    )([x, w]);
+    const s1 = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), g1)),
+    )([x, w]);
     return [...s2, ...s1];
   };
   await tf.setBackend('cpu');
   const ref = tf.tidy(f).map((t) => t.dataSync());
   await tf.setBackend('wasm');
   const n0 = tf.memory().numTensors;
-  const got = tf.tidy(() => f()).map((t) => { const d = t.dataSync(); t.dispose(); return d; });
+  const got = tf
+    .tidy(() => f())
+    .map((t) => {
+      const d = t.dataSync();
+      t.dispose();
+      return d;
+    });
   assert.equal(tf.memory().numTensors, n0);
   ref.forEach((r, i) => {
     let num = 0;

@@ -15,11 +15,22 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { randn, useWebgpu } from './helpers';
 import { Rng } from '../lib/util/rng';
-import { registerWebgpuKernels, unregisterWebgpuKernels, activeWebgpuKernels, leadingReduction } from '../lib/kernels/webgpu';
+import {
+  registerWebgpuKernels,
+  unregisterWebgpuKernels,
+  activeWebgpuKernels,
+  leadingReduction,
+} from '../lib/kernels/webgpu';
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad, inputGradPhases } from '../lib/kernels/webgpu/conv2d';
 import { planGemm, GEMM_DEFAULTS, GemmOptions, autoBlock, resolveTiles } from '../lib/kernels/webgpu/gemm';
 import { sumRows } from '../lib/kernels/webgpu/reduce_rows';
-import { USE_UNIFORMS, WebgpuBackendLike, gpuFill, setPoisonTemporaries, wgslProgram } from '../lib/kernels/webgpu/program';
+import {
+  USE_UNIFORMS,
+  WebgpuBackendLike,
+  gpuFill,
+  setPoisonTemporaries,
+  wgslProgram,
+} from '../lib/kernels/webgpu/program';
 
 const TOL = 1e-4;
 
@@ -77,10 +88,33 @@ function convInfo(c: ConvCase) {
 
 async function cpuConv(c: ConvCase, xv: Float32Array, wv: Float32Array, dyv: Float32Array) {
   const info = convInfo(c);
-  const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+  const attrs = {
+    strides: c.stride,
+    pad: c.pad,
+    dataFormat: 'NHWC',
+    dimRoundingMode: undefined,
+  } as unknown as tf.NamedAttrMap;
   const fwd = await onCpu(() => tf.conv2d(tf.tensor4d(xv, c.x), tf.tensor4d(wv, c.f), c.stride, c.pad));
-  const dx = await onCpu(() => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor4d(dyv, info.outShape), filter: tf.tensor4d(wv, c.f) }, { ...attrs, inputShape: c.x }) as tf.Tensor);
-  const dw = await onCpu(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor4d(xv, c.x), dy: tf.tensor4d(dyv, info.outShape) }, { ...attrs, filterShape: c.f }) as tf.Tensor);
+  const dx = await onCpu(
+    () =>
+      tf
+        .engine()
+        .runKernel(
+          'Conv2DBackpropInput',
+          { dy: tf.tensor4d(dyv, info.outShape), filter: tf.tensor4d(wv, c.f) },
+          { ...attrs, inputShape: c.x },
+        ) as tf.Tensor,
+  );
+  const dw = await onCpu(
+    () =>
+      tf
+        .engine()
+        .runKernel(
+          'Conv2DBackpropFilter',
+          { x: tf.tensor4d(xv, c.x), dy: tf.tensor4d(dyv, info.outShape) },
+          { ...attrs, filterShape: c.f },
+        ) as tf.Tensor,
+  );
   return { fwd, dx, dw, info, attrs };
 }
 
@@ -89,22 +123,53 @@ test('conv2d forward, input and filter gradients match cpu through the registere
   registerWebgpuKernels();
   try {
     assert.deepEqual(activeWebgpuKernels().sort(), [
-      'AddN', 'BatchMatMul', 'Concat', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DinotwinsAdamFlat', 'DinotwinsAxpby', 'DinotwinsBatchNorm', 'DinotwinsBatchNormGrad',
-      'DinotwinsBatchNormRunning', 'DinotwinsGelu', 'DinotwinsGeluGrad', 'DinotwinsLayerNorm', 'DinotwinsLayerNormGrad', 'Mean', 'Slice', 'SplitV', 'Sum', '_FusedMatMul',
+      'AddN',
+      'BatchMatMul',
+      'Concat',
+      'Conv2D',
+      'Conv2DBackpropFilter',
+      'Conv2DBackpropInput',
+      'DinotwinsAdamFlat',
+      'DinotwinsAxpby',
+      'DinotwinsBatchNorm',
+      'DinotwinsBatchNormGrad',
+      'DinotwinsBatchNormRunning',
+      'DinotwinsGelu',
+      'DinotwinsGeluGrad',
+      'DinotwinsLayerNorm',
+      'DinotwinsLayerNormGrad',
+      'Mean',
+      'Slice',
+      'SplitV',
+      'Sum',
+      '_FusedMatMul',
     ]);
     for (const [i, c] of CASES.entries()) {
       const info = convInfo(c);
-      const xv = randn(info.inShape.reduce((a, b) => a * b), 100 + i);
-      const wv = randn(c.f.reduce((a, b) => a * b), 200 + i);
-      const dyv = randn(info.outShape.reduce((a, b) => a * b), 300 + i);
+      const xv = randn(
+        info.inShape.reduce((a, b) => a * b),
+        100 + i,
+      );
+      const wv = randn(
+        c.f.reduce((a, b) => a * b),
+        200 + i,
+      );
+      const dyv = randn(
+        info.outShape.reduce((a, b) => a * b),
+        300 + i,
+      );
       const ref = await cpuConv(c, xv, wv, dyv);
       const before = tf.memory().numTensors;
       const x = tf.tensor4d(xv, c.x);
       const w = tf.tensor4d(wv, c.f);
       const dy = tf.tensor4d(dyv, info.outShape);
       const y = tf.conv2d(x, w, c.stride, c.pad);
-      const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...ref.attrs, inputShape: c.x }) as tf.Tensor;
-      const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...ref.attrs, filterShape: c.f }) as tf.Tensor;
+      const dx = tf
+        .engine()
+        .runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...ref.attrs, inputShape: c.x }) as tf.Tensor;
+      const dw = tf
+        .engine()
+        .runKernel('Conv2DBackpropFilter', { x, dy }, { ...ref.attrs, filterShape: c.f }) as tf.Tensor;
       assert.deepEqual(y.shape, info.outShape, `${caseName(c)} forward shape`);
       assert.deepEqual(dx.shape, c.x, `${caseName(c)} dx shape`);
       assert.deepEqual(dw.shape, c.f, `${caseName(c)} dw shape`);
@@ -136,21 +201,39 @@ test('every output element is written: NaN-poisoned outputs and temporaries, spl
     { name: 'blocked 8x8 three splits', opts: { layout: 'blocked', tm: 8, tn: 8, forceSplits: 3 } },
     { name: 'blocked 8x4 auto splits', opts: { layout: 'blocked', tm: 8, tn: 4, minKPerSplit: 16 } },
     { name: 'prefetch 4x4 three splits', opts: { prefetch: true, forceSplits: 3 } },
-    { name: 'prefetch blocked 8x8 one split', opts: { prefetch: true, layout: 'blocked', tm: 8, tn: 8, forceSplits: 1 } },
-    { name: 'prefetch blocked 4x8 auto splits', opts: { prefetch: true, layout: 'blocked', tm: 4, tn: 8, minKPerSplit: 16 } },
+    {
+      name: 'prefetch blocked 8x8 one split',
+      opts: { prefetch: true, layout: 'blocked', tm: 8, tn: 8, forceSplits: 1 },
+    },
+    {
+      name: 'prefetch blocked 4x8 auto splits',
+      opts: { prefetch: true, layout: 'blocked', tm: 4, tn: 8, minKPerSplit: 16 },
+    },
     { name: 'vec4 4x4 three splits', opts: { vec4: true, forceSplits: 3 } },
     { name: 'vec4 8x4 prefetch one split', opts: { vec4: true, tm: 8, tn: 4, prefetch: true, forceSplits: 1 } },
     { name: 'vec4 blocked 4x8 auto splits', opts: { vec4: true, layout: 'blocked', tm: 4, tn: 8, minKPerSplit: 16 } },
-    { name: 'vec4 blocked 8x8 prefetch two splits', opts: { vec4: true, layout: 'blocked', tm: 8, tn: 8, prefetch: true, forceSplits: 2 } },
+    {
+      name: 'vec4 blocked 8x8 prefetch two splits',
+      opts: { vec4: true, layout: 'blocked', tm: 8, tn: 8, prefetch: true, forceSplits: 2 },
+    },
   ];
   setPoisonTemporaries(true);
   try {
     // CASES[2]: 1x1 stride 2, where three of four input pixels get no tap (zero fill, then one phase GEMM).
     for (const [i, c] of [CASES[1], CASES[2], CASES[3], CASES[4]].entries()) {
       const info = convInfo(c);
-      const xv = randn(info.inShape.reduce((a, b) => a * b), 400 + i);
-      const wv = randn(c.f.reduce((a, b) => a * b), 500 + i);
-      const dyv = randn(info.outShape.reduce((a, b) => a * b), 600 + i);
+      const xv = randn(
+        info.inShape.reduce((a, b) => a * b),
+        400 + i,
+      );
+      const wv = randn(
+        c.f.reduce((a, b) => a * b),
+        500 + i,
+      );
+      const dyv = randn(
+        info.outShape.reduce((a, b) => a * b),
+        600 + i,
+      );
       const ref = await cpuConv(c, xv, wv, dyv);
       const x = tf.tensor4d(xv, c.x);
       const w = tf.tensor4d(wv, c.f);
@@ -195,9 +278,18 @@ test('vec4 loads run where the channel counts allow them, and match cpu there an
   try {
     for (const [i, k] of cases.entries()) {
       const info = convInfo(k.c);
-      const xv = randn(info.inShape.reduce((a, b) => a * b), 700 + i);
-      const wv = randn(k.c.f.reduce((a, b) => a * b), 800 + i);
-      const dyv = randn(info.outShape.reduce((a, b) => a * b), 900 + i);
+      const xv = randn(
+        info.inShape.reduce((a, b) => a * b),
+        700 + i,
+      );
+      const wv = randn(
+        k.c.f.reduce((a, b) => a * b),
+        800 + i,
+      );
+      const dyv = randn(
+        info.outShape.reduce((a, b) => a * b),
+        900 + i,
+      );
       const ref = await cpuConv(k.c, xv, wv, dyv);
       const x = tf.tensor4d(xv, k.c.x);
       const w = tf.tensor4d(wv, k.c.f);
@@ -209,11 +301,25 @@ test('vec4 loads run where the channel counts allow them, and match cpu there an
         return got[0];
       };
       const label = caseName(k.c);
-      assert.ok(relErr(await read(conv2dForward(backend, x, w, info, opts, gpuFill(backend, info.outShape, NaN))), ref.fwd) < TOL, `${label} forward`);
+      assert.ok(
+        relErr(await read(conv2dForward(backend, x, w, info, opts, gpuFill(backend, info.outShape, NaN))), ref.fwd) <
+          TOL,
+        `${label} forward`,
+      );
       assert.equal(suffix(), k.fwd, `${label} forward vec4 operands`);
-      assert.ok(relErr(await read(conv2dInputGrad(backend, dy, w, info, opts, gpuFill(backend, info.inShape, NaN))), ref.dx) < TOL, `${label} input grad`);
+      assert.ok(
+        relErr(await read(conv2dInputGrad(backend, dy, w, info, opts, gpuFill(backend, info.inShape, NaN))), ref.dx) <
+          TOL,
+        `${label} input grad`,
+      );
       assert.equal(suffix(), k.dx, `${label} input grad vec4 operands`);
-      assert.ok(relErr(await read(conv2dFilterGrad(backend, x, dy, info, opts, gpuFill(backend, info.filterShape, NaN))), ref.dw) < TOL, `${label} filter grad`);
+      assert.ok(
+        relErr(
+          await read(conv2dFilterGrad(backend, x, dy, info, opts, gpuFill(backend, info.filterShape, NaN))),
+          ref.dw,
+        ) < TOL,
+        `${label} filter grad`,
+      );
       assert.equal(suffix(), k.dw, `${label} filter grad vec4 operands`);
       tf.dispose([x, w, dy]);
     }
@@ -225,10 +331,18 @@ test('vec4 loads run where the channel counts allow them, and match cpu there an
 
 test('wgslProgram checks a shader key once and builds the code only when asked (not at every dispatch)', () => {
   let built = 0;
-  const make = (key: string, code: string) => wgslProgram({
-    shaderKey: key, outputShape: [4], variableNames: ['X'], workgroupSize: [4, 1, 1], dispatch: [1, 1, 1],
-    getUserCode: () => { built++; return code; },
-  });
+  const make = (key: string, code: string) =>
+    wgslProgram({
+      shaderKey: key,
+      outputShape: [4],
+      variableNames: ['X'],
+      workgroupSize: [4, 1, 1],
+      dispatch: [1, 1, 1],
+      getUserCode: () => {
+        built++;
+        return code;
+      },
+    });
   const ok = `fn main() {\n ${USE_UNIFORMS} result[0] = X[0]; }`;
   const key = `dtTestProgram_${Date.now()}`;
   const p = make(key, ok);
@@ -242,7 +356,12 @@ test('wgslProgram checks a shader key once and builds the code only when asked (
 });
 
 test('stride phases of the input gradient cover every input pixel once and every tap once', () => {
-  const shapes: Array<{ x: [number, number, number, number]; f: [number, number, number, number]; s: number; pad: 'same' | 'valid' | number }> = [
+  const shapes: Array<{
+    x: [number, number, number, number];
+    f: [number, number, number, number];
+    s: number;
+    pad: 'same' | 'valid' | number;
+  }> = [
     { x: [1, 8, 8, 1], f: [3, 3, 1, 1], s: 2, pad: 'same' },
     { x: [1, 7, 9, 1], f: [3, 3, 1, 1], s: 2, pad: 1 },
     { x: [1, 7, 7, 1], f: [1, 1, 1, 1], s: 2, pad: 'valid' },
@@ -262,12 +381,18 @@ test('stride phases of the input gradient cover every input pixel once and every
         for (let b = 0; b < p.Wp; b++) {
           const h = c.strideHeight * (p.q0h + a) + p.ph - c.padInfo.top;
           const w = c.strideWidth * (p.q0w + b) + p.pw - c.padInfo.left;
-          assert.ok(h >= 0 && h < c.inHeight && w >= 0 && w < c.inWidth, `${JSON.stringify(sh)}: pixel (${h}, ${w}) outside`);
+          assert.ok(
+            h >= 0 && h < c.inHeight && w >= 0 && w < c.inWidth,
+            `${JSON.stringify(sh)}: pixel (${h}, ${w}) outside`,
+          );
           seen[h * c.inWidth + w]++;
         }
       }
     }
-    assert.ok(seen.every((n) => n === 1), `${JSON.stringify(sh)}: every pixel in exactly one phase`);
+    assert.ok(
+      seen.every((n) => n === 1),
+      `${JSON.stringify(sh)}: every pixel in exactly one phase`,
+    );
     assert.equal(taps, c.filterHeight * c.filterWidth, `${JSON.stringify(sh)}: taps split across phases`);
   }
 });
@@ -289,7 +414,13 @@ test('auto tile choice: 128-wide tiles only for long extents that waste at most 
   assert.equal(autoBlock(640), 8); // exactly 5 tiles
   assert.equal(autoBlock(256), 4);
   assert.equal(autoBlock(64), 4);
-  assert.deepEqual([resolveTiles(262144, 64, { ...GEMM_DEFAULTS, tm: 0, tn: 0 }).tm, resolveTiles(262144, 64, { ...GEMM_DEFAULTS, tm: 0, tn: 0 }).tn], [8, 4]);
+  assert.deepEqual(
+    [
+      resolveTiles(262144, 64, { ...GEMM_DEFAULTS, tm: 0, tn: 0 }).tm,
+      resolveTiles(262144, 64, { ...GEMM_DEFAULTS, tm: 0, tn: 0 }).tn,
+    ],
+    [8, 4],
+  );
   assert.equal(resolveTiles(262144, 64, { ...GEMM_DEFAULTS, tm: 4, tn: 0 }).tm, 4);
   // planGemm resolves auto tiles too: M = 576 with 128-row tiles is 5 tiles.
   assert.equal(planGemm(576, 64, 262144, { ...GEMM_DEFAULTS, tm: 0, tn: 0 }).tilesM, 5);
@@ -339,7 +470,9 @@ test('Sum and Mean over leading axes match cpu (one and two passes, keepDims, fa
     setPoisonTemporaries(true);
     const xv = randn(5000 * 7, 800);
     const x = tf.tensor2d(xv, [5000, 7]);
-    const got = await read(sumRows(backend, x, 5000, 7, 0.5, [7], gpuFill(backend, [7], NaN), { targetGroups: 8, minRowsPerGroup: 16 }));
+    const got = await read(
+      sumRows(backend, x, 5000, 7, 0.5, [7], gpuFill(backend, [7], NaN), { targetGroups: 8, minRowsPerGroup: 16 }),
+    );
     const want = await onCpu(() => tf.mul(tf.sum(tf.tensor2d(xv, [5000, 7]), 0), 0.5));
     assert.ok(relErr(got, want) < TOL);
     x.dispose();
@@ -347,7 +480,13 @@ test('Sum and Mean over leading axes match cpu (one and two passes, keepDims, fa
     // 1,000 columns = 16 blocks of 64, so each workgroup loops over up to 6 blocks.
     const wv = randn(300 * 1000, 801);
     const w = tf.tensor2d(wv, [300, 1000]);
-    const gotW = await read(sumRows(backend, w, 300, 1000, 1, [1000], gpuFill(backend, [1000], NaN), { targetGroups: 4, minRowsPerGroup: 16, maxGroupsX: 3 }));
+    const gotW = await read(
+      sumRows(backend, w, 300, 1000, 1, [1000], gpuFill(backend, [1000], NaN), {
+        targetGroups: 4,
+        minRowsPerGroup: 16,
+        maxGroupsX: 3,
+      }),
+    );
     const wantW = await onCpu(() => tf.sum(tf.tensor2d(wv, [300, 1000]), 0));
     assert.ok(relErr(gotW, wantW) < TOL, 'column blocks folded into 3 workgroups');
     w.dispose();
@@ -389,12 +528,19 @@ async function trajectory(backendName: string, steps: number): Promise<number[]>
   await tf.setBackend(backendName);
   const r = new Rng(42);
   const v = (name: string, shape: number[], std: number) => {
-    const init = tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => std * r.normal()), shape);
+    const init = tf.tensor(
+      Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => std * r.normal()),
+      shape,
+    );
     const variable = tf.variable(init, true, `tinyNet.${name}`);
     init.dispose();
     return variable;
   };
-  const vars: Record<string, tf.Variable> = { c1: v('c1', [3, 3, 3, 8], 0.3), c2: v('c2', [3, 3, 8, 16], 0.15), fc: v('fc', [16, 4], 0.3) };
+  const vars: Record<string, tf.Variable> = {
+    c1: v('c1', [3, 3, 3, 8], 0.3),
+    c2: v('c2', [3, 3, 8, 16], 0.15),
+    fc: v('fc', [16, 4], 0.3),
+  };
   const byName = new Map(Object.values(vars).map((x) => [x.name, x]));
   const x = tf.tensor4d(randn(4 * 8 * 8 * 3, 900), [4, 8, 8, 3]);
   const target = tf.tensor2d(randn(16, 901), [4, 4]);
@@ -419,14 +565,19 @@ test('a tiny conv net trains with the same loss trajectory as cpu and leaks noth
   const want = await trajectory('cpu', 4);
   assert.ok(want[3] < want[0], `cpu loss should fall: ${want}`);
   // The default GEMM, and the variant with every option on (8x8 blocked, prefetch, vec4 loads).
-  for (const gemm of [{}, { tm: 8, tn: 8, layout: 'blocked', prefetch: true, vec4: true }] as Array<Partial<GemmOptions>>) {
+  for (const gemm of [{}, { tm: 8, tn: 8, layout: 'blocked', prefetch: true, vec4: true }] as Array<
+    Partial<GemmOptions>
+  >) {
     registerWebgpuKernels({ gemm: { ...GEMM_DEFAULTS, ...gemm } });
     try {
       const before = tf.memory().numTensors;
       const got = await trajectory('webgpu', 4);
       assert.equal(tf.memory().numTensors, before, 'tensors leaked by training steps');
       for (let i = 0; i < want.length; i++) {
-        assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * Math.abs(want[i]) + 1e-6, `gemm ${JSON.stringify(gemm)} step ${i}: webgpu ${got[i]} vs cpu ${want[i]}`);
+        assert.ok(
+          Math.abs(got[i] - want[i]) <= 1e-4 * Math.abs(want[i]) + 1e-6,
+          `gemm ${JSON.stringify(gemm)} step ${i}: webgpu ${got[i]} vs cpu ${want[i]}`,
+        );
       }
     } finally {
       unregisterWebgpuKernels();
@@ -441,14 +592,23 @@ test('axpby (the fused EMA update) matches cpu, with a and b changing between ca
   for (const [i, n] of [7, 1000, 2_200_000].entries()) {
     const xv = randn(n, 700 + i);
     const yv = randn(n, 800 + i);
-    for (const [a, b] of [[0.996, 0.004], [0.5, -2]]) {
+    for (const [a, b] of [
+      [0.996, 0.004],
+      [0.5, -2],
+    ]) {
       const want = await onCpu(() => tf.add(tf.mul(tf.tensor1d(xv), a), tf.mul(tf.tensor1d(yv), b)));
       await tf.setBackend('webgpu');
-      const got = tf.tidy(() => tf.engine().runKernel('DinotwinsAxpby', { x: tf.tensor1d(xv), y: tf.tensor1d(yv) }, { a, b }) as tf.Tensor);
+      const got = tf.tidy(
+        () =>
+          tf.engine().runKernel('DinotwinsAxpby', { x: tf.tensor1d(xv), y: tf.tensor1d(yv) }, { a, b }) as tf.Tensor,
+      );
       const e = relErr((await got.data()) as Float32Array, want);
       got.dispose();
       assert.ok(e < 1e-6, `n=${n} a=${a} b=${b}: relative error ${e}`);
     }
   }
-  assert.throws(() => tf.engine().runKernel('DinotwinsAxpby', { x: tf.zeros([3]), y: tf.zeros([4]) }, { a: 1, b: 1 }), /shapes differ/);
+  assert.throws(
+    () => tf.engine().runKernel('DinotwinsAxpby', { x: tf.zeros([3]), y: tf.zeros([4]) }, { a: 1, b: 1 }),
+    /shapes differ/,
+  );
 });

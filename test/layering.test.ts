@@ -21,7 +21,8 @@ function tsFiles(dir: string): string[] {
 function importsOf(file: string): string[] {
   const src = fs.readFileSync(file, 'utf8');
   const out: string[] = [];
-  for (const m of src.matchAll(/^\s*(?:import|export)\s(?!type\s)[^;]*?from\s+'(\.[^']+)'/gm)) out.push(path.relative(LIB, path.resolve(path.dirname(file), m[1])));
+  for (const m of src.matchAll(/^\s*(?:import|export)\s(?!type\s)[^;]*?from\s+'(\.[^']+)'/gm))
+    out.push(path.relative(LIB, path.resolve(path.dirname(file), m[1])));
   return out;
 }
 
@@ -31,7 +32,26 @@ function importsOf(file: string): string[] {
  * protocol is what the notebooks and the CLI share (data for a budget, pretraining with monitors,
  * baselines, probes, embeddings of runs).
  */
-const FLOORS = ['util', 'kernels', 'backend', 'data', 'viz', 'augment', 'nn', 'models', 'losses', 'methods', 'config', 'train', 'eval', 'io', 'protocol', 'results', 'sweep', 'notebook'];
+const FLOORS = [
+  'util',
+  'kernels',
+  'backend',
+  'data',
+  'viz',
+  'augment',
+  'nn',
+  'models',
+  'losses',
+  'methods',
+  'config',
+  'train',
+  'eval',
+  'io',
+  'protocol',
+  'results',
+  'sweep',
+  'notebook',
+];
 
 test('every folder of lib/ imports only from its own floor or lower ones; nothing but index.ts at the root', () => {
   const bad: string[] = [];
@@ -42,11 +62,15 @@ test('every folder of lib/ imports only from its own floor or lower ones; nothin
     assert.ok(FLOORS.includes(from), `${rel}: folder ${from} is not one of the floors`);
     for (const imp of importsOf(f)) {
       const to = imp.split(path.sep)[0];
-      if (FLOORS.indexOf(to) > FLOORS.indexOf(from)) bad.push(`${rel} (${from}) imports ${imp} (${to}, a higher floor)`);
+      if (FLOORS.indexOf(to) > FLOORS.indexOf(from))
+        bad.push(`${rel} (${from}) imports ${imp} (${to}, a higher floor)`);
     }
   }
   assert.deepEqual(bad, []);
-  assert.deepEqual(fs.readdirSync(LIB).filter((e) => e.endsWith('.ts')), ['index.ts']);
+  assert.deepEqual(
+    fs.readdirSync(LIB).filter((e) => e.endsWith('.ts')),
+    ['index.ts'],
+  );
 });
 
 /**
@@ -55,16 +79,22 @@ test('every folder of lib/ imports only from its own floor or lower ones; nothin
  */
 function parallelNames(paths: string[]): boolean {
   if (paths.every((p) => /^kernels\/[^/]+\/[^/]+$/.test(p))) return true;
-  return paths.length === 2 && paths.some((p) => p.startsWith('losses/')) && paths.some((p) => p.startsWith('methods/'));
+  return (
+    paths.length === 2 && paths.some((p) => p.startsWith('losses/')) && paths.some((p) => p.startsWith('methods/'))
+  );
 }
 
 test('no two lib/ files share a name (index.ts and the two parallel conventions aside): a name says where it lives', () => {
   const seen = new Map<string, string[]>();
   for (const f of tsFiles(LIB)) {
     const base = path.basename(f);
-    if (base !== 'index.ts') seen.set(base, [...(seen.get(base) ?? []), path.relative(LIB, f).split(path.sep).join('/')]);
+    if (base !== 'index.ts')
+      seen.set(base, [...(seen.get(base) ?? []), path.relative(LIB, f).split(path.sep).join('/')]);
   }
-  assert.deepEqual([...seen.values()].filter((v) => v.length > 1 && !parallelNames(v)), []);
+  assert.deepEqual(
+    [...seen.values()].filter((v) => v.length > 1 && !parallelNames(v)),
+    [],
+  );
 });
 
 test('outside lib/kernels and lib/backend, nothing imports a backend kernel module except the public index', () => {

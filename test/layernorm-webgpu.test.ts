@@ -41,7 +41,12 @@ async function run(shape: number[]): Promise<Record<string, Float32Array>> {
   return out;
 }
 
-const SHAPES = [[2, 65, 192], [7, 200], [5, 1], [70_000, 3]];
+const SHAPES = [
+  [2, 65, 192],
+  [7, 200],
+  [5, 1],
+  [70_000, 3],
+];
 
 test('fused layer norm + GELU on webgpu match tfjs ops on cpu (values and gradients)', async (t) => {
   if (!(await useWebgpu(t))) return;
@@ -58,8 +63,13 @@ test('fused layer norm + GELU on webgpu match tfjs ops on cpu (values and gradie
       for (const k of Object.keys(want[i])) {
         const e = relErr(got[k], want[i][k]);
         // One channel: x - mean is 0, y = beta exactly, and every gradient but dbeta is 0 on both sides.
-        assert.ok(e < 1e-4 || (SHAPES[i][1] === 1 && Math.max(...want[i][k].map(Math.abs)) === 0 && Math.max(...got[k].map(Math.abs)) === 0),
-          `[${SHAPES[i]}] ${k}: relative error ${e.toExponential(2)}`);
+        assert.ok(
+          e < 1e-4 ||
+            (SHAPES[i][1] === 1 &&
+              Math.max(...want[i][k].map(Math.abs)) === 0 &&
+              Math.max(...got[k].map(Math.abs)) === 0),
+          `[${SHAPES[i]}] ${k}: relative error ${e.toExponential(2)}`,
+        );
       }
     }
     assert.equal(tf.memory().numTensors, before, 'no tensors leak');
@@ -73,13 +83,23 @@ test('fused GELU at large |x| and exactly 0 matches cpu', async (t) => {
   const xs = Float32Array.from([-12, -6, -3, -1, -1e-3, 0, 1e-3, 1, 3, 6, 12]);
   await tf.setBackend('cpu');
   const wantY = (await gelu(tf.tensor1d(xs)).data()) as Float32Array;
-  const wantG = (await tf.grad((x: tf.Tensor) => gelu(x))(tf.tensor1d(xs)).data()) as Float32Array;
+  const wantG = (await tf
+    .grad((x: tf.Tensor) => gelu(x))(tf.tensor1d(xs))
+    .data()) as Float32Array;
   await tf.setBackend('webgpu');
   registerWebgpuKernels();
   const gotY = (await gelu(tf.tensor1d(xs)).data()) as Float32Array;
-  const gotG = (await tf.grad((x: tf.Tensor) => gelu(x))(tf.tensor1d(xs)).data()) as Float32Array;
+  const gotG = (await tf
+    .grad((x: tf.Tensor) => gelu(x))(tf.tensor1d(xs))
+    .data()) as Float32Array;
   for (let i = 0; i < xs.length; i++) {
-    assert.ok(Math.abs(gotY[i] - wantY[i]) <= 1e-5 * Math.max(1, Math.abs(wantY[i])), `gelu(${xs[i]}): ${gotY[i]} vs ${wantY[i]}`);
-    assert.ok(Math.abs(gotG[i] - wantG[i]) <= 1e-5 * Math.max(1, Math.abs(wantG[i])), `gelu'(${xs[i]}): ${gotG[i]} vs ${wantG[i]}`);
+    assert.ok(
+      Math.abs(gotY[i] - wantY[i]) <= 1e-5 * Math.max(1, Math.abs(wantY[i])),
+      `gelu(${xs[i]}): ${gotY[i]} vs ${wantY[i]}`,
+    );
+    assert.ok(
+      Math.abs(gotG[i] - wantG[i]) <= 1e-5 * Math.max(1, Math.abs(wantG[i])),
+      `gelu'(${xs[i]}): ${gotG[i]} vs ${wantG[i]}`,
+    );
   }
 });

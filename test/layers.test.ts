@@ -19,7 +19,6 @@ function rand(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
   return tf.tensor(v, shape);
 }
 
-
 /** The plain autodiff form batchNorm replaced: moments, rsqrt, mul, add. */
 function bnAutodiff(x: tf.Tensor, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
@@ -86,7 +85,10 @@ for (const backend of ['cpu', 'wasm']) {
       assert.equal(ours.length, what.length);
       ours.forEach((t, i) => {
         const e = relErr(ref[i].dataSync() as Float32Array, t.dataSync() as Float32Array);
-        assert.ok(e <= 1e-4, `[${shape}] affine ${affine} offset ${offset}: ${what[i]} differs by ${e.toExponential(2)} (tolerance 1e-4)`);
+        assert.ok(
+          e <= 1e-4,
+          `[${shape}] affine ${affine} offset ${offset}: ${what[i]} differs by ${e.toExponential(2)} (tolerance 1e-4)`,
+        );
       });
       tf.dispose([...ours, ...ref]);
       assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
@@ -99,7 +101,9 @@ test('batchNorm in training mode updates running statistics once per call; infer
   const ps = new ParamStore('t');
   initBatchNorm(ps, 'bn', 3);
   const x = rand([8, 3], 11, 0, 4);
-  const y = tf.tidy(() => tf.grad((xx: tf.Tensor) => tf.sum(batchNorm(ps, 'bn', xx, { training: true, bnMomentum: 0.5 })))(x));
+  const y = tf.tidy(() =>
+    tf.grad((xx: tf.Tensor) => tf.sum(batchNorm(ps, 'bn', xx, { training: true, bnMomentum: 0.5 })))(x),
+  );
   const { mean, variance } = tf.moments(x, [0]);
   const rm = ps.get('bn.running_mean').dataSync();
   const rv = ps.get('bn.running_var').dataSync();
@@ -107,10 +111,12 @@ test('batchNorm in training mode updates running statistics once per call; infer
   const v = variance.dataSync();
   for (let c = 0; c < 3; c++) {
     assert.ok(Math.abs(rm[c] - 0.5 * m[c]) < 1e-6, 'running mean: one update with momentum 0.5');
-    assert.ok(Math.abs(rv[c] - (0.5 + 0.5 * v[c] * 8 / 7)) < 1e-5, 'running var: unbiased batch variance');
+    assert.ok(Math.abs(rv[c] - (0.5 + (0.5 * v[c] * 8) / 7)) < 1e-5, 'running var: unbiased batch variance');
   }
   const ev = tf.tidy(() => batchNorm(ps, 'bn', x, { training: false }));
-  const want = tf.tidy(() => tf.div(tf.sub(x, ps.get('bn.running_mean')), tf.sqrt(tf.add(ps.get('bn.running_var'), BN_EPS))));
+  const want = tf.tidy(() =>
+    tf.div(tf.sub(x, ps.get('bn.running_mean')), tf.sqrt(tf.add(ps.get('bn.running_var'), BN_EPS))),
+  );
   assert.ok(relErr(want.dataSync() as Float32Array, ev.dataSync() as Float32Array) < 1e-6);
   tf.dispose([x, y, mean, variance, ev, want]);
   ps.dispose();

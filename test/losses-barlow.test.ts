@@ -22,7 +22,9 @@ test('the cross-correlation matrix and barlowTwinsLoss match facebookresearch/ba
   const big = barlowTwinsLoss(z1, z2, 0.5);
   assertClose((await big.data())[0], b.loss_lambda_big, 1e-4, 'loss lambda 0.5');
   // Gradients: entries are O(1e-1); float32 standardisation over 8 rows loses a little, so the floor is 1e-4 absolute.
-  const [g1, g2] = tf.grads((a: tf.Tensor, bb: tf.Tensor) => barlowTwinsLoss(a as tf.Tensor2D, bb as tf.Tensor2D, b.lambda_))([z1, z2]);
+  const [g1, g2] = tf.grads((a: tf.Tensor, bb: tf.Tensor) =>
+    barlowTwinsLoss(a as tf.Tensor2D, bb as tf.Tensor2D, b.lambda_),
+  )([z1, z2]);
   const scale = Math.max(...flat(b.grad_z1).map(Math.abs));
   assertClose(await g1.data(), b.grad_z1, 1e-4, 'grad z1', scale);
   assertClose(await g2.data(), b.grad_z2, 1e-4, 'grad z2', scale);
@@ -60,12 +62,21 @@ test('Barlow Twins properties: affine invariance per feature, symmetry, zero at 
     // Positive per-feature scale and arbitrary shift: standardisation removes both (up to the 1e-5 variance eps).
     const a1 = tf.tensor1d([0.5, 1, 2, 3, 0.7, 1.5]);
     const b1 = tf.tensor1d([5, -3, 0, 1, 10, -7]);
-    const affine = barlowTwinsLoss(tf.add(tf.mul(z1, a1), b1) as tf.Tensor2D, tf.add(tf.mul(z2, tf.reverse(a1)), 2) as tf.Tensor2D, b.lambda_);
+    const affine = barlowTwinsLoss(
+      tf.add(tf.mul(z1, a1), b1) as tf.Tensor2D,
+      tf.add(tf.mul(z2, tf.reverse(a1)), 2) as tf.Tensor2D,
+      b.lambda_,
+    );
     // A negative scale flips the sign of that feature's correlations: the loss changes.
     const flipped = barlowTwinsLoss(tf.mul(z1, tf.tensor1d([-1, 1, 1, 1, 1, 1])) as tf.Tensor2D, z2, b.lambda_);
     const swapped = barlowTwinsLoss(z2, z1, b.lambda_);
     // Orthogonal, standardised columns (a 4 x 4 Hadamard matrix without its constant column): C = I/(1 + 1e-5).
-    const h = t2([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]);
+    const h = t2([
+      [1, 1, 1],
+      [1, -1, -1],
+      [-1, 1, -1],
+      [-1, -1, 1],
+    ]);
     const perfect = barlowTwinsLoss(h, h, 0.0051);
     // lambda = 0: only the diagonal, Σ(1 − corrᵢ)².
     const { c } = crossCorrelationParts(z1, z2);
@@ -103,9 +114,18 @@ test('crossCorrelationParts: C and its diagonal from the views; the loss from th
   const { c, diag } = crossCorrelationParts(z1, z2);
   assertClose(await c.data(), b.cc, 1e-4, 'cc', 1e-3);
   const cc = b.cc as number[][];
-  assertClose(await diag.data(), cc.map((row, i) => row[i]), 1e-4, 'diag', 1e-3);
+  assertClose(
+    await diag.data(),
+    cc.map((row, i) => row[i]),
+    1e-4,
+    'diag',
+    1e-3,
+  );
   const l1 = barlowLossFromParts(c, diag, b.lambda_);
   assertClose((await l1.data())[0], b.loss, 1e-4, 'loss from parts');
-  assert.throws(() => barlowLossFromParts(c, tf.zeros([5]) as tf.Tensor1D, b.lambda_), /expected C \[D, D\] and its diagonal \[D\]/);
+  assert.throws(
+    () => barlowLossFromParts(c, tf.zeros([5]) as tf.Tensor1D, b.lambda_),
+    /expected C \[D, D\] and its diagonal \[D\]/,
+  );
   tf.dispose([z1, z2, c, diag, l1]);
 });

@@ -20,9 +20,17 @@ test('dinoLoss matches facebookresearch/dino DINOLoss (2 global + 2 local views)
   const g = tf.grad((x: tf.Tensor) => dinoLoss(x as tf.Tensor3D, t, c, temps))(s);
   assertClose(await g.data(), d.grad_student, 1e-4, 'grad student', Math.max(...flat(d.grad_student).map(Math.abs)));
   // No gradient reaches the teacher (or the center).
-  const [gt, gc] = tf.grads((tt: tf.Tensor, cc: tf.Tensor) => dinoLoss(s, tt as tf.Tensor3D, cc as tf.Tensor1D, temps))([t, c]);
-  assert.ok(Array.from(await gt.data()).every((x) => x === 0), 'teacher gradient must be 0');
-  assert.ok(Array.from(await gc.data()).every((x) => x === 0), 'center gradient must be 0');
+  const [gt, gc] = tf.grads((tt: tf.Tensor, cc: tf.Tensor) => dinoLoss(s, tt as tf.Tensor3D, cc as tf.Tensor1D, temps))(
+    [t, c],
+  );
+  assert.ok(
+    Array.from(await gt.data()).every((x) => x === 0),
+    'teacher gradient must be 0',
+  );
+  assert.ok(
+    Array.from(await gc.data()).every((x) => x === 0),
+    'center gradient must be 0',
+  );
   tf.dispose([s, t, c, loss, g, gt, gc]);
   assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
 });
@@ -88,7 +96,7 @@ test('updateCenter matches DINO update_center and leaks nothing', async () => {
   tf.dispose([cv, tt]);
 });
 
-test('dinoTwinsLoss = dino + beta * barlowPairMean (the original project\'s lambda and beta)', async () => {
+test("dinoTwinsLoss = dino + beta * barlowPairMean (the original project's lambda and beta)", async () => {
   await tf.setBackend('cpu');
   const before = tf.memory().numTensors;
   const s = tf.tensor3d(d.student);
@@ -101,7 +109,10 @@ test('dinoTwinsLoss = dino + beta * barlowPairMean (the original project\'s lamb
   assertClose((await out.barlow.data())[0], d.twins_barlow, 1e-4, 'barlow term');
   assertClose((await out.total.data())[0], d.twins_total, 1e-4, 'total');
   const g = tf.grad((x: tf.Tensor) => dinoTwinsLoss(s, t, c, x as tf.Tensor3D, { ...twins, beta: 0 }).total)(p);
-  assert.ok(Array.from(await g.data()).every((x) => x === 0), 'beta 0: no gradient reaches the projections');
+  assert.ok(
+    Array.from(await g.data()).every((x) => x === 0),
+    'beta 0: no gradient reaches the projections',
+  );
   tf.dispose([s, t, c, p, out.total, out.dino, out.barlow, g]);
   assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
 });
@@ -113,11 +124,20 @@ test('DINO errors name the bad input', () => {
   assert.throws(() => dinoLoss(s, tf.zeros([3, 3, 5]) as tf.Tensor3D, c, temps), /teacher \[2, B, K\].*\[3,3,5\]/);
   assert.throws(() => dinoLoss(s, tf.zeros([2, 4, 5]) as tf.Tensor3D, c, temps), /does not match/);
   assert.throws(() => dinoLoss(s, t, tf.zeros([4]) as tf.Tensor1D, temps), /center \[5\]/);
-  assert.throws(() => dinoLoss(s.slice([0, 0, 0], [1, -1, -1]) as tf.Tensor3D, t, c, temps), /at least the 2 global views/);
+  assert.throws(
+    () => dinoLoss(s.slice([0, 0, 0], [1, -1, -1]) as tf.Tensor3D, t, c, temps),
+    /at least the 2 global views/,
+  );
   assert.throws(() => dinoLoss(s, t, c, { studentTemp: 0, teacherTemp: 0.04 }), /studentTemp/);
   assert.throws(() => dinoLoss(s, t, c, { studentTemp: 0.1, teacherTemp: NaN }), /teacherTemp/);
   assert.throws(() => updateCenter(c, t, 1.5), /momentum/);
   assert.throws(() => updateCenter(tf.zeros([4]) as tf.Tensor1D, t, 0.9), /center \[5\]/);
-  assert.throws(() => dinoTwinsLoss(s, t, c, tf.zeros([2, 3, 4]) as tf.Tensor3D, { ...temps, lambda: 0.005, beta: 0.0025 }), /projections \[4, B, D\]/);
-  assert.throws(() => dinoTwinsLoss(s, t, c, tf.zeros([4, 3, 4]) as tf.Tensor3D, { ...temps, lambda: 0.005, beta: -1 }), /beta must be a finite number >= 0, got -1/);
+  assert.throws(
+    () => dinoTwinsLoss(s, t, c, tf.zeros([2, 3, 4]) as tf.Tensor3D, { ...temps, lambda: 0.005, beta: 0.0025 }),
+    /projections \[4, B, D\]/,
+  );
+  assert.throws(
+    () => dinoTwinsLoss(s, t, c, tf.zeros([4, 3, 4]) as tf.Tensor3D, { ...temps, lambda: 0.005, beta: -1 }),
+    /beta must be a finite number >= 0, got -1/,
+  );
 });

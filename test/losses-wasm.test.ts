@@ -26,7 +26,9 @@ test('wasm backend: Barlow Twins, DINO, center and kNN match the float64 referen
     // wasm sums float32 sequentially: values to 1e-4, gradients to 1e-3 of their largest entry.
     const bt = barlowTwinsLoss(z1, z2, b.lambda_);
     assertClose((await bt.data())[0], b.loss, 1e-4, 'barlow loss');
-    const [g1, g2] = tf.grads((x: tf.Tensor, y: tf.Tensor) => barlowTwinsLoss(x as tf.Tensor2D, y as tf.Tensor2D, b.lambda_))([z1, z2]);
+    const [g1, g2] = tf.grads((x: tf.Tensor, y: tf.Tensor) =>
+      barlowTwinsLoss(x as tf.Tensor2D, y as tf.Tensor2D, b.lambda_),
+    )([z1, z2]);
     assertClose(await g1.data(), b.grad_z1, 1e-3, 'barlow grad z1', maxAbs(b.grad_z1));
     assertClose(await g2.data(), b.grad_z2, 1e-3, 'barlow grad z2', maxAbs(b.grad_z2));
     const pm = barlowPairMean(p, R.barlow_pairs.lambda_);
@@ -41,7 +43,15 @@ test('wasm backend: Barlow Twins, DINO, center and kNN match the float64 referen
     const k = R.knn;
     const train = tf.tensor2d(k.train);
     const testF = tf.tensor2d(k.test);
-    assert.deepEqual(await knnPredict(train, k.train_labels, testF, { k: k.k, temperature: k.temperature, numClasses: k.num_classes, chunkSize: 10 }), k.pred);
+    assert.deepEqual(
+      await knnPredict(train, k.train_labels, testF, {
+        k: k.k,
+        temperature: k.temperature,
+        numClasses: k.num_classes,
+        chunkSize: 10,
+      }),
+      k.pred,
+    );
     tf.dispose([train, testF]);
     assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
   } finally {

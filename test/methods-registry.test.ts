@@ -56,23 +56,39 @@ const msv: MethodDefinition = {
   },
 };
 
-const toy = (layer: Record<string, unknown>) => ({ ...layer, method: 'msv' as Method }) as ConfigLayer & { method: Method };
+const toy = (layer: Record<string, unknown>) =>
+  ({ ...layer, method: 'msv' as Method }) as ConfigLayer & { method: Method };
 
 test('a method registered from outside lib/ resolves, trains two steps through the trainer, and leaves again', async (t) => {
   await tf.setBackend('cpu');
   const unregister = registerMethod(msv);
   t.after(unregister);
-  assert.deepEqual(registeredMethods().map((m) => m.name), [...METHODS, 'msv']);
+  assert.deepEqual(
+    registeredMethods().map((m) => m.name),
+    [...METHODS, 'msv'],
+  );
 
   // Its section and row of defaults; nothing of the other methods' sections.
   const cfg = resolveConfig(toy({ msv: { weight: 0.5 }, epochs: 1, batchSize: 8 }), { budget: TINY_RUN });
   assert.deepEqual((cfg as unknown as { msv: MsvConfig }).msv, { weight: 0.5 });
   assert.equal(cfg.lr, 0.01);
   assert.deepEqual(Object.keys(cfg.augment).sort(), ['blur', 'globalSize', 'jitterStrength']);
-  assert.ok(cfg.dino === undefined && cfg.projector === undefined && cfg.barlow === undefined, 'the budget layer\'s DINO and projector keys are dropped');
-  assert.throws(() => resolveConfig(toy({ dino: { studentTemp: 0.2 } })), /"dino.studentTemp" has no effect in this run: method "msv" has no DINO part/);
-  assert.throws(() => resolveConfig(toy({ augment: { nLocal: 2 } })), /"augment.nLocal" has no effect in this run: the toy trains on two global views/);
-  assert.throws(() => resolveConfig({ method: 'barlow', msv: { weight: 2 } } as never), /method "barlow" has no mean-squared-views term; it belongs to method "msv"/);
+  assert.ok(
+    cfg.dino === undefined && cfg.projector === undefined && cfg.barlow === undefined,
+    "the budget layer's DINO and projector keys are dropped",
+  );
+  assert.throws(
+    () => resolveConfig(toy({ dino: { studentTemp: 0.2 } })),
+    /"dino.studentTemp" has no effect in this run: method "msv" has no DINO part/,
+  );
+  assert.throws(
+    () => resolveConfig(toy({ augment: { nLocal: 2 } })),
+    /"augment.nLocal" has no effect in this run: the toy trains on two global views/,
+  );
+  assert.throws(
+    () => resolveConfig({ method: 'barlow', msv: { weight: 2 } } as never),
+    /method "barlow" has no mean-squared-views term; it belongs to method "msv"/,
+  );
   assert.throws(() => resolveConfig(toy({ msv: { weight: -1 } })), /msv.weight must be a finite number >= 0, got -1/);
   // Its recipe for the smoke budget applies after the budget's shared layer.
   assert.equal(experimentConfig('msv' as Method, BUDGETS.smoke).epochs, 1);
@@ -87,12 +103,19 @@ test('a method registered from outside lib/ resolves, trains two steps through t
   assert.equal(tf.memory().numTensors, before, 'nothing leaks');
   assert.equal(run.record.status, 'done');
   assert.equal(run.record.step, 2);
-  assert.deepEqual(run.record.steps.map((s) => s.step), [0, 1]);
-  for (const s of run.record.steps) assert.ok(Number.isFinite(s.loss) && s.loss > 0 && s.msv === s.loss, JSON.stringify(s));
+  assert.deepEqual(
+    run.record.steps.map((s) => s.step),
+    [0, 1],
+  );
+  for (const s of run.record.steps)
+    assert.ok(Number.isFinite(s.loss) && s.loss > 0 && s.msv === s.loss, JSON.stringify(s));
   assert.equal(run.record.method, 'msv');
 
   // A section key is one knob: another method may share the toy's section only by using the same object.
-  assert.throws(() => registerMethod({ ...msv, name: 'msv2', sections: [{ ...MSV_SECTION }] }), (e: unknown) => e instanceof ConfigError && /config section "msv" is another one/.test((e as Error).message));
+  assert.throws(
+    () => registerMethod({ ...msv, name: 'msv2', sections: [{ ...MSV_SECTION }] }),
+    (e: unknown) => e instanceof ConfigError && /config section "msv" is another one/.test((e as Error).message),
+  );
   unregister();
   assert.throws(() => resolveConfig(toy({})), /method "msv" is not one of barlow, dino, dino-twins/);
 });

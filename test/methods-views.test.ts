@@ -20,25 +20,36 @@ import { registerWebgpuKernels } from '../lib/kernels/webgpu';
 import { fusedBatchNormActive } from '../lib/nn/batchnorm';
 
 const cfg = resolveConfig({
-  method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 4 }, batchSize: 6, epochs: 1, seed: 5,
-  augment: { globalSize: 16 }, projector: { hidden: 24, out: 24, layers: 3 },
+  method: 'barlow',
+  backbone: { kind: 'resnet', depth: 18, width: 4 },
+  batchSize: 6,
+  epochs: 1,
+  seed: 5,
+  augment: { globalSize: 16 },
+  projector: { hidden: 24, out: 24, layers: 3 },
 });
 
 async function run(grouping: ViewGrouping | 'method'): Promise<Map<string, Float32Array>> {
   const m = buildSslModel(cfg);
   const views = [0, 1].map((v) => tf.randomNormal([6, 16, 16, 3], 0, 1, 'float32', 40 + v)) as tf.Tensor4D[];
   const names = m.student.trainableNames();
-  const { value, grads } = tf.variableGrads(() => {
-    if (grouping === 'method') return m.step.loss(views, undefined, stepSchedule(cfg, 0, 10)).total;
-    const ctx = { training: true, bnMomentum: cfg.bnMomentum };
-    const feats = backboneFeatures(m.backbone, m.student, views, ctx, grouping);
-    const [z1, z2] = tf.unstack(headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, grouping)) as tf.Tensor2D[];
-    return barlowTwinsLoss(z1, z2, cfg.barlow!.lambda);
-  }, names.map((n) => m.student.get(n)));
+  const { value, grads } = tf.variableGrads(
+    () => {
+      if (grouping === 'method') return m.step.loss(views, undefined, stepSchedule(cfg, 0, 10)).total;
+      const ctx = { training: true, bnMomentum: cfg.bnMomentum };
+      const feats = backboneFeatures(m.backbone, m.student, views, ctx, grouping);
+      const [z1, z2] = tf.unstack(
+        headOverViews(m.student, m.projector!, PREFIX.projector, feats, ctx, grouping),
+      ) as tf.Tensor2D[];
+      return barlowTwinsLoss(z1, z2, cfg.barlow!.lambda);
+    },
+    names.map((n) => m.student.get(n)),
+  );
   const out = new Map<string, Float32Array>();
   out.set('loss', (await value.data()) as Float32Array);
   for (const n of names) out.set(`grad ${n}`, (await grads[m.student.get(n).name].data()) as Float32Array);
-  for (const n of m.student.names()) if (/running_(mean|var)$/.test(n)) out.set(n, (await m.student.get(n).data()) as Float32Array);
+  for (const n of m.student.names())
+    if (/running_(mean|var)$/.test(n)) out.set(n, (await m.student.get(n).data()) as Float32Array);
   tf.dispose([value, ...Object.values(grads), ...views]);
   m.dispose();
   return out;
@@ -47,14 +58,20 @@ async function run(grouping: ViewGrouping | 'method'): Promise<Map<string, Float
 test("Barlow Twins' one-pass per-view statistics equal separate passes (loss, gradients, running statistics)", async () => {
   await tf.setBackend('cpu');
   // The cpu backend has no fused batch norm and slow broadcasts: separate passes, expanded per-image values.
-  assert.deepEqual({ ...backendCapabilities(), releaseCachedMemory: undefined }, { groupedBatchNorm: false, fastBroadcast: false, releaseCachedMemory: undefined });
+  assert.deepEqual(
+    { ...backendCapabilities(), releaseCachedMemory: undefined },
+    { groupedBatchNorm: false, fastBroadcast: false, releaseCachedMemory: undefined },
+  );
   assert.equal(perViewGrouping(), 'separate');
   const separate = await run('separate');
   const perView = await run('perView');
   const method = await run('method');
   assert.ok(separate.size > 100, `compared ${separate.size} tensors`);
   for (const [name, want] of separate) {
-    for (const [label, got] of [['perView', perView], ['barlowStep', method]] as const) {
+    for (const [label, got] of [
+      ['perView', perView],
+      ['barlowStep', method],
+    ] as const) {
       const g = got.get(name);
       assert.ok(g, `${label} lacks ${name}`);
       const e = relErr(g, want);

@@ -26,20 +26,41 @@ import { ensureWebgpu } from '../lib/kernels/webgpu/setup';
 import { ParamStore } from '../lib/nn/params';
 import { buildBackbone, dinoHead, BackboneSpec } from '../lib/models';
 
-interface Case { name: string; spec: BackboneSpec; size: number }
+interface Case {
+  name: string;
+  spec: BackboneSpec;
+  size: number;
+}
 const RESNET18: Case = { name: 'resnet18 w4', spec: { kind: 'resnet', depth: 18, width: 4 }, size: 16 };
 const RESNET50: Case = { name: 'resnet50 w4', spec: { kind: 'resnet', depth: 50, width: 4 }, size: 16 };
-const VIT: Case = { name: 'vit tiny', spec: { kind: 'vit', preset: 'tiny4-seed', dim: 16, depth: 2, heads: 2, mlpDim: 32 }, size: 16 };
+const VIT: Case = {
+  name: 'vit tiny',
+  spec: { kind: 'vit', preset: 'tiny4-seed', dim: 16, depth: 2, heads: 2, mlpDim: 32 },
+  size: 16,
+};
 
 /** Named outputs of one training-mode pass with gradients, then an inference-mode pass. */
 async function runCase(c: Case, perturb = false): Promise<Map<string, Float32Array>> {
   const net = buildBackbone(c.spec);
   const ps = new ParamStore(c.name);
   net.init(ps, 1, 'backbone.');
-  const head = dinoHead(net.featureDim, { out: 16, hidden: 8, bottleneck: 4, nlayers: 3, useBn: false, normLastLayer: true });
+  const head = dinoHead(net.featureDim, {
+    out: 16,
+    hidden: 8,
+    bottleneck: 4,
+    nlayers: 3,
+    useBn: false,
+    normLastLayer: true,
+  });
   head.init(ps, 2, 'head.');
   const n = 4 * c.size * c.size * 3;
-  const x = tf.tensor4d(Float32Array.from({ length: n }, (_, i) => (Math.sin(0.37 * i) + 0.3 * Math.cos(1.3 * i) + 0.2) * (perturb ? 1 + 1e-6 * Math.sin(7.1 * i) : 1)), [4, c.size, c.size, 3]);
+  const x = tf.tensor4d(
+    Float32Array.from(
+      { length: n },
+      (_, i) => (Math.sin(0.37 * i) + 0.3 * Math.cos(1.3 * i) + 0.2) * (perturb ? 1 + 1e-6 * Math.sin(7.1 * i) : 1),
+    ),
+    [4, c.size, c.size, 3],
+  );
   const names = ps.trainableNames();
   const vars = names.map((k) => ps.get(k));
   const before = tf.memory().numTensors;
@@ -54,12 +75,21 @@ async function runCase(c: Case, perturb = false): Promise<Map<string, Float32Arr
     names.forEach((k, i) => out.set(`grad ${k}`, tf.keep(grads[vars[i].name])));
     out.set('eval features', tf.keep(net.forward(ps, x, { training: false }, 'backbone.')));
     // Inference-mode gradients (BN folded into the conv): well conditioned even where the batch-statistics ones are not.
-    const evalGrads = tf.variableGrads(() => tf.mean(tf.square(head.forward(ps, net.forward(ps, x, { training: false }, 'backbone.'), { training: false }, 'head.'))) as tf.Scalar, vars).grads;
+    const evalGrads = tf.variableGrads(
+      () =>
+        tf.mean(
+          tf.square(
+            head.forward(ps, net.forward(ps, x, { training: false }, 'backbone.'), { training: false }, 'head.'),
+          ),
+        ) as tf.Scalar,
+      vars,
+    ).grads;
     names.forEach((k, i) => out.set(`grad (inference mode) ${k}`, tf.keep(evalGrads[vars[i].name])));
   });
   const res = new Map<string, Float32Array>();
   for (const [k, t] of out) res.set(k, (await t.data()) as Float32Array);
-  for (const k of ps.names().filter((k) => k.endsWith('running_var'))) res.set(k, (await ps.get(k).data()) as Float32Array);
+  for (const k of ps.names().filter((k) => k.endsWith('running_var')))
+    res.set(k, (await ps.get(k).data()) as Float32Array);
   tf.dispose([...out.values()]);
   assert.equal(tf.memory().numTensors, before, `${c.name} on ${tf.getBackend()}: no leaked tensors`);
   x.dispose();
@@ -92,13 +122,18 @@ async function compareWithCpu(backend: string, cases: Case[]): Promise<void> {
       const e = relErr(got.get(k)!, want, `${c.name} ${k}`);
       const sensitivity = relErr(perturbed.get(k)!, want, `${c.name} ${k} (perturbed input)`);
       const tol = Math.max(k.startsWith('grad ') ? 1e-3 : 1e-4, 10 * sensitivity);
-      assert.ok(e < tol, `${c.name} on ${backend}: ${k} differs from cpu by ${e.toExponential(2)} (max-relative), tolerance ${tol.toExponential(2)}`);
+      assert.ok(
+        e < tol,
+        `${c.name} on ${backend}: ${k} differs from cpu by ${e.toExponential(2)} (max-relative), tolerance ${tol.toExponential(2)}`,
+      );
       if (k.startsWith('grad (inference')) worst.inference = Math.max(worst.inference, e);
       else if (k.startsWith('grad ')) worst.train = Math.max(worst.train, e);
       worst.sensitivity = Math.max(worst.sensitivity, sensitivity);
     }
     const f = (v: number): string => v.toExponential(2);
-    console.log(`# ${backend} ${c.name}: worst gradient error ${f(worst.train)} (batch statistics), ${f(worst.inference)} (inference mode); cpu's own worst change under a 1e-6 input perturbation ${f(worst.sensitivity)}`);
+    console.log(
+      `# ${backend} ${c.name}: worst gradient error ${f(worst.train)} (batch statistics), ${f(worst.inference)} (inference mode); cpu's own worst change under a 1e-6 input perturbation ${f(worst.sensitivity)}`,
+    );
   }
   await tf.setBackend('cpu');
 }

@@ -7,7 +7,15 @@ import { ParamStore } from '../lib/nn/params';
 import { close, images, loadTorch } from './reference/torchWeights';
 import { Backbone, Head } from '../lib/nn/module';
 import {
-  buildBackbone, countParams, resnet, vit, VIT_PRESETS, bicubicMatrix, mlpHead, barlowProjector, dinoHead,
+  buildBackbone,
+  countParams,
+  resnet,
+  vit,
+  VIT_PRESETS,
+  bicubicMatrix,
+  mlpHead,
+  barlowProjector,
+  dinoHead,
   lastLayerParamNames,
 } from '../lib/models';
 
@@ -22,7 +30,10 @@ const REF: Ref = JSON.parse(fs.readFileSync(path.join(__dirname, 'reference', 'm
 
 function outWeights(shape: number[]): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, (_, j) => Math.cos(0.5 * j)), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, (_, j) => Math.cos(0.5 * j)),
+    shape,
+  );
 }
 
 /** Gradient of sum(f(ps) * cos-weights) with respect to one named parameter. */
@@ -73,7 +84,12 @@ for (const key of ['resnet18', 'resnet50'] as const) {
     const g = gradOf(ps, 'backbone.conv1.weight', () => net.forward(ps, x, { training: true }, 'backbone.'));
     close(await g.data(), R.grad_conv1, 1e-3, `${key} d/d conv1.weight (train mode)`);
     for (const [name, values] of Object.entries(R.stats_after_train)) {
-      close(await ps.get(`backbone.${name}`).data(), values as number[], 1e-4, `${key} ${name} after one train forward`);
+      close(
+        await ps.get(`backbone.${name}`).data(),
+        values as number[],
+        1e-4,
+        `${key} ${name} after one train forward`,
+      );
     }
     const trainOut = tf.tidy(() => net.forward(ps, x, { training: true, updateStats: false }, 'backbone.'));
     close(await trainOut.data(), R.train_out, 1e-4, `${key} train`);
@@ -110,14 +126,22 @@ test('ViT forward, last-block attention and position-embedding gradient match Py
 });
 
 test('bicubicMatrix reproduces F.interpolate(bicubic, align_corners=False, scale_factor)', () => {
-  for (const c of REF.bicubic) close(Array.from(bicubicMatrix(c.in, c.out, c.scale)), c.matrix, 1e-9, `bicubic ${c.in}->${c.out}`);
+  for (const c of REF.bicubic)
+    close(Array.from(bicubicMatrix(c.in, c.out, c.scale)), c.matrix, 1e-9, `bicubic ${c.in}->${c.out}`);
 });
 
 test('DINO head (weight-normalised last layer, with and without BN, 1 or 3 layers) matches DINOHead', async () => {
   await tf.setBackend('cpu');
   for (const D of REF.dino_head) {
     const c = D.config;
-    const head = dinoHead(c.inDim, { out: c.out, hidden: c.hidden, bottleneck: c.bottleneck, nlayers: c.nlayers, useBn: c.useBn, normLastLayer: true });
+    const head = dinoHead(c.inDim, {
+      out: c.out,
+      hidden: c.hidden,
+      bottleneck: c.bottleneck,
+      nlayers: c.nlayers,
+      useBn: c.useBn,
+      normLastLayer: true,
+    });
     const ps = new ParamStore('dino');
     head.init(ps, 5, 'head.');
     loadTorch(ps, D.params, 'head.');
@@ -127,7 +151,9 @@ test('DINO head (weight-normalised last layer, with and without BN, 1 or 3 layer
     const y = tf.tidy(() => head.forward(ps, x, { training: D.train, updateStats: false }, 'head.'));
     assert.deepEqual(y.shape, [x.shape[0], c.out]);
     close(await y.data(), D.out, 1e-4, what);
-    const g = gradOf(ps, 'head.last_layer.weight_v', () => head.forward(ps, x, { training: D.train, updateStats: false }, 'head.'));
+    const g = gradOf(ps, 'head.last_layer.weight_v', () =>
+      head.forward(ps, x, { training: D.train, updateStats: false }, 'head.'),
+    );
     close(await g.data(), D.grad_weight_v, 1e-3, `${what} d/d weight_v`);
     tf.dispose([y, g]);
     assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
@@ -167,15 +193,29 @@ test('batch norm in inference mode uses running statistics: an image gives the s
   const snap = await ps.snapshot();
   const batch = tf.tidy(() => net.forward(ps, x, { training: false }));
   const third = tf.tidy(() => net.forward(ps, tf.slice(x, [2, 0, 0, 0], [1, 16, 16, 3]), { training: false }));
-  close(await third.data(), Array.from((await batch.data()).subarray(2 * net.featureDim, 3 * net.featureDim)), 1e-5, 'image 2 alone vs in the batch');
+  close(
+    await third.data(),
+    Array.from((await batch.data()).subarray(2 * net.featureDim, 3 * net.featureDim)),
+    1e-5,
+    'image 2 alone vs in the batch',
+  );
   const after = await ps.snapshot();
-  assert.deepEqual(after.map((s) => Array.from(s.values)), snap.map((s) => Array.from(s.values)), 'inference mode changes no parameter or buffer');
+  assert.deepEqual(
+    after.map((s) => Array.from(s.values)),
+    snap.map((s) => Array.from(s.values)),
+    'inference mode changes no parameter or buffer',
+  );
   // In training mode the same image's features do depend on the batch.
   const trainBatch = tf.tidy(() => net.forward(ps, x, { training: true, updateStats: false }));
-  const trainPair = tf.tidy(() => net.forward(ps, tf.slice(x, [2, 0, 0, 0], [2, 16, 16, 3]), { training: true, updateStats: false }));
+  const trainPair = tf.tidy(() =>
+    net.forward(ps, tf.slice(x, [2, 0, 0, 0], [2, 16, 16, 3]), { training: true, updateStats: false }),
+  );
   const a = (await trainBatch.data()).subarray(2 * net.featureDim, 3 * net.featureDim);
   const b = (await trainPair.data()).subarray(0, net.featureDim);
-  assert.ok(a.some((v, i) => Math.abs(v - b[i]) > 1e-4), 'training mode uses batch statistics');
+  assert.ok(
+    a.some((v, i) => Math.abs(v - b[i]) > 1e-4),
+    'training mode uses batch statistics',
+  );
   tf.dispose([x, batch, third, trainBatch, trainPair]);
   ps.dispose();
 });
@@ -186,8 +226,15 @@ test('training-mode batch norm updates running stats as PyTorch (momentum 0.1, u
   const head = mlpHead(3, [{ out: 2, bn: true, bias: true }]);
   const ps = new ParamStore('bnstat');
   head.init(ps, 8);
-  const x = tf.tensor2d([[1, 2, 3], [0, -1, 4], [2, 2, -1], [0.5, 0, 0]]);
-  const h = await tf.tidy(() => tf.add(tf.matMul(x, ps.get('0.weight') as tf.Tensor2D), ps.get('0.bias'))).array() as number[][];
+  const x = tf.tensor2d([
+    [1, 2, 3],
+    [0, -1, 4],
+    [2, 2, -1],
+    [0.5, 0, 0],
+  ]);
+  const h = (await tf
+    .tidy(() => tf.add(tf.matMul(x, ps.get('0.weight') as tf.Tensor2D), ps.get('0.bias')))
+    .array()) as number[][];
   tf.tidy(() => head.forward(ps, x, { training: true }));
   for (let j = 0; j < 2; j++) {
     const col = h.map((r) => r[j]);
@@ -203,11 +250,19 @@ test('training-mode batch norm updates running stats as PyTorch (momentum 0.1, u
   ps.dispose();
 });
 
-interface Case { name: string; net: Backbone; size: number }
+interface Case {
+  name: string;
+  net: Backbone;
+  size: number;
+}
 const SMALL_BACKBONES: Case[] = [
   { name: 'resnet18 w4', net: buildBackbone({ kind: 'resnet', depth: 18, width: 4 }), size: 16 },
   { name: 'resnet50 w2', net: buildBackbone({ kind: 'resnet', depth: 50, width: 2 }), size: 16 },
-  { name: 'vit tiny', net: buildBackbone({ kind: 'vit', preset: 'tiny4-seed', dim: 16, depth: 2, heads: 2, mlpDim: 32 }), size: 32 },
+  {
+    name: 'vit tiny',
+    net: buildBackbone({ kind: 'vit', preset: 'tiny4-seed', dim: 16, depth: 2, heads: 2, mlpDim: 32 }),
+    size: 32,
+  },
 ];
 
 test('backbones: shapes, no leaks over a forward and a gradient step, every trainable parameter gets a gradient', async () => {
@@ -223,7 +278,10 @@ test('backbones: shapes, no leaks over a forward and a gradient step, every trai
     const names = ps.trainableNames();
     const vars = names.map((n) => ps.get(n));
     const norms = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(c.net.forward(ps, x, { training: true }, 'backbone.'))) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(
+        () => tf.mean(tf.square(c.net.forward(ps, x, { training: true }, 'backbone.'))) as tf.Scalar,
+        vars,
+      );
       value.dispose();
       // One SGD step, then the per-parameter gradient norms.
       for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.01)));
@@ -276,29 +334,55 @@ test('heads: shapes, no leaks, DINO last layer g = 1 and frozen, lastLayerParamN
     assert.deepEqual(y.shape, [4, outDim], head.kind);
     y.dispose();
     const vars = ps.trainableNames().map((n) => ps.get(n));
-    const { value, grads } = tf.variableGrads(() => tf.sum(head.forward(ps, x, { training: true }, 'h.')) as tf.Scalar, vars);
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(head.forward(ps, x, { training: true }, 'h.')) as tf.Scalar,
+      vars,
+    );
     assert.equal(Object.keys(grads).length, vars.length, `${head.kind}: a gradient per trainable parameter`);
     tf.dispose([value, ...Object.values(grads)]);
     assert.equal(tf.memory().numTensors, before, `${head.kind}: no leaked tensors`);
-    assert.throws(() => head.forward(ps, tf.zeros([4, 5]) as tf.Tensor2D, { training: true }, 'h.'), /expected \[B, 6\], got \[4,5\]/);
+    assert.throws(
+      () => head.forward(ps, tf.zeros([4, 5]) as tf.Tensor2D, { training: true }, 'h.'),
+      /expected \[B, 6\], got \[4,5\]/,
+    );
     x.dispose();
     ps.dispose();
   }
   const ps = new ParamStore('dino-init');
   const h = dinoHead(6, small());
   h.init(ps, 14, 'head.');
-  assert.deepEqual(lastLayerParamNames('head.').filter((n) => ps.has(n)), ['head.last_layer.weight_g', 'head.last_layer.weight_v']);
+  assert.deepEqual(
+    lastLayerParamNames('head.').filter((n) => ps.has(n)),
+    ['head.last_layer.weight_g', 'head.last_layer.weight_v'],
+  );
   assert.deepEqual(Array.from(await ps.get('head.last_layer.weight_g').data()), new Array(9).fill(1));
   assert.equal(ps.infoOf('head.last_layer.weight_g').trainable, false, 'normLastLayer fixes g');
-  assert.deepEqual(Array.from(await ps.get('head.mlp.0.bias').data()), new Array(8).fill(0), 'DINO MLP biases start at zero');
-  assert.deepEqual(ps.names(), ['head.mlp.0.weight', 'head.mlp.0.bias', 'head.mlp.2.weight', 'head.mlp.2.bias', 'head.mlp.4.weight', 'head.mlp.4.bias', 'head.last_layer.weight_v', 'head.last_layer.weight_g']);
+  assert.deepEqual(
+    Array.from(await ps.get('head.mlp.0.bias').data()),
+    new Array(8).fill(0),
+    'DINO MLP biases start at zero',
+  );
+  assert.deepEqual(ps.names(), [
+    'head.mlp.0.weight',
+    'head.mlp.0.bias',
+    'head.mlp.2.weight',
+    'head.mlp.2.bias',
+    'head.mlp.4.weight',
+    'head.mlp.4.bias',
+    'head.last_layer.weight_v',
+    'head.last_layer.weight_g',
+  ]);
   ps.dispose();
   assert.ok(Object.isFrozen(VIT_PRESETS));
 });
 
 test('same seed gives the same weights; a different seed different ones', async () => {
   await tf.setBackend('cpu');
-  const nets: Array<Backbone | Head> = [buildBackbone({ kind: 'resnet', depth: 18, width: 4 }), buildBackbone({ kind: 'vit', preset: 'tiny4-seed', depth: 1 }), dinoHead(16, { ...HEAD, out: 32, hidden: 8, bottleneck: 4 })];
+  const nets: Array<Backbone | Head> = [
+    buildBackbone({ kind: 'resnet', depth: 18, width: 4 }),
+    buildBackbone({ kind: 'vit', preset: 'tiny4-seed', depth: 1 }),
+    dinoHead(16, { ...HEAD, out: 32, hidden: 8, bottleneck: 4 }),
+  ];
   for (const net of nets) {
     const a = new ParamStore('a');
     const b = new ParamStore('b');
@@ -309,7 +393,11 @@ test('same seed gives the same weights; a different seed different ones', async 
     const sa = await a.snapshot();
     const sb = await b.snapshot();
     const sc = await c.snapshot();
-    assert.deepEqual(sb.map((s) => Array.from(s.values)), sa.map((s) => Array.from(s.values)), `${net.kind}: same seed`);
+    assert.deepEqual(
+      sb.map((s) => Array.from(s.values)),
+      sa.map((s) => Array.from(s.values)),
+      `${net.kind}: same seed`,
+    );
     const w = sa.findIndex((s) => s.kind === 'weight');
     assert.notDeepEqual(Array.from(sc[w].values), Array.from(sa[w].values), `${net.kind}: different seed`);
     [a, b, c].forEach((p) => p.dispose());
@@ -326,7 +414,10 @@ test('same seed gives the same weights; a different seed different ones', async 
   const q = (await pv.get('blocks.0.attn.qkv.weight').data()) as Float32Array;
   const qstd = Math.sqrt(q.reduce((s, v) => s + v * v, 0) / q.length);
   assert.ok(Math.abs(qstd / (0.02 * 0.8796) - 1) < 0.03, `trunc normal std ${qstd}`);
-  assert.ok(q.every((v) => Math.abs(v) <= 0.04 + 1e-7), 'truncated at 2 std');
+  assert.ok(
+    q.every((v) => Math.abs(v) <= 0.04 + 1e-7),
+    'truncated at 2 std',
+  );
   pv.dispose();
 });
 
@@ -336,13 +427,28 @@ test('buildBackbone: specs round-trip, clear errors for bad specs', () => {
   assert.deepEqual(b.spec, spec);
   assert.equal(countParams(b) < REF.counts.vit_tiny4, true, 'override applied');
   assert.throws(() => buildBackbone({ kind: 'vgg' } as never), /unknown backbone kind "vgg"/);
-  assert.throws(() => buildBackbone({ kind: 'vit', preset: 'huge' }), /unknown vit preset "huge" \(known: tiny4-seed, tiny4\)/);
+  assert.throws(
+    () => buildBackbone({ kind: 'vit', preset: 'huge' }),
+    /unknown vit preset "huge" \(known: tiny4-seed, tiny4\)/,
+  );
   assert.throws(() => buildBackbone({ kind: 'vit', preset: 'tiny4', heads: 5 }), /dim 192 is not divisible by heads 5/);
-  assert.throws(() => buildBackbone({ kind: 'vit', preset: 'tiny4', dropout: 0.1 } as never), /unknown vit option "dropout"/);
+  assert.throws(
+    () => buildBackbone({ kind: 'vit', preset: 'tiny4', dropout: 0.1 } as never),
+    /unknown vit option "dropout"/,
+  );
   assert.throws(() => buildBackbone({ kind: 'resnet', depth: 34 } as never), /depth must be 18 or 50, got 34/);
-  assert.throws(() => buildBackbone({ kind: 'resnet', depth: 18, width: 0 }), /width must be a positive integer, got 0/);
-  assert.throws(() => buildBackbone({ kind: 'resnet', depth: 18, width: 2.5 }), /width must be a positive integer, got 2.5/);
-  assert.throws(() => buildBackbone({ kind: 'resnet', depth: 18, widht: 8 } as never), /unknown resnet option\(s\) widht/);
+  assert.throws(
+    () => buildBackbone({ kind: 'resnet', depth: 18, width: 0 }),
+    /width must be a positive integer, got 0/,
+  );
+  assert.throws(
+    () => buildBackbone({ kind: 'resnet', depth: 18, width: 2.5 }),
+    /width must be a positive integer, got 2.5/,
+  );
+  assert.throws(
+    () => buildBackbone({ kind: 'resnet', depth: 18, widht: 8 } as never),
+    /unknown resnet option\(s\) widht/,
+  );
   assert.throws(() => mlpHead(4, []), /blocks must not be empty/);
   assert.throws(() => dinoHead(4, small({ bottleneck: 0 })), /bottleneck must be a positive integer, got 0/);
   assert.throws(() => barlowProjector(4, { ...PROJ, layers: 0 }), /layers must be a positive integer, got 0/);

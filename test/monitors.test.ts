@@ -2,8 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
-  crossCorrelationStats, effectiveRank, embeddingStd, singularValues, symmetricEigenvalues,
-  teacherEntropy, teacherStudentKL,
+  crossCorrelationStats,
+  effectiveRank,
+  embeddingStd,
+  singularValues,
+  symmetricEigenvalues,
+  teacherEntropy,
+  teacherStudentKL,
 } from '../lib/eval/collapseMonitors';
 import { teacherEntropyTensor, teacherStudentKLTensor } from '../lib/losses/stepMonitors';
 import { Rng } from '../lib/util/rng';
@@ -26,8 +31,20 @@ test('Jacobi eigenvalues of a known symmetric matrix, and singular values agains
   for (let i = 0; i < n; i++) tr += a[i * n + i];
   for (const x of a) fro += x * x;
   const e = symmetricEigenvalues(Float64Array.from(a), n);
-  assertClose(e.reduce((s, x) => s + x, 0), tr, 1e-12, 'trace', 1);
-  assertClose(e.reduce((s, x) => s + x * x, 0), fro, 1e-12, 'sum of squares', 1);
+  assertClose(
+    e.reduce((s, x) => s + x, 0),
+    tr,
+    1e-12,
+    'trace',
+    1,
+  );
+  assertClose(
+    e.reduce((s, x) => s + x * x, 0),
+    fro,
+    1e-12,
+    'sum of squares',
+    1,
+  );
   // Tall (D x D Gram) and wide (N x N Gram) inputs; torch's values are float64 from the same float64 inputs.
   const tall = flat(M.tall);
   assertClose(singularValues(tall, 30, 6), M.sv_tall, 1e-9, 'svdvals tall', 1e-3);
@@ -38,7 +55,11 @@ test('effectiveRank matches RankMe (torch svdvals, p = s/sum(s) + 1e-7) on tall,
   await tf.setBackend('cpu');
   const before = tf.memory().numTensors;
   // Inputs go through float32 tensors: the singular values move by ~1e-7 relative, the entropy by less.
-  for (const [key, rank] of [['tall', 'rank_tall'], ['wide', 'rank_wide'], ['low', 'rank_low']] as const) {
+  for (const [key, rank] of [
+    ['tall', 'rank_tall'],
+    ['wide', 'rank_wide'],
+    ['low', 'rank_low'],
+  ] as const) {
     const z = tf.tensor2d(M[key]);
     assertClose(await effectiveRank(z), M[rank], 1e-4, `effectiveRank ${key}`);
     z.dispose();
@@ -55,7 +76,10 @@ test('effectiveRank matches RankMe (torch svdvals, p = s/sum(s) + 1e-7) on tall,
   assertClose(await effectiveRank(eye), 8, 1e-5, 'identity');
   tf.dispose([same, zeros, eye]);
   assert.equal(tf.memory().numTensors, before, 'no leaked tensors');
-  const nan = tf.tensor2d([[NaN, 1], [2, 3]]);
+  const nan = tf.tensor2d([
+    [NaN, 1],
+    [2, 3],
+  ]);
   await assert.rejects(effectiveRank(nan), /NaN/);
   const big = tf.zeros([40, 30]) as tf.Tensor2D;
   await assert.rejects(effectiveRank(big, { maxDim: 16 }), /min\(N, D\) = 30 for z \[40,30\] exceeds maxDim 16/);

@@ -23,7 +23,8 @@ function freePort(): Promise<number> {
 }
 
 function jupyterMissing(): string {
-  for (const j of ['jupyter', '/usr/bin/jupyter']) if (spawnSync(j, ['--version'], { stdio: 'ignore' }).status === 0) return '';
+  for (const j of ['jupyter', '/usr/bin/jupyter'])
+    if (spawnSync(j, ['--version'], { stdio: 'ignore' }).status === 0) return '';
   return 'no working jupyter (run bash scripts/setup.sh, or pip install jupyterlab)';
 }
 
@@ -33,7 +34,12 @@ test('npm run notebook: a Jupyter server on 127.0.0.1 with the tslab kernel on i
   const port = await freePort();
   const token = `test-${process.pid}`;
   const env = { ...process.env, JUPYTER_TOKEN: token, JUPYTER_PATH: '' };
-  const child = spawn('bash', ['scripts/notebook-server.sh', '--no-browser', `--port=${port}`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn('bash', ['scripts/notebook-server.sh', '--no-browser', `--port=${port}`], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let log = '';
   child.stdout.on('data', (d) => (log += d));
   child.stderr.on('data', (d) => (log += d));
@@ -45,23 +51,40 @@ test('npm run notebook: a Jupyter server on 127.0.0.1 with the tslab kernel on i
     }
   });
   const api = async (p: string, init: RequestInit = {}) => {
-    const r = await fetch(`http://127.0.0.1:${port}${p}`, { ...init, headers: { Authorization: `token ${token}`, ...(init.headers ?? {}) } });
+    const r = await fetch(`http://127.0.0.1:${port}${p}`, {
+      ...init,
+      headers: { Authorization: `token ${token}`, ...(init.headers ?? {}) },
+    });
     return { status: r.status, body: (await r.json()) as Record<string, unknown> };
   };
   let specs: Record<string, unknown> | null = null;
   for (let i = 0; i < 300 && specs === null; i++) {
     await new Promise((r) => setTimeout(r, 100));
     if (child.exitCode !== null) assert.fail(`the server exited (${child.exitCode}):\n${log}`);
-    specs = await api('/api/kernelspecs').then((r) => (r.status === 200 ? r.body : null), () => null);
+    specs = await api('/api/kernelspecs').then(
+      (r) => (r.status === 200 ? r.body : null),
+      () => null,
+    );
   }
   assert.ok(specs, `no answer on 127.0.0.1:${port} within 30 s:\n${log}`);
-  assert.ok('tslab' in (specs.kernelspecs as Record<string, unknown>), `tslab not among ${Object.keys(specs.kernelspecs as object)}`);
+  assert.ok(
+    'tslab' in (specs.kernelspecs as Record<string, unknown>),
+    `tslab not among ${Object.keys(specs.kernelspecs as object)}`,
+  );
   assert.match(log, /notebook: jupyter (lab|notebook) on 127\.0\.0\.1, notebooks in notebooks\//);
-  if (!log.includes('jupyter lab')) assert.match(log, /JupyterLab is not installed \(pip install jupyterlab\); starting the classic Jupyter Notebook/);
+  if (!log.includes('jupyter lab'))
+    assert.match(log, /JupyterLab is not installed \(pip install jupyterlab\); starting the classic Jupyter Notebook/);
   assert.doesNotMatch(log, /Debugger warning/);
-  const k = await api('/api/kernels', { method: 'POST', body: JSON.stringify({ name: 'tslab' }), headers: { 'Content-Type': 'application/json' } });
+  const k = await api('/api/kernels', {
+    method: 'POST',
+    body: JSON.stringify({ name: 'tslab' }),
+    headers: { 'Content-Type': 'application/json' },
+  });
   assert.equal(k.status, 201, JSON.stringify(k.body));
   assert.equal(k.body.name, 'tslab');
-  const del = await fetch(`http://127.0.0.1:${port}/api/kernels/${String(k.body.id)}`, { method: 'DELETE', headers: { Authorization: `token ${token}` } });
+  const del = await fetch(`http://127.0.0.1:${port}/api/kernels/${String(k.body.id)}`, {
+    method: 'DELETE',
+    headers: { Authorization: `token ${token}` },
+  });
   assert.equal(del.status, 204);
 });

@@ -13,10 +13,15 @@ import * as path from 'path';
 import ts from 'typescript';
 
 const DIR = path.join(__dirname, '..', 'notebooks');
-const NOTEBOOKS = fs.readdirSync(DIR).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort();
+const NOTEBOOKS = fs
+  .readdirSync(DIR)
+  .filter((f) => /^\d\d-.*\.ipynb$/.test(f))
+  .sort();
 
 function codeCells(file: string): Array<{ id: string; source: string }> {
-  const nb = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as { cells: Array<{ cell_type: string; id: string; source: string | string[] }> };
+  const nb = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as {
+    cells: Array<{ cell_type: string; id: string; source: string | string[] }>;
+  };
   return nb.cells.filter((c) => c.cell_type === 'code').map((c) => ({ id: c.id, source: [c.source].flat().join('') }));
 }
 
@@ -37,7 +42,8 @@ export function strayValueCells(cells: ReadonlyArray<{ id: string; source: strin
     const last = sf.statements[sf.statements.length - 1];
     if (!last || !ts.isExpressionStatement(last)) continue;
     const name = callee(last.expression);
-    if (/^dt\./.test(name) && !VOID_CALLS.has(name)) out.push(`${c.id}: ends with ${name}(...), whose result prints as a stray line: assign it to a const`);
+    if (/^dt\./.test(name) && !VOID_CALLS.has(name))
+      out.push(`${c.id}: ends with ${name}(...), whose result prints as a stray line: assign it to a const`);
   }
   return out;
 }
@@ -47,7 +53,9 @@ export function unusedNamespaceImports(cells: ReadonlyArray<{ id: string; source
   const all = cells.map((c) => c.source).join('\n');
   const out: string[] = [];
   for (const m of all.matchAll(/^import \* as (\w+) from '([^']+)';?$/gm)) {
-    const uses = all.split('\n').filter((line) => !line.startsWith('import ') && new RegExp(`\\b${m[1]}\\.`).test(line));
+    const uses = all
+      .split('\n')
+      .filter((line) => !line.startsWith('import ') && new RegExp(`\\b${m[1]}\\.`).test(line));
     if (uses.length === 0) out.push(`import * as ${m[1]} from '${m[2]}' is never used`);
   }
   return out;
@@ -55,7 +63,11 @@ export function unusedNamespaceImports(cells: ReadonlyArray<{ id: string; source
 
 test('the rules catch what they are for', () => {
   const cells = [
-    { id: 'a', source: "import * as tf from '@tensorflow/tfjs';\nimport * as dt from './lib/index';\nconst x = dt.budgetFromEnv();" },
+    {
+      id: 'a',
+      source:
+        "import * as tf from '@tensorflow/tfjs';\nimport * as dt from './lib/index';\nconst x = dt.budgetFromEnv();",
+    },
     { id: 'b', source: 'await dt.viz.embeddingExplorer(panels, sample);' },
     { id: 'c', source: 'const explorer = await dt.viz.embeddingExplorer(panels, sample);' },
     { id: 'd', source: 'for (const e of es) dt.viz.table(e);\nconsole.log(1);' },

@@ -26,7 +26,10 @@ for (const kind of ['adam', 'adamw', 'sgd', 'lars'] as OptimizerKind[]) {
     const opt = new Optimizer(optimizerConfig(kind, { momentum: 0.9, larsEta: 0.001 }));
     const before = tf.memory().numTensors;
     for (const g of ref.grads) {
-      const grads = new Map<string, tf.Tensor>([['w', tf.tensor(g.w, [3, 4])], ['b', tf.tensor(g.b, [4])]]);
+      const grads = new Map<string, tf.Tensor>([
+        ['w', tf.tensor(g.w, [3, 4])],
+        ['b', tf.tensor(g.b, [4])],
+      ]);
       opt.apply(ps, grads, ref.lr, { weightDecay: ref.wd }).dispose();
       tf.dispose([...grads.values()]);
     }
@@ -50,7 +53,10 @@ test('optimizer state round-trips: a restored optimizer continues identically', 
     return ps;
   };
   const step = (opt: Optimizer, ps: ParamStore, g: { w: number[]; b: number[] }) => {
-    const grads = new Map<string, tf.Tensor>([['w', tf.tensor(g.w, [3, 4])], ['b', tf.tensor(g.b, [4])]]);
+    const grads = new Map<string, tf.Tensor>([
+      ['w', tf.tensor(g.w, [3, 4])],
+      ['b', tf.tensor(g.b, [4])],
+    ]);
     opt.apply(ps, grads, ref.lr, { weightDecay: ref.wd }).dispose();
     tf.dispose([...grads.values()]);
   };
@@ -81,15 +87,24 @@ test('frozen parameters are not updated and memory stays flat across steps', asy
   ps.addValues('w', [3, 4], Float32Array.from(ref.w0), 'weight');
   ps.addValues('b', [4], Float32Array.from(ref.b0), 'bias');
   const opt = new Optimizer(optimizerConfig('sgd'));
-  const grads = new Map<string, tf.Tensor>([['w', tf.ones([3, 4])], ['b', tf.ones([4])]]);
+  const grads = new Map<string, tf.Tensor>([
+    ['w', tf.ones([3, 4])],
+    ['b', tf.ones([4])],
+  ]);
   opt.apply(ps, grads, 0.1, { weightDecay: 0, frozen: new Set(['w']) }).dispose();
   const counts: number[] = [];
   for (let i = 0; i < 3; i++) {
     opt.apply(ps, grads, 0.1, { weightDecay: 0, frozen: new Set(['w']) }).dispose();
     counts.push(tf.memory().numTensors);
   }
-  assert.deepEqual(Array.from(await ps.get('w').data()), ref.w0.map((x: number) => Math.fround(x)));
-  assert.notDeepEqual(Array.from(await ps.get('b').data()), ref.b0.map((x: number) => Math.fround(x)));
+  assert.deepEqual(
+    Array.from(await ps.get('w').data()),
+    ref.w0.map((x: number) => Math.fround(x)),
+  );
+  assert.notDeepEqual(
+    Array.from(await ps.get('b').data()),
+    ref.b0.map((x: number) => Math.fround(x)),
+  );
   assert.equal(counts[0], counts[2]);
   tf.dispose([...grads.values()]);
   opt.dispose();
@@ -97,13 +112,22 @@ test('frozen parameters are not updated and memory stays flat across steps', asy
 });
 
 test('bad learning rate and unknown kind are clear errors', () => {
-  assert.throws(() => new Optimizer(optimizerConfig('rmsprop' as OptimizerKind)), /optimizer kind "rmsprop" is not one of adam, adamw, sgd, lars/);
-  assert.throws(() => new Optimizer({ kind: 'lars', momentum: 0.9, clipGradNorm: 0 }), /optimizer "lars" needs larsEta/);
+  assert.throws(
+    () => new Optimizer(optimizerConfig('rmsprop' as OptimizerKind)),
+    /optimizer kind "rmsprop" is not one of adam, adamw, sgd, lars/,
+  );
+  assert.throws(
+    () => new Optimizer({ kind: 'lars', momentum: 0.9, clipGradNorm: 0 }),
+    /optimizer "lars" needs larsEta/,
+  );
   const ps = new ParamStore('bad');
   ps.addValues('w', [1], new Float32Array(1), 'weight');
   const opt = new Optimizer(optimizerConfig('sgd'));
   assert.throws(() => opt.apply(ps, new Map(), Number.NaN, { weightDecay: 0 }), /learning rate must be finite/);
-  assert.throws(() => opt.apply(ps, new Map(), 0.1, { weightDecay: -1 }), /weight decay must be finite and >= 0, got -1/);
+  assert.throws(
+    () => opt.apply(ps, new Map(), 0.1, { weightDecay: -1 }),
+    /weight decay must be finite and >= 0, got -1/,
+  );
   ps.dispose();
 });
 
@@ -139,17 +163,37 @@ for (const kind of ['adamw', 'sgd', 'lars'] as OptimizerKind[]) {
     const frozen = await run(true);
     const alone = await run(false);
     assert.deepEqual(frozen.b, alone.b, 'b moves as if the frozen gradient were absent');
-    assert.notDeepEqual(frozen.b, ref.b0.map((x: number) => Math.fround(x)), 'b moved');
-    assert.deepEqual(frozen.w, ref.w0.map((x: number) => Math.fround(x)), 'w stays frozen');
+    assert.notDeepEqual(
+      frozen.b,
+      ref.b0.map((x: number) => Math.fround(x)),
+      'b moved',
+    );
+    assert.deepEqual(
+      frozen.w,
+      ref.w0.map((x: number) => Math.fround(x)),
+      'w stays frozen',
+    );
     // The reported norm is the trained parameters' (1), not the one including the frozen gradient (about 120).
     for (const n of frozen.norms) assert.ok(Math.abs(n - 1) < 1e-6, `gradient norm ${n}`);
   });
 }
 
 /** The per-parameter Adam/AdamW update written out plainly (what the flat update must equal). */
-function perParamAdam(kind: 'adam' | 'adamw', ps: Map<string, Float32Array>, kinds: Map<string, string>, grads: Map<string, Float32Array>, st: Map<string, { m: Float32Array; v: Float32Array }>, t: number, lr: number, wd: number, frozen: Set<string>): void {
+function perParamAdam(
+  kind: 'adam' | 'adamw',
+  ps: Map<string, Float32Array>,
+  kinds: Map<string, string>,
+  grads: Map<string, Float32Array>,
+  st: Map<string, { m: Float32Array; v: Float32Array }>,
+  t: number,
+  lr: number,
+  wd: number,
+  frozen: Set<string>,
+): void {
   const f = Math.fround;
-  const b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const b1 = 0.9,
+    b2 = 0.999,
+    eps = 1e-8;
   for (const [n, p] of ps) {
     if (frozen.has(n)) continue;
     const g0 = grads.get(n)!;
@@ -174,9 +218,14 @@ for (const kind of ['adam', 'adamw'] as const) {
   test(`${kind} over all parameters at once equals the per-parameter update (frozen parameter, three shapes)`, async () => {
     await tf.setBackend('cpu');
     const shapes: Record<string, number[]> = { w1: [3, 2, 2], b1: [2], w2: [5] };
-    const kinds = new Map([['w1', 'weight'], ['b1', 'bias'], ['w2', 'weight']]);
+    const kinds = new Map([
+      ['w1', 'weight'],
+      ['b1', 'bias'],
+      ['w2', 'weight'],
+    ]);
     let seed = 7;
-    const rnd = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5);
+    const rnd = (n: number) =>
+      Float32Array.from({ length: n }, () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5);
     const ps = new ParamStore('flat');
     const mirror = new Map<string, Float32Array>();
     for (const [n, s] of Object.entries(shapes)) {
@@ -212,17 +261,26 @@ test('restored Adam state with a missing slot starts it at zero; a wrong size is
   const ps = new ParamStore('rs');
   ps.addValues('w', [2, 2], new Float32Array([1, 2, 3, 4]), 'weight');
   ps.addValues('b', [2], new Float32Array([0, 0]), 'bias');
-  const grads = new Map<string, tf.Tensor>([['w', tf.ones([2, 2])], ['b', tf.ones([2])]]);
+  const grads = new Map<string, tf.Tensor>([
+    ['w', tf.ones([2, 2])],
+    ['b', tf.ones([2])],
+  ]);
   const opt = new Optimizer(optimizerConfig('adam'));
   opt.setState(3, new Map([['w/m', { shape: [2, 2], values: new Float32Array([0.5, 0.5, 0.5, 0.5]) }]]));
   opt.apply(ps, grads, 0.1, { weightDecay: 0 }).dispose();
   const s = opt.getState();
   assert.equal(s.step, 4);
   assert.deepEqual(Array.from(await s.tensors.get('w/m')!.data()), [0.55, 0.55, 0.55, 0.55].map(Math.fround));
-  assert.deepEqual(Array.from(await s.tensors.get('b/m')!.data()), [0.1, 0.1].map((x) => Math.fround(Math.fround(x))));
+  assert.deepEqual(
+    Array.from(await s.tensors.get('b/m')!.data()),
+    [0.1, 0.1].map((x) => Math.fround(Math.fround(x))),
+  );
   const bad = new Optimizer(optimizerConfig('adam'));
   bad.setState(1, new Map([['w/v', { shape: [3], values: new Float32Array(3) }]]));
-  assert.throws(() => bad.apply(ps, grads, 0.1, { weightDecay: 0 }), /optimizer state w\/v has 3 values, parameter has 4/);
+  assert.throws(
+    () => bad.apply(ps, grads, 0.1, { weightDecay: 0 }),
+    /optimizer state w\/v has 3 values, parameter has 4/,
+  );
   tf.dispose([...grads.values()]);
   for (const o of [opt, bad]) o.dispose();
   ps.dispose();

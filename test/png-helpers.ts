@@ -13,9 +13,15 @@ function paeth(a: number, b: number, c: number): number {
 }
 
 /** Inflated IDAT data of an 8-bit, non-interlaced PNG -> pixels [height, width * bpp], and the filter type of each row. */
-export function unfilterScanlines(raw: Uint8Array, width: number, height: number, bpp: number): { pixels: Uint8Array; filters: number[] } {
+export function unfilterScanlines(
+  raw: Uint8Array,
+  width: number,
+  height: number,
+  bpp: number,
+): { pixels: Uint8Array; filters: number[] } {
   const stride = width * bpp;
-  if (raw.length !== (stride + 1) * height) throw new Error(`unfilterScanlines: ${raw.length} bytes, expected ${(stride + 1) * height}`);
+  if (raw.length !== (stride + 1) * height)
+    throw new Error(`unfilterScanlines: ${raw.length} bytes, expected ${(stride + 1) * height}`);
   const pixels = new Uint8Array(stride * height);
   const filters: number[] = [];
   for (let y = 0; y < height; y++) {
@@ -28,12 +34,23 @@ export function unfilterScanlines(raw: Uint8Array, width: number, height: number
       const c = x >= bpp && y > 0 ? pixels[(y - 1) * stride + x - bpp] : 0;
       let pred: number;
       switch (f) {
-        case 0: pred = 0; break;
-        case 1: pred = a; break;
-        case 2: pred = b; break;
-        case 3: pred = Math.floor((a + b) / 2); break;
-        case 4: pred = paeth(a, b, c); break;
-        default: throw new Error(`unfilterScanlines: row ${y} has filter type ${f}`);
+        case 0:
+          pred = 0;
+          break;
+        case 1:
+          pred = a;
+          break;
+        case 2:
+          pred = b;
+          break;
+        case 3:
+          pred = Math.floor((a + b) / 2);
+          break;
+        case 4:
+          pred = paeth(a, b, c);
+          break;
+        default:
+          throw new Error(`unfilterScanlines: row ${y} has filter type ${f}`);
       }
       pixels[y * stride + x] = (v + pred) % 256;
     }

@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cosineSchedule, emaMomentumSchedule, linearWarmup, stepSchedule, warmupCosineSchedule } from '../lib/methods/schedules';
+import {
+  cosineSchedule,
+  emaMomentumSchedule,
+  linearWarmup,
+  stepSchedule,
+  warmupCosineSchedule,
+} from '../lib/methods/schedules';
 import { dinoTemps, finalDinoTemps } from '../lib/methods/dino';
 import { resolveConfig } from '../lib/config/config';
 import { assertClose, loadRefs } from './reference/refs';
@@ -22,30 +28,61 @@ test('emaMomentumSchedule is DINO momentum_schedule (cosine from base to 1), or 
   const got = r.values.map((_: number, s: number) => emaMomentumSchedule(r.base, 1, s, r.total));
   assertClose(got, r.values, 1e-12, 'ema momentum');
   assert.equal(emaMomentumSchedule(0.99, 1, 10, 10), 1);
-  for (const s of [0, 3, 9, 10]) assert.equal(emaMomentumSchedule(0.99, 0.99, s, 10), 0.99, 'end = base is a constant momentum');
+  for (const s of [0, 3, 9, 10])
+    assert.equal(emaMomentumSchedule(0.99, 0.99, s, 10), 0.99, 'end = base is a constant momentum');
   assert.throws(() => emaMomentumSchedule(1.5, 1, 0, 10), /base must be in \[0, 1\], got 1.5/);
   assert.throws(() => emaMomentumSchedule(0.9, 1.5, 0, 10), /end must be in \[0, 1\], got 1.5/);
 });
 
 test('stepSchedule: the common values of a step (epoch, run length, learning rate, weight decay)', () => {
-  const c = resolveConfig({ method: 'barlow', epochs: 4, warmupEpochs: 1, lr: 0.5, minLr: 0.01, weightDecay: 0.1, weightDecayEnd: 0.3 });
+  const c = resolveConfig({
+    method: 'barlow',
+    epochs: 4,
+    warmupEpochs: 1,
+    lr: 0.5,
+    minLr: 0.01,
+    weightDecay: 0.1,
+    weightDecayEnd: 0.3,
+  });
   const s = stepSchedule(c, 15, 10);
   assert.deepEqual([s.step, s.epoch, s.totalSteps], [15, 1, 40]);
   assert.equal(s.lr, warmupCosineSchedule(0.5, 0.01, 15, 10, 40));
   assert.equal(s.weightDecay, cosineSchedule(0.1, 0.3, 15, 40));
-  assert.deepEqual(Object.keys(s).sort(), ['epoch', 'lr', 'step', 'totalSteps', 'weightDecay'], 'a method schedules its own knobs (lib/methods/dino.ts)');
+  assert.deepEqual(
+    Object.keys(s).sort(),
+    ['epoch', 'lr', 'step', 'totalSteps', 'weightDecay'],
+    'a method schedules its own knobs (lib/methods/dino.ts)',
+  );
 });
 
 test('dinoTemps: the ablation switches act on the teacher temperature', () => {
-  const base = { method: 'dino' as const, epochs: 4, warmupEpochs: 1, dino: { studentTemp: 0.1, teacherTemp: 0.07, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 3 } };
+  const base = {
+    method: 'dino' as const,
+    epochs: 4,
+    warmupEpochs: 1,
+    dino: { studentTemp: 0.1, teacherTemp: 0.07, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 3 },
+  };
   const full = resolveConfig(base).dino!;
   // Epoch 1 is half way through DINO's np.linspace(0.04, 0.07, 3) warm-up.
   assertClose(dinoTemps(full, 1).teacherTemp, 0.055, 1e-12, 'warm-up epoch 1');
   assert.equal(dinoTemps(full, 1).studentTemp, 0.1);
-  const noWarm = resolveConfig({ ...base, dino: { ...base.dino, warmupTeacherTemp: undefined, warmupTeacherTempEpochs: undefined, ablations: { teacherTempWarmup: false } } }).dino!;
+  const noWarm = resolveConfig({
+    ...base,
+    dino: {
+      ...base.dino,
+      warmupTeacherTemp: undefined,
+      warmupTeacherTempEpochs: undefined,
+      ablations: { teacherTempWarmup: false },
+    },
+  }).dino!;
   assert.equal(dinoTemps(noWarm, 0).teacherTemp, 0.07, 'no warm-up: the final temperature from step 0');
-  const noSharp = resolveConfig({ method: 'dino', epochs: 4, dino: { studentTemp: 0.2, ablations: { sharpening: false } } }).dino!;
-  for (const epoch of [0, 1, 3]) assert.equal(dinoTemps(noSharp, epoch).teacherTemp, 0.2, 'no sharpening: the student temperature');
+  const noSharp = resolveConfig({
+    method: 'dino',
+    epochs: 4,
+    dino: { studentTemp: 0.2, ablations: { sharpening: false } },
+  }).dino!;
+  for (const epoch of [0, 1, 3])
+    assert.equal(dinoTemps(noSharp, epoch).teacherTemp, 0.2, 'no sharpening: the student temperature');
 });
 
 test('warmupCosineSchedule: base*(step+1)/warmup, then cosine over the remaining steps', () => {
@@ -57,7 +94,8 @@ test('warmupCosineSchedule: base*(step+1)/warmup, then cosine over the remaining
   assertClose(warmupCosineSchedule(0.5, 0, 12, 12, 70), 0.5, 1e-12, 'start of cosine');
   assert.equal(warmupCosineSchedule(0.5, 0.001, 70, 12, 70), 0.001);
   // No warm-up is the plain cosine; warm-up over the whole run never decays.
-  for (const s of [0, 7, 33, 69]) assert.equal(warmupCosineSchedule(0.5, 0.01, s, 0, 70), cosineSchedule(0.5, 0.01, s, 70));
+  for (const s of [0, 7, 33, 69])
+    assert.equal(warmupCosineSchedule(0.5, 0.01, s, 0, 70), cosineSchedule(0.5, 0.01, s, 70));
   assertClose(warmupCosineSchedule(0.5, 0.01, 69, 70, 70), 0.5, 1e-12, 'warm-up = total');
 });
 
@@ -87,11 +125,15 @@ test('schedule errors: non-finite inputs, totalSteps <= 0, warmupSteps > totalSt
 });
 
 test("finalDinoTemps: the last epoch's temperatures after the ablation switches", () => {
-  const base = { method: 'dino' as const, epochs: 3, dino: { teacherTemp: 0.07, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 2, studentTemp: 0.1 } };
+  const base = {
+    method: 'dino' as const,
+    epochs: 3,
+    dino: { teacherTemp: 0.07, warmupTeacherTemp: 0.04, warmupTeacherTempEpochs: 2, studentTemp: 0.1 },
+  };
   assert.deepEqual(finalDinoTemps(resolveConfig(base)), { teacherTemp: 0.07, studentTemp: 0.1 });
   // A warm-up longer than the run ends where it got to, not at teacherTemp.
   const long = resolveConfig({ ...base, dino: { ...base.dino, warmupTeacherTempEpochs: 5 } });
-  assert.ok(Math.abs(finalDinoTemps(long).teacherTemp - (0.04 + 0.03 * 2 / 4)) < 1e-12);
+  assert.ok(Math.abs(finalDinoTemps(long).teacherTemp - (0.04 + (0.03 * 2) / 4)) < 1e-12);
   // Without sharpening the teacher uses the student's temperature (the config has no teacherTemp then).
   const flat = resolveConfig({ method: 'dino', dino: { ablations: { sharpening: false }, studentTemp: 0.2 } });
   assert.equal(flat.dino!.teacherTemp, undefined);

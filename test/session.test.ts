@@ -12,7 +12,9 @@ import { plotlyInlined } from '../lib/viz/plotly';
 function fakeTslab(): { sent: Array<{ data: Record<string, unknown> }>; remove: () => void } {
   const key = `${sep}fake${sep}node_modules${sep}tslab${sep}dist${sep}jupyter.js`;
   const sent: Array<{ data: Record<string, unknown> }> = [];
-  require.cache[key] = { exports: { lastWriteDisplayData: (msg: { data: Record<string, unknown> }) => sent.push(msg) } } as unknown as NodeModule;
+  require.cache[key] = {
+    exports: { lastWriteDisplayData: (msg: { data: Record<string, unknown> }) => sent.push(msg) },
+  } as unknown as NodeModule;
   return { sent, remove: () => delete require.cache[key] };
 }
 
@@ -29,9 +31,15 @@ test('setupNotebook: plotly: true inlines plotly.js once; data: false names the 
     assert.throws(() => plain.data, /06-results was set up without data/);
     await setupNotebook('08-embeddings', { data: false, plotly: true });
     assert.equal(k.sent.length, 1);
-    assert.match(String(k.sent[0].data['text/html']), /^<div class="dinotwins-plotly-lib"[\s\S]*window\.dispatchEvent\(new Event\('dinotwins-plotly-ready'\)\);\n<\/script>$/);
+    assert.match(
+      String(k.sent[0].data['text/html']),
+      /^<div class="dinotwins-plotly-lib"[\s\S]*window\.dispatchEvent\(new Event\('dinotwins-plotly-ready'\)\);\n<\/script>$/,
+    );
     assert.equal(plotlyInlined(), true);
-    assert.deepEqual(printed.filter((l) => l.startsWith('budget: ')), ['budget: smoke', 'budget: smoke']);
+    assert.deepEqual(
+      printed.filter((l) => l.startsWith('budget: ')),
+      ['budget: smoke', 'budget: smoke'],
+    );
     assert.equal(printed.filter((l) => l.startsWith('backend: ')).length, 2);
   } finally {
     console.log = log;

@@ -7,7 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { logGamma, regularizedIncompleteBeta, studentTCdf, studentTQuantile, studentTTwoSided } from '../lib/results/stats/studentT';
+import {
+  logGamma,
+  regularizedIncompleteBeta,
+  studentTCdf,
+  studentTQuantile,
+  studentTTwoSided,
+} from '../lib/results/stats/studentT';
 import { summarize } from '../lib/results/stats/describe';
 import { welchTTest } from '../lib/results/stats/welch';
 
@@ -16,7 +22,17 @@ interface Ref {
   logGamma: Array<{ x: number; value: number }>;
   tCdf: Array<{ t: number; df: number; cdf: number; twoSided: number }>;
   tQuantile: Array<{ p: number; df: number; q: number }>;
-  welch: Array<{ a: number[]; b: number[]; diff: number; t: number; df: number; p: number; threshold: number; stdA: number; stdB: number }>;
+  welch: Array<{
+    a: number[];
+    b: number[];
+    diff: number;
+    t: number;
+    df: number;
+    p: number;
+    threshold: number;
+    stdA: number;
+    stdB: number;
+  }>;
 }
 const ref = JSON.parse(fs.readFileSync(path.join(__dirname, 'reference', 'stats_ref.json'), 'utf8')) as Ref;
 
@@ -30,7 +46,8 @@ test('logGamma matches mpmath.loggamma', () => {
 });
 
 test('regularized incomplete beta matches mpmath.betainc on both sides of the continued-fraction switch', () => {
-  for (const c of ref.ibeta) close(regularizedIncompleteBeta(c.x, c.a, c.b), c.value, 1e-12, 1e-15, `I_${c.x}(${c.a}, ${c.b})`);
+  for (const c of ref.ibeta)
+    close(regularizedIncompleteBeta(c.x, c.a, c.b), c.value, 1e-12, 1e-15, `I_${c.x}(${c.a}, ${c.b})`);
   assert.equal(regularizedIncompleteBeta(0, 2, 3), 0);
   assert.equal(regularizedIncompleteBeta(1, 2, 3), 1);
   assert.throws(() => regularizedIncompleteBeta(1.5, 2, 3), /\[0, 1\]/);
@@ -55,7 +72,14 @@ test("Student's t CDF equals its closed forms for df = 1, 2, 3", () => {
 test('t quantiles match mpmath and the printed two-sided 5 % table', () => {
   for (const c of ref.tQuantile) close(studentTQuantile(c.p, c.df), c.q, 1e-10, 1e-12, `q(${c.p}; ${c.df})`);
   // Any t table, 0.975 column.
-  const table: Array<[number, number]> = [[1, 12.706], [2, 4.303], [3, 3.182], [4, 2.776], [10, 2.228], [30, 2.042]];
+  const table: Array<[number, number]> = [
+    [1, 12.706],
+    [2, 4.303],
+    [3, 3.182],
+    [4, 2.776],
+    [10, 2.228],
+    [30, 2.042],
+  ];
   for (const [df, q] of table) assert.equal(studentTQuantile(0.975, df).toFixed(3), q.toFixed(3), `df ${df}`);
   close(studentTQuantile(0.025, 4), -studentTQuantile(0.975, 4), 1e-14, 0, 'symmetry');
 });

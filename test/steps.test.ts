@@ -26,29 +26,69 @@ const REF: Ref = JSON.parse(fs.readFileSync(path.join(__dirname, 'reference', 's
 const C = REF.config;
 
 /** The reference's DINO-family config, with `off` switched off (keys the switch makes unread are left out). */
-function configFor(method: 'dino' | 'dino-twins', ablations: AblationConfig): ConfigLayer & { method: 'dino' | 'dino-twins' } {
+function configFor(
+  method: 'dino' | 'dino-twins',
+  ablations: AblationConfig,
+): ConfigLayer & { method: 'dino' | 'dino-twins' } {
   const dino: ConfigLayer['dino'] = {
-    head: { out: C.headOut, hidden: C.headHidden, bottleneck: C.bottleneck, nlayers: 3, useBn: false, normLastLayer: true },
-    studentTemp: C.studentTemp, freezeLastLayerEpochs: C.freezeLastLayerEpochs, ablations,
+    head: {
+      out: C.headOut,
+      hidden: C.headHidden,
+      bottleneck: C.bottleneck,
+      nlayers: 3,
+      useBn: false,
+      normLastLayer: true,
+    },
+    studentTemp: C.studentTemp,
+    freezeLastLayerEpochs: C.freezeLastLayerEpochs,
+    ablations,
   };
   if (ablations.sharpening) dino.teacherTemp = C.teacherTemp;
-  if (ablations.sharpening && ablations.teacherTempWarmup) Object.assign(dino, { warmupTeacherTemp: C.warmupTeacherTemp, warmupTeacherTempEpochs: C.warmupTeacherTempEpochs });
+  if (ablations.sharpening && ablations.teacherTempWarmup)
+    Object.assign(dino, { warmupTeacherTemp: C.warmupTeacherTemp, warmupTeacherTempEpochs: C.warmupTeacherTempEpochs });
   if (ablations.centering) dino.centerMomentum = C.centerMomentum;
   if (ablations.emaTeacher) Object.assign(dino, { emaMomentum: C.emaMomentum, emaMomentumEnd: 1 });
   return {
-    method, backbone: { kind: 'resnet', depth: 18, width: 2 }, batchSize: C.batch, epochs: C.epochs, seed: 0,
-    lr: C.lr, minLr: C.lr, warmupEpochs: 0, weightDecay: 0, weightDecayEnd: 0, optimizer: { kind: 'sgd', momentum: 0, clipGradNorm: 0 },
-    augment: { globalSize: C.globalSize, nLocal: C.nLocal, localSize: C.localSize }, dino,
-    ...(method === 'dino-twins' ? { projector: { hidden: C.projHidden, out: C.projOut, layers: 3 }, barlow: { lambda: C.twinsLambda }, twins: { beta: C.twinsBeta, target: 'projector' as const } } : {}),
+    method,
+    backbone: { kind: 'resnet', depth: 18, width: 2 },
+    batchSize: C.batch,
+    epochs: C.epochs,
+    seed: 0,
+    lr: C.lr,
+    minLr: C.lr,
+    warmupEpochs: 0,
+    weightDecay: 0,
+    weightDecayEnd: 0,
+    optimizer: { kind: 'sgd', momentum: 0, clipGradNorm: 0 },
+    augment: { globalSize: C.globalSize, nLocal: C.nLocal, localSize: C.localSize },
+    dino,
+    ...(method === 'dino-twins'
+      ? {
+          projector: { hidden: C.projHidden, out: C.projOut, layers: 3 },
+          barlow: { lambda: C.twinsLambda },
+          twins: { beta: C.twinsBeta, target: 'projector' as const },
+        }
+      : {}),
   };
 }
 
 /** The reference's Barlow Twins config: the same network, two global views, its own λ and learning rate. */
 function barlowConfig(): ConfigLayer & { method: 'barlow' } {
   return {
-    method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 2 }, batchSize: C.batch, epochs: C.epochs, seed: 0,
-    lr: C.barlowLr, minLr: C.barlowLr, warmupEpochs: 0, weightDecay: 0, weightDecayEnd: 0, optimizer: { kind: 'sgd', momentum: 0, clipGradNorm: 0 },
-    augment: { globalSize: C.globalSize }, projector: { hidden: C.projHidden, out: C.projOut, layers: 3 }, barlow: { lambda: C.barlowLambda },
+    method: 'barlow',
+    backbone: { kind: 'resnet', depth: 18, width: 2 },
+    batchSize: C.batch,
+    epochs: C.epochs,
+    seed: 0,
+    lr: C.barlowLr,
+    minLr: C.barlowLr,
+    warmupEpochs: 0,
+    weightDecay: 0,
+    weightDecayEnd: 0,
+    optimizer: { kind: 'sgd', momentum: 0, clipGradNorm: 0 },
+    augment: { globalSize: C.globalSize },
+    projector: { hidden: C.projHidden, out: C.projOut, layers: 3 },
+    barlow: { lambda: C.barlowLambda },
   };
 }
 
@@ -70,18 +110,37 @@ async function norm(a: Float32Array, b: Float32Array): Promise<number> {
   return Math.sqrt(s);
 }
 
-interface StepOut { loss: number; gradNorm: number; delta: Map<string, Float32Array>; deltaNorm: Map<string, number>; center: Float32Array; running: Map<string, Float32Array>; teacher: Map<string, Float32Array> }
+interface StepOut {
+  loss: number;
+  gradNorm: number;
+  delta: Map<string, Float32Array>;
+  deltaNorm: Map<string, number>;
+  center: Float32Array;
+  running: Map<string, Float32Array>;
+  teacher: Map<string, Float32Array>;
+}
 
 /** Runs the reference's two steps through makeTrainStep; returns what each step changed. */
-async function runSteps(cfgLayer: ConfigLayer & { method: 'barlow' | 'dino' | 'dino-twins' }, refCase: Ref): Promise<StepOut[]> {
+async function runSteps(
+  cfgLayer: ConfigLayer & { method: 'barlow' | 'dino' | 'dino-twins' },
+  refCase: Ref,
+): Promise<StepOut[]> {
   const cfg = resolveConfig(cfgLayer);
   const m: SslModel = buildSslModel(cfg);
   loadTorch(m.student, refCase.params);
-  if (m.teacher) loadTorch(m.teacher, refCase.params.filter((p: { name: string }) => !p.name.startsWith('projector.')));
+  if (m.teacher)
+    loadTorch(
+      m.teacher,
+      refCase.params.filter((p: { name: string }) => !p.name.startsWith('projector.')),
+    );
   const opt = new Optimizer(cfg.optimizer);
   const trainStep = makeTrainStep(m, opt);
   const nLocal = cfg.augment.nLocal ?? 0; // Barlow Twins: the two global views only
-  const views = [view(0, C.globalSize), view(1, C.globalSize), ...Array.from({ length: nLocal }, (_, k) => view(2 + k, C.localSize))];
+  const views = [
+    view(0, C.globalSize),
+    view(1, C.globalSize),
+    ...Array.from({ length: nLocal }, (_, k) => view(2 + k, C.localSize)),
+  ];
   const trainable = m.student.trainableNames();
   const out: StepOut[] = [];
   try {
@@ -89,8 +148,13 @@ async function runSteps(cfgLayer: ConfigLayer & { method: 'barlow' | 'dino' | 'd
       const before = new Map(await Promise.all(trainable.map(async (n) => [n, await values(m.student, n)] as const)));
       const r = trainStep(views, stepSchedule(cfg, step, 1)); // one step per epoch, as the reference
       const o: StepOut = {
-        loss: (await r.loss.data())[0], gradNorm: (await r.gradNorm.data())[0], delta: new Map(), deltaNorm: new Map(),
-        center: m.center ? ((await m.center.data()) as Float32Array) : new Float32Array(0), running: new Map(), teacher: new Map(),
+        loss: (await r.loss.data())[0],
+        gradNorm: (await r.gradNorm.data())[0],
+        delta: new Map(),
+        deltaNorm: new Map(),
+        center: m.center ? ((await m.center.data()) as Float32Array) : new Float32Array(0),
+        running: new Map(),
+        teacher: new Map(),
       };
       tf.dispose([r.loss, r.gradNorm, ...Object.values(r.parts)]);
       for (const n of trainable) {
@@ -99,7 +163,8 @@ async function runSteps(cfgLayer: ConfigLayer & { method: 'barlow' | 'dino' | 'd
         o.delta.set(n, d);
         o.deltaNorm.set(n, await norm(after, before.get(n)!));
       }
-      for (const n of m.student.names()) if (/running_(mean|var)$/.test(n)) o.running.set(n, await values(m.student, n));
+      for (const n of m.student.names())
+        if (/running_(mean|var)$/.test(n)) o.running.set(n, await values(m.student, n));
       for (const n of m.teacher?.names() ?? []) o.teacher.set(n, await values(m.teacher!, n));
       out.push(o);
     }
@@ -117,7 +182,10 @@ async function runSteps(cfgLayer: ConfigLayer & { method: 'barlow' | 'dino' | 'd
  * run of the same script differs from float64 by up to 1e-4 in the step-1 loss and 6e-5 in its
  * gradient norm (2e-7 and 2e-6 at step 0), so step 1 gets ten times that room.
  */
-const TOL = [{ loss: 1e-5, gradNorm: 1e-4, delta: 2e-3, state: 1e-4 }, { loss: 1e-3, gradNorm: 1e-3, delta: 5e-3, state: 1e-3 }];
+const TOL = [
+  { loss: 1e-5, gradNorm: 1e-4, delta: 2e-3, state: 1e-4 },
+  { loss: 1e-3, gradNorm: 1e-3, delta: 5e-3, state: 1e-3 },
+];
 
 /** Asserts our steps match the reference case. */
 function check(ours: StepOut[], refCase: Ref, label: string): void {
@@ -127,11 +195,14 @@ function check(ours: StepOut[], refCase: Ref, label: string): void {
     const t = TOL[s];
     close([o.loss], [r.loss], t.loss, `${at}: loss`);
     close([o.gradNorm], [r.gradNorm], t.gradNorm, `${at}: gradient norm`);
-    for (const [n, d] of Object.entries(r.delta as Record<string, number[]>)) close(o.delta.get(n)!, d, t.delta, `${at}: update of ${n}`);
-    for (const [n, d] of Object.entries(r.deltaNorm as Record<string, number>)) close([o.deltaNorm.get(n)!], [d], t.delta, `${at}: update norm of ${n}`);
+    for (const [n, d] of Object.entries(r.delta as Record<string, number[]>))
+      close(o.delta.get(n)!, d, t.delta, `${at}: update of ${n}`);
+    for (const [n, d] of Object.entries(r.deltaNorm as Record<string, number>))
+      close([o.deltaNorm.get(n)!], [d], t.delta, `${at}: update norm of ${n}`);
     if (r.center) close(o.center, r.center, t.state, `${at}: center`);
     else assert.equal(o.center.length, 0, `${at}: no center`);
-    for (const [n, v] of Object.entries(r.running as Record<string, number[]>)) close(o.running.get(n)!, v, t.state, `${at}: ${n}`);
+    for (const [n, v] of Object.entries(r.running as Record<string, number[]>))
+      close(o.running.get(n)!, v, t.state, `${at}: ${n}`);
     if (!r.teacher) assert.equal(o.teacher.size, 0, `${at}: no EMA teacher without emaTeacher`);
     for (const [n, v] of Object.entries((r.teacher ?? {}) as Record<string, number[]>)) {
       assert.ok(o.teacher.has(n), `${at}: an EMA teacher with ${n}`);
@@ -174,14 +245,17 @@ test('the DINO-Twins step matches the restatement: DINO + beta * the Barlow pair
   assert.ok(ours[0].deltaNorm.get('projector.0.weight')! > 0, 'the Barlow term trains the projector');
 });
 
-test('the Barlow Twins step matches main.py: loss, gradients, both views\' passes through the running statistics', async () => {
+test("the Barlow Twins step matches main.py: loss, gradients, both views' passes through the running statistics", async () => {
   await tf.setBackend('cpu');
   const ref = REF.cases.find((c: Ref) => c.method === 'barlow');
   const before = tf.memory().numTensors;
   const ours = await runSteps(barlowConfig(), ref);
   assert.equal(tf.memory().numTensors, before, 'nothing leaks');
   check(ours, ref, 'barlow');
-  assert.ok(ours[0].deltaNorm.get('projector.0.weight')! > 0 && ours[0].deltaNorm.get('backbone.conv1.weight')! > 0, 'the step trains projector and backbone');
+  assert.ok(
+    ours[0].deltaNorm.get('projector.0.weight')! > 0 && ours[0].deltaNorm.get('backbone.conv1.weight')! > 0,
+    'the step trains projector and backbone',
+  );
   // λ reaches the loss: the reference's loss is not the one at another λ.
   const other = await runSteps({ ...barlowConfig(), barlow: { lambda: 10 * C.barlowLambda } }, ref);
   assert.throws(() => check(other, ref, 'barlow at 10 λ'), assert.AssertionError);

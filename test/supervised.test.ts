@@ -9,7 +9,10 @@ test('the supervised baseline trains, reports per-epoch loss and accuracy, and l
   await tf.setBackend('cpu');
   const data = generateFixtureSplit(20, 2);
   const before = tf.memory().numTensors;
-  const r = await trainSupervised(buildBackbone({ kind: 'resnet', depth: 18, width: 2 }), data, { epochs: 2, batchSize: 10 });
+  const r = await trainSupervised(buildBackbone({ kind: 'resnet', depth: 18, width: 2 }), data, {
+    epochs: 2,
+    batchSize: 10,
+  });
   assert.equal(r.history.length, 2);
   for (const h of r.history) {
     assert.ok(Number.isFinite(h.loss) && h.loss > 0);
@@ -17,5 +20,8 @@ test('the supervised baseline trains, reports per-epoch loss and accuracy, and l
   }
   r.params.dispose();
   assert.equal(tf.memory().numTensors, before);
-  await assert.rejects(trainSupervised(buildBackbone({ kind: 'resnet', depth: 18, width: 2 }), data, { batchSize: 64 }), /batchSize 64 exceeds the 20 labelled images/);
+  await assert.rejects(
+    trainSupervised(buildBackbone({ kind: 'resnet', depth: 18, width: 2 }), data, { batchSize: 64 }),
+    /batchSize 64 exceeds the 20 labelled images/,
+  );
 });

@@ -33,10 +33,19 @@ const record = (dir: string) => readRunRecord(path.join(dir, 'record.json'));
 
 test('local engine: skips the finished run untouched, resumes the half-done one, survives a failing one, skips held runs', async () => {
   const d = await smokeData();
-  const spec: SweepSpec = { name: 'local', budget: 'smoke', methods: ['barlow'], base: { epochs: 1, checkpointEvery: 2 }, seeds: [0, 1, 2, 3] };
+  const spec: SweepSpec = {
+    name: 'local',
+    budget: 'smoke',
+    methods: ['barlow'],
+    base: { epochs: 1, checkpointEvery: 2 },
+    seeds: [0, 1, 2, 3],
+  };
   const plan = expandSweep(spec, d.identity);
   const [finished, half, broken, held] = plan.runs;
-  assert.equal(sweepResults(plan).every((r) => r.status === 'not-started' && r.knnVal === null), true);
+  assert.equal(
+    sweepResults(plan).every((r) => r.status === 'not-started' && r.knnVal === null),
+    true,
+  );
 
   assert.equal(await runOne(plan, finished, d, { log: () => {} }), 'trained');
   const finishedBefore = fs.readFileSync(path.join(finished.dir, 'record.json'), 'utf8');
@@ -44,29 +53,53 @@ test('local engine: skips the finished run untouched, resumes the half-done one,
   cut.model.dispose();
   assert.equal(runProgress(half).state, 'partial');
   assert.equal(runProgress(half).checkpoint, true);
-  assert.equal(runProgress(half).checkpointStep, null, 'stopAfterSteps went past the checkpoint: the record cannot tell its step');
+  assert.equal(
+    runProgress(half).checkpointStep,
+    null,
+    'stopAfterSteps went past the checkpoint: the record cannot tell its step',
+  );
   fs.mkdirSync(broken.dir, { recursive: true });
   fs.writeFileSync(path.join(broken.dir, 'checkpoint.ckpt'), 'not a checkpoint');
 
   const lines: string[] = [];
-  const s = await runSweepLocal(plan, { data: d, held: new Map([[held.rel, 'Slurm job 7, task 3: RUNNING']]), log: (l) => lines.push(l) });
+  const s = await runSweepLocal(plan, {
+    data: d,
+    held: new Map([[held.rel, 'Slurm job 7, task 3: RUNNING']]),
+    log: (l) => lines.push(l),
+  });
   assert.deepEqual(s.skipped, [finished.rel]);
   assert.deepEqual(s.trained, [half.rel]);
   assert.deepEqual(s.held, [held.rel]);
-  assert.deepEqual(s.failed.map((f) => f.run), [broken.rel]);
+  assert.deepEqual(
+    s.failed.map((f) => f.run),
+    [broken.rel],
+  );
   assert.match(s.failed[0].error, /checkpoint/i);
   assert.ok(lines.includes(`${finished.rel}: done, skipped`), lines.join('\n'));
   assert.ok(lines.includes(`${held.rel}: skipped, held by Slurm job 7, task 3: RUNNING`));
-  assert.ok(lines.some((l) => l.startsWith(`${half.rel}: resuming (stopped at 5/8 (has a checkpoint))`)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.startsWith(`${half.rel}: resuming (stopped at 5/8 (has a checkpoint))`)),
+    lines.join('\n'),
+  );
 
-  assert.equal(fs.readFileSync(path.join(finished.dir, 'record.json'), 'utf8'), finishedBefore, 'a finished run is not touched');
+  assert.equal(
+    fs.readFileSync(path.join(finished.dir, 'record.json'), 'utf8'),
+    finishedBefore,
+    'a finished run is not touched',
+  );
   const h = record(half.dir);
   assert.equal(h.status, 'done');
   assert.deepEqual(h.resumedFrom, [4]);
 
   const rows = sweepResults(plan);
-  assert.deepEqual(rows.map((r) => r.status), ['done', 'done', 'not-started', 'not-started']);
-  assert.deepEqual(rows.map((r) => r.seed), [0, 1, 2, 3]);
+  assert.deepEqual(
+    rows.map((r) => r.status),
+    ['done', 'done', 'not-started', 'not-started'],
+  );
+  assert.deepEqual(
+    rows.map((r) => r.seed),
+    [0, 1, 2, 3],
+  );
   for (const r of rows.slice(0, 2)) {
     assert.equal(r.steps, '8/8');
     assert.ok(r.knnVal !== null && r.knnVal >= 0 && r.knnVal <= 100, `kNN val ${r.knnVal}`);
@@ -77,10 +110,18 @@ test('local engine: skips the finished run untouched, resumes the half-done one,
 
 test('a sweep that asks for the probe probes a finished run without training it again', async () => {
   const d = await smokeData();
-  const spec: SweepSpec = { name: 'probe', budget: 'smoke', methods: ['barlow'], base: { epochs: 1, checkpointEvery: 2 }, seeds: [0], probe: true };
+  const spec: SweepSpec = {
+    name: 'probe',
+    budget: 'smoke',
+    methods: ['barlow'],
+    base: { epochs: 1, checkpointEvery: 2 },
+    seeds: [0],
+    probe: true,
+  };
   const plan = expandSweep(spec, d.identity);
   const run = plan.runs[0]; // the same run (folder) as seed 0 of the test above when it ran first; trained here otherwise
-  if (runProgress(run).state !== 'done') await runOne({ ...plan, spec: { ...spec, probe: false } }, run, d, { log: () => {} });
+  if (runProgress(run).state !== 'done')
+    await runOne({ ...plan, spec: { ...spec, probe: false } }, run, d, { log: () => {} });
   const before = record(run.dir);
   assert.equal(runProgress(run, true).state, 'needs-probe');
   const s = await runSweepLocal(plan, { data: d, log: () => {} });
@@ -95,9 +136,16 @@ test('a sweep that asks for the probe probes a finished run without training it 
 });
 
 /** Runs `bin/sweep.ts SPEC --task --run REL` in a child process; `onStart` gets the child. */
-function task(specFile: string, rel: string, onStart?: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; out: string }> {
+function task(
+  specFile: string,
+  rel: string,
+  onStart?: (child: ReturnType<typeof spawn>) => void,
+): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/sweep.ts', specFile, '--task', '--run', rel], { cwd: ROOT, env: { ...process.env, DINOTWINS_BACKEND: 'wasm' } });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/sweep.ts', specFile, '--task', '--run', rel], {
+      cwd: ROOT,
+      env: { ...process.env, DINOTWINS_BACKEND: 'wasm' },
+    });
     let out = '';
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (out += b));
@@ -108,7 +156,13 @@ function task(specFile: string, rel: string, onStart?: (child: ReturnType<typeof
 }
 
 test('a task killed with SIGTERM (what scancel and time limits send) leaves a checkpoint; the next task resumes it', async () => {
-  const spec: SweepSpec = { name: 'term', budget: 'smoke', methods: ['barlow'], base: { epochs: 2, checkpointEvery: 2 }, seeds: [5] };
+  const spec: SweepSpec = {
+    name: 'term',
+    budget: 'smoke',
+    methods: ['barlow'],
+    base: { epochs: 2, checkpointEvery: 2 },
+    seeds: [5],
+  };
   const plan = expandSweep(spec, (await smokeData()).identity); // the task loads the same data and names the run the same
   const run = plan.runs[0];
   const specFile = path.join(process.env.DINOTWINS_RUNS!, 'term.json');
@@ -136,7 +190,10 @@ test('a task killed with SIGTERM (what scancel and time limits send) leaves a ch
   const hasInterruptHandler = fs.existsSync(path.join(ROOT, 'lib', 'train', 'interrupt.ts'));
   if (hasInterruptHandler) {
     assert.equal(cut.status, 'interrupted', cut.message);
-    assert.match(first.out, /stopped after SIGTERM: interrupted at \d+\/16 \(checkpoint at \d+\); re-submit the sweep to resume it/);
+    assert.match(
+      first.out,
+      /stopped after SIGTERM: interrupted at \d+\/16 \(checkpoint at \d+\); re-submit the sweep to resume it/,
+    );
   } else {
     assert.equal(cut.status, 'failed');
     assert.match(cut.message ?? '', /killed by SIGTERM/);
@@ -156,7 +213,10 @@ test('a task killed with SIGTERM (what scancel and time limits send) leaves a ch
 
 test('runSweep: "slurm" without sbatch trains here and says so; a bar per run ends at its last step; failures are thrown together', async () => {
   const d = await smokeData();
-  const plan = expandSweep({ name: 'engine', budget: 'smoke', methods: ['barlow'], base: { epochs: 1 }, seeds: [5, 6] }, d.identity);
+  const plan = expandSweep(
+    { name: 'engine', budget: 'smoke', methods: ['barlow'], base: { epochs: 1 }, seeds: [5, 6] },
+    d.identity,
+  );
   const [good, broken] = plan.runs;
   fs.mkdirSync(broken.dir, { recursive: true });
   fs.writeFileSync(path.join(broken.dir, 'checkpoint.ckpt'), 'not a checkpoint');
@@ -164,16 +224,35 @@ test('runSweep: "slurm" without sbatch trains here and says so; a bar per run en
   const drawn: string[] = [];
   const stream = { isTTY: false, write: (s: string) => (drawn.push(s), true) } as unknown as NodeJS.WriteStream;
   await assert.rejects(
-    runSweep(plan, { engine: 'slurm', env: { PATH: '' }, data: d, log: (l) => lines.push(l), progress: { mode: 'log', stream, logIntervalMs: 60_000 } }),
-    new RegExp(`^Error: 1 of 2 runs of engine failed: ${broken.rel.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*checkpoint`, 'i'),
+    runSweep(plan, {
+      engine: 'slurm',
+      env: { PATH: '' },
+      data: d,
+      log: (l) => lines.push(l),
+      progress: { mode: 'log', stream, logIntervalMs: 60_000 },
+    }),
+    new RegExp(
+      `^Error: 1 of 2 runs of engine failed: ${broken.rel.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*checkpoint`,
+      'i',
+    ),
   );
   assert.equal(lines[0], 'engine "slurm", but sbatch is not on the PATH: training here instead');
   assert.equal(record(good.dir).status, 'done');
   const total = record(good.dir).totalSteps;
-  assert.match(drawn[drawn.length - 1], new RegExp(`^${good.label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} 100% \\|#+\\| ${total}/${total} `), drawn.join(''));
+  assert.match(
+    drawn[drawn.length - 1],
+    new RegExp(`^${good.label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} 100% \\|#+\\| ${total}/${total} `),
+    drawn.join(''),
+  );
   // Run again: the finished run is skipped without a bar, the broken one fails again.
   drawn.length = 0;
-  await assert.rejects(runSweep(plan, { data: d, log: () => {}, progress: { mode: 'log', stream } }), /1 of 2 runs of engine failed/);
+  await assert.rejects(
+    runSweep(plan, { data: d, log: () => {}, progress: { mode: 'log', stream } }),
+    /1 of 2 runs of engine failed/,
+  );
   assert.deepEqual(drawn, []);
-  await assert.rejects(runSweep(plan, { engine: 'cluster' as never }), /engine must be 'local' or 'slurm', got "cluster"/);
+  await assert.rejects(
+    runSweep(plan, { engine: 'cluster' as never }),
+    /engine must be 'local' or 'slurm', got "cluster"/,
+  );
 });

@@ -10,7 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { installTapeRelease, tapeReleaseActive, tapeReleaseCounts, uninstallTapeRelease } from '../lib/kernels/tapeRelease';
+import {
+  installTapeRelease,
+  tapeReleaseActive,
+  tapeReleaseCounts,
+  uninstallTapeRelease,
+} from '../lib/kernels/tapeRelease';
 import { resolveConfig, ConfigLayer } from '../lib/config/config';
 import { buildSslModel } from '../lib/methods';
 import { makeTrainStep } from '../lib/train/trainStep';
@@ -19,12 +24,34 @@ import { stepSchedule } from '../lib/methods/schedules';
 import { randn } from './helpers';
 
 const CONFIGS: Array<[string, ConfigLayer]> = [
-  ['barlow resnet18', { method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 4 }, augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 3 } }],
-  ['dino-twins resnet18', {
-    method: 'dino-twins', backbone: { kind: 'resnet', depth: 18, width: 4 }, augment: { globalSize: 16, localSize: 8, nLocal: 2 },
-    projector: { hidden: 16, out: 16, layers: 2 }, dino: { head: { out: 32, hidden: 16, bottleneck: 8 }, freezeLastLayerEpochs: 0 },
-  }],
-  ['barlow vit', { method: 'barlow', backbone: { kind: 'vit', preset: 'tiny4-seed' }, augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 2 } }],
+  [
+    'barlow resnet18',
+    {
+      method: 'barlow',
+      backbone: { kind: 'resnet', depth: 18, width: 4 },
+      augment: { globalSize: 16 },
+      projector: { hidden: 16, out: 16, layers: 3 },
+    },
+  ],
+  [
+    'dino-twins resnet18',
+    {
+      method: 'dino-twins',
+      backbone: { kind: 'resnet', depth: 18, width: 4 },
+      augment: { globalSize: 16, localSize: 8, nLocal: 2 },
+      projector: { hidden: 16, out: 16, layers: 2 },
+      dino: { head: { out: 32, hidden: 16, bottleneck: 8 }, freezeLastLayerEpochs: 0 },
+    },
+  ],
+  [
+    'barlow vit',
+    {
+      method: 'barlow',
+      backbone: { kind: 'vit', preset: 'tiny4-seed' },
+      augment: { globalSize: 16 },
+      projector: { hidden: 16, out: 16, layers: 2 },
+    },
+  ],
 ];
 
 /**
@@ -33,7 +60,16 @@ const CONFIGS: Array<[string, ConfigLayer]> = [
  * center value after them, as arrays.
  */
 async function stepValues(over: ConfigLayer): Promise<Map<string, Float32Array>> {
-  const cfg = resolveConfig({ batchSize: 4, epochs: 1, seed: 3, lr: 1, minLr: 1, warmupEpochs: 0, optimizer: { kind: 'sgd', momentum: 0 }, ...over } as never);
+  const cfg = resolveConfig({
+    batchSize: 4,
+    epochs: 1,
+    seed: 3,
+    lr: 1,
+    minLr: 1,
+    warmupEpochs: 0,
+    optimizer: { kind: 'sgd', momentum: 0 },
+    ...over,
+  } as never);
   const m = buildSslModel(cfg);
   const opt = new Optimizer(cfg.optimizer);
   const trainStep = makeTrainStep(m, opt);
@@ -41,7 +77,8 @@ async function stepValues(over: ConfigLayer): Promise<Map<string, Float32Array>>
   const g = cfg.augment.globalSize;
   const l = cfg.augment.localSize ?? 0;
   for (let v = 0; v < 2; v++) views.push(tf.tensor4d(randn(4 * g * g * 3, 10 + v), [4, g, g, 3]));
-  for (let v = 0; v < (cfg.augment.nLocal ?? 0); v++) views.push(tf.tensor4d(randn(4 * l * l * 3, 20 + v), [4, l, l, 3]));
+  for (let v = 0; v < (cfg.augment.nLocal ?? 0); v++)
+    views.push(tf.tensor4d(randn(4 * l * l * 3, 20 + v), [4, l, l, 3]));
   const out = new Map<string, Float32Array>();
   for (let step = 0; step < 2; step++) {
     const r = trainStep(views, stepSchedule(cfg, step, 10));
@@ -69,9 +106,13 @@ test('training steps give bit-identical losses, gradients and updated state with
       const tensors = tf.memory().numTensors;
       const ours = await stepValues(over);
       assert.equal(tf.memory().numTensors, tensors, `${label}: no tensor leaked`);
-      assert.ok(tapeReleaseCounts.saved + tapeReleaseCounts.gradients - before > 50, `${label}: tensors were released early`);
+      assert.ok(
+        tapeReleaseCounts.saved + tapeReleaseCounts.gradients - before > 50,
+        `${label}: tensors were released early`,
+      );
       assert.equal(ours.size, stock.size);
-      for (const [name, want] of stock) assert.deepEqual(Array.from(ours.get(name)!), Array.from(want), `${label}: ${name}`);
+      for (const [name, want] of stock)
+        assert.deepEqual(Array.from(ours.get(name)!), Array.from(want), `${label}: ${name}`);
     }
   } finally {
     installTapeRelease();
@@ -90,7 +131,11 @@ async function probeBackward(): Promise<{ savedDisposed: number; savedTotal: num
     value: tf.clone(x),
     gradFunc: (dy: tf.Tensor) => {
       const saved = engine.state.activeTape.flatMap((n) => n.saved ?? []);
-      seen = { savedDisposed: saved.filter((t) => t.isDisposed).length, savedTotal: saved.length, bytes: tf.memory().numBytes };
+      seen = {
+        savedDisposed: saved.filter((t) => t.isDisposed).length,
+        savedTotal: saved.length,
+        bytes: tf.memory().numBytes,
+      };
       return tf.clone(dy);
     },
   })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
@@ -112,7 +157,10 @@ test('saved tensors are gone before the backward pass ends, and stay until its e
     const stock = await probeBackward();
     installTapeRelease();
     const ours = await probeBackward();
-    assert.ok(stock.savedTotal > 10 && stock.savedDisposed === 0, `stock keeps every saved tensor: ${JSON.stringify(stock)}`);
+    assert.ok(
+      stock.savedTotal > 10 && stock.savedDisposed === 0,
+      `stock keeps every saved tensor: ${JSON.stringify(stock)}`,
+    );
     assert.ok(ours.savedDisposed >= ours.savedTotal - 1, `early release freed them: ${JSON.stringify(ours)}`);
     assert.ok(ours.bytes < stock.bytes / 2, `bytes held at the end of the backward: ${ours.bytes} vs ${stock.bytes}`);
   } finally {
@@ -120,15 +168,18 @@ test('saved tensors are gone before the backward pass ends, and stay until its e
   }
 });
 
-test("a dy passed by the caller survives; higher-order gradients still work", async () => {
+test('a dy passed by the caller survives; higher-order gradients still work', async () => {
   await tf.setBackend('cpu');
   installTapeRelease();
   assert.ok(tapeReleaseActive());
   const x = tf.tensor1d([0.5, -1, 2]);
   const dy = tf.tensor1d([1, 2, 3]);
   const [g] = tf.grads((a: tf.Tensor) => tf.mul(tf.exp(a), 2))([x], dy);
-  assert.ok(!dy.isDisposed, 'the caller\'s dy is not disposed');
-  assert.deepEqual(Array.from(await g.data()).map((v) => v.toFixed(4)), [0.5, -1, 2].map((v, i) => (2 * Math.exp(v) * (i + 1)).toFixed(4)));
+  assert.ok(!dy.isDisposed, "the caller's dy is not disposed");
+  assert.deepEqual(
+    Array.from(await g.data()).map((v) => v.toFixed(4)),
+    [0.5, -1, 2].map((v, i) => (2 * Math.exp(v) * (i + 1)).toFixed(4)),
+  );
   // d2/dx2 of x^3 = 6x: the inner backward runs while the outer tape is recording.
   const d2 = tf.grad(tf.grad((a: tf.Tensor) => tf.pow(a, 3)));
   assert.deepEqual(Array.from(await d2(x).data()), [3, -6, 12]);
@@ -140,9 +191,13 @@ test('the release is on in a fresh process that only imported lib (before any gr
   // tape only when the first gradient starts, so a check on the tape at load time once turned the
   // release off everywhere but in tests that re-install it later.
   const root = join(__dirname, '..');
-  const code = "const m = await import('./lib/kernels/tapeRelease.ts'); await import('./lib/index.ts');"
-    + " const f = m.tapeReleaseActive ?? m.default.tapeReleaseActive; console.log('active=' + f());";
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, encoding: 'utf8' });
+  const code =
+    "const m = await import('./lib/kernels/tapeRelease.ts'); await import('./lib/index.ts');" +
+    " const f = m.tapeReleaseActive ?? m.default.tapeReleaseActive; console.log('active=' + f());";
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /active=true/, `stdout: ${r.stdout} stderr: ${r.stderr}`);
   assert.doesNotMatch(r.stderr, /backward pass keeps its memory/);

@@ -35,7 +35,10 @@ test('a killed run resumed from its checkpoint reproduces the uninterrupted run 
     assert.deepEqual(b2.record.resumedFrom, [6]);
     assert.equal(b2.record.status, 'done');
     assert.deepEqual(losses(cut), losses(full), `${method}: per-step losses after resume`);
-    assert.deepEqual(b2.record.epochs.map((e) => e.means), a.record.epochs.map((e) => e.means));
+    assert.deepEqual(
+      b2.record.epochs.map((e) => e.means),
+      a.record.epochs.map((e) => e.means),
+    );
     // Final weights are identical too.
     const again = await pretrain({ config: c, data, runDir: full }); // finished run: resumes at the end, no training
     const [x, y] = [await again.model.student.snapshot(), await b2.model.student.snapshot()];
@@ -48,11 +51,19 @@ test('a killed run resumed from its checkpoint reproduces the uninterrupted run 
 test('no tensors leak per training step', async () => {
   await tf.setBackend('cpu');
   const counts: number[] = [];
-  const r = await pretrain({ config: cfg('dino-twins', { epochs: 1, checkpointEvery: 100 }), data, runDir: tmp(), callbacks: { onStep: () => void counts.push(tf.memory().numTensors) } });
+  const r = await pretrain({
+    config: cfg('dino-twins', { epochs: 1, checkpointEvery: 100 }),
+    data,
+    runDir: tmp(),
+    callbacks: { onStep: () => void counts.push(tf.memory().numTensors) },
+  });
   r.model.dispose();
   assert.equal(counts.length, 5);
   // Slots of the optimizer appear at the first step; from then on the count is flat.
-  assert.deepEqual(counts.slice(1), counts.slice(1).map(() => counts[1]));
+  assert.deepEqual(
+    counts.slice(1),
+    counts.slice(1).map(() => counts[1]),
+  );
   const before = tf.memory().numTensors;
   const r2 = await pretrain({ config: cfg('barlow', { epochs: 1 }), data, runDir: tmp() });
   r2.model.dispose();
@@ -64,8 +75,16 @@ test('a non-finite loss stops the run with a clear error and keeps the last good
   const dir = tmp();
   const before = tf.memory().numTensors;
   await assert.rejects(
-    pretrain({ config: cfg('barlow', { lr: 1e30, warmupEpochs: 0, optimizer: { kind: 'sgd' }, checkpointEvery: 1 }), data, runDir: dir }),
-    (e: unknown) => e instanceof NonFiniteLossError && /non-finite loss=(NaN|-?Infinity)(, gradNorm=\S+)? at step \d+ .*last good checkpoint \(step \d+\) is kept/.test((e as Error).message),
+    pretrain({
+      config: cfg('barlow', { lr: 1e30, warmupEpochs: 0, optimizer: { kind: 'sgd' }, checkpointEvery: 1 }),
+      data,
+      runDir: dir,
+    }),
+    (e: unknown) =>
+      e instanceof NonFiniteLossError &&
+      /non-finite loss=(NaN|-?Infinity)(, gradNorm=\S+)? at step \d+ .*last good checkpoint \(step \d+\) is kept/.test(
+        (e as Error).message,
+      ),
   );
   const rec = readRunRecord(path.join(dir, 'record.json'));
   assert.equal(rec.status, 'failed');
@@ -85,16 +104,30 @@ test('a corrupt checkpoint is a clear error, not a silent restart', async () => 
   buf[buf.length - 10] ^= 0x55;
   fs.writeFileSync(f, buf);
   const before = tf.memory().numTensors;
-  await assert.rejects(pretrain({ config: c, data, runDir: dir }), (e: unknown) => e instanceof CheckpointError && /checkpoint\.ckpt is corrupt: payload sha256/.test((e as Error).message));
+  await assert.rejects(
+    pretrain({ config: c, data, runDir: dir }),
+    (e: unknown) =>
+      e instanceof CheckpointError && /checkpoint\.ckpt is corrupt: payload sha256/.test((e as Error).message),
+  );
   assert.equal(tf.memory().numTensors, before);
   // A folder of another config is refused, too, naming the difference (test/run-identity.test.ts has every case).
   fs.rmSync(dir, { recursive: true });
   (await pretrain({ config: c, data, runDir: dir, stopAfterSteps: 3 })).model.dispose();
-  await assert.rejects(pretrain({ config: cfg('barlow', { epochs: 1, lr: 0.5 }), data, runDir: dir }), /is another run than this one: config\.lr: recorded 0\.001, now 0\.5/);
+  await assert.rejects(
+    pretrain({ config: cfg('barlow', { epochs: 1, lr: 0.5 }), data, runDir: dir }),
+    /is another run than this one: config\.lr: recorded 0\.001, now 0\.5/,
+  );
 });
 
 test('bad inputs are rejected before any compute', async () => {
   await tf.setBackend('cpu');
-  await assert.rejects(pretrain({ config: cfg('barlow', { batchSize: 64 }), data, runDir: tmp() }), (e: unknown) => e instanceof ConfigError && /batchSize 64 is larger than the data set \(40 images\)/.test((e as Error).message));
-  await assert.rejects(pretrain({ config: cfg('barlow'), data: { images: new Uint8Array(100), n: 40 }, runDir: tmp() }), /expected 40 images of 32x32x3 uint8/);
+  await assert.rejects(
+    pretrain({ config: cfg('barlow', { batchSize: 64 }), data, runDir: tmp() }),
+    (e: unknown) =>
+      e instanceof ConfigError && /batchSize 64 is larger than the data set \(40 images\)/.test((e as Error).message),
+  );
+  await assert.rejects(
+    pretrain({ config: cfg('barlow'), data: { images: new Uint8Array(100), n: 40 }, runDir: tmp() }),
+    /expected 40 images of 32x32x3 uint8/,
+  );
 });

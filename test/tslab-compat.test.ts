@@ -38,13 +38,17 @@ function libFiles(dir: string): string[] {
   return out;
 }
 
-test('lib/index.ts compiles under tslab\'s compiler options (what the notebooks see)', () => {
+test("lib/index.ts compiles under tslab's compiler options (what the notebooks see)", () => {
   const host = ts.createCompilerHost(TSLAB_OPTIONS);
   // Declarations are generated in memory only.
   host.writeFile = () => undefined;
   const program = ts.createProgram([path.join(libDir, 'index.ts')], TSLAB_OPTIONS, host);
   const diags = [...ts.getPreEmitDiagnostics(program), ...program.emit().diagnostics];
-  const text = diags.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n') + (d.file ? ` (${path.relative(root, d.file.fileName)})` : ''));
+  const text = diags.map(
+    (d) =>
+      ts.flattenDiagnosticMessageText(d.messageText, '\n') +
+      (d.file ? ` (${path.relative(root, d.file.fileName)})` : ''),
+  );
   assert.deepEqual(text, []);
 });
 

@@ -15,7 +15,8 @@ const ROOT = join(__dirname, '..');
 const PY = '/usr/bin/python3';
 
 function missingPrerequisites(): string {
-  if (!existsSync(join(ROOT, '.jupyter/share/jupyter/kernels/tslab/kernel.json'))) return 'tslab kernel not registered in .jupyter';
+  if (!existsSync(join(ROOT, '.jupyter/share/jupyter/kernels/tslab/kernel.json')))
+    return 'tslab kernel not registered in .jupyter';
   if (!existsSync('/usr/bin/chromium')) return 'chromium not installed';
   const r = spawnSync(PY, ['-c', 'import nbclient, nbconvert, nbformat'], { encoding: 'utf8' });
   return r.status === 0 ? '' : 'nbclient/nbconvert not importable by /usr/bin/python3';
@@ -26,7 +27,14 @@ function notebook(cells: string[]): string {
     nbformat: 4,
     nbformat_minor: 5,
     metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
-    cells: cells.map((src, k) => ({ id: `c${k}`, cell_type: 'code', metadata: {}, execution_count: null, outputs: [], source: src })),
+    cells: cells.map((src, k) => ({
+      id: `c${k}`,
+      cell_type: 'code',
+      metadata: {},
+      execution_count: null,
+      outputs: [],
+      source: src,
+    })),
   });
 }
 
@@ -61,10 +69,24 @@ test('notebooks: demo runs, exports and renders; failing and async-failing noteb
   try {
     symlinkSync('../../lib', join(dir, 'lib')); // tslab's rootDir is the notebook folder
     writeFileSync(join(dir, 'demo.ipynb'), notebook(DEMO));
-    writeFileSync(join(dir, 'sync.ipynb'), notebook([`console.log('ok');`, `console.error('about to fail');\nthrow new Error('boom in cell two');`, `console.log('never');`]));
-    writeFileSync(join(dir, 'async.ipynb'), notebook([`Promise.reject(new Error('nobody awaited me'));\nconsole.log('cell returns');`, `console.log('next');`]));
+    writeFileSync(
+      join(dir, 'sync.ipynb'),
+      notebook([
+        `console.log('ok');`,
+        `console.error('about to fail');\nthrow new Error('boom in cell two');`,
+        `console.log('never');`,
+      ]),
+    );
+    writeFileSync(
+      join(dir, 'async.ipynb'),
+      notebook([
+        `Promise.reject(new Error('nobody awaited me'));\nconsole.log('cell returns');`,
+        `console.log('next');`,
+      ]),
+    );
 
-    const run = (args: string[]) => spawnSync(PY, [join(ROOT, 'scripts/run-notebooks.py'), '--out', out, ...args], { encoding: 'utf8', cwd: ROOT });
+    const run = (args: string[]) =>
+      spawnSync(PY, [join(ROOT, 'scripts/run-notebooks.py'), '--out', out, ...args], { encoding: 'utf8', cwd: ROOT });
     const demo = run([join(dir, 'demo.ipynb')]);
     assert.equal(demo.status, 0, demo.stderr);
     const nb = JSON.parse(readFileSync(join(out, 'demo.ipynb'), 'utf8'));
@@ -72,12 +94,16 @@ test('notebooks: demo runs, exports and renders; failing and async-failing noteb
     type Output = { data?: Record<string, unknown> };
     const outputs: Output[] = nb.cells.flatMap((c: { outputs: Output[] }) => c.outputs);
     const text = (v: unknown): string => (Array.isArray(v) ? v.join('') : String(v ?? '')); // nbformat splits lines
-    assert.equal(outputs.filter((o) => o.data && 'application/vnd.vegalite.v5+json' in o.data && 'image/svg+xml' in o.data).length, 5);
+    assert.equal(
+      outputs.filter((o) => o.data && 'application/vnd.vegalite.v5+json' in o.data && 'image/svg+xml' in o.data).length,
+      5,
+    );
     const bars = outputs.filter((o) => text(o.data?.['text/html']).includes('<progress'));
     assert.equal(bars.length, 1, 'progress updated in place: one output');
     assert.match(text(bars[0].data?.['text/html']), /value="20" max="20"/);
 
-    const check = (file: string) => spawnSync(PY, [join(ROOT, 'scripts/render-check.py'), file], { encoding: 'utf8', cwd: ROOT });
+    const check = (file: string) =>
+      spawnSync(PY, [join(ROOT, 'scripts/render-check.py'), file], { encoding: 'utf8', cwd: ROOT });
     const good = check(join(out, 'demo.html'));
     assert.equal(good.status, 0, good.stderr);
     assert.match(good.stderr, /charts 5\/5, images 4, tables 2\/2/);
@@ -97,7 +123,10 @@ test('notebooks: demo runs, exports and renders; failing and async-failing noteb
     const fails = run([join(dir, 'sync.ipynb'), join(dir, 'async.ipynb')]);
     assert.equal(fails.status, 1, fails.stderr);
     assert.match(fails.stderr, /sync: cell 2 failed\. Source:[\s\S]*boom in cell two[\s\S]*about to fail/);
-    assert.match(fails.stderr, /async: 1 asynchronous error\(s\)[\s\S]*unhandledRejection: Error: nobody awaited me {2}\[recorded after cell [12] started\]/);
+    assert.match(
+      fails.stderr,
+      /async: 1 asynchronous error\(s\)[\s\S]*unhandledRejection: Error: nobody awaited me {2}\[recorded after cell [12] started\]/,
+    );
     assert.match(fails.stderr, /FAIL .*sync\.ipynb: cell 2 failed\nFAIL .*async\.ipynb: 1 asynchronous error/);
   } finally {
     if (!process.env.VIZ_E2E_KEEP) rmSync(dir, { recursive: true, force: true });

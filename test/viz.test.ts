@@ -55,7 +55,12 @@ function parsePng(buf: Buffer): { width: number; height: number; colorType: numb
   }
   assert.deepEqual([types[0], types[types.length - 1]], ['IHDR', 'IEND']);
   assert.ok(ihdr);
-  return { width: ihdr.readUInt32BE(0), height: ihdr.readUInt32BE(4), colorType: ihdr[9], raw: inflateSync(Buffer.concat(idat)) };
+  return {
+    width: ihdr.readUInt32BE(0),
+    height: ihdr.readUInt32BE(4),
+    colorType: ihdr[9],
+    raw: inflateSync(Buffer.concat(idat)),
+  };
 }
 
 /** Independent bitwise CRC-32 (no table) for checking the encoder's table version. */
@@ -109,7 +114,10 @@ test('encodePng: adaptive filters are lossless and smaller on smooth images; bit
   const a = parsePng(adaptive);
   const back = unfilterScanlines(a.raw, w, h, 3);
   assert.deepEqual([...back.pixels], [...px], 'lossless');
-  assert.ok(back.filters.some((f) => f !== 0), `filters used: ${[...new Set(back.filters)]}`);
+  assert.ok(
+    back.filters.some((f) => f !== 0),
+    `filters used: ${[...new Set(back.filters)]}`,
+  );
   assert.deepEqual(new Set(unfilterScanlines(parsePng(none).raw, w, h, 3).filters), new Set([0]));
   assert.ok(adaptive.length < 0.8 * none.length, `adaptive ${adaptive.length} bytes, none ${none.length}`);
   // RGBA and grey rows filter per pixel (bpp 4 and 1) and decode back too.
@@ -123,7 +131,10 @@ test('encodePng: adaptive filters are lossless and smaller on smooth images; bit
   const q = unfilterScanlines(parsePng(encodePng(all, 256, 1, 3, { bits: 5 })).raw, 256, 1, 3).pixels;
   assert.equal(new Set(q).size, 32);
   assert.deepEqual([q[0], q[q.length - 1]], [0, 255]);
-  assert.ok(q.every((v, i) => Math.abs(v - all[i]) <= 255 / 31 / 2 + 0.5), 'rounded to the nearest level');
+  assert.ok(
+    q.every((v, i) => Math.abs(v - all[i]) <= 255 / 31 / 2 + 0.5),
+    'rounded to the nearest level',
+  );
   assert.ok(encodePng(px, w, h, 3, { bits: 5 }).length < adaptive.length);
 });
 
@@ -145,7 +156,11 @@ test('decimate keeps at most maxPoints, evenly strided, and always the last poin
   assert.ok(idx.length <= 1001);
   assert.equal(idx[0], 0);
   assert.equal(idx[idx.length - 1], 10_000);
-  const rows = seriesRows([{ name: 'a', y: Array.from({ length: 10_001 }, (_, i) => i) }], { logX: false, logY: false, maxPoints: 1000 });
+  const rows = seriesRows([{ name: 'a', y: Array.from({ length: 10_001 }, (_, i) => i) }], {
+    logX: false,
+    logY: false,
+    maxPoints: 1000,
+  });
   assert.equal(rows.length, idx.length);
   assert.throws(() => lineChartSpec([{ name: 'a', x: [1, 2], y: [1] }]), /2 x values but 1 y values/);
   assert.throws(() => lineChartSpec({}), /no series/);
@@ -187,7 +202,8 @@ test('computeHistogram counts, closes the last bin, ignores out-of-range; densit
   assert.deepEqual(counts, [2, 3]);
   const vals = Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 3);
   const spec = histogramSpec({ a: vals, b: vals.slice(0, 100) }, { bins: 20, density: true });
-  const rows = (spec as unknown as { data: { values: { series: string; x0: number; x1: number; y: number }[] } }).data.values;
+  const rows = (spec as unknown as { data: { values: { series: string; x0: number; x1: number; y: number }[] } }).data
+    .values;
   for (const name of ['a', 'b']) {
     const area = rows.filter((r) => r.series === name).reduce((acc, r) => acc + r.y * (r.x1 - r.x0), 0);
     assert.ok(Math.abs(area - 1) < 1e-4, `${name} integrates to ${area}`);
@@ -204,7 +220,8 @@ test('bar chart with groups and error bars renders bars, whiskers and value labe
   const svg = await renderSvg(spec);
   assert.equal(count(svg, /aria-roledescription="bar"/g), 3);
   assert.ok(count(svg, /aria-roledescription="rule mark"/g) >= 1, 'error whisker');
-  for (const t of ['81.3', '84', '79.5', 'Barlow', 'DINO', 'kNN', 'linear']) assert.ok(svg.includes(`>${t}</text>`), `text ${t}`);
+  for (const t of ['81.3', '84', '79.5', 'Barlow', 'DINO', 'kNN', 'linear'])
+    assert.ok(svg.includes(`>${t}</text>`), `text ${t}`);
   assert.throws(() => barChartSpec({ a: NaN }), /non-finite/);
 });
 
@@ -240,7 +257,10 @@ test('outside a notebook: charts do not throw, report shown=false, and can save 
 });
 
 /** Installs a fake tslab kernel module in the require cache; returns the captured messages and a remover. */
-function fakeTslab(): { sent: { msg: { data: Record<string, unknown>; transient: { display_id?: string } }; update: boolean }[]; remove: () => void } {
+function fakeTslab(): {
+  sent: { msg: { data: Record<string, unknown>; transient: { display_id?: string } }; update: boolean }[];
+  remove: () => void;
+} {
   const key = `${sep}fake${sep}node_modules${sep}tslab${sep}dist${sep}jupyter.js`;
   const sent: { msg: { data: Record<string, unknown>; transient: { display_id?: string } }; update: boolean }[] = [];
   const fake = { exports: { lastWriteDisplayData: (msg: never, update: boolean) => sent.push({ msg, update }) } };
@@ -259,10 +279,13 @@ test('in tslab: one display_data with all mimes; updates address the display id'
     assert.ok(VEGALITE_MIME in k.sent[0].msg.data && 'image/svg+xml' in k.sent[0].msg.data);
     assert.equal(display({ 'text/plain': 'a' }, 'id1'), true);
     assert.equal(updateDisplay('id1', { 'text/plain': 'b' }), true);
-    assert.deepEqual(k.sent.slice(1).map((s) => [s.msg.transient.display_id, s.update, s.msg.data['text/plain']]), [
-      ['id1', false, 'a'],
-      ['id1', true, 'b'],
-    ]);
+    assert.deepEqual(
+      k.sent.slice(1).map((s) => [s.msg.transient.display_id, s.update, s.msg.data['text/plain']]),
+      [
+        ['id1', false, 'a'],
+        ['id1', true, 'b'],
+      ],
+    );
   } finally {
     k.remove();
   }
@@ -324,10 +347,13 @@ test('progress.track(): the last step is drawn however the work ends, and an int
     assert.equal(value, 'result');
     assert.match(k.sent[k.sent.length - 1].msg.data['text/plain'] as string, / 3\/3 \[[^\]]*\]$/, 'done: no stop note');
     const failing = progress({ total: 3, now: () => t });
-    await assert.rejects(failing.track(async () => {
-      failing.update(1);
-      throw new RangeError('boom');
-    }), /boom/);
+    await assert.rejects(
+      failing.track(async () => {
+        failing.update(1);
+        throw new RangeError('boom');
+      }),
+      /boom/,
+    );
     assert.match(k.sent[k.sent.length - 1].msg.data['text/plain'] as string, /\(failed at 1\/3\)$/);
     assert.throws(() => progress({ total: 3 }).stop(''), /say why/);
   } finally {
@@ -343,14 +369,25 @@ test('progress formatting: durations, rate, ETA and metrics', () => {
   assert.equal(formatMetric(0.000123456), '1.235e-4');
   assert.equal(formatMetric(2.718281), '2.718');
   assert.equal(formatMetric(42), '42');
-  const line = formatProgress({ step: 45, total: 100, elapsedMs: 12_000, rate: 3.714, etaMs: 14_812, metrics: { loss: 0.12345 } }, 'ep 1', 10);
+  const line = formatProgress(
+    { step: 45, total: 100, elapsedMs: 12_000, rate: 3.714, etaMs: 14_812, metrics: { loss: 0.12345 } },
+    'ep 1',
+    10,
+  );
   assert.equal(line, 'ep 1  45% |#####     | 45/100 [0:12<0:15, 3.71 it/s] loss=0.1235');
-  assert.match(formatProgress({ step: 1, total: 10, elapsedMs: 5000, rate: 0.25, etaMs: 36_000, metrics: {} }), /4 s\/it/);
+  assert.match(
+    formatProgress({ step: 1, total: 10, elapsedMs: 5000, rate: 0.25, etaMs: 36_000, metrics: {} }),
+    /4 s\/it/,
+  );
 });
 
 test('progress on a terminal: \\r-rewritten throttled line, ETA from the measured rate, newline at done()', () => {
   const writes: string[] = [];
-  const stream = { isTTY: true, columns: 200, write: (s: string) => (writes.push(s), true) } as unknown as NodeJS.WriteStream;
+  const stream = {
+    isTTY: true,
+    columns: 200,
+    write: (s: string) => (writes.push(s), true),
+  } as unknown as NodeJS.WriteStream;
   let t = 0;
   const bar = progress({ total: 10, stream, now: () => t, mode: 'auto' });
   t = 5000; // start-up before the first update counts in the elapsed time, not in the rate
@@ -389,7 +426,13 @@ test('progress in logs (non-TTY): one plain line per logIntervalMs and the final
 
 test('imageGrid composes a PNG grid with gaps, labels in HTML, and overlays', () => {
   const img = (v: number) => ({ data: new Uint8Array(4 * 4 * 3).fill(v), height: 4, width: 4, channels: 3 });
-  const r = imageGrid([img(10), img(200), img(90)], { cols: 2, scale: 2, gap: 1, labels: ['a', 'b<', 'c'], display: false });
+  const r = imageGrid([img(10), img(200), img(90)], {
+    cols: 2,
+    scale: 2,
+    gap: 1,
+    labels: ['a', 'b<', 'c'],
+    display: false,
+  });
   assert.deepEqual([r.width, r.height], [2 * 8 + 1, 2 * 8 + 1]);
   const p = parsePng(r.png);
   assert.deepEqual(pixel(p, 0, 0), [10, 10, 10]);
@@ -403,7 +446,9 @@ test('imageGrid composes a PNG grid with gaps, labels in HTML, and overlays', ()
   const f = { data: new Float32Array(2 * 2 * 3).fill(0.5), height: 2, width: 2, channels: 3 };
   const plain = parsePng(imageGrid([f], { scale: 1, display: false }).png);
   assert.deepEqual(pixel(plain, 0, 0), [128, 128, 128]);
-  const over = parsePng(imageGrid([f], { scale: 1, display: false, overlays: [{ data: [1, 0, 0, 0], height: 2, width: 2 }] }).png);
+  const over = parsePng(
+    imageGrid([f], { scale: 1, display: false, overlays: [{ data: [1, 0, 0, 0], height: 2, width: 2 }] }).png,
+  );
   assert.notDeepEqual(pixel(over, 0, 0), pixel(over, 1, 1));
   assert.throws(() => imageGrid([img(1)], { labels: ['a', 'b'] }), /2 labels for 1 images/);
   assert.throws(() => imageGrid([{ data: [1, 2], height: 2, width: 2, channels: 3 }]), /image 0 has 2 values/);
@@ -414,7 +459,13 @@ test('table renders arquero tables and row arrays as HTML with rows, and aligned
   const r = table(t, { title: 'results', display: false });
   assert.equal(count(r.html, /<tr>/g), 3);
   assert.ok(r.html.includes('81.23') && !r.html.includes('81.23456'), 'numbers formatted to 4 digits');
-  const rows = table([{ a: 'x', b: 1.5 }, { a: 'long text', b: 10 }], { display: false, limit: 1 });
+  const rows = table(
+    [
+      { a: 'x', b: 1.5 },
+      { a: 'long text', b: 10 },
+    ],
+    { display: false, limit: 1 },
+  );
   assert.equal(count(rows.html, /<tr>/g), 2);
   assert.equal(rows.text, 'a    b\n-  ---\nx  1.5\n... 1 more rows');
   assert.throws(() => table(42 as never), /expected an arquero table/);
@@ -433,7 +484,10 @@ test('lib/notebook/asyncErrors records unhandled rejections and timer exceptions
       try { nb.assertNoAsyncErrors(); } catch (e) { thrown = e.message; }
       console.log(JSON.stringify({ errs: errs.map((e) => [e.kind, e.message]), thrown, after: nb.asyncErrors().length }));
     }, 50);`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', code], { encoding: 'utf8', cwd: join(__dirname, '..') });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', code], {
+    encoding: 'utf8',
+    cwd: join(__dirname, '..'),
+  });
   const res = JSON.parse(out.trim().split('\n').pop() as string);
   assert.deepEqual(res.errs, [
     ['unhandledRejection', 'Error: late rejection'],
@@ -444,10 +498,16 @@ test('lib/notebook/asyncErrors records unhandled rejections and timer exceptions
 });
 
 test('integer x values (epochs) get integer ticks: no 1.5 epochs between two points', async () => {
-  const svg = await renderSvg(lineChartSpec([{ name: 'kNN', x: [1, 2], y: [12, 13] }], { xLabel: 'epoch', points: true }));
-  const axes = [...svg.matchAll(/<g class="mark-text role-axis-label"[^>]*>(.*?)<\/g>/gs)].map((g) => [...g[1].matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => t[1]));
+  const svg = await renderSvg(
+    lineChartSpec([{ name: 'kNN', x: [1, 2], y: [12, 13] }], { xLabel: 'epoch', points: true }),
+  );
+  const axes = [...svg.matchAll(/<g class="mark-text role-axis-label"[^>]*>(.*?)<\/g>/gs)].map((g) =>
+    [...g[1].matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => t[1]),
+  );
   assert.deepEqual(axes[0], ['1', '2']);
-  const steps = lineChartSpec({ loss: Array.from({ length: 500 }, (_, i) => 1 / (i + 1)) }) as { encoding: { x: { axis?: unknown } } };
+  const steps = lineChartSpec({ loss: Array.from({ length: 500 }, (_, i) => 1 / (i + 1)) }) as {
+    encoding: { x: { axis?: unknown } };
+  };
   assert.deepEqual(steps.encoding.x.axis, { tickMinStep: 1, format: 'd' }, 'a long integer range asks for whole steps');
   const frac = lineChartSpec([{ name: 'a', x: [0.5, 1.5], y: [1, 2] }]) as { encoding: { x: { axis?: unknown } } };
   assert.equal(frac.encoding.x.axis, undefined);
@@ -455,7 +515,11 @@ test('integer x values (epochs) get integer ticks: no 1.5 epochs between two poi
 
 test('a progress bar that was never updated draws nothing on done() (a reloaded run shows no empty bar)', () => {
   const writes: string[] = [];
-  const stream = { isTTY: true, columns: 200, write: (s: string) => (writes.push(s), true) } as unknown as NodeJS.WriteStream;
+  const stream = {
+    isTTY: true,
+    columns: 200,
+    write: (s: string) => (writes.push(s), true),
+  } as unknown as NodeJS.WriteStream;
   const bar = progress({ total: 16, stream, mode: 'tty' });
   bar.done();
   assert.deepEqual(writes, []);
@@ -468,22 +532,50 @@ test('a progress bar that was never updated draws nothing on done() (a reloaded 
   }
 });
 
-test('attentionGrids: the images with their classes, then each head\'s map over each image', () => {
+test("attentionGrids: the images with their classes, then each head's map over each image", () => {
   const set = { images: Uint8Array.from({ length: 3 * 3072 }, (_, i) => (i * 5) % 256), labels: [2, 0, 1], n: 3 };
   // 2 images x 3 heads, 2 x 2 patches; head h of image i attends to patch (i + h) % 4 only.
-  const maps = [0, 1].map((i) => [0, 1, 2].map((h) => Float32Array.from({ length: 4 }, (_, p) => (p === (i + h) % 4 ? 1 : 0))));
-  const g = attentionGrids({ maps, grid: 2, heads: 3 }, set, ['cat', 'dog', 'ship'], { display: false, imagesTitle: 'validation images' });
-  const captions = (r: { bundle: Record<string, unknown> }) => [...(r.bundle['text/html'] as string).matchAll(/overflow-wrap:anywhere">([^<]*)<\/div>/g)].map((x) => x[1]);
+  const maps = [0, 1].map((i) =>
+    [0, 1, 2].map((h) => Float32Array.from({ length: 4 }, (_, p) => (p === (i + h) % 4 ? 1 : 0))),
+  );
+  const g = attentionGrids({ maps, grid: 2, heads: 3 }, set, ['cat', 'dog', 'ship'], {
+    display: false,
+    imagesTitle: 'validation images',
+  });
+  const captions = (r: { bundle: Record<string, unknown> }) =>
+    [...(r.bundle['text/html'] as string).matchAll(/overflow-wrap:anywhere">([^<]*)<\/div>/g)].map((x) => x[1]);
   assert.deepEqual(captions(g.images), ['ship', 'cat']);
   assert.match(g.images.bundle['text/html'] as string, /validation images/);
-  assert.deepEqual(captions(g.attention), ['ship, head 0', 'ship, head 1', 'ship, head 2', 'cat, head 0', 'cat, head 1', 'cat, head 2']);
+  assert.deepEqual(captions(g.attention), [
+    'ship, head 0',
+    'ship, head 1',
+    'ship, head 2',
+    'cat, head 0',
+    'cat, head 1',
+    'cat, head 2',
+  ]);
   assert.equal(g.attention.width, 3 * 96 + 2 * 2, 'one column per head, upscaled 3x');
   assert.equal(g.attention.height, 2 * 96 + 2);
   // The attended patch is brighter (inferno's top) than the others: image 0, head 0 attends to the top-left quarter.
   const p = parsePng(g.attention.png);
   const lum = (x: number, y: number) => pixel(p, x, y).reduce((a, b) => a + b, 0);
   assert.ok(lum(10, 10) > lum(80, 80) + 100, `attended ${lum(10, 10)}, other ${lum(80, 80)}`);
-  assert.throws(() => attentionGrids({ maps: [[maps[0][0]]], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /image 0 has 1 maps, expected 3 heads/);
-  assert.throws(() => attentionGrids({ maps: [[new Float32Array(3), new Float32Array(4), new Float32Array(4)]], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /map 0\/0 has 3 values, expected 2 x 2/);
-  assert.throws(() => attentionGrids({ maps: [], grid: 2, heads: 3 }, set, ['cat'], { display: false }), /no attention maps/);
+  assert.throws(
+    () => attentionGrids({ maps: [[maps[0][0]]], grid: 2, heads: 3 }, set, ['cat'], { display: false }),
+    /image 0 has 1 maps, expected 3 heads/,
+  );
+  assert.throws(
+    () =>
+      attentionGrids(
+        { maps: [[new Float32Array(3), new Float32Array(4), new Float32Array(4)]], grid: 2, heads: 3 },
+        set,
+        ['cat'],
+        { display: false },
+      ),
+    /map 0\/0 has 3 values, expected 2 x 2/,
+  );
+  assert.throws(
+    () => attentionGrids({ maps: [], grid: 2, heads: 3 }, set, ['cat'], { display: false }),
+    /no attention maps/,
+  );
 });

@@ -17,7 +17,9 @@ import { WebgpuBackendLike, gpuFill } from '../lib/kernels/webgpu/program';
  */
 async function run(f: () => tf.Tensor): Promise<{ values: number[]; keys: string[]; copies: number }> {
   const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...r: unknown[]) => unknown };
-  const enc = (globalThis as unknown as { GPUCommandEncoder: { prototype: { copyBufferToBuffer: (...a: unknown[]) => unknown } } }).GPUCommandEncoder.prototype;
+  const enc = (
+    globalThis as unknown as { GPUCommandEncoder: { prototype: { copyBufferToBuffer: (...a: unknown[]) => unknown } } }
+  ).GPUCommandEncoder.prototype;
   const orig = be.runWebGPUProgram;
   const origCopy = enc.copyBufferToBuffer;
   const keys: string[] = [];
@@ -52,7 +54,10 @@ function expectCopies(r: Ran, label: string, n: number): void {
 
 /** The stock path: the stock `program` ran, and `copies` buffer copies (0 unless other ops copy). */
 function expectStock(r: Ran, label: string, program: string, copies = 0): void {
-  assert.ok(r.keys.some((k) => k.startsWith(program)) && r.copies === copies, `${label}: the stock ${program} program and ${copies} copies (${ran(r)})`);
+  assert.ok(
+    r.keys.some((k) => k.startsWith(program)) && r.copies === copies,
+    `${label}: the stock ${program} program and ${copies} copies (${ran(r)})`,
+  );
 }
 
 async function onCpu(f: () => tf.Tensor): Promise<number[]> {
@@ -75,21 +80,53 @@ function poisonPool(n: number, count = 4): void {
 // source here is larger and made on the GPU.
 const x4v = randn(3 * 8 * 10 * 16, 1);
 
-const SLICES: Array<{ name: string; shape: number[]; begin: number[]; size: number[]; copy: boolean; dtype?: 'int32' }> = [
+const SLICES: Array<{
+  name: string;
+  shape: number[];
+  begin: number[];
+  size: number[];
+  copy: boolean;
+  dtype?: 'int32';
+}> = [
   { name: '1-D middle', shape: [3840], begin: [17], size: [1101], copy: true },
-  { name: 'leading axis of 4-D (a view of a batch)', shape: [3, 8, 10, 16], begin: [1, 0, 0, 0], size: [2, 8, 10, 16], copy: true },
+  {
+    name: 'leading axis of 4-D (a view of a batch)',
+    shape: [3, 8, 10, 16],
+    begin: [1, 0, 0, 0],
+    size: [2, 8, 10, 16],
+    copy: true,
+  },
   { name: 'one row of 2-D', shape: [64, 60], begin: [5, 3], size: [1, 50], copy: true },
-  { name: 'single index then partial axis', shape: [3, 8, 10, 16], begin: [2, 1, 0, 0], size: [1, 2, 10, 16], copy: true },
+  {
+    name: 'single index then partial axis',
+    shape: [3, 8, 10, 16],
+    begin: [2, 1, 0, 0],
+    size: [1, 2, 10, 16],
+    copy: true,
+  },
   { name: 'int32 1-D', shape: [3840], begin: [4], size: [2000], copy: true, dtype: 'int32' },
   { name: 'columns of 2-D (not contiguous)', shape: [64, 60], begin: [0, 3], size: [64, 20], copy: false },
-  { name: 'inner axis of 4-D (not contiguous)', shape: [3, 8, 10, 16], begin: [0, 0, 0, 2], size: [3, 8, 10, 3], copy: false },
+  {
+    name: 'inner axis of 4-D (not contiguous)',
+    shape: [3, 8, 10, 16],
+    begin: [0, 0, 0, 2],
+    size: [3, 8, 10, 3],
+    copy: false,
+  },
 ];
 
 test('contiguous slices are buffer copies, the rest stock dispatches; values match cpu and every element is written', async (t) => {
   if (!(await useWebgpu(t))) return;
   registerWebgpuKernels();
   for (const c of SLICES) {
-    const make = (): tf.Tensor => (c.dtype === 'int32' ? tf.tensor(Int32Array.from(x4v, (v) => Math.round(100 * v)), c.shape, 'int32') : tf.tensor(x4v, c.shape));
+    const make = (): tf.Tensor =>
+      c.dtype === 'int32'
+        ? tf.tensor(
+            Int32Array.from(x4v, (v) => Math.round(100 * v)),
+            c.shape,
+            'int32',
+          )
+        : tf.tensor(x4v, c.shape);
     const want = await onCpu(() => tf.tidy(() => tf.slice(make(), c.begin, c.size)));
     const x = make();
     // A dispatch first, so the source is GPU data of the command buffer being recorded.
@@ -113,15 +150,23 @@ test('splits into contiguous parts are buffer copies (as the flat optimizer spli
     { name: 'axis 1 of [2, n] (not contiguous)', shape: [2, 3000], sizes: [1000, 2000], axis: 1, copies: 0 },
   ];
   for (const c of cases) {
-    const want = await onCpu(() => tf.tidy(() => tf.concat(tf.split(tf.tensor(v, c.shape), c.sizes, c.axis).map((p) => tf.reshape(p, [-1])))));
+    const want = await onCpu(() =>
+      tf.tidy(() => tf.concat(tf.split(tf.tensor(v, c.shape), c.sizes, c.axis).map((p) => tf.reshape(p, [-1])))),
+    );
     const x = tf.tidy(() => tf.mul(tf.tensor(v, c.shape), 1));
     let shapes: number[][] = [];
-    const got = await run(() => tf.tidy(() => {
-      const parts = tf.split(x, c.sizes, c.axis);
-      shapes = parts.map((p) => p.shape);
-      return tf.concat(parts.map((p) => tf.reshape(p, [-1])));
-    }));
-    assert.deepEqual(shapes.map((s) => s[c.axis]), c.sizes, `${c.name}: part shapes`);
+    const got = await run(() =>
+      tf.tidy(() => {
+        const parts = tf.split(x, c.sizes, c.axis);
+        shapes = parts.map((p) => p.shape);
+        return tf.concat(parts.map((p) => tf.reshape(p, [-1])));
+      }),
+    );
+    assert.deepEqual(
+      shapes.map((s) => s[c.axis]),
+      c.sizes,
+      `${c.name}: part shapes`,
+    );
     assert.deepEqual(got.values, want, `${c.name}: values`);
     // The concat that joins the parts for the check copies each non-empty part too.
     if (c.copies) expectCopies(got, `${c.name} (split and concat)`, 2 * c.copies);
@@ -163,18 +208,47 @@ test('concatenations whose leading axes have size 1 are buffer copies; sources m
   });
   tf.dispose(sevens);
   assert.deepEqual(got.values, want, 'flat concat values');
-  assert.ok(got.keys.every((k) => !k.startsWith('concat')) && got.copies === 22, `flat concat: 22 copies, no concat program (ran ${got.keys.join(' ')}, ${got.copies} copies)`);
+  assert.ok(
+    got.keys.every((k) => !k.startsWith('concat')) && got.copies === 22,
+    `flat concat: 22 copies, no concat program (ran ${got.keys.join(' ')}, ${got.copies} copies)`,
+  );
 
   // Along axis 0 of 4-D (the two Barlow views in one batch), and along axis 1 of [1, n].
   const a = randn(2 * 8 * 8 * 16, 200);
   const b = randn(3 * 8 * 8 * 16, 201);
   const cases: Array<{ name: string; shapes: [number[], number[]]; axis: number; copy: boolean }> = [
-    { name: 'axis 0 of 4-D', shapes: [[2, 8, 8, 16], [3, 8, 8, 16]], axis: 0, copy: true },
-    { name: 'axis 1 of [1, n]', shapes: [[1, 2048], [1, 3072]], axis: 1, copy: true },
-    { name: 'axis 1 of [2, n] (not contiguous)', shapes: [[2, 1024], [2, 1536]], axis: 1, copy: false },
+    {
+      name: 'axis 0 of 4-D',
+      shapes: [
+        [2, 8, 8, 16],
+        [3, 8, 8, 16],
+      ],
+      axis: 0,
+      copy: true,
+    },
+    {
+      name: 'axis 1 of [1, n]',
+      shapes: [
+        [1, 2048],
+        [1, 3072],
+      ],
+      axis: 1,
+      copy: true,
+    },
+    {
+      name: 'axis 1 of [2, n] (not contiguous)',
+      shapes: [
+        [2, 1024],
+        [2, 1536],
+      ],
+      axis: 1,
+      copy: false,
+    },
   ];
   for (const c of cases) {
-    const w = await onCpu(() => tf.tidy(() => tf.concat([tf.tensor(a, c.shapes[0]), tf.tensor(b, c.shapes[1])], c.axis)));
+    const w = await onCpu(() =>
+      tf.tidy(() => tf.concat([tf.tensor(a, c.shapes[0]), tf.tensor(b, c.shapes[1])], c.axis)),
+    );
     const ta = tf.tensor(a, c.shapes[0]);
     const tb = tf.tensor(b, c.shapes[1]);
     const g = await run(() => tf.concat([ta, tb], c.axis));
@@ -198,6 +272,10 @@ test('gradients through copied slices and concatenations match cpu', async (t) =
   const x = tf.tensor1d(xv);
   const g = tf.grad(f)(x);
   const got = Array.from(await g.data());
-  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * Math.max(1, Math.abs(want[i])), `element ${i}: ${got[i]} vs ${want[i]}`);
+  for (let i = 0; i < want.length; i++)
+    assert.ok(
+      Math.abs(got[i] - want[i]) <= 1e-5 * Math.max(1, Math.abs(want[i])),
+      `element ${i}: ${got[i]} vs ${want[i]}`,
+    );
   tf.dispose([x, g]);
 });

@@ -20,7 +20,11 @@ test('which products tfjs would run with its atomic split-K program', () => {
   assert.equal(matmulWouldSplitK([2, 1999], [1999, 256], false, false, 8), false, 'inner below 2000');
   assert.equal(matmulWouldSplitK([3, 2, 2048], [3, 2048, 256], false, false, 8), false, 'batched');
   assert.equal(matmulWouldSplitK([2, 2048], [2048, 32], false, false, 8), false, '64 outputs: the reduce program');
-  assert.equal(matmulWouldSplitK([8, 2048], [2048, 512], false, false, 8), true, 'up to twice the threshold when a has <= 8 rows');
+  assert.equal(
+    matmulWouldSplitK([8, 2048], [2048, 512], false, false, 8),
+    true,
+    'up to twice the threshold when a has <= 8 rows',
+  );
   assert.equal(matmulWouldSplitK([16, 2048], [2048, 512], false, false, 8), false, '16 tiles, 16 rows');
 });
 
@@ -46,7 +50,14 @@ test('products that tfjs would split with atomics run without them, match cpu an
   const bv = randn(2048 * 256, 12);
   const biasv = randn(256, 13);
   await tf.setBackend('cpu');
-  const want = tf.tidy(() => tf.fused.matMul({ a: tf.tensor2d(av, [2, 2048]), b: tf.tensor2d(bv, [2048, 256]), bias: tf.tensor1d(biasv), activation: 'relu' }));
+  const want = tf.tidy(() =>
+    tf.fused.matMul({
+      a: tf.tensor2d(av, [2, 2048]),
+      b: tf.tensor2d(bv, [2048, 256]),
+      bias: tf.tensor1d(biasv),
+      activation: 'relu',
+    }),
+  );
   const wantPlain = tf.tidy(() => tf.matMul(tf.tensor2d(av, [2, 2048]), tf.tensor2d(bv, [2048, 256])));
   const [ref, refPlain] = [(await want.data()) as Float32Array, (await wantPlain.data()) as Float32Array];
   tf.dispose([want, wantPlain]);
@@ -61,10 +72,16 @@ test('products that tfjs would split with atomics run without them, match cpu an
     unregisterWebgpuKernels();
     const stock = programs(plain);
     stock.out.dispose();
-    assert.ok(stock.keys.some((k) => k.startsWith('matMulSplitK')), `stock runs split-K: ${stock.keys.join(' ')}`);
+    assert.ok(
+      stock.keys.some((k) => k.startsWith('matMulSplitK')),
+      `stock runs split-K: ${stock.keys.join(' ')}`,
+    );
 
     registerWebgpuKernels();
-    for (const [name, f, r] of [['matMul', plain, refPlain], ['fused matMul + bias + relu', fused, ref]] as const) {
+    for (const [name, f, r] of [
+      ['matMul', plain, refPlain],
+      ['fused matMul + bias + relu', fused, ref],
+    ] as const) {
       const runs: Float32Array[] = [];
       for (let i = 0; i < 4; i++) {
         const { keys, out } = programs(f);
@@ -81,7 +98,10 @@ test('products that tfjs would split with atomics run without them, match cpu an
     try {
       const forced = programs(plain);
       forced.out.dispose();
-      assert.ok(forced.keys.some((k) => k.startsWith('matMulSplitK')), 'the user\'s choice runs');
+      assert.ok(
+        forced.keys.some((k) => k.startsWith('matMulSplitK')),
+        "the user's choice runs",
+      );
     } finally {
       tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', -1);
     }

@@ -36,7 +36,10 @@ test('trimGpuPool destroys the free buffers only: live tensors keep their values
   const keep = tf.tensor1d(randn(N, 1));
   const want = await chain(keep, 6).data();
   const s0 = gpuPoolStats()!;
-  assert.ok(s0.freeBuffers > 0 && s0.freeBytes >= 4 * N, `the chain left free buffers in the pool (${JSON.stringify(s0)})`);
+  assert.ok(
+    s0.freeBuffers > 0 && s0.freeBytes >= 4 * N,
+    `the chain left free buffers in the pool (${JSON.stringify(s0)})`,
+  );
   assert.equal(s0.allocatedBytes, s0.usedBytes + s0.freeBytes, 'allocated = used + free');
 
   const released = trimGpuPool();
@@ -44,7 +47,11 @@ test('trimGpuPool destroys the free buffers only: live tensors keep their values
   assert.equal(released, s0.freeBytes);
   assert.deepEqual({ free: s1.freeBytes, buffers: s1.freeBuffers }, { free: 0, buffers: 0 });
   assert.equal(s1.allocatedBytes, s1.usedBytes);
-  assert.deepEqual(Array.from(await keep.data()), Array.from(await tf.tensor1d(randn(N, 1)).data()), 'the live tensor is intact');
+  assert.deepEqual(
+    Array.from(await keep.data()),
+    Array.from(await tf.tensor1d(randn(N, 1)).data()),
+    'the live tensor is intact',
+  );
 
   const again = chain(keep, 6);
   assert.deepEqual(Array.from(await again.data()), Array.from(want), 'same values after the trim');
@@ -95,16 +102,30 @@ test('trackPeakGpuUse sees the most bytes in use at once, and stop() removes the
 test('a finished pretraining run gives its pool back; the returned model still works', async (t) => {
   if (!(await useWebgpu(t))) return;
   const cfg = resolveConfig({
-    method: 'barlow', backbone: { kind: 'resnet', depth: 18, width: 2 }, epochs: 1, batchSize: 8, seed: 1, logEvery: 1, checkpointEvery: 100,
-    augment: { globalSize: 16 }, projector: { hidden: 16, out: 16, layers: 2 },
+    method: 'barlow',
+    backbone: { kind: 'resnet', depth: 18, width: 2 },
+    epochs: 1,
+    batchSize: 8,
+    seed: 1,
+    logEvery: 1,
+    checkpointEvery: 100,
+    augment: { globalSize: 16 },
+    projector: { hidden: 16, out: 16, layers: 2 },
   } as never);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dt-pool-'));
   const r = await pretrain({ config: cfg, data: generateFixtureSplit(20, 3), runDir: dir });
   assert.equal(r.record.status, 'done');
   const s = gpuPoolStats()!;
-  assert.deepEqual({ free: s.freeBytes, buffers: s.freeBuffers }, { free: 0, buffers: 0 }, 'pool trimmed at the end of the run');
+  assert.deepEqual(
+    { free: s.freeBytes, buffers: s.freeBuffers },
+    { free: 0, buffers: 0 },
+    'pool trimmed at the end of the run',
+  );
   const snap = await r.model.student.snapshot();
-  assert.ok(snap.length > 0 && snap.every((p) => Array.from(p.values).every(Number.isFinite)), 'parameters readable and finite');
+  assert.ok(
+    snap.length > 0 && snap.every((p) => Array.from(p.values).every(Number.isFinite)),
+    'parameters readable and finite',
+  );
   r.model.dispose();
   trimGpuPool();
 });

@@ -28,7 +28,12 @@ test('without a Vulkan loader the probe gives the reason and Dawn prints nothing
   const env = { ...process.env };
   delete env.LD_LIBRARY_PATH;
   const code = "require('./lib/kernels/webgpu/setup').ensureWebgpu().then((r) => console.log(JSON.stringify(r)))";
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { cwd: path.join(__dirname, '..'), env, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+    cwd: path.join(__dirname, '..'),
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(out.ok, false);

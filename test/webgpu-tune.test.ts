@@ -11,7 +11,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../lib/kernels/webgpu';
-import { conv2dFilterGradSpec, conv2dForwardSpec, conv2dInputGradPhaseSpec, inputGradPhases } from '../lib/kernels/webgpu/conv2d';
+import {
+  conv2dFilterGradSpec,
+  conv2dForwardSpec,
+  conv2dInputGradPhaseSpec,
+  inputGradPhases,
+} from '../lib/kernels/webgpu/conv2d';
 import { tunedGemms } from '../lib/kernels/webgpu/gemm';
 import { GEMM_CANDIDATES, GemmCandidate, clearTuning, tuneGemms } from '../lib/kernels/webgpu/tune';
 import { randn, relErr, useWebgpu } from './helpers';
@@ -36,17 +41,43 @@ function expectedKeys(): string[] {
   const c2 = tf.backend_util.computeConv2DInfo(c1.outShape as [number, number, number, number], W2, 2, 1, 'same');
   const phases = inputGradPhases(c2).filter((p) => p.Hp > 0 && p.Wp > 0 && p.nKh > 0 && p.nKw > 0);
   return [
-    conv2dForwardSpec(c1).key, conv2dFilterGradSpec(c1).key,
-    conv2dForwardSpec(c2).key, conv2dFilterGradSpec(c2).key,
+    conv2dForwardSpec(c1).key,
+    conv2dFilterGradSpec(c1).key,
+    conv2dForwardSpec(c2).key,
+    conv2dFilterGradSpec(c2).key,
     ...phases.map((p) => conv2dInputGradPhaseSpec(c2, p).key),
   ].sort();
 }
 
 async function evalNet(backend: string): Promise<Float32Array[]> {
   await tf.setBackend(backend);
-  const x = tf.tensor4d(randn(X.reduce((a, b) => a * b), 1), X);
-  const w1 = tf.variable(tf.tensor4d(randn(W1.reduce((a, b) => a * b), 2, 0.2), W1));
-  const w2 = tf.variable(tf.tensor4d(randn(W2.reduce((a, b) => a * b), 3, 0.2), W2));
+  const x = tf.tensor4d(
+    randn(
+      X.reduce((a, b) => a * b),
+      1,
+    ),
+    X,
+  );
+  const w1 = tf.variable(
+    tf.tensor4d(
+      randn(
+        W1.reduce((a, b) => a * b),
+        2,
+        0.2,
+      ),
+      W1,
+    ),
+  );
+  const w2 = tf.variable(
+    tf.tensor4d(
+      randn(
+        W2.reduce((a, b) => a * b),
+        3,
+        0.2,
+      ),
+      W2,
+    ),
+  );
   const { loss, grads } = lossAndGrads(x, w1, w2);
   const out = [await loss.data(), ...(await Promise.all(grads.map((g) => g.data())))] as Float32Array[];
   tf.dispose([x, w1, w2, loss, ...grads]);
@@ -94,12 +125,20 @@ test('the tuner records each conv GEMM of a workload once and keeps the fastest 
     const streamed: string[] = [];
     const rows = await tuneGemms(workload, {
       algorithms: false,
-      time: async (run, c, spec) => { run(); timed.push(`${spec.key}|${c.label}`); return cost(c, spec.M); },
+      time: async (run, c, spec) => {
+        run();
+        timed.push(`${spec.key}|${c.label}`);
+        return cost(c, spec.M);
+      },
       // Each row as soon as it is measured: after its GEMM's candidates, before the next GEMM's.
       onRow: (r) => streamed.push(`${r.key} after ${timed.length}`),
     });
     assert.deepEqual(rows.map((r) => r.key).sort(), expectedKeys(), 'one row per distinct GEMM of the net');
-    assert.deepEqual(streamed, rows.map((r, i) => `${r.key} after ${(i + 1) * GEMM_CANDIDATES.length}`), 'rows reported as measured');
+    assert.deepEqual(
+      streamed,
+      rows.map((r, i) => `${r.key} after ${(i + 1) * GEMM_CANDIDATES.length}`),
+      'rows reported as measured',
+    );
     assert.equal(timed.length, rows.length * GEMM_CANDIDATES.length, 'every candidate timed on every GEMM');
     for (const r of rows) {
       const want = GEMM_CANDIDATES.reduce((b, c) => (cost(c, r.M) < cost(b, r.M) ? c : b));
@@ -117,12 +156,20 @@ test('tuned kernels compute what cpu does and run the chosen variant; clearing r
     const pick = GEMM_CANDIDATES.find((c) => c.label === '8x8:blocked:prefetch')!;
     await tuneGemms(workload, { algorithms: false, time: async (_run, c) => (c === pick ? 1 : 2) });
     let got: Float32Array[] = [];
-    const tunedKeys = await gemmShaders(async () => { got = await evalNet('webgpu'); });
+    const tunedKeys = await gemmShaders(async () => {
+      got = await evalNet('webgpu');
+    });
     ref.forEach((r, i) => assert.ok(relErr(got[i], r) < 1e-4, `output ${i}: rel err ${relErr(got[i], r)}`));
-    assert.ok(tunedKeys.length >= expectedKeys().length && tunedKeys.every((k) => k.includes('_8x8bp_')), `every GEMM ran 8x8 blocked with prefetch: ${tunedKeys.join(' ')}`);
+    assert.ok(
+      tunedKeys.length >= expectedKeys().length && tunedKeys.every((k) => k.includes('_8x8bp_')),
+      `every GEMM ran 8x8 blocked with prefetch: ${tunedKeys.join(' ')}`,
+    );
     clearTuning();
     const plainKeys = await gemmShaders(() => evalNet('webgpu'));
-    assert.ok(plainKeys.every((k) => k.includes('_4x4_')), `back to the registered 4x4 strided default: ${plainKeys.join(' ')}`);
+    assert.ok(
+      plainKeys.every((k) => k.includes('_4x4_')),
+      `back to the registered 4x4 strided default: ${plainKeys.join(' ')}`,
+    );
   });
 });
 
@@ -133,10 +180,18 @@ test('the tuner times candidates on the GPU (real clock)', async (t) => {
     const rows = await tuneGemms(workload, { candidates: two, iters: 1 });
     // The GEMMs, plus one algorithm row for the stride-1 3x3 forward (its input gradient is never taken: x is no variable).
     assert.equal(rows.length, expectedKeys().length + 1);
-    assert.ok(rows.some((r) => r.key.startsWith('conv fwd_') && /^(direct|winograd) /.test(r.chosen)), 'a direct-or-Winograd choice for the stride-1 conv');
+    assert.ok(
+      rows.some((r) => r.key.startsWith('conv fwd_') && /^(direct|winograd) /.test(r.chosen)),
+      'a direct-or-Winograd choice for the stride-1 conv',
+    );
     for (const r of rows) {
-      assert.ok(Object.values(r.ms).every((ms) => Number.isFinite(ms) && ms > 0), `${r.key}: ${JSON.stringify(r.ms)}`);
-      const labels = r.key.startsWith('conv ') ? two.flatMap((c) => [`direct ${c.label}`, `winograd ${c.label}`]) : two.map((c) => c.label);
+      assert.ok(
+        Object.values(r.ms).every((ms) => Number.isFinite(ms) && ms > 0),
+        `${r.key}: ${JSON.stringify(r.ms)}`,
+      );
+      const labels = r.key.startsWith('conv ')
+        ? two.flatMap((c) => [`direct ${c.label}`, `winograd ${c.label}`])
+        : two.map((c) => c.label);
       assert.ok(labels.includes(r.chosen), `${r.key}: chose ${r.chosen}`);
       assert.equal(Object.keys(r.ms).length, labels.length, `${r.key}: every candidate timed`);
     }
@@ -147,18 +202,28 @@ test('the tuner picks Winograd or the direct GEMM per stride-1 3x3 pass, by the 
   if (!(await useWebgpu(t))) return;
   const ref = await evalNet('cpu');
   await tf.setBackend('webgpu');
-  await withKernels(async () => { // winograd off: only a measured choice can turn it on
+  await withKernels(async () => {
+    // winograd off: only a measured choice can turn it on
     for (const winogradFaster of [true, false]) {
       clearTuning();
       const rows = await tuneGemms(workload, {
-        time: async (run, _c, spec) => { run(); return spec.key.startsWith('wino_') === winogradFaster ? 1 : 2; },
+        time: async (run, _c, spec) => {
+          run();
+          return spec.key.startsWith('wino_') === winogradFaster ? 1 : 2;
+        },
       });
       const pass = rows.filter((r) => r.key.startsWith('conv '));
-      assert.equal(pass.length, 1, 'one stride-1 3x3 pass (the first conv\'s forward)');
+      assert.equal(pass.length, 1, "one stride-1 3x3 pass (the first conv's forward)");
       assert.match(pass[0].chosen, winogradFaster ? /^winograd / : /^direct /);
       let got: Float32Array[] = [];
-      const keys = await gemmShaders(async () => { got = await evalNet('webgpu'); });
-      assert.equal(keys.some((k) => k.startsWith('dtGemm_wino_')), winogradFaster, `Winograd ran: ${winogradFaster}`);
+      const keys = await gemmShaders(async () => {
+        got = await evalNet('webgpu');
+      });
+      assert.equal(
+        keys.some((k) => k.startsWith('dtGemm_wino_')),
+        winogradFaster,
+        `Winograd ran: ${winogradFaster}`,
+      );
       ref.forEach((r, i) => assert.ok(relErr(got[i], r) < 1e-4, `output ${i}: rel err ${relErr(got[i], r)}`));
     }
   });
@@ -166,5 +231,8 @@ test('the tuner picks Winograd or the direct GEMM per stride-1 3x3 pass, by the 
 
 test('the tuner refuses a backend other than webgpu', async () => {
   await tf.setBackend('cpu');
-  await assert.rejects(tuneGemms(() => undefined), /not webgpu/);
+  await assert.rejects(
+    tuneGemms(() => undefined),
+    /not webgpu/,
+  );
 });

@@ -10,7 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { installWriteBufferUploads, uninstallWriteBufferUploads, writeBufferUploadsActive } from '../lib/kernels/webgpu/upload';
+import {
+  installWriteBufferUploads,
+  uninstallWriteBufferUploads,
+  writeBufferUploadsActive,
+} from '../lib/kernels/webgpu/upload';
 import { Rng } from '../lib/util/rng';
 import { useWebgpu } from './helpers';
 
@@ -22,8 +26,15 @@ async function countCreates(f: () => Promise<void>): Promise<number> {
   const device = (tf.backend() as unknown as { device: { createBuffer: (...a: unknown[]) => unknown } }).device;
   const orig = device.createBuffer;
   let n = 0;
-  device.createBuffer = function (this: unknown, ...a: unknown[]) { n++; return orig.apply(this, a); };
-  try { await f(); } finally { device.createBuffer = orig; }
+  device.createBuffer = function (this: unknown, ...a: unknown[]) {
+    n++;
+    return orig.apply(this, a);
+  };
+  try {
+    await f();
+  } finally {
+    device.createBuffer = orig;
+  }
   return n;
 }
 
@@ -38,12 +49,14 @@ test('uploads keep float32, int32 and bool values (and an offset view) intact', 
   assert.ok(writeBufferUploadsActive());
   const f = values(1, N + 7);
   const view = f.subarray(7); // byteOffset 28
-  const ints = Int32Array.from({ length: N }, (_, i) => (i * 7919) % 100003 - 50000);
+  const ints = Int32Array.from({ length: N }, (_, i) => ((i * 7919) % 100003) - 50000);
   const bools = Uint8Array.from({ length: N }, (_, i) => (i % 3 === 0 ? 1 : 0));
   // An identity-like GPU op forces the upload: x + 0 (float/int), logicalOr(b, false) for bool.
   const gotF = await tf.tidy(() => tf.add(tf.tensor1d(view), tf.zeros([N]))).data();
   const gotI = await tf.tidy(() => tf.add(tf.tensor1d(ints, 'int32'), tf.zeros([N], 'int32'))).data();
-  const gotB = await tf.tidy(() => tf.cast(tf.logicalOr(tf.tensor1d(bools, 'bool'), tf.zeros([N], 'bool')), 'int32')).data();
+  const gotB = await tf
+    .tidy(() => tf.cast(tf.logicalOr(tf.tensor1d(bools, 'bool'), tf.zeros([N], 'bool')), 'int32'))
+    .data();
   assert.deepEqual(Array.from(gotF), Array.from(view));
   assert.deepEqual(Array.from(gotI), Array.from(ints));
   assert.deepEqual(Array.from(gotB), Array.from(bools));
@@ -70,7 +83,10 @@ test('a warm pool uploads without creating buffers; the stock path creates one p
     assert.equal(await countCreates(run), 0, 'writeBuffer uploads from a warm pool create no buffer');
     uninstallWriteBufferUploads();
     await run();
-    assert.ok((await countCreates(run)) >= 10, 'stock uploads make a staging buffer per upload (else this test cannot tell them apart)');
+    assert.ok(
+      (await countCreates(run)) >= 10,
+      'stock uploads make a staging buffer per upload (else this test cannot tell them apart)',
+    );
   } finally {
     installWriteBufferUploads();
   }

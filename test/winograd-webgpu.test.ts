@@ -13,7 +13,13 @@ import * as tf from '@tensorflow/tfjs';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../lib/kernels/webgpu';
 import { GemmOptions } from '../lib/kernels/webgpu/gemm';
 import { WebgpuBackendLike, gpuFill, setPoisonTemporaries } from '../lib/kernels/webgpu/program';
-import { winogradApplies, winogradConv, winogradFlops, winogradForward, winogradInputGrad } from '../lib/kernels/webgpu/winograd';
+import {
+  winogradApplies,
+  winogradConv,
+  winogradFlops,
+  winogradForward,
+  winogradInputGrad,
+} from '../lib/kernels/webgpu/winograd';
 import { randn, relErr, useWebgpu } from './helpers';
 
 const CASES: Array<{ x: [number, number, number, number]; cout: number; pad: 'same' | 'valid' | number }> = [
@@ -36,7 +42,13 @@ async function values(t: tf.Tensor | tf.TensorInfo): Promise<Float32Array> {
 test('Winograd forward and input gradient match cpu, write every element, with several GEMM tilings and vec4 loads', async (t) => {
   if (!(await useWebgpu(t))) return;
   const backend = tf.backend() as unknown as WebgpuBackendLike;
-  const tilings: Array<Partial<GemmOptions>> = [{}, { tm: 8, tn: 8, layout: 'blocked', prefetch: true }, { tm: 4, tn: 8, layout: 'blocked' }, { vec4: true }, { tm: 8, tn: 8, layout: 'blocked', prefetch: true, vec4: true }];
+  const tilings: Array<Partial<GemmOptions>> = [
+    {},
+    { tm: 8, tn: 8, layout: 'blocked', prefetch: true },
+    { tm: 4, tn: 8, layout: 'blocked' },
+    { vec4: true },
+    { tm: 8, tn: 8, layout: 'blocked', prefetch: true, vec4: true },
+  ];
   setPoisonTemporaries(true);
   try {
     for (const [i, c] of CASES.entries()) {
@@ -49,7 +61,15 @@ test('Winograd forward and input gradient match cpu, write every element, with s
       await tf.setBackend('cpu');
       const [wantY, wantDx] = await Promise.all([
         values(tf.conv2d(tf.tensor4d(xv, c.x), tf.tensor4d(wv, f), 1, c.pad)),
-        values(tf.conv2dTranspose(tf.tensor4d(dyv, info.outShape as [number, number, number, number]), tf.tensor4d(wv, f), c.x, 1, c.pad)),
+        values(
+          tf.conv2dTranspose(
+            tf.tensor4d(dyv, info.outShape as [number, number, number, number]),
+            tf.tensor4d(wv, f),
+            c.x,
+            1,
+            c.pad,
+          ),
+        ),
       ]);
       await tf.setBackend('webgpu');
       const x = tf.tensor4d(xv, c.x);
@@ -57,8 +77,12 @@ test('Winograd forward and input gradient match cpu, write every element, with s
       const dy = tf.tensor4d(dyv, info.outShape as [number, number, number, number]);
       for (const opts of tilings) {
         const label = `${JSON.stringify(c)} ${JSON.stringify(opts)}`;
-        const y = await values(winogradConv(backend, x, w, winogradForward(info), opts, gpuFill(backend, info.outShape, NaN)));
-        const dx = await values(winogradConv(backend, dy, w, winogradInputGrad(info), opts, gpuFill(backend, c.x, NaN)));
+        const y = await values(
+          winogradConv(backend, x, w, winogradForward(info), opts, gpuFill(backend, info.outShape, NaN)),
+        );
+        const dx = await values(
+          winogradConv(backend, dy, w, winogradInputGrad(info), opts, gpuFill(backend, c.x, NaN)),
+        );
         const ey = relErr(y, wantY);
         const edx = relErr(dx, wantDx);
         assert.ok(y.every(Number.isFinite) && ey < 1e-4, `${label} forward: rel err ${ey}`);
@@ -72,13 +96,16 @@ test('Winograd forward and input gradient match cpu, write every element, with s
 });
 
 test('only 3x3 stride-1 convolutions take the Winograd path; its GEMM does 4/9 of the direct multiply-adds', () => {
-  const info = (f: number, s: number, pad: 'same' | 'valid' | number = 'same') => tf.backend_util.computeConv2DInfo([1, 8, 8, 4], [f, f, 4, 4], s, 1, pad);
+  const info = (f: number, s: number, pad: 'same' | 'valid' | number = 'same') =>
+    tf.backend_util.computeConv2DInfo([1, 8, 8, 4], [f, f, 4, 4], s, 1, pad);
   assert.ok(winogradApplies(info(3, 1)));
   assert.ok(!winogradApplies(info(3, 2)), 'stride 2');
   assert.ok(!winogradApplies(info(1, 1)), '1x1');
   assert.ok(!winogradApplies(info(5, 1)), '5x5');
   assert.ok(!winogradApplies(info(3, 1, 3)), 'padding 3');
-  const fl = winogradFlops(winogradForward(tf.backend_util.computeConv2DInfo([256, 32, 32, 64], [3, 3, 64, 64], 1, 1, 'same')));
+  const fl = winogradFlops(
+    winogradForward(tf.backend_util.computeConv2DInfo([256, 32, 32, 64], [3, 3, 64, 64], 1, 1, 'same')),
+  );
   assert.equal(fl.gemm / fl.direct, 16 / 36);
 });
 
@@ -106,11 +133,17 @@ test('a conv net trained through the registered kernels with winograd on gives t
   const orig = be.runWebGPUProgram;
   const keys: string[] = [];
   registerWebgpuKernels({ winograd: true });
-  be.runWebGPUProgram = function (this: unknown, p: { shaderKey: string }, ...r: unknown[]) { keys.push(p.shaderKey); return orig.call(this, p, ...r); };
+  be.runWebGPUProgram = function (this: unknown, p: { shaderKey: string }, ...r: unknown[]) {
+    keys.push(p.shaderKey);
+    return orig.call(this, p, ...r);
+  };
   try {
     const got = await run();
     want.forEach((w, i) => assert.ok(relErr(got[i], w) < 1e-4, `output ${i}: rel err ${relErr(got[i], w)}`));
-    assert.ok(keys.some((k) => k.startsWith('dtWinoV_')) && keys.some((k) => k.startsWith('dtGemm_wino_')), 'the Winograd kernels ran');
+    assert.ok(
+      keys.some((k) => k.startsWith('dtWinoV_')) && keys.some((k) => k.startsWith('dtGemm_wino_')),
+      'the Winograd kernels ran',
+    );
   } finally {
     be.runWebGPUProgram = orig;
     unregisterWebgpuKernels();

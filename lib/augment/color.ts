@@ -16,12 +16,17 @@ import { backendCapabilities } from '../kernels/capabilities';
 import { JitterParams } from './sampleParams';
 
 /** ITU-R 601-2 luma weights used by torchvision's rgb_to_grayscale. */
-export const GRAY_WEIGHTS: readonly [number, number, number] = Object.freeze([0.2989, 0.587, 0.114]) as readonly [number, number, number];
+export const GRAY_WEIGHTS: readonly [number, number, number] = Object.freeze([0.2989, 0.587, 0.114]) as readonly [
+  number,
+  number,
+  number,
+];
 
 type Rgb = [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
 
 function checkImages(x: tf.Tensor4D, n: number, what: string): void {
-  if (x.rank !== 4 || x.shape[0] !== 3) throw new Error(`${what}: expected channel-major images [3, B, H, W], got [${x.shape.join(', ')}]`);
+  if (x.rank !== 4 || x.shape[0] !== 3)
+    throw new Error(`${what}: expected channel-major images [3, B, H, W], got [${x.shape.join(', ')}]`);
   if (n !== x.shape[1]) throw new Error(`${what}: ${n} per-image parameters for a batch of ${x.shape[1]}`);
 }
 
@@ -80,7 +85,10 @@ function blend(c: Rgb, p: number, factors: number[], contrastSel: number[], satu
   if (contrastSel.some((v) => v !== 0) || saturationSel.some((v) => v !== 0)) {
     const gray = gray2d(c); // [B, P]
     const mean = expandColumn(tf.mean(gray, 1, true), p); // [B, 1] or [B, P]
-    ref = tf.mul(tf.sub(1, f), tf.add(tf.mul(perImage(contrastSel, p), mean), tf.mul(perImage(saturationSel, p), gray))) as tf.Tensor2D;
+    ref = tf.mul(
+      tf.sub(1, f),
+      tf.add(tf.mul(perImage(contrastSel, p), mean), tf.mul(perImage(saturationSel, p), gray)),
+    ) as tf.Tensor2D;
   }
   return c.map((ch) => {
     const scaled = tf.mul(f, ch);
@@ -91,19 +99,43 @@ function blend(c: Rgb, p: number, factors: number[], contrastSel: number[], satu
 /** torchvision adjust_brightness with a factor per image. */
 export function adjustBrightness(x: tf.Tensor4D, factors: number[]): tf.Tensor4D {
   checkImages(x, factors.length, 'adjustBrightness');
-  return onChannels(x, (c, p) => blend(c, p, factors, factors.map(() => 0), factors.map(() => 0)));
+  return onChannels(x, (c, p) =>
+    blend(
+      c,
+      p,
+      factors,
+      factors.map(() => 0),
+      factors.map(() => 0),
+    ),
+  );
 }
 
 /** torchvision adjust_contrast with a factor per image (blend with the image's mean grey). */
 export function adjustContrast(x: tf.Tensor4D, factors: number[]): tf.Tensor4D {
   checkImages(x, factors.length, 'adjustContrast');
-  return onChannels(x, (c, p) => blend(c, p, factors, factors.map(() => 1), factors.map(() => 0)));
+  return onChannels(x, (c, p) =>
+    blend(
+      c,
+      p,
+      factors,
+      factors.map(() => 1),
+      factors.map(() => 0),
+    ),
+  );
 }
 
 /** torchvision adjust_saturation with a factor per image (blend with the per-pixel grey). */
 export function adjustSaturation(x: tf.Tensor4D, factors: number[]): tf.Tensor4D {
   checkImages(x, factors.length, 'adjustSaturation');
-  return onChannels(x, (c, p) => blend(c, p, factors, factors.map(() => 0), factors.map(() => 1)));
+  return onChannels(x, (c, p) =>
+    blend(
+      c,
+      p,
+      factors,
+      factors.map(() => 0),
+      factors.map(() => 1),
+    ),
+  );
 }
 
 /** x - floor(x): torch.fmod(x, 1) / x % 1 for the non-negative values used here (exact in float). */
@@ -154,7 +186,10 @@ function hueShift(c: Rgb, p: number, shifts: number[]): Rgb {
   // (h + shift) mod 1; the + 1 keeps the value positive.
   const h2 = frac(tf.add(tf.add(h, perImage(shifts, p)), 1));
   const shifted = hsvToRgb2d([h2, s, v]);
-  const m = perImage(shifts.map((d) => (d !== 0 ? 1 : 0)), p);
+  const m = perImage(
+    shifts.map((d) => (d !== 0 ? 1 : 0)),
+    p,
+  );
   const keep = tf.sub(1, m);
   return shifted.map((ch, i) => tf.add(tf.mul(ch, m), tf.mul(c[i], keep))) as Rgb;
 }
@@ -184,8 +219,17 @@ export function colorJitter(x: tf.Tensor4D, params: JitterParams[]): tf.Tensor4D
     let c = c0;
     for (let slot = 0; slot < 4; slot++) {
       const op = params.map((q) => (q.apply ? q.order[slot] : -1));
-      const factors = params.map((q, i) => (op[i] === 0 ? q.brightness : op[i] === 1 ? q.contrast : op[i] === 2 ? q.saturation : 1));
-      if (factors.some((f) => f !== 1)) c = blend(c, p, factors, op.map((o) => (o === 1 ? 1 : 0)), op.map((o) => (o === 2 ? 1 : 0)));
+      const factors = params.map((q, i) =>
+        op[i] === 0 ? q.brightness : op[i] === 1 ? q.contrast : op[i] === 2 ? q.saturation : 1,
+      );
+      if (factors.some((f) => f !== 1))
+        c = blend(
+          c,
+          p,
+          factors,
+          op.map((o) => (o === 1 ? 1 : 0)),
+          op.map((o) => (o === 2 ? 1 : 0)),
+        );
       const shifts = params.map((q, i) => (op[i] === 3 ? q.hue : 0));
       if (shifts.some((s) => s !== 0)) c = hueShift(c, p, shifts);
     }
@@ -213,11 +257,17 @@ export function solarize(x: tf.Tensor4D, thresholds: number[]): tf.Tensor4D {
   checkImages(x, thresholds.length, 'solarize');
   if (thresholds.every((t) => t > 1)) return tf.clone(x);
   const t = thresholds.find((v) => v <= 1);
-  if (thresholds.some((v) => v <= 1 && v !== t)) throw new Error(`solarize: one threshold <= 1 per batch (others > 1 to skip), got ${JSON.stringify(thresholds)}`);
+  if (thresholds.some((v) => v <= 1 && v !== t))
+    throw new Error(`solarize: one threshold <= 1 per batch (others > 1 to skip), got ${JSON.stringify(thresholds)}`);
   return onChannels(x, (c, p) => {
     // A scalar comparison (broadcast comparisons are slow on wasm and cpu), then a per-image 0/1 mix (exact).
-    const m = perImage(thresholds.map((v) => (v <= 1 ? 1 : 0)), p);
+    const m = perImage(
+      thresholds.map((v) => (v <= 1 ? 1 : 0)),
+      p,
+    );
     const keep = tf.sub(1, m);
-    return c.map((ch) => tf.add(tf.mul(tf.where(tf.greaterEqual(ch, t!), tf.sub(1, ch), ch), m), tf.mul(ch, keep))) as Rgb;
+    return c.map((ch) =>
+      tf.add(tf.mul(tf.where(tf.greaterEqual(ch, t!), tf.sub(1, ch), ch), m), tf.mul(ch, keep)),
+    ) as Rgb;
   });
 }

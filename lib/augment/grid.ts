@@ -23,7 +23,14 @@ export interface AugmentGridOptions {
   zoom: number;
 }
 
-export const AUGMENT_GRID_DEFAULTS: Readonly<AugmentGridOptions> = Object.freeze({ nImages: 4, repeats: 2, includeOriginal: true, gap: 2, background: 255, zoom: 1 });
+export const AUGMENT_GRID_DEFAULTS: Readonly<AugmentGridOptions> = Object.freeze({
+  nImages: 4,
+  repeats: 2,
+  includeOriginal: true,
+  gap: 2,
+  background: 255,
+  zoom: 1,
+});
 
 /** Interleaved 8-bit RGB pixels, row-major [height, width, 3]. */
 export interface ImageGrid {
@@ -42,31 +49,47 @@ export interface ImageGrid {
  * them out in a grid; smaller views (DINO's locals) are centred in their cell. Views are shown
  * before normalisation. No tensors are left behind.
  */
-export async function augmentGrid(images: ImageBatch, config: ViewsConfig, seed: number, opts: Partial<AugmentGridOptions> = {}, size: RawImageSize = CIFAR10_IMAGE_SIZE): Promise<ImageGrid> {
+export async function augmentGrid(
+  images: ImageBatch,
+  config: ViewsConfig,
+  seed: number,
+  opts: Partial<AugmentGridOptions> = {},
+  size: RawImageSize = CIFAR10_IMAGE_SIZE,
+): Promise<ImageGrid> {
   const o = { ...AUGMENT_GRID_DEFAULTS, ...opts };
   const total = batchSize(images, size);
   const n = Math.min(o.nImages, total);
   if (!(n >= 1 && Number.isInteger(o.repeats) && o.repeats >= 1 && Number.isInteger(o.zoom) && o.zoom >= 1)) {
     throw new Error(`augmentGrid: need nImages >= 1, integer repeats >= 1 and zoom >= 1, got ${JSON.stringify(o)}`);
   }
-  const subset: ImageBatch = images instanceof Uint8Array
-    ? images.subarray(0, n * size.height * size.width * 3)
-    : tf.slice(images, [0, 0, 0, 0], [n, -1, -1, -1]);
+  const subset: ImageBatch =
+    images instanceof Uint8Array
+      ? images.subarray(0, n * size.height * size.width * 3)
+      : tf.slice(images, [0, 0, 0, 0], [n, -1, -1, -1]);
   const cellsPerRow: { data: Float32Array; srcW: number; srcH: number }[][] = Array.from({ length: n }, () => []);
   try {
     const addCells = async (t: tf.Tensor4D) => {
       const [, hh, ww] = t.shape;
       const data = (await t.data()) as Float32Array;
-      for (let i = 0; i < n; i++) cellsPerRow[i].push({ data: data.subarray(i * hh * ww * 3, (i + 1) * hh * ww * 3), srcH: hh, srcW: ww });
+      for (let i = 0; i < n; i++)
+        cellsPerRow[i].push({ data: data.subarray(i * hh * ww * 3, (i + 1) * hh * ww * 3), srcH: hh, srcW: ww });
     };
     if (o.includeOriginal) {
       const orig = toFloatImages(subset, size);
-      try { await addCells(orig); } finally { orig.dispose(); }
+      try {
+        await addCells(orig);
+      } finally {
+        orig.dispose();
+      }
     }
     const raw: ViewsConfig = { ...config, normalize: false };
     for (let r = 0; r < o.repeats; r++) {
       const views = makeViews(subset, raw, deriveSeed(seed, r), size);
-      try { for (const v of views) await addCells(v); } finally { tf.dispose(views); }
+      try {
+        for (const v of views) await addCells(v);
+      } finally {
+        tf.dispose(views);
+      }
     }
   } finally {
     if (!(images instanceof Uint8Array)) (subset as tf.Tensor).dispose();
@@ -93,4 +116,3 @@ export async function augmentGrid(images: ImageBatch, config: ViewsConfig, seed:
   }
   return { height, width, rgb, rows: n, cols, cell };
 }
-

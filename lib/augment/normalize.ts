@@ -6,9 +6,17 @@
 import * as tf from '@tensorflow/tfjs';
 
 /** CIFAR-10 per-channel mean (R, G, B) of images in [0, 1]. */
-export const CIFAR10_MEAN: readonly [number, number, number] = Object.freeze([0.4914, 0.4822, 0.4465]) as readonly [number, number, number];
+export const CIFAR10_MEAN: readonly [number, number, number] = Object.freeze([0.4914, 0.4822, 0.4465]) as readonly [
+  number,
+  number,
+  number,
+];
 /** CIFAR-10 per-channel standard deviation (R, G, B) of images in [0, 1]. */
-export const CIFAR10_STD: readonly [number, number, number] = Object.freeze([0.247, 0.2435, 0.2616]) as readonly [number, number, number];
+export const CIFAR10_STD: readonly [number, number, number] = Object.freeze([0.247, 0.2435, 0.2616]) as readonly [
+  number,
+  number,
+  number,
+];
 
 /** A batch of RGB images: raw uint8 NHWC bytes (as the data layer yields them) or a float tensor in [0, 1]. */
 export type ImageBatch = Uint8Array | tf.Tensor4D;
@@ -28,7 +36,9 @@ export function batchSize(images: ImageBatch, size: RawImageSize = CIFAR10_IMAGE
   if (images instanceof Uint8Array) {
     const per = size.height * size.width * 3;
     if (images.length === 0 || images.length % per !== 0) {
-      throw new Error(`images: a Uint8Array of ${images.length} bytes is not a whole number of ${size.height}x${size.width}x3 images`);
+      throw new Error(
+        `images: a Uint8Array of ${images.length} bytes is not a whole number of ${size.height}x${size.width}x3 images`,
+      );
     }
     return images.length / per;
   }
@@ -55,7 +65,11 @@ export function toFloatImages(images: ImageBatch, size: RawImageSize = CIFAR10_I
 }
 
 /** (x - mean) / std per channel; x is [..., 3] in [0, 1]. */
-export function normalize<T extends tf.Tensor>(x: T, mean: readonly number[] = CIFAR10_MEAN, std: readonly number[] = CIFAR10_STD): T {
+export function normalize<T extends tf.Tensor>(
+  x: T,
+  mean: readonly number[] = CIFAR10_MEAN,
+  std: readonly number[] = CIFAR10_STD,
+): T {
   if (x.shape[x.rank - 1] !== 3 || mean.length !== 3 || std.length !== 3) {
     throw new Error(`normalize: expected [..., 3] images and 3-element mean/std, got shape [${x.shape.join(', ')}]`);
   }

@@ -99,7 +99,8 @@ function checkP(p: number, what: string): void {
 
 /** Throws a message naming the bad field of a view spec. */
 export function validateView(v: ViewSpec, where = 'view'): void {
-  if (!(Number.isInteger(v.size) && v.size >= 1)) throw new Error(`${where}.size must be a positive integer, got ${v.size}`);
+  if (!(Number.isInteger(v.size) && v.size >= 1))
+    throw new Error(`${where}.size must be a positive integer, got ${v.size}`);
   checkRange(v.scale, `${where}.scale`, 0, Infinity);
   if (!(v.scale[1] > 0)) throw new Error(`${where}.scale must allow a positive area, got ${JSON.stringify(v.scale)}`);
   checkRange(v.ratio, `${where}.ratio`, 1e-6, Infinity);
@@ -114,13 +115,16 @@ export function validateView(v: ViewSpec, where = 'view'): void {
     for (const k of ['brightness', 'contrast', 'saturation'] as const) {
       if (!(v.jitter[k] >= 0)) throw new Error(`${where}.jitter.${k} must be >= 0, got ${v.jitter[k]}`);
     }
-    if (!(v.jitter.hue >= 0 && v.jitter.hue <= 0.5)) throw new Error(`${where}.jitter.hue must be in [0, 0.5], got ${v.jitter.hue}`);
+    if (!(v.jitter.hue >= 0 && v.jitter.hue <= 0.5))
+      throw new Error(`${where}.jitter.hue must be in [0, 0.5], got ${v.jitter.hue}`);
   }
   if (v.blur) {
     checkP(v.blur.p, `${where}.blur.p`);
     checkRange(v.blur.sigma, `${where}.blur.sigma`, 1e-6, Infinity);
     if (!(Number.isInteger(v.blur.kernelSize) && v.blur.kernelSize % 2 === 1 && (v.blur.kernelSize - 1) / 2 < v.size)) {
-      throw new Error(`${where}.blur.kernelSize must be an odd integer with (k-1)/2 < size ${v.size}, got ${v.blur.kernelSize}`);
+      throw new Error(
+        `${where}.blur.kernelSize must be an odd integer with (k-1)/2 < size ${v.size}, got ${v.blur.kernelSize}`,
+      );
     }
   }
 }
@@ -138,12 +142,22 @@ export interface ViewParams {
 }
 
 /** Draws the parameters of view `viewIndex` for images 0..n-1 (pure function of its arguments). */
-export function sampleViewParams(spec: ViewSpec, n: number, height: number, width: number, seed: number, viewIndex: number): ViewParams {
+export function sampleViewParams(
+  spec: ViewSpec,
+  n: number,
+  height: number,
+  width: number,
+  seed: number,
+  viewIndex: number,
+): ViewParams {
   const p: ViewParams = { boxes: [], flips: [], jitter: spec.jitter ? [] : null, gray: [], sigmas: [], thresholds: [] };
   for (let i = 0; i < n; i++) {
     p.boxes.push(sampleCropBox(opRng(seed, viewIndex, i, 'crop'), height, width, spec.scale, spec.ratio));
     p.flips.push(opRng(seed, viewIndex, i, 'flip').next() < spec.flipP);
-    if (spec.jitter) p.jitter!.push(sampleJitter(opRng(seed, viewIndex, i, 'jitter'), spec.jitter.p, spec.jitter, spec.jitter.randomOrder));
+    if (spec.jitter)
+      p.jitter!.push(
+        sampleJitter(opRng(seed, viewIndex, i, 'jitter'), spec.jitter.p, spec.jitter, spec.jitter.randomOrder),
+      );
     p.gray.push(opRng(seed, viewIndex, i, 'grayscale').next() < spec.grayscaleP);
     const br = opRng(seed, viewIndex, i, 'blur');
     const blurOn = br.next() < (spec.blur?.p ?? 0);
@@ -164,7 +178,11 @@ export function applyView(x: tf.Tensor4D, spec: ViewSpec, p: ViewParams): tf.Ten
   return tf.tidy(() => {
     const interpolation = spec.interpolation ?? 'bilinear';
     const { ry, rx } = cropMatrices(p.boxes, p.flips, h, w, s, s, spec.antialias, interpolation);
-    let y = applySeparable(x, tf.tensor3d(repeatMatrices(ry, 3), [3 * b, s, h]), tf.tensor3d(repeatMatrices(rx, 3), [3 * b, s, w])); // [3, B, S, S]
+    let y = applySeparable(
+      x,
+      tf.tensor3d(repeatMatrices(ry, 3), [3 * b, s, h]),
+      tf.tensor3d(repeatMatrices(rx, 3), [3 * b, s, w]),
+    ); // [3, B, S, S]
     if (interpolation === 'bicubic') y = tf.clipByValue(y, 0, 1);
     if (p.jitter && p.jitter.some((j) => j.apply)) y = colorJitter(y, p.jitter);
     if (p.gray.some(Boolean)) y = randomGrayscale(y, p.gray);
@@ -184,8 +202,14 @@ export function applyView(x: tf.Tensor4D, spec: ViewSpec, p: ViewParams): tf.Ten
  * Randomness is a pure function of (`seed`, view index, image index): the trainer should pass
  * `deriveSeed(runSeed, step)`.
  */
-export function makeViews(images: ImageBatch, config: ViewsConfig, seed: number, size: RawImageSize = CIFAR10_IMAGE_SIZE): tf.Tensor4D[] {
-  if (!config || !Array.isArray(config.views) || config.views.length === 0) throw new Error(`makeViews: config.views must be a non-empty list, got ${JSON.stringify(config?.views)}`);
+export function makeViews(
+  images: ImageBatch,
+  config: ViewsConfig,
+  seed: number,
+  size: RawImageSize = CIFAR10_IMAGE_SIZE,
+): tf.Tensor4D[] {
+  if (!config || !Array.isArray(config.views) || config.views.length === 0)
+    throw new Error(`makeViews: config.views must be a non-empty list, got ${JSON.stringify(config?.views)}`);
   if (!Number.isFinite(seed)) throw new Error(`makeViews: seed must be a finite number, got ${seed}`);
   config.views.forEach((v, i) => validateView(v, `${config.name}.views[${i}]`));
   const n = batchSize(images, size);

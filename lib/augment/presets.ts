@@ -31,10 +31,23 @@ export interface AugmentConfig {
  * side, as 96/224 in DINO is ~0.43; DINO uses 8 locals on ImageNet, 4 keeps CIFAR steps affordable),
  * full-strength jitter, blur on. The presets below take their sizes and counts from here.
  */
-export const AUGMENT_DEFAULTS: Readonly<Required<AugmentConfig>> = Object.freeze({ globalSize: 32, nLocal: 4, localSize: 16, jitterStrength: 1, blur: true });
+export const AUGMENT_DEFAULTS: Readonly<Required<AugmentConfig>> = Object.freeze({
+  globalSize: 32,
+  nLocal: 4,
+  localSize: 16,
+  jitterStrength: 1,
+  blur: true,
+});
 
 /** BYOL / Barlow Twins / DINO colour jitter: ColorJitter(0.4, 0.4, 0.2, 0.1) with p = 0.8, random order. */
-export const DEFAULT_JITTER: Readonly<JitterSpec> = Object.freeze({ p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, randomOrder: true });
+export const DEFAULT_JITTER: Readonly<JitterSpec> = Object.freeze({
+  p: 0.8,
+  brightness: 0.4,
+  contrast: 0.4,
+  saturation: 0.2,
+  hue: 0.1,
+  randomOrder: true,
+});
 
 /** Options of the Barlow Twins pair. */
 export interface BarlowViewsOptions {
@@ -99,7 +112,14 @@ function blur(p: number, kernelSize: number, sigma: readonly [number, number]): 
   return kernelSize > 0 && p > 0 ? { p, sigma, kernelSize } : null;
 }
 
-function view(size: number, scale: readonly [number, number], jitter: JitterSpec, grayscaleP: number, b: BlurSpec | null, solarizeP: number): ViewSpec {
+function view(
+  size: number,
+  scale: readonly [number, number],
+  jitter: JitterSpec,
+  grayscaleP: number,
+  b: BlurSpec | null,
+  solarizeP: number,
+): ViewSpec {
   return { size, scale, ratio: DEFAULT_RATIO, antialias: true, flipP: 0.5, jitter, grayscaleP, blur: b, solarizeP };
 }
 
@@ -119,12 +139,14 @@ export function barlowViews(opts: Partial<BarlowViewsOptions> = {}): ViewsConfig
 /** DINO multi-crop: global 1 (blur p 1), global 2 (blur p 0.1, solarise p 0.2), then nLocal locals (blur p 0.5). */
 export function dinoViews(opts: Partial<DinoViewsOptions> = {}): ViewsConfig {
   const o = { ...DINO_VIEWS_DEFAULTS, ...opts };
-  if (!(Number.isInteger(o.nLocal) && o.nLocal >= 0)) throw new Error(`dinoViews: nLocal must be an integer >= 0, got ${o.nLocal}`);
+  if (!(Number.isInteger(o.nLocal) && o.nLocal >= 0))
+    throw new Error(`dinoViews: nLocal must be an integer >= 0, got ${o.nLocal}`);
   const views: ViewSpec[] = [
     view(o.globalSize, o.globalScale, o.jitter, o.grayscaleP, blur(1.0, o.blurKernel, o.blurSigma), 0.0),
     view(o.globalSize, o.globalScale, o.jitter, o.grayscaleP, blur(0.1, o.blurKernel, o.blurSigma), 0.2),
   ];
-  for (let i = 0; i < o.nLocal; i++) views.push(view(o.localSize, o.localScale, o.jitter, o.grayscaleP, blur(0.5, o.blurKernel, o.blurSigma), 0.0));
+  for (let i = 0; i < o.nLocal; i++)
+    views.push(view(o.localSize, o.localScale, o.jitter, o.grayscaleP, blur(0.5, o.blurKernel, o.blurSigma), 0.0));
   return { name: `dino(${o.nLocal} local)`, normalize: true, views };
 }
 
@@ -142,13 +164,23 @@ export const AUGMENT_PRESETS: Readonly<Record<'barlow' | 'dino' | 'eval', ViewsC
 
 /** DEFAULT_JITTER with brightness, contrast, saturation and hue scaled by `strength` (1: unchanged; 0: no colour change). */
 export function scaledJitter(strength: number): JitterSpec {
-  if (!Number.isFinite(strength) || strength < 0) throw new Error(`scaledJitter: strength must be a finite number >= 0, got ${strength}`);
+  if (!Number.isFinite(strength) || strength < 0)
+    throw new Error(`scaledJitter: strength must be a finite number >= 0, got ${strength}`);
   const j = DEFAULT_JITTER;
   // Hue is a shift in [-0.5, 0.5] of the colour wheel: cap it there.
-  return { ...j, brightness: j.brightness * strength, contrast: j.contrast * strength, saturation: j.saturation * strength, hue: Math.min(0.5, j.hue * strength) };
+  return {
+    ...j,
+    brightness: j.brightness * strength,
+    contrast: j.contrast * strength,
+    saturation: j.saturation * strength,
+    hue: Math.min(0.5, j.hue * strength),
+  };
 }
 
 /** The jitter and blur of a run's augment section, as the view presets take them. */
-export function augmentViewOptions(aug: Pick<AugmentConfig, 'jitterStrength' | 'blur'>): { jitter: JitterSpec; blurKernel: number } {
+export function augmentViewOptions(aug: Pick<AugmentConfig, 'jitterStrength' | 'blur'>): {
+  jitter: JitterSpec;
+  blurKernel: number;
+} {
   return { jitter: scaledJitter(aug.jitterStrength), blurKernel: aug.blur ? BARLOW_VIEWS_DEFAULTS.blurKernel : 0 };
 }

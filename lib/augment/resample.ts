@@ -33,11 +33,22 @@ function cubic(x: number, a: number): number {
  * - bicubic: `upsample_bicubic2d` (Keys a = -0.75, indices clamped at the edges); with antialias,
  *   `_upsample_bicubic2d_aa` / PIL (a = -0.5, widened when shrinking, renormalised at the edges).
  */
-export function fillResizeMatrix(m: Float32Array, offset: number, outSize: number, inSize: number, start: number, len: number, antialias: boolean, flip: boolean, interpolation: Interpolation = 'bilinear'): void {
+export function fillResizeMatrix(
+  m: Float32Array,
+  offset: number,
+  outSize: number,
+  inSize: number,
+  start: number,
+  len: number,
+  antialias: boolean,
+  flip: boolean,
+  interpolation: Interpolation = 'bilinear',
+): void {
   if (!(len >= 1 && start >= 0 && start + len <= inSize)) {
     throw new Error(`resize: segment [${start}, ${start + len}) does not fit in an axis of ${inSize}`);
   }
-  if (interpolation !== 'bilinear' && interpolation !== 'bicubic') throw new Error(`resize: interpolation must be 'bilinear' or 'bicubic', got ${String(interpolation)}`);
+  if (interpolation !== 'bilinear' && interpolation !== 'bicubic')
+    throw new Error(`resize: interpolation must be 'bilinear' or 'bicubic', got ${String(interpolation)}`);
   const scale = len / outSize;
   const cubicAa = interpolation === 'bicubic';
   for (let k = 0; k < outSize; k++) {
@@ -54,7 +65,8 @@ export function fillResizeMatrix(m: Float32Array, offset: number, outSize: numbe
       const xmax = Math.min(Math.trunc(center + support + 0.5), len);
       let total = 0;
       for (let j = xmin; j < xmax; j++) total += filter((j - center + 0.5) * inv);
-      for (let j = xmin; j < xmax; j++) m[row + start + j] += total !== 0 ? filter((j - center + 0.5) * inv) / total : 0;
+      for (let j = xmin; j < xmax; j++)
+        m[row + start + j] += total !== 0 ? filter((j - center + 0.5) * inv) / total : 0;
     } else if (interpolation === 'bicubic') {
       // upsample_bicubic2d, align_corners=False: unclamped source position, taps clamped to the segment.
       const src = scale * (k + 0.5) - 0.5;
@@ -79,7 +91,8 @@ export function fillResizeMatrix(m: Float32Array, offset: number, outSize: numbe
 
 /** torchvision `_get_gaussian_kernel1d`: normalised exp(-x^2 / (2 sigma^2)) on x = -(k-1)/2 .. (k-1)/2. */
 export function gaussianKernel1d(kernelSize: number, sigma: number): Float64Array {
-  if (!(Number.isInteger(kernelSize) && kernelSize >= 1 && kernelSize % 2 === 1)) throw new Error(`gaussian blur: kernelSize must be a positive odd integer, got ${kernelSize}`);
+  if (!(Number.isInteger(kernelSize) && kernelSize >= 1 && kernelSize % 2 === 1))
+    throw new Error(`gaussian blur: kernelSize must be a positive odd integer, got ${kernelSize}`);
   if (!(sigma > 0)) throw new Error(`gaussian blur: sigma must be > 0, got ${sigma}`);
   const half = (kernelSize - 1) / 2;
   const k = new Float64Array(kernelSize);
@@ -99,7 +112,8 @@ export function gaussianKernel1d(kernelSize: number, sigma: number): Float64Arra
  */
 export function fillBlurMatrix(m: Float32Array, offset: number, size: number, kernelSize: number, sigma: number): void {
   const half = (kernelSize - 1) / 2;
-  if (half >= size) throw new Error(`gaussian blur: kernelSize ${kernelSize} needs images larger than ${half} pixels (got ${size})`);
+  if (half >= size)
+    throw new Error(`gaussian blur: kernelSize ${kernelSize} needs images larger than ${half} pixels (got ${size})`);
   for (let i = 0; i < size * size; i++) m[offset + i] = 0;
   if (!(sigma > 0)) {
     for (let i = 0; i < size; i++) m[offset + i * size + i] = 1;
@@ -117,7 +131,16 @@ export function fillBlurMatrix(m: Float32Array, offset: number, size: number, ke
 }
 
 /** Row and column resize matrices of a batch of crops: ry [B, outH, inH], rx [B, outW, inW]. */
-export function cropMatrices(boxes: readonly CropBox[], flips: readonly boolean[], inH: number, inW: number, outH: number, outW: number, antialias: boolean, interpolation: Interpolation = 'bilinear'): { ry: Float32Array; rx: Float32Array } {
+export function cropMatrices(
+  boxes: readonly CropBox[],
+  flips: readonly boolean[],
+  inH: number,
+  inW: number,
+  outH: number,
+  outW: number,
+  antialias: boolean,
+  interpolation: Interpolation = 'bilinear',
+): { ry: Float32Array; rx: Float32Array } {
   const b = boxes.length;
   const ry = new Float32Array(b * outH * inH);
   const rx = new Float32Array(b * outW * inW);
@@ -154,13 +177,17 @@ export function applySeparable(x: tf.Tensor4D, ry: tf.Tensor3D, rx: tf.Tensor3D)
   const [c, b, h, w] = x.shape;
   const okBatch = (m: tf.Tensor3D) => m.shape[0] === b || m.shape[0] === c * b;
   if (!okBatch(ry) || !okBatch(rx) || ry.shape[2] !== h || rx.shape[2] !== w) {
-    throw new Error(`applySeparable: x [${x.shape}] (channel-major [C, B, H, W]) needs ry [${b} or ${c * b}, S1, ${h}] and rx [${b} or ${c * b}, S2, ${w}], got ry [${ry.shape}], rx [${rx.shape}]`);
+    throw new Error(
+      `applySeparable: x [${x.shape}] (channel-major [C, B, H, W]) needs ry [${b} or ${c * b}, S1, ${h}] and rx [${b} or ${c * b}, S2, ${w}], got ry [${ry.shape}], rx [${rx.shape}]`,
+    );
   }
   const s1 = ry.shape[1];
   const s2 = rx.shape[1];
   return tf.tidy(() => {
     const perChannel = (m: tf.Tensor3D, rows: number, cols: number) =>
-      m.shape[0] === c * b ? m : (tf.reshape(tf.tile(tf.expandDims(m, 0), [c, 1, 1, 1]), [c * b, rows, cols]) as tf.Tensor3D); // [C*B, rows, cols]
+      m.shape[0] === c * b
+        ? m
+        : (tf.reshape(tf.tile(tf.expandDims(m, 0), [c, 1, 1, 1]), [c * b, rows, cols]) as tf.Tensor3D); // [C*B, rows, cols]
     const xs = tf.reshape(x, [c * b, h, w]) as tf.Tensor3D; // [C*B, H, W]
     const rowsOut = tf.matMul(perChannel(ry, s1, h), xs); // [C*B, S1, W]
     const out = tf.matMul(rowsOut, perChannel(rx, s2, w), false, true); // [C*B, S1, S2]

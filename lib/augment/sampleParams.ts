@@ -24,7 +24,13 @@ export interface CropBox {
  * `scale` fraction of the image and whose aspect ratio (w/h) is log-uniform in `ratio`;
  * if none fits, a centre crop with the closest allowed ratio.
  */
-export function sampleCropBox(rng: Rng, height: number, width: number, scale: readonly [number, number], ratio: readonly [number, number]): CropBox {
+export function sampleCropBox(
+  rng: Rng,
+  height: number,
+  width: number,
+  scale: readonly [number, number],
+  ratio: readonly [number, number],
+): CropBox {
   const area = height * width;
   const logLo = Math.log(ratio[0]);
   const logHi = Math.log(ratio[1]);

@@ -39,8 +39,10 @@ export class DeviceError extends Error {
 export function deviceErrorMessage(errs: string[]): string {
   const first = errs[0].split('\n')[0].trim();
   const oom = errs.some((m) => /out of memory|outofmemory|allocation/i.test(m));
-  return `the GPU reported ${errs.length} error(s) (first: ${first}); the work around it was dropped, so results from here on would be wrong. ` +
+  return (
+    `the GPU reported ${errs.length} error(s) (first: ${first}); the work around it was dropped, so results from here on would be wrong. ` +
     (oom
       ? 'The GPU ran out of memory: lower batchSize, the backbone width or the number of local crops.'
-      : `This is a bug in a GPU kernel or in tfjs: continue on the CPU with DINOTWINS_BACKEND=wasm, and report it.`);
+      : `This is a bug in a GPU kernel or in tfjs: continue on the CPU with DINOTWINS_BACKEND=wasm, and report it.`)
+  );
 }

@@ -70,16 +70,24 @@ interface Attempt {
   reason?: string;
 }
 
-async function tryTfjsNode(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node', wantGpu: boolean): Promise<Attempt> {
+async function tryTfjsNode(
+  pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node',
+  wantGpu: boolean,
+): Promise<Attempt> {
   try {
     require(pkg);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    return { ok: false, reason: code === 'MODULE_NOT_FOUND' ? `${pkg} is not installed (${shortError(e)})` : shortError(e) };
+    return {
+      ok: false,
+      reason: code === 'MODULE_NOT_FOUND' ? `${pkg} is not installed (${shortError(e)})` : shortError(e),
+    };
   }
-  if (!(await tf.setBackend('tensorflow'))) return { ok: false, reason: `${pkg} loaded but tf.setBackend('tensorflow') failed` };
+  if (!(await tf.setBackend('tensorflow')))
+    return { ok: false, reason: `${pkg} loaded but tf.setBackend('tensorflow') failed` };
   const usingGpu = Boolean((tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice);
-  if (wantGpu && !usingGpu) return { ok: false, reason: `${pkg} loaded but TensorFlow found no CUDA device (needs CUDA 11.2 + cuDNN 8.1)` };
+  if (wantGpu && !usingGpu)
+    return { ok: false, reason: `${pkg} loaded but TensorFlow found no CUDA device (needs CUDA 11.2 + cuDNN 8.1)` };
   return { ok: true, details: { package: pkg, gpu: usingGpu } };
 }
 
@@ -91,7 +99,10 @@ async function tryWebgpu(forced: boolean): Promise<Attempt> {
   const avail = (await ensureWebgpu()) as { ok: boolean; adapter?: string; reason?: string };
   if (!avail.ok) return { ok: false, reason: avail.reason };
   if (!forced && SOFTWARE_ADAPTER.test(avail.adapter ?? '')) {
-    return { ok: false, reason: `only a software adapter (${(avail.adapter ?? '').split('|').pop()?.trim()}), slower than wasm; force it with ${BACKEND_ENV}=webgpu` };
+    return {
+      ok: false,
+      reason: `only a software adapter (${(avail.adapter ?? '').split('|').pop()?.trim()}), slower than wasm; force it with ${BACKEND_ENV}=webgpu`,
+    };
   }
   try {
     registerKernelsFor('webgpu');
@@ -107,7 +118,13 @@ async function tryWebgpu(forced: boolean): Promise<Attempt> {
  * Training kernels stock tfjs-backend-wasm 4.22 lacks or gets wrong (MaxPoolGrad gives wrong values):
  * wasm counts as "can train" only when our module registered all of them (lib/kernels/wasm).
  */
-export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul'];
+export const WASM_TRAINING_KERNELS = [
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'UnsortedSegmentSum',
+  'MaxPoolGrad',
+  'BatchMatMul',
+];
 
 /** DINOTWINS_WASM_THREADS=N loads the threaded wasm build with N threads (default: the single-thread build, faster on a busy machine). */
 export const WASM_THREADS_ENV = 'DINOTWINS_WASM_THREADS';
@@ -116,11 +133,13 @@ async function tryWasm(): Promise<Attempt> {
   try {
     const ours = registerKernelsFor('wasm');
     const missing = WASM_TRAINING_KERNELS.filter((k) => !ours.includes(k) || tf.getKernel(k, 'wasm') === undefined);
-    if (missing.length > 0) return { ok: false, reason: `cannot train: our kernels ${missing.join(', ')} are not registered for wasm` };
+    if (missing.length > 0)
+      return { ok: false, reason: `cannot train: our kernels ${missing.join(', ')} are not registered for wasm` };
     const threadsEnv = process.env[WASM_THREADS_ENV];
     if (threadsEnv !== undefined && threadsEnv.trim() !== '') {
       const n = Number(threadsEnv);
-      if (!Number.isInteger(n) || n < 1 || n > 8) throw new BackendError(`${WASM_THREADS_ENV}="${threadsEnv}" must be an integer from 1 to 8`);
+      if (!Number.isInteger(n) || n < 1 || n > 8)
+        throw new BackendError(`${WASM_THREADS_ENV}="${threadsEnv}" must be an integer from 1 to 8`);
       if (n > 1) useWasmThreads({ threads: n });
     }
     if (!(await tf.setBackend('wasm'))) return { ok: false, reason: "tf.setBackend('wasm') failed" };
@@ -131,7 +150,11 @@ async function tryWasm(): Promise<Attempt> {
       ok: true,
       label: native ? `+ ${nativeLine()}` : `(${nativeLine()})`,
       details: {
-        simd: true, threads: wasmThreadsCount(), ourKernels: ours, native, nativeLine: nativeLine(),
+        simd: true,
+        threads: wasmThreadsCount(),
+        ourKernels: ours,
+        native,
+        nativeLine: nativeLine(),
         ...(native ? { nativeThreads: nat.threads ?? 1, onednn: nat.onednn ?? 'unknown' } : {}),
       },
     };
@@ -172,7 +195,8 @@ export interface SelectBackendOptions {
 export async function selectBackend(opts: SelectBackendOptions = {}): Promise<BackendReport> {
   const envValue = process.env[BACKEND_ENV];
   const forcedRaw = opts.force ?? (envValue && envValue.trim() !== '' ? envValue : undefined);
-  const forced = forcedRaw === undefined ? undefined : parseBackendId(forcedRaw, opts.force !== undefined ? 'force' : BACKEND_ENV);
+  const forced =
+    forcedRaw === undefined ? undefined : parseBackendId(forcedRaw, opts.force !== undefined ? 'force' : BACKEND_ENV);
   if (current && !opts.reselect && (forced === undefined || forced === current.chosen)) {
     if (opts.print !== false) console.log(current.line);
     return current;
@@ -184,7 +208,10 @@ export async function selectBackend(opts: SelectBackendOptions = {}): Promise<Ba
     if (r.ok) {
       const why = skipped.map((s) => `${s.id}: ${s.reason}`).join('; ');
       const forcedBy = forced ? (opts.force !== undefined ? 'option force' : `${BACKEND_ENV}=${forced}`) : undefined;
-      const line = `backend: ${id}${r.label ? ` ${r.label}` : ''} (tfjs '${tf.getBackend()}')` + (forcedBy ? `, forced by ${forcedBy}` : '') + (why ? `; skipped ${why}` : '');
+      const line =
+        `backend: ${id}${r.label ? ` ${r.label}` : ''} (tfjs '${tf.getBackend()}')` +
+        (forcedBy ? `, forced by ${forcedBy}` : '') +
+        (why ? `; skipped ${why}` : '');
       current = { chosen: id, tfBackend: tf.getBackend(), forcedBy, skipped, details: r.details ?? {}, line };
       if (opts.print !== false) console.log(line);
       return current;

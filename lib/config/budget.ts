@@ -11,7 +11,16 @@
  * short-run recipe in lib/methods/dino.ts). A notebook's config cell starts from these and may
  * override anything. A budget key that no method can read is an error (`checkBudget`).
  */
-import { BackboneConfig, ConfigLayer, hasPath, leafPaths, Method, neverRead, PretrainConfig, resolveConfig } from './config';
+import {
+  BackboneConfig,
+  ConfigLayer,
+  hasPath,
+  leafPaths,
+  Method,
+  neverRead,
+  PretrainConfig,
+  resolveConfig,
+} from './config';
 import { methodDefinition, registeredMethods } from '../methods/registry';
 import type { DataIdentity, SourceIdentity } from '../data/dataIdentity';
 import { AUGMENT_DEFAULTS } from '../augment/presets';
@@ -47,27 +56,61 @@ const EVERY_BUDGET = { warmupEpochs: 1, checkpointEvery: 50 } as const;
 
 export const BUDGETS: Readonly<Record<BudgetName, Budget>> = Object.freeze({
   smoke: {
-    name: 'smoke', trainPerClass: 40, valPerClass: 10, testLimit: 500, knnEvery: 1, probeEpochs: 5, supervisedEpochs: 2,
+    name: 'smoke',
+    trainPerClass: 40,
+    valPerClass: 10,
+    testLimit: 500,
+    knnEvery: 1,
+    probeEpochs: 5,
+    supervisedEpochs: 2,
     pretrain: {
-      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 4 }, epochs: 2, batchSize: 50, logEvery: 1,
+      ...EVERY_BUDGET,
+      backbone: { kind: 'resnet', depth: 18, width: 4 },
+      epochs: 2,
+      batchSize: 50,
+      logEvery: 1,
       // Short runs scale DINO's 30-of-100+ epochs of teacher-temperature warm-up down (read where the warm-up is on: the ablation grid's cells).
-      projector: { hidden: 128, out: 128, layers: 3 }, dino: { head: { out: 256, hidden: 128, bottleneck: 64 }, warmupTeacherTempEpochs: 1 },
+      projector: { hidden: 128, out: 128, layers: 3 },
+      dino: { head: { out: 256, hidden: 128, bottleneck: 64 }, warmupTeacherTempEpochs: 1 },
     },
   },
   cpu: {
-    name: 'cpu', trainPerClass: 1000, valPerClass: 100, testLimit: 0, knnEvery: 1, probeEpochs: 30, supervisedEpochs: 3,
+    name: 'cpu',
+    trainPerClass: 1000,
+    valPerClass: 100,
+    testLimit: 0,
+    knnEvery: 1,
+    probeEpochs: 30,
+    supervisedEpochs: 3,
     pretrain: {
-      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 16 }, epochs: 3, batchSize: 128, logEvery: 5,
+      ...EVERY_BUDGET,
+      backbone: { kind: 'resnet', depth: 18, width: 16 },
+      epochs: 3,
+      batchSize: 128,
+      logEvery: 5,
       // 512-wide heads: chosen when DINO-Twins trained on 4 views here, where a 1024-wide projector overflowed the wasm heap.
       // DINO's cpu recipe now trains on the 2 global views; wider heads were not measured since.
-      projector: { hidden: 512, out: 512, layers: 3 }, dino: { head: { out: 1024, hidden: 512, bottleneck: 128 }, warmupTeacherTempEpochs: 1 },
+      projector: { hidden: 512, out: 512, layers: 3 },
+      dino: { head: { out: 1024, hidden: 512, bottleneck: 128 }, warmupTeacherTempEpochs: 1 },
     },
   },
   gpu: {
-    name: 'gpu', trainPerClass: 0, valPerClass: 500, testLimit: 0, knnEvery: 10, probeEpochs: 100, supervisedEpochs: 200,
+    name: 'gpu',
+    trainPerClass: 0,
+    valPerClass: 500,
+    testLimit: 0,
+    knnEvery: 10,
+    probeEpochs: 100,
+    supervisedEpochs: 200,
     pretrain: {
-      ...EVERY_BUDGET, backbone: { kind: 'resnet', depth: 18, width: 64 }, epochs: 200, batchSize: 256, logEvery: 5, augment: { nLocal: 4 },
-      projector: { hidden: 2048, out: 2048, layers: 3 }, dino: { head: { out: 4096, hidden: 2048, bottleneck: 256 }, warmupTeacherTempEpochs: 30 },
+      ...EVERY_BUDGET,
+      backbone: { kind: 'resnet', depth: 18, width: 64 },
+      epochs: 200,
+      batchSize: 256,
+      logEvery: 5,
+      augment: { nLocal: 4 },
+      projector: { hidden: 2048, out: 2048, layers: 3 },
+      dino: { head: { out: 4096, hidden: 2048, bottleneck: 256 }, warmupTeacherTempEpochs: 30 },
     },
   },
 });
@@ -79,7 +122,10 @@ export class BudgetError extends Error {
 /** The budget named by DINOTWINS_BUDGET (default smoke); a bad name is an error listing the valid ones. */
 export function budgetFromEnv(env: NodeJS.ProcessEnv = process.env): Budget {
   const v = (env[BUDGET_ENV] ?? 'smoke').trim().toLowerCase();
-  if (!(BUDGETS_NAMES as readonly string[]).includes(v)) throw new BudgetError(`${BUDGET_ENV}="${env[BUDGET_ENV]}" is not a budget; valid values: ${BUDGETS_NAMES.join(', ')}`);
+  if (!(BUDGETS_NAMES as readonly string[]).includes(v))
+    throw new BudgetError(
+      `${BUDGET_ENV}="${env[BUDGET_ENV]}" is not a budget; valid values: ${BUDGETS_NAMES.join(', ')}`,
+    );
   return BUDGETS[v as BudgetName];
 }
 
@@ -95,7 +141,9 @@ export function checkBudget(b: Budget): void {
   for (const p of leafPaths(b.pretrain)) {
     const recipeSets = (m: (typeof methods)[number]) => hasPath(m.recipe[b.name] ?? {}, p);
     if (methods.some((m) => neverRead(m, p) === null && !recipeSets(m))) continue;
-    dead.push(`pretrain.${p} (${methods.map((m) => neverRead(m, p) ?? `"${m.name}" takes it from its ${b.name} recipe`).join('; ')})`);
+    dead.push(
+      `pretrain.${p} (${methods.map((m) => neverRead(m, p) ?? `"${m.name}" takes it from its ${b.name} recipe`).join('; ')})`,
+    );
   }
   for (const m of methods) {
     for (const p of leafPaths(m.recipe[b.name] ?? {})) {
@@ -120,8 +168,18 @@ export function experimentConfig(method: Method, budget: Budget, overrides: Conf
  * The identity of a budget's training data taken from `source` with split seed `splitSeed`: what
  * `loadExperimentData` (lib/protocol/experiment.ts) trains on, known without loading it (sweeps name runs with it).
  */
-export function budgetDataIdentity(source: SourceIdentity, budget: Pick<Budget, 'trainPerClass' | 'valPerClass'>, splitSeed = 0): DataIdentity {
-  return { source: source.source, checksum: source.checksum, perClass: budget.trainPerClass, valPerClass: budget.valPerClass, splitSeed };
+export function budgetDataIdentity(
+  source: SourceIdentity,
+  budget: Pick<Budget, 'trainPerClass' | 'valPerClass'>,
+  splitSeed = 0,
+): DataIdentity {
+  return {
+    source: source.source,
+    checksum: source.checksum,
+    perClass: budget.trainPerClass,
+    valPerClass: budget.valPerClass,
+    splitSeed,
+  };
 }
 
 /**
@@ -130,9 +188,15 @@ export function budgetDataIdentity(source: SourceIdentity, budget: Pick<Budget, 
  * from the data. Empty at the default size (32: CIFAR-10), so those configs and run names do not change.
  */
 export function imageSizeLayer(imageSize: number): ConfigLayer {
-  if (!Number.isInteger(imageSize) || imageSize < 1) throw new BudgetError(`imageSize must be a positive integer, got ${imageSize}`);
+  if (!Number.isInteger(imageSize) || imageSize < 1)
+    throw new BudgetError(`imageSize must be a positive integer, got ${imageSize}`);
   if (imageSize === AUGMENT_DEFAULTS.globalSize) return {};
-  return { augment: { globalSize: imageSize, localSize: Math.max(1, Math.round((imageSize * AUGMENT_DEFAULTS.localSize) / AUGMENT_DEFAULTS.globalSize)) } };
+  return {
+    augment: {
+      globalSize: imageSize,
+      localSize: Math.max(1, Math.round((imageSize * AUGMENT_DEFAULTS.localSize) / AUGMENT_DEFAULTS.globalSize)),
+    },
+  };
 }
 
 /**

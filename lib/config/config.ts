@@ -22,12 +22,20 @@ import type { AblationConfig, DinoConfig, DinoHeadConfig } from '../methods/dino
 import type { TwinsConfig } from '../methods/dinoTwins';
 
 export { ConfigError, METHODS };
-export type { Method, AugmentConfig, ProjectorConfig, BarlowConfig, AblationConfig, DinoConfig, DinoHeadConfig, TwinsConfig };
+export type {
+  Method,
+  AugmentConfig,
+  ProjectorConfig,
+  BarlowConfig,
+  AblationConfig,
+  DinoConfig,
+  DinoHeadConfig,
+  TwinsConfig,
+};
 
 /** Serialisable backbone description (see lib/models). */
 export type BackboneConfig =
-  | { kind: 'resnet'; depth: 18 | 50; width: number }
-  | { kind: 'vit'; preset: string; [override: string]: unknown };
+  { kind: 'resnet'; depth: 18 | 50; width: number } | { kind: 'vit'; preset: string; [override: string]: unknown };
 
 export type OptimizerKind = 'adam' | 'adamw' | 'sgd' | 'lars';
 export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ['adam', 'adamw', 'sgd', 'lars'];
@@ -94,12 +102,17 @@ export interface PretrainConfig {
 /** Knobs that change only when things are read or written, never what is trained: left out of a run's identity (lib/train/runName.ts). */
 export const CADENCE_KEYS = ['checkpointEvery', 'logEvery'] as const satisfies readonly (keyof PretrainConfig)[];
 
-export type DeepPartial<T> = { [K in keyof T]?: NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K] };
+export type DeepPartial<T> = {
+  [K in keyof T]?: NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K];
+};
 /** A config layer: any subset of the keys (a budget, a notebook's overrides); a backbone is given whole. */
 export type ConfigLayer = DeepPartial<Omit<PretrainConfig, 'backbone'>> & { backbone?: BackboneConfig };
 
 /** The common knobs, every key present. */
-type CommonConfig = Omit<Required<PretrainConfig>, 'method' | 'optimizer' | 'augment' | 'projector' | 'barlow' | 'dino' | 'twins'> & {
+type CommonConfig = Omit<
+  Required<PretrainConfig>,
+  'method' | 'optimizer' | 'augment' | 'projector' | 'barlow' | 'dino' | 'twins'
+> & {
   optimizer: Required<OptimizerConfig>;
   augment: Required<AugmentConfig>;
 };
@@ -163,11 +176,21 @@ function augmentRead(def: MethodDefinition, a: Required<AugmentConfig>): (keyof 
 /** The keys a run with full config `c` reads: everything else is dropped from the resolved config. */
 function keepRead(c: FullConfig, def: MethodDefinition): PretrainConfig {
   const out: Layer = {
-    method: c.method, backbone: c.backbone, seed: c.seed, epochs: c.epochs, batchSize: c.batchSize,
-    lr: c.lr, minLr: c.minLr, warmupEpochs: c.warmupEpochs, weightDecay: c.weightDecay, weightDecayEnd: c.weightDecayEnd,
+    method: c.method,
+    backbone: c.backbone,
+    seed: c.seed,
+    epochs: c.epochs,
+    batchSize: c.batchSize,
+    lr: c.lr,
+    minLr: c.minLr,
+    warmupEpochs: c.warmupEpochs,
+    weightDecay: c.weightDecay,
+    weightDecayEnd: c.weightDecayEnd,
     optimizer: pick(c.optimizer, OPTIMIZER_READS[c.optimizer.kind]),
     augment: pick(c.augment, augmentRead(def, c.augment)),
-    bnMomentum: c.bnMomentum, checkpointEvery: c.checkpointEvery, logEvery: c.logEvery,
+    bnMomentum: c.bnMomentum,
+    checkpointEvery: c.checkpointEvery,
+    logEvery: c.logEvery,
   };
   const skipped = def.unreadSections?.(c) ?? {};
   for (const s of configSections()) {
@@ -202,7 +225,9 @@ export function hasPath(o: unknown, path: string): boolean {
 }
 
 function sectionOwners(key: string): string {
-  const owners = registeredMethods().filter((m) => m.sections.some((s) => s.key === key)).map((m) => `"${m.name}"`);
+  const owners = registeredMethods()
+    .filter((m) => m.sections.some((s) => s.key === key))
+    .map((m) => `"${m.name}"`);
   return `${owners.length === 1 ? 'method' : 'methods'} ${owners.join(', ')}`;
 }
 
@@ -212,9 +237,13 @@ function sectionOwners(key: string): string {
  */
 export function neverRead(def: MethodDefinition, path: string): string | null {
   const [top, sub] = path.split('.');
-  if (top === 'augment') return def.augment.read.includes(sub as keyof AugmentConfig) ? null : def.augment.never ?? `method "${def.name}" does not read it`;
+  if (top === 'augment')
+    return def.augment.read.includes(sub as keyof AugmentConfig)
+      ? null
+      : (def.augment.never ?? `method "${def.name}" does not read it`);
   const section = configSections().find((s) => s.key === top);
-  if (section && !def.sections.includes(section)) return `method "${def.name}" has no ${section.title}; it belongs to ${sectionOwners(top)}`;
+  if (section && !def.sections.includes(section))
+    return `method "${def.name}" has no ${section.title}; it belongs to ${sectionOwners(top)}`;
   return null;
 }
 
@@ -224,28 +253,45 @@ function whyUnread(c: FullConfig, def: MethodDefinition, path: string): string {
   if (never) return never;
   const [top, sub] = path.split('.');
   if (top === 'optimizer') return `optimizer.kind "${c.optimizer.kind}" does not use it`;
-  if (top === 'augment') return def.augment.unread?.(c.augment)[sub as keyof AugmentConfig] ?? 'the run does not read it';
+  if (top === 'augment')
+    return def.augment.unread?.(c.augment)[sub as keyof AugmentConfig] ?? 'the run does not read it';
   const section = configSections().find((s) => s.key === top);
-  if (section) return def.unreadSections?.(c)[top] ?? (section.unread?.(c[top] as Required<object>) as Record<string, string> | undefined)?.[sub] ?? 'the run does not read it';
+  if (section)
+    return (
+      def.unreadSections?.(c)[top] ??
+      (section.unread?.(c[top] as Required<object>) as Record<string, string> | undefined)?.[sub] ??
+      'the run does not read it'
+    );
   return 'the run does not read it';
 }
 
 /** The common knobs' checks (each method's section checks its own). */
 function validateCommon(c: FullConfig): void {
   check(posInt(c.epochs), `epochs must be a positive integer, got ${String(c.epochs)}`);
-  check(posInt(c.batchSize) && c.batchSize >= 2, `batchSize must be an integer >= 2 (batch statistics need two samples), got ${String(c.batchSize)}`);
+  check(
+    posInt(c.batchSize) && c.batchSize >= 2,
+    `batchSize must be an integer >= 2 (batch statistics need two samples), got ${String(c.batchSize)}`,
+  );
   check(Number.isInteger(c.seed), `seed must be an integer, got ${String(c.seed)}`);
-  for (const k of ['lr', 'minLr', 'weightDecay', 'weightDecayEnd', 'warmupEpochs', 'bnMomentum'] as const) check(nonNeg(c[k]), `${k} must be a finite number >= 0, got ${String(c[k])}`);
+  for (const k of ['lr', 'minLr', 'weightDecay', 'weightDecayEnd', 'warmupEpochs', 'bnMomentum'] as const)
+    check(nonNeg(c[k]), `${k} must be a finite number >= 0, got ${String(c[k])}`);
   check(c.lr > 0, `lr must be > 0, got ${c.lr}`);
   check(c.warmupEpochs <= c.epochs, `warmupEpochs (${c.warmupEpochs}) must not exceed epochs (${c.epochs})`);
   const o = c.optimizer;
   check(OPTIMIZER_KINDS.includes(o.kind), `optimizer.kind "${o.kind}" is not one of ${OPTIMIZER_KINDS.join(', ')}`);
-  check(nonNeg(o.clipGradNorm), `optimizer.clipGradNorm must be >= 0 (0 turns clipping off), got ${String(o.clipGradNorm)}`);
-  for (const k of ['beta1', 'beta2', 'momentum'] as const) check(nonNeg(o[k]) && o[k] < 1, `optimizer.${k} must be in [0, 1), got ${String(o[k])}`);
+  check(
+    nonNeg(o.clipGradNorm),
+    `optimizer.clipGradNorm must be >= 0 (0 turns clipping off), got ${String(o.clipGradNorm)}`,
+  );
+  for (const k of ['beta1', 'beta2', 'momentum'] as const)
+    check(nonNeg(o[k]) && o[k] < 1, `optimizer.${k} must be in [0, 1), got ${String(o[k])}`);
   check(positive(o.eps) && positive(o.larsEta), 'optimizer.eps and optimizer.larsEta must be > 0');
   check(posInt(c.checkpointEvery) && posInt(c.logEvery), 'checkpointEvery and logEvery must be positive integers');
   const b = c.backbone;
-  check(isObj(b) && (b.kind === 'resnet' || b.kind === 'vit'), `backbone.kind must be "resnet" or "vit", got ${JSON.stringify(isObj(b) ? b.kind : b)}`);
+  check(
+    isObj(b) && (b.kind === 'resnet' || b.kind === 'vit'),
+    `backbone.kind must be "resnet" or "vit", got ${JSON.stringify(isObj(b) ? b.kind : b)}`,
+  );
   if (b.kind === 'resnet') {
     check(b.depth === 18 || b.depth === 50, `backbone.depth must be 18 or 50, got ${String(b.depth)}`);
     check(posInt(b.width), `backbone.width must be a positive integer, got ${String(b.width)}`);
@@ -254,18 +300,28 @@ function validateCommon(c: FullConfig): void {
   let patch = 1;
   try {
     const built = buildBackbone(b as BackboneSpec);
-    if (b.kind === 'vit') patch = Number((built.spec as { patch?: number }).patch ?? VIT_PRESETS[b.preset as keyof typeof VIT_PRESETS].patch);
+    if (b.kind === 'vit')
+      patch = Number(
+        (built.spec as { patch?: number }).patch ?? VIT_PRESETS[b.preset as keyof typeof VIT_PRESETS].patch,
+      );
   } catch (e) {
     throw new ConfigError(`backbone: ${(e as Error).message}`);
   }
   const a = c.augment;
-  check(posInt(a.globalSize) && a.globalSize >= 8, `augment.globalSize must be an integer >= 8, got ${String(a.globalSize)}`);
+  check(
+    posInt(a.globalSize) && a.globalSize >= 8,
+    `augment.globalSize must be an integer >= 8, got ${String(a.globalSize)}`,
+  );
   check(Number.isInteger(a.nLocal) && a.nLocal >= 0, `augment.nLocal must be an integer >= 0, got ${String(a.nLocal)}`);
   check(posInt(a.localSize), `augment.localSize must be a positive integer, got ${String(a.localSize)}`);
-  check(nonNeg(a.jitterStrength), `augment.jitterStrength must be a finite number >= 0, got ${String(a.jitterStrength)}`);
+  check(
+    nonNeg(a.jitterStrength),
+    `augment.jitterStrength must be a finite number >= 0, got ${String(a.jitterStrength)}`,
+  );
   check(typeof a.blur === 'boolean', `augment.blur must be true or false, got ${JSON.stringify(a.blur)}`);
   if (b.kind === 'vit') {
-    for (const k of ['globalSize', 'localSize'] as const) check(a[k] % patch === 0, `augment.${k} (${a[k]}) must be a multiple of the ViT patch size ${patch}`);
+    for (const k of ['globalSize', 'localSize'] as const)
+      check(a[k] % patch === 0, `augment.${k} (${a[k]}) must be a multiple of the ViT patch size ${patch}`);
   }
 }
 
@@ -275,7 +331,10 @@ function validateCommon(c: FullConfig): void {
  * the run would not read is a ConfigError naming it and saying why). Validated; holds exactly the
  * keys the run reads. A resolved config resolves to itself.
  */
-export function resolveConfig(overrides: ConfigLayer & { method: Method }, opts: { budget?: ConfigLayer | ConfigLayer[] } = {}): PretrainConfig {
+export function resolveConfig(
+  overrides: ConfigLayer & { method: Method },
+  opts: { budget?: ConfigLayer | ConfigLayer[] } = {},
+): PretrainConfig {
   check(isObj(overrides), 'config must be an object');
   const def = methodDefinition(overrides.method);
   let full = defaultsFor(def);
@@ -286,7 +345,11 @@ export function resolveConfig(overrides: ConfigLayer & { method: Method }, opts:
   const resolved = keepRead(full, def);
   const ignored = leafPaths(overrides as Layer).filter((p) => !hasPath(resolved, p));
   if (ignored.length > 0) {
-    throw new ConfigError(ignored.map((p) => `config key "${p}" has no effect in this run: ${whyUnread(full, def, p)}; remove it`).join('; '));
+    throw new ConfigError(
+      ignored
+        .map((p) => `config key "${p}" has no effect in this run: ${whyUnread(full, def, p)}; remove it`)
+        .join('; '),
+    );
   }
   return resolved;
 }

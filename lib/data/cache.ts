@@ -60,15 +60,24 @@ export async function extractToCache(tarball: string, cacheRoot: string, spec: C
       await tar.x({ file: tarball, cwd: tmp, strict: true, filter: wanted });
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
-      throw new DataError('extract', `cannot unpack ${tarball}: ${why}. ${remedy}`, { file: tarball, expected: 'a gzip-compressed tar', actual: why }, { cause: e });
+      throw new DataError(
+        'extract',
+        `cannot unpack ${tarball}: ${why}. ${remedy}`,
+        { file: tarball, expected: 'a gzip-compressed tar', actual: why },
+        { cause: e },
+      );
     }
     const unpacked = path.join(tmp, BATCHES_DIR);
     if (!fs.existsSync(unpacked)) {
-      throw new DataError('layout', `${tarball} has no ${BATCHES_DIR}/ folder (the official binary tarball's layout). ${remedy}`, {
-        file: tarball,
-        expected: `${BATCHES_DIR}/`,
-        actual: 'absent',
-      });
+      throw new DataError(
+        'layout',
+        `${tarball} has no ${BATCHES_DIR}/ folder (the official binary tarball's layout). ${remedy}`,
+        {
+          file: tarball,
+          expected: `${BATCHES_DIR}/`,
+          actual: 'absent',
+        },
+      );
     }
     const verified = await readVerifiedFolder(unpacked, spec, remedy);
     try {

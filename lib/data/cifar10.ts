@@ -17,7 +17,16 @@ import { performance } from 'perf_hooks';
 import { extractToCache } from './cache';
 import { downloadFile } from './download';
 import { DataError } from './errors';
-import { BATCHES_DIR, META_FILE, OFFICIAL_URL, PIXELS_PER_IMAGE, TARBALL_NAME, TEST_FILE, TRAIN_FILES, decodeRecords } from './format';
+import {
+  BATCHES_DIR,
+  META_FILE,
+  OFFICIAL_URL,
+  PIXELS_PER_IMAGE,
+  TARBALL_NAME,
+  TEST_FILE,
+  TRAIN_FILES,
+  decodeRecords,
+} from './format';
 import type { LabelledSplit } from './split';
 import { cifar10Checksum, type SourceIdentity } from './dataIdentity';
 import { describeChecksums, readVerifiedFolder, type ChecksumSpec, type VerifiedFolder } from './verify';
@@ -119,19 +128,33 @@ function resolveUserFolder(p: string, via: string): string {
   if (fs.existsSync(path.join(p, TRAIN_FILES[0])) || fs.existsSync(path.join(p, META_FILE))) return p;
   const inner = path.join(p, BATCHES_DIR);
   if (fs.existsSync(inner) && fs.statSync(inner).isDirectory()) return inner;
-  throw new DataError('source', `${p} (from ${via}) holds neither the CIFAR-10 batch files nor a ${BATCHES_DIR}/ folder; give the folder with ${TRAIN_FILES[0]} or its parent, or a ${TARBALL_NAME}`, {
-    file: p,
-    expected: `${BATCHES_DIR}/ or ${TRAIN_FILES[0]}`,
-    actual: fs.readdirSync(p).slice(0, 10).join(', ') || 'an empty folder',
-  });
+  throw new DataError(
+    'source',
+    `${p} (from ${via}) holds neither the CIFAR-10 batch files nor a ${BATCHES_DIR}/ folder; give the folder with ${TRAIN_FILES[0]} or its parent, or a ${TARBALL_NAME}`,
+    {
+      file: p,
+      expected: `${BATCHES_DIR}/ or ${TRAIN_FILES[0]}`,
+      actual: fs.readdirSync(p).slice(0, 10).join(', ') || 'an empty folder',
+    },
+  );
 }
 
 /** Decodes the verified batch files into the two splits. */
 function decode(v: VerifiedFolder): { train: LabelledSplit; test: LabelledSplit } {
   const nTrain = TRAIN_FILES.reduce((s, f) => s + v.records[f], 0);
   const nTest = v.records[TEST_FILE];
-  const train: LabelledSplit = { images: new Uint8Array(nTrain * PIXELS_PER_IMAGE), labels: new Uint8Array(nTrain), n: nTrain, role: 'train' };
-  const test: LabelledSplit = { images: new Uint8Array(nTest * PIXELS_PER_IMAGE), labels: new Uint8Array(nTest), n: nTest, role: 'test' };
+  const train: LabelledSplit = {
+    images: new Uint8Array(nTrain * PIXELS_PER_IMAGE),
+    labels: new Uint8Array(nTrain),
+    n: nTrain,
+    role: 'train',
+  };
+  const test: LabelledSplit = {
+    images: new Uint8Array(nTest * PIXELS_PER_IMAGE),
+    labels: new Uint8Array(nTest),
+    n: nTest,
+    role: 'test',
+  };
   let row = 0;
   for (const f of TRAIN_FILES) {
     decodeRecords(v.buffers[f], v.records[f], train, row, path.join(v.folder, f));
@@ -178,16 +201,24 @@ export async function loadCifar10(opts: LoadCifar10Options = {}): Promise<Cifar1
     const from = via === 'option' ? 'the path option' : `$${CIFAR10_ENV}`;
     location = path.resolve(userPath);
     if (!fs.existsSync(location)) {
-      throw new DataError('source', `${location} (from ${from}) does not exist; give a ${TARBALL_NAME}, a ${BATCHES_DIR}/ folder or its parent${via === CIFAR10_ENV ? `, or unset ${CIFAR10_ENV} to use the cache or the download` : ''}`, {
-        file: location,
-        expected: 'a tarball or folder',
-        actual: 'nothing',
-      });
+      throw new DataError(
+        'source',
+        `${location} (from ${from}) does not exist; give a ${TARBALL_NAME}, a ${BATCHES_DIR}/ folder or its parent${via === CIFAR10_ENV ? `, or unset ${CIFAR10_ENV} to use the cache or the download` : ''}`,
+        {
+          file: location,
+          expected: 'a tarball or folder',
+          actual: 'nothing',
+        },
+      );
     }
     if (fs.statSync(location).isDirectory()) {
       kind = 'folder';
       const folder = resolveUserFolder(location, from);
-      verified = await readVerifiedFolder(folder, spec, `Replace ${folder} with a good copy${via === CIFAR10_ENV ? `, or unset ${CIFAR10_ENV} to use the cache or the download` : ''}`);
+      verified = await readVerifiedFolder(
+        folder,
+        spec,
+        `Replace ${folder} with a good copy${via === CIFAR10_ENV ? `, or unset ${CIFAR10_ENV} to use the cache or the download` : ''}`,
+      );
     } else {
       kind = 'tarball';
       verified = await fromTarball(location);
@@ -209,11 +240,15 @@ export async function loadCifar10(opts: LoadCifar10Options = {}): Promise<Cifar1
     tried.push(cacheFolder, cacheTarball);
     if (shared !== false) tried.push(shared);
     if (!o.download) {
-      throw new DataError('source', `CIFAR-10 not found (looked at ${tried.join(', ')}) and downloading is switched off; set ${CIFAR10_ENV} to a ${TARBALL_NAME} or ${BATCHES_DIR}/ folder, or allow the download`, {
-        file: dataDir,
-        expected: `${BATCHES_DIR}/ or ${TARBALL_NAME}`,
-        actual: 'nothing',
-      });
+      throw new DataError(
+        'source',
+        `CIFAR-10 not found (looked at ${tried.join(', ')}) and downloading is switched off; set ${CIFAR10_ENV} to a ${TARBALL_NAME} or ${BATCHES_DIR}/ folder, or allow the download`,
+        {
+          file: dataDir,
+          expected: `${BATCHES_DIR}/ or ${TARBALL_NAME}`,
+          actual: 'nothing',
+        },
+      );
     }
     kind = 'download';
     location = o.url;

@@ -30,7 +30,14 @@ export interface DataIdentity extends SourceIdentity {
 }
 
 /** The fields of a DataIdentity, in order (records and error messages list them so). */
-export const DATA_IDENTITY_KEYS = ['source', 'checksum', 'perClass', 'valPerClass', 'splitSeed', 'testPerClass'] as const satisfies readonly (keyof DataIdentity)[];
+export const DATA_IDENTITY_KEYS = [
+  'source',
+  'checksum',
+  'perClass',
+  'valPerClass',
+  'splitSeed',
+  'testPerClass',
+] as const satisfies readonly (keyof DataIdentity)[];
 
 /** sha256 over `parts`, 16 hex digits. */
 export function digest(parts: Iterable<Uint8Array | string>): string {
@@ -45,7 +52,10 @@ export function cifar10Checksum(md5: Readonly<Record<BatchFile, string>>): strin
 }
 
 /** The official CIFAR-10 (what loadCifar10 accepts as real data), without loading it. */
-export const CIFAR10_SOURCE: Readonly<SourceIdentity> = Object.freeze({ source: 'cifar10', checksum: cifar10Checksum(OFFICIAL_MD5) });
+export const CIFAR10_SOURCE: Readonly<SourceIdentity> = Object.freeze({
+  source: 'cifar10',
+  checksum: cifar10Checksum(OFFICIAL_MD5),
+});
 
 /** The identity of `n` images a caller passed as they are (no split): a digest of their bytes. */
 export function memoryIdentity(images: Uint8Array): DataIdentity {
@@ -54,7 +64,13 @@ export function memoryIdentity(images: Uint8Array): DataIdentity {
 
 /** `d` with exactly the identity's fields, in order (a record's copy carries nothing else; `testPerClass` only where set). */
 export function dataIdentityOf(d: DataIdentity): DataIdentity {
-  const out: DataIdentity = { source: d.source, checksum: d.checksum, perClass: d.perClass, valPerClass: d.valPerClass, splitSeed: d.splitSeed };
+  const out: DataIdentity = {
+    source: d.source,
+    checksum: d.checksum,
+    perClass: d.perClass,
+    valPerClass: d.valPerClass,
+    splitSeed: d.splitSeed,
+  };
   if (d.testPerClass !== undefined) out.testPerClass = d.testPerClass;
   return out;
 }

@@ -48,7 +48,10 @@ export function progressLine(name: string, received: number, total: number | und
 function get(url: string, timeoutMs: number): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const mod = url.startsWith('https:') ? https : url.startsWith('http:') ? http : undefined;
-    if (!mod) return reject(new DataError('download', `cannot download ${url}: only http and https URLs are supported`, { file: url }));
+    if (!mod)
+      return reject(
+        new DataError('download', `cannot download ${url}: only http and https URLs are supported`, { file: url }),
+      );
     const req = mod.get(url, { timeout: timeoutMs }, resolve);
     req.on('timeout', () => req.destroy(new Error(`no response within ${timeoutMs} ms`)));
     req.on('error', reject);
@@ -61,7 +64,12 @@ function get(url: string, timeoutMs: number): Promise<http.IncomingMessage> {
  */
 export async function downloadFile(url: string, target: string, opts: DownloadOptions = {}): Promise<number> {
   const o = { ...DOWNLOAD_DEFAULTS, ...opts };
-  const out: NodeJS.WritableStream | undefined = opts.progress === false ? undefined : opts.progress === true || opts.progress === undefined ? process.stderr : opts.progress;
+  const out: NodeJS.WritableStream | undefined =
+    opts.progress === false
+      ? undefined
+      : opts.progress === true || opts.progress === undefined
+        ? process.stderr
+        : opts.progress;
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = partialPath(target);
   const name = path.basename(target);
@@ -81,7 +89,11 @@ export async function downloadFile(url: string, target: string, opts: DownloadOp
   try {
     let res = await get(url, o.idleTimeoutMs);
     let current = url;
-    for (let hops = 0; res.statusCode !== undefined && res.statusCode >= 300 && res.statusCode < 400 && res.headers.location; hops++) {
+    for (
+      let hops = 0;
+      res.statusCode !== undefined && res.statusCode >= 300 && res.statusCode < 400 && res.headers.location;
+      hops++
+    ) {
       res.resume();
       if (hops >= o.maxRedirects) throw new Error(`more than ${o.maxRedirects} redirects`);
       current = new URL(res.headers.location, current).toString();
@@ -103,7 +115,8 @@ export async function downloadFile(url: string, target: string, opts: DownloadOp
     });
     // pipeline rejects if the response closes early ("aborted"/ECONNRESET) or the disk write fails.
     await pipeline(res, counter, fs.createWriteStream(tmp));
-    if (total !== undefined && received !== total) throw new Error(`connection closed after ${received} of ${total} bytes`);
+    if (total !== undefined && received !== total)
+      throw new Error(`connection closed after ${received} of ${total} bytes`);
     if (received === 0) throw new Error('the server sent an empty body');
     const fd = fs.openSync(tmp, 'r+');
     fs.fsyncSync(fd);
@@ -117,10 +130,15 @@ export async function downloadFile(url: string, target: string, opts: DownloadOp
     fs.rmSync(tmp, { force: true });
     if (e instanceof DataError) throw e;
     const why = e instanceof Error ? e.message : String(e);
-    throw new DataError('download', `download of ${url} failed: ${why}; nothing was kept (${tmp} removed). Re-run to retry, or download it yourself and point DINOTWINS_CIFAR10 at the file`, {
-      file: url,
-      expected: total !== undefined ? `${total} bytes` : undefined,
-      actual: `${received} bytes`,
-    }, { cause: e });
+    throw new DataError(
+      'download',
+      `download of ${url} failed: ${why}; nothing was kept (${tmp} removed). Re-run to retry, or download it yourself and point DINOTWINS_CIFAR10 at the file`,
+      {
+        file: url,
+        expected: total !== undefined ? `${total} bytes` : undefined,
+        actual: `${received} bytes`,
+      },
+      { cause: e },
+    );
   }
 }

@@ -11,11 +11,36 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tar from 'tar';
 import { Rng, deriveSeed } from '../util/rng';
-import { BATCHES_DIR, BATCH_FILES, IMAGE_SIZE, META_FILE, NUM_CLASSES, PIXELS_PER_IMAGE, RECORD_BYTES, TARBALL_NAME, TEST_FILE, TRAIN_FILES, encodeRecord, type BatchFile, type Split } from './format';
+import {
+  BATCHES_DIR,
+  BATCH_FILES,
+  IMAGE_SIZE,
+  META_FILE,
+  NUM_CLASSES,
+  PIXELS_PER_IMAGE,
+  RECORD_BYTES,
+  TARBALL_NAME,
+  TEST_FILE,
+  TRAIN_FILES,
+  encodeRecord,
+  type BatchFile,
+  type Split,
+} from './format';
 import { md5Hex, type FileCheck } from './verify';
 
 /** The official class names, in label order. */
-export const CIFAR10_CLASS_NAMES = Object.freeze(['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
+export const CIFAR10_CLASS_NAMES = Object.freeze([
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
+]);
 
 export interface FixtureOptions {
   /** Records in each of the six batch files; a multiple of 10. Default 100. */
@@ -51,16 +76,46 @@ export interface Fixture {
 
 // Per class: foreground and background colours (RGB).
 const PALETTE: ReadonlyArray<readonly [readonly number[], readonly number[]]> = [
-  [[235, 235, 245], [70, 120, 200]], // airplane: light disc on blue
-  [[200, 40, 40], [90, 90, 90]], // automobile: red square on grey
-  [[240, 200, 60], [60, 140, 70]], // bird: yellow horizontal stripes on green
-  [[200, 150, 110], [60, 50, 40]], // cat: tan vertical stripes on dark brown
-  [[150, 110, 70], [120, 170, 90]], // deer: brown diagonal stripes on light green
-  [[240, 240, 240], [130, 80, 50]], // dog: white/brown checkerboard
-  [[60, 200, 80], [30, 60, 30]], // frog: green ring on dark green
-  [[110, 60, 30], [200, 190, 150]], // horse: brown cross on sand
-  [[40, 40, 60], [60, 160, 230]], // ship: dark triangle on sky blue
-  [[230, 140, 30], [50, 50, 70]], // truck: orange vertical gradient bar on slate
+  [
+    [235, 235, 245],
+    [70, 120, 200],
+  ], // airplane: light disc on blue
+  [
+    [200, 40, 40],
+    [90, 90, 90],
+  ], // automobile: red square on grey
+  [
+    [240, 200, 60],
+    [60, 140, 70],
+  ], // bird: yellow horizontal stripes on green
+  [
+    [200, 150, 110],
+    [60, 50, 40],
+  ], // cat: tan vertical stripes on dark brown
+  [
+    [150, 110, 70],
+    [120, 170, 90],
+  ], // deer: brown diagonal stripes on light green
+  [
+    [240, 240, 240],
+    [130, 80, 50],
+  ], // dog: white/brown checkerboard
+  [
+    [60, 200, 80],
+    [30, 60, 30],
+  ], // frog: green ring on dark green
+  [
+    [110, 60, 30],
+    [200, 190, 150],
+  ], // horse: brown cross on sand
+  [
+    [40, 40, 60],
+    [60, 160, 230],
+  ], // ship: dark triangle on sky blue
+  [
+    [230, 140, 30],
+    [50, 50, 70],
+  ], // truck: orange vertical gradient bar on slate
 ];
 
 /** Whether pixel (x, y) is foreground for class `c`, given the image's centre (cx, cy), scale s and phase. */
@@ -118,7 +173,8 @@ function drawImage(c: number, rng: Rng, noise: number, out: Uint8Array, offset: 
 
 /** One batch of `n` records (n a multiple of 10), labels exactly balanced and shuffled. */
 export function generateFixtureSplit(n: number, seed: number, noise = FIXTURE_DEFAULTS.noise): Split {
-  if (!Number.isInteger(n) || n < NUM_CLASSES || n % NUM_CLASSES !== 0) throw new Error(`generateFixtureSplit: n must be a positive multiple of ${NUM_CLASSES}, got ${n}`);
+  if (!Number.isInteger(n) || n < NUM_CLASSES || n % NUM_CLASSES !== 0)
+    throw new Error(`generateFixtureSplit: n must be a positive multiple of ${NUM_CLASSES}, got ${n}`);
   if (!(noise >= 0)) throw new Error(`generateFixtureSplit: noise must be >= 0, got ${noise}`);
   const rng = new Rng(seed);
   const labels = new Uint8Array(n);
@@ -145,7 +201,13 @@ export function generateFixture(opts: FixtureOptions = {}): { train: Split; test
 /** Encodes a split into the planar binary record layout. */
 export function encodeBatch(split: Split): Uint8Array {
   const buf = new Uint8Array(split.n * RECORD_BYTES);
-  for (let i = 0; i < split.n; i++) encodeRecord(split.images.subarray(i * PIXELS_PER_IMAGE, (i + 1) * PIXELS_PER_IMAGE), split.labels[i], buf, i * RECORD_BYTES);
+  for (let i = 0; i < split.n; i++)
+    encodeRecord(
+      split.images.subarray(i * PIXELS_PER_IMAGE, (i + 1) * PIXELS_PER_IMAGE),
+      split.labels[i],
+      buf,
+      i * RECORD_BYTES,
+    );
   return buf;
 }
 
@@ -164,7 +226,11 @@ export async function writeCifar10Fixture(root: string, opts: FixtureOptions = {
     const split: Split =
       f === TEST_FILE
         ? test
-        : { images: train.images.subarray(b * per, (b + 1) * per), labels: train.labels.subarray(b * o.recordsPerBatch, (b + 1) * o.recordsPerBatch), n: o.recordsPerBatch };
+        : {
+            images: train.images.subarray(b * per, (b + 1) * per),
+            labels: train.labels.subarray(b * o.recordsPerBatch, (b + 1) * o.recordsPerBatch),
+            n: o.recordsPerBatch,
+          };
     const bytes = encodeBatch(split);
     fs.writeFileSync(path.join(folder, f), bytes);
     checksums[f] = { md5: md5Hex(bytes), bytes: bytes.length };
@@ -174,7 +240,9 @@ export async function writeCifar10Fixture(root: string, opts: FixtureOptions = {
   let tarball: string | undefined;
   if (o.tarball) {
     tarball = path.join(root, TARBALL_NAME);
-    await tar.c({ gzip: true, file: tarball, cwd: root, portable: true, mtime: new Date('2009-01-01T00:00:00Z') }, [BATCHES_DIR]);
+    await tar.c({ gzip: true, file: tarball, cwd: root, portable: true, mtime: new Date('2009-01-01T00:00:00Z') }, [
+      BATCHES_DIR,
+    ]);
   }
   return { root, folder, tarball, checksums, recordsPerBatch: o.recordsPerBatch, classNames };
 }
@@ -187,7 +255,11 @@ export type FixtureDamage =
   | 'remove'; // the file is deleted
 
 /** Damages `file` (a batch file or batches.meta.txt) of the fixture folder in place. */
-export function damageFixture(folder: string, damage: FixtureDamage, file: BatchFile | typeof META_FILE = 'data_batch_2.bin'): void {
+export function damageFixture(
+  folder: string,
+  damage: FixtureDamage,
+  file: BatchFile | typeof META_FILE = 'data_batch_2.bin',
+): void {
   const p = path.join(folder, file);
   if (!fs.existsSync(p)) throw new Error(`damageFixture: ${p} does not exist`);
   const buf = fs.readFileSync(p);

@@ -57,7 +57,11 @@ export interface UnlabelledFolderSelection extends SelectionBase {
 
 export type FolderSelection = LabelledFolderSelection | UnlabelledFolderSelection;
 
-function labelledSubset(f: LabelledImageFolder, trainPerClass: number, seed: number): { train: FolderSubset; perClass: number } {
+function labelledSubset(
+  f: LabelledImageFolder,
+  trainPerClass: number,
+  seed: number,
+): { train: FolderSubset; perClass: number } {
   const split = f.train;
   const all: FolderSubset = { ...split, role: 'train' };
   if (trainPerClass === 0) return { train: all, perClass: 0 };
@@ -65,45 +69,115 @@ function labelledSubset(f: LabelledImageFolder, trainPerClass: number, seed: num
   const perClass = Math.min(trainPerClass, smallest);
   if (perClass * f.classNames.length >= split.n) return { train: all, perClass };
   const sub = balancedSubset(split, perClass, seed);
-  return { train: { ...sub, height: split.height, width: split.width, numClasses: split.numClasses, role: 'train', files: Array.from(sub.indices, (i) => split.files[i]) }, perClass };
+  return {
+    train: {
+      ...sub,
+      height: split.height,
+      width: split.width,
+      numClasses: split.numClasses,
+      role: 'train',
+      files: Array.from(sub.indices, (i) => split.files[i]),
+    },
+    perClass,
+  };
 }
 
 /** `count` rows of `split` drawn with `seed` (all of them when it has no more), in row order. */
 function randomSubset(split: UnlabelledImageFolderSplit, count: number, seed: number): UnlabelledImages {
-  const base: UnlabelledImages = { images: split.images, n: split.n, height: split.height, width: split.width, role: 'train', indices: split.indices, files: split.files };
+  const base: UnlabelledImages = {
+    images: split.images,
+    n: split.n,
+    height: split.height,
+    width: split.width,
+    role: 'train',
+    indices: split.indices,
+    files: split.files,
+  };
   if (count === 0 || count >= split.n) return base;
   const rows = Int32Array.from(new Rng(seed).permutation(split.n).subarray(0, count)).sort();
   const per = split.height * split.width * CHANNELS;
   const images = new Uint8Array(count * per);
   rows.forEach((r, i) => images.set(split.images.subarray(r * per, (r + 1) * per), i * per));
-  return { ...base, images, n: count, indices: Int32Array.from(rows, (r) => split.indices[r]), files: Array.from(rows, (r) => split.files[r]) };
+  return {
+    ...base,
+    images,
+    n: count,
+    indices: Int32Array.from(rows, (r) => split.indices[r]),
+    files: Array.from(rows, (r) => split.files[r]),
+  };
 }
 
 /** The experiment's view of `f` with the budget's training subset (see the file comment). */
 export function selectFolderData(f: ImageFolderData, trainPerClass: number): FolderSelection {
-  if (!Number.isInteger(trainPerClass) || trainPerClass < 0) throw new Error(`selectFolderData: trainPerClass must be an integer >= 0, got ${trainPerClass}`);
+  if (!Number.isInteger(trainPerClass) || trainPerClass < 0)
+    throw new Error(`selectFolderData: trainPerClass must be an integer >= 0, got ${trainPerClass}`);
   const { val, test, seed } = f.identity.split;
-  const identity: DataIdentity = { source: 'folder', checksum: f.identity.manifestHash, perClass: trainPerClass, valPerClass: val, splitSeed: seed, testPerClass: test };
+  const identity: DataIdentity = {
+    source: 'folder',
+    checksum: f.identity.manifestHash,
+    perClass: trainPerClass,
+    valPerClass: val,
+    splitSeed: seed,
+    testPerClass: test,
+  };
   const describe = (n: number, per: string) => ({
-    folder: f.root, manifestHash: f.identity.manifestHash, imageSize: f.imageSize, layout: f.layout, classes: f.classNames.length, skipped: f.skipped.length,
-    trainImages: n, valImages: f.val.n, testImages: f.test.n,
+    folder: f.root,
+    manifestHash: f.identity.manifestHash,
+    imageSize: f.imageSize,
+    layout: f.layout,
+    classes: f.classNames.length,
+    skipped: f.skipped.length,
+    trainImages: n,
+    valImages: f.val.n,
+    testImages: f.test.n,
     split: `the folder's own split by file (seed ${seed}): val ${val} and test ${test} per class${f.labelled ? '' : ' (unlabelled: of all images)'}; train: ${per} of the remaining ${f.train.n}`,
   });
   const subsetSeed = deriveSeed(seed, 2);
   if (f.labelled === true) {
     const { train, perClass } = labelledSubset(f, trainPerClass, subsetSeed);
-    const per = trainPerClass === 0 ? 'all' : `${perClass} per class (class-balanced${perClass < trainPerClass ? `; the smallest class has ${perClass}` : ''})`;
-    return { labelled: true, train, val: { ...f.val, role: 'val' }, test: { ...f.test, role: 'test' }, identity, protocol: describe(train.n, per) };
+    const per =
+      trainPerClass === 0
+        ? 'all'
+        : `${perClass} per class (class-balanced${perClass < trainPerClass ? `; the smallest class has ${perClass}` : ''})`;
+    return {
+      labelled: true,
+      train,
+      val: { ...f.val, role: 'val' },
+      test: { ...f.test, role: 'test' },
+      identity,
+      protocol: describe(train.n, per),
+    };
   }
   const count = trainPerClass * UNLABELLED_SUBSET_FACTOR;
   const train = randomSubset(f.train, count, subsetSeed);
-  const per = trainPerClass === 0 || train.n === f.train.n ? 'all' : `${train.n} drawn at random (${UNLABELLED_SUBSET_FACTOR} x ${trainPerClass}, as many as the budget's CIFAR-10 subset)`;
-  const asImages = (s: UnlabelledImageFolderSplit, role: SplitRole): UnlabelledImages => ({ images: s.images, n: s.n, height: s.height, width: s.width, role, indices: s.indices, files: s.files });
-  return { labelled: false, train, val: asImages(f.val, 'val'), test: asImages(f.test, 'test'), identity, protocol: describe(train.n, per) };
+  const per =
+    trainPerClass === 0 || train.n === f.train.n
+      ? 'all'
+      : `${train.n} drawn at random (${UNLABELLED_SUBSET_FACTOR} x ${trainPerClass}, as many as the budget's CIFAR-10 subset)`;
+  const asImages = (s: UnlabelledImageFolderSplit, role: SplitRole): UnlabelledImages => ({
+    images: s.images,
+    n: s.n,
+    height: s.height,
+    width: s.width,
+    role,
+    indices: s.indices,
+    files: s.files,
+  });
+  return {
+    labelled: false,
+    train,
+    val: asImages(f.val, 'val'),
+    test: asImages(f.test, 'test'),
+    identity,
+    protocol: describe(train.n, per),
+  };
 }
 
 /** A short name for a folder's runs folder: its base name, with anything but letters, digits, '.', '_' and '-' replaced. */
 export function folderRunsName(root: string): string {
-  const base = path.basename(path.resolve(root)).replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[.]+/, '');
+  const base = path
+    .basename(path.resolve(root))
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .replace(/^[.]+/, '');
   return base || 'folder';
 }

@@ -19,7 +19,13 @@ export const OFFICIAL_RECORDS_PER_BATCH = 10_000;
 
 /** The folder inside the official tarball. */
 export const BATCHES_DIR = 'cifar-10-batches-bin';
-export const TRAIN_FILES = Object.freeze(['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin'] as const);
+export const TRAIN_FILES = Object.freeze([
+  'data_batch_1.bin',
+  'data_batch_2.bin',
+  'data_batch_3.bin',
+  'data_batch_4.bin',
+  'data_batch_5.bin',
+] as const);
 export const TEST_FILE = 'test_batch.bin';
 export const BATCH_FILES = Object.freeze([...TRAIN_FILES, TEST_FILE] as const);
 export type BatchFile = (typeof BATCH_FILES)[number];
@@ -68,7 +74,11 @@ export function imageBytes(split: Pick<Split, 'height' | 'width'>): number {
  */
 export function decodeRecords(buf: Uint8Array, n: number, into: Split, row0: number, file: string): void {
   if (buf.length < n * RECORD_BYTES) {
-    throw new DataError('size', `${file}: ${buf.length} bytes cannot hold ${n} records of ${RECORD_BYTES} bytes`, { file, expected: `${n * RECORD_BYTES}`, actual: `${buf.length}` });
+    throw new DataError('size', `${file}: ${buf.length} bytes cannot hold ${n} records of ${RECORD_BYTES} bytes`, {
+      file,
+      expected: `${n * RECORD_BYTES}`,
+      actual: `${buf.length}`,
+    });
   }
   if (row0 + n > into.n) throw new Error(`decodeRecords: rows ${row0}..${row0 + n} exceed the split's ${into.n} rows`);
   const plane = IMAGE_SIZE * IMAGE_SIZE; // 1024
@@ -77,11 +87,15 @@ export function decodeRecords(buf: Uint8Array, n: number, into: Split, row0: num
     const s = r * RECORD_BYTES;
     const label = buf[s];
     if (label >= NUM_CLASSES) {
-      throw new DataError('layout', `${file}: record ${r} (byte offset ${s}) has label byte ${label}, expected 0-9; the file is not in the CIFAR-10 binary layout or is corrupt`, {
-        file,
-        expected: 'label byte 0-9',
-        actual: `${label}`,
-      });
+      throw new DataError(
+        'layout',
+        `${file}: record ${r} (byte offset ${s}) has label byte ${label}, expected 0-9; the file is not in the CIFAR-10 binary layout or is corrupt`,
+        {
+          file,
+          expected: 'label byte 0-9',
+          actual: `${label}`,
+        },
+      );
     }
     labels[row0 + r] = label;
     const rOff = s + 1;
@@ -98,8 +112,10 @@ export function decodeRecords(buf: Uint8Array, n: number, into: Split, row0: num
 
 /** Inverse of `decodeRecords`: one NHWC image and its label into a planar record (used by the fixture writer). */
 export function encodeRecord(image: Uint8Array, label: number, out: Uint8Array, offset: number): void {
-  if (image.length !== PIXELS_PER_IMAGE) throw new Error(`encodeRecord: image has ${image.length} bytes, expected ${PIXELS_PER_IMAGE}`);
-  if (!Number.isInteger(label) || label < 0 || label > 255) throw new Error(`encodeRecord: label ${label} is not a byte`);
+  if (image.length !== PIXELS_PER_IMAGE)
+    throw new Error(`encodeRecord: image has ${image.length} bytes, expected ${PIXELS_PER_IMAGE}`);
+  if (!Number.isInteger(label) || label < 0 || label > 255)
+    throw new Error(`encodeRecord: label ${label} is not a byte`);
   const plane = IMAGE_SIZE * IMAGE_SIZE;
   out[offset] = label;
   for (let p = 0; p < plane; p++) {
@@ -116,11 +132,15 @@ export function parseMeta(text: string, file: string): string[] {
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
   if (names.length !== NUM_CLASSES) {
-    throw new DataError('layout', `${file}: expected ${NUM_CLASSES} class names (one per line), found ${names.length}${names.length ? `: ${names.join(', ')}` : ''}`, {
-      file,
-      expected: `${NUM_CLASSES} names`,
-      actual: `${names.length}`,
-    });
+    throw new DataError(
+      'layout',
+      `${file}: expected ${NUM_CLASSES} class names (one per line), found ${names.length}${names.length ? `: ${names.join(', ')}` : ''}`,
+      {
+        file,
+        expected: `${NUM_CLASSES} names`,
+        actual: `${names.length}`,
+      },
+    );
   }
   return names;
 }

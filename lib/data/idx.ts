@@ -16,16 +16,29 @@ export interface IdxArray {
 
 /** Parses IDX bytes (unsigned-byte type only); `file` names the source in errors. */
 export function parseIdx(buf: Uint8Array, file: string): IdxArray {
-  const bad = (what: string, expected: string, actual: string) => new DataError('layout', `${file}: ${what}; not an unsigned-byte IDX file`, { file, expected, actual });
-  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) throw bad('no IDX magic (two zero bytes)', '00 00 08 <ndims>', Array.from(buf.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' '));
-  if (buf[2] !== 0x08) throw bad(`element type 0x${buf[2].toString(16)}`, '0x08 (unsigned byte)', `0x${buf[2].toString(16)}`);
+  const bad = (what: string, expected: string, actual: string) =>
+    new DataError('layout', `${file}: ${what}; not an unsigned-byte IDX file`, { file, expected, actual });
+  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0)
+    throw bad(
+      'no IDX magic (two zero bytes)',
+      '00 00 08 <ndims>',
+      Array.from(buf.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' '),
+    );
+  if (buf[2] !== 0x08)
+    throw bad(`element type 0x${buf[2].toString(16)}`, '0x08 (unsigned byte)', `0x${buf[2].toString(16)}`);
   const nd = buf[3];
   const header = 4 + 4 * nd;
-  if (nd < 1 || buf.length < header) throw bad(`${nd} dimensions in a ${buf.length}-byte file`, 'at least one dimension', String(nd));
+  if (nd < 1 || buf.length < header)
+    throw bad(`${nd} dimensions in a ${buf.length}-byte file`, 'at least one dimension', String(nd));
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const dims = Array.from({ length: nd }, (_, i) => view.getUint32(4 + 4 * i, false));
   const count = dims.reduce((a, b) => a * b, 1);
-  if (buf.length !== header + count) throw new DataError('size', `${file}: dimensions ${dims.join('x')} need ${header + count} bytes, the file has ${buf.length}`, { file, expected: String(header + count), actual: String(buf.length) });
+  if (buf.length !== header + count)
+    throw new DataError(
+      'size',
+      `${file}: dimensions ${dims.join('x')} need ${header + count} bytes, the file has ${buf.length}`,
+      { file, expected: String(header + count), actual: String(buf.length) },
+    );
   return { dims, data: buf.subarray(header) };
 }
 
@@ -36,7 +49,12 @@ export function readIdxFile(file: string): IdxArray {
     try {
       buf = gunzipSync(buf);
     } catch (e) {
-      throw new DataError('extract', `${file}: cannot gunzip (${(e as Error).message})`, { file, expected: 'a gzip-compressed IDX file', actual: (e as Error).message }, { cause: e });
+      throw new DataError(
+        'extract',
+        `${file}: cannot gunzip (${(e as Error).message})`,
+        { file, expected: 'a gzip-compressed IDX file', actual: (e as Error).message },
+        { cause: e },
+      );
     }
   }
   return parseIdx(buf, file);

@@ -12,7 +12,8 @@ import type { Sharp, SharpOptions } from 'sharp';
 import { CHANNELS } from './format';
 
 /** What the pixels of a row are a function of, besides the file and the size; part of the manifest hash. Bump when the pipeline changes. */
-export const DECODE_RECIPE = 'v1: EXIF orientation; alpha dropped; sRGB uint8; shorter side to size (lanczos3) + centre crop';
+export const DECODE_RECIPE =
+  'v1: EXIF orientation; alpha dropped; sRGB uint8; shorter side to size (lanczos3) + centre crop';
 
 /** Encoded formats accepted (recognised by content, whatever the extension says). */
 export const DECODED_FORMATS: readonly string[] = Object.freeze(['jpeg', 'png', 'webp']);
@@ -48,7 +49,8 @@ export function contentHash(bytes: Uint8Array): string {
 /** The encoded format from the first bytes (JPEG FF D8 FF, PNG 89 'PNG', WebP 'RIFF'....'WEBP'), else undefined. */
 export function sniffFormat(bytes: Uint8Array): 'jpeg' | 'png' | 'webp' | undefined {
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
+  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47)
+    return 'png';
   const ascii = (a: number, b: number) => String.fromCharCode(...bytes.subarray(a, b));
   if (bytes.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
   return undefined;
@@ -62,14 +64,27 @@ export async function decodeImage(bytes: Buffer, size: number, out: Uint8Array, 
   const sharp = await loadSharp();
   const format = sniffFormat(bytes);
   if (!format) {
-    const other = await sharp(bytes).metadata().then((m) => m.format, () => undefined);
-    throw new Error(other ? `the content is ${other}, not ${DECODED_FORMATS.join('/')}` : `unrecognised content (not ${DECODED_FORMATS.join('/')})`);
+    const other = await sharp(bytes)
+      .metadata()
+      .then(
+        (m) => m.format,
+        () => undefined,
+      );
+    throw new Error(
+      other
+        ? `the content is ${other}, not ${DECODED_FORMATS.join('/')}`
+        : `unrecognised content (not ${DECODED_FORMATS.join('/')})`,
+    );
   }
   let src: Sharp = sharp(bytes, INPUT);
   // JPEG has no alpha; PNG and WebP may (an alpha channel or a transparent colour).
   if (format !== 'jpeg' && (await src.metadata()).hasAlpha) {
     // sharp premultiplies by alpha while resizing, which would blacken transparent pixels: drop alpha at full size first.
-    const { data, info } = await sharp(bytes, INPUT).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(bytes, INPUT)
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     src = sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels as 3 } });
   }
   const { data, info } = await src
@@ -80,7 +95,9 @@ export async function decodeImage(bytes: Buffer, size: number, out: Uint8Array, 
     .toBuffer({ resolveWithObject: true });
   const bytesOut = size * size * CHANNELS;
   if (info.width !== size || info.height !== size || info.channels !== CHANNELS || data.length !== bytesOut) {
-    throw new Error(`decoded to ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${size}x${size}x${CHANNELS}`);
+    throw new Error(
+      `decoded to ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${size}x${size}x${CHANNELS}`,
+    );
   }
   out.set(data, offset);
 }
@@ -88,7 +105,9 @@ export async function decodeImage(bytes: Buffer, size: number, out: Uint8Array, 
 /** The first line of a decoder error; libvips sometimes gives no reason ("Unknown error"), then say what it usually means. */
 function describeDecodeError(e: Error): string {
   const first = (e?.message ?? String(e)).split('\n')[0].trim();
-  return !first || first === 'Unknown error' ? 'the decoder failed without a reason (the file is probably truncated or corrupt)' : first;
+  return !first || first === 'Unknown error'
+    ? 'the decoder failed without a reason (the file is probably truncated or corrupt)'
+    : first;
 }
 
 /** One file to decode into row `row` of the output. */
@@ -115,9 +134,14 @@ export interface DecodeFilesResult {
 }
 
 /** Decodes every task into `out` (row-major [rows, size, size, 3]), `concurrency` files at a time. Failures are collected, not thrown. */
-export async function decodeFiles(tasks: readonly DecodeTask[], out: Uint8Array, opts: DecodeFilesOptions): Promise<DecodeFilesResult> {
+export async function decodeFiles(
+  tasks: readonly DecodeTask[],
+  out: Uint8Array,
+  opts: DecodeFilesOptions,
+): Promise<DecodeFilesResult> {
   const { size, concurrency } = opts;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`decodeFiles: concurrency must be an integer >= 1, got ${concurrency}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new Error(`decodeFiles: concurrency must be an integer >= 1, got ${concurrency}`);
   const per = size * size * CHANNELS;
   const hashes: (string | undefined)[] = new Array(tasks.length).fill(undefined);
   const failed: { task: number; reason: string }[] = [];
@@ -134,7 +158,10 @@ export async function decodeFiles(tasks: readonly DecodeTask[], out: Uint8Array,
         hashes[i] = contentHash(bytes);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        failed.push({ task: i, reason: err.code && err.syscall ? `${err.code}: cannot ${err.syscall} the file` : describeDecodeError(err) });
+        failed.push({
+          task: i,
+          reason: err.code && err.syscall ? `${err.code}: cannot ${err.syscall} the file` : describeDecodeError(err),
+        });
       }
       done++;
       opts.onProgress?.(done, tasks.length);

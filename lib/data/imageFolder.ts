@@ -24,10 +24,41 @@ import { performance } from 'perf_hooks';
 import { defaultDataDir } from './cifar10';
 import { ImageFolderError, UnreadableImagesError, type BadImage } from './errors';
 import { CHANNELS } from './format';
-import { DECODE_RECIPE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, decodeFiles, decoderVersions, type DecodeTask } from './imageDecode';
-import { MANIFEST_FILE, imageFolderCacheDir, readCachedImages, readCachedManifest, writeImageFolderCache } from './imageFolderCache';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, describeChanges, folderChanges, hasChanges, manifestHash, type FolderChanges, type ImageFolderManifest, type ManifestBadFile, type ManifestRow } from './imageFolderManifest';
-import { LABEL_SOURCES, describeUnsupported, scanImageFolder, type FolderLayout, type FolderScan, type LabelSource } from './imageFolderScan';
+import {
+  DECODE_RECIPE,
+  MAX_IMAGE_SIZE,
+  MIN_IMAGE_SIZE,
+  decodeFiles,
+  decoderVersions,
+  type DecodeTask,
+} from './imageDecode';
+import {
+  MANIFEST_FILE,
+  imageFolderCacheDir,
+  readCachedImages,
+  readCachedManifest,
+  writeImageFolderCache,
+} from './imageFolderCache';
+import {
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  describeChanges,
+  folderChanges,
+  hasChanges,
+  manifestHash,
+  type FolderChanges,
+  type ImageFolderManifest,
+  type ManifestBadFile,
+  type ManifestRow,
+} from './imageFolderManifest';
+import {
+  LABEL_SOURCES,
+  describeUnsupported,
+  scanImageFolder,
+  type FolderLayout,
+  type FolderScan,
+  type LabelSource,
+} from './imageFolderScan';
 import { checkSplitOptions, splitFiles } from './imageFolderSplit';
 import type { SplitRole } from './split';
 
@@ -191,15 +222,32 @@ interface Resolved {
 }
 
 function resolveOptions(opts: LoadImageFolderOptions): Resolved {
-  if (!opts || typeof opts.path !== 'string' || opts.path === '') throw new ImageFolderError('source', 'loadImageFolder: give the folder as the path option', { expected: 'a folder path', actual: String(opts?.path) });
+  if (!opts || typeof opts.path !== 'string' || opts.path === '')
+    throw new ImageFolderError('source', 'loadImageFolder: give the folder as the path option', {
+      expected: 'a folder path',
+      actual: String(opts?.path),
+    });
   const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as LoadImageFolderOptions;
   const { log, ...rest } = { ...IMAGE_FOLDER_DEFAULTS, dataDir: defaultDataDir(), ...defined };
-  const o: Resolved = { ...rest, log: log === false ? () => {} : log ?? ((line: string) => console.log(line)) };
+  const o: Resolved = { ...rest, log: log === false ? () => {} : (log ?? ((line: string) => console.log(line))) };
   if (!Number.isInteger(o.imageSize) || o.imageSize < MIN_IMAGE_SIZE || o.imageSize > MAX_IMAGE_SIZE) {
-    throw new ImageFolderError('source', `imageSize must be an integer in [${MIN_IMAGE_SIZE}, ${MAX_IMAGE_SIZE}], got ${o.imageSize}`, { expected: `an integer in [${MIN_IMAGE_SIZE}, ${MAX_IMAGE_SIZE}]`, actual: String(o.imageSize) });
+    throw new ImageFolderError(
+      'source',
+      `imageSize must be an integer in [${MIN_IMAGE_SIZE}, ${MAX_IMAGE_SIZE}], got ${o.imageSize}`,
+      { expected: `an integer in [${MIN_IMAGE_SIZE}, ${MAX_IMAGE_SIZE}]`, actual: String(o.imageSize) },
+    );
   }
-  if (!Number.isInteger(o.concurrency) || o.concurrency < 1) throw new ImageFolderError('source', `concurrency must be an integer >= 1, got ${o.concurrency}`, { expected: 'an integer >= 1', actual: String(o.concurrency) });
-  if (!LABEL_SOURCES.includes(o.labels)) throw new ImageFolderError('labels', `labels must be one of ${LABEL_SOURCES.join(', ')}, got '${String(o.labels)}'`, { expected: LABEL_SOURCES.join(', '), actual: String(o.labels) });
+  if (!Number.isInteger(o.concurrency) || o.concurrency < 1)
+    throw new ImageFolderError('source', `concurrency must be an integer >= 1, got ${o.concurrency}`, {
+      expected: 'an integer >= 1',
+      actual: String(o.concurrency),
+    });
+  if (!LABEL_SOURCES.includes(o.labels))
+    throw new ImageFolderError(
+      'labels',
+      `labels must be one of ${LABEL_SOURCES.join(', ')}, got '${String(o.labels)}'`,
+      { expected: LABEL_SOURCES.join(', '), actual: String(o.labels) },
+    );
   checkSplitOptions({ val: o.val, test: o.test, seed: o.seed });
   return o;
 }
@@ -207,11 +255,14 @@ function resolveOptions(opts: LoadImageFolderOptions): Resolved {
 function checkClasses(scan: FolderScan): void {
   if (!scan.labelled || scan.classNames.length >= 2) return;
   const name = scan.classNames[0];
-  const where = scan.layout === 'csv' ? `the labels CSV ${scan.csv} names one class` : `${scan.root} has one class folder`;
+  const where =
+    scan.layout === 'csv' ? `the labels CSV ${scan.csv} names one class` : `${scan.root} has one class folder`;
   throw new ImageFolderError(
     'labels',
     `${where} ('${name}', ${scan.files.length} images): a labelled split needs at least 2 classes; ` +
-      (scan.layout === 'csv' ? 'label the images with 2 or more classes, or drop the CSV' : 'put each class in its own folder') +
+      (scan.layout === 'csv'
+        ? 'label the images with 2 or more classes, or drop the CSV'
+        : 'put each class in its own folder') +
       ", or pass labels 'none' to pretrain on the images unlabelled (kNN and the linear probe are then skipped)",
     { file: scan.csv ?? scan.root, expected: 'at least 2 classes', actual: `1 class ('${name}')` },
   );
@@ -220,8 +271,12 @@ function checkClasses(scan: FolderScan): void {
 /** Reports unsupported and unlisted files on one line each. */
 function reportIgnored(scan: FolderScan, log: (line: string) => void): void {
   const n = Object.values(scan.unsupported).reduce((a, b) => a + b, 0);
-  if (n > 0) log(`image folder: ignored ${n} file(s) with unsupported extensions (${describeUnsupported(scan.unsupported)}) in ${scan.root}; supported: .jpg, .jpeg, .png, .webp`);
-  if (scan.unlisted > 0) log(`image folder: ${scan.unlisted} image(s) in ${scan.root} are not listed in ${scan.csv} and are left out`);
+  if (n > 0)
+    log(
+      `image folder: ignored ${n} file(s) with unsupported extensions (${describeUnsupported(scan.unsupported)}) in ${scan.root}; supported: .jpg, .jpeg, .png, .webp`,
+    );
+  if (scan.unlisted > 0)
+    log(`image folder: ${scan.unlisted} image(s) in ${scan.root} are not listed in ${scan.csv} and are left out`);
 }
 
 interface Decoded {
@@ -244,7 +299,9 @@ async function decodeWithCache(scan: FolderScan, o: Resolved): Promise<Decoded> 
     if (r.problem) o.log(`image folder: the cache cannot be used (${r.problem}); decoding ${scan.root} again`);
     prev = r.manifest;
     if (prev && (prev.imageSize !== size || prev.recipe !== DECODE_RECIPE)) {
-      o.log(`image folder: the cache in ${dir} was written by another decoder (${prev.recipe}); decoding ${scan.root} again`);
+      o.log(
+        `image folder: the cache in ${dir} was written by another decoder (${prev.recipe}); decoding ${scan.root} again`,
+      );
       prev = undefined;
     }
     if (prev) {
@@ -259,11 +316,23 @@ async function decodeWithCache(scan: FolderScan, o: Resolved): Promise<Decoded> 
   const changes = prev ? folderChanges(prev, scan.files) : undefined;
   if (dir && prev && prevImages && changes && !hasChanges(changes)) {
     // The same images: a hit. Class names (a CSV's label text), ignored and unlisted files may still differ: then only the manifest is rewritten.
-    const same = JSON.stringify([prev.classNames, prev.unsupported, prev.unlisted]) === JSON.stringify([scan.classNames, scan.unsupported, scan.unlisted]);
+    const same =
+      JSON.stringify([prev.classNames, prev.unsupported, prev.unlisted]) ===
+      JSON.stringify([scan.classNames, scan.unsupported, scan.unlisted]);
     if (same) return { manifest: prev, images: prevImages, cache: { status: 'hit', decoded: 0, dir } };
-    const next = { ...prev, classNames: scan.classNames, unsupported: scan.unsupported, unlisted: scan.unlisted, writtenAt: new Date().toISOString() };
+    const next = {
+      ...prev,
+      classNames: scan.classNames,
+      unsupported: scan.unsupported,
+      unlisted: scan.unlisted,
+      writtenAt: new Date().toISOString(),
+    };
     next.hash = manifestHash(next);
-    return { manifest: writeImageFolderCache(dir, next, prevImages), images: prevImages, cache: { status: 'hit', decoded: 0, dir } };
+    return {
+      manifest: writeImageFolderCache(dir, next, prevImages),
+      images: prevImages,
+      cache: { status: 'hit', decoded: 0, dir },
+    };
   }
 
   // Reuse unchanged rows (and unchanged known-bad files), decode the rest, each at its place in scan order.
@@ -296,8 +365,14 @@ async function decodeWithCache(scan: FolderScan, o: Resolved): Promise<Decoded> 
     taskOf.push(i);
   });
   prevImages = undefined;
-  if (changes) o.log(`image folder: ${scan.root} changed since it was cached (${describeChanges(changes)}); decoding ${tasks.length} image(s)`);
-  else if (tasks.length > 0) o.log(`image folder: decoding ${tasks.length} image(s) from ${scan.root} to ${size}x${size}, ${Math.min(o.concurrency, tasks.length)} at a time`);
+  if (changes)
+    o.log(
+      `image folder: ${scan.root} changed since it was cached (${describeChanges(changes)}); decoding ${tasks.length} image(s)`,
+    );
+  else if (tasks.length > 0)
+    o.log(
+      `image folder: decoding ${tasks.length} image(s) from ${scan.root} to ${size}x${size}, ${Math.min(o.concurrency, tasks.length)} at a time`,
+    );
   const result = await decodeFiles(tasks, all, { size, concurrency: o.concurrency, onProgress: o.onProgress });
   result.hashes.forEach((h, t) => (sha[taskOf[t]] = h));
   for (const f of result.failed) reason[taskOf[f.task]] = f.reason;
@@ -311,7 +386,13 @@ async function decodeWithCache(scan: FolderScan, o: Resolved): Promise<Decoded> 
       return;
     }
     if (rows.length !== i) all.copyWithin(rows.length * per, i * per, (i + 1) * per);
-    rows.push({ path: f.path, size: f.size, mtimeMs: f.mtimeMs, sha256: sha[i] as string, ...(f.label !== undefined ? { label: f.label } : {}) });
+    rows.push({
+      path: f.path,
+      size: f.size,
+      mtimeMs: f.mtimeMs,
+      sha256: sha[i] as string,
+      ...(f.label !== undefined ? { label: f.label } : {}),
+    });
   });
   const images = rows.length === files.length ? all : all.slice(0, rows.length * per);
   const base = {
@@ -333,9 +414,15 @@ async function decodeWithCache(scan: FolderScan, o: Resolved): Promise<Decoded> 
     writtenAt: new Date().toISOString(),
   } satisfies Omit<ImageFolderManifest, 'imagesFile' | 'imagesBytes'>;
   base.hash = manifestHash(base);
-  const manifest = dir ? writeImageFolderCache(dir, base, images) : { ...base, imagesFile: '', imagesBytes: images.length };
+  const manifest = dir
+    ? writeImageFolderCache(dir, base, images)
+    : { ...base, imagesFile: '', imagesBytes: images.length };
   const status = !dir ? 'off' : changes ? 'updated' : 'decoded';
-  return { manifest, images, cache: { status, decoded: tasks.length, ...(changes ? { changes } : {}), ...(dir ? { dir } : {}) } };
+  return {
+    manifest,
+    images,
+    cache: { status, decoded: tasks.length, ...(changes ? { changes } : {}), ...(dir ? { dir } : {}) },
+  };
 }
 
 function badError(m: ImageFolderManifest, dir: string | undefined): UnreadableImagesError {
@@ -346,16 +433,33 @@ function badError(m: ImageFolderManifest, dir: string | undefined): UnreadableIm
     `${m.bad.length} of ${total} image(s) in ${m.root} cannot be decoded: ${named}${m.bad.length > list.length ? `; ... (${m.bad.length - list.length} more${dir ? `, all listed in ${path.join(dir, MANIFEST_FILE)}` : ''})` : ''}. ` +
       'Fix or delete them, or pass skipBad (--skip-bad) to skip them (they are then recorded in the manifest)',
     list,
-    { file: path.join(m.root, m.bad[0].path), expected: 'JPEG, PNG or WebP images', actual: `${m.bad.length} unreadable` },
+    {
+      file: path.join(m.root, m.bad[0].path),
+      expected: 'JPEG, PNG or WebP images',
+      actual: `${m.bad.length} unreadable`,
+    },
   );
 }
 
-function takeRows(images: Uint8Array, m: ImageFolderManifest, idx: Int32Array, role: SplitRole): LabelledImageFolderSplit | UnlabelledImageFolderSplit {
+function takeRows(
+  images: Uint8Array,
+  m: ImageFolderManifest,
+  idx: Int32Array,
+  role: SplitRole,
+): LabelledImageFolderSplit | UnlabelledImageFolderSplit {
   const size = m.imageSize;
   const per = size * size * CHANNELS;
   const out = new Uint8Array(idx.length * per);
   idx.forEach((r, i) => out.set(images.subarray(r * per, (r + 1) * per), i * per));
-  const base: ImageFolderSplit = { images: out, n: idx.length, height: size, width: size, role, indices: idx, files: Array.from(idx, (r) => m.rows[r].path) };
+  const base: ImageFolderSplit = {
+    images: out,
+    n: idx.length,
+    height: size,
+    width: size,
+    role,
+    indices: idx,
+    files: Array.from(idx, (r) => m.rows[r].path),
+  };
   if (!m.labelled) return base;
   return { ...base, labels: Uint8Array.from(idx, (r) => m.rows[r].label as number), numClasses: m.classNames.length };
 }
@@ -370,11 +474,20 @@ export async function loadImageFolder(opts: LoadImageFolderOptions): Promise<Ima
   const { manifest: m, images, cache } = await decodeWithCache(scan, o);
   if (m.bad.length > 0 && !o.skipBad) throw badError(m, cache.dir);
   if (m.rows.length === 0) {
-    throw new ImageFolderError('unreadable', `none of the ${m.bad.length} image(s) in ${m.root} can be decoded (first: ${m.bad[0].path}: ${m.bad[0].reason})`, { file: m.root, expected: 'at least one readable image', actual: '0' });
+    throw new ImageFolderError(
+      'unreadable',
+      `none of the ${m.bad.length} image(s) in ${m.root} can be decoded (first: ${m.bad[0].path}: ${m.bad[0].reason})`,
+      { file: m.root, expected: 'at least one readable image', actual: '0' },
+    );
   }
   if (m.bad.length > 0) {
     const where = cache.dir ? ` (all listed in ${path.join(cache.dir, MANIFEST_FILE)})` : '';
-    o.log(`image folder: skipped ${m.bad.length} unreadable image(s)${where}: ${m.bad.slice(0, BAD_FILES_LISTED).map((b) => `${b.path} (${b.reason})`).join('; ')}${m.bad.length > BAD_FILES_LISTED ? '; ...' : ''}`);
+    o.log(
+      `image folder: skipped ${m.bad.length} unreadable image(s)${where}: ${m.bad
+        .slice(0, BAD_FILES_LISTED)
+        .map((b) => `${b.path} (${b.reason})`)
+        .join('; ')}${m.bad.length > BAD_FILES_LISTED ? '; ...' : ''}`,
+    );
   }
   const split = splitFiles(m.rows, { val: o.val, test: o.test, seed: o.seed }, m.classNames);
   const train = takeRows(images, m, split.train, 'train');
@@ -394,14 +507,49 @@ export async function loadImageFolder(opts: LoadImageFolderOptions): Promise<Ima
     split: { val: o.val, test: o.test, seed: o.seed },
   };
   const seconds = (performance.now() - t0) / 1000;
-  const layout = m.layout === 'classes' ? `${m.classNames.length} class folders` : m.layout === 'csv' ? `${m.classNames.length} classes from ${path.basename(m.csv ?? '')}` : 'unlabelled';
-  const cached = { hit: 'from the cache', decoded: `decoded ${cache.decoded}`, updated: `cache updated (${cache.decoded} decoded)`, off: `decoded ${cache.decoded}, cache off` }[cache.status];
+  const layout =
+    m.layout === 'classes'
+      ? `${m.classNames.length} class folders`
+      : m.layout === 'csv'
+        ? `${m.classNames.length} classes from ${path.basename(m.csv ?? '')}`
+        : 'unlabelled';
+  const cached = {
+    hit: 'from the cache',
+    decoded: `decoded ${cache.decoded}`,
+    updated: `cache updated (${cache.decoded} decoded)`,
+    off: `decoded ${cache.decoded}, cache off`,
+  }[cache.status];
   const line =
     `image folder: ${m.root} (${layout}); ${m.rows.length} images at ${m.imageSize}x${m.imageSize}, ${cached}` +
     `${m.bad.length ? `, ${m.bad.length} skipped` : ''}; train ${train.n} / val ${val.n} / test ${test.n} (seed ${o.seed}); manifest ${m.hash}; ${seconds.toFixed(2)} s`;
-  const common = { identity, root: m.root, layout: m.layout, imageSize: m.imageSize, classNames: m.classNames, skipped: m.bad.map((b) => ({ path: b.path, reason: b.reason })), unsupported: m.unsupported, manifest: m, cache, line, seconds };
+  const common = {
+    identity,
+    root: m.root,
+    layout: m.layout,
+    imageSize: m.imageSize,
+    classNames: m.classNames,
+    skipped: m.bad.map((b) => ({ path: b.path, reason: b.reason })),
+    unsupported: m.unsupported,
+    manifest: m,
+    cache,
+    line,
+    seconds,
+  };
   if (m.labelled) {
-    return { ...common, labelled: true, train: train as LabelledImageFolderSplit, val: val as LabelledImageFolderSplit, test: test as LabelledImageFolderSplit };
+    return {
+      ...common,
+      labelled: true,
+      train: train as LabelledImageFolderSplit,
+      val: val as LabelledImageFolderSplit,
+      test: test as LabelledImageFolderSplit,
+    };
   }
-  return { ...common, labelled: false, evaluationSkipped: UNLABELLED_EVALUATION, train: train as UnlabelledImageFolderSplit, val: val as UnlabelledImageFolderSplit, test: test as UnlabelledImageFolderSplit };
+  return {
+    ...common,
+    labelled: false,
+    evaluationSkipped: UNLABELLED_EVALUATION,
+    train: train as UnlabelledImageFolderSplit,
+    val: val as UnlabelledImageFolderSplit,
+    test: test as UnlabelledImageFolderSplit,
+  };
 }

@@ -26,8 +26,17 @@ const sha = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
  * `labelKey` tells label sources apart ('classes', 'flat' or 'csv:<absolute csv path>').
  */
 export function imageFolderCacheDir(dataDir: string, root: string, labelKey: string, imageSize: number): string {
-  const name = path.basename(root).replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 40) || 'folder';
-  return path.join(dataDir, IMAGE_FOLDER_CACHE, `${name}-${sha(`${root}\0${labelKey}`).slice(0, 10)}`, `${imageSize}px`);
+  const name =
+    path
+      .basename(root)
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .slice(0, 40) || 'folder';
+  return path.join(
+    dataDir,
+    IMAGE_FOLDER_CACHE,
+    `${name}-${sha(`${root}\0${labelKey}`).slice(0, 10)}`,
+    `${imageSize}px`,
+  );
 }
 
 /** Bytes of the pixel array of `rows` images of `imageSize`. */
@@ -51,7 +60,12 @@ export function readCachedManifest(dir: string): { manifest?: ImageFolderManifes
   } catch (e) {
     return { problem: `${file} is not valid JSON (${(e as Error).message})` };
   }
-  if (m?.format !== MANIFEST_FORMAT || m.version !== MANIFEST_VERSION || !Array.isArray(m.rows) || !Array.isArray(m.bad)) {
+  if (
+    m?.format !== MANIFEST_FORMAT ||
+    m.version !== MANIFEST_VERSION ||
+    !Array.isArray(m.rows) ||
+    !Array.isArray(m.bad)
+  ) {
     return { problem: `${file} is not a version-${MANIFEST_VERSION} ${MANIFEST_FORMAT} manifest` };
   }
   return { manifest: m };
@@ -66,19 +80,33 @@ export function readCachedImages(dir: string, m: ImageFolderManifest): Uint8Arra
     fd = fs.openSync(file, 'r');
     const actual = fs.fstatSync(fd).size;
     if (actual !== expected || m.imagesBytes !== expected) {
-      throw new ImageFolderError('cache', `the cached images ${file} have ${actual} bytes, expected ${expected} (${m.rows.length} images of ${m.imageSize}x${m.imageSize}x3)`, { file, expected: `${expected}`, actual: `${actual}` });
+      throw new ImageFolderError(
+        'cache',
+        `the cached images ${file} have ${actual} bytes, expected ${expected} (${m.rows.length} images of ${m.imageSize}x${m.imageSize}x3)`,
+        { file, expected: `${expected}`, actual: `${actual}` },
+      );
     }
     // Read in chunks: fs.readFileSync refuses files over 2 GiB (50,000 images at 96 px are 1.4 GB).
     const out = new Uint8Array(expected);
-    for (let off = 0; off < expected; ) {
+    for (let off = 0; off < expected;) {
       const n = fs.readSync(fd, out, off, Math.min(READ_CHUNK, expected - off), off);
-      if (n === 0) throw new ImageFolderError('cache', `the cached images ${file} ended at byte ${off} of ${expected}`, { file, expected: `${expected}`, actual: `${off}` });
+      if (n === 0)
+        throw new ImageFolderError('cache', `the cached images ${file} ended at byte ${off} of ${expected}`, {
+          file,
+          expected: `${expected}`,
+          actual: `${off}`,
+        });
       off += n;
     }
     return out;
   } catch (e) {
     if (e instanceof ImageFolderError) throw e;
-    throw new ImageFolderError('cache', `cannot read the cached images ${file}: ${(e as Error).message}`, { file, expected: `${expected} bytes`, actual: (e as NodeJS.ErrnoException).code ?? 'unreadable' }, { cause: e });
+    throw new ImageFolderError(
+      'cache',
+      `cannot read the cached images ${file}: ${(e as Error).message}`,
+      { file, expected: `${expected} bytes`, actual: (e as NodeJS.ErrnoException).code ?? 'unreadable' },
+      { cause: e },
+    );
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
@@ -87,10 +115,19 @@ export function readCachedImages(dir: string, m: ImageFolderManifest): Uint8Arra
 const READ_CHUNK = 1 << 30;
 
 /** Writes the pixel array, then the manifest naming it (both atomically), then removes what no manifest names. Returns the manifest written. */
-export function writeImageFolderCache(dir: string, m: Omit<ImageFolderManifest, 'imagesFile' | 'imagesBytes'>, images: Uint8Array): ImageFolderManifest {
+export function writeImageFolderCache(
+  dir: string,
+  m: Omit<ImageFolderManifest, 'imagesFile' | 'imagesBytes'>,
+  images: Uint8Array,
+): ImageFolderManifest {
   const expected = pixelBytes(m.rows.length, m.imageSize);
-  if (images.length !== expected) throw new Error(`writeImageFolderCache: ${images.length} bytes for ${m.rows.length} images of ${m.imageSize}px (expected ${expected})`);
-  const key = sha(JSON.stringify([m.imageSize, m.recipe, m.rows.map((r) => [r.path, r.size, r.mtimeMs, r.sha256])])).slice(0, 16);
+  if (images.length !== expected)
+    throw new Error(
+      `writeImageFolderCache: ${images.length} bytes for ${m.rows.length} images of ${m.imageSize}px (expected ${expected})`,
+    );
+  const key = sha(
+    JSON.stringify([m.imageSize, m.recipe, m.rows.map((r) => [r.path, r.size, r.mtimeMs, r.sha256])]),
+  ).slice(0, 16);
   const full: ImageFolderManifest = { ...m, imagesFile: `images-${key}.u8`, imagesBytes: expected };
   try {
     fs.mkdirSync(dir, { recursive: true });
@@ -99,7 +136,12 @@ export function writeImageFolderCache(dir: string, m: Omit<ImageFolderManifest, 
     if (!fs.existsSync(imagesPath) || fs.statSync(imagesPath).size !== expected) writeFileAtomic(imagesPath, images);
     writeJsonAtomic(path.join(dir, MANIFEST_FILE), full);
   } catch (e) {
-    throw new ImageFolderError('cache', `cannot write the image cache in ${dir}: ${(e as Error).message}; free space or pass cache: false`, { file: dir, expected: 'a writable folder', actual: (e as NodeJS.ErrnoException).code ?? 'error' }, { cause: e });
+    throw new ImageFolderError(
+      'cache',
+      `cannot write the image cache in ${dir}: ${(e as Error).message}; free space or pass cache: false`,
+      { file: dir, expected: 'a writable folder', actual: (e as NodeJS.ErrnoException).code ?? 'error' },
+      { cause: e },
+    );
   }
   cleanCacheDir(dir, full.imagesFile);
   return full;

@@ -83,7 +83,10 @@ export interface FolderChanges {
 type Known = { size: number; mtimeMs: number; label?: number };
 
 /** Compares the scanned files with the manifest's rows and bad files. */
-export function folderChanges(m: Pick<ImageFolderManifest, 'rows' | 'bad'>, files: readonly FolderFile[]): FolderChanges {
+export function folderChanges(
+  m: Pick<ImageFolderManifest, 'rows' | 'bad'>,
+  files: readonly FolderFile[],
+): FolderChanges {
   const known = new Map<string, Known>();
   for (const r of m.rows) known.set(r.path, r);
   for (const b of m.bad) known.set(b.path, b);
@@ -106,6 +109,11 @@ export function hasChanges(c: FolderChanges): boolean {
 
 /** "2 added (a.png, b.png), 1 removed (c.jpg)": the changes on one line, naming at most `show` files per kind. */
 export function describeChanges(c: FolderChanges, show = 3): string {
-  const part = (what: string, list: string[]) => (list.length ? `${list.length} ${what} (${list.slice(0, show).join(', ')}${list.length > show ? ', ...' : ''})` : '');
-  return [part('added', c.added), part('removed', c.removed), part('modified', c.modified), part('relabelled', c.relabelled)].filter(Boolean).join(', ') || 'no changes';
+  const part = (what: string, list: string[]) =>
+    list.length ? `${list.length} ${what} (${list.slice(0, show).join(', ')}${list.length > show ? ', ...' : ''})` : '';
+  return (
+    [part('added', c.added), part('removed', c.removed), part('modified', c.modified), part('relabelled', c.relabelled)]
+      .filter(Boolean)
+      .join(', ') || 'no changes'
+  );
 }

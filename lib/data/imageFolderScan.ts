@@ -153,16 +153,26 @@ function listFolder(root: string): { dirs: string[]; files: string[] } {
 function checkFound(root: string, w: Walked, what: string): void {
   if (w.files === 0) {
     const { dirs } = listFolder(root);
-    const found = dirs.length ? `${dirs.length} folder(s) (${dirs.slice(0, 5).join(', ')}${dirs.length > 5 ? ', ...' : ''}) but no files` : 'nothing (hidden entries are ignored)';
-    throw new ImageFolderError('empty', `image folder ${root} is empty: found ${found}${what}`, { file: root, expected: `image files (${IMAGE_EXTENSIONS.join(', ')})`, actual: found });
+    const found = dirs.length
+      ? `${dirs.length} folder(s) (${dirs.slice(0, 5).join(', ')}${dirs.length > 5 ? ', ...' : ''}) but no files`
+      : 'nothing (hidden entries are ignored)';
+    throw new ImageFolderError('empty', `image folder ${root} is empty: found ${found}${what}`, {
+      file: root,
+      expected: `image files (${IMAGE_EXTENSIONS.join(', ')})`,
+      actual: found,
+    });
   }
   if (w.images.length === 0) {
     const found = describeUnsupported(w.unsupported);
-    throw new ImageFolderError('unsupported', `image folder ${root} holds no supported images: found ${w.files} file(s) (${found}); supported extensions: ${IMAGE_EXTENSIONS.join(', ')}${what}`, {
-      file: root,
-      expected: IMAGE_EXTENSIONS.join(', '),
-      actual: found,
-    });
+    throw new ImageFolderError(
+      'unsupported',
+      `image folder ${root} holds no supported images: found ${w.files} file(s) (${found}); supported extensions: ${IMAGE_EXTENSIONS.join(', ')}${what}`,
+      {
+        file: root,
+        expected: IMAGE_EXTENSIONS.join(', '),
+        actual: found,
+      },
+    );
   }
 }
 
@@ -172,11 +182,19 @@ function classFolders(root: string, dirs: string[], topFiles: string[], labels: 
     throw new ImageFolderError(
       'layout',
       `image folder ${root} mixes layouts: ${topImages.length} image(s) at the top level (${topImages.slice(0, 3).join(', ')}${topImages.length > 3 ? ', ...' : ''}) beside ${dirs.length} class folder(s) (${dirs.slice(0, 5).join(', ')}${dirs.length > 5 ? ', ...' : ''}); move the top-level images into class folders, or pass labels 'none' to use every image unlabelled`,
-      { file: root, expected: labels === 'folders' ? 'class folders only' : 'class folders or a flat folder', actual: `${topImages.length} top-level images and ${dirs.length} folders` },
+      {
+        file: root,
+        expected: labels === 'folders' ? 'class folders only' : 'class folders or a flat folder',
+        actual: `${topImages.length} top-level images and ${dirs.length} folders`,
+      },
     );
   }
   if (dirs.length > MAX_CLASSES) {
-    throw new ImageFolderError('labels', `image folder ${root} has ${dirs.length} class folders; at most ${MAX_CLASSES} classes are supported (labels are uint8)`, { file: root, expected: `<= ${MAX_CLASSES} classes`, actual: `${dirs.length}` });
+    throw new ImageFolderError(
+      'labels',
+      `image folder ${root} has ${dirs.length} class folders; at most ${MAX_CLASSES} classes are supported (labels are uint8)`,
+      { file: root, expected: `<= ${MAX_CLASSES} classes`, actual: `${dirs.length}` },
+    );
   }
   const w: Walked = { images: [], unsupported: {}, files: topFiles.length };
   for (const f of topFiles) {
@@ -193,29 +211,60 @@ function classFolders(root: string, dirs: string[], topFiles: string[], labels: 
   });
   checkFound(root, w, ` in ${dirs.length} class folder(s)`);
   if (empty.length > 0) {
-    throw new ImageFolderError('labels', `image folder ${root}: class folder(s) ${empty.map((d) => `'${d}'`).join(', ')} hold no supported images (every class needs at least one); remove or fill them, or pass labels 'none' to use the images unlabelled`, {
-      file: path.join(root, empty[0]),
-      expected: 'at least one image per class folder',
-      actual: `${empty.length} empty class folder(s)`,
-    });
+    throw new ImageFolderError(
+      'labels',
+      `image folder ${root}: class folder(s) ${empty.map((d) => `'${d}'`).join(', ')} hold no supported images (every class needs at least one); remove or fill them, or pass labels 'none' to use the images unlabelled`,
+      {
+        file: path.join(root, empty[0]),
+        expected: 'at least one image per class folder',
+        actual: `${empty.length} empty class folder(s)`,
+      },
+    );
   }
-  return { root, layout: 'classes', labelled: true, classNames: dirs, files: sortRows(w.images), unsupported: w.unsupported, unlisted: 0 };
+  return {
+    root,
+    layout: 'classes',
+    labelled: true,
+    classNames: dirs,
+    files: sortRows(w.images),
+    unsupported: w.unsupported,
+    unlisted: 0,
+  };
 }
 
 /** Lists the folder's images and labels (see the file comment). Throws an ImageFolderError that says what was found. */
 export function scanImageFolder(folder: string, opts: ScanOptions): FolderScan {
   const root = path.resolve(folder);
-  if (!LABEL_SOURCES.includes(opts.labels)) throw new ImageFolderError('labels', `labels must be one of ${LABEL_SOURCES.join(', ')}, got '${String(opts.labels)}'`, { expected: LABEL_SOURCES.join(', '), actual: String(opts.labels) });
+  if (!LABEL_SOURCES.includes(opts.labels))
+    throw new ImageFolderError(
+      'labels',
+      `labels must be one of ${LABEL_SOURCES.join(', ')}, got '${String(opts.labels)}'`,
+      { expected: LABEL_SOURCES.join(', '), actual: String(opts.labels) },
+    );
   let st: fs.Stats;
   try {
     st = fs.statSync(root);
   } catch {
-    throw new ImageFolderError('source', `image folder ${root} does not exist`, { file: root, expected: 'a folder of images', actual: 'nothing' });
+    throw new ImageFolderError('source', `image folder ${root} does not exist`, {
+      file: root,
+      expected: 'a folder of images',
+      actual: 'nothing',
+    });
   }
-  if (!st.isDirectory()) throw new ImageFolderError('source', `${root} is a file, not a folder of images`, { file: root, expected: 'a folder', actual: 'a file' });
+  if (!st.isDirectory())
+    throw new ImageFolderError('source', `${root} is a file, not a folder of images`, {
+      file: root,
+      expected: 'a folder',
+      actual: 'a file',
+    });
 
   if (opts.csv !== undefined) {
-    if (opts.labels === 'none') throw new ImageFolderError('labels', `labels 'none' and a labels CSV (${opts.csv}) contradict each other; drop one`, { file: opts.csv, expected: 'one label source', actual: "labels 'none' and a CSV" });
+    if (opts.labels === 'none')
+      throw new ImageFolderError(
+        'labels',
+        `labels 'none' and a labels CSV (${opts.csv}) contradict each other; drop one`,
+        { file: opts.csv, expected: 'one label source', actual: "labels 'none' and a CSV" },
+      );
     const csv = path.resolve(opts.csv);
     const w: Walked = { images: [], unsupported: {}, files: 0 };
     walk(root, '', w, new Set([csv]));
@@ -225,31 +274,61 @@ export function scanImageFolder(folder: string, opts: ScanOptions): FolderScan {
     const missing = table.rows.filter((r) => !onDisk.has(r.file));
     if (missing.length > 0) {
       const unsupportedListed = missing.filter((r) => !isImageFile(r.file));
-      const list = missing.slice(0, 5).map((r) => `${r.file} (line ${r.line})`).join(', ');
+      const list = missing
+        .slice(0, 5)
+        .map((r) => `${r.file} (line ${r.line})`)
+        .join(', ');
       throw new ImageFolderError(
         'csv',
         `${csv} lists ${missing.length} file(s) that are not supported images in ${root}: ${list}${missing.length > 5 ? ', ...' : ''}` +
-          (unsupportedListed.length ? `; supported extensions: ${IMAGE_EXTENSIONS.join(', ')}` : '; paths are relative to the image folder'),
+          (unsupportedListed.length
+            ? `; supported extensions: ${IMAGE_EXTENSIONS.join(', ')}`
+            : '; paths are relative to the image folder'),
         { file: csv, expected: `images under ${root}`, actual: `${missing.length} missing` },
       );
     }
     if (table.classNames.length > MAX_CLASSES) {
-      throw new ImageFolderError('labels', `${csv} names ${table.classNames.length} classes; at most ${MAX_CLASSES} are supported (labels are uint8)`, { file: csv, expected: `<= ${MAX_CLASSES} classes`, actual: `${table.classNames.length}` });
+      throw new ImageFolderError(
+        'labels',
+        `${csv} names ${table.classNames.length} classes; at most ${MAX_CLASSES} are supported (labels are uint8)`,
+        { file: csv, expected: `<= ${MAX_CLASSES} classes`, actual: `${table.classNames.length}` },
+      );
     }
     const files = table.rows.map((r) => ({ ...(onDisk.get(r.file) as FolderFile), label: r.label }));
-    return { root, layout: 'csv', labelled: true, classNames: table.classNames, files: sortRows(files), unsupported: w.unsupported, unlisted: w.images.length - files.length, csv };
+    return {
+      root,
+      layout: 'csv',
+      labelled: true,
+      classNames: table.classNames,
+      files: sortRows(files),
+      unsupported: w.unsupported,
+      unlisted: w.images.length - files.length,
+      csv,
+    };
   }
 
   const { dirs, files: topFiles } = listFolder(root);
   if (opts.labels === 'none' || dirs.length === 0) {
     if (opts.labels === 'folders') {
       const found = topFiles.length ? `${topFiles.length} file(s) at the top level and no subfolders` : 'nothing';
-      throw new ImageFolderError('labels', `labels 'folders' needs class folders (${root}/<class>/...), found ${found}; pass labels 'auto' or 'none' to use a flat folder unlabelled`, { file: root, expected: 'class folders', actual: found });
+      throw new ImageFolderError(
+        'labels',
+        `labels 'folders' needs class folders (${root}/<class>/...), found ${found}; pass labels 'auto' or 'none' to use a flat folder unlabelled`,
+        { file: root, expected: 'class folders', actual: found },
+      );
     }
     const w: Walked = { images: [], unsupported: {}, files: 0 };
     walk(root, '', w, new Set());
     checkFound(root, w, '');
-    return { root, layout: 'flat', labelled: false, classNames: [], files: sortRows(w.images), unsupported: w.unsupported, unlisted: 0 };
+    return {
+      root,
+      layout: 'flat',
+      labelled: false,
+      classNames: [],
+      files: sortRows(w.images),
+      unsupported: w.unsupported,
+      unlisted: 0,
+    };
   }
   return classFolders(root, dirs, topFiles, opts.labels);
 }

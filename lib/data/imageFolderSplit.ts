@@ -27,7 +27,12 @@ export interface FileSplit {
 
 function checkPart(v: number, name: string): void {
   const ok = v === 0 || (v > 0 && v < 1) || (Number.isInteger(v) && v >= 1);
-  if (!ok) throw new ImageFolderError('split', `${name} must be a fraction in (0, 1), an integer >= 1 (images per class) or 0, got ${v}`, { expected: 'a fraction, a count or 0', actual: String(v) });
+  if (!ok)
+    throw new ImageFolderError(
+      'split',
+      `${name} must be a fraction in (0, 1), an integer >= 1 (images per class) or 0, got ${v}`,
+      { expected: 'a fraction, a count or 0', actual: String(v) },
+    );
 }
 
 /** Images of a class of `k` taken by `spec` (see FileSplitOptions). */
@@ -40,8 +45,16 @@ export function partCount(spec: number, k: number): number {
 export function checkSplitOptions(o: FileSplitOptions): void {
   checkPart(o.val, 'val');
   checkPart(o.test, 'test');
-  if (o.val < 1 && o.test < 1 && o.val + o.test >= 1) throw new ImageFolderError('split', `val + test must leave images for training, got ${o.val} + ${o.test}`, { expected: 'val + test < 1', actual: String(o.val + o.test) });
-  if (!Number.isInteger(o.seed)) throw new ImageFolderError('split', `seed must be an integer, got ${o.seed}`, { expected: 'an integer', actual: String(o.seed) });
+  if (o.val < 1 && o.test < 1 && o.val + o.test >= 1)
+    throw new ImageFolderError('split', `val + test must leave images for training, got ${o.val} + ${o.test}`, {
+      expected: 'val + test < 1',
+      actual: String(o.val + o.test),
+    });
+  if (!Number.isInteger(o.seed))
+    throw new ImageFolderError('split', `seed must be an integer, got ${o.seed}`, {
+      expected: 'an integer',
+      actual: String(o.seed),
+    });
 }
 
 /** The seeded rank key of a path. */
@@ -53,13 +66,18 @@ function rankKey(seed: number, p: string): string {
  * Splits `rows` (each with its relative path and, when labelled, label in [0, classNames.length)) per class.
  * Unlabelled rows form one group. Throws ImageFolderError('split') when a class would have no training image.
  */
-export function splitFiles(rows: readonly { path: string; label?: number }[], o: FileSplitOptions, classNames: readonly string[]): FileSplit {
+export function splitFiles(
+  rows: readonly { path: string; label?: number }[],
+  o: FileSplitOptions,
+  classNames: readonly string[],
+): FileSplit {
   checkSplitOptions(o);
   const labelled = classNames.length > 0;
   const groups: number[][] = Array.from({ length: Math.max(1, classNames.length) }, () => []);
   rows.forEach((r, i) => {
     const g = labelled ? (r.label as number) : 0;
-    if (!(g >= 0 && g < groups.length)) throw new Error(`splitFiles: row ${i} (${r.path}) has label ${r.label}, outside [0, ${classNames.length})`);
+    if (!(g >= 0 && g < groups.length))
+      throw new Error(`splitFiles: row ${i} (${r.path}) has label ${r.label}, outside [0, ${classNames.length})`);
     groups[g].push(i);
   });
   const parts = { train: [] as number[], val: [] as number[], test: [] as number[] };

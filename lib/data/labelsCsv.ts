@@ -48,7 +48,12 @@ export function parseCsv(text: string, file: string): { fields: string[]; line: 
       continue;
     }
     if (c === '"') {
-      if (fieldStarted && field.length > 0) throw new ImageFolderError('csv', `${file}:${line}: a quote inside an unquoted field; quote the whole field ("a ""b"" c")`, { file, expected: 'RFC 4180 CSV', actual: `line ${line}` });
+      if (fieldStarted && field.length > 0)
+        throw new ImageFolderError(
+          'csv',
+          `${file}:${line}: a quote inside an unquoted field; quote the whole field ("a ""b"" c")`,
+          { file, expected: 'RFC 4180 CSV', actual: `line ${line}` },
+        );
       quoted = true;
       fieldStarted = true;
     } else if (c === ',') {
@@ -69,7 +74,12 @@ export function parseCsv(text: string, file: string): { fields: string[]; line: 
       fieldStarted = true;
     }
   }
-  if (quoted) throw new ImageFolderError('csv', `${file}:${start}: a quoted field is not closed`, { file, expected: 'a closing quote', actual: 'end of file' });
+  if (quoted)
+    throw new ImageFolderError('csv', `${file}:${start}: a quoted field is not closed`, {
+      file,
+      expected: 'a closing quote',
+      actual: 'end of file',
+    });
   fields.push(field);
   if (!(fields.length === 1 && fields[0] === '')) out.push({ fields, line: start });
   return out;
@@ -79,10 +89,19 @@ export function parseCsv(text: string, file: string): { fields: string[]; line: 
 function normalise(p: string, file: string, line: number): string {
   const posix = p.replace(/\\/g, '/');
   if (posix.startsWith('/') || /^[A-Za-z]:\//.test(posix)) {
-    throw new ImageFolderError('csv', `${file}:${line}: '${p}' is an absolute path; give paths relative to the image folder`, { file, expected: 'a relative path', actual: p });
+    throw new ImageFolderError(
+      'csv',
+      `${file}:${line}: '${p}' is an absolute path; give paths relative to the image folder`,
+      { file, expected: 'a relative path', actual: p },
+    );
   }
   const n = path.posix.normalize(posix);
-  if (n === '..' || n.startsWith('../')) throw new ImageFolderError('csv', `${file}:${line}: '${p}' leaves the image folder`, { file, expected: 'a path inside the image folder', actual: p });
+  if (n === '..' || n.startsWith('../'))
+    throw new ImageFolderError('csv', `${file}:${line}: '${p}' leaves the image folder`, {
+      file,
+      expected: 'a path inside the image folder',
+      actual: p,
+    });
   return n;
 }
 
@@ -92,24 +111,55 @@ export function readLabelsCsv(file: string): LabelsCsv {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ImageFolderError('csv', `cannot read the labels CSV ${file}: ${(e as Error).message}`, { file, expected: 'a readable file', actual: (e as { code?: string }).code ?? 'unreadable' }, { cause: e });
+    throw new ImageFolderError(
+      'csv',
+      `cannot read the labels CSV ${file}: ${(e as Error).message}`,
+      { file, expected: 'a readable file', actual: (e as { code?: string }).code ?? 'unreadable' },
+      { cause: e },
+    );
   }
   const records = parseCsv(text, file);
   if (records.length > 0) {
     const [a, b] = records[0].fields.map((f) => f.trim().toLowerCase());
-    if (records[0].fields.length === 2 && ['file', 'path', 'filename'].includes(a) && ['label', 'class'].includes(b)) records.shift();
+    if (records[0].fields.length === 2 && ['file', 'path', 'filename'].includes(a) && ['label', 'class'].includes(b))
+      records.shift();
   }
-  if (records.length === 0) throw new ImageFolderError('csv', `the labels CSV ${file} has no rows; expected one 'file,label' row per image`, { file, expected: 'file,label rows', actual: 'none' });
+  if (records.length === 0)
+    throw new ImageFolderError('csv', `the labels CSV ${file} has no rows; expected one 'file,label' row per image`, {
+      file,
+      expected: 'file,label rows',
+      actual: 'none',
+    });
   const seen = new Map<string, number>();
   const raw: { file: string; label: string; line: number }[] = [];
   for (const { fields, line } of records) {
-    if (fields.length !== 2) throw new ImageFolderError('csv', `${file}:${line}: expected 2 fields (file,label), got ${fields.length}: ${JSON.stringify(fields)}`, { file, expected: '2 fields', actual: `${fields.length}` });
+    if (fields.length !== 2)
+      throw new ImageFolderError(
+        'csv',
+        `${file}:${line}: expected 2 fields (file,label), got ${fields.length}: ${JSON.stringify(fields)}`,
+        { file, expected: '2 fields', actual: `${fields.length}` },
+      );
     const [f, label] = [fields[0].trim(), fields[1].trim()];
-    if (!f) throw new ImageFolderError('csv', `${file}:${line}: empty file name`, { file, expected: 'a file name', actual: 'empty' });
-    if (!label) throw new ImageFolderError('csv', `${file}:${line}: '${f}' has an empty label; every listed image needs one (leave unlabelled images out of the CSV)`, { file, expected: 'a label', actual: 'empty' });
+    if (!f)
+      throw new ImageFolderError('csv', `${file}:${line}: empty file name`, {
+        file,
+        expected: 'a file name',
+        actual: 'empty',
+      });
+    if (!label)
+      throw new ImageFolderError(
+        'csv',
+        `${file}:${line}: '${f}' has an empty label; every listed image needs one (leave unlabelled images out of the CSV)`,
+        { file, expected: 'a label', actual: 'empty' },
+      );
     const rel = normalise(f, file, line);
     const first = seen.get(rel);
-    if (first !== undefined) throw new ImageFolderError('csv', `${file}:${line}: '${rel}' is listed twice (first on line ${first})`, { file, expected: 'each file once', actual: `lines ${first} and ${line}` });
+    if (first !== undefined)
+      throw new ImageFolderError('csv', `${file}:${line}: '${rel}' is listed twice (first on line ${first})`, {
+        file,
+        expected: 'each file once',
+        actual: `lines ${first} and ${line}`,
+      });
     seen.set(rel, line);
     raw.push({ file: rel, label, line });
   }
@@ -117,5 +167,8 @@ export function readLabelsCsv(file: string): LabelsCsv {
   const numeric = names.every((n) => /^\d+$/.test(n));
   names.sort(numeric ? (a, b) => Number(a) - Number(b) || compareCodePoints(a, b) : compareCodePoints);
   const index = new Map(names.map((n, i) => [n, i]));
-  return { classNames: names, rows: raw.map((r) => ({ file: r.file, label: index.get(r.label) as number, line: r.line })) };
+  return {
+    classNames: names,
+    rows: raw.map((r) => ({ file: r.file, label: index.get(r.label) as number, line: r.line })),
+  };
 }

@@ -24,10 +24,13 @@ export interface Subset extends LabelledSplit {
 }
 
 function checkSplit(split: Split, fn: string): void {
-  if (!split || !(split.images instanceof Uint8Array) || !split.labels) throw new Error(`${fn}: expected a split {images: Uint8Array, labels, n}, got ${typeof split}`);
+  if (!split || !(split.images instanceof Uint8Array) || !split.labels)
+    throw new Error(`${fn}: expected a split {images: Uint8Array, labels, n}, got ${typeof split}`);
   const per = imageBytes(split);
-  if (split.images.length !== split.n * per) throw new Error(`${fn}: split has ${split.images.length} image bytes for n=${split.n} (expected n*${per})`);
-  if (split.labels.length !== split.n) throw new Error(`${fn}: split has ${split.labels.length} labels for n=${split.n}`);
+  if (split.images.length !== split.n * per)
+    throw new Error(`${fn}: split has ${split.images.length} image bytes for n=${split.n} (expected n*${per})`);
+  if (split.labels.length !== split.n)
+    throw new Error(`${fn}: split has ${split.labels.length} labels for n=${split.n}`);
 }
 
 /** The size and class count of `split`, to carry over to a subset (only the fields it sets). */
@@ -49,7 +52,8 @@ export function take(split: LabelledSplit, indices: ArrayLike<number>): Subset {
   const idx = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const j = indices[i];
-    if (!Number.isInteger(j) || j < 0 || j >= split.n) throw new Error(`take: index ${j} at position ${i} is outside [0, ${split.n})`);
+    if (!Number.isInteger(j) || j < 0 || j >= split.n)
+      throw new Error(`take: index ${j} at position ${i} is outside [0, ${split.n})`);
     idx[i] = j;
     images.set(split.images.subarray(j * per, (j + 1) * per), i * per);
     labels[i] = split.labels[j];
@@ -62,14 +66,20 @@ export function indicesByClass(split: Split, numClasses = split.numClasses ?? NU
   const out: number[][] = Array.from({ length: numClasses }, () => []);
   for (let i = 0; i < split.n; i++) {
     const y = split.labels[i];
-    if (!(y >= 0 && y < numClasses)) throw new Error(`indicesByClass: label ${y} at row ${i} is outside [0, ${numClasses})`);
+    if (!(y >= 0 && y < numClasses))
+      throw new Error(`indicesByClass: label ${y} at row ${i} is outside [0, ${numClasses})`);
     out[y].push(i);
   }
   return out;
 }
 
 /** For each class, `count(c)` rows drawn without replacement with the class's own stream of `seed`; returns [chosen, rest] ascending. */
-function drawPerClass(split: Split, count: (c: number, available: number) => number, seed: number, fn: string): [Int32Array, Int32Array] {
+function drawPerClass(
+  split: Split,
+  count: (c: number, available: number) => number,
+  seed: number,
+  fn: string,
+): [Int32Array, Int32Array] {
   const chosen: number[] = [];
   const rest: number[] = [];
   const byClass = indicesByClass(split);
@@ -91,7 +101,8 @@ function checkSeed(seed: number, fn: string): void {
 export function balancedSubset(split: LabelledSplit, perClass: number, seed: number): Subset {
   checkSplit(split, 'balancedSubset');
   checkSeed(seed, 'balancedSubset');
-  if (!Number.isInteger(perClass) || perClass < 1) throw new Error(`balancedSubset: perClass must be a positive integer, got ${perClass}`);
+  if (!Number.isInteger(perClass) || perClass < 1)
+    throw new Error(`balancedSubset: perClass must be a positive integer, got ${perClass}`);
   const [chosen] = drawPerClass(split, () => perClass, deriveSeed(seed, 0x5b5e7), 'balancedSubset');
   return take(split, chosen);
 }
@@ -112,10 +123,13 @@ export function trainValSplit(train: LabelledSplit, val: number, seed: number): 
   checkSplit(train, 'trainValSplit');
   checkSeed(seed, 'trainValSplit');
   if (train.role === 'test' || train.role === 'val') {
-    throw new Error(`trainValSplit: got a split with role '${train.role}'; validation must come from the training set (the test set is for the final report only)`);
+    throw new Error(
+      `trainValSplit: got a split with role '${train.role}'; validation must come from the training set (the test set is for the final report only)`,
+    );
   }
   const isFraction = val > 0 && val < 1;
-  if (!isFraction && !(Number.isInteger(val) && val >= 1)) throw new Error(`trainValSplit: val must be rows per class (integer >= 1) or a fraction in (0, 1), got ${val}`);
+  if (!isFraction && !(Number.isInteger(val) && val >= 1))
+    throw new Error(`trainValSplit: val must be rows per class (integer >= 1) or a fraction in (0, 1), got ${val}`);
   const count = (c: number, available: number) => (isFraction ? Math.max(1, Math.round(val * available)) : val);
   const [v, t] = drawPerClass(train, count, deriveSeed(seed, 0x7a1), 'trainValSplit');
   if (t.length === 0) throw new Error(`trainValSplit: holding out ${val} per class leaves no training rows`);

@@ -2,11 +2,15 @@
 import { NUM_CLASSES, imageBytes, type Split } from './format';
 
 /** Rows per label 0..numClasses-1 (default: the split's numClasses, else 10). */
-export function classCounts(split: Pick<Split, 'labels' | 'n' | 'numClasses'>, numClasses = split.numClasses ?? NUM_CLASSES): number[] {
+export function classCounts(
+  split: Pick<Split, 'labels' | 'n' | 'numClasses'>,
+  numClasses = split.numClasses ?? NUM_CLASSES,
+): number[] {
   const counts = new Array<number>(numClasses).fill(0);
   for (let i = 0; i < split.n; i++) {
     const y = split.labels[i];
-    if (!(y >= 0 && y < numClasses)) throw new Error(`classCounts: label ${y} at row ${i} is outside [0, ${numClasses})`);
+    if (!(y >= 0 && y < numClasses))
+      throw new Error(`classCounts: label ${y} at row ${i} is outside [0, ${numClasses})`);
     counts[y]++;
   }
   return counts;
@@ -16,7 +20,10 @@ export function classCounts(split: Pick<Split, 'labels' | 'n' | 'numClasses'>, n
  * Images per class in each of several splits, one row per class: `{ class, <split>: count, ... }`
  * (e.g. `classCountTable({ train, val, test }, classNames)`), for the class-balance table.
  */
-export function classCountTable(splits: Readonly<Record<string, Pick<Split, 'labels' | 'n'>>>, classNames: readonly string[]): Array<Record<string, string | number>> {
+export function classCountTable(
+  splits: Readonly<Record<string, Pick<Split, 'labels' | 'n'>>>,
+  classNames: readonly string[],
+): Array<Record<string, string | number>> {
   const names = Object.keys(splits);
   if (names.length === 0) throw new Error('classCountTable: no splits given');
   if (names.includes('class')) throw new Error('classCountTable: a split may not be named "class" (the first column)');
@@ -33,7 +40,8 @@ export interface ChannelStats {
 
 /** Per-channel mean and std over all pixels of the split (exact integer sums, so the order does not matter). */
 export function channelStats(split: Pick<Split, 'images' | 'n' | 'height' | 'width'>): ChannelStats {
-  if (split.images.length !== split.n * imageBytes(split)) throw new Error(`channelStats: ${split.images.length} image bytes for n=${split.n} of ${imageBytes(split)} bytes`);
+  if (split.images.length !== split.n * imageBytes(split))
+    throw new Error(`channelStats: ${split.images.length} image bytes for n=${split.n} of ${imageBytes(split)} bytes`);
   if (split.n === 0) throw new Error('channelStats: empty split');
   // Histograms keep the sums exact and the loop cheap: 256 bins per channel.
   const hist = [new Float64Array(256), new Float64Array(256), new Float64Array(256)];

@@ -8,7 +8,15 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DataError } from './errors';
-import { BATCH_FILES, META_FILE, OFFICIAL_BATCH_BYTES, OFFICIAL_MD5, RECORD_BYTES, parseMeta, type BatchFile } from './format';
+import {
+  BATCH_FILES,
+  META_FILE,
+  OFFICIAL_BATCH_BYTES,
+  OFFICIAL_MD5,
+  RECORD_BYTES,
+  parseMeta,
+  type BatchFile,
+} from './format';
 
 /** Expected size and/or MD5 of one batch file. */
 export interface FileCheck {
@@ -45,17 +53,26 @@ export function md5Hex(data: Uint8Array): string {
 export function fileCheck(spec: ChecksumSpec, file: BatchFile): FileCheck {
   if (spec === 'official') return { md5: OFFICIAL_MD5[file], bytes: OFFICIAL_BATCH_BYTES };
   if (spec === 'none') return {};
-  if (typeof spec !== 'object' || spec === null) throw new Error(`checksums: expected 'official', 'none' or a map of file -> md5, got ${String(spec)}`);
+  if (typeof spec !== 'object' || spec === null)
+    throw new Error(`checksums: expected 'official', 'none' or a map of file -> md5, got ${String(spec)}`);
   const v = spec[file];
-  if (v === undefined) throw new Error(`checksums: the map has no entry for ${file} (it names ${Object.keys(spec).join(', ') || 'nothing'}); give all of ${BATCH_FILES.join(', ')}`);
+  if (v === undefined)
+    throw new Error(
+      `checksums: the map has no entry for ${file} (it names ${Object.keys(spec).join(', ') || 'nothing'}); give all of ${BATCH_FILES.join(', ')}`,
+    );
   const c = typeof v === 'string' ? { md5: v } : v;
-  if (c.md5 !== undefined && !/^[0-9a-f]{32}$/i.test(c.md5)) throw new Error(`checksums: ${file} has md5 "${c.md5}", expected 32 hex digits`);
+  if (c.md5 !== undefined && !/^[0-9a-f]{32}$/i.test(c.md5))
+    throw new Error(`checksums: ${file} has md5 "${c.md5}", expected 32 hex digits`);
   return { md5: c.md5?.toLowerCase(), bytes: c.bytes };
 }
 
 /** Describes a checksum spec for reports. */
 export function describeChecksums(spec: ChecksumSpec): string {
-  return spec === 'official' ? 'official MD5s' : spec === 'none' ? 'no checksums (layout only)' : 'caller-supplied MD5s';
+  return spec === 'official'
+    ? 'official MD5s'
+    : spec === 'none'
+      ? 'no checksums (layout only)'
+      : 'caller-supplied MD5s';
 }
 
 /**
@@ -63,15 +80,26 @@ export function describeChecksums(spec: ChecksumSpec): string {
  * `remedy` is appended to every error message ("delete X and re-run, ...").
  */
 export async function readVerifiedFolder(folder: string, spec: ChecksumSpec, remedy: string): Promise<VerifiedFolder> {
-  const fail = (code: ConstructorParameters<typeof DataError>[0], msg: string, d: ConstructorParameters<typeof DataError>[2]) =>
-    new DataError(code, `${msg}. ${remedy}`, d);
+  const fail = (
+    code: ConstructorParameters<typeof DataError>[0],
+    msg: string,
+    d: ConstructorParameters<typeof DataError>[2],
+  ) => new DataError(code, `${msg}. ${remedy}`, d);
 
   if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) {
-    throw fail('missing', `CIFAR-10 folder ${folder} does not exist`, { file: folder, expected: 'a folder', actual: 'nothing' });
+    throw fail('missing', `CIFAR-10 folder ${folder} does not exist`, {
+      file: folder,
+      expected: 'a folder',
+      actual: 'nothing',
+    });
   }
   const metaPath = path.join(folder, META_FILE);
   if (!fs.existsSync(metaPath)) {
-    throw fail('missing', `${metaPath} is missing (the class names file of the CIFAR-10 binary layout)`, { file: metaPath, expected: META_FILE, actual: 'missing' });
+    throw fail('missing', `${metaPath} is missing (the class names file of the CIFAR-10 binary layout)`, {
+      file: metaPath,
+      expected: META_FILE,
+      actual: 'missing',
+    });
   }
   let classNames: string[];
   try {
@@ -87,24 +115,36 @@ export async function readVerifiedFolder(folder: string, spec: ChecksumSpec, rem
     const p = path.join(folder, f);
     if (!fs.existsSync(p)) {
       const present = fs.readdirSync(folder).join(', ') || 'nothing';
-      throw fail('missing', `${p} is missing (${folder} holds: ${present})`, { file: p, expected: f, actual: 'missing' });
+      throw fail('missing', `${p} is missing (${folder} holds: ${present})`, {
+        file: p,
+        expected: f,
+        actual: 'missing',
+      });
     }
     const size = fs.statSync(p).size;
     const check = fileCheck(spec, f);
     if (check.bytes !== undefined && size !== check.bytes) {
       const what = size < check.bytes ? 'truncated' : 'too large';
-      throw fail('size', `${p} is ${what}: expected ${check.bytes} bytes (${check.bytes / RECORD_BYTES} records of ${RECORD_BYTES}), found ${size}`, {
-        file: p,
-        expected: `${check.bytes} bytes`,
-        actual: `${size} bytes`,
-      });
+      throw fail(
+        'size',
+        `${p} is ${what}: expected ${check.bytes} bytes (${check.bytes / RECORD_BYTES} records of ${RECORD_BYTES}), found ${size}`,
+        {
+          file: p,
+          expected: `${check.bytes} bytes`,
+          actual: `${size} bytes`,
+        },
+      );
     }
     if (size === 0 || size % RECORD_BYTES !== 0) {
-      throw fail('size', `${p} has ${size} bytes, not a positive multiple of the ${RECORD_BYTES}-byte record: truncated or not CIFAR-10 binary`, {
-        file: p,
-        expected: `a positive multiple of ${RECORD_BYTES} bytes`,
-        actual: `${size} bytes`,
-      });
+      throw fail(
+        'size',
+        `${p} has ${size} bytes, not a positive multiple of the ${RECORD_BYTES}-byte record: truncated or not CIFAR-10 binary`,
+        {
+          file: p,
+          expected: `a positive multiple of ${RECORD_BYTES} bytes`,
+          actual: `${size} bytes`,
+        },
+      );
     }
     records[f] = size / RECORD_BYTES;
   }
@@ -119,11 +159,15 @@ export async function readVerifiedFolder(folder: string, spec: ChecksumSpec, rem
     md5s[f] = actual;
     if (md5 !== undefined) {
       if (actual !== md5) {
-        throw fail('checksum', `${p} has MD5 ${actual}, expected ${md5}: the file is corrupt or not the ${spec === 'official' ? 'official CIFAR-10' : 'expected'} data`, {
-          file: p,
-          expected: md5,
-          actual,
-        });
+        throw fail(
+          'checksum',
+          `${p} has MD5 ${actual}, expected ${md5}: the file is corrupt or not the ${spec === 'official' ? 'official CIFAR-10' : 'expected'} data`,
+          {
+            file: p,
+            expected: md5,
+            actual,
+          },
+        );
       }
     }
     buffers[f] = buf;

@@ -31,10 +31,15 @@ export type ExtraFiles = Record<string, string>;
 export async function writeImageFolder(dir: string, set: ImagesToWrite, extra: ExtraFiles = {}): Promise<number> {
   const { n, height, width, channels } = set;
   const per = height * width * channels;
-  if (set.images.length !== n * per) throw new Error(`writeImageFolder: ${set.images.length} bytes for ${n} images of ${height}x${width}x${channels}`);
+  if (set.images.length !== n * per)
+    throw new Error(`writeImageFolder: ${set.images.length} bytes for ${n} images of ${height}x${width}x${channels}`);
   if (set.labels.length !== n) throw new Error(`writeImageFolder: ${set.labels.length} labels for ${n} images`);
-  for (const c of set.classNames) if (!/^[^/\\\0]+$/.test(c) || c.startsWith('.')) throw new Error(`writeImageFolder: '${c}' cannot be a class folder name`);
-  for (const name of Object.keys(extra)) if (!/^\.[^/\\]+$/.test(name)) throw new Error(`writeImageFolder: extra file '${name}' must be a hidden file name (.name), so loaders skip it`);
+  for (const c of set.classNames)
+    if (!/^[^/\\\0]+$/.test(c) || c.startsWith('.'))
+      throw new Error(`writeImageFolder: '${c}' cannot be a class folder name`);
+  for (const name of Object.keys(extra))
+    if (!/^\.[^/\\]+$/.test(name))
+      throw new Error(`writeImageFolder: extra file '${name}' must be a hidden file name (.name), so loaders skip it`);
   const sharp = await loadSharp();
   const target = path.resolve(dir);
   const parent = path.dirname(target);
@@ -53,7 +58,8 @@ export async function writeImageFolder(dir: string, set: ImagesToWrite, extra: E
     for (let i = 0; i < n; i++) {
       const label = set.labels[i];
       const cls = set.classNames[label];
-      if (cls === undefined) throw new Error(`writeImageFolder: row ${i} has label ${label}, outside [0, ${set.classNames.length})`);
+      if (cls === undefined)
+        throw new Error(`writeImageFolder: row ${i} has label ${label}, outside [0, ${set.classNames.length})`);
       const name = set.names?.[i] ?? String(i).padStart(digits, '0');
       const raw = Buffer.from(set.images.buffer, set.images.byteOffset + i * per, per);
       let img = sharp(raw, { raw: { width, height, channels } });

@@ -26,7 +26,10 @@ function firstImages(images: AnalysisImages, n: number): { bytes: Uint8Array; si
   const size = images instanceof Uint8Array ? imageSizeOf({}) : imageSizeOf(images);
   const all = images instanceof Uint8Array ? images : images.images;
   const per = size.height * size.width * 3;
-  if (!Number.isInteger(n) || n < 1 || n * per > all.length) throw new Error(`analysis: asked for ${n} images of ${size.height}x${size.width}x3, there are ${Math.floor(all.length / per)}`);
+  if (!Number.isInteger(n) || n < 1 || n * per > all.length)
+    throw new Error(
+      `analysis: asked for ${n} images of ${size.height}x${size.width}x3, there are ${Math.floor(all.length / per)}`,
+    );
   return { bytes: all.subarray(0, n * per), size };
 }
 
@@ -39,13 +42,21 @@ function globalViews(m: SslModel, images: AnalysisImages, n: number, seed: numbe
 }
 
 /** Barlow cross-correlation C [D, D] between projections of two augmented views of `n` images. */
-export async function crossCorrelationMatrix(m: SslModel, images: AnalysisImages, n: number, seed = 1234): Promise<{ matrix: Float32Array; dim: number; stats: CrossCorrelationStats }> {
-  if (!m.projector && !m.head) throw new Error('crossCorrelationMatrix: the model has neither a projector nor a DINO head');
+export async function crossCorrelationMatrix(
+  m: SslModel,
+  images: AnalysisImages,
+  n: number,
+  seed = 1234,
+): Promise<{ matrix: Float32Array; dim: number; stats: CrossCorrelationStats }> {
+  if (!m.projector && !m.head)
+    throw new Error('crossCorrelationMatrix: the model has neither a projector nor a DINO head');
   const views = globalViews(m, images, n, seed);
   const [c, summary] = tf.tidy(() => {
     const z = views.map((v) => {
       const f = m.backbone.forward(m.student, v, EVAL, PREFIX.backbone);
-      return m.projector ? m.projector.forward(m.student, f, EVAL, PREFIX.projector) : m.head!.forward(m.student, f, EVAL, PREFIX.head);
+      return m.projector
+        ? m.projector.forward(m.student, f, EVAL, PREFIX.projector)
+        : m.head!.forward(m.student, f, EVAL, PREFIX.head);
     });
     const parts = crossCorrelationParts(z[0], z[1]);
     const s = crossCorrelationSummary(parts.c, parts.diag);
@@ -53,7 +64,11 @@ export async function crossCorrelationMatrix(m: SslModel, images: AnalysisImages
   });
   tf.dispose(views);
   const st = await summary.data();
-  const out = { matrix: (await c.data()) as Float32Array, dim: c.shape[0], stats: { diagMean: st[0], offDiagMean: st[1], offDiagAbsMean: st[2] } };
+  const out = {
+    matrix: (await c.data()) as Float32Array,
+    dim: c.shape[0],
+    stats: { diagMean: st[0], offDiagMean: st[1], offDiagAbsMean: st[2] },
+  };
   tf.dispose([c, summary]);
   return out;
 }
@@ -71,13 +86,29 @@ export interface DinoDistributions {
 }
 
 /** Teacher (centred, teacher temperature) and student (student temperature) output distributions on two global views. */
-export async function dinoDistributions(m: SslModel, images: AnalysisImages, n: number, temps: { teacherTemp: number; studentTemp: number }, seed = 1234): Promise<DinoDistributions> {
+export async function dinoDistributions(
+  m: SslModel,
+  images: AnalysisImages,
+  n: number,
+  temps: { teacherTemp: number; studentTemp: number },
+  seed = 1234,
+): Promise<DinoDistributions> {
   if (!m.head || !m.center) throw new Error('dinoDistributions: the model has no DINO head');
   const views = globalViews(m, images, n, seed);
   const [pt, ps] = tf.tidy(() => {
     const teacherPs = m.teacher ?? m.student;
-    const t = m.head!.forward(teacherPs, m.backbone.forward(teacherPs, views[0], EVAL, PREFIX.backbone), EVAL, PREFIX.head);
-    const s = m.head!.forward(m.student, m.backbone.forward(m.student, views[1], EVAL, PREFIX.backbone), EVAL, PREFIX.head);
+    const t = m.head!.forward(
+      teacherPs,
+      m.backbone.forward(teacherPs, views[0], EVAL, PREFIX.backbone),
+      EVAL,
+      PREFIX.head,
+    );
+    const s = m.head!.forward(
+      m.student,
+      m.backbone.forward(m.student, views[1], EVAL, PREFIX.backbone),
+      EVAL,
+      PREFIX.head,
+    );
     const c = m.center!; // 0 throughout without centering
     return [tf.softmax(tf.div(tf.sub(t, c), temps.teacherTemp)), tf.softmax(tf.div(s, temps.studentTemp))];
   });
@@ -110,7 +141,12 @@ export async function dinoDistributions(m: SslModel, images: AnalysisImages, n: 
  * ViT CLS-token attention of the last block, per head, for `n` images (no augmentation), as
  * [n][heads] maps of gridSize x gridSize patches (values sum to 1 over patches).
  */
-export async function clsAttentionMaps(m: SslModel, images: AnalysisImages, n: number, useTeacher = true): Promise<{ maps: Float32Array[][]; grid: number; heads: number }> {
+export async function clsAttentionMaps(
+  m: SslModel,
+  images: AnalysisImages,
+  n: number,
+  useTeacher = true,
+): Promise<{ maps: Float32Array[][]; grid: number; heads: number }> {
   if (m.backbone.kind !== 'vit') throw new Error(`clsAttentionMaps: needs a ViT backbone, got ${m.backbone.kind}`);
   const ps = useTeacher && m.teacher ? m.teacher : m.student;
   const attn: tf.Tensor4D[] = [];

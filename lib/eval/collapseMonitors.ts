@@ -7,7 +7,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { crossCorrelationParts } from '../losses/barlow';
 import { DinoTemps } from '../losses/dino';
-import { crossCorrelationSummary, embeddingStdTensor, teacherEntropyTensor, teacherStudentKLTensor } from '../losses/stepMonitors';
+import {
+  crossCorrelationSummary,
+  embeddingStdTensor,
+  teacherEntropyTensor,
+  teacherStudentKLTensor,
+} from '../losses/stepMonitors';
 
 export type { CrossCorrelationStats } from '../losses/stepMonitors';
 import type { CrossCorrelationStats } from '../losses/stepMonitors';
@@ -25,7 +30,8 @@ function check2d(fn: string, z: tf.Tensor): void {
  * convergence is quadratic, typically 6-10 sweeps. Eigenvalues only, unordered.
  */
 export function symmetricEigenvalues(a: Float64Array, n: number, maxSweeps = 50): Float64Array {
-  if (a.length !== n * n) throw new Error(`symmetricEigenvalues: expected ${n * n} entries for a ${n} x ${n} matrix, got ${a.length}`);
+  if (a.length !== n * n)
+    throw new Error(`symmetricEigenvalues: expected ${n * n} entries for a ${n} x ${n} matrix, got ${a.length}`);
   let scale = 0;
   for (let i = 0; i < n * n; i++) scale += a[i] * a[i];
   for (let sweep = 0; sweep < maxSweeps; sweep++) {
@@ -74,7 +80,8 @@ export function symmetricEigenvalues(a: Float64Array, n: number, maxSweeps = 50)
  * the Jacobi sweeps on m x m. Singular values below about sqrt(machine eps)·σ_max are only as accurate as the Gram.
  */
 export function singularValues(z: ArrayLike<number>, rows: number, cols: number): Float64Array {
-  if (z.length !== rows * cols) throw new Error(`singularValues: expected ${rows * cols} values for [${rows}, ${cols}], got ${z.length}`);
+  if (z.length !== rows * cols)
+    throw new Error(`singularValues: expected ${rows * cols} values for [${rows}, ${cols}], got ${z.length}`);
   const byCols = cols <= rows;
   const m = byCols ? cols : rows;
   const g = new Float64Array(m * m);
@@ -128,7 +135,9 @@ export async function effectiveRank(z: tf.Tensor2D, opts: EffectiveRankOptions =
   const [n, d] = z.shape;
   const maxDim = opts.maxDim ?? EFFECTIVE_RANK_DEFAULTS.maxDim;
   if (Math.min(n, d) > maxDim) {
-    throw new Error(`effectiveRank: min(N, D) = ${Math.min(n, d)} for z [${z.shape}] exceeds maxDim ${maxDim} (Jacobi costs ~n³: about 7 s at 512); pass at most ${maxDim} rows or raise maxDim`);
+    throw new Error(
+      `effectiveRank: min(N, D) = ${Math.min(n, d)} for z [${z.shape}] exceeds maxDim ${maxDim} (Jacobi costs ~n³: about 7 s at 512); pass at most ${maxDim} rows or raise maxDim`,
+    );
   }
   const sv = singularValues(await z.data(), n, d);
   let total = 0;
@@ -176,6 +185,11 @@ export async function teacherEntropy(teacher: tf.Tensor, center: tf.Tensor1D, te
 }
 
 /** Mean KL(p_teacher || p_student) in nats (DINO fig. 7: it drops to 0 when the model collapses). */
-export async function teacherStudentKL(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: DinoTemps): Promise<number> {
+export async function teacherStudentKL(
+  teacher: tf.Tensor,
+  student: tf.Tensor,
+  center: tf.Tensor1D,
+  opts: DinoTemps,
+): Promise<number> {
   return readScalar(teacherStudentKLTensor(teacher, student, center, opts));
 }

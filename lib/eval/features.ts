@@ -26,10 +26,19 @@ export function imageSizeOf(set: { height?: number; width?: number }): RawImageS
 }
 
 /** images: uint8 NHWC [n, height, width, 3] (`opts.size`, default 32 x 32). Returns a Float32Array [n * featureDim]. */
-export async function extractFeatures(backbone: Backbone, ps: ParamStore, images: Uint8Array, n: number, opts: ExtractOptions = {}): Promise<Float32Array> {
+export async function extractFeatures(
+  backbone: Backbone,
+  ps: ParamStore,
+  images: Uint8Array,
+  n: number,
+  opts: ExtractOptions = {},
+): Promise<Float32Array> {
   const size = opts.size ?? CIFAR10_IMAGE_SIZE;
   const per = size.height * size.width * 3;
-  if (images.length !== n * per) throw new Error(`extractFeatures: expected ${n} images of ${size.height}x${size.width}x3 (${n * per} bytes), got ${images.length}`);
+  if (images.length !== n * per)
+    throw new Error(
+      `extractFeatures: expected ${n} images of ${size.height}x${size.width}x3 (${n * per} bytes), got ${images.length}`,
+    );
   const bs = opts.batchSize ?? 256;
   const prefix = opts.prefix ?? 'backbone.';
   const out = new Float32Array(n * backbone.featureDim);
@@ -37,9 +46,12 @@ export async function extractFeatures(backbone: Backbone, ps: ParamStore, images
   const stop = openInterruptScope('feature extraction');
   try {
     for (let i = 0; i < n; i += bs) {
-      if (await stop.poll()) throw new InterruptedError(`feature extraction interrupted after ${i} of ${n} images; nothing was kept`);
+      if (await stop.poll())
+        throw new InterruptedError(`feature extraction interrupted after ${i} of ${n} images; nothing was kept`);
       const m = Math.min(bs, n - i);
-      const f = tf.tidy(() => backbone.forward(ps, evalImages(images.subarray(i * per, (i + m) * per), size), { training: false }, prefix));
+      const f = tf.tidy(() =>
+        backbone.forward(ps, evalImages(images.subarray(i * per, (i + m) * per), size), { training: false }, prefix),
+      );
       out.set((await f.data()) as Float32Array, i * backbone.featureDim);
       f.dispose();
       opts.onProgress?.(i + m, n);

@@ -17,24 +17,44 @@ export interface KnnOptions {
   chunkSize?: number;
 }
 
-export const KNN_DEFAULTS: Readonly<{ k: number; temperature: number; chunkSize: number }> = Object.freeze({ k: 200, temperature: 0.1, chunkSize: 256 });
+export const KNN_DEFAULTS: Readonly<{ k: number; temperature: number; chunkSize: number }> = Object.freeze({
+  k: 200,
+  temperature: 0.1,
+  chunkSize: 256,
+});
 
-function resolve(fn: string, trainFeatures: tf.Tensor2D, trainLabels: ArrayLike<number>, testFeatures: tf.Tensor2D, opts: KnnOptions): Required<KnnOptions> {
+function resolve(
+  fn: string,
+  trainFeatures: tf.Tensor2D,
+  trainLabels: ArrayLike<number>,
+  testFeatures: tf.Tensor2D,
+  opts: KnnOptions,
+): Required<KnnOptions> {
   const k = opts.k ?? KNN_DEFAULTS.k;
   const temperature = opts.temperature ?? KNN_DEFAULTS.temperature;
   const chunkSize = opts.chunkSize ?? KNN_DEFAULTS.chunkSize;
   const { numClasses } = opts;
-  if (trainFeatures.rank !== 2 || testFeatures.rank !== 2) throw new Error(`${fn}: expected [N, D] features, got train [${trainFeatures.shape}] and test [${testFeatures.shape}]`);
-  if (trainFeatures.shape[1] !== testFeatures.shape[1]) throw new Error(`${fn}: feature dims differ, train [${trainFeatures.shape}] vs test [${testFeatures.shape}]`);
+  if (trainFeatures.rank !== 2 || testFeatures.rank !== 2)
+    throw new Error(
+      `${fn}: expected [N, D] features, got train [${trainFeatures.shape}] and test [${testFeatures.shape}]`,
+    );
+  if (trainFeatures.shape[1] !== testFeatures.shape[1])
+    throw new Error(`${fn}: feature dims differ, train [${trainFeatures.shape}] vs test [${testFeatures.shape}]`);
   const nTrain = trainFeatures.shape[0];
-  if (trainLabels.length !== nTrain) throw new Error(`${fn}: ${trainLabels.length} train labels for ${nTrain} train rows`);
-  if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`${fn}: numClasses must be an integer >= 1, got ${numClasses}`);
-  if (!Number.isInteger(k) || k < 1 || k > nTrain) throw new Error(`${fn}: k must be an integer in [1, ${nTrain}] (the number of train rows), got ${k}`);
-  if (!Number.isFinite(temperature) || temperature <= 0) throw new Error(`${fn}: temperature must be a finite number > 0, got ${temperature}`);
-  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`${fn}: chunkSize must be an integer >= 1, got ${chunkSize}`);
+  if (trainLabels.length !== nTrain)
+    throw new Error(`${fn}: ${trainLabels.length} train labels for ${nTrain} train rows`);
+  if (!Number.isInteger(numClasses) || numClasses < 1)
+    throw new Error(`${fn}: numClasses must be an integer >= 1, got ${numClasses}`);
+  if (!Number.isInteger(k) || k < 1 || k > nTrain)
+    throw new Error(`${fn}: k must be an integer in [1, ${nTrain}] (the number of train rows), got ${k}`);
+  if (!Number.isFinite(temperature) || temperature <= 0)
+    throw new Error(`${fn}: temperature must be a finite number > 0, got ${temperature}`);
+  if (!Number.isInteger(chunkSize) || chunkSize < 1)
+    throw new Error(`${fn}: chunkSize must be an integer >= 1, got ${chunkSize}`);
   for (let i = 0; i < nTrain; i++) {
     const l = trainLabels[i];
-    if (!Number.isInteger(l) || l < 0 || l >= numClasses) throw new Error(`${fn}: train label ${i} is ${l}, expected an integer in [0, ${numClasses})`);
+    if (!Number.isInteger(l) || l < 0 || l >= numClasses)
+      throw new Error(`${fn}: train label ${i} is ${l}, expected an integer in [0, ${numClasses})`);
   }
   return { k, temperature, numClasses, chunkSize };
 }
@@ -44,7 +64,12 @@ function resolve(fn: string, trainFeatures: tf.Tensor2D, trainLabels: ArrayLike<
  * Cost per chunk: one [chunk, D] x [D, Ntr] product, a top-k over Ntr, a [chunk, k, C] vote; memory chunk x Ntr.
  * Async: predictions are read back once per chunk (GPU backends cannot read synchronously).
  */
-export async function knnPredict(trainFeatures: tf.Tensor2D, trainLabels: Int32Array | number[], testFeatures: tf.Tensor2D, opts: KnnOptions): Promise<number[]> {
+export async function knnPredict(
+  trainFeatures: tf.Tensor2D,
+  trainLabels: Int32Array | number[],
+  testFeatures: tf.Tensor2D,
+  opts: KnnOptions,
+): Promise<number[]> {
   const o = resolve('knnPredict', trainFeatures, trainLabels, testFeatures, opts);
   const nTest = testFeatures.shape[0];
   const trainN = tf.tidy(() => l2Normalize(trainFeatures)); // [Ntr, D]
@@ -74,8 +99,15 @@ export async function knnPredict(trainFeatures: tf.Tensor2D, trainLabels: Int32A
 }
 
 /** Fraction of test rows whose kNN prediction equals testLabels. */
-export async function knnAccuracy(trainFeatures: tf.Tensor2D, trainLabels: Int32Array | number[], testFeatures: tf.Tensor2D, testLabels: Int32Array | number[], opts: KnnOptions): Promise<number> {
-  if (testLabels.length !== testFeatures.shape[0]) throw new Error(`knnAccuracy: ${testLabels.length} test labels for ${testFeatures.shape[0]} test rows`);
+export async function knnAccuracy(
+  trainFeatures: tf.Tensor2D,
+  trainLabels: Int32Array | number[],
+  testFeatures: tf.Tensor2D,
+  testLabels: Int32Array | number[],
+  opts: KnnOptions,
+): Promise<number> {
+  if (testLabels.length !== testFeatures.shape[0])
+    throw new Error(`knnAccuracy: ${testLabels.length} test labels for ${testFeatures.shape[0]} test rows`);
   const pred = await knnPredict(trainFeatures, trainLabels, testFeatures, opts);
   let correct = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === testLabels[i]) correct++;

@@ -42,17 +42,28 @@ async function spread(tb: tf.Tensor2D): Promise<{ effectiveRank: number; feature
 }
 
 /** Evaluates kNN top-1 (%) on `val`, plus effective rank and normalised std of the bank features. */
-export async function knnEvaluate(info: Pick<EpochInfo, 'model'>, opts: KnnMonitorOptions): Promise<Record<string, number>> {
+export async function knnEvaluate(
+  info: Pick<EpochInfo, 'model'>,
+  opts: KnnMonitorOptions,
+): Promise<Record<string, number>> {
   const m = info.model;
   const dim = m.backbone.featureDim;
-  const bank = await extractFeatures(m.backbone, m.student, opts.bank.images, opts.bank.n, { size: imageSizeOf(opts.bank) });
-  const val = await extractFeatures(m.backbone, m.student, opts.val.images, opts.val.n, { size: imageSizeOf(opts.val) });
+  const bank = await extractFeatures(m.backbone, m.student, opts.bank.images, opts.bank.n, {
+    size: imageSizeOf(opts.bank),
+  });
+  const val = await extractFeatures(m.backbone, m.student, opts.val.images, opts.val.n, {
+    size: imageSizeOf(opts.val),
+  });
   const tb = tf.tensor2d(bank, [opts.bank.n, dim]);
   const tv = tf.tensor2d(val, [opts.val.n, dim]);
   try {
     const k = Math.min(opts.k ?? KNN_DEFAULTS.k, opts.bank.n);
     const numClasses = opts.numClasses ?? opts.bank.numClasses ?? 10;
-    const acc = await knnAccuracy(tb, Array.from(opts.bank.labels), tv, Array.from(opts.val.labels), { k, temperature: opts.temperature ?? KNN_DEFAULTS.temperature, numClasses });
+    const acc = await knnAccuracy(tb, Array.from(opts.bank.labels), tv, Array.from(opts.val.labels), {
+      k,
+      temperature: opts.temperature ?? KNN_DEFAULTS.temperature,
+      numClasses,
+    });
     return { knnTop1: 100 * acc, ...(await spread(tb)) };
   } finally {
     tb.dispose();
@@ -73,7 +84,10 @@ export async function featureEvaluate(info: Pick<EpochInfo, 'model'>, bank: Imag
 }
 
 /** Runs `evaluate` every `every` epochs and after the last. */
-function everyEpochs(every: number, evaluate: (info: EpochInfo) => Promise<Record<string, number>>): (info: EpochInfo) => Promise<Record<string, number> | void> {
+function everyEpochs(
+  every: number,
+  evaluate: (info: EpochInfo) => Promise<Record<string, number>>,
+): (info: EpochInfo) => Promise<Record<string, number> | void> {
   return async (info) => {
     if ((info.epoch + 1) % every !== 0 && info.epoch + 1 !== info.totalEpochs) return;
     return evaluate(info);
@@ -86,6 +100,9 @@ export function knnMonitor(opts: KnnMonitorOptions): (info: EpochInfo) => Promis
 }
 
 /** An onEpochEnd callback for unlabelled data: `featureEvaluate` on `bank` every `every` epochs (default 1). */
-export function featureMonitor(opts: { bank: ImageSet; every?: number }): (info: EpochInfo) => Promise<Record<string, number> | void> {
+export function featureMonitor(opts: {
+  bank: ImageSet;
+  every?: number;
+}): (info: EpochInfo) => Promise<Record<string, number> | void> {
   return everyEpochs(opts.every ?? 1, (info) => featureEvaluate(info, opts.bank));
 }

@@ -23,7 +23,13 @@ export interface LinearProbeConfig {
   seed: number;
 }
 
-export const LINEAR_PROBE_DEFAULTS: Readonly<LinearProbeConfig> = Object.freeze({ epochs: 50, batchSize: 256, lrs: [1e-3, 1e-2], weightDecays: [0, 1e-4], seed: 0 });
+export const LINEAR_PROBE_DEFAULTS: Readonly<LinearProbeConfig> = Object.freeze({
+  epochs: 50,
+  batchSize: 256,
+  lrs: [1e-3, 1e-2],
+  weightDecays: [0, 1e-4],
+  seed: 0,
+});
 
 export interface LabelledFeatures {
   /** [n * dim] row-major. */
@@ -44,9 +50,12 @@ export interface ProbeResult {
 }
 
 function check(x: LabelledFeatures, dim: number, what: string, numClasses: number): void {
-  if (x.features.length !== x.n * dim) throw new Error(`linearProbe: ${what} has ${x.features.length} feature values, expected n*dim = ${x.n}*${dim}`);
+  if (x.features.length !== x.n * dim)
+    throw new Error(`linearProbe: ${what} has ${x.features.length} feature values, expected n*dim = ${x.n}*${dim}`);
   if (x.labels.length !== x.n) throw new Error(`linearProbe: ${what} has ${x.labels.length} labels for ${x.n} rows`);
-  for (let i = 0; i < x.n; i++) if (!(x.labels[i] >= 0 && x.labels[i] < numClasses)) throw new Error(`linearProbe: ${what} label ${x.labels[i]} at row ${i} is outside [0, ${numClasses})`);
+  for (let i = 0; i < x.n; i++)
+    if (!(x.labels[i] >= 0 && x.labels[i] < numClasses))
+      throw new Error(`linearProbe: ${what} label ${x.labels[i]} at row ${i} is outside [0, ${numClasses})`);
 }
 
 async function top1(w: tf.Tensor2D, b: tf.Tensor1D, x: tf.Tensor2D, labels: ArrayLike<number>): Promise<number> {
@@ -58,7 +67,15 @@ async function top1(w: tf.Tensor2D, b: tf.Tensor1D, x: tf.Tensor2D, labels: Arra
   return (100 * ok) / pred.length;
 }
 
-export async function linearProbe(args: { dim: number; numClasses: number; train: LabelledFeatures; val: LabelledFeatures; test?: LabelledFeatures; config?: Partial<LinearProbeConfig>; onProgress?: (done: number, total: number) => void }): Promise<ProbeResult> {
+export async function linearProbe(args: {
+  dim: number;
+  numClasses: number;
+  train: LabelledFeatures;
+  val: LabelledFeatures;
+  test?: LabelledFeatures;
+  config?: Partial<LinearProbeConfig>;
+  onProgress?: (done: number, total: number) => void;
+}): Promise<ProbeResult> {
   const cfg = { ...LINEAR_PROBE_DEFAULTS, ...args.config };
   const { dim, numClasses } = args;
   check(args.train, dim, 'train', numClasses);
@@ -68,11 +85,22 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
   const mean = new Float64Array(dim);
   const sq = new Float64Array(dim);
   const tr = args.train;
-  for (let i = 0; i < tr.n; i++) for (let d = 0; d < dim; d++) { const v = tr.features[i * dim + d]; mean[d] += v; sq[d] += v * v; }
+  for (let i = 0; i < tr.n; i++)
+    for (let d = 0; d < dim; d++) {
+      const v = tr.features[i * dim + d];
+      mean[d] += v;
+      sq[d] += v * v;
+    }
   const mu = new Float32Array(dim);
   const inv = new Float32Array(dim);
-  for (let d = 0; d < dim; d++) { mu[d] = mean[d] / tr.n; inv[d] = 1 / Math.sqrt(Math.max(sq[d] / tr.n - mu[d] * mu[d], 0) + 1e-6); }
-  const prep = (x: LabelledFeatures) => tf.tidy(() => tf.mul(tf.sub(tf.tensor2d(x.features, [x.n, dim]), tf.tensor1d(mu)), tf.tensor1d(inv)) as tf.Tensor2D);
+  for (let d = 0; d < dim; d++) {
+    mu[d] = mean[d] / tr.n;
+    inv[d] = 1 / Math.sqrt(Math.max(sq[d] / tr.n - mu[d] * mu[d], 0) + 1e-6);
+  }
+  const prep = (x: LabelledFeatures) =>
+    tf.tidy(
+      () => tf.mul(tf.sub(tf.tensor2d(x.features, [x.n, dim]), tf.tensor1d(mu)), tf.tensor1d(inv)) as tf.Tensor2D,
+    );
   const xTrain = prep(tr);
   const xVal = prep(args.val);
   const yTrain = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(tr.labels), 'int32'), numClasses));
@@ -89,7 +117,12 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
       const bound = 1 / Math.sqrt(dim);
       // tf.variable copies its initial value: build both inside tidy so the initial tensors are freed.
       const [w, b] = tf.tidy(() => [
-        tf.variable(tf.tensor2d(Float32Array.from({ length: dim * numClasses }, () => rng.uniform(-bound, bound)), [dim, numClasses])),
+        tf.variable(
+          tf.tensor2d(
+            Float32Array.from({ length: dim * numClasses }, () => rng.uniform(-bound, bound)),
+            [dim, numClasses],
+          ),
+        ),
         tf.variable(tf.zeros([numClasses]) as tf.Tensor1D),
       ]) as [tf.Variable<tf.Rank.R2>, tf.Variable<tf.Rank.R1>];
       const opt = tf.train.adam(lr);
@@ -101,17 +134,28 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
             opt.dispose();
             w.dispose();
             b.dispose();
-            throw new InterruptedError(`linear probe interrupted at epoch ${epoch + 1} of ${cfg.epochs} (setting ${curves.length + 1} of ${settings.length}); nothing was written`);
+            throw new InterruptedError(
+              `linear probe interrupted at epoch ${epoch + 1} of ${cfg.epochs} (setting ${curves.length + 1} of ${settings.length}); nothing was written`,
+            );
           }
           const step = epoch * stepsPerEpoch + s;
-          (opt as unknown as { learningRate: number }).learningRate = cosineSchedule(lr, 0, step, cfg.epochs * stepsPerEpoch);
+          (opt as unknown as { learningRate: number }).learningRate = cosineSchedule(
+            lr,
+            0,
+            step,
+            cfg.epochs * stepsPerEpoch,
+          );
           const idx = tf.tensor1d(perm.subarray(s * cfg.batchSize, Math.min(tr.n, (s + 1) * cfg.batchSize)), 'int32');
-          const loss = opt.minimize(() => {
-            const xb = tf.gather(xTrain, idx);
-            const yb = tf.gather(yTrain, idx);
-            const ce = tf.losses.softmaxCrossEntropy(yb, tf.add(tf.matMul(xb, w), b));
-            return (wd > 0 ? tf.add(ce, tf.mul(wd / 2, tf.sum(tf.square(w)))) : ce) as tf.Scalar;
-          }, false, [w, b]);
+          const loss = opt.minimize(
+            () => {
+              const xb = tf.gather(xTrain, idx);
+              const yb = tf.gather(yTrain, idx);
+              const ce = tf.losses.softmaxCrossEntropy(yb, tf.add(tf.matMul(xb, w), b));
+              return (wd > 0 ? tf.add(ce, tf.mul(wd / 2, tf.sum(tf.square(w)))) : ce) as tf.Scalar;
+            },
+            false,
+            [w, b],
+          );
           loss?.dispose();
           idx.dispose();
         }
@@ -149,7 +193,9 @@ export async function linearProbe(args: { dim: number; numClasses: number; train
         selection: 'lr, weight decay and epoch chosen on a validation split taken from the training set',
         test: 'evaluated once with the selected classifier',
         ...cfg,
-        nTrain: tr.n, nVal: args.val.n, nTest: args.test?.n ?? 0,
+        nTrain: tr.n,
+        nVal: args.val.n,
+        nTest: args.test?.n ?? 0,
       },
     };
   } finally {

@@ -25,14 +25,26 @@ export interface Neighbours {
  * bank [nBank, dim] and queries [nQuery, dim] as row-major host arrays -> the k nearest bank rows of
  * each query (ties: the lower bank row first, as tf.topk orders them).
  */
-export async function nearestNeighbours(bank: Float32Array, queries: Float32Array, dim: number, k: number, options: Partial<NeighboursOptions> = {}): Promise<Neighbours> {
+export async function nearestNeighbours(
+  bank: Float32Array,
+  queries: Float32Array,
+  dim: number,
+  k: number,
+  options: Partial<NeighboursOptions> = {},
+): Promise<Neighbours> {
   const o = { ...DEFAULT_NEIGHBOURS_OPTIONS, ...options };
-  if (!Number.isInteger(dim) || dim < 1) throw new Error(`nearestNeighbours: dim must be a positive integer, got ${dim}`);
-  if (bank.length % dim !== 0 || queries.length % dim !== 0) throw new Error(`nearestNeighbours: bank (${bank.length} values) and queries (${queries.length}) must be whole rows of ${dim}`);
+  if (!Number.isInteger(dim) || dim < 1)
+    throw new Error(`nearestNeighbours: dim must be a positive integer, got ${dim}`);
+  if (bank.length % dim !== 0 || queries.length % dim !== 0)
+    throw new Error(
+      `nearestNeighbours: bank (${bank.length} values) and queries (${queries.length}) must be whole rows of ${dim}`,
+    );
   const nBank = bank.length / dim;
   const nQuery = queries.length / dim;
-  if (!Number.isInteger(k) || k < 1 || k > nBank) throw new Error(`nearestNeighbours: k must be an integer in [1, ${nBank}] (the bank's rows), got ${k}`);
-  if (!Number.isInteger(o.chunkSize) || o.chunkSize < 1) throw new Error(`nearestNeighbours: chunkSize must be a positive integer, got ${o.chunkSize}`);
+  if (!Number.isInteger(k) || k < 1 || k > nBank)
+    throw new Error(`nearestNeighbours: k must be an integer in [1, ${nBank}] (the bank's rows), got ${k}`);
+  if (!Number.isInteger(o.chunkSize) || o.chunkSize < 1)
+    throw new Error(`nearestNeighbours: chunkSize must be a positive integer, got ${o.chunkSize}`);
   const indices = new Int32Array(nQuery * k);
   const similarities = new Float32Array(nQuery * k);
   const bankN = tf.tidy(() => l2Normalize(tf.tensor2d(bank, [nBank, dim]))); // [nBank, dim]

@@ -26,14 +26,27 @@ export interface SupervisedConfig {
   numClasses: number;
 }
 
-export const SUPERVISED_DEFAULTS: Readonly<SupervisedConfig> = Object.freeze({ epochs: 10, batchSize: 128, lr: 2e-3, weightDecay: 5e-4, seed: 0, numClasses: 10 });
+export const SUPERVISED_DEFAULTS: Readonly<SupervisedConfig> = Object.freeze({
+  epochs: 10,
+  batchSize: 128,
+  lr: 2e-3,
+  weightDecay: 5e-4,
+  seed: 0,
+  numClasses: 10,
+});
 
 /** Standard CIFAR supervised augmentation: random resized crop (scale 0.35-1) and horizontal flip. */
-export const SUPERVISED_VIEWS: ViewsConfig = Object.freeze({ name: 'supervised', normalize: true, views: [{ ...IDENTITY_VIEW, scale: [0.35, 1] as const, ratio: DEFAULT_RATIO, flipP: 0.5 }] });
+export const SUPERVISED_VIEWS: ViewsConfig = Object.freeze({
+  name: 'supervised',
+  normalize: true,
+  views: [{ ...IDENTITY_VIEW, scale: [0.35, 1] as const, ratio: DEFAULT_RATIO, flipP: 0.5 }],
+});
 
 /** SUPERVISED_VIEWS at the data's own size (square images of `size` pixels). */
 function supervisedViews(size: number): ViewsConfig {
-  return size === SUPERVISED_VIEWS.views[0].size ? SUPERVISED_VIEWS : { ...SUPERVISED_VIEWS, views: [{ ...SUPERVISED_VIEWS.views[0], size }] };
+  return size === SUPERVISED_VIEWS.views[0].size
+    ? SUPERVISED_VIEWS
+    : { ...SUPERVISED_VIEWS, views: [{ ...SUPERVISED_VIEWS.views[0], size }] };
 }
 
 /** Where an interrupted supervised training stopped (a step boundary): enough to continue it bit for bit. */
@@ -65,7 +78,13 @@ export interface SupervisedControl {
  * state, the store is freed and an InterruptedError is thrown; `control.resume` continues from it. Returns the store
  * (caller disposes) and the per-epoch training loss and accuracy.
  */
-export async function trainSupervised(backbone: Backbone, data: LabelledImages, config: Partial<SupervisedConfig> = {}, onProgress?: (step: number, total: number, values: Record<string, number>) => void, control: SupervisedControl = {}): Promise<{ params: ParamStore; history: Array<{ epoch: number; loss: number; trainTop1: number }> }> {
+export async function trainSupervised(
+  backbone: Backbone,
+  data: LabelledImages,
+  config: Partial<SupervisedConfig> = {},
+  onProgress?: (step: number, total: number, values: Record<string, number>) => void,
+  control: SupervisedControl = {},
+): Promise<{ params: ParamStore; history: Array<{ epoch: number; loss: number; trainTop1: number }> }> {
   const c = { ...SUPERVISED_DEFAULTS, ...config };
   const spe = Math.floor(data.n / c.batchSize);
   if (spe < 1) throw new Error(`trainSupervised: batchSize ${c.batchSize} exceeds the ${data.n} labelled images`);
@@ -78,7 +97,10 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
   const total = c.epochs * spe;
   const size = imageSizeOf(data);
   const per = size.height * size.width * 3;
-  if (data.images.length !== data.n * per) throw new Error(`trainSupervised: expected ${data.n} images of ${size.height}x${size.width}x3 (${data.n * per} bytes), got ${data.images.length}`);
+  if (data.images.length !== data.n * per)
+    throw new Error(
+      `trainSupervised: expected ${data.n} images of ${size.height}x${size.width}x3 (${data.n * per} bytes), got ${data.images.length}`,
+    );
   const views = supervisedViews(size.height);
   const batch = new Uint8Array(c.batchSize * per);
   const labels = new Int32Array(c.batchSize);
@@ -101,8 +123,17 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
         if (await stop.poll()) {
           const os = opt.getState();
           const optimizer = new Map<string, { shape: number[]; values: Float32Array }>();
-          for (const [k, v] of os.tensors) optimizer.set(k, { shape: v.shape.slice(), values: (await v.data()) as Float32Array });
-          await control.onInterrupt?.({ step, history: history.slice(), lossSum, correct, params: await ps.snapshot(), optimizerStep: os.step, optimizer });
+          for (const [k, v] of os.tensors)
+            optimizer.set(k, { shape: v.shape.slice(), values: (await v.data()) as Float32Array });
+          await control.onInterrupt?.({
+            step,
+            history: history.slice(),
+            lossSum,
+            correct,
+            params: await ps.snapshot(),
+            optimizerStep: os.step,
+            optimizer,
+          });
           throw new InterruptedError(`supervised training interrupted at step ${step} of ${total}`);
         }
         for (let i = 0; i < c.batchSize; i++) {
@@ -119,7 +150,11 @@ export async function trainSupervised(backbone: Backbone, data: LabelledImages, 
           return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
         }, vars);
         const named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g] as [string, tf.Tensor]));
-        opt.apply(ps, named, warmupCosineSchedule(c.lr, 0, step, Math.min(spe, total), total), { weightDecay: c.weightDecay }).dispose();
+        opt
+          .apply(ps, named, warmupCosineSchedule(c.lr, 0, step, Math.min(spe, total), total), {
+            weightDecay: c.weightDecay,
+          })
+          .dispose();
         const hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits!, 1), tf.argMax(y, 1)), 'int32')));
         lossSum += (await value.data())[0];
         correct += (await hits.data())[0];

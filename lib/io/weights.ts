@@ -19,7 +19,15 @@ import { ParamStore, ParamSnapshot } from '../nn/params';
 import { loadCheckpoint, StoredTensor } from '../train/checkpoint';
 import { readRunRecord, RunRecord } from '../train/runRecord';
 import { CIFAR10_MEAN, CIFAR10_STD } from '../augment/normalize';
-import { readSafetensors, writeSafetensors, f32Tensor, i64Tensor, toFloat32, toBigInts, SafeTensor } from './safetensors';
+import {
+  readSafetensors,
+  writeSafetensors,
+  f32Tensor,
+  i64Tensor,
+  toFloat32,
+  toBigInts,
+  SafeTensor,
+} from './safetensors';
 import { toTorchLayout, fromTorchLayout, inferResnetSpec, LaidOut } from './torchLayout';
 
 export class WeightsError extends Error {
@@ -77,7 +85,11 @@ export interface ExportWeightsOptions {
   metadata: Record<string, string>;
 }
 
-export const DEFAULT_EXPORT_WEIGHTS_OPTIONS: Readonly<ExportWeightsOptions> = Object.freeze({ heads: false, network: 'student' as const, metadata: {} });
+export const DEFAULT_EXPORT_WEIGHTS_OPTIONS: Readonly<ExportWeightsOptions> = Object.freeze({
+  heads: false,
+  network: 'student' as const,
+  metadata: {},
+});
 
 export interface ExportSummary {
   file: string;
@@ -107,7 +119,10 @@ async function fromStore(ps: ParamStore): Promise<Map<string, LaidOut>> {
 /** Finds the record of a run folder or record.json path. */
 function runRecordFile(p: string): string {
   const file = fs.existsSync(p) && fs.statSync(p).isDirectory() ? path.join(p, 'record.json') : p;
-  if (!fs.existsSync(file)) throw new WeightsError(`${p}: no run record (expected a run folder holding record.json, or the record.json itself)`);
+  if (!fs.existsSync(file))
+    throw new WeightsError(
+      `${p}: no run record (expected a run folder holding record.json, or the record.json itself)`,
+    );
   return file;
 }
 
@@ -118,18 +133,31 @@ function collectRun(p: string, network: 'student' | 'teacher'): Collected {
   if (!spec) throw new WeightsError(`${file}: the run's config has no backbone`);
   // The recorded path, or the checkpoint beside the record when the run folder was moved.
   const beside = path.join(path.dirname(file), 'checkpoint.ckpt');
-  const ckpt = record.checkpoint && fs.existsSync(record.checkpoint) ? record.checkpoint : fs.existsSync(beside) ? beside : null;
-  if (!ckpt) throw new WeightsError(`run ${record.id} has no checkpoint (recorded: ${record.checkpoint ?? 'none'}; not beside ${file} either): nothing to export`);
+  const ckpt =
+    record.checkpoint && fs.existsSync(record.checkpoint) ? record.checkpoint : fs.existsSync(beside) ? beside : null;
+  if (!ckpt)
+    throw new WeightsError(
+      `run ${record.id} has no checkpoint (recorded: ${record.checkpoint ?? 'none'}; not beside ${file} either): nothing to export`,
+    );
   const { groups } = loadCheckpoint(ckpt);
   const g = groups[network];
-  if (!g) throw new WeightsError(`run ${record.id} (${record.method}) has no ${network} network in ${ckpt}${network === 'teacher' ? ': only DINO runs with an EMA teacher have one' : ''}`);
-  const params = new Map<string, LaidOut>([...g].map(([n, t]: [string, StoredTensor]) => [n, { shape: t.shape, values: t.values }]));
+  if (!g)
+    throw new WeightsError(
+      `run ${record.id} (${record.method}) has no ${network} network in ${ckpt}${network === 'teacher' ? ': only DINO runs with an EMA teacher have one' : ''}`,
+    );
+  const params = new Map<string, LaidOut>(
+    [...g].map(([n, t]: [string, StoredTensor]) => [n, { shape: t.shape, values: t.values }]),
+  );
   const info: Record<string, string> = {
     [WEIGHTS_METADATA.run]: record.id,
     [WEIGHTS_METADATA.method]: record.method,
     [WEIGHTS_METADATA.status]: `${record.status}, step ${record.step} of ${record.totalSteps}`,
     [WEIGHTS_METADATA.config]: JSON.stringify(record.config),
-    [WEIGHTS_METADATA.data]: JSON.stringify({ identity: record.dataIdentity ?? null, imageSize: record.data.imageSize ?? 32, ...(record.data.folder ? { folder: record.data.folder } : {}) }),
+    [WEIGHTS_METADATA.data]: JSON.stringify({
+      identity: record.dataIdentity ?? null,
+      imageSize: record.data.imageSize ?? 32,
+      ...(record.data.folder ? { folder: record.data.folder } : {}),
+    }),
   };
   return { spec, params, info };
 }
@@ -143,21 +171,35 @@ export function loadRunEncoder(run: string, network: 'student' | 'teacher' = 'st
   const backbone = buildBackbone(spec);
   const ps = new ParamStore(`run-${path.basename(path.dirname(runRecordFile(run)))}`);
   backbone.init(ps, 0, WEIGHT_PREFIXES.backbone);
-  ps.load([...params].filter(([n]) => n.startsWith(WEIGHT_PREFIXES.backbone)).map(([name, t]) => ({ name, shape: t.shape, values: t.values, kind: 'weight' as const, trainable: true })));
+  ps.load(
+    [...params]
+      .filter(([n]) => n.startsWith(WEIGHT_PREFIXES.backbone))
+      .map(([name, t]) => ({ name, shape: t.shape, values: t.values, kind: 'weight' as const, trainable: true })),
+  );
   return { backbone, params: ps };
 }
 
 async function collect(source: WeightsSource, network: 'student' | 'teacher'): Promise<Collected> {
   if (typeof source === 'string') return collectRun(source, network);
-  if (source == null || typeof source !== 'object' || !source.backbone) throw new WeightsError(`exportWeights: expected a run folder, {backbone, params} or a pretraining model, got ${String(source)}`);
+  if (source == null || typeof source !== 'object' || !source.backbone)
+    throw new WeightsError(
+      `exportWeights: expected a run folder, {backbone, params} or a pretraining model, got ${String(source)}`,
+    );
   const spec = source.backbone.spec as unknown as BackboneSpec;
   if (isModel(source)) {
     const ps = network === 'teacher' ? source.teacher : source.student;
-    if (!ps) throw new WeightsError('exportWeights: this model has no EMA teacher (network: "teacher" needs a DINO run with one)');
+    if (!ps)
+      throw new WeightsError(
+        'exportWeights: this model has no EMA teacher (network: "teacher" needs a DINO run with one)',
+      );
     return { spec, params: await fromStore(ps), info: {} };
   }
-  if (network === 'teacher') throw new WeightsError('exportWeights: network "teacher" needs a run or a pretraining model; {backbone, params} holds one network');
-  if (!(source.params instanceof ParamStore)) throw new WeightsError('exportWeights: {backbone, params}: params must be a ParamStore');
+  if (network === 'teacher')
+    throw new WeightsError(
+      'exportWeights: network "teacher" needs a run or a pretraining model; {backbone, params} holds one network',
+    );
+  if (!(source.params instanceof ParamStore))
+    throw new WeightsError('exportWeights: {backbone, params}: params must be a ParamStore');
   return { spec, params: await fromStore(source.params), info: {} };
 }
 
@@ -165,17 +207,29 @@ async function collect(source: WeightsSource, network: 'student' | 'teacher'): P
  * Writes the encoder (and with `heads`, the heads) of a run or a network to `file` as .safetensors,
  * in PyTorch's layouts, atomically. Returns what was written.
  */
-export async function exportWeights(source: WeightsSource, file: string, options: Partial<ExportWeightsOptions> = {}): Promise<ExportSummary> {
+export async function exportWeights(
+  source: WeightsSource,
+  file: string,
+  options: Partial<ExportWeightsOptions> = {},
+): Promise<ExportSummary> {
   const o = { ...DEFAULT_EXPORT_WEIGHTS_OPTIONS, ...options };
-  if (o.network !== 'student' && o.network !== 'teacher') throw new WeightsError(`exportWeights: network must be "student" or "teacher", got ${JSON.stringify(o.network)}`);
+  if (o.network !== 'student' && o.network !== 'teacher')
+    throw new WeightsError(`exportWeights: network must be "student" or "teacher", got ${JSON.stringify(o.network)}`);
   if (!file) throw new WeightsError('exportWeights: no output file given');
   const { spec, params, info } = await collect(source, o.network);
-  const keepPrefixes = o.heads ? [WEIGHT_PREFIXES.backbone, WEIGHT_PREFIXES.projector, WEIGHT_PREFIXES.head] : [WEIGHT_PREFIXES.backbone];
+  const keepPrefixes = o.heads
+    ? [WEIGHT_PREFIXES.backbone, WEIGHT_PREFIXES.projector, WEIGHT_PREFIXES.head]
+    : [WEIGHT_PREFIXES.backbone];
   const names = [...params.keys()].filter((n) => keepPrefixes.some((p) => n.startsWith(p)));
   if (!names.some((n) => n.startsWith(WEIGHT_PREFIXES.backbone))) {
-    throw new WeightsError(`exportWeights: no "${WEIGHT_PREFIXES.backbone}*" parameters to export (have: ${[...params.keys()].slice(0, 4).join(', ')}...)`);
+    throw new WeightsError(
+      `exportWeights: no "${WEIGHT_PREFIXES.backbone}*" parameters to export (have: ${[...params.keys()].slice(0, 4).join(', ')}...)`,
+    );
   }
-  if (o.heads && names.every((n) => n.startsWith(WEIGHT_PREFIXES.backbone))) throw new WeightsError('exportWeights: heads were asked for, but this network has none (a baseline or a loaded encoder)');
+  if (o.heads && names.every((n) => n.startsWith(WEIGHT_PREFIXES.backbone)))
+    throw new WeightsError(
+      'exportWeights: heads were asked for, but this network has none (a baseline or a loaded encoder)',
+    );
   const prefix = o.heads ? '' : WEIGHT_PREFIXES.backbone; // stripped from the names in the file
   const tensors: Array<[string, SafeTensor]> = [];
   const written: string[] = [];
@@ -255,14 +309,23 @@ export function importWeights(file: string, options: Partial<ImportWeightsOption
     if (name.startsWith(prefix)) mine.set(name.slice(prefix.length), t);
     else others.set(name, t);
   }
-  const spec = options.backbone ?? parseSpec(file, metadata) ?? (() => {
-    if (mine.has('patch_embed.proj.weight')) throw new WeightsError(`${file}: a ViT without dinotwins metadata: its number of heads is not in its weights; pass the backbone option, e.g. {kind: 'vit', preset: 'tiny4'}`);
-    try {
-      return inferResnetSpec(new Map([...mine].map(([n, t]) => [n, t.shape])), prefix ? `${file} (prefix "${prefix}")` : file);
-    } catch (e) {
-      throw new WeightsError((e as Error).message);
-    }
-  })();
+  const spec =
+    options.backbone ??
+    parseSpec(file, metadata) ??
+    (() => {
+      if (mine.has('patch_embed.proj.weight'))
+        throw new WeightsError(
+          `${file}: a ViT without dinotwins metadata: its number of heads is not in its weights; pass the backbone option, e.g. {kind: 'vit', preset: 'tiny4'}`,
+        );
+      try {
+        return inferResnetSpec(
+          new Map([...mine].map(([n, t]) => [n, t.shape])),
+          prefix ? `${file} (prefix "${prefix}")` : file,
+        );
+      } catch (e) {
+        throw new WeightsError((e as Error).message);
+      }
+    })();
   let backbone: Backbone;
   try {
     backbone = buildBackbone(spec);
@@ -272,7 +335,10 @@ export function importWeights(file: string, options: Partial<ImportWeightsOption
   const heads = new Map<string, LaidOut>();
   const unknown: string[] = [];
   for (const [name, t] of others) {
-    if (![WEIGHT_PREFIXES.projector, WEIGHT_PREFIXES.head].some((p) => name.startsWith(p))) { unknown.push(name); continue; }
+    if (![WEIGHT_PREFIXES.projector, WEIGHT_PREFIXES.head].some((p) => name.startsWith(p))) {
+      unknown.push(name);
+      continue;
+    }
     if (name.endsWith('.num_batches_tracked')) continue;
     heads.set(name, fromTorchLayout(name, { shape: t.shape, values: toFloat32(t, `${file}: ${name}`) }));
   }
@@ -282,19 +348,33 @@ export function importWeights(file: string, options: Partial<ImportWeightsOption
     const wanted = new Map(params.names().map((n) => [n.slice(WEIGHT_PREFIXES.backbone.length), n]));
     for (const name of mine.keys()) {
       if (wanted.has(name)) continue;
-      if (name.endsWith('.num_batches_tracked') && wanted.has(`${name.slice(0, -'num_batches_tracked'.length)}running_mean`)) {
+      if (
+        name.endsWith('.num_batches_tracked') &&
+        wanted.has(`${name.slice(0, -'num_batches_tracked'.length)}running_mean`)
+      ) {
         toBigInts(mine.get(name)!, `${file}: ${prefix}${name}`); // must be an integer counter; its value is not used
         continue;
       }
       unknown.push(`${prefix}${name}`);
     }
     if (unknown.length > 0) {
-      throw new WeightsError(`${file}: ${unknown.length} tensor(s) that this ${describe(spec)} does not have: ${listNames(unknown)}` +
-        (unknown.some((n) => n.startsWith('fc.')) ? ' (a classifier head: drop "fc.*" from the state_dict before saving)' : '') +
-        (prefix === '' && unknown.every((n) => n.includes('.')) && new Set(unknown.map((n) => n.split('.')[0])).size === 1 ? ` (if the encoder is under "${unknown[0].split('.')[0]}.", pass prefix: "${unknown[0].split('.')[0]}.")` : ''));
+      throw new WeightsError(
+        `${file}: ${unknown.length} tensor(s) that this ${describe(spec)} does not have: ${listNames(unknown)}` +
+          (unknown.some((n) => n.startsWith('fc.'))
+            ? ' (a classifier head: drop "fc.*" from the state_dict before saving)'
+            : '') +
+          (prefix === '' &&
+          unknown.every((n) => n.includes('.')) &&
+          new Set(unknown.map((n) => n.split('.')[0])).size === 1
+            ? ` (if the encoder is under "${unknown[0].split('.')[0]}.", pass prefix: "${unknown[0].split('.')[0]}.")`
+            : ''),
+      );
     }
     const missing = [...wanted.keys()].filter((n) => !mine.has(n));
-    if (missing.length > 0) throw new WeightsError(`${file}: ${missing.length} parameter(s) of this ${describe(spec)} are missing from the file: ${listNames(missing.map((n) => prefix + n))}`);
+    if (missing.length > 0)
+      throw new WeightsError(
+        `${file}: ${missing.length} parameter(s) of this ${describe(spec)} are missing from the file: ${listNames(missing.map((n) => prefix + n))}`,
+      );
     const snap: ParamSnapshot[] = [];
     for (const [name, full] of wanted) {
       const t = mine.get(name)!;
@@ -309,7 +389,9 @@ export function importWeights(file: string, options: Partial<ImportWeightsOption
       try {
         laid = fromTorchLayout(name, { shape: t.shape, values }, expected);
       } catch (e) {
-        throw new WeightsError(`${file}: wrong shape: ${(e as Error).message}; the file holds a different network than this ${describe(spec)}`);
+        throw new WeightsError(
+          `${file}: wrong shape: ${(e as Error).message}; the file holds a different network than this ${describe(spec)}`,
+        );
       }
       const info = params.infoOf(full);
       snap.push({ name: full, shape: laid.shape, values: laid.values, kind: info.kind, trainable: info.trainable });

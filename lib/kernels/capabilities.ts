@@ -18,7 +18,11 @@ export interface BackendCapabilities {
   releaseCachedMemory(): number;
 }
 
-const NONE: BackendCapabilities = Object.freeze({ groupedBatchNorm: false, fastBroadcast: true, releaseCachedMemory: () => 0 });
+const NONE: BackendCapabilities = Object.freeze({
+  groupedBatchNorm: false,
+  fastBroadcast: true,
+  releaseCachedMemory: () => 0,
+});
 const byBackend = new Map<string, Partial<BackendCapabilities>>();
 
 /** Sets (merges) `backend`'s capabilities; a kernel module calls this when it registers or unregisters its kernels. */

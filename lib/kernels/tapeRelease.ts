@@ -47,7 +47,11 @@ function release(t: tf.Tensor, keep: Set<tf.Tensor>): boolean {
 }
 
 /** The node whose input gradients were handed out last, freed when the next node's are asked for. */
-interface Pending { saved: tf.Tensor[]; dys: tf.Tensor[]; results: Set<tf.Tensor> }
+interface Pending {
+  saved: tf.Tensor[];
+  dys: tf.Tensor[];
+  results: Set<tf.Tensor>;
+}
 let pending: Pending | undefined;
 
 function flush(): void {
@@ -84,7 +88,11 @@ function wrapNode(engine: EngineInternals, node: TapeNode): void {
         return r;
       };
     }
-    pending = { saved: [...(node.saved ?? [])], dys: dys.filter((d): d is tf.Tensor => d !== null && d.id > firstOutputId), results };
+    pending = {
+      saved: [...(node.saved ?? [])],
+      dys: dys.filter((d): d is tf.Tensor => d !== null && d.id > firstOutputId),
+      results,
+    };
     return wrapped;
   };
 }
@@ -99,8 +107,14 @@ export function installTapeRelease(): boolean {
   const engine = tf.engine() as unknown as EngineInternals;
   // `state.activeTape` does not exist until the first gradient starts a tape (tfjs' EngineState
   // declares it without a value), so the check is on what exists from the start.
-  if (typeof engine.addTapeNode !== 'function' || typeof engine.startTape !== 'function' || typeof engine.state?.gradientDepth !== 'number') {
-    console.warn('dinotwins: this tfjs-core has no engine.addTapeNode/startTape/state.gradientDepth (written for 4.22); the backward pass keeps its memory until it ends');
+  if (
+    typeof engine.addTapeNode !== 'function' ||
+    typeof engine.startTape !== 'function' ||
+    typeof engine.state?.gradientDepth !== 'number'
+  ) {
+    console.warn(
+      'dinotwins: this tfjs-core has no engine.addTapeNode/startTape/state.gradientDepth (written for 4.22); the backward pass keeps its memory until it ends',
+    );
     return false;
   }
   const stock = engine.addTapeNode;

@@ -10,15 +10,18 @@ import * as tf from '@tensorflow/tfjs';
 export const BARLOW_EPS = 1e-5;
 
 function checkPair(fn: string, z1: tf.Tensor, z2: tf.Tensor): void {
-  if (z1.rank !== 2 || z2.rank !== 2) throw new Error(`${fn}: expected two [N, D] tensors, got shapes [${z1.shape}] and [${z2.shape}]`);
+  if (z1.rank !== 2 || z2.rank !== 2)
+    throw new Error(`${fn}: expected two [N, D] tensors, got shapes [${z1.shape}] and [${z2.shape}]`);
   if (z1.shape[0] !== z2.shape[0] || z1.shape[1] !== z2.shape[1]) {
     throw new Error(`${fn}: the two views must have the same shape, got [${z1.shape}] and [${z2.shape}]`);
   }
-  if (z1.shape[0] < 2) throw new Error(`${fn}: needs a batch of at least 2 rows to standardise features, got N = ${z1.shape[0]}`);
+  if (z1.shape[0] < 2)
+    throw new Error(`${fn}: needs a batch of at least 2 rows to standardise features, got N = ${z1.shape[0]}`);
 }
 
 function checkLambda(fn: string, lambda: number): void {
-  if (!Number.isFinite(lambda) || lambda < 0) throw new Error(`${fn}: lambda must be a finite number >= 0, got ${lambda}`);
+  if (!Number.isFinite(lambda) || lambda < 0)
+    throw new Error(`${fn}: lambda must be a finite number >= 0, got ${lambda}`);
 }
 
 /** Standardises each column over the batch: (z − mean) / sqrt(biased var + eps). [N, D] -> [N, D]. */
@@ -38,7 +41,10 @@ export function crossCorrelationParts(z1: tf.Tensor2D, z2: tf.Tensor2D): { c: tf
   return tf.tidy(() => {
     const a = standardise(z1);
     const b = standardise(z2);
-    return { c: tf.div(tf.matMul(a, b, true, false), n) as tf.Tensor2D, diag: tf.div(tf.sum(tf.mul(a, b), 0), n) as tf.Tensor1D };
+    return {
+      c: tf.div(tf.matMul(a, b, true, false), n) as tf.Tensor2D,
+      diag: tf.div(tf.sum(tf.mul(a, b), 0), n) as tf.Tensor1D,
+    };
   });
 }
 
@@ -66,7 +72,9 @@ export function barlowTwinsLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, lambda: number
 export function barlowLossFromParts(c: tf.Tensor2D, diag: tf.Tensor1D, lambda: number): tf.Scalar {
   checkLambda('barlowLossFromParts', lambda);
   if (c.rank !== 2 || c.shape[0] !== c.shape[1] || diag.rank !== 1 || diag.shape[0] !== c.shape[0]) {
-    throw new Error(`barlowLossFromParts: expected C [D, D] and its diagonal [D], got [${c.shape}] and [${diag.shape}]`);
+    throw new Error(
+      `barlowLossFromParts: expected C [D, D] and its diagonal [D], got [${c.shape}] and [${diag.shape}]`,
+    );
   }
   return tf.tidy(() => lossFromC(c, diag, lambda));
 }
@@ -78,7 +86,8 @@ export function barlowLossFromParts(c: tf.Tensor2D, diag: tf.Tensor1D, lambda: n
  * are standardised in one pass, and view i meets every later view in one batched product [V−1−i, D, D].
  */
 export function barlowPairMean(projections: tf.Tensor3D, lambda: number): tf.Scalar {
-  if (projections.rank !== 3) throw new Error(`barlowPairMean: expected projections [views, B, D], got shape [${projections.shape}]`);
+  if (projections.rank !== 3)
+    throw new Error(`barlowPairMean: expected projections [views, B, D], got shape [${projections.shape}]`);
   const [v, b, d] = projections.shape;
   if (v < 2) throw new Error(`barlowPairMean: needs at least 2 views, got ${v}`);
   if (b < 2) throw new Error(`barlowPairMean: needs a batch of at least 2 rows, got B = ${b}`);

@@ -14,7 +14,6 @@ export interface DinoTemps {
   teacherTemp: number;
 }
 
-
 function checkTemp(fn: string, name: string, t: number): void {
   if (!Number.isFinite(t) || t <= 0) throw new Error(`${fn}: ${name} must be a finite number > 0, got ${t}`);
 }
@@ -26,11 +25,16 @@ function checkTemp(fn: string, name: string, t: number): void {
  */
 export function dinoLoss(student: tf.Tensor3D, teacher: tf.Tensor3D, center: tf.Tensor1D, opts: DinoTemps): tf.Scalar {
   if (student.rank !== 3) throw new Error(`dinoLoss: expected student [views, B, K], got shape [${student.shape}]`);
-  if (teacher.rank !== 3 || teacher.shape[0] !== 2) throw new Error(`dinoLoss: expected teacher [2, B, K] (the 2 global views), got shape [${teacher.shape}]`);
+  if (teacher.rank !== 3 || teacher.shape[0] !== 2)
+    throw new Error(`dinoLoss: expected teacher [2, B, K] (the 2 global views), got shape [${teacher.shape}]`);
   const [v, b, k] = student.shape;
   if (v < 2) throw new Error(`dinoLoss: the student needs at least the 2 global views, got ${v}`);
-  if (teacher.shape[1] !== b || teacher.shape[2] !== k) throw new Error(`dinoLoss: teacher [${teacher.shape}] does not match student [${student.shape}] in batch or output dim`);
-  if (center.rank !== 1 || center.shape[0] !== k) throw new Error(`dinoLoss: expected center [${k}], got shape [${center.shape}]`);
+  if (teacher.shape[1] !== b || teacher.shape[2] !== k)
+    throw new Error(
+      `dinoLoss: teacher [${teacher.shape}] does not match student [${student.shape}] in batch or output dim`,
+    );
+  if (center.rank !== 1 || center.shape[0] !== k)
+    throw new Error(`dinoLoss: expected center [${k}], got shape [${center.shape}]`);
   checkTemp('dinoLoss', 'studentTemp', opts.studentTemp);
   checkTemp('dinoLoss', 'teacherTemp', opts.teacherTemp);
   return tf.tidy(() => {
@@ -39,7 +43,10 @@ export function dinoLoss(student: tf.Tensor3D, teacher: tf.Tensor3D, center: tf.
     // ce[i, j] = mean_b −Σₖ q[i, b, k]·logP[j, b, k]: one [2, B·K] x [B·K, V] product covers every pair.
     const ce = tf.div(tf.matMul(tf.reshape(q, [2, b * k]), tf.reshape(logP, [v, b * k]), false, true), -b); // [2, V]
     // Pairs with j = i (the same global view) are excluded.
-    const mask = tf.tensor2d(Array.from({ length: 2 * v }, (_, idx) => (Math.floor(idx / v) === idx % v ? 0 : 1)), [2, v]);
+    const mask = tf.tensor2d(
+      Array.from({ length: 2 * v }, (_, idx) => (Math.floor(idx / v) === idx % v ? 0 : 1)),
+      [2, v],
+    );
     return tf.div(tf.sum(tf.mul(ce, mask)), 2 * (v - 1)) as tf.Scalar;
   });
 }
@@ -48,8 +55,10 @@ export function dinoLoss(student: tf.Tensor3D, teacher: tf.Tensor3D, center: tf.
 export function updateCenter(center: tf.Tensor1D, teacher: tf.Tensor3D, momentum: number): tf.Tensor1D {
   if (teacher.rank !== 3) throw new Error(`updateCenter: expected teacher [views, B, K], got shape [${teacher.shape}]`);
   const k = teacher.shape[2];
-  if (center.rank !== 1 || center.shape[0] !== k) throw new Error(`updateCenter: expected center [${k}], got shape [${center.shape}]`);
-  if (!Number.isFinite(momentum) || momentum < 0 || momentum > 1) throw new Error(`updateCenter: momentum must be in [0, 1], got ${momentum}`);
+  if (center.rank !== 1 || center.shape[0] !== k)
+    throw new Error(`updateCenter: expected center [${k}], got shape [${center.shape}]`);
+  if (!Number.isFinite(momentum) || momentum < 0 || momentum > 1)
+    throw new Error(`updateCenter: momentum must be in [0, 1], got ${momentum}`);
   return tf.tidy(() => {
     const batchCenter = tf.mean(tf.reshape(teacher, [-1, k]), 0); // [K]
     return tf.add(tf.mul(center, momentum), tf.mul(batchCenter, 1 - momentum));

@@ -26,11 +26,20 @@ export interface DinoTwinsLoss {
  * student [V, B, K], teacher [2, B, K], center [K], projections [V, B, D] -> {total, dino, barlow}. The three scalars
  * are new tensors owned by the caller.
  */
-export function dinoTwinsLoss(student: tf.Tensor3D, teacher: tf.Tensor3D, center: tf.Tensor1D, projections: tf.Tensor3D, opts: DinoTwinsOptions): DinoTwinsLoss {
+export function dinoTwinsLoss(
+  student: tf.Tensor3D,
+  teacher: tf.Tensor3D,
+  center: tf.Tensor1D,
+  projections: tf.Tensor3D,
+  opts: DinoTwinsOptions,
+): DinoTwinsLoss {
   const { lambda, beta } = opts;
-  if (!Number.isFinite(beta) || beta < 0) throw new Error(`dinoTwinsLoss: beta must be a finite number >= 0, got ${beta}`);
+  if (!Number.isFinite(beta) || beta < 0)
+    throw new Error(`dinoTwinsLoss: beta must be a finite number >= 0, got ${beta}`);
   if (projections.rank !== 3 || projections.shape[0] !== student.shape[0]) {
-    throw new Error(`dinoTwinsLoss: expected projections [${student.shape[0]}, B, D] (one per student view), got shape [${projections.shape}]`);
+    throw new Error(
+      `dinoTwinsLoss: expected projections [${student.shape[0]}, B, D] (one per student view), got shape [${projections.shape}]`,
+    );
   }
   return tf.tidy(() => {
     const dino = dinoLoss(student, teacher, center, opts);

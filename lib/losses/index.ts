@@ -4,4 +4,9 @@ export { dinoLoss, updateCenter } from './dino';
 export type { DinoTwinsOptions, DinoTwinsLoss } from './dinoTwins';
 export { dinoTwinsLoss } from './dinoTwins';
 export type { CrossCorrelationStats } from './stepMonitors';
-export { embeddingStdTensor, crossCorrelationSummary, teacherEntropyTensor, teacherStudentKLTensor } from './stepMonitors';
+export {
+  embeddingStdTensor,
+  crossCorrelationSummary,
+  teacherEntropyTensor,
+  teacherStudentKLTensor,
+} from './stepMonitors';

@@ -32,12 +32,18 @@ export interface CrossCorrelationStats {
  * The summary of C [D, D] and its diagonal [D] (from `crossCorrelationParts`), as scalars: no D x D
  * mask (off-diagonal sums are totals minus the diagonal's). Needs D ≥ 2.
  */
-export function crossCorrelationSummary(c: tf.Tensor2D, diag: tf.Tensor1D): { [K in keyof CrossCorrelationStats]: tf.Scalar } {
+export function crossCorrelationSummary(
+  c: tf.Tensor2D,
+  diag: tf.Tensor1D,
+): { [K in keyof CrossCorrelationStats]: tf.Scalar } {
   const d = c.shape[0];
   if (c.rank !== 2 || c.shape[1] !== d || diag.rank !== 1 || diag.shape[0] !== d) {
-    throw new Error(`crossCorrelationSummary: expected C [D, D] and its diagonal [D], got [${c.shape}] and [${diag.shape}]`);
+    throw new Error(
+      `crossCorrelationSummary: expected C [D, D] and its diagonal [D], got [${c.shape}] and [${diag.shape}]`,
+    );
   }
-  if (d < 2) throw new Error(`crossCorrelationSummary: needs at least 2 features for off-diagonal statistics, got D = ${d}`);
+  if (d < 2)
+    throw new Error(`crossCorrelationSummary: needs at least 2 features for off-diagonal statistics, got D = ${d}`);
   return tf.tidy(() => {
     const off = d * (d - 1);
     return {
@@ -51,8 +57,10 @@ export function crossCorrelationSummary(c: tf.Tensor2D, diag: tf.Tensor1D): { [K
 function checkTeacher(fn: string, teacher: tf.Tensor, center: tf.Tensor1D, temp: number): void {
   if (teacher.rank < 2) throw new Error(`${fn}: expected teacher logits [..., B, K], got shape [${teacher.shape}]`);
   const k = teacher.shape[teacher.rank - 1];
-  if (center.rank !== 1 || center.shape[0] !== k) throw new Error(`${fn}: expected center [${k}], got shape [${center.shape}]`);
-  if (!Number.isFinite(temp) || temp <= 0) throw new Error(`${fn}: temperature must be a finite number > 0, got ${temp}`);
+  if (center.rank !== 1 || center.shape[0] !== k)
+    throw new Error(`${fn}: expected center [${k}], got shape [${center.shape}]`);
+  if (!Number.isFinite(temp) || temp <= 0)
+    throw new Error(`${fn}: temperature must be a finite number > 0, got ${temp}`);
 }
 
 /** Mean over rows of the entropy (nats) of softmax((t − c)/temp). teacher [..., K], center [K] -> scalar. */
@@ -68,10 +76,19 @@ export function teacherEntropyTensor(teacher: tf.Tensor, center: tf.Tensor1D, te
  * Mean over rows of KL(p_teacher || p_student) in nats, p_teacher = softmax((t − c)/τₜ),
  * p_student = softmax(s/τₛ); teacher and student rows are paired, same shape [..., K].
  */
-export function teacherStudentKLTensor(teacher: tf.Tensor, student: tf.Tensor, center: tf.Tensor1D, opts: DinoTemps): tf.Scalar {
+export function teacherStudentKLTensor(
+  teacher: tf.Tensor,
+  student: tf.Tensor,
+  center: tf.Tensor1D,
+  opts: DinoTemps,
+): tf.Scalar {
   checkTeacher('teacherStudentKL', teacher, center, opts.teacherTemp);
-  if (teacher.shape.join(',') !== student.shape.join(',')) throw new Error(`teacherStudentKL: teacher [${teacher.shape}] and student [${student.shape}] must have the same shape`);
-  if (!Number.isFinite(opts.studentTemp) || opts.studentTemp <= 0) throw new Error(`teacherStudentKL: studentTemp must be a finite number > 0, got ${opts.studentTemp}`);
+  if (teacher.shape.join(',') !== student.shape.join(','))
+    throw new Error(
+      `teacherStudentKL: teacher [${teacher.shape}] and student [${student.shape}] must have the same shape`,
+    );
+  if (!Number.isFinite(opts.studentTemp) || opts.studentTemp <= 0)
+    throw new Error(`teacherStudentKL: studentTemp must be a finite number > 0, got ${opts.studentTemp}`);
   return tf.tidy(() => {
     const logPt = tf.logSoftmax(tf.div(tf.sub(teacher, center), opts.teacherTemp));
     const logPs = tf.logSoftmax(tf.div(student, opts.studentTemp));

@@ -31,7 +31,10 @@ export const PROJECTOR_SECTION = deepFreeze<ConfigSection<ProjectorConfig>>({
   title: 'Barlow projector',
   defaults: { hidden: 2048, out: 2048, layers: 3 },
   validate(p) {
-    check(posInt(p.hidden) && posInt(p.out) && posInt(p.layers), 'projector.hidden, .out and .layers must be positive integers');
+    check(
+      posInt(p.hidden) && posInt(p.out) && posInt(p.layers),
+      'projector.hidden, .out and .layers must be positive integers',
+    );
   },
 });
 
@@ -73,7 +76,16 @@ export function barlowStep(base: ModelBase, projector: Head, o: BarlowStepOption
       const { c, diag } = crossCorrelationParts(z1, z2);
       const total = barlowLossFromParts(c, diag, o.lambda);
       const cc = crossCorrelationSummary(c, diag);
-      return { total, parts: { barlow: total, ccDiag: cc.diagMean, ccOffDiag: cc.offDiagMean, ccOffDiagAbs: cc.offDiagAbsMean, featStd: embeddingStdTensor(feats[0]) } };
+      return {
+        total,
+        parts: {
+          barlow: total,
+          ccDiag: cc.diagMean,
+          ccOffDiag: cc.offDiagMean,
+          ccOffDiagAbs: cc.offDiagAbsMean,
+          featStd: embeddingStdTensor(feats[0]),
+        },
+      };
     },
   };
 }
@@ -88,6 +100,12 @@ export const barlowMethod: MethodDefinition<'barlow'> = deepFreeze({
   recipe: {},
   build(cfg, base) {
     const projector = addProjector(base, sectionOf<ProjectorConfig>(cfg, 'projector'));
-    return { projector, step: barlowStep(base, projector, { lambda: sectionOf<BarlowConfig>(cfg, 'barlow').lambda, bnMomentum: cfg.bnMomentum }) };
+    return {
+      projector,
+      step: barlowStep(base, projector, {
+        lambda: sectionOf<BarlowConfig>(cfg, 'barlow').lambda,
+        bnMomentum: cfg.bnMomentum,
+      }),
+    };
   },
 });

@@ -80,22 +80,50 @@ export const DINO_SECTION = deepFreeze<ConfigSection<DinoConfig>>({
   title: 'DINO part',
   defaults: DINO_DEFAULTS,
   validate(d) {
-    check(posInt(d.head.out) && posInt(d.head.hidden) && posInt(d.head.bottleneck) && posInt(d.head.nlayers), 'dino.head.out, .hidden, .bottleneck and .nlayers must be positive integers');
-    for (const k of ['studentTemp', 'teacherTemp', 'warmupTeacherTemp'] as const) check(positive(d[k]), `dino.${k} must be > 0, got ${String(d[k])}`);
-    check(Number.isInteger(d.warmupTeacherTempEpochs) && d.warmupTeacherTempEpochs >= 0, `dino.warmupTeacherTempEpochs must be an integer >= 0, got ${String(d.warmupTeacherTempEpochs)}`);
-    check(nonNeg(d.centerMomentum) && d.centerMomentum < 1, `dino.centerMomentum must be in [0, 1), got ${String(d.centerMomentum)}`);
-    for (const k of ['emaMomentum', 'emaMomentumEnd'] as const) check(nonNeg(d[k]) && d[k] <= 1, `dino.${k} must be in [0, 1], got ${String(d[k])}`);
-    check(Number.isInteger(d.freezeLastLayerEpochs) && d.freezeLastLayerEpochs >= 0, `dino.freezeLastLayerEpochs must be an integer >= 0, got ${String(d.freezeLastLayerEpochs)}`);
-    for (const [k, v] of Object.entries(d.ablations)) check(typeof v === 'boolean', `dino.ablations.${k} must be true or false, got ${JSON.stringify(v)}`);
+    check(
+      posInt(d.head.out) && posInt(d.head.hidden) && posInt(d.head.bottleneck) && posInt(d.head.nlayers),
+      'dino.head.out, .hidden, .bottleneck and .nlayers must be positive integers',
+    );
+    for (const k of ['studentTemp', 'teacherTemp', 'warmupTeacherTemp'] as const)
+      check(positive(d[k]), `dino.${k} must be > 0, got ${String(d[k])}`);
+    check(
+      Number.isInteger(d.warmupTeacherTempEpochs) && d.warmupTeacherTempEpochs >= 0,
+      `dino.warmupTeacherTempEpochs must be an integer >= 0, got ${String(d.warmupTeacherTempEpochs)}`,
+    );
+    check(
+      nonNeg(d.centerMomentum) && d.centerMomentum < 1,
+      `dino.centerMomentum must be in [0, 1), got ${String(d.centerMomentum)}`,
+    );
+    for (const k of ['emaMomentum', 'emaMomentumEnd'] as const)
+      check(nonNeg(d[k]) && d[k] <= 1, `dino.${k} must be in [0, 1], got ${String(d[k])}`);
+    check(
+      Number.isInteger(d.freezeLastLayerEpochs) && d.freezeLastLayerEpochs >= 0,
+      `dino.freezeLastLayerEpochs must be an integer >= 0, got ${String(d.freezeLastLayerEpochs)}`,
+    );
+    for (const [k, v] of Object.entries(d.ablations))
+      check(typeof v === 'boolean', `dino.ablations.${k} must be true or false, got ${JSON.stringify(v)}`);
   },
   unread(d) {
     const a = d.ablations;
     const out: Partial<Record<keyof DinoConfig, string>> = {};
     const noSharpening = 'dino.ablations.sharpening is false (the teacher uses the student temperature)';
-    if (!a.sharpening) Object.assign(out, { teacherTemp: noSharpening, warmupTeacherTemp: noSharpening, warmupTeacherTempEpochs: noSharpening });
-    else if (!a.teacherTempWarmup) Object.assign(out, { warmupTeacherTemp: 'dino.ablations.teacherTempWarmup is false', warmupTeacherTempEpochs: 'dino.ablations.teacherTempWarmup is false' });
+    if (!a.sharpening)
+      Object.assign(out, {
+        teacherTemp: noSharpening,
+        warmupTeacherTemp: noSharpening,
+        warmupTeacherTempEpochs: noSharpening,
+      });
+    else if (!a.teacherTempWarmup)
+      Object.assign(out, {
+        warmupTeacherTemp: 'dino.ablations.teacherTempWarmup is false',
+        warmupTeacherTempEpochs: 'dino.ablations.teacherTempWarmup is false',
+      });
     if (!a.centering) out.centerMomentum = 'dino.ablations.centering is false';
-    if (!a.emaTeacher) Object.assign(out, { emaMomentum: 'dino.ablations.emaTeacher is false', emaMomentumEnd: 'dino.ablations.emaTeacher is false' });
+    if (!a.emaTeacher)
+      Object.assign(out, {
+        emaMomentum: 'dino.ablations.emaTeacher is false',
+        emaMomentumEnd: 'dino.ablations.emaTeacher is false',
+      });
     return out;
   },
 });
@@ -107,8 +135,11 @@ export const DINO_SECTION = deepFreeze<ConfigSection<DinoConfig>>({
  */
 export function dinoTemps(d: DinoConfig, epoch: number): DinoTemps {
   const a = d.ablations;
-  const teacherTemp = !a.sharpening ? d.studentTemp
-    : a.teacherTempWarmup ? linearWarmup(d.warmupTeacherTemp!, d.teacherTemp!, epoch, d.warmupTeacherTempEpochs!) : d.teacherTemp!;
+  const teacherTemp = !a.sharpening
+    ? d.studentTemp
+    : a.teacherTempWarmup
+      ? linearWarmup(d.warmupTeacherTemp!, d.teacherTemp!, epoch, d.warmupTeacherTempEpochs!)
+      : d.teacherTemp!;
   return { teacherTemp, studentTemp: d.studentTemp };
 }
 
@@ -127,12 +158,23 @@ export const MULTI_CROP_AUGMENT: MethodDefinition['augment'] = deepFreeze({
 /** DINO's multi-crop views from the run's augment section: 2 globals, then nLocal locals. */
 export function multiCropViews(a: AugmentConfig): ReturnType<typeof dinoViews> {
   const nLocal = a.nLocal ?? 0;
-  if (nLocal > 0 && a.localSize === undefined) throw new Error(`multiCropViews: ${nLocal} local views need augment.localSize`);
-  return dinoViews({ nLocal, globalSize: a.globalSize, ...(a.localSize !== undefined ? { localSize: a.localSize } : {}), ...augmentViewOptions(a) });
+  if (nLocal > 0 && a.localSize === undefined)
+    throw new Error(`multiCropViews: ${nLocal} local views need augment.localSize`);
+  return dinoViews({
+    nLocal,
+    globalSize: a.globalSize,
+    ...(a.localSize !== undefined ? { localSize: a.localSize } : {}),
+    ...augmentViewOptions(a),
+  });
 }
 
 /** DINO's defaults for ResNets in main_dino.py: AdamW, weight decay 0.04 -> 0.4, gradient clip 3, lr 5e-4. */
-export const DINO_METHOD_DEFAULTS: ConfigLayer = deepFreeze({ lr: 5e-4, weightDecay: 0.04, weightDecayEnd: 0.4, optimizer: { clipGradNorm: 3 } });
+export const DINO_METHOD_DEFAULTS: ConfigLayer = deepFreeze({
+  lr: 5e-4,
+  weightDecay: 0.04,
+  weightDecayEnd: 0.4,
+  optimizer: { clipGradNorm: 3 },
+});
 
 /**
  * DINO for a few hundred steps (the cpu and smoke budgets). With DINO's published settings, ours and
@@ -233,12 +275,21 @@ export function dinoCore(base: ModelBase, parts: DinoParts, d: DinoConfig, bnMom
     monitors(out, t0All, t) {
       const t0 = tf.squeeze(tf.slice(t0All, [0, 0, 0], [1, -1, -1]), [0]); // [B, K]
       const s1 = tf.squeeze(tf.slice(out, [1, 0, 0], [1, -1, -1]), [0]); // [B, K]
-      return { teacherEntropy: teacherEntropyTensor(t0, center, t.teacherTemp), teacherStudentKL: teacherStudentKLTensor(t0, s1, center, t) };
+      return {
+        teacherEntropy: teacherEntropyTensor(t0, center, t.teacherTemp),
+        teacherStudentKL: teacherStudentKLTensor(t0, s1, center, t),
+      };
     },
     // main_dino.py cancel_gradients_last_layer: the last layer stays fixed in the first freezeLastLayerEpochs epochs.
     frozen: (s) => (s.epoch < d.freezeLastLayerEpochs ? parts.lastLayerNames : undefined),
     afterStep(t, s) {
-      if (teacher) emaUpdateStore(teacher, student, emaMomentumSchedule(d.emaMomentum!, d.emaMomentumEnd!, s.step, s.totalSteps), parts.emaNames);
+      if (teacher)
+        emaUpdateStore(
+          teacher,
+          student,
+          emaMomentumSchedule(d.emaMomentum!, d.emaMomentumEnd!, s.step, s.totalSteps),
+          parts.emaNames,
+        );
       // Without centering the center is never updated: it stays 0.
       if (t && d.ablations.centering) tf.tidy(() => parts.center.assign(updateCenter(center, t, d.centerMomentum!)));
     },
@@ -254,7 +305,10 @@ export function dinoStep(core: DinoCore): MethodStep {
       const t = core.temps(s);
       const { out, feats } = core.student(views);
       const total = dinoLoss(out, teacher!, core.center, t);
-      return { total, parts: { dino: total, featStd: embeddingStdTensor(feats[0]), ...core.monitors(out, teacher!, t) } };
+      return {
+        total,
+        parts: { dino: total, featStd: embeddingStdTensor(feats[0]), ...core.monitors(out, teacher!, t) },
+      };
     },
     frozen: core.frozen,
     afterStep: core.afterStep,

@@ -28,7 +28,10 @@ export const TWINS_SECTION = deepFreeze<ConfigSection<TwinsConfig>>({
   title: 'DINO-Twins combination',
   defaults: { beta: 0.0025, target: 'projector' },
   validate(t) {
-    check(t.target === 'projector' || t.target === 'head', `twins.target must be "projector" or "head", got ${String(t.target)}`);
+    check(
+      t.target === 'projector' || t.target === 'head',
+      `twins.target must be "projector" or "head", got ${String(t.target)}`,
+    );
     check(nonNeg(t.beta), `twins.beta must be a finite number >= 0, got ${String(t.beta)}`);
   },
 });
@@ -43,7 +46,12 @@ export interface TwinsStepOptions {
 }
 
 /** The DINO-Twins step: DINO's pieces, plus the Barlow term on `projector` (or, without one, on the DINO head outputs). */
-export function dinoTwinsStep(base: ModelBase, core: DinoCore, projector: Head | undefined, o: TwinsStepOptions): MethodStep {
+export function dinoTwinsStep(
+  base: ModelBase,
+  core: DinoCore,
+  projector: Head | undefined,
+  o: TwinsStepOptions,
+): MethodStep {
   return {
     teacherOutputs: core.teacherOutputs,
     loss(views, teacher, s) {
@@ -51,9 +59,18 @@ export function dinoTwinsStep(base: ModelBase, core: DinoCore, projector: Head |
       const t = core.temps(s);
       const { out, feats } = core.student(views);
       const ctx = { training: true, bnMomentum: o.bnMomentum };
-      const p = projector ? headOverViews(base.student, projector, PREFIX.projector, feats, ctx, perViewGrouping()) : out; // [V, B, D]
-      const { total, dino, barlow } = dinoTwinsLoss(out, teacher!, core.center, p, { ...t, lambda: o.lambda, beta: o.beta });
-      return { total, parts: { dino, barlow, featStd: embeddingStdTensor(feats[0]), ...core.monitors(out, teacher!, t) } };
+      const p = projector
+        ? headOverViews(base.student, projector, PREFIX.projector, feats, ctx, perViewGrouping())
+        : out; // [V, B, D]
+      const { total, dino, barlow } = dinoTwinsLoss(out, teacher!, core.center, p, {
+        ...t,
+        lambda: o.lambda,
+        beta: o.beta,
+      });
+      return {
+        total,
+        parts: { dino, barlow, featStd: embeddingStdTensor(feats[0]), ...core.monitors(out, teacher!, t) },
+      };
     },
     frozen: core.frozen,
     afterStep: core.afterStep,
@@ -65,17 +82,25 @@ export const dinoTwinsMethod: MethodDefinition<'dino-twins'> = deepFreeze({
   name: 'dino-twins',
   sections: [DINO_SECTION, BARLOW_SECTION, PROJECTOR_SECTION, TWINS_SECTION],
   defaults: { ...dinoMethod.defaults, barlow: { lambda: 0.005 } },
-  unreadSections: (full): Record<string, string> => ((full.twins as TwinsConfig).target === 'head' ? { projector: 'twins.target is "head" (the Barlow term uses the DINO head outputs)' } : {}),
+  unreadSections: (full): Record<string, string> =>
+    (full.twins as TwinsConfig).target === 'head'
+      ? { projector: 'twins.target is "head" (the Barlow term uses the DINO head outputs)' }
+      : {},
   augment: dinoMethod.augment,
   views: dinoMethod.views,
   recipe: dinoMethod.recipe,
   build(cfg, base) {
     const twins = sectionOf<TwinsConfig>(cfg, 'twins');
     // The projector first (as the parameter order of the original), then DINO's head and teacher.
-    const projector = twins.target === 'projector' ? addProjector(base, sectionOf<ProjectorConfig>(cfg, 'projector')) : undefined;
+    const projector =
+      twins.target === 'projector' ? addProjector(base, sectionOf<ProjectorConfig>(cfg, 'projector')) : undefined;
     const d = sectionOf<DinoConfig>(cfg, 'dino');
     const parts = addDinoParts(base, d);
-    const step = dinoTwinsStep(base, dinoCore(base, parts, d, cfg.bnMomentum), projector, { beta: twins.beta, lambda: sectionOf<BarlowConfig>(cfg, 'barlow').lambda, bnMomentum: cfg.bnMomentum });
+    const step = dinoTwinsStep(base, dinoCore(base, parts, d, cfg.bnMomentum), projector, {
+      beta: twins.beta,
+      lambda: sectionOf<BarlowConfig>(cfg, 'barlow').lambda,
+      bnMomentum: cfg.bnMomentum,
+    });
     return { ...parts, projector, step };
   },
 });

@@ -16,13 +16,22 @@ function checkMomentum(fn: string, m: number): void {
  * left alone, as in DINO, so the teacher keeps its own. Throws if the teacher lacks a name or a shape differs.
  * `names` restricts the update (e.g. to the student parameters the teacher mirrors: backbone and DINO head).
  */
-export function emaUpdateStore(teacher: ParamStore, student: ParamStore, momentum: number, names: readonly string[] = student.trainableNames()): void {
+export function emaUpdateStore(
+  teacher: ParamStore,
+  student: ParamStore,
+  momentum: number,
+  names: readonly string[] = student.trainableNames(),
+): void {
   checkMomentum('emaUpdateStore', momentum);
   for (const name of names) {
-    if (!teacher.has(name)) throw new Error(`emaUpdateStore: teacher (${teacher.label}) has no parameter "${name}" of the student (${student.label})`);
+    if (!teacher.has(name))
+      throw new Error(
+        `emaUpdateStore: teacher (${teacher.label}) has no parameter "${name}" of the student (${student.label})`,
+      );
     const t = teacher.get(name);
     const s = student.get(name);
-    if (t.shape.join(',') !== s.shape.join(',')) throw new Error(`emaUpdateStore: "${name}" has shape [${t.shape}] in the teacher, [${s.shape}] in the student`);
+    if (t.shape.join(',') !== s.shape.join(','))
+      throw new Error(`emaUpdateStore: "${name}" has shape [${t.shape}] in the teacher, [${s.shape}] in the student`);
   }
   // One fused kernel per parameter where the backend has it (lib/kernels/fused.ts), else mul, mul, add.
   const fused = hasFusedKernel(FUSED_KERNELS.axpby);
@@ -30,9 +39,14 @@ export function emaUpdateStore(teacher: ParamStore, student: ParamStore, momentu
     for (const name of names) {
       const t = teacher.get(name);
       const s = student.get(name);
-      t.assign(fused && t.dtype === 'float32'
-        ? tf.engine().runKernel(FUSED_KERNELS.axpby, { x: t, y: s }, { a: momentum, b: 1 - momentum } as unknown as tf.NamedAttrMap) as tf.Tensor
-        : tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)));
+      t.assign(
+        fused && t.dtype === 'float32'
+          ? (tf.engine().runKernel(FUSED_KERNELS.axpby, { x: t, y: s }, {
+              a: momentum,
+              b: 1 - momentum,
+            } as unknown as tf.NamedAttrMap) as tf.Tensor)
+          : tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)),
+      );
     }
   });
 }

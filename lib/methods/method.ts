@@ -113,6 +113,9 @@ export interface SslModel {
 /** The section `key` of a resolved config, which the method `cfg.method` reads (resolveConfig guarantees it). */
 export function sectionOf<T>(cfg: PretrainConfig, key: string): T {
   const v = (cfg as unknown as Record<string, unknown>)[key];
-  if (v === undefined) throw new Error(`method "${cfg.method}" needs the config section "${key}", which this config lacks (resolve it with resolveConfig)`);
+  if (v === undefined)
+    throw new Error(
+      `method "${cfg.method}" needs the config section "${key}", which this config lacks (resolve it with resolveConfig)`,
+    );
   return v as T;
 }

@@ -22,8 +22,17 @@ export function buildSslModel(cfg: PretrainConfig): SslModel {
     backbone.init(student, deriveSeed(cfg.seed, 1), PREFIX.backbone);
     const parts = def.build(cfg, { backbone, student, seed: cfg.seed });
     return {
-      method: def.name, backbone, student, projector: parts.projector, head: parts.head, teacher: parts.teacher, center: parts.center,
-      emaNames: parts.emaNames ?? [], lastLayerNames: parts.lastLayerNames ?? new Set(), views: def.views(cfg.augment), step: parts.step,
+      method: def.name,
+      backbone,
+      student,
+      projector: parts.projector,
+      head: parts.head,
+      teacher: parts.teacher,
+      center: parts.center,
+      emaNames: parts.emaNames ?? [],
+      lastLayerNames: parts.lastLayerNames ?? new Set(),
+      views: def.views(cfg.augment),
+      step: parts.step,
       dispose() {
         student.dispose();
         parts.teacher?.dispose();

@@ -11,11 +11,7 @@ import { barlowMethod } from './barlow';
 import { dinoMethod } from './dino';
 import { dinoTwinsMethod } from './dinoTwins';
 
-export const BUILTIN_METHODS = [
-  barlowMethod,
-  dinoMethod,
-  dinoTwinsMethod,
-] as const;
+export const BUILTIN_METHODS = [barlowMethod, dinoMethod, dinoTwinsMethod] as const;
 
 /** The name of a built-in method. */
 export type Method = (typeof BUILTIN_METHODS)[number]['name'];
@@ -32,7 +28,10 @@ export function registerMethod(def: MethodDefinition): () => void {
   if (registered.has(def.name)) throw new ConfigError(`method "${def.name}" is already registered`);
   for (const s of def.sections) {
     const other = configSections().find((o) => o.key === s.key);
-    if (other && other !== s) throw new ConfigError(`method "${def.name}": its config section "${s.key}" is another one than the registered methods' "${s.key}"; share theirs or use another key`);
+    if (other && other !== s)
+      throw new ConfigError(
+        `method "${def.name}": its config section "${s.key}" is another one than the registered methods' "${s.key}"; share theirs or use another key`,
+      );
   }
   registered.set(def.name, def);
   return () => {

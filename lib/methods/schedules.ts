@@ -31,11 +31,18 @@ export function cosineSchedule(start: number, end: number, step: number, totalSt
  * Linear warm-up base·(step+1)/warmup for step < warmup, then the cosine from base to final over the remaining
  * total − warmup steps (step ≥ total gives final). warmupSteps = 0 is the plain cosine.
  */
-export function warmupCosineSchedule(base: number, final: number, step: number, warmupSteps: number, totalSteps: number): number {
+export function warmupCosineSchedule(
+  base: number,
+  final: number,
+  step: number,
+  warmupSteps: number,
+  totalSteps: number,
+): number {
   finite('warmupCosineSchedule', { base, final, step, warmupSteps, totalSteps });
   checkStep('warmupCosineSchedule', step);
   if (totalSteps <= 0) throw new Error(`warmupCosineSchedule: totalSteps must be > 0, got ${totalSteps}`);
-  if (warmupSteps < 0 || warmupSteps > totalSteps) throw new Error(`warmupCosineSchedule: warmupSteps must be in [0, totalSteps = ${totalSteps}], got ${warmupSteps}`);
+  if (warmupSteps < 0 || warmupSteps > totalSteps)
+    throw new Error(`warmupCosineSchedule: warmupSteps must be in [0, totalSteps = ${totalSteps}], got ${warmupSteps}`);
   if (step >= totalSteps) return final;
   if (step < warmupSteps) return (base * (step + 1)) / warmupSteps;
   return cosineSchedule(base, final, step - warmupSteps, totalSteps - warmupSteps);

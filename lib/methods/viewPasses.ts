@@ -32,12 +32,24 @@ function groupCtx(ctx: ForwardContext, grouping: ViewGrouping, n: number): Forwa
 }
 
 /** Backbone features [B, F] for each view, with the parameters `ps` (the student's or the teacher's). */
-export function backboneFeatures(backbone: Backbone, ps: ParamStore, views: tf.Tensor4D[], ctx: ForwardContext, grouping: ViewGrouping): tf.Tensor2D[] {
+export function backboneFeatures(
+  backbone: Backbone,
+  ps: ParamStore,
+  views: tf.Tensor4D[],
+  ctx: ForwardContext,
+  grouping: ViewGrouping,
+): tf.Tensor2D[] {
   const out: tf.Tensor2D[] = new Array(views.length);
   let i = 0;
   while (i < views.length) {
     let j = i + 1;
-    while (grouping !== 'separate' && j < views.length && views[j].shape[1] === views[i].shape[1] && views[j].shape[0] === views[i].shape[0]) j++;
+    while (
+      grouping !== 'separate' &&
+      j < views.length &&
+      views[j].shape[1] === views[i].shape[1] &&
+      views[j].shape[0] === views[i].shape[0]
+    )
+      j++;
     const group = views.slice(i, j);
     const x = group.length === 1 ? group[0] : tf.concat(group, 0);
     const f = backbone.forward(ps, x, groupCtx(ctx, grouping, group.length), PREFIX.backbone); // [G*B, F]
@@ -53,9 +65,17 @@ export function backboneFeatures(backbone: Backbone, ps: ParamStore, views: tf.T
  * into one batch (DINO's head); 'perView' too, with batch-norm statistics per view (Barlow's
  * projector, whose batch norm must see one view at a time); 'separate' runs each view on its own.
  */
-export function headOverViews(ps: ParamStore, head: Head, prefix: string, feats: tf.Tensor2D[], ctx: ForwardContext, grouping: ViewGrouping): tf.Tensor3D {
+export function headOverViews(
+  ps: ParamStore,
+  head: Head,
+  prefix: string,
+  feats: tf.Tensor2D[],
+  ctx: ForwardContext,
+  grouping: ViewGrouping,
+): tf.Tensor3D {
   const b = feats[0].shape[0];
-  if (grouping === 'separate' || feats.length === 1) return tf.stack(feats.map((f) => head.forward(ps, f, ctx, prefix))) as tf.Tensor3D;
+  if (grouping === 'separate' || feats.length === 1)
+    return tf.stack(feats.map((f) => head.forward(ps, f, ctx, prefix))) as tf.Tensor3D;
   const y = head.forward(ps, tf.concat(feats, 0), groupCtx(ctx, grouping, feats.length), prefix); // [V*B, D]
   return tf.reshape(y, [feats.length, b, y.shape[1]]);
 }

@@ -9,7 +9,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { ParamStore } from '../nn/params';
 import { Head } from '../nn/module';
-import { ForwardContext, LinearInit, initLinear, linear, initBatchNorm, batchNorm, gelu, l2Normalize } from '../nn/layers';
+import {
+  ForwardContext,
+  LinearInit,
+  initLinear,
+  linear,
+  initBatchNorm,
+  batchNorm,
+  gelu,
+  l2Normalize,
+} from '../nn/layers';
 import { Rng, deriveSeed } from '../util/rng';
 
 /** One Linear layer and what follows it. */
@@ -41,7 +50,8 @@ interface MlpLayout {
 }
 
 function checkDim(what: string, v: unknown): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${what} must be a positive integer, got ${String(v)}`);
+  if (!Number.isInteger(v) || (v as number) < 1)
+    throw new Error(`${what} must be a positive integer, got ${String(v)}`);
   return v as number;
 }
 
@@ -59,7 +69,8 @@ function layoutOf(inDim: number, blocks: readonly MlpBlock[], base: string): Mlp
   blocks.forEach((b, i) => {
     checkDim(`mlpHead: blocks[${i}].out`, b.out);
     const act = b.act ?? null;
-    if (act !== null && act !== 'relu' && act !== 'gelu') throw new Error(`mlpHead: blocks[${i}].act must be 'relu', 'gelu' or null, got ${String(act)}`);
+    if (act !== null && act !== 'relu' && act !== 'gelu')
+      throw new Error(`mlpHead: blocks[${i}].act must be 'relu', 'gelu' or null, got ${String(act)}`);
     const block: Required<MlpBlock> = { out: b.out, bn: b.bn ?? false, act, bias: b.bias ?? true };
     const l: MlpLayout = { linear: single && base ? base : join(idx++), act, inF, block };
     if (block.bn) l.bn = join(idx++);
@@ -77,7 +88,13 @@ function initMlp(ps: ParamStore, layout: MlpLayout[], rng: () => Rng, init: Line
   }
 }
 
-function forwardMlp(ps: ParamStore, layout: MlpLayout[], x: tf.Tensor2D, ctx: ForwardContext, prefix: string): tf.Tensor2D {
+function forwardMlp(
+  ps: ParamStore,
+  layout: MlpLayout[],
+  x: tf.Tensor2D,
+  ctx: ForwardContext,
+  prefix: string,
+): tf.Tensor2D {
   let h = x; // [B, in]
   for (const l of layout) {
     h = linear(ps, `${prefix}${l.linear}`, h); // [B, out]
@@ -90,7 +107,8 @@ function forwardMlp(ps: ParamStore, layout: MlpLayout[], x: tf.Tensor2D, ctx: Fo
 }
 
 function checkInput(kind: string, inDim: number, x: tf.Tensor): void {
-  if (x.rank !== 2 || x.shape[1] !== inDim) throw new Error(`${kind}.forward: expected [B, ${inDim}], got [${x.shape}]`);
+  if (x.rank !== 2 || x.shape[1] !== inDim)
+    throw new Error(`${kind}.forward: expected [B, ${inDim}], got [${x.shape}]`);
 }
 
 /** General MLP head: a Linear (+BN) (+activation) per block. Names: `0.weight`, `1.weight` (BN), ... */
@@ -188,7 +206,12 @@ export function dinoHead(inDim: number, o: DinoHeadOptions): Head {
       // DINO applies its trunc-normal init before creating last_layer, which keeps nn.Linear's default.
       const r = rng();
       const bound = 1 / Math.sqrt(o.bottleneck);
-      ps.addValues(`${prefix}last_layer.weight_v`, [o.bottleneck, o.out], new Float32Array(o.bottleneck * o.out).map(() => r.uniform(-bound, bound)), 'weight');
+      ps.addValues(
+        `${prefix}last_layer.weight_v`,
+        [o.bottleneck, o.out],
+        new Float32Array(o.bottleneck * o.out).map(() => r.uniform(-bound, bound)),
+        'weight',
+      );
       ps.addValues(`${prefix}last_layer.weight_g`, [o.out], new Float32Array(o.out).fill(1), 'norm', !o.normLastLayer);
     },
     forward(ps, x, ctx, prefix = '') {

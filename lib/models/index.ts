@@ -8,37 +8,48 @@ export { resnet, RESNET_DEFAULTS } from './resnet';
 export type { ResNetOptions, ResNetDepth } from './resnet';
 export { vit, VIT_PRESETS, bicubicMatrix } from './vit';
 export type { VitOptions, VitPresetName } from './vit';
-export {
-  mlpHead, barlowProjector, barlowProjectorBlocks, dinoHead, lastLayerParamNames,
-} from './heads';
+export { mlpHead, barlowProjector, barlowProjectorBlocks, dinoHead, lastLayerParamNames } from './heads';
 export type { MlpBlock, MlpHeadOptions, BarlowProjectorOptions, DinoHeadOptions } from './heads';
 
 /** Serialisable backbone description. */
 export type BackboneSpec =
-  | { kind: 'resnet'; depth: ResNetDepth; width?: number }
-  | ({ kind: 'vit'; preset: string } & Partial<VitOptions>);
+  { kind: 'resnet'; depth: ResNetDepth; width?: number } | ({ kind: 'vit'; preset: string } & Partial<VitOptions>);
 
-const VIT_KEYS: ReadonlyArray<keyof VitOptions> = ['imageSize', 'patch', 'dim', 'depth', 'heads', 'mlpDim', 'qkvBias', 'lnEps'];
+const VIT_KEYS: ReadonlyArray<keyof VitOptions> = [
+  'imageSize',
+  'patch',
+  'dim',
+  'depth',
+  'heads',
+  'mlpDim',
+  'qkvBias',
+  'lnEps',
+];
 
 /** Builds the backbone a spec describes; its `spec` is the given spec (so it round-trips through JSON). */
 export function buildBackbone(spec: BackboneSpec): Backbone {
-  if (spec === null || typeof spec !== 'object') throw new Error(`buildBackbone: expected a spec object, got ${JSON.stringify(spec)}`);
+  if (spec === null || typeof spec !== 'object')
+    throw new Error(`buildBackbone: expected a spec object, got ${JSON.stringify(spec)}`);
   const s = spec as { kind?: unknown } & Record<string, unknown>;
   if (s.kind === 'resnet') {
     const extra = Object.keys(s).filter((k) => !['kind', 'depth', 'width'].includes(k));
-    if (extra.length) throw new Error(`buildBackbone: unknown resnet option(s) ${extra.join(', ')} (expected depth, width)`);
+    if (extra.length)
+      throw new Error(`buildBackbone: unknown resnet option(s) ${extra.join(', ')} (expected depth, width)`);
     const b = resnet({ depth: s.depth as ResNetDepth, width: s.width as number | undefined });
     return { ...b, spec: { ...s } };
   }
   if (s.kind === 'vit') {
     const preset = s.preset;
     if (typeof preset !== 'string' || !(preset in VIT_PRESETS)) {
-      throw new Error(`buildBackbone: unknown vit preset ${JSON.stringify(preset)} (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
+      throw new Error(
+        `buildBackbone: unknown vit preset ${JSON.stringify(preset)} (known: ${Object.keys(VIT_PRESETS).join(', ')})`,
+      );
     }
     const overrides: Partial<VitOptions> = {};
     for (const [k, v] of Object.entries(s)) {
       if (k === 'kind' || k === 'preset') continue;
-      if (!(VIT_KEYS as readonly string[]).includes(k)) throw new Error(`buildBackbone: unknown vit option "${k}" (expected ${VIT_KEYS.join(', ')})`);
+      if (!(VIT_KEYS as readonly string[]).includes(k))
+        throw new Error(`buildBackbone: unknown vit option "${k}" (expected ${VIT_KEYS.join(', ')})`);
       (overrides as Record<string, unknown>)[k] = v;
     }
     const b = vit({ ...VIT_PRESETS[preset as keyof typeof VIT_PRESETS], ...overrides });

@@ -71,7 +71,17 @@ function conv3x3(ps: ParamStore, name: string, x: tf.Tensor4D, stride: number): 
  * (W' = W * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps)) and bias and ReLU
  * fused into it: one kernel instead of four passes over the activations, same values up to rounding.
  */
-function convBn(ps: ParamStore, conv: string, bn: string, x: tf.Tensor4D, stride: number, k: 1 | 3, ctx: ForwardContext, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D {
+function convBn(
+  ps: ParamStore,
+  conv: string,
+  bn: string,
+  x: tf.Tensor4D,
+  stride: number,
+  k: 1 | 3,
+  ctx: ForwardContext,
+  relu: boolean,
+  residual?: tf.Tensor4D,
+): tf.Tensor4D {
   if (ctx.training) {
     const c = k === 3 ? conv3x3(ps, conv, x, stride) : conv2d(ps, conv, x, stride, 'valid');
     // A block's end, ReLU(bn(conv) + shortcut), is one op with the batch norm where it is fused.
@@ -80,7 +90,15 @@ function convBn(ps: ParamStore, conv: string, bn: string, x: tf.Tensor4D, stride
   const scale = tf.mul(ps.get(`${bn}.weight`), tf.rsqrt(tf.add(ps.get(`${bn}.running_var`), BN_EPS))); // [C]
   const filter = tf.mul(ps.get(`${conv}.weight`), scale) as tf.Tensor4D; // [k, k, in, C]
   const bias = tf.sub(ps.get(`${bn}.bias`), tf.mul(ps.get(`${bn}.running_mean`), scale)); // [C]
-  const padded = k === 3 && stride !== 1 ? tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]) : x;
+  const padded =
+    k === 3 && stride !== 1
+      ? tf.pad(x, [
+          [0, 0],
+          [1, 1],
+          [1, 1],
+          [0, 0],
+        ])
+      : x;
   const pad = k === 3 && stride === 1 ? 'same' : 'valid';
   if (residual) {
     const y = tf.fused.conv2d({ x: padded, filter, strides: stride, pad, bias, activation: 'linear' });
@@ -90,9 +108,11 @@ function convBn(ps: ParamStore, conv: string, bn: string, x: tf.Tensor4D, stride
 }
 
 function checkOptions(opts: ResNetOptions): Required<ResNetOptions> {
-  if (opts.depth !== 18 && opts.depth !== 50) throw new Error(`resnet: depth must be 18 or 50, got ${String(opts.depth)}`);
+  if (opts.depth !== 18 && opts.depth !== 50)
+    throw new Error(`resnet: depth must be 18 or 50, got ${String(opts.depth)}`);
   const width = opts.width ?? RESNET_DEFAULTS.width;
-  if (!Number.isInteger(width) || width < 1) throw new Error(`resnet: width must be a positive integer, got ${String(width)}`);
+  if (!Number.isInteger(width) || width < 1)
+    throw new Error(`resnet: width must be a positive integer, got ${String(width)}`);
   return { depth: opts.depth, width };
 }
 
@@ -133,7 +153,9 @@ export function resnet(options: ResNetOptions): Backbone {
   function block(ps: ParamStore, b: BlockPlan, x: tf.Tensor4D, ctx: ForwardContext, prefix: string): tf.Tensor4D {
     const p = `${prefix}${b.name}`;
     // 1x1 stride-s 'valid' conv samples pixels 0, s, 2s... exactly as PyTorch's padding=0.
-    const shortcut = b.downsample ? convBn(ps, `${p}.downsample.0`, `${p}.downsample.1`, x, b.stride, 1, ctx, false) : x;
+    const shortcut = b.downsample
+      ? convBn(ps, `${p}.downsample.0`, `${p}.downsample.1`, x, b.stride, 1, ctx, false)
+      : x;
     // The last conv's batch norm ends the block: ReLU(bn(conv(y)) + shortcut).
     if (layout.block === 'basic') {
       const y = convBn(ps, `${p}.conv1`, `${p}.bn1`, x, b.stride, 3, ctx, true); // [B, H/s, W/s, planes]
@@ -145,7 +167,8 @@ export function resnet(options: ResNetOptions): Backbone {
   }
 
   function forward(ps: ParamStore, x: tf.Tensor4D, ctx: ForwardContext, prefix = ''): tf.Tensor2D {
-    if (x.rank !== 4 || x.shape[3] !== 3) throw new Error(`resnet.forward: expected images [B, H, W, 3], got [${x.shape}]`);
+    if (x.rank !== 4 || x.shape[3] !== 3)
+      throw new Error(`resnet.forward: expected images [B, H, W, 3], got [${x.shape}]`);
     return tf.tidy(() => {
       let h = convBn(ps, `${prefix}conv1`, `${prefix}bn1`, x, 1, 3, ctx, true); // [B, H, W, w]
       for (const b of blocks) h = block(ps, b, h, ctx, prefix);

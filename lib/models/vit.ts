@@ -33,9 +33,27 @@ export interface VitOptions {
 /** Named ViT configurations for 32x32 images with 4x4 patches (64 patches + CLS = 65 tokens). */
 export const VIT_PRESETS: Readonly<Record<'tiny4-seed' | 'tiny4', Readonly<VitOptions>>> = Object.freeze({
   /** The original project's network: dim 192, depth 4, 6 heads, MLP 1024. */
-  'tiny4-seed': Object.freeze({ imageSize: 32, patch: 4, dim: 192, depth: 4, heads: 6, mlpDim: 1024, qkvBias: true, lnEps: 1e-6 }),
+  'tiny4-seed': Object.freeze({
+    imageSize: 32,
+    patch: 4,
+    dim: 192,
+    depth: 4,
+    heads: 6,
+    mlpDim: 1024,
+    qkvBias: true,
+    lnEps: 1e-6,
+  }),
   /** Standard ViT-Tiny (DeiT-Ti / DINO vit_tiny): dim 192, depth 12, 3 heads, MLP 768. */
-  tiny4: Object.freeze({ imageSize: 32, patch: 4, dim: 192, depth: 12, heads: 3, mlpDim: 768, qkvBias: true, lnEps: 1e-6 }),
+  tiny4: Object.freeze({
+    imageSize: 32,
+    patch: 4,
+    dim: 192,
+    depth: 12,
+    heads: 3,
+    mlpDim: 768,
+    qkvBias: true,
+    lnEps: 1e-6,
+  }),
 });
 
 export type VitPresetName = keyof typeof VIT_PRESETS;
@@ -45,7 +63,8 @@ function checkOptions(o: VitOptions): void {
   for (const k of ['imageSize', 'patch', 'dim', 'depth', 'heads', 'mlpDim'] as const) {
     if (!posInt(o[k])) throw new Error(`vit: ${k} must be a positive integer, got ${String(o[k])}`);
   }
-  if (o.imageSize % o.patch !== 0) throw new Error(`vit: imageSize ${o.imageSize} is not divisible by patch ${o.patch}`);
+  if (o.imageSize % o.patch !== 0)
+    throw new Error(`vit: imageSize ${o.imageSize} is not divisible by patch ${o.patch}`);
   if (o.dim % o.heads !== 0) throw new Error(`vit: dim ${o.dim} is not divisible by heads ${o.heads}`);
   if (!(o.lnEps > 0)) throw new Error(`vit: lnEps must be > 0, got ${String(o.lnEps)}`);
   if (typeof o.qkvBias !== 'boolean') throw new Error(`vit: qkvBias must be a boolean, got ${String(o.qkvBias)}`);
@@ -85,14 +104,15 @@ function posInterpMatrix(G: number, gh: number, gw: number): Float32Array {
   const ah = bicubicMatrix(G, gh, (gh + 0.1) / G); // [gh, G]
   const aw = bicubicMatrix(G, gw, (gw + 0.1) / G); // [gw, G]
   const m = new Float32Array(gh * gw * G * G);
-  for (let r = 0; r < gh; r++) for (let c = 0; c < gw; c++) {
-    const row = (r * gw + c) * G * G;
-    for (let i = 0; i < G; i++) {
-      const a = ah[r * G + i];
-      if (a === 0) continue;
-      for (let j = 0; j < G; j++) m[row + i * G + j] = a * aw[c * G + j];
+  for (let r = 0; r < gh; r++)
+    for (let c = 0; c < gw; c++) {
+      const row = (r * gw + c) * G * G;
+      for (let i = 0; i < G; i++) {
+        const a = ah[r * G + i];
+        if (a === 0) continue;
+        for (let j = 0; j < G; j++) m[row + i * G + j] = a * aw[c * G + j];
+      }
     }
-  }
   return m;
 }
 
@@ -114,10 +134,25 @@ export function vit(options: VitOptions): Backbone {
     const r0 = rng();
     const w = new Float32Array(fanIn * o.dim).map(() => r0.uniform(-bound, bound));
     ps.addValues(`${prefix}patch_embed.proj.weight`, [o.patch, o.patch, 3, o.dim], w, 'weight');
-    ps.addValues(`${prefix}patch_embed.proj.bias`, [o.dim], new Float32Array(o.dim).map(() => r0.uniform(-bound, bound)), 'bias');
+    ps.addValues(
+      `${prefix}patch_embed.proj.bias`,
+      [o.dim],
+      new Float32Array(o.dim).map(() => r0.uniform(-bound, bound)),
+      'bias',
+    );
     const r1 = rng();
-    ps.addValues(`${prefix}cls_token`, [1, 1, o.dim], new Float32Array(o.dim).map(() => 0.02 * r1.truncNormal()), 'embedding');
-    ps.addValues(`${prefix}pos_embed`, [1, T, o.dim], new Float32Array(T * o.dim).map(() => 0.02 * r1.truncNormal()), 'embedding');
+    ps.addValues(
+      `${prefix}cls_token`,
+      [1, 1, o.dim],
+      new Float32Array(o.dim).map(() => 0.02 * r1.truncNormal()),
+      'embedding',
+    );
+    ps.addValues(
+      `${prefix}pos_embed`,
+      [1, T, o.dim],
+      new Float32Array(T * o.dim).map(() => 0.02 * r1.truncNormal()),
+      'embedding',
+    );
     for (let i = 0; i < o.depth; i++) {
       const p = `${prefix}blocks.${i}`;
       initLayerNorm(ps, `${p}.norm1`, o.dim);
@@ -158,9 +193,11 @@ export function vit(options: VitOptions): Backbone {
   }
 
   function forward(ps: ParamStore, x: tf.Tensor4D, ctx: ForwardContext, prefix = ''): tf.Tensor2D {
-    if (x.rank !== 4 || x.shape[3] !== 3) throw new Error(`vit.forward: expected images [B, H, W, 3], got [${x.shape}]`);
+    if (x.rank !== 4 || x.shape[3] !== 3)
+      throw new Error(`vit.forward: expected images [B, H, W, 3], got [${x.shape}]`);
     const [B, H, W] = x.shape;
-    if (H % o.patch !== 0 || W % o.patch !== 0) throw new Error(`vit.forward: image size ${H}x${W} is not a multiple of the patch size ${o.patch}`);
+    if (H % o.patch !== 0 || W % o.patch !== 0)
+      throw new Error(`vit.forward: image size ${H}x${W} is not a multiple of the patch size ${o.patch}`);
     return tf.tidy(() => {
       const gh = H / o.patch;
       const gw = W / o.patch;

@@ -80,7 +80,10 @@ function composedGroupedFn(shape: number[], groups: number, affine: boolean, sin
       const xhat = tf.mul(tf.sub(xs, m), iv);
       const dbetaG = tf.sum(dyg, [1], true); // [g, 1, C]
       const dgammaG = tf.sum(tf.mul(dyg, xhat), [1], true);
-      const dx = tf.reshape(tf.mul(tf.sub(tf.sub(dyg, tf.div(dbetaG, n)), tf.mul(xhat, tf.div(dgammaG, n))), sc), shape);
+      const dx = tf.reshape(
+        tf.mul(tf.sub(tf.sub(dyg, tf.div(dbetaG, n)), tf.mul(xhat, tf.div(dgammaG, n))), sc),
+        shape,
+      );
       return affine ? [dx, tf.reshape(tf.sum(dgammaG, [0, 1]), [C]), tf.reshape(tf.sum(dbetaG, [0, 1]), [C])] : [dx];
     };
     return { value, gradFunc };
@@ -103,7 +106,9 @@ function fusedFn(affine: boolean, relu: boolean, groups: number, hasResidual: bo
     save([...t, stats]);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
       const st = saved[saved.length - 1];
-      return tf.engine().runKernel(FUSED_KERNELS.batchNormGrad, { dy, stats: st, ...named(saved.slice(0, -1)) }, attrs) as tf.Tensor[];
+      return tf
+        .engine()
+        .runKernel(FUSED_KERNELS.batchNormGrad, { dy, stats: st, ...named(saved.slice(0, -1)) }, attrs) as tf.Tensor[];
     };
     return { value, gradFunc };
   };
@@ -122,20 +127,34 @@ export function fusedBatchNormActive(): boolean {
  * ReLU(bn(x) + residual), a ResNet block's end, one fused op where the backend has it.
  */
 export function batchNormTrain(
-  x: tf.Tensor, gamma: tf.Tensor | undefined, beta: tf.Tensor | undefined, relu: boolean, sink?: BnStatsSink, groups = 1,
+  x: tf.Tensor,
+  gamma: tf.Tensor | undefined,
+  beta: tf.Tensor | undefined,
+  relu: boolean,
+  sink?: BnStatsSink,
+  groups = 1,
   residual?: tf.Tensor,
 ): tf.Tensor {
-  if ((gamma === undefined) !== (beta === undefined)) throw new Error('batchNormTrain: gamma and beta come together or not at all');
+  if ((gamma === undefined) !== (beta === undefined))
+    throw new Error('batchNormTrain: gamma and beta come together or not at all');
   if (x.rank < 2) throw new Error(`batchNormTrain: input must have rank >= 2, got shape [${x.shape}]`);
   if (!Number.isInteger(groups) || groups < 1 || x.shape[0] % groups !== 0) {
-    throw new Error(`batchNormTrain: groups must be a positive integer dividing the batch (${x.shape[0]}), got ${groups}`);
+    throw new Error(
+      `batchNormTrain: groups must be a positive integer dividing the batch (${x.shape[0]}), got ${groups}`,
+    );
   }
-  if (residual && residual.shape.join(',') !== x.shape.join(',')) throw new Error(`batchNormTrain: residual [${residual.shape}] does not match x [${x.shape}]`);
-  if (residual && !relu) throw new Error('batchNormTrain: a residual is only part of the op under a ReLU (relu: true); add it after the op otherwise');
+  if (residual && residual.shape.join(',') !== x.shape.join(','))
+    throw new Error(`batchNormTrain: residual [${residual.shape}] does not match x [${x.shape}]`);
+  if (residual && !relu)
+    throw new Error(
+      'batchNormTrain: a residual is only part of the op under a ReLU (relu: true); add it after the op otherwise',
+    );
   const affine = gamma !== undefined;
   const inputs = [x, ...(affine ? [gamma!, beta!] : []), ...(residual ? [residual] : [])];
   if (fusedBatchNormActive() && x.dtype === 'float32') {
-    const f = tf.customGrad(fusedFn(affine, relu, groups, residual !== undefined, sink) as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
+    const f = tf.customGrad(
+      fusedFn(affine, relu, groups, residual !== undefined, sink) as unknown as CustomFn,
+    ) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
     return f(...inputs);
   }
   const fn = groups === 1 ? composedFn(x.rank, affine, sink) : composedGroupedFn(x.shape, groups, affine, sink);
@@ -150,6 +169,16 @@ export function batchNormTrain(
  * running <- (1 - m) * running + m * factor * stats[g, row], group after group. Only the fused
  * form produces such statistics, so this is always the fused kernel.
  */
-export function runningUpdate(running: tf.Tensor, stats: tf.Tensor, row: 0 | 1, momentum: number, factor: number): tf.Tensor {
-  return tf.engine().runKernel(FUSED_KERNELS.batchNormRunning, { running, stats }, { row, momentum, factor } as unknown as tf.NamedAttrMap) as tf.Tensor;
+export function runningUpdate(
+  running: tf.Tensor,
+  stats: tf.Tensor,
+  row: 0 | 1,
+  momentum: number,
+  factor: number,
+): tf.Tensor {
+  return tf.engine().runKernel(FUSED_KERNELS.batchNormRunning, { running, stats }, {
+    row,
+    momentum,
+    factor,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }

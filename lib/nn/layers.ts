@@ -38,18 +38,46 @@ function fill(n: number, f: () => number): Float32Array {
 }
 
 /** Conv weights with torchvision ResNet's init: kaiming normal, fan_out, ReLU gain. */
-export function initConv2d(ps: ParamStore, name: string, k: number, inC: number, outC: number, rng: Rng, bias = false): void {
+export function initConv2d(
+  ps: ParamStore,
+  name: string,
+  k: number,
+  inC: number,
+  outC: number,
+  rng: Rng,
+  bias = false,
+): void {
   const std = Math.sqrt(2 / (outC * k * k));
-  ps.addValues(`${name}.weight`, [k, k, inC, outC], fill(k * k * inC * outC, () => std * rng.normal()), 'weight');
+  ps.addValues(
+    `${name}.weight`,
+    [k, k, inC, outC],
+    fill(k * k * inC * outC, () => std * rng.normal()),
+    'weight',
+  );
   if (bias) ps.addValues(`${name}.bias`, [outC], new Float32Array(outC), 'bias');
 }
 
-export function conv2d(ps: ParamStore, name: string, x: tf.Tensor4D, stride: number, pad: 'same' | 'valid' | number): tf.Tensor4D {
+export function conv2d(
+  ps: ParamStore,
+  name: string,
+  x: tf.Tensor4D,
+  stride: number,
+  pad: 'same' | 'valid' | number,
+): tf.Tensor4D {
   const w = ps.get(`${name}.weight`) as tf.Tensor4D;
   // A number is PyTorch's symmetric zero padding, passed to the convolution as explicit padding
   // (no separate Pad and, in the backward pass, no Slice of the padded gradient).
   const padding: 'same' | 'valid' | tf.backend_util.ExplicitPadding =
-    typeof pad === 'number' ? (pad > 0 ? [[0, 0], [pad, pad], [pad, pad], [0, 0]] : 'valid') : pad;
+    typeof pad === 'number'
+      ? pad > 0
+        ? [
+            [0, 0],
+            [pad, pad],
+            [pad, pad],
+            [0, 0],
+          ]
+        : 'valid'
+      : pad;
   let y = tf.conv2d(x, w, stride, padding);
   if (ps.has(`${name}.bias`)) y = tf.add(y, ps.get(`${name}.bias`));
   return y;
@@ -58,15 +86,33 @@ export function conv2d(ps: ParamStore, name: string, x: tf.Tensor4D, stride: num
 export type LinearInit = 'torch' | 'trunc02' | 'xavier';
 
 /** Linear layer, weight [in, out]. 'torch': U(+-1/sqrt(in)) as nn.Linear; 'trunc02': trunc normal std 0.02, zero bias (ViT/DINO). */
-export function initLinear(ps: ParamStore, name: string, inF: number, outF: number, rng: Rng, opts: { bias?: boolean; init?: LinearInit } = {}): void {
+export function initLinear(
+  ps: ParamStore,
+  name: string,
+  inF: number,
+  outF: number,
+  rng: Rng,
+  opts: { bias?: boolean; init?: LinearInit } = {},
+): void {
   const init = opts.init ?? 'torch';
   const bound = 1 / Math.sqrt(inF);
-  const wf = init === 'torch' ? () => rng.uniform(-bound, bound)
-    : init === 'trunc02' ? () => 0.02 * rng.truncNormal()
-    : (() => { const a = Math.sqrt(6 / (inF + outF)); return () => rng.uniform(-a, a); })();
+  const wf =
+    init === 'torch'
+      ? () => rng.uniform(-bound, bound)
+      : init === 'trunc02'
+        ? () => 0.02 * rng.truncNormal()
+        : (() => {
+            const a = Math.sqrt(6 / (inF + outF));
+            return () => rng.uniform(-a, a);
+          })();
   ps.addValues(`${name}.weight`, [inF, outF], fill(inF * outF, wf), 'weight');
   if (opts.bias ?? true) {
-    ps.addValues(`${name}.bias`, [outF], init === 'torch' ? fill(outF, () => rng.uniform(-bound, bound)) : new Float32Array(outF), 'bias');
+    ps.addValues(
+      `${name}.bias`,
+      [outF],
+      init === 'torch' ? fill(outF, () => rng.uniform(-bound, bound)) : new Float32Array(outF),
+      'bias',
+    );
   }
 }
 
@@ -75,9 +121,11 @@ export function linear<T extends tf.Tensor>(ps: ParamStore, name: string, x: T):
   const w = ps.get(`${name}.weight`) as tf.Tensor2D;
   const shape = x.shape;
   const inF = shape[shape.length - 1];
-  const x2 = shape.length === 2 ? (x as unknown as tf.Tensor2D) : tf.reshape(x, [-1, inF]) as tf.Tensor2D;
+  const x2 = shape.length === 2 ? (x as unknown as tf.Tensor2D) : (tf.reshape(x, [-1, inF]) as tf.Tensor2D);
   // With a bias: one fused matmul + bias kernel (tfjs' own; on cpu the same two steps).
-  let y: tf.Tensor = ps.has(`${name}.bias`) ? tf.fused.matMul({ a: x2, b: w, bias: ps.get(`${name}.bias`) }) : tf.matMul(x2, w);
+  let y: tf.Tensor = ps.has(`${name}.bias`)
+    ? tf.fused.matMul({ a: x2, b: w, bias: ps.get(`${name}.bias`) })
+    : tf.matMul(x2, w);
   if (shape.length !== 2) y = tf.reshape(y, [...shape.slice(0, -1), w.shape[1]]);
   return y as T;
 }
@@ -100,7 +148,13 @@ export function initBatchNorm(ps: ParamStore, name: string, c: number, affine = 
  * variance), running statistics updated with the unbiased variance as PyTorch does. Inference:
  * running statistics only.
  */
-export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: T, ctx: ForwardContext, opts: { relu?: boolean; residual?: tf.Tensor } = {}): T {
+export function batchNorm<T extends tf.Tensor>(
+  ps: ParamStore,
+  name: string,
+  x: T,
+  ctx: ForwardContext,
+  opts: { relu?: boolean; residual?: tf.Tensor } = {},
+): T {
   const affine = ps.has(`${name}.weight`);
   const relu = opts.relu === true;
   if (ctx.training) {
@@ -111,18 +165,23 @@ export function batchNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: 
     const rm = ps.get(`${name}.running_mean`);
     const rv = ps.get(`${name}.running_var`);
     // Only the loss is differentiated, so these updates carry no gradient.
-    const sink: BnStatsSink | undefined = ctx.updateStats === false ? undefined : {
-      composed: (means, variances) => tf.tidy(() => {
-        for (let g = 0; g < means.length; g++) {
-          rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(means[g], mom)));
-          rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(tf.mul(variances[g], unbias), mom)));
-        }
-      }),
-      fused: (stats) => tf.tidy(() => {
-        rm.assign(runningUpdate(rm, stats, 0, mom, 1));
-        rv.assign(runningUpdate(rv, stats, 1, mom, unbias));
-      }),
-    };
+    const sink: BnStatsSink | undefined =
+      ctx.updateStats === false
+        ? undefined
+        : {
+            composed: (means, variances) =>
+              tf.tidy(() => {
+                for (let g = 0; g < means.length; g++) {
+                  rm.assign(tf.add(tf.mul(rm, 1 - mom), tf.mul(means[g], mom)));
+                  rv.assign(tf.add(tf.mul(rv, 1 - mom), tf.mul(tf.mul(variances[g], unbias), mom)));
+                }
+              }),
+            fused: (stats) =>
+              tf.tidy(() => {
+                rm.assign(runningUpdate(rm, stats, 0, mom, 1));
+                rv.assign(runningUpdate(rv, stats, 1, mom, unbias));
+              }),
+          };
     const gamma = affine ? ps.get(`${name}.weight`) : undefined;
     const beta = affine ? ps.get(`${name}.bias`) : undefined;
     return batchNormTrain(x, gamma, beta, relu, sink, groups, opts.residual) as T;
@@ -155,7 +214,10 @@ export function layerNorm<T extends tf.Tensor>(ps: ParamStore, name: string, x: 
       save([xi, g]);
       return {
         value: tf.engine().runKernel(FUSED_KERNELS.layerNorm, { x: xi, gamma: g, beta: b }, attrs) as tf.Tensor,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(FUSED_KERNELS.layerNormGrad, { dy, x: saved[0], gamma: saved[1] }, attrs) as tf.Tensor[],
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf
+            .engine()
+            .runKernel(FUSED_KERNELS.layerNormGrad, { dy, x: saved[0], gamma: saved[1] }, attrs) as tf.Tensor[],
       };
     }) as unknown as CustomFn) as unknown as (...t: tf.Tensor[]) => tf.Tensor;
     return f(x, gamma, beta) as T;
@@ -172,7 +234,8 @@ export function gelu<T extends tf.Tensor>(x: T): T {
       save([xi]);
       return {
         value: tf.engine().runKernel(FUSED_KERNELS.gelu, { x: xi }) as tf.Tensor,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(FUSED_KERNELS.geluGrad, { dy, x: saved[0] }) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.engine().runKernel(FUSED_KERNELS.geluGrad, { dy, x: saved[0] }) as tf.Tensor,
       };
     }) as unknown as CustomFn) as unknown as (t: tf.Tensor) => tf.Tensor;
     return f(x) as T;
@@ -188,6 +251,9 @@ export function l2Normalize<T extends tf.Tensor>(x: T, axis = -1): T {
 
 /** Identity in the forward pass, zero gradient in the backward pass (torch's .detach()). */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
-  const f = tf.customGrad(((a: tf.Tensor) => ({ value: tf.clone(a), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const f = tf.customGrad(((a: tf.Tensor) => ({
+    value: tf.clone(a),
+    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as T;
 }

@@ -53,7 +53,13 @@ export class ParamStore {
   }
 
   /** Adds a parameter from raw values (initialisers run in JS with our seeded RNG). */
-  addValues(name: string, shape: number[], values: Float32Array, kind: ParamKind, trainable = kind !== 'buffer'): tf.Variable {
+  addValues(
+    name: string,
+    shape: number[],
+    values: Float32Array,
+    kind: ParamKind,
+    trainable = kind !== 'buffer',
+  ): tf.Variable {
     return this.add(name, tf.tensor(values, shape, 'float32'), kind, trainable);
   }
 
@@ -63,7 +69,10 @@ export class ParamStore {
 
   get(name: string): tf.Variable {
     const v = this.vars.get(name);
-    if (!v) throw new Error(`ParamStore(${this.label}): no parameter "${name}" (have ${this.vars.size}: ${[...this.vars.keys()].slice(0, 6).join(', ')}...)`);
+    if (!v)
+      throw new Error(
+        `ParamStore(${this.label}): no parameter "${name}" (have ${this.vars.size}: ${[...this.vars.keys()].slice(0, 6).join(', ')}...)`,
+      );
     return v;
   }
 
@@ -102,7 +111,6 @@ export class ParamStore {
   /** Copies values from another store with the same names and shapes. */
   copyFrom(other: ParamStore): void {
     for (const [name, v] of this.vars) v.assign(other.get(name));
-
   }
 
   /** Reads every parameter back (async: works on GPU backends). */
@@ -110,7 +118,13 @@ export class ParamStore {
     const out: ParamSnapshot[] = [];
     for (const [name, v] of this.vars) {
       const i = this.info.get(name)!;
-      out.push({ name, shape: v.shape.slice(), kind: i.kind, trainable: i.trainable, values: (await v.data()) as Float32Array });
+      out.push({
+        name,
+        shape: v.shape.slice(),
+        kind: i.kind,
+        trainable: i.trainable,
+        values: (await v.data()) as Float32Array,
+      });
     }
     return out;
   }
@@ -121,13 +135,19 @@ export class ParamStore {
     for (const [name, v] of this.vars) {
       const s = byName.get(name);
       if (!s) throw new Error(`ParamStore(${this.label}).load: snapshot has no "${name}"`);
-      if (s.shape.join(',') !== v.shape.join(',')) throw new Error(`ParamStore(${this.label}).load: "${name}" has shape [${s.shape}] in the snapshot, [${v.shape}] here`);
-      if (s.values.length !== v.size) throw new Error(`ParamStore(${this.label}).load: "${name}" has ${s.values.length} values, expected ${v.size}`);
+      if (s.shape.join(',') !== v.shape.join(','))
+        throw new Error(
+          `ParamStore(${this.label}).load: "${name}" has shape [${s.shape}] in the snapshot, [${v.shape}] here`,
+        );
+      if (s.values.length !== v.size)
+        throw new Error(`ParamStore(${this.label}).load: "${name}" has ${s.values.length} values, expected ${v.size}`);
       tf.tidy(() => v.assign(tf.tensor(s.values, v.shape, 'float32')));
     }
     if (byName.size !== this.vars.size) {
       const extra = [...byName.keys()].filter((n) => !this.vars.has(n));
-      throw new Error(`ParamStore(${this.label}).load: snapshot has parameters this model lacks: ${extra.slice(0, 5).join(', ')}`);
+      throw new Error(
+        `ParamStore(${this.label}).load: snapshot has parameters this model lacks: ${extra.slice(0, 5).join(', ')}`,
+      );
     }
   }
 

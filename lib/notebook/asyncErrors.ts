@@ -79,6 +79,8 @@ export function assertNoAsyncErrors(): void {
   const errs = asyncErrors();
   if (errs.length === 0) return;
   clearAsyncErrors();
-  const lines = errs.map((e, k) => `  ${k + 1}. ${e.kind}: ${e.message}${e.stack ? `\n${e.stack.split('\n').slice(1, 4).join('\n')}` : ''}`);
+  const lines = errs.map(
+    (e, k) => `  ${k + 1}. ${e.kind}: ${e.message}${e.stack ? `\n${e.stack.split('\n').slice(1, 4).join('\n')}` : ''}`,
+  );
   throw new Error(`${errs.length} asynchronous error(s) after their cells finished:\n${lines.join('\n')}`);
 }

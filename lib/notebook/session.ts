@@ -27,8 +27,11 @@ export interface NotebookSession {
  * (relative paths start at the repository root), or the folder with options (lib/data/dataSpec.ts);
  * `false` skips loading data for a notebook that only reads run records (then `data` throws when
  * used, naming the notebook).
-  */
-export async function setupNotebook(name: string, opts: { data?: DataSpec | false; plotly?: boolean } = {}): Promise<NotebookSession> {
+ */
+export async function setupNotebook(
+  name: string,
+  opts: { data?: DataSpec | false; plotly?: boolean } = {},
+): Promise<NotebookSession> {
   installAsyncErrorCollector(); // errors thrown after a cell finished fail the run (the last cell checks)
   const backend = await selectBackend(); // prints one line: what was chosen, and why each earlier backend was skipped
   const budget = budgetFromEnv();
@@ -36,7 +39,11 @@ export async function setupNotebook(name: string, opts: { data?: DataSpec | fals
   if (opts.data === false) {
     console.log(`budget: ${budget.name}`);
     const session = { name, backend, budget } as NotebookSession;
-    Object.defineProperty(session, 'data', { get: () => { throw new Error(`${name} was set up without data (setupNotebook(..., { data: false }))`); } });
+    Object.defineProperty(session, 'data', {
+      get: () => {
+        throw new Error(`${name} was set up without data (setupNotebook(..., { data: false }))`);
+      },
+    });
     return session;
   }
   const data = await loadExperimentData(budget, { data: opts.data, base: repoRoot() });

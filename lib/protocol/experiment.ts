@@ -13,9 +13,23 @@ import { inspect } from 'util';
 import { Budget, budgetDataIdentity, experimentConfig } from '../config/budget';
 import { identityDifferences, runName, runsDir, RunIdentityError } from '../train/runName';
 import {
-  loadCifar10OrFixture, trainValSplit, balancedSubset, LabelledSplit, Subset, DataIdentity, dataIdentityOf, IMAGE_SIZE,
-  loadImageFolder, resolveDataSpec, selectFolderData, folderRunsName, UNLABELLED_EVALUATION,
-  type DataSpec, type ImageFolderData, type ImageFolderSpec, type UnlabelledImages,
+  loadCifar10OrFixture,
+  trainValSplit,
+  balancedSubset,
+  LabelledSplit,
+  Subset,
+  DataIdentity,
+  dataIdentityOf,
+  IMAGE_SIZE,
+  loadImageFolder,
+  resolveDataSpec,
+  selectFolderData,
+  folderRunsName,
+  UNLABELLED_EVALUATION,
+  type DataSpec,
+  type ImageFolderData,
+  type ImageFolderSpec,
+  type UnlabelledImages,
 } from '../data/index';
 import { PretrainConfig, BackboneConfig, ConfigLayer, Method } from '../config/config';
 import { loadRunModel, pretrain, PretrainResult, StepInfo, TrainCallbacks } from '../train/trainer';
@@ -121,7 +135,8 @@ export class UnlabelledDataError extends Error {
 export function evaluationUnavailable(data: ExperimentData): string | null {
   if (data.labelled === false) return data.evaluationSkipped;
   const empty = [data.val.n === 0 ? 'validation' : '', data.test.n === 0 ? 'test' : ''].filter(Boolean);
-  if (empty.length > 0) return `the data has no ${empty.join(' and no ')} images (an image folder loaded with ${empty.map((e) => (e === 'test' ? 'test 0' : 'val 0')).join(' and ')}): the linear probe selects on validation images and reports on test images`;
+  if (empty.length > 0)
+    return `the data has no ${empty.join(' and no ')} images (an image folder loaded with ${empty.map((e) => (e === 'test' ? 'test 0' : 'val 0')).join(' and ')}): the linear probe selects on validation images and reports on test images`;
   return null;
 }
 
@@ -140,7 +155,10 @@ export function experimentRunsDir(budget: string | { name: string }, data: Pick<
  * An image folder: loaded with `loadImageFolder` (cached), its own seeded train/validation/test split,
  * then the budget's training subset (lib/data/folderExperiment.ts).
  */
-export async function loadExperimentData(budget: Budget, opts?: ExperimentDataOptions & { data?: undefined | 'cifar10' }): Promise<LabelledExperimentData>;
+export async function loadExperimentData(
+  budget: Budget,
+  opts?: ExperimentDataOptions & { data?: undefined | 'cifar10' },
+): Promise<LabelledExperimentData>;
 export async function loadExperimentData(budget: Budget, opts: ExperimentDataOptions): Promise<ExperimentData>;
 export async function loadExperimentData(budget: Budget, opts: ExperimentDataOptions = {}): Promise<ExperimentData> {
   const spec = resolveDataSpec(opts.data, opts.base);
@@ -155,11 +173,24 @@ async function loadCifar10Data(budget: Budget, opts: ExperimentDataOptions): Pro
   const { train, test, classNames } = c;
   const source = c.source.line;
   const real = c.source.kind !== 'fixture';
-  if (!real) console.warn(`WARNING: using the GENERATED FIXTURE (synthetic images): ${c.fallbackReason}. Numbers from this run say nothing about CIFAR-10.`);
+  if (!real)
+    console.warn(
+      `WARNING: using the GENERATED FIXTURE (synthetic images): ${c.fallbackReason}. Numbers from this run say nothing about CIFAR-10.`,
+    );
   const tv = trainValSplit(train, budget.valPerClass, deriveSeed(seed, 1));
   const numClasses = classNames.length;
-  const sub = budget.trainPerClass > 0 ? balancedSubset(tv.train, Math.min(budget.trainPerClass, Math.floor(tv.train.n / numClasses)), deriveSeed(seed, 2)) : tv.train;
-  const testSet = budget.testLimit > 0 && budget.testLimit < test.n ? balancedSubset(test, Math.floor(budget.testLimit / numClasses), deriveSeed(seed, 3)) : test;
+  const sub =
+    budget.trainPerClass > 0
+      ? balancedSubset(
+          tv.train,
+          Math.min(budget.trainPerClass, Math.floor(tv.train.n / numClasses)),
+          deriveSeed(seed, 2),
+        )
+      : tv.train;
+  const testSet =
+    budget.testLimit > 0 && budget.testLimit < test.n
+      ? balancedSubset(test, Math.floor(budget.testLimit / numClasses), deriveSeed(seed, 3))
+      : test;
   return {
     labelled: true,
     train: { ...sub, role: 'train' },
@@ -172,25 +203,45 @@ async function loadCifar10Data(budget: Budget, opts: ExperimentDataOptions): Pro
     imageSize: train.height ?? IMAGE_SIZE,
     runsSubdir: '',
     protocol: {
-      source, real, trainImages: sub.n, valImages: tv.val.n, testImages: testSet.n,
+      source,
+      real,
+      trainImages: sub.n,
+      valImages: tv.val.n,
+      testImages: testSet.n,
       split: `train: ${budget.trainPerClass || 'all remaining'} per class (class-balanced); val: ${budget.valPerClass} per class taken from the training set; test: ${testSet.n === test.n ? 'the full test set' : `${testSet.n} class-balanced test images`}`,
       seed,
     },
   };
 }
 
-async function loadFolderData(budget: Budget, spec: ImageFolderSpec, opts: ExperimentDataOptions): Promise<ExperimentData> {
+async function loadFolderData(
+  budget: Budget,
+  spec: ImageFolderSpec,
+  opts: ExperimentDataOptions,
+): Promise<ExperimentData> {
   const folder = await loadImageFolder({ seed: opts.seed, ...spec, ...(opts.log ? { log: opts.log } : {}) });
   const sel = selectFolderData(folder, budget.trainPerClass);
-  const { identity, root, layout, imageSize, classNames, skipped, unsupported, manifest, cache, line, seconds } = folder; // not the splits: `sel` holds what is used
+  const { identity, root, layout, imageSize, classNames, skipped, unsupported, manifest, cache, line, seconds } =
+    folder; // not the splits: `sel` holds what is used
   const base = {
-    classNames: folder.classNames, source: folder.line, real: true, identity: sel.identity, imageSize: folder.imageSize,
+    classNames: folder.classNames,
+    source: folder.line,
+    real: true,
+    identity: sel.identity,
+    imageSize: folder.imageSize,
     runsSubdir: path.join('folders', folderRunsName(folder.root)),
     folder: { identity, root, layout, imageSize, classNames, skipped, unsupported, manifest, cache, line, seconds },
     protocol: { source: folder.line, real: true, ...sel.protocol, seed: sel.identity.splitSeed },
   };
   if (sel.labelled === true) return { ...base, labelled: true, train: sel.train, val: sel.val, test: sel.test };
-  return { ...base, labelled: false, evaluationSkipped: UNLABELLED_EVALUATION, train: sel.train, val: sel.val, test: sel.test };
+  return {
+    ...base,
+    labelled: false,
+    evaluationSkipped: UNLABELLED_EVALUATION,
+    train: sel.train,
+    val: sel.val,
+    test: sel.test,
+  };
 }
 
 export interface RunOptions {
@@ -209,7 +260,11 @@ export interface RunOptions {
 }
 
 /** The folder of the run of `config` on `data` under `budget`: experimentRunsDir(budget, data)/runName(config, data.identity). */
-export function experimentRunDir(config: PretrainConfig, budget: string | { name: string }, data: Pick<ExperimentData, 'runsSubdir' | 'identity'>): string {
+export function experimentRunDir(
+  config: PretrainConfig,
+  budget: string | { name: string },
+  data: Pick<ExperimentData, 'runsSubdir' | 'identity'>,
+): string {
   return path.join(experimentRunsDir(budget, data), runName(config, data.identity));
 }
 
@@ -217,26 +272,49 @@ export function experimentRunDir(config: PretrainConfig, budget: string | { name
  * Pretrains (or resumes) one method on the budget's data, with the kNN monitor on the validation split
  * (unlabelled data: the feature monitors on the training subset).
  */
-export async function runPretraining(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions = {}): Promise<PretrainResult> {
-  const runDir = opts.runDir ?? (opts.name ? path.join(experimentRunsDir(budget, data), opts.name) : experimentRunDir(config, budget, data));
+export async function runPretraining(
+  config: PretrainConfig,
+  budget: Budget,
+  data: ExperimentData,
+  opts: RunOptions = {},
+): Promise<PretrainResult> {
+  const runDir =
+    opts.runDir ??
+    (opts.name ? path.join(experimentRunsDir(budget, data), opts.name) : experimentRunDir(config, budget, data));
   // One writer per run folder: taken before a fresh run clears the folder, held until pretrain returns.
   const lock = acquireRunLock(runDir, `pretraining run ${path.basename(runDir)}`);
   try {
-    if (opts.fresh) for (const f of fs.readdirSync(runDir)) if (f !== LOCK_FILE) fs.rmSync(path.join(runDir, f), { recursive: true, force: true });
+    if (opts.fresh)
+      for (const f of fs.readdirSync(runDir))
+        if (f !== LOCK_FILE) fs.rmSync(path.join(runDir, f), { recursive: true, force: true });
     return await pretrainWithMonitor(config, budget, data, opts, runDir, lock);
   } finally {
     lock.release();
   }
 }
 
-async function pretrainWithMonitor(config: PretrainConfig, budget: Budget, data: ExperimentData, opts: RunOptions, runDir: string, lock: RunLock): Promise<PretrainResult> {
-  const monitor = data.labelled === true && data.val.n > 0
-    ? knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery, numClasses: data.classNames.length })
-    : featureMonitor({ bank: data.train, every: budget.knnEvery });
+async function pretrainWithMonitor(
+  config: PretrainConfig,
+  budget: Budget,
+  data: ExperimentData,
+  opts: RunOptions,
+  runDir: string,
+  lock: RunLock,
+): Promise<PretrainResult> {
+  const monitor =
+    data.labelled === true && data.val.n > 0
+      ? knnMonitor({ bank: data.train, val: data.val, every: budget.knnEvery, numClasses: data.classNames.length })
+      : featureMonitor({ bank: data.train, every: budget.knnEvery });
   return pretrain({
     lock,
     config,
-    data: { images: data.train.images, n: data.train.n, height: data.imageSize, width: data.imageSize, identity: data.identity },
+    data: {
+      images: data.train.images,
+      n: data.train.n,
+      height: data.imageSize,
+      width: data.imageSize,
+      identity: data.identity,
+    },
     runDir,
     budget: budget.name,
     dataInfo: data.protocol,
@@ -294,45 +372,86 @@ function unfinishedMessage(rec: Pick<RunRecord, 'id' | 'status' | 'step' | 'tota
  * as the training cell, which may have failed (tslab then declares none of its variables): if the run
  * is missing, interrupted, failed or stopped, a one-line RunNotFinishedError says so and how to go on.
  */
-export function trainedRun(method: Method, budget: Budget, data: ExperimentData, overrides: ConfigLayer = {}): TrainedRun {
+export function trainedRun(
+  method: Method,
+  budget: Budget,
+  data: ExperimentData,
+  overrides: ConfigLayer = {},
+): TrainedRun {
   const config = experimentConfig(method, budget, overrides);
   const dir = experimentRunDir(config, budget, data);
   const file = path.join(dir, 'record.json');
-  if (!fs.existsSync(file)) throw new RunNotFinishedError(`no run of this config in ${dir} yet: run the training cell above first`);
+  if (!fs.existsSync(file))
+    throw new RunNotFinishedError(`no run of this config in ${dir} yet: run the training cell above first`);
   const record = readRunRecord(file);
   const why = unfinishedMessage(record);
   if (why) throw new RunNotFinishedError(why);
-  if (!record.checkpoint || !fs.existsSync(record.checkpoint)) throw new RunNotFinishedError(`run ${record.id} finished but its checkpoint ${record.checkpoint ?? '(none recorded)'} is gone; re-run the training cell with a fresh run`);
+  if (!record.checkpoint || !fs.existsSync(record.checkpoint))
+    throw new RunNotFinishedError(
+      `run ${record.id} finished but its checkpoint ${record.checkpoint ?? '(none recorded)'} is gone; re-run the training cell with a fresh run`,
+    );
   // One model per finished run and checkpoint: asking again (the next cell) reuses it.
   const name = `trained ${record.id}`;
   const stamp = String(fs.statSync(record.checkpoint).mtimeMs);
   const held = kept<KeptModel>(name);
-  const model = held?.stamp === stamp ? held.model : keep(name, new KeptModel(loadRunModel(config, data.identity, record.checkpoint), stamp)).model;
+  const model =
+    held?.stamp === stamp
+      ? held.model
+      : keep(name, new KeptModel(loadRunModel(config, data.identity, record.checkpoint), stamp)).model;
   return { record, model, config };
 }
 
 /** A model in the keep registry with the checkpoint write it was loaded from. */
 class KeptModel {
-  constructor(readonly model: SslModel, readonly stamp: string) {}
+  constructor(
+    readonly model: SslModel,
+    readonly stamp: string,
+  ) {}
 
   dispose(): void {
     this.model.dispose();
   }
 }
 
-function newRecord(id: string, method: string, budget: Budget, config: Record<string, unknown>, data: ExperimentData, seed: number): RunRecord {
+function newRecord(
+  id: string,
+  method: string,
+  budget: Budget,
+  config: Record<string, unknown>,
+  data: ExperimentData,
+  seed: number,
+): RunRecord {
   const be = currentBackend();
   return {
-    format: 'dinotwins-run/1', id, kind: 'baseline', status: 'running', method, budget: budget.name, config,
+    format: 'dinotwins-run/1',
+    id,
+    kind: 'baseline',
+    status: 'running',
+    method,
+    budget: budget.name,
+    config,
     backend: be ? { chosen: be.chosen, tfBackend: be.tfBackend, line: be.line, details: be.details } : null,
-    git: gitInfo(), seed, data: data.protocol, dataIdentity: dataIdentityOf(data.identity), startedAt: new Date().toISOString(), updatedAt: '', seconds: 0, step: 0, totalSteps: 0,
-    epochs: [], steps: [], results: {}, checkpoint: null, resumedFrom: [],
+    git: gitInfo(),
+    seed,
+    data: data.protocol,
+    dataIdentity: dataIdentityOf(data.identity),
+    startedAt: new Date().toISOString(),
+    updatedAt: '',
+    seconds: 0,
+    step: 0,
+    totalSteps: 0,
+    epochs: [],
+    steps: [],
+    results: {},
+    checkpoint: null,
+    resumedFrom: [],
   };
 }
 
 async function saveBackboneCheckpoint(file: string, ps: ParamStore, meta: Record<string, unknown>): Promise<void> {
   const student = new Map<string, StoredTensor>();
-  for (const s of await ps.snapshot()) if (s.name.startsWith('backbone.')) student.set(s.name, { shape: s.shape, values: s.values });
+  for (const s of await ps.snapshot())
+    if (s.name.startsWith('backbone.')) student.set(s.name, { shape: s.shape, values: s.values });
   saveCheckpoint(file, { meta, groups: { student } });
 }
 
@@ -343,18 +462,43 @@ async function saveBackboneCheckpoint(file: string, ps: ParamStore, meta: Record
  * folder is one per kind and seed: a record there of another config or other data is trained anew
  * (with a line naming what differs), never reused.
  */
-export async function runBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, opts: { seed?: number; epochs?: number; batchSize?: number; onStep?: (step: number, total: number, values: Record<string, number>) => void } = {}): Promise<RunRecord> {
+export async function runBaseline(
+  kind: 'random-init' | 'supervised',
+  backboneCfg: BackboneConfig,
+  budget: Budget,
+  data: ExperimentData,
+  opts: {
+    seed?: number;
+    epochs?: number;
+    batchSize?: number;
+    onStep?: (step: number, total: number, values: Record<string, number>) => void;
+  } = {},
+): Promise<RunRecord> {
   const seed = opts.seed ?? 0;
   if (kind === 'supervised') requireLabels(data, 'the supervised baseline');
   const dir = baselineDir(kind, budget, seed, data);
   fs.mkdirSync(dir, { recursive: true });
-  const config = { method: kind, backbone: backboneCfg, seed, epochs: kind === 'supervised' ? opts.epochs ?? budget.supervisedEpochs : 0, batchSize: opts.batchSize ?? budget.pretrain.batchSize };
+  const config = {
+    method: kind,
+    backbone: backboneCfg,
+    seed,
+    epochs: kind === 'supervised' ? (opts.epochs ?? budget.supervisedEpochs) : 0,
+    batchSize: opts.batchSize ?? budget.pretrain.batchSize,
+  };
   const recordFile = path.join(dir, 'record.json');
   const old = fs.existsSync(recordFile) ? readRunRecord(recordFile) : null;
-  const differences = old ? identityDifferences({ config: old.config, data: old.dataIdentity }, { config, data: dataIdentityOf(data.identity) }) : [];
+  const differences = old
+    ? identityDifferences(
+        { config: old.config, data: old.dataIdentity },
+        { config, data: dataIdentityOf(data.identity) },
+      )
+    : [];
   const sameConfig = old !== null && differences.length === 0;
   if (old && old.status === 'done' && sameConfig) return old; // re-running a cell does not retrain
-  if (old && !sameConfig) console.log(`${path.basename(dir)}: its record is of another baseline (${differences.map((d) => `${d.field}: recorded ${JSON.stringify(d.recorded) ?? '(none)'}, now ${JSON.stringify(d.now)}`).join('; ')}); training it anew`);
+  if (old && !sameConfig)
+    console.log(
+      `${path.basename(dir)}: its record is of another baseline (${differences.map((d) => `${d.field}: recorded ${JSON.stringify(d.recorded) ?? '(none)'}, now ${JSON.stringify(d.now)}`).join('; ')}); training it anew`,
+    );
   // One writer per run folder; an interrupt stops the supervised training at its next step with a checkpoint.
   const lock = acquireRunLock(dir, `${kind} baseline`);
   const stop = openInterruptScope(`the ${kind} baseline`);
@@ -367,7 +511,12 @@ export async function runBaseline(kind: 'random-init' | 'supervised', backboneCf
 }
 
 /** A baseline's run folder: one per kind and seed (runs/<budget>/<kind>-s<seed>; an image folder's under its own runs folder), so seeds sit side by side. */
-export function baselineDir(kind: 'random-init' | 'supervised', budget: Budget, seed: number, data: Pick<ExperimentData, 'runsSubdir'> = { runsSubdir: '' }): string {
+export function baselineDir(
+  kind: 'random-init' | 'supervised',
+  budget: Budget,
+  seed: number,
+  data: Pick<ExperimentData, 'runsSubdir'> = { runsSubdir: '' },
+): string {
   return path.join(experimentRunsDir(budget, data), `${kind}-s${seed}`);
 }
 
@@ -382,17 +531,38 @@ interface BaselineConfig {
 /** What an interrupted supervised baseline keeps in its checkpoint's metadata (tensors: student, optimizer). */
 type SupervisedResumeMeta = Omit<SupervisedResumeState, 'params' | 'optimizer'>;
 
-async function trainBaseline(kind: 'random-init' | 'supervised', backboneCfg: BackboneConfig, budget: Budget, data: ExperimentData, config: BaselineConfig, old: RunRecord | null, onStep?: (step: number, total: number, values: Record<string, number>) => void): Promise<RunRecord> {
+async function trainBaseline(
+  kind: 'random-init' | 'supervised',
+  backboneCfg: BackboneConfig,
+  budget: Budget,
+  data: ExperimentData,
+  config: BaselineConfig,
+  old: RunRecord | null,
+  onStep?: (step: number, total: number, values: Record<string, number>) => void,
+): Promise<RunRecord> {
   const dir = baselineDir(kind, budget, config.seed, data);
   const recordFile = path.join(dir, 'record.json');
   const ckpt = path.join(dir, 'checkpoint.ckpt');
   const total = kind === 'supervised' ? config.epochs * Math.floor(data.train.n / config.batchSize) : 0;
-  let rec = newRecord(path.basename(dir), kind, budget, config as unknown as Record<string, unknown>, data, config.seed);
+  let rec = newRecord(
+    path.basename(dir),
+    kind,
+    budget,
+    config as unknown as Record<string, unknown>,
+    data,
+    config.seed,
+  );
   let resume: SupervisedResumeState | undefined;
   if (kind === 'supervised' && old?.status === 'interrupted' && fs.existsSync(ckpt)) {
     const { meta, groups } = loadCheckpoint<{ config: unknown; supervisedResume?: SupervisedResumeMeta }>(ckpt);
     if (meta.supervisedResume && JSON.stringify(meta.config) === JSON.stringify(config)) {
-      const params = [...(groups.student ?? new Map())].map(([name, t]) => ({ name, shape: t.shape, values: t.values, kind: 'weight' as const, trainable: true }));
+      const params = [...(groups.student ?? new Map())].map(([name, t]) => ({
+        name,
+        shape: t.shape,
+        values: t.values,
+        kind: 'weight' as const,
+        trainable: true,
+      }));
       resume = { ...meta.supervisedResume, params, optimizer: groups.optimizer ?? new Map() };
       rec = { ...old, status: 'running', resumedFrom: [...old.resumedFrom, resume.step] };
       delete rec.message;
@@ -410,9 +580,22 @@ async function trainBaseline(kind: 'random-init' | 'supervised', backboneCfg: Ba
   } else {
     const onInterrupt = async (st: SupervisedResumeState): Promise<void> => {
       const meta: { config: BaselineConfig; supervisedResume: SupervisedResumeMeta } = {
-        config, supervisedResume: { step: st.step, history: st.history, lossSum: st.lossSum, correct: st.correct, optimizerStep: st.optimizerStep },
+        config,
+        supervisedResume: {
+          step: st.step,
+          history: st.history,
+          lossSum: st.lossSum,
+          correct: st.correct,
+          optimizerStep: st.optimizerStep,
+        },
       };
-      saveCheckpoint(ckpt, { meta, groups: { student: new Map(st.params.map((p) => [p.name, { shape: p.shape, values: p.values }])), optimizer: st.optimizer } });
+      saveCheckpoint(ckpt, {
+        meta,
+        groups: {
+          student: new Map(st.params.map((p) => [p.name, { shape: p.shape, values: p.values }])),
+          optimizer: st.optimizer,
+        },
+      });
       rec.status = 'interrupted';
       rec.step = st.step;
       rec.checkpoint = ckpt;
@@ -422,12 +605,31 @@ async function trainBaseline(kind: 'random-init' | 'supervised', backboneCfg: Ba
     };
     try {
       const labelled = requireLabels(data, 'the supervised baseline');
-      const r = await trainSupervised(backbone, labelled.train, { epochs: config.epochs, batchSize: config.batchSize, seed: config.seed, numClasses: labelled.classNames.length }, onStep, { resume, onInterrupt });
+      const r = await trainSupervised(
+        backbone,
+        labelled.train,
+        {
+          epochs: config.epochs,
+          batchSize: config.batchSize,
+          seed: config.seed,
+          numClasses: labelled.classNames.length,
+        },
+        onStep,
+        { resume, onInterrupt },
+      );
       ps = r.params;
-      rec.epochs = r.history.map((h) => ({ epoch: h.epoch, means: { loss: h.loss, trainTop1: h.trainTop1 }, extra: {}, seconds: 0, lr: 0 }));
+      rec.epochs = r.history.map((h) => ({
+        epoch: h.epoch,
+        means: { loss: h.loss, trainTop1: h.trainTop1 },
+        extra: {},
+        seconds: 0,
+        lr: 0,
+      }));
     } catch (e) {
       if (e instanceof InterruptedError && rec.status === 'interrupted') {
-        throw new InterruptedError(`the supervised baseline was interrupted at step ${rec.step} of ${total}; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.`);
+        throw new InterruptedError(
+          `the supervised baseline was interrupted at step ${rec.step} of ${total}; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.`,
+        );
       }
       throw e;
     }
@@ -447,13 +649,18 @@ async function trainBaseline(kind: 'random-init' | 'supervised', backboneCfg: Ba
 
 /** Rebuilds the backbone of a run record and loads its weights from the run's checkpoint (student backbone). Caller disposes the store. */
 export function loadBackbone(record: RunRecord): { backbone: Backbone; params: ParamStore } {
-  if (!record.checkpoint || !fs.existsSync(record.checkpoint)) throw new Error(`run ${record.id} has no checkpoint (${record.checkpoint ?? 'none recorded'}); re-run its pretraining`);
+  if (!record.checkpoint || !fs.existsSync(record.checkpoint))
+    throw new Error(
+      `run ${record.id} has no checkpoint (${record.checkpoint ?? 'none recorded'}); re-run its pretraining`,
+    );
   const backboneCfg = (record.config as { backbone: BackboneConfig }).backbone;
   const backbone = buildBackbone(backboneCfg);
   const params = new ParamStore(`probe-${record.id}`);
   backbone.init(params, 0, 'backbone.');
   const { groups } = loadCheckpoint(record.checkpoint);
-  const snap = [...(groups.student ?? new Map())].filter(([n]) => n.startsWith('backbone.')).map(([name, s]) => ({ name, shape: s.shape, values: s.values, kind: 'weight' as const, trainable: true }));
+  const snap = [...(groups.student ?? new Map())]
+    .filter(([n]) => n.startsWith('backbone.'))
+    .map(([name, s]) => ({ name, shape: s.shape, values: s.values, kind: 'weight' as const, trainable: true }));
   params.load(snap);
   return { backbone, params };
 }
@@ -470,22 +677,36 @@ export interface ProbeOutcome {
  * into the run record (atomically). Needs labels (an unlabelled folder: UnlabelledDataError, saying
  * why); a run trained on an image folder is probed on that folder only.
  */
-export async function probeRun(recordFile: string, data: ExperimentData, probeEpochs: number, onProgress?: (label: string, done: number, total: number) => void): Promise<ProbeOutcome> {
+export async function probeRun(
+  recordFile: string,
+  data: ExperimentData,
+  probeEpochs: number,
+  onProgress?: (label: string, done: number, total: number) => void,
+): Promise<ProbeOutcome> {
   const record = readRunRecord(recordFile);
   const id = record.id;
   const labelled = requireLabels(data, `the linear probe and kNN of run ${id}`);
   const why = evaluationUnavailable(labelled);
   if (why) throw new UnlabelledDataError(`the linear probe and kNN of run ${id} cannot run: ${why}`);
   const trainedOn = record.dataIdentity;
-  if (trainedOn && (trainedOn.source === 'folder' || data.identity.source === 'folder') && (trainedOn.source !== data.identity.source || trainedOn.checksum !== data.identity.checksum)) {
-    throw new RunIdentityError(`run ${id} was trained on other data (${trainedOn.source} ${trainedOn.checksum}) than the probe's (${data.identity.source} ${data.identity.checksum}: ${data.source}); probe it with the data it trained on`);
+  if (
+    trainedOn &&
+    (trainedOn.source === 'folder' || data.identity.source === 'folder') &&
+    (trainedOn.source !== data.identity.source || trainedOn.checksum !== data.identity.checksum)
+  ) {
+    throw new RunIdentityError(
+      `run ${id} was trained on other data (${trainedOn.source} ${trainedOn.checksum}) than the probe's (${data.identity.source} ${data.identity.checksum}: ${data.source}); probe it with the data it trained on`,
+    );
   }
   const lock = acquireRunLock(path.dirname(recordFile), `linear probe of ${id}`);
   const stop = openInterruptScope(`the linear probe of ${id}`);
   try {
     return await probeLocked(recordFile, labelled, probeEpochs, onProgress);
   } catch (e) {
-    if (e instanceof InterruptedError) throw new InterruptedError(`the probe of run ${id} was interrupted (${e.message}); its record is unchanged. Re-run this cell to probe it again.`);
+    if (e instanceof InterruptedError)
+      throw new InterruptedError(
+        `the probe of run ${id} was interrupted (${e.message}); its record is unchanged. Re-run this cell to probe it again.`,
+      );
     throw e;
   } finally {
     stop.close();
@@ -493,18 +714,28 @@ export async function probeRun(recordFile: string, data: ExperimentData, probeEp
   }
 }
 
-async function probeLocked(recordFile: string, data: LabelledExperimentData, probeEpochs: number, onProgress?: (label: string, done: number, total: number) => void): Promise<ProbeOutcome> {
+async function probeLocked(
+  recordFile: string,
+  data: LabelledExperimentData,
+  probeEpochs: number,
+  onProgress?: (label: string, done: number, total: number) => void,
+): Promise<ProbeOutcome> {
   const record = readRunRecord(recordFile);
   const { backbone, params } = loadBackbone(record);
   try {
     const dim = backbone.featureDim;
     const size = { height: data.imageSize, width: data.imageSize };
-    const fx = async (label: string, s: { images: Uint8Array; n: number }) => extractFeatures(backbone, params, s.images, s.n, { size, onProgress: (d, t) => onProgress?.(`features ${label}`, d, t) });
+    const fx = async (label: string, s: { images: Uint8Array; n: number }) =>
+      extractFeatures(backbone, params, s.images, s.n, {
+        size,
+        onProgress: (d, t) => onProgress?.(`features ${label}`, d, t),
+      });
     const ftrain = await fx('train', data.train);
     const fval = await fx('val', data.val);
     const ftest = await fx('test', data.test);
     const linear = await linearProbe({
-      dim, numClasses: data.classNames.length,
+      dim,
+      numClasses: data.classNames.length,
       train: { features: ftrain, labels: data.train.labels, n: data.train.n },
       val: { features: fval, labels: data.val.labels, n: data.val.n },
       test: { features: ftest, labels: data.test.labels, n: data.test.n },
@@ -513,11 +744,26 @@ async function probeLocked(recordFile: string, data: LabelledExperimentData, pro
     });
     const tb = tf.tensor2d(ftrain, [data.train.n, dim]);
     const tt = tf.tensor2d(ftest, [data.test.n, dim]);
-    const knnTestTop1 = 100 * (await knnAccuracy(tb, Array.from(data.train.labels), tt, Array.from(data.test.labels), { k: Math.min(KNN_DEFAULTS.k, data.train.n), temperature: KNN_DEFAULTS.temperature, numClasses: data.classNames.length }));
+    const knnTestTop1 =
+      100 *
+      (await knnAccuracy(tb, Array.from(data.train.labels), tt, Array.from(data.test.labels), {
+        k: Math.min(KNN_DEFAULTS.k, data.train.n),
+        temperature: KNN_DEFAULTS.temperature,
+        numClasses: data.classNames.length,
+      }));
     tf.dispose([tb, tt]);
     const fresh = readRunRecord(recordFile);
-    fresh.results.linearProbe = { valTop1: linear.valTop1, testTop1: linear.testTop1, selected: linear.selected, protocol: { ...linear.protocol, data: data.protocol } };
-    fresh.results.knnTest = { top1: knnTestTop1, k: Math.min(KNN_DEFAULTS.k, data.train.n), temperature: KNN_DEFAULTS.temperature };
+    fresh.results.linearProbe = {
+      valTop1: linear.valTop1,
+      testTop1: linear.testTop1,
+      selected: linear.selected,
+      protocol: { ...linear.protocol, data: data.protocol },
+    };
+    fresh.results.knnTest = {
+      top1: knnTestTop1,
+      k: Math.min(KNN_DEFAULTS.k, data.train.n),
+      temperature: KNN_DEFAULTS.temperature,
+    };
     writeRunRecord(recordFile, fresh);
     return { linear, knnTestTop1 };
   } finally {
@@ -531,11 +777,17 @@ export { knnEvaluate };
  * The kNN monitor of a run's encoder before its first step (the weights `config.seed` initialises):
  * the untrained reference a short run's monitor must beat. Validation split only, as the monitor.
  */
-export async function untrainedKnn(config: PretrainConfig, data: ExperimentData): Promise<{ knnTop1: number; effectiveRank: number; featureStd: number }> {
+export async function untrainedKnn(
+  config: PretrainConfig,
+  data: ExperimentData,
+): Promise<{ knnTop1: number; effectiveRank: number; featureStd: number }> {
   const labelled = requireLabels(data, 'kNN');
   const model = buildSslModel(config);
   try {
-    const r = await knnEvaluate({ model }, { bank: labelled.train, val: labelled.val, numClasses: labelled.classNames.length });
+    const r = await knnEvaluate(
+      { model },
+      { bank: labelled.train, val: labelled.val, numClasses: labelled.classNames.length },
+    );
     return { knnTop1: r.knnTop1, effectiveRank: r.effectiveRank, featureStd: r.featureStd };
   } finally {
     model.dispose();

@@ -59,16 +59,26 @@ export interface EmbedRunsOptions {
 }
 
 export const DEFAULT_EMBED_RUNS_OPTIONS: Readonly<Omit<EmbedRunsOptions, 'numClasses' | 'onProgress'>> = Object.freeze({
-  umap: {}, knn: { k: KNN_DEFAULTS.k, temperature: KNN_DEFAULTS.temperature }, neighbours: 10,
+  umap: {},
+  knn: { k: KNN_DEFAULTS.k, temperature: KNN_DEFAULTS.temperature },
+  neighbours: 10,
 });
 
 /** The latest finished run of each wanted method (baselines count by their method, e.g. 'random-init'), with the same backbone. */
-export function pickRuns(records: readonly RunRecord[], methods: readonly string[], backbone?: unknown): { chosen: RunRecord[]; missing: string[] } {
-  const same = (r: RunRecord): boolean => backbone === undefined || JSON.stringify((r.config as { backbone?: unknown }).backbone) === JSON.stringify(backbone);
+export function pickRuns(
+  records: readonly RunRecord[],
+  methods: readonly string[],
+  backbone?: unknown,
+): { chosen: RunRecord[]; missing: string[] } {
+  const same = (r: RunRecord): boolean =>
+    backbone === undefined ||
+    JSON.stringify((r.config as { backbone?: unknown }).backbone) === JSON.stringify(backbone);
   const chosen: RunRecord[] = [];
   const missing: string[] = [];
   for (const m of methods) {
-    const runs = records.filter((r) => r.method === m && r.status === 'done' && same(r)).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    const runs = records
+      .filter((r) => r.method === m && r.status === 'done' && same(r))
+      .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
     if (runs.length === 0) missing.push(m);
     else chosen.push(runs[runs.length - 1]);
   }
@@ -76,14 +86,26 @@ export function pickRuns(records: readonly RunRecord[], methods: readonly string
 }
 
 /** The kNN prediction of each sample image against the bank, and the labels of its nearest bank images, with the two scores. */
-async function classScores(fb: Float32Array, bankLabels: ArrayLike<number>, fs: Float32Array, sampleLabels: ArrayLike<number>, nearest: Int32Array, dim: number, o: Pick<EmbedRunsOptions, 'knn' | 'numClasses' | 'neighbours'>): Promise<Pick<RunEmbedding, 'knnPred' | 'neighbourLabels' | 'knnTop1' | 'sameClassNeighbours'>> {
+async function classScores(
+  fb: Float32Array,
+  bankLabels: ArrayLike<number>,
+  fs: Float32Array,
+  sampleLabels: ArrayLike<number>,
+  nearest: Int32Array,
+  dim: number,
+  o: Pick<EmbedRunsOptions, 'knn' | 'numClasses' | 'neighbours'>,
+): Promise<Pick<RunEmbedding, 'knnPred' | 'neighbourLabels' | 'knnTop1' | 'sameClassNeighbours'>> {
   const nBank = fb.length / dim;
   const nSample = fs.length / dim;
   const tb = tf.tensor2d(fb, [nBank, dim]);
   const ts = tf.tensor2d(fs, [nSample, dim]);
   let pred: number[];
   try {
-    pred = await knnPredict(tb, Array.from(bankLabels), ts, { k: Math.min(o.knn.k, nBank), temperature: o.knn.temperature, numClasses: o.numClasses });
+    pred = await knnPredict(tb, Array.from(bankLabels), ts, {
+      k: Math.min(o.knn.k, nBank),
+      temperature: o.knn.temperature,
+      numClasses: o.numClasses,
+    });
   } finally {
     tf.dispose([tb, ts]);
   }
@@ -91,18 +113,34 @@ async function classScores(fb: Float32Array, bankLabels: ArrayLike<number>, fs: 
   let correct = 0;
   for (let i = 0; i < nSample; i++) if (pred[i] === sampleLabels[i]) correct++;
   let same = 0;
-  neighbourLabels.forEach((l, j) => { if (l === sampleLabels[Math.floor(j / o.neighbours)]) same++; });
-  return { knnPred: Int32Array.from(pred), neighbourLabels, knnTop1: (100 * correct) / nSample, sameClassNeighbours: (100 * same) / neighbourLabels.length };
+  neighbourLabels.forEach((l, j) => {
+    if (l === sampleLabels[Math.floor(j / o.neighbours)]) same++;
+  });
+  return {
+    knnPred: Int32Array.from(pred),
+    neighbourLabels,
+    knnTop1: (100 * correct) / nSample,
+    sameClassNeighbours: (100 * same) / neighbourLabels.length,
+  };
 }
 
 /** Embeds `bank` and `sample` with each run's encoder and lays the sample out (kNN too when both have labels). Runs one encoder at a time; disposes everything it creates. */
-export async function embedRuns(records: readonly RunRecord[], bank: LabelledImageSet, sample: LabelledImageSet, options: Partial<EmbedRunsOptions> & { numClasses: number }): Promise<RunEmbedding[]> {
+export async function embedRuns(
+  records: readonly RunRecord[],
+  bank: LabelledImageSet,
+  sample: LabelledImageSet,
+  options: Partial<EmbedRunsOptions> & { numClasses: number },
+): Promise<RunEmbedding[]> {
   const o = { ...DEFAULT_EMBED_RUNS_OPTIONS, ...options };
   const bankLabels = bank.labels;
   const sampleLabels = sample.labels;
   const labelled = bankLabels !== undefined && sampleLabels !== undefined;
-  if ((bankLabels === undefined) !== (sampleLabels === undefined)) throw new Error('embedRuns: the bank and the sample must both have labels, or neither');
-  if (!Number.isInteger(o.neighbours) || o.neighbours < 1 || o.neighbours > bank.n) throw new Error(`embedRuns: neighbours must be an integer in [1, ${bank.n}] (the bank's size), got ${o.neighbours}`);
+  if ((bankLabels === undefined) !== (sampleLabels === undefined))
+    throw new Error('embedRuns: the bank and the sample must both have labels, or neither');
+  if (!Number.isInteger(o.neighbours) || o.neighbours < 1 || o.neighbours > bank.n)
+    throw new Error(
+      `embedRuns: neighbours must be an integer in [1, ${bank.n}] (the bank's size), got ${o.neighbours}`,
+    );
   const labelCount = new Map<string, number>();
   for (const r of records) labelCount.set(r.method, (labelCount.get(r.method) ?? 0) + 1);
   const out: RunEmbedding[] = [];
@@ -113,16 +151,34 @@ export async function embedRuns(records: readonly RunRecord[], bank: LabelledIma
     let fb: Float32Array;
     let fs: Float32Array;
     try {
-      fb = await extractFeatures(backbone, params, bank.images, bank.n, { size: imageSizeOf(bank), onProgress: (d, t) => o.onProgress?.(`${label}: features of the bank`, d, t) });
-      fs = await extractFeatures(backbone, params, sample.images, sample.n, { size: imageSizeOf(sample), onProgress: (d, t) => o.onProgress?.(`${label}: features of the sample`, d, t) });
+      fb = await extractFeatures(backbone, params, bank.images, bank.n, {
+        size: imageSizeOf(bank),
+        onProgress: (d, t) => o.onProgress?.(`${label}: features of the bank`, d, t),
+      });
+      fs = await extractFeatures(backbone, params, sample.images, sample.n, {
+        size: imageSizeOf(sample),
+        onProgress: (d, t) => o.onProgress?.(`${label}: features of the sample`, d, t),
+      });
     } finally {
       params.dispose();
     }
     const dim = backbone.featureDim;
     const nb = await nearestNeighbours(fb, fs, dim, o.neighbours);
     const xy = await umapLayout(fs, dim, { ...o.umap, onProgress: (d, t) => o.onProgress?.(`${label}: UMAP`, d, t) });
-    const scores = labelled ? await classScores(fb, bankLabels, fs, sampleLabels, nb.indices, dim, o) : { knnPred: new Int32Array(0), neighbourLabels: new Int32Array(0), knnTop1: null, sameClassNeighbours: null };
-    out.push({ label, runId: record.id, method: record.method, dim, xy, ...scores, k: o.neighbours, neighbours: nb.indices, seconds: (Date.now() - t0) / 1000 });
+    const scores = labelled
+      ? await classScores(fb, bankLabels, fs, sampleLabels, nb.indices, dim, o)
+      : { knnPred: new Int32Array(0), neighbourLabels: new Int32Array(0), knnTop1: null, sameClassNeighbours: null };
+    out.push({
+      label,
+      runId: record.id,
+      method: record.method,
+      dim,
+      xy,
+      ...scores,
+      k: o.neighbours,
+      neighbours: nb.indices,
+      seconds: (Date.now() - t0) / 1000,
+    });
   }
   return out;
 }

@@ -9,7 +9,12 @@ import { lineChart, ChartResult } from '../viz/charts';
  * The original project's table (ArthurZucker/DeepLearningProject, CIFAR-10, linear probe top-1 %);
  * `backboneKind` is the kind of our config's backbone that each row compares with.
  */
-export const ORIGINAL_RESULTS: ReadonlyArray<{ method: string; backbone: string; backboneKind: 'resnet' | 'vit'; top1: number }> = Object.freeze([
+export const ORIGINAL_RESULTS: ReadonlyArray<{
+  method: string;
+  backbone: string;
+  backboneKind: 'resnet' | 'vit';
+  top1: number;
+}> = Object.freeze([
   { method: 'barlow', backbone: 'ResNet-50', backboneKind: 'resnet', top1: 80.3 },
   { method: 'dino', backbone: 'ResNet-50', backboneKind: 'resnet', top1: 48.7 },
   { method: 'dino-twins', backbone: 'ResNet-50', backboneKind: 'resnet', top1: 85.3 },
@@ -37,16 +42,50 @@ function series(rec: RunRecord, keys: string[]): Record<string, number[]> {
 export async function plotTraining(rec: RunRecord): Promise<ChartResult[]> {
   const charts: ChartResult[] = [];
   const steps = rec.steps.map((s) => s.step);
-  const toSeries = (m: Record<string, number[]>) => Object.entries(m).map(([name, y]) => ({ name, y, x: steps.slice(0, y.length) }));
-  charts.push(await lineChart(toSeries(series(rec, ['loss', 'dino'])), { title: `${rec.id}: training loss`, xLabel: 'step', yLabel: 'loss' }));
-  if (rec.steps.some((s) => typeof s.barlow === 'number')) charts.push(await lineChart(toSeries(series(rec, ['barlow'])), { title: 'Barlow Twins term', xLabel: 'step', yLabel: 'loss', logY: true }));
+  const toSeries = (m: Record<string, number[]>) =>
+    Object.entries(m).map(([name, y]) => ({ name, y, x: steps.slice(0, y.length) }));
+  charts.push(
+    await lineChart(toSeries(series(rec, ['loss', 'dino'])), {
+      title: `${rec.id}: training loss`,
+      xLabel: 'step',
+      yLabel: 'loss',
+    }),
+  );
+  if (rec.steps.some((s) => typeof s.barlow === 'number'))
+    charts.push(
+      await lineChart(toSeries(series(rec, ['barlow'])), {
+        title: 'Barlow Twins term',
+        xLabel: 'step',
+        yLabel: 'loss',
+        logY: true,
+      }),
+    );
   const mon = series(rec, ['featStd', 'ccDiag', 'ccOffDiag']);
-  if (Object.keys(mon).length) charts.push(await lineChart(toSeries(mon), { title: 'collapse monitors: feature std (L2-normalised), cross-correlation diagonal / off-diagonal means', xLabel: 'step', yLabel: 'value' }));
+  if (Object.keys(mon).length)
+    charts.push(
+      await lineChart(toSeries(mon), {
+        title: 'collapse monitors: feature std (L2-normalised), cross-correlation diagonal / off-diagonal means',
+        xLabel: 'step',
+        yLabel: 'value',
+      }),
+    );
   const dino = series(rec, ['teacherEntropy', 'teacherStudentKL']);
-  if (Object.keys(dino).length) charts.push(await lineChart(toSeries(dino), { title: 'DINO monitors: teacher entropy and teacher-student KL (nats)', xLabel: 'step', yLabel: 'nats' }));
+  if (Object.keys(dino).length)
+    charts.push(
+      await lineChart(toSeries(dino), {
+        title: 'DINO monitors: teacher entropy and teacher-student KL (nats)',
+        xLabel: 'step',
+        yLabel: 'nats',
+      }),
+    );
   const ep = rec.epochs.filter((e) => typeof e.extra.knnTop1 === 'number');
   if (ep.length) {
-    charts.push(await lineChart([{ name: 'kNN top-1 (val, %)', x: ep.map((e) => e.epoch + 1), y: ep.map((e) => e.extra.knnTop1) }], { title: 'kNN monitor on the validation split', xLabel: 'epoch', yLabel: 'top-1 %', points: true }));
+    charts.push(
+      await lineChart(
+        [{ name: 'kNN top-1 (val, %)', x: ep.map((e) => e.epoch + 1), y: ep.map((e) => e.extra.knnTop1) }],
+        { title: 'kNN monitor on the validation split', xLabel: 'epoch', yLabel: 'top-1 %', points: true },
+      ),
+    );
   }
   return charts;
 }
@@ -120,7 +159,10 @@ export function selectRuns(records: readonly RunRecord[], opts: { unfinished?: b
   const shown = records.filter((r) => r.status === 'done');
   const leftOut = records.filter((r) => r.status !== 'done');
   const list = leftOut.map((r) => `${r.id} (${r.status} at step ${r.step} of ${r.totalSteps})`);
-  const note = leftOut.length === 0 ? '' : `${leftOut.length} unfinished run${leftOut.length === 1 ? '' : 's'} left out of the results: ${list.join(', ')}`;
+  const note =
+    leftOut.length === 0
+      ? ''
+      : `${leftOut.length} unfinished run${leftOut.length === 1 ? '' : 's'} left out of the results: ${list.join(', ')}`;
   return { shown, leftOut, note };
 }
 

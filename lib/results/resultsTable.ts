@@ -73,7 +73,11 @@ export function seedGroupRunsRows(groups: readonly SeedGroup[]): TableRow[] {
   }));
 }
 
-const METRIC_NAMES: Readonly<Record<SeedMetric, string>> = Object.freeze({ linearTest: 'linear test', knnTest: 'kNN test', knnVal: 'kNN val' });
+const METRIC_NAMES: Readonly<Record<SeedMetric, string>> = Object.freeze({
+  linearTest: 'linear test',
+  knnTest: 'kNN test',
+  knnVal: 'kNN val',
+});
 
 /** The pairwise comparisons as table rows (differences in points of top-1 %). */
 export function comparisonRows(comparisons: readonly SeedComparison[]): TableRow[] {
@@ -93,8 +97,14 @@ export function comparisonRows(comparisons: readonly SeedComparison[]): TableRow
 
 /** Bars of our rows (mean ± std, seeds as points) next to the original project's linear-probe numbers. */
 export function oursVsOriginalBars(groups: readonly SeedGroup[], budget: string): BarDatum[] {
-  const n = [...new Set(groups.filter((g) => g.linearTest.mean !== null).map((g) => g.linearTest.n))].sort((a, b) => a - b);
+  const n = [...new Set(groups.filter((g) => g.linearTest.mean !== null).map((g) => g.linearTest.n))].sort(
+    (a, b) => a - b,
+  );
   const ours = seedBars(groups, 'linearTest', `ours (${budget}, ${n.length ? n.join('/') : 0} seeds)`);
-  const original = ORIGINAL_RESULTS.map((r) => ({ label: rowLabel(r.method, r.backboneKind), value: r.top1, group: 'original (ResNet-50 / ViT-T/4)' }));
+  const original = ORIGINAL_RESULTS.map((r) => ({
+    label: rowLabel(r.method, r.backboneKind),
+    value: r.top1,
+    group: 'original (ResNet-50 / ViT-T/4)',
+  }));
   return [...ours, ...original];
 }

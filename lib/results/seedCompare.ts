@@ -46,7 +46,10 @@ export const DEFAULT_COMPARE_OPTIONS: Readonly<CompareOptions> = Object.freeze({
  * seeds with the metric is listed as 'not testable' (one seed says nothing about the spread).
  * No correction for multiple comparisons: with k pairs, about 0.05·k of them pass by chance.
  */
-export function compareSeedGroups(groups: readonly SeedGroup[], options: Partial<CompareOptions> = {}): SeedComparison[] {
+export function compareSeedGroups(
+  groups: readonly SeedGroup[],
+  options: Partial<CompareOptions> = {},
+): SeedComparison[] {
   const o = { ...DEFAULT_COMPARE_OPTIONS, ...options };
   const out: SeedComparison[] = [];
   for (let i = 0; i < groups.length; i++) {
@@ -58,14 +61,43 @@ export function compareSeedGroups(groups: readonly SeedGroup[], options: Partial
       if ((sb.mean ?? -Infinity) > (sa.mean ?? -Infinity)) [ga, gb] = [gb, ga];
       const A = ga[o.metric];
       const B = gb[o.metric];
-      const base = { metric: o.metric, backbone: ga.backbone, a: ga.label, b: gb.label, nA: A.n, nB: B.n, meanA: A.mean, meanB: B.mean };
+      const base = {
+        metric: o.metric,
+        backbone: ga.backbone,
+        a: ga.label,
+        b: gb.label,
+        nA: A.n,
+        nB: B.n,
+        meanA: A.mean,
+        meanB: B.mean,
+      };
       if (A.n < 2 || B.n < 2) {
-        const few = [A.n < 2 ? `${ga.label} has ${A.n}` : '', B.n < 2 ? `${gb.label} has ${B.n}` : ''].filter(Boolean).join(', ');
-        out.push({ ...base, diff: A.mean !== null && B.mean !== null ? A.mean - B.mean : null, t: null, df: null, p: null, threshold: null, verdict: 'not testable', note: `needs 2+ seeds each: ${few}` });
+        const few = [A.n < 2 ? `${ga.label} has ${A.n}` : '', B.n < 2 ? `${gb.label} has ${B.n}` : '']
+          .filter(Boolean)
+          .join(', ');
+        out.push({
+          ...base,
+          diff: A.mean !== null && B.mean !== null ? A.mean - B.mean : null,
+          t: null,
+          df: null,
+          p: null,
+          threshold: null,
+          verdict: 'not testable',
+          note: `needs 2+ seeds each: ${few}`,
+        });
         continue;
       }
       const w = welchTTest(A.values, B.values, o.alpha);
-      out.push({ ...base, diff: w.diff, t: w.t, df: w.df, p: w.p, threshold: w.threshold, verdict: w.p < o.alpha ? 'beyond seed noise' : 'within seed noise', note: '' });
+      out.push({
+        ...base,
+        diff: w.diff,
+        t: w.t,
+        df: w.df,
+        p: w.p,
+        threshold: w.threshold,
+        verdict: w.p < o.alpha ? 'beyond seed noise' : 'within seed noise',
+        note: '',
+      });
     }
   }
   return out;
@@ -89,10 +121,12 @@ export function seedNoiseNote(comparisons: readonly SeedComparison[], alpha = DE
   const dfs = tested.map((c) => c.df as number);
   const th = tested.map((c) => c.threshold as number);
   const r = (v: number, d = 1) => v.toFixed(d);
-  return [
-    `Welch's t-test, two-sided, at p < ${alpha}: ${beyond} of ${tested.length} testable comparisons differ beyond seed noise.`,
-    `With ${ns.join(' or ')} seeds per row the test has ${r(Math.min(...dfs))} to ${r(Math.max(...dfs))} degrees of freedom, so it only detects differences of about ${r(Math.min(...th), 2)} to ${r(Math.max(...th), 2)} points (the "detectable" column) and has low power:`,
-    `"within seed noise" means these seeds cannot tell the rows apart, not that the methods are equal.`,
-    `No correction for ${tested.length} comparisons is applied; at p < ${alpha} about ${r(alpha * tested.length)} of them would pass by chance alone.`,
-  ].join(' ') + fewNote;
+  return (
+    [
+      `Welch's t-test, two-sided, at p < ${alpha}: ${beyond} of ${tested.length} testable comparisons differ beyond seed noise.`,
+      `With ${ns.join(' or ')} seeds per row the test has ${r(Math.min(...dfs))} to ${r(Math.max(...dfs))} degrees of freedom, so it only detects differences of about ${r(Math.min(...th), 2)} to ${r(Math.max(...th), 2)} points (the "detectable" column) and has low power:`,
+      `"within seed noise" means these seeds cannot tell the rows apart, not that the methods are equal.`,
+      `No correction for ${tested.length} comparisons is applied; at p < ${alpha} about ${r(alpha * tested.length)} of them would pass by chance alone.`,
+    ].join(' ') + fewNote
+  );
 }

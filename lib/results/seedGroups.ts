@@ -48,7 +48,11 @@ function sortedKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortedKeys);
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return Object.fromEntries(Object.keys(o).sort().map((k) => [k, sortedKeys(o[k])]));
+    return Object.fromEntries(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, sortedKeys(o[k])]),
+    );
   }
   return v;
 }
@@ -73,12 +77,20 @@ export function rowLabel(method: string, backboneKind: string): string {
 export function isMainRunFile(file: string, runsRoot: string): boolean {
   const rel = path.relative(path.resolve(runsRoot), path.resolve(file));
   const parts = rel.split(path.sep);
-  return parts.length === 2 && parts[1] === 'record.json' && parts[0] !== '..' && parts[0] !== 'ablations' && parts[0] !== 'sweeps';
+  return (
+    parts.length === 2 &&
+    parts[1] === 'record.json' &&
+    parts[0] !== '..' &&
+    parts[0] !== 'ablations' &&
+    parts[0] !== 'sweeps'
+  );
 }
 
 /** The main runs' records of a runs root (see isMainRunFile), oldest first. */
 export function mainRunRecords(runsRoot: string): RunRecord[] {
-  return listRunRecords(runsRoot).filter((e) => isMainRunFile(e.file, runsRoot)).map((e) => e.record);
+  return listRunRecords(runsRoot)
+    .filter((e) => isMainRunFile(e.file, runsRoot))
+    .map((e) => e.record);
 }
 
 const METHOD_ORDER = ['barlow', 'dino', 'dino-twins', 'supervised', 'random-init'];
@@ -133,9 +145,17 @@ export function seedGroups(records: readonly RunRecord[]): SeedGroup[] {
     });
   }
   const rank = (m: string) => (METHOD_ORDER.includes(m) ? METHOD_ORDER.indexOf(m) : METHOD_ORDER.length);
-  groups.sort((a, b) => a.backbone.localeCompare(b.backbone) || rank(a.method) - rank(b.method) || a.method.localeCompare(b.method) || b.n - a.n || a.config.localeCompare(b.config));
+  groups.sort(
+    (a, b) =>
+      a.backbone.localeCompare(b.backbone) ||
+      rank(a.method) - rank(b.method) ||
+      a.method.localeCompare(b.method) ||
+      b.n - a.n ||
+      a.config.localeCompare(b.config),
+  );
   const shared = new Map<string, number>();
-  for (const g of groups) shared.set(rowLabel(g.method, g.backboneKind), (shared.get(rowLabel(g.method, g.backboneKind)) ?? 0) + 1);
+  for (const g of groups)
+    shared.set(rowLabel(g.method, g.backboneKind), (shared.get(rowLabel(g.method, g.backboneKind)) ?? 0) + 1);
   for (const g of groups) {
     const base = rowLabel(g.method, g.backboneKind);
     g.label = (shared.get(base) ?? 0) > 1 ? `${base} [${g.config}]` : base;

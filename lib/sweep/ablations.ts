@@ -51,9 +51,16 @@ export interface AblationSweepOptions {
  * leaves its start).
  */
 function sameTraining(a: PretrainConfig, b: PretrainConfig): boolean {
-  const temps = (c: PretrainConfig) => Array.from({ length: c.epochs }, (_, e) => (c.dino ? dinoTemps(c.dino, e).teacherTemp : undefined));
+  const temps = (c: PretrainConfig) =>
+    Array.from({ length: c.epochs }, (_, e) => (c.dino ? dinoTemps(c.dino, e).teacherTemp : undefined));
   const rest = (c: PretrainConfig) => {
-    const { ablations, teacherTemp: _t, warmupTeacherTemp: _w, warmupTeacherTempEpochs: _e, ...dino } = c.dino ?? ({} as NonNullable<PretrainConfig['dino']>);
+    const {
+      ablations,
+      teacherTemp: _t,
+      warmupTeacherTemp: _w,
+      warmupTeacherTempEpochs: _e,
+      ...dino
+    } = c.dino ?? ({} as NonNullable<PretrainConfig['dino']>);
     return JSON.stringify({ ...c, dino: { ...dino, ablations: { ...ablations, teacherTempWarmup: null } } });
   };
   return rest(a) === rest(b) && JSON.stringify(temps(a)) === JSON.stringify(temps(b));
@@ -62,15 +69,24 @@ function sameTraining(a: PretrainConfig, b: PretrainConfig): boolean {
 /** The grid for `budget`: 'all', one cell per switch, and 'recipe' where the budget's DINO setting trains differently from 'all'. */
 export function ablationSweepSpec(budget: BudgetName, opts: AblationSweepOptions = {}): SweepSpec {
   // Default: every method with a DINO part.
-  const methods = opts.methods ?? (registeredMethods().filter((m) => m.sections.includes(DINO_SECTION)).map((m) => m.name) as Method[]);
+  const methods =
+    opts.methods ??
+    (registeredMethods()
+      .filter((m) => m.sections.includes(DINO_SECTION))
+      .map((m) => m.name) as Method[]);
   const variants: SweepVariant[] = [
     { label: 'all', overrides: ablationOverrides('all') },
     ...ABLATION_SWITCHES.map((s) => ({ label: ABLATION_LABELS[s], overrides: ablationOverrides(s) })),
   ];
   const ab = ablationBudget(BUDGETS[budget]);
-  if (methods.some((m) => !sameTraining(experimentConfig(m, ab), experimentConfig(m, ab, ablationOverrides('all'))))) variants.push({ label: 'recipe' });
+  if (methods.some((m) => !sameTraining(experimentConfig(m, ab), experimentConfig(m, ab, ablationOverrides('all')))))
+    variants.push({ label: 'recipe' });
   return {
-    name: '07-ablations', budget, ablationBudget: true, methods, variants,
+    name: '07-ablations',
+    budget,
+    ablationBudget: true,
+    methods,
+    variants,
     folder: 'ablations/{method}-{variant}-{hash}',
     ...(opts.seeds ? { seeds: opts.seeds } : {}),
     ...(opts.slurm ? { slurm: opts.slurm } : {}),
@@ -124,10 +140,19 @@ export function collapseCount(kinds: readonly string[]): string {
 
 /** Rows of the grid's results (`sweepResults`) folded into one cell per method and variant, in plan order. */
 export function ablationCells(plan: SweepPlan, rows: readonly SweepResultRow[]): AblationCell[] {
-  const cells = new Map<string, { method: Method; variant: string; runs: SweepResultRow[]; planned: number; logK: number }>();
+  const cells = new Map<
+    string,
+    { method: Method; variant: string; runs: SweepResultRow[]; planned: number; logK: number }
+  >();
   plan.runs.forEach((run, i) => {
     const key = `${run.method}\u0000${run.variant}`;
-    const c = cells.get(key) ?? { method: run.method, variant: run.variant, runs: [], planned: 0, logK: Math.log(run.config.dino?.head.out ?? NaN) };
+    const c = cells.get(key) ?? {
+      method: run.method,
+      variant: run.variant,
+      runs: [],
+      planned: 0,
+      logK: Math.log(run.config.dino?.head.out ?? NaN),
+    };
     c.planned++;
     if (rows[i].status === 'done') c.runs.push(rows[i]);
     cells.set(key, c);
@@ -135,10 +160,18 @@ export function ablationCells(plan: SweepPlan, rows: readonly SweepResultRow[]):
   return [...cells.values()].map((c) => {
     const teacherEntropy = over(c.runs.map((r) => r.teacherEntropy));
     return {
-      method: c.method, variant: c.variant, done: c.runs.length, planned: c.planned, seeds: c.runs.map((r) => r.seed),
-      knnVal: over(c.runs.map((r) => r.knnVal)), featStd: over(c.runs.map((r) => r.featStd)), teacherEntropy,
-      teacherStudentKL: over(c.runs.map((r) => r.teacherStudentKL)), effectiveRank: over(c.runs.map((r) => r.effectiveRank)),
-      logK: c.logK, collapse: collapseCount(c.runs.map((r) => collapseOf(r.teacherEntropy, c.logK))),
+      method: c.method,
+      variant: c.variant,
+      done: c.runs.length,
+      planned: c.planned,
+      seeds: c.runs.map((r) => r.seed),
+      knnVal: over(c.runs.map((r) => r.knnVal)),
+      featStd: over(c.runs.map((r) => r.featStd)),
+      teacherEntropy,
+      teacherStudentKL: over(c.runs.map((r) => r.teacherStudentKL)),
+      effectiveRank: over(c.runs.map((r) => r.effectiveRank)),
+      logK: c.logK,
+      collapse: collapseCount(c.runs.map((r) => collapseOf(r.teacherEntropy, c.logK))),
     };
   });
 }

@@ -24,7 +24,8 @@ export function controlOverrides(budget: BudgetName, factors: readonly ControlFa
   const out: Record<string, unknown> = {};
   for (const f of factors) {
     if (f === 'augment') out.augment = { blur: twins.augment.blur, jitterStrength: twins.augment.jitterStrength };
-    if (f === 'weightDecay') Object.assign(out, { weightDecay: twins.weightDecay, weightDecayEnd: twins.weightDecayEnd });
+    if (f === 'weightDecay')
+      Object.assign(out, { weightDecay: twins.weightDecay, weightDecayEnd: twins.weightDecayEnd });
     if (f === 'clip') out.optimizer = { clipGradNorm: twins.optimizer.clipGradNorm };
   }
   return out as ConfigLayer;
@@ -32,7 +33,10 @@ export function controlOverrides(budget: BudgetName, factors: readonly ControlFa
 
 /** Cell labels: 'twins-all' (all three), 'twins-augment', 'twins-weight-decay', 'twins-clip'. */
 export const CONTROL_LABELS: Readonly<Record<ControlFactor | 'all', string>> = Object.freeze({
-  all: 'twins-all', augment: 'twins-augment', weightDecay: 'twins-weight-decay', clip: 'twins-clip',
+  all: 'twins-all',
+  augment: 'twins-augment',
+  weightDecay: 'twins-weight-decay',
+  clip: 'twins-clip',
 });
 
 export interface BarlowControlOptions {
@@ -51,14 +55,23 @@ export interface BarlowControlOptions {
  * runs/<budget>/sweeps/barlow-control/barlow-<cell>-s<seed>-<hash>.
  */
 export function barlowControlSweepSpecs(budget: BudgetName, opts: BarlowControlOptions = {}): SweepSpec[] {
-  const common = { budget, methods: ['barlow' as const], probe: true, folder: 'sweeps/barlow-control/{method}-{variant}-s{seed}-{hash}', ...(opts.slurm ? { slurm: opts.slurm } : {}) };
+  const common = {
+    budget,
+    methods: ['barlow' as const],
+    probe: true,
+    folder: 'sweeps/barlow-control/{method}-{variant}-s{seed}-{hash}',
+    ...(opts.slurm ? { slurm: opts.slurm } : {}),
+  };
   const all: SweepSpec = {
-    ...common, name: 'barlow-control', variants: [{ label: CONTROL_LABELS.all, overrides: controlOverrides(budget, CONTROL_FACTORS) }],
+    ...common,
+    name: 'barlow-control',
+    variants: [{ label: CONTROL_LABELS.all, overrides: controlOverrides(budget, CONTROL_FACTORS) }],
     ...(opts.seeds ? { seeds: opts.seeds } : {}),
   };
   if (opts.allOnly) return [all];
   const single: SweepSpec = {
-    ...common, name: 'barlow-control-factors',
+    ...common,
+    name: 'barlow-control-factors',
     variants: CONTROL_FACTORS.map((f) => ({ label: CONTROL_LABELS[f], overrides: controlOverrides(budget, [f]) })),
     ...((opts.factorSeeds ?? opts.seeds) ? { seeds: opts.factorSeeds ?? opts.seeds } : {}),
   };
@@ -76,12 +89,21 @@ export interface ControlRow extends FullAblationRow {
  * Barlow Twins' main runs, each control cell, and DINO-Twins' main runs as the last row, with Welch's
  * t-tests of every Barlow row against both references. `plans` are the expanded control specs.
  */
-export function barlowControlTable(budget: BudgetName, plans: readonly SweepPlan[], mainRecords: readonly RunRecord[]): ControlRow[] {
+export function barlowControlTable(
+  budget: BudgetName,
+  plans: readonly SweepPlan[],
+  mainRecords: readonly RunRecord[],
+): ControlRow[] {
   if (plans.length === 0) throw new Error('barlowControlTable: no plans');
   // Barlow Twins' recipe row once, then each plan's cells.
-  const rows = plans.flatMap((p, i) => fullAblationTable(budget, p, mainRecords).filter((r) => i === 0 || r.cell !== 'recipe'));
+  const rows = plans.flatMap((p, i) =>
+    fullAblationTable(budget, p, mainRecords).filter((r) => i === 0 || r.cell !== 'recipe'),
+  );
   const twins = recipeRow(budget, 'dino-twins', plans[0].data, mainRecords);
   const vs = (a: FullAblationRow, metric: 'linearTest' | 'knnTest'): WelchResult | null =>
     a[metric].n >= 2 && twins[metric].n >= 2 ? welchTTest(a[metric].values, twins[metric].values) : null;
-  return [...rows.map((r) => ({ ...r, linearVsTwins: vs(r, 'linearTest'), knnVsTwins: vs(r, 'knnTest') })), { ...twins, linearVsTwins: null, knnVsTwins: null }];
+  return [
+    ...rows.map((r) => ({ ...r, linearVsTwins: vs(r, 'linearTest'), knnVsTwins: vs(r, 'knnTest') })),
+    { ...twins, linearVsTwins: null, knnVsTwins: null },
+  ];
 }

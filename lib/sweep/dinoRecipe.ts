@@ -17,7 +17,9 @@ export const DINO_WARMUP_FRACTION = 0.3;
 
 /** DINO's published EMA schedule. */
 export function publishedEma(): ConfigLayer {
-  return { dino: { emaMomentum: DINO_DEFAULTS.emaMomentum, emaMomentumEnd: DINO_DEFAULTS.emaMomentumEnd } } as ConfigLayer;
+  return {
+    dino: { emaMomentum: DINO_DEFAULTS.emaMomentum, emaMomentumEnd: DINO_DEFAULTS.emaMomentumEnd },
+  } as ConfigLayer;
 }
 
 /** DINO's teacher-temperature warm-up (0.04 to 0.07), over DINO_WARMUP_FRACTION of the budget's epochs (at least 1). */
@@ -25,7 +27,9 @@ export function publishedWarmup(budget: BudgetName): ConfigLayer {
   const epochs = experimentConfig('dino', BUDGETS[budget]).epochs;
   return {
     dino: {
-      teacherTemp: DINO_DEFAULTS.teacherTemp, warmupTeacherTemp: DINO_DEFAULTS.warmupTeacherTemp, ablations: { teacherTempWarmup: true },
+      teacherTemp: DINO_DEFAULTS.teacherTemp,
+      warmupTeacherTemp: DINO_DEFAULTS.warmupTeacherTemp,
+      ablations: { teacherTempWarmup: true },
       warmupTeacherTempEpochs: Math.max(1, Math.round(DINO_WARMUP_FRACTION * epochs)),
     },
   } as ConfigLayer;
@@ -42,8 +46,15 @@ export function dinoRecipeSweepSpec(budget: BudgetName, opts: DinoRecipeOptions 
   const warm = publishedWarmup(budget);
   const both = { dino: { ...(ema.dino as object), ...(warm.dino as object) } } as ConfigLayer;
   return {
-    name: 'dino-recipe', budget, methods: ['dino'], probe: true,
-    variants: [{ label: 'published-ema', overrides: ema }, { label: 'published-warmup', overrides: warm }, { label: 'published-both', overrides: both }],
+    name: 'dino-recipe',
+    budget,
+    methods: ['dino'],
+    probe: true,
+    variants: [
+      { label: 'published-ema', overrides: ema },
+      { label: 'published-warmup', overrides: warm },
+      { label: 'published-both', overrides: both },
+    ],
     folder: 'sweeps/dino-recipe/{method}-{variant}-s{seed}-{hash}',
     ...(opts.seeds ? { seeds: opts.seeds } : {}),
     ...(opts.slurm ? { slurm: opts.slurm } : {}),

@@ -48,12 +48,20 @@ export function fullAblationOverrides(off: AblationSwitch): ConfigLayer {
  * at the budget's full schedule, probed like the main runs.
  */
 export function fullAblationSweepSpec(budget: BudgetName, opts: FullAblationOptions = {}): SweepSpec {
-  const cells = (Object.entries(opts.cells ?? FULL_ABLATION_CELLS) as [Method, readonly AblationSwitch[]][]);
-  for (const [method, switches] of cells) if (switches.length === 0) throw new Error(`fullAblationSweepSpec: no cells for ${method}`);
+  const cells = Object.entries(opts.cells ?? FULL_ABLATION_CELLS) as [Method, readonly AblationSwitch[]][];
+  for (const [method, switches] of cells)
+    if (switches.length === 0) throw new Error(`fullAblationSweepSpec: no cells for ${method}`);
   const switches = [...new Set(cells.flatMap(([, s]) => s))];
   return {
-    name: 'ablations-full', budget, methods: cells.map(([m]) => m), probe: true,
-    variants: switches.map((s) => ({ label: ABLATION_LABELS[s], overrides: fullAblationOverrides(s), methods: cells.filter(([, sw]) => sw.includes(s)).map(([m]) => m) })),
+    name: 'ablations-full',
+    budget,
+    methods: cells.map(([m]) => m),
+    probe: true,
+    variants: switches.map((s) => ({
+      label: ABLATION_LABELS[s],
+      overrides: fullAblationOverrides(s),
+      methods: cells.filter(([, sw]) => sw.includes(s)).map(([m]) => m),
+    })),
     folder: 'sweeps/ablations-full/{method}-{variant}-s{seed}-{hash}',
     ...(opts.seeds ? { seeds: opts.seeds } : {}),
     ...(opts.slurm ? { slurm: opts.slurm } : {}),
@@ -106,24 +114,54 @@ function welchOrNull(a: Summary, b: Summary): WelchResult | null {
  * linear probe and kNN (test). `mainRecords` are the budget's main run records (`mainRunRecords`);
  * those not at the budget's own setting (other backbones, overrides) are left out.
  */
-function summaryRow(method: Method, cell: string, seeds: number[], runs: string[], ms: readonly RunMonitors[], logK: number, ref?: FullAblationRow): FullAblationRow {
+function summaryRow(
+  method: Method,
+  cell: string,
+  seeds: number[],
+  runs: string[],
+  ms: readonly RunMonitors[],
+  logK: number,
+  ref?: FullAblationRow,
+): FullAblationRow {
   const linearTest = over(ms.map((m) => m.linearTest));
   const knnTest = over(ms.map((m) => m.knnTest));
   return {
-    method, cell, seeds, runs, linearTest, knnTest,
-    featStd: over(ms.map((m) => m.featStd)), teacherEntropy: over(ms.map((m) => m.teacherEntropy)),
-    teacherStudentKL: over(ms.map((m) => m.teacherStudentKL)), effectiveRank: over(ms.map((m) => m.effectiveRank)),
-    logK, collapse: collapseCount(ms.map((m) => collapseOf(m.teacherEntropy, logK))),
+    method,
+    cell,
+    seeds,
+    runs,
+    linearTest,
+    knnTest,
+    featStd: over(ms.map((m) => m.featStd)),
+    teacherEntropy: over(ms.map((m) => m.teacherEntropy)),
+    teacherStudentKL: over(ms.map((m) => m.teacherStudentKL)),
+    effectiveRank: over(ms.map((m) => m.effectiveRank)),
+    logK,
+    collapse: collapseCount(ms.map((m) => collapseOf(m.teacherEntropy, logK))),
     linearVsRecipe: ref ? welchOrNull(linearTest, ref.linearTest) : null,
     knnVsRecipe: ref ? welchOrNull(knnTest, ref.knnTest) : null,
   };
 }
 
 /** A method's main runs at the budget's own setting on `data`, over their seeds: the 'recipe' row cells are compared with. */
-export function recipeRow(budget: BudgetName, method: Method, data: DataIdentity, mainRecords: readonly RunRecord[]): FullAblationRow {
+export function recipeRow(
+  budget: BudgetName,
+  method: Method,
+  data: DataIdentity,
+  mainRecords: readonly RunRecord[],
+): FullAblationRow {
   const logK = Math.log(experimentConfig(method, BUDGETS[budget]).dino?.head.out ?? NaN);
-  const main = mainRecords.filter((r) => r.method === method && isRecipeRun(r, budget, data)).sort((a, b) => a.seed - b.seed);
-  return summaryRow(method, 'recipe', main.map((r) => r.seed), main.map((r) => r.id), main.map((r) => recordMonitors(r)), logK);
+  const main = mainRecords
+    .filter((r) => r.method === method && isRecipeRun(r, budget, data))
+    .sort((a, b) => a.seed - b.seed);
+  return summaryRow(
+    method,
+    'recipe',
+    main.map((r) => r.seed),
+    main.map((r) => r.id),
+    main.map((r) => recordMonitors(r)),
+    logK,
+  );
 }
 
 /**
@@ -132,7 +170,11 @@ export function recipeRow(budget: BudgetName, method: Method, data: DataIdentity
  * linear probe and kNN (test). `mainRecords` are the budget's main run records (`mainRunRecords`);
  * those not at the budget's own setting (other backbones, overrides) are left out.
  */
-export function fullAblationTable(budget: BudgetName, plan: SweepPlan, mainRecords: readonly RunRecord[]): FullAblationRow[] {
+export function fullAblationTable(
+  budget: BudgetName,
+  plan: SweepPlan,
+  mainRecords: readonly RunRecord[],
+): FullAblationRow[] {
   const rows: FullAblationRow[] = [];
   const results = sweepResults(plan);
   const methods = [...new Set(plan.runs.map((r) => r.method))];
@@ -142,7 +184,17 @@ export function fullAblationTable(budget: BudgetName, plan: SweepPlan, mainRecor
     const variants = [...new Set(plan.runs.filter((r) => r.method === method).map((r) => r.variant))];
     for (const v of variants) {
       const done = results.filter((r) => r.method === method && r.variant === v && r.status === 'done');
-      rows.push(summaryRow(method, v, done.map((r) => r.seed), done.map((r) => r.run), done, recipe.logK, recipe));
+      rows.push(
+        summaryRow(
+          method,
+          v,
+          done.map((r) => r.seed),
+          done.map((r) => r.run),
+          done,
+          recipe.logK,
+          recipe,
+        ),
+      );
     }
   }
   return rows;
@@ -158,10 +210,18 @@ function diffCell(w: WelchResult | null): string {
 /** The comparison as display rows (notebook 07's table and results/<budget>/ablations-full.md). */
 export function fullAblationDisplayRows(rows: readonly FullAblationRow[]): Record<string, string>[] {
   return rows.map((r) => ({
-    method: r.method, cell: r.cell, seeds: r.seeds.join(', ') || '—',
-    'linear test %': formatMeanStd(r.linearTest, 2), 'Δ linear vs recipe': diffCell(r.linearVsRecipe),
-    'kNN test %': formatMeanStd(r.knnTest, 2), 'Δ kNN vs recipe': diffCell(r.knnVsRecipe),
-    'feature std': formatMeanStd(r.featStd, 3), 'teacher entropy': formatMeanStd(r.teacherEntropy, 2), 'log K': r.logK.toFixed(2),
-    'teacher-student KL': formatMeanStd(r.teacherStudentKL, 2), 'effective rank': formatMeanStd(r.effectiveRank, 1), collapse: r.collapse || '—',
+    method: r.method,
+    cell: r.cell,
+    seeds: r.seeds.join(', ') || '—',
+    'linear test %': formatMeanStd(r.linearTest, 2),
+    'Δ linear vs recipe': diffCell(r.linearVsRecipe),
+    'kNN test %': formatMeanStd(r.knnTest, 2),
+    'Δ kNN vs recipe': diffCell(r.knnVsRecipe),
+    'feature std': formatMeanStd(r.featStd, 3),
+    'teacher entropy': formatMeanStd(r.teacherEntropy, 2),
+    'log K': r.logK.toFixed(2),
+    'teacher-student KL': formatMeanStd(r.teacherStudentKL, 2),
+    'effective rank': formatMeanStd(r.effectiveRank, 1),
+    collapse: r.collapse || '—',
   }));
 }

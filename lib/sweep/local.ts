@@ -24,10 +24,18 @@ export interface RunOneOptions {
 export type RunOutcome = 'trained' | 'probed' | 'already-done';
 
 /** Pretrains (or resumes) one run of the plan on `data`, then probes it when the sweep asks; a done run is left alone. */
-export async function runOne(plan: SweepPlan, run: SweepRun, data: ExperimentData, opts: RunOneOptions = {}): Promise<RunOutcome> {
+export async function runOne(
+  plan: SweepPlan,
+  run: SweepRun,
+  data: ExperimentData,
+  opts: RunOneOptions = {},
+): Promise<RunOutcome> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const [want, got] = [JSON.stringify(run.data), JSON.stringify(dataIdentityOf(data.identity))];
-  if (want !== got) throw new Error(`${run.rel}: the sweep was expanded for the data ${want}, but the data given is ${got}; expand it for this data (expandSweep(spec, data.identity))`);
+  if (want !== got)
+    throw new Error(
+      `${run.rel}: the sweep was expanded for the data ${want}, but the data given is ${got}; expand it for this data (expandSweep(spec, data.identity))`,
+    );
   const probe = plan.spec.probe ?? false;
   const before = runProgress(run, probe);
   if (before.state === 'done') return 'already-done';
@@ -40,7 +48,10 @@ export async function runOne(plan: SweepPlan, run: SweepRun, data: ExperimentDat
     });
     res.model.dispose();
     outcome = 'trained';
-    if (res.record.status !== 'done') throw new Error(`run ${run.rel} ended with status "${res.record.status}"${res.record.message ? `: ${res.record.message}` : ''}`);
+    if (res.record.status !== 'done')
+      throw new Error(
+        `run ${run.rel} ended with status "${res.record.status}"${res.record.message ? `: ${res.record.message}` : ''}`,
+      );
   }
   if (probe) {
     const p = await probeRun(path.join(run.dir, 'record.json'), data, plan.budget.probeEpochs);
@@ -117,7 +128,11 @@ export class TaskTerminatedError extends Error {
  * TaskTerminatedError; with no handler listening, the record is marked failed with the reason and
  * the process exits with status 143 at once. Either way the next submission resumes the run.
  */
-export async function runSweepTask(plan: SweepPlan, run: SweepRun, opts: RunOneOptions & { data?: ExperimentData } = {}): Promise<RunOutcome> {
+export async function runSweepTask(
+  plan: SweepPlan,
+  run: SweepRun,
+  opts: RunOneOptions & { data?: ExperimentData } = {},
+): Promise<RunOutcome> {
   const log = opts.log ?? ((l: string) => console.log(l));
   let terminated = false;
   const onTerm = (): void => {
@@ -127,7 +142,10 @@ export async function runSweepTask(plan: SweepPlan, run: SweepRun, opts: RunOneO
       process.kill(process.pid, 'SIGINT');
       return;
     }
-    markKilled(run, 'killed by SIGTERM (Slurm: scancel, time limit or pre-emption); re-submit the sweep to resume from the checkpoint');
+    markKilled(
+      run,
+      'killed by SIGTERM (Slurm: scancel, time limit or pre-emption); re-submit the sweep to resume from the checkpoint',
+    );
     process.exit(143);
   };
   process.on('SIGTERM', onTerm);
@@ -140,7 +158,9 @@ export async function runSweepTask(plan: SweepPlan, run: SweepRun, opts: RunOneO
     return await runOne(plan, run, data, opts);
   } catch (e) {
     if (!terminated) throw e;
-    throw new TaskTerminatedError(`${run.rel} stopped after SIGTERM: ${describeProgress(runProgress(run))}; re-submit the sweep to resume it (${(e as Error).message})`);
+    throw new TaskTerminatedError(
+      `${run.rel} stopped after SIGTERM: ${describeProgress(runProgress(run))}; re-submit the sweep to resume it (${(e as Error).message})`,
+    );
   } finally {
     process.removeListener('SIGTERM', onTerm);
   }

@@ -40,17 +40,43 @@ export interface RunProgress {
 /** How far `run` got, from its record (and checkpoint) on disk; `probe`: whether the sweep asks for the linear probe. */
 export function runProgress(run: SweepRun, probe = false): RunProgress {
   const file = path.join(run.dir, 'record.json');
-  if (!fs.existsSync(file)) return { state: 'not-started', step: 0, totalSteps: 0, checkpoint: false, checkpointStep: null, recordStatus: null, record: null };
+  if (!fs.existsSync(file))
+    return {
+      state: 'not-started',
+      step: 0,
+      totalSteps: 0,
+      checkpoint: false,
+      checkpointStep: null,
+      recordStatus: null,
+      record: null,
+    };
   let record: RunRecord;
   try {
     record = readRunRecord(file);
   } catch (e) {
-    return { state: 'failed', step: 0, totalSteps: 0, checkpoint: false, checkpointStep: null, recordStatus: null, message: (e as Error).message, record: null };
+    return {
+      state: 'failed',
+      step: 0,
+      totalSteps: 0,
+      checkpoint: false,
+      checkpointStep: null,
+      recordStatus: null,
+      message: (e as Error).message,
+      record: null,
+    };
   }
   const checkpoint = record.checkpoint !== null && fs.existsSync(path.join(run.dir, path.basename(record.checkpoint)));
   const status: string = record.status; // 'interrupted' comes with the trainer's interrupt handler
   const knownStep = checkpoint && (status === 'running' || status === 'failed' || status === 'interrupted');
-  const base = { step: record.step, totalSteps: record.totalSteps, checkpoint, checkpointStep: knownStep ? record.step : null, recordStatus: record.status, message: record.message, record };
+  const base = {
+    step: record.step,
+    totalSteps: record.totalSteps,
+    checkpoint,
+    checkpointStep: knownStep ? record.step : null,
+    recordStatus: record.status,
+    message: record.message,
+    record,
+  };
   if (record.status === 'done' && record.step >= record.totalSteps) {
     return { ...base, state: probe && !record.results.linearProbe ? 'needs-probe' : 'done' };
   }
@@ -63,13 +89,23 @@ export function runProgress(run: SweepRun, probe = false): RunProgress {
 export function describeProgress(p: RunProgress): string {
   if (p.state === 'not-started') return 'not started';
   const steps = `${p.step}/${p.totalSteps}`;
-  const ckpt = p.checkpointStep !== null ? `checkpoint at ${p.checkpointStep}` : p.checkpoint ? 'has a checkpoint' : 'no checkpoint';
+  const ckpt =
+    p.checkpointStep !== null
+      ? `checkpoint at ${p.checkpointStep}`
+      : p.checkpoint
+        ? 'has a checkpoint'
+        : 'no checkpoint';
   switch (p.state) {
-    case 'done': return `done ${steps}`;
-    case 'needs-probe': return `trained ${steps}, probe missing`;
-    case 'running': return `running, ${ckpt} of ${p.totalSteps}`;
-    case 'failed': return `failed at ${steps} (${ckpt})${p.message ? `: ${p.message.split('\n')[0].slice(0, 160)}` : ''}`;
-    default: return `${p.recordStatus} at ${steps} (${ckpt})`;
+    case 'done':
+      return `done ${steps}`;
+    case 'needs-probe':
+      return `trained ${steps}, probe missing`;
+    case 'running':
+      return `running, ${ckpt} of ${p.totalSteps}`;
+    case 'failed':
+      return `failed at ${steps} (${ckpt})${p.message ? `: ${p.message.split('\n')[0].slice(0, 160)}` : ''}`;
+    default:
+      return `${p.recordStatus} at ${steps} (${ckpt})`;
   }
 }
 
@@ -100,12 +136,18 @@ export interface SweepResultRow {
 }
 
 function tailMean(rec: RunRecord, key: string, n = 5): number | null {
-  const vals = rec.steps.slice(-n).map((s) => s[key]).filter((v): v is number => typeof v === 'number');
+  const vals = rec.steps
+    .slice(-n)
+    .map((s) => s[key])
+    .filter((v): v is number => typeof v === 'number');
   return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : null;
 }
 
 /** A run's accuracies and collapse monitors as the results table shows them (all null without a record). */
-export type RunMonitors = Pick<SweepResultRow, 'knnVal' | 'linearTest' | 'knnTest' | 'featStd' | 'teacherEntropy' | 'teacherStudentKL' | 'effectiveRank' | 'minutes'>;
+export type RunMonitors = Pick<
+  SweepResultRow,
+  'knnVal' | 'linearTest' | 'knnTest' | 'featStd' | 'teacherEntropy' | 'teacherStudentKL' | 'effectiveRank' | 'minutes'
+>;
 
 /** The monitors of one record: probes and kNN from the record's results, collapse monitors over its last logged steps. */
 export function recordMonitors(rec: RunRecord | null | undefined): RunMonitors {
@@ -136,7 +178,9 @@ export function sweepResults(plan: SweepPlan): SweepResultRow[] {
       run: run.rel,
       method: run.method,
       variant: run.variant,
-      grid: Object.entries(run.grid).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' '),
+      grid: Object.entries(run.grid)
+        .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+        .join(' '),
       seed: run.seed,
       status: p.state,
       steps: rec ? `${rec.step}/${rec.totalSteps}` : '-',
@@ -155,14 +199,38 @@ export function sweepResults(plan: SweepPlan): SweepResultRow[] {
 /** The results table as fixed-width text (for the command line and logs). */
 export function formatResults(rows: readonly SweepResultRow[]): string {
   const num = (v: number | null, d = 2) => (v === null ? '-' : v.toFixed(d));
-  const head = ['run', 'status', 'steps', 'kNN val %', 'linear test %', 'kNN test %', 'feature std', 'teacher H', 'minutes'];
-  const body = rows.map((r) => [r.run, r.status, r.steps, num(r.knnVal), num(r.linearTest), num(r.knnTest), num(r.featStd, 3), num(r.teacherEntropy, 3), num(r.minutes, 1)]);
+  const head = [
+    'run',
+    'status',
+    'steps',
+    'kNN val %',
+    'linear test %',
+    'kNN test %',
+    'feature std',
+    'teacher H',
+    'minutes',
+  ];
+  const body = rows.map((r) => [
+    r.run,
+    r.status,
+    r.steps,
+    num(r.knnVal),
+    num(r.linearTest),
+    num(r.knnTest),
+    num(r.featStd, 3),
+    num(r.teacherEntropy, 3),
+    num(r.minutes, 1),
+  ]);
   return textTable(head, body);
 }
 
 /** Columns padded to their widest cell. */
 export function textTable(head: string[], body: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(w[i]))
+      .join('  ')
+      .trimEnd();
   return [line(head), line(w.map((n) => '-'.repeat(n))), ...body.map(line)].join('\n');
 }

@@ -26,7 +26,10 @@ export interface RunSweepOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export const DEFAULT_RUN_SWEEP_OPTIONS: Readonly<Pick<RunSweepOptions, 'engine' | 'progress'>> = Object.freeze({ engine: 'local' as const, progress: true });
+export const DEFAULT_RUN_SWEEP_OPTIONS: Readonly<Pick<RunSweepOptions, 'engine' | 'progress'>> = Object.freeze({
+  engine: 'local' as const,
+  progress: true,
+});
 
 /** What runSweep did: the Slurm submission, or the local engine's summary. */
 export type SweepOutcome = { engine: 'slurm'; job: SubmitResult } | { engine: 'local'; summary: LocalSummary };
@@ -39,11 +42,16 @@ export type SweepOutcome = { engine: 'slurm'; job: SubmitResult } | { engine: 'l
 export async function runSweep(plan: SweepPlan, options: Partial<RunSweepOptions> = {}): Promise<SweepOutcome> {
   const o = { ...DEFAULT_RUN_SWEEP_OPTIONS, ...options };
   const log = o.log ?? ((l: string) => console.log(l));
-  if (o.engine !== 'local' && o.engine !== 'slurm') throw new Error(`runSweep: engine must be 'local' or 'slurm', got ${JSON.stringify(o.engine)}`);
+  if (o.engine !== 'local' && o.engine !== 'slurm')
+    throw new Error(`runSweep: engine must be 'local' or 'slurm', got ${JSON.stringify(o.engine)}`);
   if (o.engine === 'slurm') {
     if (onPath('sbatch', o.env ?? process.env)) {
       const job = submitSweep(plan);
-      log(job.jobId ? `Slurm job ${job.jobId}: ${job.runs.length} runs (${job.done.length} already done); logs in ${plan.sweepDir}/logs` : `nothing to submit: ${job.done.length} runs done, ${job.held.size} queued or running`);
+      log(
+        job.jobId
+          ? `Slurm job ${job.jobId}: ${job.runs.length} runs (${job.done.length} already done); logs in ${plan.sweepDir}/logs`
+          : `nothing to submit: ${job.done.length} runs done, ${job.held.size} queued or running`,
+      );
       return { engine: 'slurm', job };
     }
     log('engine "slurm", but sbatch is not on the PATH: training here instead');
@@ -51,12 +59,23 @@ export async function runSweep(plan: SweepPlan, options: Partial<RunSweepOptions
   const bars = new Map<string, ProgressBar>();
   let interrupt: Error | undefined;
   const summary = await runSweepLocal(plan, {
-    data: o.data, log,
-    onStep: o.progress ? (run, s) => {
-      let bar = bars.get(run.rel);
-      if (!bar) bars.set(run.rel, (bar = progress({ ...(typeof o.progress === 'object' ? o.progress : {}), total: s.totalSteps, label: run.label })));
-      bar.update(s.step + 1, { loss: s.values.loss });
-    } : undefined,
+    data: o.data,
+    log,
+    onStep: o.progress
+      ? (run, s) => {
+          let bar = bars.get(run.rel);
+          if (!bar)
+            bars.set(
+              run.rel,
+              (bar = progress({
+                ...(typeof o.progress === 'object' ? o.progress : {}),
+                total: s.totalSteps,
+                label: run.label,
+              })),
+            );
+          bar.update(s.step + 1, { loss: s.values.loss });
+        }
+      : undefined,
     // Each bar's last state, however its run ended (an interrupted run's bar shows where it stopped).
     onRunEnd: (run, error) => {
       if (error?.name === 'InterruptedError') interrupt = error;
@@ -67,6 +86,9 @@ export async function runSweep(plan: SweepPlan, options: Partial<RunSweepOptions
     },
   });
   if (interrupt) throw interrupt;
-  if (summary.failed.length) throw new Error(`${summary.failed.length} of ${plan.runs.length} runs of ${plan.spec.name} failed: ${summary.failed.map((f) => `${f.run}: ${f.error}`).join('; ')}`);
+  if (summary.failed.length)
+    throw new Error(
+      `${summary.failed.length} of ${plan.runs.length} runs of ${plan.spec.name} failed: ${summary.failed.map((f) => `${f.run}: ${f.error}`).join('; ')}`,
+    );
   return { engine: 'local', summary };
 }

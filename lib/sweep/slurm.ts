@@ -63,7 +63,8 @@ export function readLedger(sweepDir: string): LedgerEntry[] {
   } catch (e) {
     throw new SweepError(`cannot read the sweep's job ledger ${file}: ${(e as Error).message}`);
   }
-  if (l.format !== 'dinotwins-sweep-jobs/1' || !Array.isArray(l.jobs)) throw new SweepError(`${file} is not a dinotwins sweep job ledger`);
+  if (l.format !== 'dinotwins-sweep-jobs/1' || !Array.isArray(l.jobs))
+    throw new SweepError(`${file} is not a dinotwins sweep job ledger`);
   return l.jobs;
 }
 
@@ -82,7 +83,7 @@ export function shq(s: string): string {
 export function arraySpec(indices: readonly number[], maxRunning?: number): string {
   const xs = [...indices].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let i = 0; i < xs.length; ) {
+  for (let i = 0; i < xs.length;) {
     let j = i;
     while (j + 1 < xs.length && xs[j + 1] === xs[j] + 1) j++;
     parts.push(i === j ? `${xs[i]}` : `${xs[i]}-${xs[j]}`);
@@ -104,17 +105,25 @@ export interface ScriptFiles {
  * The job script for `runs` of the plan: a job array whose task i runs the plan's run i through
  * `bin/sweep.ts --task`, logging to <logDir>/<job>_<index>.out.
  */
-export function sbatchScript(plan: SweepPlan, runs: readonly SweepRun[], options: SlurmOptions, files: ScriptFiles): string {
+export function sbatchScript(
+  plan: SweepPlan,
+  runs: readonly SweepRun[],
+  options: SlurmOptions,
+  files: ScriptFiles,
+): string {
   const o = checkSlurmOptions(options);
   if (runs.length === 0) throw new SweepError('no runs to put in a job script');
   const repo = files.repo ?? thisRepo();
   const lines = [
     '#!/bin/bash',
     `# dinotwins sweep "${plan.spec.name}" (budget ${plan.budget.name}${plan.spec.ablationBudget ? ', ablation budget' : ''}): ${runs.length} of its ${plan.runs.length} runs,`,
-    '# one array task per run; the task id is the run\'s index in the sweep. Written by `npm run sweep -- SPEC --engine slurm`,',
+    "# one array task per run; the task id is the run's index in the sweep. Written by `npm run sweep -- SPEC --engine slurm`,",
     '# which skips finished runs and resumes half-done ones from their checkpoints when submitted again.',
     `#SBATCH --job-name=${`dt-${plan.spec.name}`.slice(0, 64)}`,
-    `#SBATCH --array=${arraySpec(runs.map((r) => r.index), o.maxRunning)}`,
+    `#SBATCH --array=${arraySpec(
+      runs.map((r) => r.index),
+      o.maxRunning,
+    )}`,
     `#SBATCH --output=${path.join(files.logDir, '%A_%a.out')}`,
     '#SBATCH --ntasks=1',
   ];
@@ -130,7 +139,9 @@ export function sbatchScript(plan: SweepPlan, runs: readonly SweepRun[], options
   lines.push(`cd ${shq(repo)}`);
   lines.push(`export DINOTWINS_RUNS=${shq(path.dirname(plan.runsRoot))}`);
   for (const s of o.setup ?? []) lines.push(s);
-  lines.push(`echo "sweep ${plan.spec.name}: job \${SLURM_ARRAY_JOB_ID}, task \${SLURM_ARRAY_TASK_ID}: run $RUN on $(hostname), $(date -Is)"`);
+  lines.push(
+    `echo "sweep ${plan.spec.name}: job \${SLURM_ARRAY_JOB_ID}, task \${SLURM_ARRAY_TASK_ID}: run $RUN on $(hostname), $(date -Is)"`,
+  );
   lines.push(`exec node --import tsx bin/sweep.ts ${shq(files.specFile)} --task --run "$RUN"`, '');
   return lines.join('\n');
 }
@@ -139,7 +150,10 @@ export function sbatchScript(plan: SweepPlan, runs: readonly SweepRun[], options
 function thisRepo(): string {
   const candidates = [repoRoot(), path.resolve(fs.realpathSync(__dirname), '..', '..')];
   const repo = candidates.find((d) => fs.existsSync(path.join(d, 'bin', 'sweep.ts')));
-  if (!repo) throw new SweepError(`cannot find bin/sweep.ts in ${candidates.join(' or ')}: the job's tasks need a dinotwins checkout to run from`);
+  if (!repo)
+    throw new SweepError(
+      `cannot find bin/sweep.ts in ${candidates.join(' or ')}: the job's tasks need a dinotwins checkout to run from`,
+    );
   return repo;
 }
 
@@ -160,7 +174,10 @@ export function onPath(cmd: string, env: NodeJS.ProcessEnv = process.env): strin
 
 /** Runs a Slurm command; its stdout, or a SweepError with the command and its stderr. */
 function slurmCmd(cmd: string, args: string[]): { ok: boolean; stdout: string; stderr: string } {
-  if (!onPath(cmd)) throw new SweepError(`${cmd} is not on the PATH: this machine has no Slurm client (use --engine local, or run on the cluster's login node)`);
+  if (!onPath(cmd))
+    throw new SweepError(
+      `${cmd} is not on the PATH: this machine has no Slurm client (use --engine local, or run on the cluster's login node)`,
+    );
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
   if (r.error) throw new SweepError(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   return { ok: r.status === 0, stdout: r.stdout ?? '', stderr: (r.stderr ?? '').trim() };
@@ -174,7 +191,15 @@ export function parseSqueue(text: string): TaskState[] {
     if (f.length < 3 || !f[0]) continue;
     const m = /^(\d+)(?:_(\d+))?$/.exec(f[0]);
     if (!m) continue; // an unexpanded range such as 12_[3-5%2]
-    out.push({ jobId: m[1], index: m[2] === undefined ? -1 : Number(m[2]), state: f[1], reason: f[2] ?? '', elapsed: f[3], nodes: f[4], source: 'squeue' });
+    out.push({
+      jobId: m[1],
+      index: m[2] === undefined ? -1 : Number(m[2]),
+      state: f[1],
+      reason: f[2] ?? '',
+      elapsed: f[3],
+      nodes: f[4],
+      source: 'squeue',
+    });
   }
   return out;
 }
@@ -187,7 +212,16 @@ export function parseSacct(text: string): TaskState[] {
     if (f.length < 4 || !f[0]) continue;
     const m = /^(\d+)(?:_(\d+))?$/.exec(f[0]);
     if (!m) continue; // steps (12_3.batch) and pending ranges (12_[4-5])
-    out.push({ jobId: m[1], index: m[2] === undefined ? -1 : Number(m[2]), state: f[1], exitCode: f[2], elapsed: f[3], nodes: f[4], reason: f[5] ?? '', source: 'sacct' });
+    out.push({
+      jobId: m[1],
+      index: m[2] === undefined ? -1 : Number(m[2]),
+      state: f[1],
+      exitCode: f[2],
+      elapsed: f[3],
+      nodes: f[4],
+      reason: f[5] ?? '',
+      source: 'sacct',
+    });
   }
   return out;
 }
@@ -207,8 +241,17 @@ export function queueTasks(jobIds: readonly string[]): TaskState[] {
 export function accountingTasks(jobIds: readonly string[]): { tasks: TaskState[]; error?: string } {
   if (jobIds.length === 0) return { tasks: [] };
   if (!onPath('sacct')) return { tasks: [], error: 'sacct is not on the PATH' };
-  const r = slurmCmd('sacct', ['-n', '-P', '-X', '-j', jobIds.join(','), '-o', 'JobID,State,ExitCode,Elapsed,NodeList,Reason']);
-  if (!r.ok || /accounting storage is disabled/i.test(r.stdout + r.stderr)) return { tasks: [], error: `sacct: ${(r.stderr || r.stdout).trim().split('\n')[0]}` };
+  const r = slurmCmd('sacct', [
+    '-n',
+    '-P',
+    '-X',
+    '-j',
+    jobIds.join(','),
+    '-o',
+    'JobID,State,ExitCode,Elapsed,NodeList,Reason',
+  ]);
+  if (!r.ok || /accounting storage is disabled/i.test(r.stdout + r.stderr))
+    return { tasks: [], error: `sacct: ${(r.stderr || r.stdout).trim().split('\n')[0]}` };
   return { tasks: parseSacct(r.stdout) };
 }
 
@@ -239,7 +282,11 @@ export function heldRuns(plan: SweepPlan): Map<string, string> {
     for (const { sweepDir, entry } of ledgers) {
       if (entry.jobId !== t.jobId) continue;
       const task = entry.tasks.find((x) => x.index === t.index);
-      if (task) held.set(task.run, `Slurm job ${t.jobId}, task ${t.index} of sweep ${path.basename(sweepDir)}: ${t.state}${t.reason && t.reason !== 'None' ? ` (${t.reason})` : ''}`);
+      if (task)
+        held.set(
+          task.run,
+          `Slurm job ${t.jobId}, task ${t.index} of sweep ${path.basename(sweepDir)}: ${t.state}${t.reason && t.reason !== 'None' ? ` (${t.reason})` : ''}`,
+        );
     }
   }
   return held;
@@ -269,7 +316,10 @@ export interface SubmitResult {
  * submitted) and the ledger entry into the sweep folder.
  */
 export function submitSweep(plan: SweepPlan, opts: SubmitOptions = {}): SubmitResult {
-  const options = checkSlurmOptions({ ...(plan.spec.slurm ?? {}), ...stripUndefined(slurmPart(opts)) }, 'slurm options');
+  const options = checkSlurmOptions(
+    { ...(plan.spec.slurm ?? {}), ...stripUndefined(slurmPart(opts)) },
+    'slurm options',
+  );
   const probe = plan.spec.probe ?? false;
   const held = heldRuns(plan);
   const done: string[] = [];
@@ -294,12 +344,27 @@ export function submitSweep(plan: SweepPlan, opts: SubmitOptions = {}): SubmitRe
   const jobId = m[1];
   const copy = path.join(plan.sweepDir, `job-${jobId}.sbatch`);
   writeFileAtomic(copy, text);
-  appendLedger(plan.sweepDir, { jobId, submittedAt: new Date().toISOString(), script: copy, tasks: runs.map((x) => ({ index: x.index, run: x.rel })), maxRunning: options.maxRunning });
+  appendLedger(plan.sweepDir, {
+    jobId,
+    submittedAt: new Date().toISOString(),
+    script: copy,
+    tasks: runs.map((x) => ({ index: x.index, run: x.rel })),
+    maxRunning: options.maxRunning,
+  });
   return { jobId, script: copy, runs, done, held: heldHere };
 }
 
 function slurmPart(o: SubmitOptions): SlurmOptions {
-  return { maxRunning: o.maxRunning, partition: o.partition, time: o.time, gpusPerTask: o.gpusPerTask, cpusPerTask: o.cpusPerTask, mem: o.mem, sbatchArgs: o.sbatchArgs, setup: o.setup };
+  return {
+    maxRunning: o.maxRunning,
+    partition: o.partition,
+    time: o.time,
+    gpusPerTask: o.gpusPerTask,
+    cpusPerTask: o.cpusPerTask,
+    mem: o.mem,
+    sbatchArgs: o.sbatchArgs,
+    setup: o.setup,
+  };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -10,7 +10,15 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ablationBudget, Budget, BudgetName, BUDGETS, BUDGETS_NAMES, budgetDataIdentity, experimentConfig } from '../config/budget';
+import {
+  ablationBudget,
+  Budget,
+  BudgetName,
+  BUDGETS,
+  BUDGETS_NAMES,
+  budgetDataIdentity,
+  experimentConfig,
+} from '../config/budget';
 import { ConfigError, ConfigLayer, Method, METHODS, PretrainConfig } from '../config/config';
 import type { DataIdentity, SourceIdentity } from '../data/dataIdentity';
 import { configHash, runIdentity, runName, runsDir } from '../train/runName';
@@ -119,7 +127,19 @@ export interface SweepPlan {
   notes: string[];
 }
 
-const SPEC_KEYS = ['name', 'budget', 'ablationBudget', 'methods', 'base', 'variants', 'grid', 'seeds', 'folder', 'probe', 'slurm'];
+const SPEC_KEYS = [
+  'name',
+  'budget',
+  'ablationBudget',
+  'methods',
+  'base',
+  'variants',
+  'grid',
+  'seeds',
+  'folder',
+  'probe',
+  'slurm',
+];
 const SLURM_KEYS = ['maxRunning', 'partition', 'time', 'gpusPerTask', 'cpusPerTask', 'mem', 'sbatchArgs', 'setup'];
 const VARIANT_KEYS = ['label', 'overrides', 'methods'];
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -138,33 +158,55 @@ export function parseSweepSpec(value: unknown, source = 'sweep spec'): SweepSpec
   if (!isObj(value)) fail(`expected a JSON object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`);
   const v = value as Record<string, unknown>;
   const unknownKeys = Object.keys(v).filter((k) => !SPEC_KEYS.includes(k));
-  if (unknownKeys.length) fail(`unknown field(s) ${unknownKeys.map((k) => `"${k}"`).join(', ')}; a spec has ${SPEC_KEYS.join(', ')}`);
-  if (typeof v.name !== 'string' || !NAME_RE.test(v.name)) fail(`"name" must be letters, digits, . _ - (it names a folder and a Slurm job), got ${JSON.stringify(v.name)}`);
-  if (!(BUDGETS_NAMES as readonly unknown[]).includes(v.budget)) fail(`"budget" must be one of ${BUDGETS_NAMES.join(', ')}, got ${JSON.stringify(v.budget)}`);
-  if (v.ablationBudget !== undefined && typeof v.ablationBudget !== 'boolean') fail(`"ablationBudget" must be true or false`);
-  if (!Array.isArray(v.methods) || v.methods.length === 0) fail(`"methods" must be a non-empty list of ${METHODS.join(', ')}`);
+  if (unknownKeys.length)
+    fail(`unknown field(s) ${unknownKeys.map((k) => `"${k}"`).join(', ')}; a spec has ${SPEC_KEYS.join(', ')}`);
+  if (typeof v.name !== 'string' || !NAME_RE.test(v.name))
+    fail(`"name" must be letters, digits, . _ - (it names a folder and a Slurm job), got ${JSON.stringify(v.name)}`);
+  if (!(BUDGETS_NAMES as readonly unknown[]).includes(v.budget))
+    fail(`"budget" must be one of ${BUDGETS_NAMES.join(', ')}, got ${JSON.stringify(v.budget)}`);
+  if (v.ablationBudget !== undefined && typeof v.ablationBudget !== 'boolean')
+    fail(`"ablationBudget" must be true or false`);
+  if (!Array.isArray(v.methods) || v.methods.length === 0)
+    fail(`"methods" must be a non-empty list of ${METHODS.join(', ')}`);
   const methods = v.methods as unknown[];
-  for (const m of methods) if (!(METHODS as readonly unknown[]).includes(m)) fail(`"methods": ${JSON.stringify(m)} is not one of ${METHODS.join(', ')}`);
+  for (const m of methods)
+    if (!(METHODS as readonly unknown[]).includes(m))
+      fail(`"methods": ${JSON.stringify(m)} is not one of ${METHODS.join(', ')}`);
   if (new Set(methods).size !== methods.length) fail(`"methods" lists a method twice`);
   if (v.base !== undefined && !isObj(v.base)) fail(`"base" must be an object of config overrides`);
-  if (isObj(v.base) && ('method' in v.base)) fail(`"base" must not set "method"; list methods in "methods"`);
-  if (isObj(v.base) && ('seed' in v.base) && v.seeds !== undefined) fail(`give the seed either in "base" or as "seeds", not both`);
+  if (isObj(v.base) && 'method' in v.base) fail(`"base" must not set "method"; list methods in "methods"`);
+  if (isObj(v.base) && 'seed' in v.base && v.seeds !== undefined)
+    fail(`give the seed either in "base" or as "seeds", not both`);
   if (v.variants !== undefined) {
-    if (!Array.isArray(v.variants) || v.variants.length === 0) fail(`"variants" must be a non-empty list of {label, overrides, methods?}`);
+    if (!Array.isArray(v.variants) || v.variants.length === 0)
+      fail(`"variants" must be a non-empty list of {label, overrides, methods?}`);
     const labels = new Set<string>();
     (v.variants as unknown[]).forEach((x, i) => {
       if (!isObj(x)) fail(`variants[${i}] must be an object {label, overrides, methods?}`);
       const vx = x as Record<string, unknown>;
       const bad = Object.keys(vx).filter((k) => !VARIANT_KEYS.includes(k));
-      if (bad.length) fail(`variants[${i}]: unknown field(s) ${bad.join(', ')}; a variant has ${VARIANT_KEYS.join(', ')}`);
-      if (typeof vx.label !== 'string' || !LABEL_RE.test(vx.label)) fail(`variants[${i}].label must be letters, digits, . _ - + = (it can name folders), got ${JSON.stringify(vx.label)}`);
+      if (bad.length)
+        fail(`variants[${i}]: unknown field(s) ${bad.join(', ')}; a variant has ${VARIANT_KEYS.join(', ')}`);
+      if (typeof vx.label !== 'string' || !LABEL_RE.test(vx.label))
+        fail(
+          `variants[${i}].label must be letters, digits, . _ - + = (it can name folders), got ${JSON.stringify(vx.label)}`,
+        );
       if (labels.has(vx.label as string)) fail(`variants: label "${String(vx.label)}" appears twice`);
       labels.add(vx.label as string);
-      if (vx.overrides !== undefined && !isObj(vx.overrides)) fail(`variants[${i}] ("${String(vx.label)}").overrides must be an object of config overrides`);
-      if (isObj(vx.overrides) && ('method' in vx.overrides || 'seed' in vx.overrides)) fail(`variants[${i}] ("${String(vx.label)}"): set methods with "methods" and seeds with "seeds", not in overrides`);
+      if (vx.overrides !== undefined && !isObj(vx.overrides))
+        fail(`variants[${i}] ("${String(vx.label)}").overrides must be an object of config overrides`);
+      if (isObj(vx.overrides) && ('method' in vx.overrides || 'seed' in vx.overrides))
+        fail(
+          `variants[${i}] ("${String(vx.label)}"): set methods with "methods" and seeds with "seeds", not in overrides`,
+        );
       if (vx.methods !== undefined) {
-        if (!Array.isArray(vx.methods) || vx.methods.length === 0) fail(`variants[${i}] ("${String(vx.label)}").methods must be a non-empty list`);
-        for (const m of vx.methods as unknown[]) if (!methods.includes(m)) fail(`variants[${i}] ("${String(vx.label)}").methods: ${JSON.stringify(m)} is not one of the spec's methods (${methods.join(', ')})`);
+        if (!Array.isArray(vx.methods) || vx.methods.length === 0)
+          fail(`variants[${i}] ("${String(vx.label)}").methods must be a non-empty list`);
+        for (const m of vx.methods as unknown[])
+          if (!methods.includes(m))
+            fail(
+              `variants[${i}] ("${String(vx.label)}").methods: ${JSON.stringify(m)} is not one of the spec's methods (${methods.join(', ')})`,
+            );
       }
     });
   }
@@ -173,31 +215,42 @@ export function parseSweepSpec(value: unknown, source = 'sweep spec'): SweepSpec
     for (const [k, vals] of Object.entries(v.grid as Record<string, unknown>)) {
       if (k === 'method' || k === 'seed') fail(`grid key "${k}": list ${k}s in "${k}s"`);
       if (k === 'backbone' || k.startsWith('backbone.')) {
-        if (k !== 'backbone') fail(`grid key "${k}": a backbone is given whole; grid over "backbone" with whole backbone objects`);
+        if (k !== 'backbone')
+          fail(`grid key "${k}": a backbone is given whole; grid over "backbone" with whole backbone objects`);
       }
-      if (!/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/.test(k)) fail(`grid key "${k}" is not a dotted config key such as "dino.teacherTemp"`);
+      if (!/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/.test(k))
+        fail(`grid key "${k}" is not a dotted config key such as "dino.teacherTemp"`);
       if (!Array.isArray(vals) || vals.length === 0) fail(`grid["${k}"] must be a non-empty list of values`);
     }
   }
   if (v.seeds !== undefined) {
-    if (!Array.isArray(v.seeds) || v.seeds.length === 0 || !v.seeds.every((s) => Number.isInteger(s))) fail(`"seeds" must be a non-empty list of integers, got ${JSON.stringify(v.seeds)}`);
+    if (!Array.isArray(v.seeds) || v.seeds.length === 0 || !v.seeds.every((s) => Number.isInteger(s)))
+      fail(`"seeds" must be a non-empty list of integers, got ${JSON.stringify(v.seeds)}`);
     if (new Set(v.seeds as number[]).size !== (v.seeds as number[]).length) fail(`"seeds" lists a seed twice`);
   }
-  if (v.folder !== undefined) checkFolderTemplate(v.folder, Object.keys((v.grid as Record<string, unknown>) ?? {}), fail);
+  if (v.folder !== undefined)
+    checkFolderTemplate(v.folder, Object.keys((v.grid as Record<string, unknown>) ?? {}), fail);
   if (v.probe !== undefined && typeof v.probe !== 'boolean') fail(`"probe" must be true or false`);
   if (v.slurm !== undefined) checkSlurmOptions(v.slurm, `${source}: "slurm"`);
   return v as unknown as SweepSpec;
 }
 
 function checkFolderTemplate(t: unknown, gridKeys: string[], fail: (m: string) => never): void {
-  if (typeof t !== 'string' || t.length === 0) fail(`"folder" must be a template string such as "{runName}" or "ablations/{method}-no-{variant}-{hash}"`);
+  if (typeof t !== 'string' || t.length === 0)
+    fail(`"folder" must be a template string such as "{runName}" or "ablations/{method}-no-{variant}-{hash}"`);
   const s = t as string;
-  if (path.isAbsolute(s) || s.split('/').some((p) => p === '..' || p === '.' || p === '')) fail(`"folder" must be a relative path inside the budget's runs folder without "." or ".." parts, got "${s}"`);
+  if (path.isAbsolute(s) || s.split('/').some((p) => p === '..' || p === '.' || p === ''))
+    fail(`"folder" must be a relative path inside the budget's runs folder without "." or ".." parts, got "${s}"`);
   for (const m of s.matchAll(/\{([^}]*)\}/g)) {
-    if (!FIXED_TOKENS.includes(m[1]) && !gridKeys.includes(m[1])) fail(`"folder": unknown placeholder {${m[1]}}; use ${FIXED_TOKENS.map((x) => `{${x}}`).join(' ')} or a grid key`);
+    if (!FIXED_TOKENS.includes(m[1]) && !gridKeys.includes(m[1]))
+      fail(`"folder": unknown placeholder {${m[1]}}; use ${FIXED_TOKENS.map((x) => `{${x}}`).join(' ')} or a grid key`);
   }
-  if (!s.includes('{hash}') && !s.includes('{runName}')) fail(`"folder" must contain {hash} or {runName}: without the hash of config and data a changed config would reuse (and skip as finished) another config's run`);
-  if (/[^A-Za-z0-9._=+{}\/-]/.test(s.replace(/\{[^}]*\}/g, ''))) fail(`"folder" may hold only letters, digits, . _ - + = and /, got "${s}"`);
+  if (!s.includes('{hash}') && !s.includes('{runName}'))
+    fail(
+      `"folder" must contain {hash} or {runName}: without the hash of config and data a changed config would reuse (and skip as finished) another config's run`,
+    );
+  if (/[^A-Za-z0-9._=+{}\/-]/.test(s.replace(/\{[^}]*\}/g, '')))
+    fail(`"folder" may hold only letters, digits, . _ - + = and /, got "${s}"`);
 }
 
 /** Checks Slurm options (from a spec or the command line); `where` prefixes messages. */
@@ -210,18 +263,26 @@ export function checkSlurmOptions(o: unknown, where = 'slurm options'): SlurmOpt
   const bad = Object.keys(x).filter((k) => !SLURM_KEYS.includes(k));
   if (bad.length) fail(`unknown field(s) ${bad.join(', ')}; known: ${SLURM_KEYS.join(', ')}`);
   const posInt = (k: string) => {
-    if (x[k] !== undefined && !(Number.isInteger(x[k]) && (x[k] as number) > 0)) fail(`${k} must be a positive integer, got ${JSON.stringify(x[k])}`);
+    if (x[k] !== undefined && !(Number.isInteger(x[k]) && (x[k] as number) > 0))
+      fail(`${k} must be a positive integer, got ${JSON.stringify(x[k])}`);
   };
   posInt('maxRunning');
   posInt('gpusPerTask');
   posInt('cpusPerTask');
   for (const k of ['partition', 'time', 'mem']) {
-    if (x[k] !== undefined && (typeof x[k] !== 'string' || !/^[A-Za-z0-9_.:,+-]+$/.test(x[k] as string))) fail(`${k} must be a plain string (letters, digits, _ . : , + -), got ${JSON.stringify(x[k])}`);
+    if (x[k] !== undefined && (typeof x[k] !== 'string' || !/^[A-Za-z0-9_.:,+-]+$/.test(x[k] as string)))
+      fail(`${k} must be a plain string (letters, digits, _ . : , + -), got ${JSON.stringify(x[k])}`);
   }
   for (const k of ['sbatchArgs', 'setup']) {
-    if (x[k] !== undefined && (!Array.isArray(x[k]) || !(x[k] as unknown[]).every((a) => typeof a === 'string' && !a.includes('\n')))) fail(`${k} must be a list of one-line strings`);
+    if (
+      x[k] !== undefined &&
+      (!Array.isArray(x[k]) || !(x[k] as unknown[]).every((a) => typeof a === 'string' && !a.includes('\n')))
+    )
+      fail(`${k} must be a list of one-line strings`);
   }
-  for (const a of (x.sbatchArgs as string[] | undefined) ?? []) if (!a.startsWith('-')) fail(`sbatchArgs: "${a}" is not an sbatch flag (flags start with "-", e.g. "--account=ml")`);
+  for (const a of (x.sbatchArgs as string[] | undefined) ?? [])
+    if (!a.startsWith('-'))
+      fail(`sbatchArgs: "${a}" is not an sbatch flag (flags start with "-", e.g. "--account=ml")`);
   return x as SlurmOptions;
 }
 
@@ -289,7 +350,10 @@ function folderPart(v: unknown): string {
  * folder are one run (listed once, with a note); two configs in one folder are an error.
  */
 export function expandSweep(specIn: SweepSpec | unknown, source: SourceIdentity): SweepPlan {
-  const spec = parseSweepSpec(specIn, isObj(specIn) && typeof specIn.name === 'string' ? `sweep "${specIn.name}"` : 'sweep spec');
+  const spec = parseSweepSpec(
+    specIn,
+    isObj(specIn) && typeof specIn.name === 'string' ? `sweep "${specIn.name}"` : 'sweep spec',
+  );
   const budget = sweepBudget(spec);
   const runsRoot = runsDir(budget);
   const data = budgetDataIdentity(source, budget);
@@ -311,28 +375,60 @@ export function expandSweep(specIn: SweepSpec | unknown, source: SourceIdentity)
           for (const k of gridKeys) layer = mergeLayers(layer, layerAt(k, point[k]));
           if (seed !== undefined) layer.seed = seed;
           const gridText = gridKeys.map((k) => `${k}=${showValue(point[k])}`).join(' ');
-          const where = [method, variants.length > 1 || variant.label !== 'base' ? `variant "${variant.label}"` : '', gridText, seed !== undefined ? `seed ${seed}` : ''].filter(Boolean).join(', ');
+          const where = [
+            method,
+            variants.length > 1 || variant.label !== 'base' ? `variant "${variant.label}"` : '',
+            gridText,
+            seed !== undefined ? `seed ${seed}` : '',
+          ]
+            .filter(Boolean)
+            .join(', ');
           let config: PretrainConfig;
           try {
             config = experimentConfig(method, budget, layer as ConfigLayer);
           } catch (e) {
             if (!(e instanceof ConfigError)) throw e;
-            throw new SweepError(`sweep "${spec.name}", run ${where}: ${e.message}. Give a key only to the methods that read it (a variant's "methods", or a separate sweep).`);
+            throw new SweepError(
+              `sweep "${spec.name}", run ${where}: ${e.message}. Give a key only to the methods that read it (a variant's "methods", or a separate sweep).`,
+            );
           }
           const hash = configHash(runIdentity(config, data));
-          const tokens: Record<string, string> = { runName: runName(config, data), method, variant: variant.label, seed: String(config.seed), hash };
+          const tokens: Record<string, string> = {
+            runName: runName(config, data),
+            method,
+            variant: variant.label,
+            seed: String(config.seed),
+            hash,
+          };
           for (const k of gridKeys) tokens[k] = folderPart(point[k]);
           const rel = template.replace(/\{([^}]*)\}/g, (_, t: string) => tokens[t]);
-          const label = [method, variant.label !== 'base' ? variant.label : '', gridText, `s${config.seed}`].filter(Boolean).join(' ');
+          const label = [method, variant.label !== 'base' ? variant.label : '', gridText, `s${config.seed}`]
+            .filter(Boolean)
+            .join(' ');
           const prev = byFolder.get(rel);
           if (prev) {
             if (prev.hash !== hash || JSON.stringify(prev.config) !== JSON.stringify(config)) {
-              throw new SweepError(`sweep "${spec.name}": runs "${prev.label}" and "${label}" have different configs but the same folder "${rel}"; put {hash} in "folder"`);
+              throw new SweepError(
+                `sweep "${spec.name}": runs "${prev.label}" and "${label}" have different configs but the same folder "${rel}"; put {hash} in "folder"`,
+              );
             }
             notes.push(`"${label}" resolves to the same config as "${prev.label}" (${rel}): one run`);
             continue;
           }
-          const run: SweepRun = { index: runs.length, rel, dir: path.join(runsRoot, rel), id: path.basename(rel), method, variant: variant.label, grid: { ...point }, seed: config.seed, label, config, data, hash };
+          const run: SweepRun = {
+            index: runs.length,
+            rel,
+            dir: path.join(runsRoot, rel),
+            id: path.basename(rel),
+            method,
+            variant: variant.label,
+            grid: { ...point },
+            seed: config.seed,
+            label,
+            config,
+            data,
+            hash,
+          };
           byFolder.set(rel, run);
           runs.push(run);
         }
@@ -347,8 +443,13 @@ export function findRun(plan: SweepPlan, rel: string): SweepRun {
   const want = path.isAbsolute(rel) ? path.relative(plan.runsRoot, rel) : rel;
   const run = plan.runs.find((r) => r.rel === want);
   if (!run) {
-    throw new SweepError(`run "${rel}" is not in sweep "${plan.spec.name}" as it expands now (${plan.runs.length} runs: ${plan.runs.slice(0, 3).map((r) => r.rel).join(', ')}${plan.runs.length > 3 ? ', ...' : ''}); ` +
-      `the spec or the code's config defaults changed since the job was written: re-submit the sweep`);
+    throw new SweepError(
+      `run "${rel}" is not in sweep "${plan.spec.name}" as it expands now (${plan.runs.length} runs: ${plan.runs
+        .slice(0, 3)
+        .map((r) => r.rel)
+        .join(', ')}${plan.runs.length > 3 ? ', ...' : ''}); ` +
+        `the spec or the code's config defaults changed since the job was written: re-submit the sweep`,
+    );
   }
   return run;
 }

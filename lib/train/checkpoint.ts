@@ -52,7 +52,10 @@ export function saveCheckpoint<M>(file: string, contents: CheckpointContents<M>)
   for (const [group, m] of Object.entries(contents.groups)) {
     for (const [name, t] of m) {
       const n = t.shape.reduce((a, b) => a * b, 1);
-      if (n !== t.values.length) throw new CheckpointError(`saveCheckpoint: ${group}/${name} has ${t.values.length} values for shape [${t.shape}]`);
+      if (n !== t.values.length)
+        throw new CheckpointError(
+          `saveCheckpoint: ${group}/${name} has ${t.values.length} values for shape [${t.shape}]`,
+        );
       entries.push({ group, name, shape: t.shape, offset: total, length: n });
       total += n;
     }
@@ -65,7 +68,15 @@ export function saveCheckpoint<M>(file: string, contents: CheckpointContents<M>)
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const lenBuf = Buffer.alloc(4);
   lenBuf.writeUInt32LE(headerBytes.length, 0);
-  writeFileAtomic(file, Buffer.concat([Buffer.from(MAGIC, 'ascii'), lenBuf, headerBytes, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]));
+  writeFileAtomic(
+    file,
+    Buffer.concat([
+      Buffer.from(MAGIC, 'ascii'),
+      lenBuf,
+      headerBytes,
+      Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    ]),
+  );
 }
 
 export function loadCheckpoint<M>(file: string): CheckpointContents<M> {
@@ -76,9 +87,11 @@ export function loadCheckpoint<M>(file: string): CheckpointContents<M> {
     throw new CheckpointError(`cannot read checkpoint ${file}: ${(e as Error).message}`);
   }
   const hint = 'The file is damaged; delete it to start over, or resume from an older checkpoint.';
-  if (buf.length < 12 || buf.subarray(0, 8).toString('ascii') !== MAGIC) throw new CheckpointError(`${file} is not a dinotwins checkpoint (bad magic bytes). ${hint}`);
+  if (buf.length < 12 || buf.subarray(0, 8).toString('ascii') !== MAGIC)
+    throw new CheckpointError(`${file} is not a dinotwins checkpoint (bad magic bytes). ${hint}`);
   const hlen = buf.readUInt32LE(8);
-  if (12 + hlen > buf.length) throw new CheckpointError(`${file} is truncated: header says ${hlen} bytes, file has ${buf.length - 12}. ${hint}`);
+  if (12 + hlen > buf.length)
+    throw new CheckpointError(`${file} is truncated: header says ${hlen} bytes, file has ${buf.length - 12}. ${hint}`);
   let header: Header<M>;
   try {
     header = JSON.parse(buf.subarray(12, 12 + hlen).toString('utf8')) as Header<M>;
@@ -86,14 +99,21 @@ export function loadCheckpoint<M>(file: string): CheckpointContents<M> {
     throw new CheckpointError(`${file} has a corrupt header (${(e as Error).message}). ${hint}`);
   }
   const payload = buf.subarray(12 + hlen);
-  if (payload.length !== header.payloadBytes) throw new CheckpointError(`${file} is truncated: payload is ${payload.length} bytes, expected ${header.payloadBytes}. ${hint}`);
+  if (payload.length !== header.payloadBytes)
+    throw new CheckpointError(
+      `${file} is truncated: payload is ${payload.length} bytes, expected ${header.payloadBytes}. ${hint}`,
+    );
   const sha = crypto.createHash('sha256').update(payload).digest('hex');
-  if (sha !== header.sha256) throw new CheckpointError(`${file} is corrupt: payload sha256 ${sha}, expected ${header.sha256}. ${hint}`);
+  if (sha !== header.sha256)
+    throw new CheckpointError(`${file} is corrupt: payload sha256 ${sha}, expected ${header.sha256}. ${hint}`);
   const aligned = new Float32Array(payload.length / 4);
   new Uint8Array(aligned.buffer).set(payload);
   const groups: TensorGroups = {};
   for (const e of header.entries) {
-    (groups[e.group] ??= new Map()).set(e.name, { shape: e.shape, values: aligned.slice(e.offset, e.offset + e.length) });
+    (groups[e.group] ??= new Map()).set(e.name, {
+      shape: e.shape,
+      values: aligned.slice(e.offset, e.offset + e.length),
+    });
   }
   return { meta: header.meta, groups };
 }

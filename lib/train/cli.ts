@@ -7,7 +7,16 @@
 import { parseArgs } from 'util';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ConfigError, ConfigLayer, CONFIG_DEFAULTS, Method, METHODS, PretrainConfig, resolveConfig, BackboneConfig } from '../config/config';
+import {
+  ConfigError,
+  ConfigLayer,
+  CONFIG_DEFAULTS,
+  Method,
+  METHODS,
+  PretrainConfig,
+  resolveConfig,
+  BackboneConfig,
+} from '../config/config';
 import { Budget, BudgetName, BUDGETS, BUDGETS_NAMES, imageSizeLayer } from '../config/budget';
 import type { DataIdentity } from '../data/dataIdentity';
 import { CIFAR10_DATA, type ImageFolderSpec } from '../data/dataSpec';
@@ -29,11 +38,16 @@ function defaultWidth(): number {
 
 export function parseBackboneName(name: string, width?: number): BackboneConfig {
   switch (name) {
-    case 'resnet18': return { kind: 'resnet', depth: 18, width: width ?? defaultWidth() };
-    case 'resnet50': return { kind: 'resnet', depth: 50, width: width ?? defaultWidth() };
-    case 'vit-tiny4': return { kind: 'vit', preset: 'tiny4' };
-    case 'vit-tiny4-seed': return { kind: 'vit', preset: 'tiny4-seed' };
-    default: throw new ConfigError(`--backbone "${name}" is not one of ${BACKBONE_NAMES.join(', ')}`);
+    case 'resnet18':
+      return { kind: 'resnet', depth: 18, width: width ?? defaultWidth() };
+    case 'resnet50':
+      return { kind: 'resnet', depth: 50, width: width ?? defaultWidth() };
+    case 'vit-tiny4':
+      return { kind: 'vit', preset: 'tiny4' };
+    case 'vit-tiny4-seed':
+      return { kind: 'vit', preset: 'tiny4-seed' };
+    default:
+      throw new ConfigError(`--backbone "${name}" is not one of ${BACKBONE_NAMES.join(', ')}`);
   }
 }
 
@@ -76,7 +90,11 @@ export function cliConfig(o: CliOptions, imageSize: number): PretrainConfig {
  * folder's content is another folder. `runsSubdir`: an image folder's (ExperimentData.runsSubdir);
  * `config`: the run's (`cliConfig`; default `o.config`).
  */
-export function cliRunDir(o: CliOptions, data: DataIdentity, opts: { runsSubdir?: string; config?: PretrainConfig } = {}): string {
+export function cliRunDir(
+  o: CliOptions,
+  data: DataIdentity,
+  opts: { runsSubdir?: string; config?: PretrainConfig } = {},
+): string {
   return o.runDir ?? path.join(runsDir(o.budget), opts.runsSubdir ?? '', runName(opts.config ?? o.config, data));
 }
 
@@ -116,23 +134,35 @@ Tuning advice (from the DINO and Barlow Twins papers): if DINO collapses, lower 
 `;
 
 /** --data and the folder flags; a folder flag without a folder is an error naming it. Paths are taken from the working directory. */
-function parseDataFlags(v: Record<string, string | boolean | undefined>, num: (name: string, s: string | undefined) => number | undefined): CliOptions['data'] {
+function parseDataFlags(
+  v: Record<string, string | boolean | undefined>,
+  num: (name: string, s: string | undefined) => number | undefined,
+): CliOptions['data'] {
   const data = typeof v.data === 'string' ? v.data : CIFAR10_DATA;
-  const folderFlags = ['image-size', 'skip-bad', 'labels', 'csv', 'val-split', 'test-split'].filter((k) => v[k] !== undefined);
+  const folderFlags = ['image-size', 'skip-bad', 'labels', 'csv', 'val-split', 'test-split'].filter(
+    (k) => v[k] !== undefined,
+  );
   if (data.trim().toLowerCase() === CIFAR10_DATA) {
-    if (folderFlags.length > 0) throw new ConfigError(`${folderFlags.map((k) => `--${k}`).join(', ')} need${folderFlags.length === 1 ? 's' : ''} --data FOLDER (CIFAR-10 is 32x32 and labelled)`);
+    if (folderFlags.length > 0)
+      throw new ConfigError(
+        `${folderFlags.map((k) => `--${k}`).join(', ')} need${folderFlags.length === 1 ? 's' : ''} --data FOLDER (CIFAR-10 is 32x32 and labelled)`,
+      );
     return CIFAR10_DATA;
   }
   if (data.trim() === '') throw new ConfigError('--data must be cifar10 or a folder, got an empty string');
   const folder: ImageFolderSpec = { path: path.resolve(data) };
   const imageSize = num('image-size', v['image-size'] as string | undefined);
   if (imageSize !== undefined) {
-    if (!Number.isInteger(imageSize) || imageSize < MIN_IMAGE_SIZE || imageSize > MAX_IMAGE_SIZE) throw new ConfigError(`--image-size must be an integer in [${MIN_IMAGE_SIZE}, ${MAX_IMAGE_SIZE}], got ${imageSize}`);
+    if (!Number.isInteger(imageSize) || imageSize < MIN_IMAGE_SIZE || imageSize > MAX_IMAGE_SIZE)
+      throw new ConfigError(
+        `--image-size must be an integer in [${MIN_IMAGE_SIZE}, ${MAX_IMAGE_SIZE}], got ${imageSize}`,
+      );
     folder.imageSize = imageSize;
   }
   if (v['skip-bad']) folder.skipBad = true;
   if (v.labels !== undefined) {
-    if (!(LABEL_SOURCES as readonly string[]).includes(v.labels as string)) throw new ConfigError(`--labels must be one of ${LABEL_SOURCES.join(', ')}, got "${String(v.labels)}"`);
+    if (!(LABEL_SOURCES as readonly string[]).includes(v.labels as string))
+      throw new ConfigError(`--labels must be one of ${LABEL_SOURCES.join(', ')}, got "${String(v.labels)}"`);
     folder.labels = v.labels as LabelSource;
   }
   if (typeof v.csv === 'string') folder.csv = path.resolve(v.csv);
@@ -141,7 +171,11 @@ function parseDataFlags(v: Record<string, string | boolean | undefined>, num: (n
   const test = num('test-split', v['test-split'] as string | undefined);
   if (test !== undefined) folder.test = test;
   try {
-    checkSplitOptions({ val: val ?? IMAGE_FOLDER_DEFAULTS.val, test: test ?? IMAGE_FOLDER_DEFAULTS.test, seed: IMAGE_FOLDER_DEFAULTS.seed });
+    checkSplitOptions({
+      val: val ?? IMAGE_FOLDER_DEFAULTS.val,
+      test: test ?? IMAGE_FOLDER_DEFAULTS.test,
+      seed: IMAGE_FOLDER_DEFAULTS.seed,
+    });
   } catch (e) {
     throw new ConfigError(`--val-split / --test-split: ${(e as Error).message}`);
   }
@@ -155,12 +189,29 @@ export function parseCli(argv: string[]): CliOptions {
       args: argv,
       strict: true,
       options: {
-        method: { type: 'string' }, backbone: { type: 'string' }, width: { type: 'string' }, epochs: { type: 'string' },
-        batch: { type: 'string' }, lr: { type: 'string' }, seed: { type: 'string' }, optimizer: { type: 'string' },
-        'local-crops': { type: 'string' }, 'per-class': { type: 'string' }, 'knn-every': { type: 'string' },
-        config: { type: 'string' }, 'run-dir': { type: 'string' }, 'no-resume': { type: 'boolean' }, budget: { type: 'string' },
-        data: { type: 'string' }, 'image-size': { type: 'string' }, 'skip-bad': { type: 'boolean' }, labels: { type: 'string' },
-        csv: { type: 'string' }, 'val-split': { type: 'string' }, 'test-split': { type: 'string' }, 'probe-epochs': { type: 'string' },
+        method: { type: 'string' },
+        backbone: { type: 'string' },
+        width: { type: 'string' },
+        epochs: { type: 'string' },
+        batch: { type: 'string' },
+        lr: { type: 'string' },
+        seed: { type: 'string' },
+        optimizer: { type: 'string' },
+        'local-crops': { type: 'string' },
+        'per-class': { type: 'string' },
+        'knn-every': { type: 'string' },
+        config: { type: 'string' },
+        'run-dir': { type: 'string' },
+        'no-resume': { type: 'boolean' },
+        budget: { type: 'string' },
+        data: { type: 'string' },
+        'image-size': { type: 'string' },
+        'skip-bad': { type: 'boolean' },
+        labels: { type: 'string' },
+        csv: { type: 'string' },
+        'val-split': { type: 'string' },
+        'test-split': { type: 'string' },
+        'probe-epochs': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -176,7 +227,8 @@ export function parseCli(argv: string[]): CliOptions {
   };
   if (v.help) return { help: true } as CliOptions;
   if (!v.method) throw new ConfigError(`--method is required (one of ${METHODS.join(', ')})\n\n${CLI_HELP}`);
-  if (!(METHODS as readonly string[]).includes(v.method)) throw new ConfigError(`--method "${v.method}" is not one of ${METHODS.join(', ')}`);
+  if (!(METHODS as readonly string[]).includes(v.method))
+    throw new ConfigError(`--method "${v.method}" is not one of ${METHODS.join(', ')}`);
   let fileCfg: ConfigLayer = {};
   if (v.config) {
     try {
@@ -186,19 +238,24 @@ export function parseCli(argv: string[]): CliOptions {
     }
   }
   const over: ConfigLayer & { method: Method } = { ...fileCfg, method: v.method as Method };
-  if (v.backbone !== undefined || v.width !== undefined) over.backbone = parseBackboneName(v.backbone ?? 'resnet18', num('width', v.width));
+  if (v.backbone !== undefined || v.width !== undefined)
+    over.backbone = parseBackboneName(v.backbone ?? 'resnet18', num('width', v.width));
   if (v.epochs !== undefined) over.epochs = num('epochs', v.epochs);
   if (v.batch !== undefined) over.batchSize = num('batch', v.batch);
   if (v.lr !== undefined) over.lr = num('lr', v.lr);
   if (v.seed !== undefined) over.seed = num('seed', v.seed);
-  if (v.optimizer !== undefined) over.optimizer = { ...(over.optimizer ?? {}), kind: v.optimizer as PretrainConfig['optimizer']['kind'] };
-  if (v['local-crops'] !== undefined) over.augment = { ...(over.augment ?? {}), nLocal: num('local-crops', v['local-crops']) };
+  if (v.optimizer !== undefined)
+    over.optimizer = { ...(over.optimizer ?? {}), kind: v.optimizer as PretrainConfig['optimizer']['kind'] };
+  if (v['local-crops'] !== undefined)
+    over.augment = { ...(over.augment ?? {}), nLocal: num('local-crops', v['local-crops']) };
   const config = resolveConfig(over);
   const perClass = num('per-class', v['per-class']) ?? 0;
-  if (!Number.isInteger(perClass) || perClass < 0) throw new ConfigError(`--per-class must be an integer >= 0, got ${perClass}`);
+  if (!Number.isInteger(perClass) || perClass < 0)
+    throw new ConfigError(`--per-class must be an integer >= 0, got ${perClass}`);
   const knnEvery = num('knn-every', v['knn-every']) ?? 1;
   const probeEpochs = num('probe-epochs', v['probe-epochs']);
-  if (probeEpochs !== undefined && (!Number.isInteger(probeEpochs) || probeEpochs < 0)) throw new ConfigError(`--probe-epochs must be an integer >= 0, got ${probeEpochs}`);
+  if (probeEpochs !== undefined && (!Number.isInteger(probeEpochs) || probeEpochs < 0))
+    throw new ConfigError(`--probe-epochs must be an integer >= 0, got ${probeEpochs}`);
   return {
     config,
     overrides: over,

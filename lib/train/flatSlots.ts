@@ -48,7 +48,8 @@ export class FlatSlots {
           const k = `${n}/${suffix}`;
           const have = old.get(k);
           if (!have) return tf.zeros([sizes[i]], 'float32');
-          if (have.size !== sizes[i]) throw new Error(`optimizer state ${k} has ${have.size} values, parameter has ${sizes[i]}`);
+          if (have.size !== sizes[i])
+            throw new Error(`optimizer state ${k} has ${have.size} values, parameter has ${sizes[i]}`);
           return tf.reshape(have, [-1]);
         });
         return parts.length === 1 ? parts[0] : tf.concat(parts);
@@ -113,7 +114,10 @@ export class FlatSlots {
   namedTensors(): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();
     if (this.m && this.v) {
-      for (const [suffix, flat] of [['m', this.m], ['v', this.v]] as Array<[string, tf.Tensor]>) {
+      for (const [suffix, flat] of [
+        ['m', this.m],
+        ['v', this.v],
+      ] as Array<[string, tf.Tensor]>) {
         const parts = this.names.length === 1 ? [tf.clone(flat)] : tf.split(flat, this.sizes);
         this.names.forEach((n, i) => {
           const r = tf.reshape(parts[i], this.shapes[i]);

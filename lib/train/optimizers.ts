@@ -48,10 +48,15 @@ export class Optimizer {
 
   /** `cfg` holds the keys its kind reads (a resolved config's `optimizer`, or `optimizerConfig(kind)`). */
   constructor(cfg: OptimizerConfig) {
-    if (!OPTIMIZER_KINDS.includes(cfg.kind)) throw new Error(`optimizer kind "${cfg.kind}" is not one of ${OPTIMIZER_KINDS.join(', ')}`);
-    const need = cfg.kind === 'sgd' ? ['momentum'] : cfg.kind === 'lars' ? ['momentum', 'larsEta'] : ['beta1', 'beta2', 'eps'];
+    if (!OPTIMIZER_KINDS.includes(cfg.kind))
+      throw new Error(`optimizer kind "${cfg.kind}" is not one of ${OPTIMIZER_KINDS.join(', ')}`);
+    const need =
+      cfg.kind === 'sgd' ? ['momentum'] : cfg.kind === 'lars' ? ['momentum', 'larsEta'] : ['beta1', 'beta2', 'eps'];
     const missing = need.filter((k) => typeof (cfg as unknown as Record<string, unknown>)[k] !== 'number');
-    if (missing.length > 0) throw new Error(`optimizer "${cfg.kind}" needs ${missing.join(', ')} (use optimizerConfig(kind) for the defaults)`);
+    if (missing.length > 0)
+      throw new Error(
+        `optimizer "${cfg.kind}" needs ${missing.join(', ')} (use optimizerConfig(kind) for the defaults)`,
+      );
     // Keys the kind does not read are NaN: using one would poison the update visibly, not silently.
     this.cfg = { beta1: NaN, beta2: NaN, eps: NaN, momentum: NaN, larsEta: NaN, ...cfg };
   }
@@ -78,7 +83,12 @@ export class Optimizer {
    * gradient never scales another parameter's. Returns the global norm of the updated parameters'
    * gradients before clipping (a scalar tensor the caller disposes, read it back lazily).
    */
-  apply(ps: ParamStore, grads: Map<string, tf.Tensor>, lr: number, opts: { weightDecay: number; frozen?: ReadonlySet<string> }): tf.Scalar {
+  apply(
+    ps: ParamStore,
+    grads: Map<string, tf.Tensor>,
+    lr: number,
+    opts: { weightDecay: number; frozen?: ReadonlySet<string> },
+  ): tf.Scalar {
     const c = this.cfg;
     const wd = opts.weightDecay;
     if (!Number.isFinite(wd) || wd < 0) throw new Error(`optimizer: weight decay must be finite and >= 0, got ${wd}`);
@@ -92,7 +102,8 @@ export class Optimizer {
       const names = [...grads.keys()];
       const sq = names.filter((n) => !opts.frozen?.has(n)).map((n) => tf.sum(tf.square(grads.get(n)!)));
       const gnorm = tf.sqrt(sq.length ? tf.addN(sq) : tf.scalar(0)) as tf.Scalar;
-      const scale = c.clipGradNorm > 0 ? tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))) : undefined;
+      const scale =
+        c.clipGradNorm > 0 ? tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))) : undefined;
       for (const name of names) {
         if (opts.frozen?.has(name)) continue;
         const p = ps.get(name);
@@ -112,7 +123,11 @@ export class Optimizer {
               g = tf.add(g, tf.mul(p, k(wd)));
               const pn = tf.norm(p);
               const gn = tf.norm(g);
-              const trust = tf.where(tf.logicalAnd(tf.greater(pn, k(0)), tf.greater(gn, k(0))), tf.div(tf.mul(pn, k(c.larsEta)), gn), tf.onesLike(pn));
+              const trust = tf.where(
+                tf.logicalAnd(tf.greater(pn, k(0)), tf.greater(gn, k(0))),
+                tf.div(tf.mul(pn, k(c.larsEta)), gn),
+                tf.onesLike(pn),
+              );
               g = tf.mul(g, trust);
             }
             const b = this.slot(`${name}/momentum`, p);
@@ -132,7 +147,14 @@ export class Optimizer {
    * through masks), then split back. The gradient norm is one sum over the flat gradient (frozen
    * parameters masked out).
    */
-  private applyAdamFlat(ps: ParamStore, grads: Map<string, tf.Tensor>, lr: number, wd: number, frozen: ReadonlySet<string> | undefined, t: number): tf.Scalar {
+  private applyAdamFlat(
+    ps: ParamStore,
+    grads: Map<string, tf.Tensor>,
+    lr: number,
+    wd: number,
+    frozen: ReadonlySet<string> | undefined,
+    t: number,
+  ): tf.Scalar {
     const c = this.cfg;
     const names = [...grads.keys()];
     if (names.length === 0) return tf.scalar(0);
@@ -141,18 +163,39 @@ export class Optimizer {
     const active = F.active(frozen);
     return tf.tidy(() => {
       const k = scalarCache();
-      const flatOf = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? tf.reshape(ts[0], [-1]) : tf.concat(ts.map((x) => tf.reshape(x, [-1]))));
+      const flatOf = (ts: tf.Tensor[]): tf.Tensor =>
+        ts.length === 1 ? tf.reshape(ts[0], [-1]) : tf.concat(ts.map((x) => tf.reshape(x, [-1])));
       let g = flatOf(names.map((n) => grads.get(n)!));
       const gnorm = tf.sqrt(tf.sum(tf.square(active ? tf.where(active, g, tf.zerosLike(g)) : g))) as tf.Scalar;
       if (hasFusedKernel(FUSED_KERNELS.adamFlat)) {
         // One kernel per output (lib/kernels/fused.ts): the same arithmetic without flat temporaries.
-        const scale = c.clipGradNorm > 0 ? tf.reshape(tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))), [1]) : tf.ones([1]);
-        const ins: tf.NamedTensorMap = { g, scale, p: flatOf(names.map((n) => ps.get(n))), m: F.m!, v: F.v!, decay: F.decayMask!, ...(active ? { active } : {}) };
-        const attrs = {
-          lr, wd: wd > 0 && F.anyDecay ? wd : 0, beta1: c.beta1, beta2: c.beta2, eps: c.eps,
-          bc1: 1 - Math.pow(c.beta1, t), bc2: 1 - Math.pow(c.beta2, t), decoupled: c.kind === 'adamw',
+        const scale =
+          c.clipGradNorm > 0
+            ? tf.reshape(tf.minimum(k(1), tf.div(k(c.clipGradNorm), tf.add(gnorm, k(1e-6)))), [1])
+            : tf.ones([1]);
+        const ins: tf.NamedTensorMap = {
+          g,
+          scale,
+          p: flatOf(names.map((n) => ps.get(n))),
+          m: F.m!,
+          v: F.v!,
+          decay: F.decayMask!,
+          ...(active ? { active } : {}),
         };
-        const run = (which: 'm' | 'v' | 'p'): tf.Tensor => tf.engine().runKernel(FUSED_KERNELS.adamFlat, ins, { ...attrs, which } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const attrs = {
+          lr,
+          wd: wd > 0 && F.anyDecay ? wd : 0,
+          beta1: c.beta1,
+          beta2: c.beta2,
+          eps: c.eps,
+          bc1: 1 - Math.pow(c.beta1, t),
+          bc2: 1 - Math.pow(c.beta2, t),
+          decoupled: c.kind === 'adamw',
+        };
+        const run = (which: 'm' | 'v' | 'p'): tf.Tensor =>
+          tf
+            .engine()
+            .runKernel(FUSED_KERNELS.adamFlat, ins, { ...attrs, which } as unknown as tf.NamedAttrMap) as tf.Tensor;
         // One pass for all three outputs where the backend has that kernel, else one per output.
         const [pNew, mNew, vNew] = hasFusedKernel(FUSED_KERNELS.adamFlatAll)
           ? (tf.engine().runKernel(FUSED_KERNELS.adamFlatAll, ins, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[])

@@ -36,7 +36,10 @@ export interface LockInfo {
 
 export class RunLockedError extends Error {
   override name = 'RunLockedError';
-  constructor(message: string, readonly holder: LockInfo) {
+  constructor(
+    message: string,
+    readonly holder: LockInfo,
+  ) {
     super(message);
   }
 
@@ -109,14 +112,19 @@ function pidAlive(pid: number): boolean {
 }
 
 /** Why a lock is stale (its holder is gone), or null when the holder may still be running. */
-function staleReason(info: LockInfo, here = { host: os.hostname(), bootId: bootId(), pid: process.pid }): string | null {
+function staleReason(
+  info: LockInfo,
+  here = { host: os.hostname(), bootId: bootId(), pid: process.pid },
+): string | null {
   if (info.host !== here.host) return null; // cannot check another machine
   if (info.bootId && here.bootId && info.bootId !== here.bootId) return 'the machine has rebooted since';
-  if (info.pid === here.pid) return [...held().values()].some((h) => h.token === info.token) ? null : 'this process no longer holds it';
+  if (info.pid === here.pid)
+    return [...held().values()].some((h) => h.token === info.token) ? null : 'this process no longer holds it';
   if (!pidAlive(info.pid)) return `process ${info.pid} is no longer running`;
   if (info.procStart !== null) {
     const now = processStart(info.pid);
-    if (now !== null && now !== info.procStart) return `process ${info.pid} is no longer running (its pid now belongs to another process)`;
+    if (now !== null && now !== info.procStart)
+      return `process ${info.pid} is no longer running (its pid now belongs to another process)`;
   }
   return null;
 }
@@ -134,7 +142,16 @@ function parseLock(text: string | null, file: string): LockInfo | null {
   } catch {
     // fall through: a torn or foreign file
   }
-  return { pid: -1, host: '?', startedAt: '?', what: `an unreadable lock file ${file}`, command: '?', bootId: null, procStart: null, token: '' };
+  return {
+    pid: -1,
+    host: '?',
+    startedAt: '?',
+    what: `an unreadable lock file ${file}`,
+    command: '?',
+    bootId: null,
+    procStart: null,
+    token: '',
+  };
 }
 
 function removeIfOurs(file: string, token: string): void {
@@ -166,8 +183,13 @@ export function acquireRunLock(runDir: string, what: string, opts: AcquireOption
   fs.mkdirSync(runDir, { recursive: true });
   const file = path.join(runDir, LOCK_FILE);
   const info: LockInfo = {
-    pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), what,
-    command: process.argv.map((a) => path.basename(a)).join(' '), bootId: bootId(), procStart: processStart(process.pid),
+    pid: process.pid,
+    host: os.hostname(),
+    startedAt: new Date().toISOString(),
+    what,
+    command: process.argv.map((a) => path.basename(a)).join(' '),
+    bootId: bootId(),
+    procStart: processStart(process.pid),
     token: `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
   };
   const body = JSON.stringify(info, null, 1) + '\n';
@@ -193,7 +215,7 @@ export function acquireRunLock(runDir: string, what: string, opts: AcquireOption
     if (reason === null) {
       throw new RunLockedError(
         `run folder ${runDir} is in use by ${describeHolder(holder)}. Only one writer per run folder: wait for it to finish or stop it ` +
-        `(Ctrl-C, or Kernel > Interrupt in its notebook)${holder.host !== os.hostname() ? `; if it is gone, delete ${file}` : ''}.`,
+          `(Ctrl-C, or Kernel > Interrupt in its notebook)${holder.host !== os.hostname() ? `; if it is gone, delete ${file}` : ''}.`,
         holder,
       );
     }
@@ -216,9 +238,14 @@ export function acquireRunLock(runDir: string, what: string, opts: AcquireOption
       continue;
     }
     fs.rmSync(aside, { force: true });
-    (opts.onTakeover ?? ((m: string) => console.warn(m)))(`run folder ${runDir}: taking over the lock of ${describeHolder(holder)}: ${reason}.`);
+    (opts.onTakeover ?? ((m: string) => console.warn(m)))(
+      `run folder ${runDir}: taking over the lock of ${describeHolder(holder)}: ${reason}.`,
+    );
   }
-  throw new RunLockedError(`run folder ${runDir}: could not take ${file} after 5 attempts (other writers keep racing for it)`, parseLock(readText(file), file)!);
+  throw new RunLockedError(
+    `run folder ${runDir}: could not take ${file} after 5 attempts (other writers keep racing for it)`,
+    parseLock(readText(file), file)!,
+  );
 }
 
 /** The lock file's holder, or null when the folder is not locked. */

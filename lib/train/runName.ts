@@ -41,7 +41,9 @@ export function runName(config: PretrainConfig, data: DataIdentity): string {
 /** Root folder of the run records of a budget (or a CLI label): runs/<name>/, or $DINOTWINS_RUNS/<name>/. */
 export function runsDir(budget: string | { name: string }): string {
   const name = typeof budget === 'string' ? budget : budget.name;
-  return process.env.DINOTWINS_RUNS ? path.resolve(process.env.DINOTWINS_RUNS, name) : path.join(repoRoot(), 'runs', name);
+  return process.env.DINOTWINS_RUNS
+    ? path.resolve(process.env.DINOTWINS_RUNS, name)
+    : path.join(repoRoot(), 'runs', name);
 }
 
 /** The folder of the run of `config` on `data` under `runsDir(budget)`. */
@@ -69,7 +71,10 @@ function leaves(v: unknown, at: string, out: Map<string, unknown>): Map<string, 
  * The fields on which a recorded run (a run record's or checkpoint's config and data identity) and
  * `now` differ. A record without a data identity (written before runs had one) differs in `data`.
  */
-export function identityDifferences(recorded: { config: unknown; data?: DataIdentity | null }, now: RunIdentity): IdentityDifference[] {
+export function identityDifferences(
+  recorded: { config: unknown; data?: DataIdentity | null },
+  now: RunIdentity,
+): IdentityDifference[] {
   const cfg: Record<string, unknown> = { ...(recorded.config as Record<string, unknown>) };
   for (const k of CADENCE_KEYS) delete cfg[k];
   const a = leaves(cfg, 'config', new Map());
@@ -83,7 +88,8 @@ export function identityDifferences(recorded: { config: unknown; data?: DataIden
   }
   const out: IdentityDifference[] = [];
   for (const field of new Set([...a.keys(), ...b.keys()])) {
-    if (JSON.stringify(a.get(field)) !== JSON.stringify(b.get(field))) out.push({ field, recorded: a.get(field), now: b.get(field) });
+    if (JSON.stringify(a.get(field)) !== JSON.stringify(b.get(field)))
+      out.push({ field, recorded: a.get(field), now: b.get(field) });
   }
   return out;
 }
@@ -99,11 +105,19 @@ const show = (v: unknown): string => (v === undefined ? '(none)' : JSON.stringif
  * Throws a RunIdentityError when `recorded` (in `what`, e.g. the run record of a folder) is another run
  * than `now`, naming each differing field with its recorded and its new value.
  */
-export function assertSameRun(what: string, recorded: { config: unknown; data?: DataIdentity | null }, now: RunIdentity): void {
+export function assertSameRun(
+  what: string,
+  recorded: { config: unknown; data?: DataIdentity | null },
+  now: RunIdentity,
+): void {
   const diff = identityDifferences(recorded, now);
   if (diff.length === 0) return;
   const lines = diff.map((d) => `${d.field}: recorded ${show(d.recorded)}, now ${show(d.now)}`);
-  const old = !recorded.data ? ' (it was written before runs recorded their data, so it cannot be resumed; it stays readable as history)' : '';
-  throw new RunIdentityError(`${what} is another run than this one${old}: ${lines.join('; ')}. ` +
-    'Use a new run folder (the default folder name changes with these), or run with the recorded values to resume it.');
+  const old = !recorded.data
+    ? ' (it was written before runs recorded their data, so it cannot be resumed; it stays readable as history)'
+    : '';
+  throw new RunIdentityError(
+    `${what} is another run than this one${old}: ${lines.join('; ')}. ` +
+      'Use a new run folder (the default folder name changes with these), or run with the recorded values to resume it.',
+  );
 }

@@ -59,8 +59,16 @@ export interface RunRecord {
 
 export function gitInfo(cwd = process.cwd()): RunRecord['git'] {
   try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().length > 0;
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+        cwd,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+        .toString()
+        .trim().length > 0;
     return { commit, dirty };
   } catch {
     return { commit: null, dirty: null };
@@ -83,7 +91,8 @@ export function readRunRecord(file: string): RunRecord {
   } catch (e) {
     throw new RunRecordError(`cannot read run record ${file}: ${(e as Error).message}`);
   }
-  if (rec.format !== 'dinotwins-run/1') throw new RunRecordError(`${file} is not a dinotwins run record (format ${String(rec.format)})`);
+  if (rec.format !== 'dinotwins-run/1')
+    throw new RunRecordError(`${file} is not a dinotwins run record (format ${String(rec.format)})`);
   return rec;
 }
 

@@ -141,12 +141,22 @@ async function writeCheckpoint(file: string, m: SslModel, opt: Optimizer, meta: 
 }
 
 /** Loads student, teacher and center from a checkpoint of the run `identity` into `m`. Returns the metadata. */
-function restoreModel(file: string, m: SslModel, identity: RunIdentity): { meta: CheckpointMeta; groups: Record<string, Map<string, StoredTensor>> } {
+function restoreModel(
+  file: string,
+  m: SslModel,
+  identity: RunIdentity,
+): { meta: CheckpointMeta; groups: Record<string, Map<string, StoredTensor>> } {
   const { meta, groups } = loadCheckpoint<CheckpointMeta>(file);
   assertSameRun(`the checkpoint ${file}`, { config: meta.config, data: meta.data }, identity);
   const asSnap = (g: Map<string, StoredTensor> | undefined, label: string) => {
     if (!g) throw new CheckpointError(`${file} has no ${label} tensors`);
-    return [...g].map(([name, s]) => ({ name, shape: s.shape, values: s.values, kind: 'weight' as const, trainable: true }));
+    return [...g].map(([name, s]) => ({
+      name,
+      shape: s.shape,
+      values: s.values,
+      kind: 'weight' as const,
+      trainable: true,
+    }));
   };
   try {
     m.student.load(asSnap(groups.student, 'student'));
@@ -234,18 +244,31 @@ interface RunPlan {
 function planRun(opts: PretrainOptions): RunPlan {
   const cfg = opts.config;
   const { images, n } = opts.data;
-  const size: RawImageSize = { height: opts.data.height ?? CIFAR10_IMAGE_SIZE.height, width: opts.data.width ?? CIFAR10_IMAGE_SIZE.width };
+  const size: RawImageSize = {
+    height: opts.data.height ?? CIFAR10_IMAGE_SIZE.height,
+    width: opts.data.width ?? CIFAR10_IMAGE_SIZE.width,
+  };
   const per = size.height * size.width * 3;
-  if (images.length !== n * per) throw new ConfigError(`data: expected ${n} images of ${size.height}x${size.width}x3 uint8 (${n * per} bytes), got ${images.length} bytes`);
+  if (images.length !== n * per)
+    throw new ConfigError(
+      `data: expected ${n} images of ${size.height}x${size.width}x3 uint8 (${n * per} bytes), got ${images.length} bytes`,
+    );
   checkBackboneFitsData(cfg, size);
   const stepsPerEpoch = Math.floor(n / cfg.batchSize);
   if (stepsPerEpoch < 1) throw new ConfigError(`batchSize ${cfg.batchSize} is larger than the data set (${n} images)`);
   const totalSteps = cfg.epochs * stepsPerEpoch;
   fs.mkdirSync(opts.runDir, { recursive: true });
   return {
-    cfg, images, n, size, identity: runIdentity(cfg, opts.data.identity ?? memoryIdentity(images)), stepsPerEpoch, totalSteps,
+    cfg,
+    images,
+    n,
+    size,
+    identity: runIdentity(cfg, opts.data.identity ?? memoryIdentity(images)),
+    stepsPerEpoch,
+    totalSteps,
     stopAt: Math.min(totalSteps, opts.stopAfterSteps ?? totalSteps),
-    ckptFile: path.join(opts.runDir, CKPT), recordFile: path.join(opts.runDir, 'record.json'),
+    ckptFile: path.join(opts.runDir, CKPT),
+    recordFile: path.join(opts.runDir, 'record.json'),
   };
 }
 
@@ -259,8 +282,10 @@ export function checkBackboneFitsData(cfg: PretrainConfig, size: RawImageSize): 
   if (b.kind !== 'vit') return;
   const vitSize = Number(b.imageSize ?? VIT_PRESETS[b.preset as keyof typeof VIT_PRESETS]?.imageSize);
   if (size.height === vitSize && size.width === vitSize) return;
-  throw new ConfigError(`backbone: the ViT's position embeddings are for ${vitSize}x${vitSize} images (imageSize ${vitSize}), but the data is ${size.height}x${size.width}: ` +
-    `give the backbone imageSize: ${size.height} (e.g. { kind: 'vit', preset: '${String(b.preset)}', imageSize: ${size.height} }; a multiple of its patch size), or load the images at ${vitSize} (--image-size ${vitSize}, or imageSize in DATA)`);
+  throw new ConfigError(
+    `backbone: the ViT's position embeddings are for ${vitSize}x${vitSize} images (imageSize ${vitSize}), but the data is ${size.height}x${size.width}: ` +
+      `give the backbone imageSize: ${size.height} (e.g. { kind: 'vit', preset: '${String(b.preset)}', imageSize: ${size.height} }; a multiple of its patch size), or load the images at ${vitSize} (--image-size ${vitSize}, or imageSize in DATA)`,
+  );
 }
 
 /** The model, optimizer and record of a run, and where it stands. */
@@ -289,10 +314,16 @@ function openRun(plan: RunPlan, opts: PretrainOptions): RunState {
   try {
     const resume = opts.resume !== false;
     const old = resume && fs.existsSync(plan.recordFile) ? readRunRecord(plan.recordFile) : null;
-    if (old) assertSameRun(`the run folder ${opts.runDir} (its record.json)`, { config: old.config, data: old.dataIdentity }, plan.identity);
-    const state = resume && fs.existsSync(plan.ckptFile)
-      ? resumedRun(plan, model, opt, () => old ?? readRunRecord(plan.recordFile))
-      : { model, opt, record: newRecord(plan, opts), startStep: 0, epochSums: {}, epochCount: 0, epochSeconds: 0 };
+    if (old)
+      assertSameRun(
+        `the run folder ${opts.runDir} (its record.json)`,
+        { config: old.config, data: old.dataIdentity },
+        plan.identity,
+      );
+    const state =
+      resume && fs.existsSync(plan.ckptFile)
+        ? resumedRun(plan, model, opt, () => old ?? readRunRecord(plan.recordFile))
+        : { model, opt, record: newRecord(plan, opts), startStep: 0, epochSums: {}, epochCount: 0, epochSeconds: 0 };
     writeRunRecord(plan.recordFile, state.record);
     return state;
   } catch (e) {
@@ -305,12 +336,33 @@ function openRun(plan: RunPlan, opts: PretrainOptions): RunState {
 function newRecord(plan: RunPlan, opts: PretrainOptions): RunRecord {
   const backend = opts.backend ?? currentBackend() ?? null;
   return {
-    format: 'dinotwins-run/1', id: path.basename(opts.runDir), kind: 'pretrain', status: 'running', method: plan.cfg.method,
-    budget: opts.budget ?? 'custom', config: plan.cfg as unknown as Record<string, unknown>,
-    backend: backend && { chosen: backend.chosen, tfBackend: backend.tfBackend, line: backend.line, details: backend.details },
-    git: gitInfo(), seed: plan.cfg.seed, data: { n: plan.n, ...opts.dataInfo }, dataIdentity: dataIdentityOf(plan.identity.data),
-    startedAt: new Date().toISOString(), updatedAt: '', seconds: 0, step: 0, totalSteps: plan.totalSteps,
-    epochs: [], steps: [], results: {}, checkpoint: null, resumedFrom: [],
+    format: 'dinotwins-run/1',
+    id: path.basename(opts.runDir),
+    kind: 'pretrain',
+    status: 'running',
+    method: plan.cfg.method,
+    budget: opts.budget ?? 'custom',
+    config: plan.cfg as unknown as Record<string, unknown>,
+    backend: backend && {
+      chosen: backend.chosen,
+      tfBackend: backend.tfBackend,
+      line: backend.line,
+      details: backend.details,
+    },
+    git: gitInfo(),
+    seed: plan.cfg.seed,
+    data: { n: plan.n, ...opts.dataInfo },
+    dataIdentity: dataIdentityOf(plan.identity.data),
+    startedAt: new Date().toISOString(),
+    updatedAt: '',
+    seconds: 0,
+    step: 0,
+    totalSteps: plan.totalSteps,
+    epochs: [],
+    steps: [],
+    results: {},
+    checkpoint: null,
+    resumedFrom: [],
   };
 }
 
@@ -324,17 +376,30 @@ function resumedRun(plan: RunPlan, model: SslModel, opt: Optimizer, readRecord: 
   record.steps = record.steps.filter((s) => s.step < startStep);
   // Finished or not by the record's own plan (the same run plans the same steps).
   if (record.status === 'done' && startStep >= record.totalSteps) {
-    console.log(`loaded finished run ${record.id}: ${record.totalSteps} steps, ${(record.seconds / 60).toFixed(1)} min`);
+    console.log(
+      `loaded finished run ${record.id}: ${record.totalSteps} steps, ${(record.seconds / 60).toFixed(1)} min`,
+    );
   } else {
     record.resumedFrom.push(startStep);
-    console.log(`resuming run ${record.id} from step ${startStep} of ${record.totalSteps}${record.status === 'interrupted' ? ' (where it was interrupted)' : ''}`);
+    console.log(
+      `resuming run ${record.id} from step ${startStep} of ${record.totalSteps}${record.status === 'interrupted' ? ' (where it was interrupted)' : ''}`,
+    );
   }
   record.status = 'running';
   delete record.message;
   // The same run; the cadence knobs (log and checkpoint intervals) may be new.
   record.config = plan.cfg as unknown as Record<string, unknown>;
   record.seconds = meta.recordSeconds;
-  return { model, opt, record, startStep, epochSums: meta.epochSums, epochCount: meta.epochCount, epochSeconds: meta.epochSeconds, epochEndPending: meta.epochEndPending };
+  return {
+    model,
+    opt,
+    record,
+    startStep,
+    epochSums: meta.epochSums,
+    epochCount: meta.epochCount,
+    epochSeconds: meta.epochSeconds,
+    epochEndPending: meta.epochEndPending,
+  };
 }
 
 /** Scalars of a step not read back yet (a read forces a device sync). */
@@ -354,7 +419,12 @@ class TrainingLoop {
   private t0 = Date.now();
   private stepsSinceT0 = 0;
 
-  constructor(private readonly plan: RunPlan, private readonly st: RunState, private readonly opts: PretrainOptions, private readonly stop: InterruptScope) {
+  constructor(
+    private readonly plan: RunPlan,
+    private readonly st: RunState,
+    private readonly opts: PretrainOptions,
+    private readonly stop: InterruptScope,
+  ) {
     this.step = makeTrainStep(st.model, st.opt);
     this.batch = new Uint8Array(plan.cfg.batchSize * plan.size.height * plan.size.width * 3);
     this.lastGood = st.startStep;
@@ -376,7 +446,8 @@ class TrainingLoop {
     const tStep = Date.now();
     const s = stepSchedule(cfg, step, stepsPerEpoch);
     const inEpoch = step % stepsPerEpoch;
-    if (!this.perm || inEpoch === 0 || step === st.startStep) this.perm = new Rng(deriveSeed(cfg.seed, 7, s.epoch)).permutation(n);
+    if (!this.perm || inEpoch === 0 || step === st.startStep)
+      this.perm = new Rng(deriveSeed(cfg.seed, 7, s.epoch)).permutation(n);
     const per = size.height * size.width * 3;
     for (let i = 0; i < cfg.batchSize; i++) {
       const src = this.perm[inEpoch * cfg.batchSize + i] * per;
@@ -423,7 +494,8 @@ class TrainingLoop {
     await this.flush();
     record.step = Math.max(stopAt, startStep);
     record.status = record.step >= record.totalSteps ? 'done' : 'stopped';
-    if (record.status === 'stopped') record.message = `stopped after step ${record.step} of ${record.totalSteps} (stopAfterSteps); resume to continue`;
+    if (record.status === 'stopped')
+      record.message = `stopped after step ${record.step} of ${record.totalSteps} (stopAfterSteps); resume to continue`;
     writeRunRecord(recordFile, record);
     this.st.opt.dispose();
     return { record, model: this.st.model, recordFile };
@@ -447,18 +519,29 @@ class TrainingLoop {
     const { record } = this.st;
     const { totalSteps, recordFile } = this.plan;
     await this.checkpoint(step, pendingEpoch);
-    const during = pendingEpoch !== undefined ? ` (in the evaluation after epoch ${pendingEpoch + 1}, which runs again on resume)` : '';
+    const during =
+      pendingEpoch !== undefined
+        ? ` (in the evaluation after epoch ${pendingEpoch + 1}, which runs again on resume)`
+        : '';
     record.status = 'interrupted';
     record.message = `interrupted at step ${step} of ${totalSteps}${during}; re-run to resume`;
     writeRunRecord(recordFile, record);
-    throw new InterruptedError(`run ${record.id} was interrupted at step ${step} of ${totalSteps}${during}; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.`);
+    throw new InterruptedError(
+      `run ${record.id} was interrupted at step ${step} of ${totalSteps}${during}; checkpoint written, memory freed. Re-run this cell (or the same command) to resume.`,
+    );
   }
 
   /** End-of-epoch hooks (kNN monitor); false when an interrupt stopped them (feature extraction checks it). */
   private async epochHooks(metrics: EpochMetrics): Promise<boolean> {
     const { model, record } = this.st;
     try {
-      const extra = await this.opts.callbacks?.onEpochEnd?.({ epoch: metrics.epoch, totalEpochs: this.plan.cfg.epochs, metrics, model, record });
+      const extra = await this.opts.callbacks?.onEpochEnd?.({
+        epoch: metrics.epoch,
+        totalEpochs: this.plan.cfg.epochs,
+        metrics,
+        model,
+        record,
+      });
       if (extra) Object.assign(metrics.extra, extra);
       return true;
     } catch (e) {
@@ -476,8 +559,15 @@ class TrainingLoop {
     this.checkDevice([]);
     const cfg = this.plan.cfg;
     const meta: CheckpointMeta = {
-      step, config: cfg, data: this.plan.identity.data, rng: { seed: cfg.seed, step }, epochSums: st.epochSums, epochCount: st.epochCount,
-      epochSeconds: st.epochSeconds, optimizerStep: 0, recordSeconds: st.record.seconds,
+      step,
+      config: cfg,
+      data: this.plan.identity.data,
+      rng: { seed: cfg.seed, step },
+      epochSums: st.epochSums,
+      epochCount: st.epochCount,
+      epochSeconds: st.epochSeconds,
+      optimizerStep: 0,
+      recordSeconds: st.record.seconds,
     };
     if (pendingEpoch !== undefined) meta.epochEndPending = pendingEpoch;
     await writeCheckpoint(this.plan.ckptFile, st.model, st.opt, meta);
@@ -502,15 +592,24 @@ class TrainingLoop {
       const bad = Object.entries(values).filter(([k, v]) => (k === 'loss' || k === 'gradNorm') && !Number.isFinite(v));
       if (bad.length > 0) {
         this.disposePending(items);
-        throw new NonFiniteLossError(`non-finite ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} at step ${it.step} (epoch ${it.s.epoch}, lr ${it.s.lr.toExponential(2)}); ` +
-          `the last good checkpoint (step ${this.lastGood}) is kept in ${this.plan.ckptFile}. Lower the learning rate or the teacher temperature, or enable gradient clipping.`);
+        throw new NonFiniteLossError(
+          `non-finite ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} at step ${it.step} (epoch ${it.s.epoch}, lr ${it.s.lr.toExponential(2)}); ` +
+            `the last good checkpoint (step ${this.lastGood}) is kept in ${this.plan.ckptFile}. Lower the learning rate or the teacher temperature, or enable gradient clipping.`,
+        );
       }
       for (const [k, v] of Object.entries(values)) st.epochSums[k] = (st.epochSums[k] ?? 0) + v;
       st.epochCount += 1;
       if (it.step % this.plan.cfg.logEvery === 0 || it === items[items.length - 1]) {
         st.record.steps.push({ step: it.step, lr: it.s.lr, ...values });
         const sps = this.stepsSinceT0 > 0 ? (this.stepsSinceT0 * 1000) / Math.max(1, Date.now() - this.t0) : 0;
-        await this.opts.callbacks?.onStep?.({ step: it.step, totalSteps: this.plan.totalSteps, epoch: it.s.epoch, values, schedule: it.s, stepsPerSecond: sps });
+        await this.opts.callbacks?.onStep?.({
+          step: it.step,
+          totalSteps: this.plan.totalSteps,
+          epoch: it.s.epoch,
+          values,
+          schedule: it.s,
+          stepsPerSecond: sps,
+        });
       }
     }
   }
@@ -520,7 +619,9 @@ class TrainingLoop {
     const errs = takeDeviceErrors();
     if (errs.length === 0) return;
     this.disposePending(items);
-    throw new DeviceError(`${deviceErrorMessage(errs)} The last good checkpoint (step ${this.lastGood}) is kept in ${this.plan.ckptFile}.`);
+    throw new DeviceError(
+      `${deviceErrorMessage(errs)} The last good checkpoint (step ${this.lastGood}) is kept in ${this.plan.ckptFile}.`,
+    );
   }
 
   private disposePending(items: PendingStep[]): void {

@@ -62,7 +62,10 @@ export function reportTensors(label: string): void {
   const seen = (g[COUNTS] ??= new Map());
   const n = tf.memory().numTensors;
   const before = seen.get(label);
-  console.log(`tensors alive: ${n}${before === undefined ? '' : ` (previous run of this notebook: ${before})`}; kept: ${keptNames().join(', ') || 'none'}`);
+  console.log(
+    `tensors alive: ${n}${before === undefined ? '' : ` (previous run of this notebook: ${before})`}; kept: ${keptNames().join(', ') || 'none'}`,
+  );
   seen.set(label, n);
-  if (before !== undefined && n > before) throw new Error(`${label}: ${n - before} tensors leaked by re-running the notebook (${before} -> ${n})`);
+  if (before !== undefined && n > before)
+    throw new Error(`${label}: ${n - before} tensors leaked by re-running the notebook (${before} -> ${n})`);
 }

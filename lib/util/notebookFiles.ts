@@ -42,7 +42,10 @@ export function outputProblems(files: readonly string[]): string[] {
   const lines: string[] = [];
   for (const f of files) {
     const cells = cellsWithOutputs(f);
-    if (cells.length > 0) lines.push(`${f} carries outputs in ${cells.length} cell(s) (cells ${cells.join(', ')}); strip them before committing: ${STRIP_COMMAND} (or npx tsx bin/strip-notebooks.ts ${f})`);
+    if (cells.length > 0)
+      lines.push(
+        `${f} carries outputs in ${cells.length} cell(s) (cells ${cells.join(', ')}); strip them before committing: ${STRIP_COMMAND} (or npx tsx bin/strip-notebooks.ts ${f})`,
+      );
   }
   return lines;
 }

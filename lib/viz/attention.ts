@@ -27,13 +27,25 @@ export interface AttentionGridOptions {
   display: boolean;
 }
 
-export const DEFAULT_ATTENTION_GRID_OPTIONS: Readonly<AttentionGridOptions> = Object.freeze({ scale: 3, alpha: 0.6, colormap: 'inferno', size: 32, imagesTitle: 'images', display: true });
+export const DEFAULT_ATTENTION_GRID_OPTIONS: Readonly<AttentionGridOptions> = Object.freeze({
+  scale: 3,
+  alpha: 0.6,
+  colormap: 'inferno',
+  size: 32,
+  imagesTitle: 'images',
+  display: true,
+});
 
 /**
  * Shows the first `att.maps.length` images of `set` (uint8 NHWC) with their classes, then each
  * head's map over each image (one row per image, captions "<class>, head <h>").
  */
-export function attentionGrids(att: AttentionMaps, set: { images: Uint8Array; labels: ArrayLike<number>; n: number }, classNames: readonly string[], options: Partial<AttentionGridOptions> = {}): { images: ImageGridResult; attention: ImageGridResult } {
+export function attentionGrids(
+  att: AttentionMaps,
+  set: { images: Uint8Array; labels: ArrayLike<number>; n: number },
+  classNames: readonly string[],
+  options: Partial<AttentionGridOptions> = {},
+): { images: ImageGridResult; attention: ImageGridResult } {
   const o = { ...DEFAULT_ATTENTION_GRID_OPTIONS, ...options };
   const n = att.maps.length;
   const per = o.size * o.size * 3;
@@ -41,13 +53,28 @@ export function attentionGrids(att: AttentionMaps, set: { images: Uint8Array; la
   if (n > set.n || set.images.length < n * per) throw new Error(`attentionGrids: ${n} maps for ${set.n} images`);
   const cells = att.grid * att.grid;
   att.maps.forEach((heads, i) => {
-    if (heads.length !== att.heads) throw new Error(`attentionGrids: image ${i} has ${heads.length} maps, expected ${att.heads} heads`);
-    heads.forEach((m, h) => { if (m.length !== cells) throw new Error(`attentionGrids: map ${i}/${h} has ${m.length} values, expected ${att.grid} x ${att.grid}`); });
+    if (heads.length !== att.heads)
+      throw new Error(`attentionGrids: image ${i} has ${heads.length} maps, expected ${att.heads} heads`);
+    heads.forEach((m, h) => {
+      if (m.length !== cells)
+        throw new Error(`attentionGrids: map ${i}/${h} has ${m.length} values, expected ${att.grid} x ${att.grid}`);
+    });
   });
   const name = (i: number) => classNames[set.labels[i]] ?? String(set.labels[i]);
-  const image = (i: number): ImageInput => ({ data: set.images.subarray(i * per, (i + 1) * per), height: o.size, width: o.size, channels: 3 });
+  const image = (i: number): ImageInput => ({
+    data: set.images.subarray(i * per, (i + 1) * per),
+    height: o.size,
+    width: o.size,
+    channels: 3,
+  });
   const originals = Array.from({ length: n }, (_, i) => image(i));
-  const shown = imageGrid(originals, { cols: n, scale: o.scale, labels: originals.map((_, i) => name(i)), title: o.imagesTitle, display: o.display });
+  const shown = imageGrid(originals, {
+    cols: n,
+    scale: o.scale,
+    labels: originals.map((_, i) => name(i)),
+    title: o.imagesTitle,
+    display: o.display,
+  });
   const imgs: ImageInput[] = [];
   const overlays: Array<{ data: ArrayLike<number>; height: number; width: number }> = [];
   const labels: string[] = [];
@@ -59,8 +86,14 @@ export function attentionGrids(att: AttentionMaps, set: { images: Uint8Array; la
     }
   }
   const attention = imageGrid(imgs, {
-    cols: att.heads, scale: o.scale, overlays, overlayAlpha: o.alpha, colormap: o.colormap, labels,
-    title: 'CLS attention of each head (last block), one row per image', display: o.display,
+    cols: att.heads,
+    scale: o.scale,
+    overlays,
+    overlayAlpha: o.alpha,
+    colormap: o.colormap,
+    labels,
+    title: 'CLS attention of each head (last block), one row per image',
+    display: o.display,
   });
   return { images: shown, attention };
 }

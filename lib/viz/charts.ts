@@ -74,7 +74,10 @@ export function lineChart(
 }
 
 /** Heatmap of a matrix, by default the top-left 64x64 block on a diverging -1..1 scale. */
-export function heatmap(matrix: MatrixInput, options: Partial<HeatmapOptions & ShowOptions> = {}): Promise<ChartResult> {
+export function heatmap(
+  matrix: MatrixInput,
+  options: Partial<HeatmapOptions & ShowOptions> = {},
+): Promise<ChartResult> {
   return showChart(heatmapSpec(matrix, options), { alt: options.title || 'heatmap', ...options });
 }
 

@@ -59,7 +59,13 @@ export interface EmbeddingExplorerOptions {
 }
 
 export const DEFAULT_EMBEDDING_EXPLORER_OPTIONS: Readonly<EmbeddingExplorerOptions> = Object.freeze({
-  title: '', panelWidth: 260, panelHeight: 260, showNeighbours: 10, thumbScale: 4, thumbBits: 4, display: true,
+  title: '',
+  panelWidth: 260,
+  panelHeight: 260,
+  showNeighbours: 10,
+  thumbScale: 4,
+  thumbBits: 4,
+  display: true,
 });
 
 export interface EmbeddingExplorerResult {
@@ -82,27 +88,41 @@ export const UNLABELLED_CLASS = 'unlabelled';
 
 /** `s` with a label for every image: one class, UNLABELLED_CLASS, when it has none. */
 function withLabels(s: EmbeddingSample): EmbeddingSample & { labels: ArrayLike<number> } {
-  return s.labels !== undefined ? { ...s, labels: s.labels } : { ...s, labels: new Uint8Array(s.n), classNames: [UNLABELLED_CLASS] };
+  return s.labels !== undefined
+    ? { ...s, labels: s.labels }
+    : { ...s, labels: new Uint8Array(s.n), classNames: [UNLABELLED_CLASS] };
 }
 
 function check(panels: readonly EmbeddingPanel[], s: EmbeddingSample): void {
   const h = s.height ?? 32;
   const w = s.width ?? 32;
   if (panels.length === 0) throw new Error('embeddingExplorer: no panels');
-  if (!Number.isInteger(s.n) || s.n < 1) throw new Error(`embeddingExplorer: sample.n must be a positive integer, got ${s.n}`);
-  if (s.images.length !== s.n * h * w * 3) throw new Error(`embeddingExplorer: sample has ${s.images.length} image bytes, expected ${s.n} x ${h} x ${w} x 3`);
+  if (!Number.isInteger(s.n) || s.n < 1)
+    throw new Error(`embeddingExplorer: sample.n must be a positive integer, got ${s.n}`);
+  if (s.images.length !== s.n * h * w * 3)
+    throw new Error(`embeddingExplorer: sample has ${s.images.length} image bytes, expected ${s.n} x ${h} x ${w} x 3`);
   const labels = s.labels;
   if (labels !== undefined) {
     if (labels.length !== s.n) throw new Error(`embeddingExplorer: ${labels.length} labels for ${s.n} images`);
     const C = s.classNames.length;
-    for (let i = 0; i < s.n; i++) if (!(Number.isInteger(labels[i]) && labels[i] >= 0 && labels[i] < C)) throw new Error(`embeddingExplorer: label ${i} is ${labels[i]}, expected a class index below ${C}`);
+    for (let i = 0; i < s.n; i++)
+      if (!(Number.isInteger(labels[i]) && labels[i] >= 0 && labels[i] < C))
+        throw new Error(`embeddingExplorer: label ${i} is ${labels[i]}, expected a class index below ${C}`);
   }
   for (const p of panels) {
-    if (p.xy.length !== s.n * 2) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.xy.length / 2} points, the sample ${s.n} images`);
-    if (!p.xy.every(Number.isFinite)) throw new Error(`embeddingExplorer: panel "${p.label}" has non-finite coordinates`);
+    if (p.xy.length !== s.n * 2)
+      throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.xy.length / 2} points, the sample ${s.n} images`);
+    if (!p.xy.every(Number.isFinite))
+      throw new Error(`embeddingExplorer: panel "${p.label}" has non-finite coordinates`);
     if (labels === undefined) continue; // kNN predictions and neighbour labels need labels: not read
-    if (p.knnPred.length !== s.n) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.knnPred.length} kNN predictions for ${s.n} images`);
-    if (!Number.isInteger(p.k) || p.k < 0 || p.neighbourLabels.length !== s.n * p.k) throw new Error(`embeddingExplorer: panel "${p.label}" has ${p.neighbourLabels.length} neighbour labels, expected ${s.n} x k (${p.k})`);
+    if (p.knnPred.length !== s.n)
+      throw new Error(
+        `embeddingExplorer: panel "${p.label}" has ${p.knnPred.length} kNN predictions for ${s.n} images`,
+      );
+    if (!Number.isInteger(p.k) || p.k < 0 || p.neighbourLabels.length !== s.n * p.k)
+      throw new Error(
+        `embeddingExplorer: panel "${p.label}" has ${p.neighbourLabels.length} neighbour labels, expected ${s.n} x k (${p.k})`,
+      );
   }
 }
 
@@ -117,7 +137,8 @@ function sprite(s: EmbeddingSample, bits: number): { png: Buffer; cols: number }
   for (let i = 0; i < s.n; i++) {
     const x0 = (i % cols) * w;
     const y0 = Math.floor(i / cols) * h;
-    for (let y = 0; y < h; y++) out.set(s.images.subarray((i * h + y) * w * 3, (i * h + y + 1) * w * 3), ((y0 + y) * W + x0) * 3);
+    for (let y = 0; y < h; y++)
+      out.set(s.images.subarray((i * h + y) * w * 3, (i * h + y + 1) * w * 3), ((y0 + y) * W + x0) * 3);
   }
   return { png: encodePng(out, W, rows * h, 3, { bits }), cols };
 }
@@ -239,22 +260,50 @@ const DRAW = `function (Plotly) {
  * Shows panels side by side (plotly, with the static rendering as fallback). Sends plotly.js first
  * if this kernel has not inlined it yet (prefer `viz.inlinePlotly()` in the set-up cell).
  */
-export async function embeddingExplorer(panels: readonly EmbeddingPanel[], sample: EmbeddingSample, options: Partial<EmbeddingExplorerOptions> = {}): Promise<EmbeddingExplorerResult> {
+export async function embeddingExplorer(
+  panels: readonly EmbeddingPanel[],
+  sample: EmbeddingSample,
+  options: Partial<EmbeddingExplorerOptions> = {},
+): Promise<EmbeddingExplorerResult> {
   const o = { ...DEFAULT_EMBEDDING_EXPLORER_OPTIONS, ...options };
   check(panels, sample);
-  if (!Number.isInteger(o.showNeighbours) || o.showNeighbours < 0) throw new Error(`embeddingExplorer: showNeighbours must be a non-negative integer, got ${o.showNeighbours}`);
-  if (!(Number.isInteger(o.thumbBits) && o.thumbBits >= 1 && o.thumbBits <= 8)) throw new Error(`embeddingExplorer: thumbBits must be an integer in 1..8, got ${o.thumbBits}`);
+  if (!Number.isInteger(o.showNeighbours) || o.showNeighbours < 0)
+    throw new Error(`embeddingExplorer: showNeighbours must be a non-negative integer, got ${o.showNeighbours}`);
+  if (!(Number.isInteger(o.thumbBits) && o.thumbBits >= 1 && o.thumbBits <= 8))
+    throw new Error(`embeddingExplorer: thumbBits must be an integer in 1..8, got ${o.thumbBits}`);
   const unlabelled = sample.labels === undefined;
   const labelled = withLabels(sample);
   const colors = classColors(labelled.classNames.length);
-  const still = scatterPng(panels.map((p) => p.xy), labelled.labels, colors, { panelWidth: o.panelWidth, panelHeight: o.panelHeight });
+  const still = scatterPng(
+    panels.map((p) => p.xy),
+    labelled.labels,
+    colors,
+    { panelWidth: o.panelWidth, panelHeight: o.panelHeight },
+  );
   const { png, cols } = sprite(sample, o.thumbBits);
   const id = `dt-emb-${newDisplayId()}`;
   const data = {
-    id, n: sample.n, labels: Array.from(labelled.labels), classes: [...labelled.classNames], colors, unlabelled,
-    panels: panels.map((p) => ({ label: p.label, xy: Array.from(p.xy, round), pred: Array.from(p.knnPred), nb: Array.from(p.neighbourLabels), k: p.k })),
-    show: Math.min(o.showNeighbours, ...panels.map((p) => p.k)), width: o.panelWidth, height: o.panelHeight,
-    sprite: pngDataUri(png), cols, w: sample.width ?? 32, h: sample.height ?? 32, thumbScale: o.thumbScale,
+    id,
+    n: sample.n,
+    labels: Array.from(labelled.labels),
+    classes: [...labelled.classNames],
+    colors,
+    unlabelled,
+    panels: panels.map((p) => ({
+      label: p.label,
+      xy: Array.from(p.xy, round),
+      pred: Array.from(p.knnPred),
+      nb: Array.from(p.neighbourLabels),
+      k: p.k,
+    })),
+    show: Math.min(o.showNeighbours, ...panels.map((p) => p.k)),
+    width: o.panelWidth,
+    height: o.panelHeight,
+    sprite: pngDataUri(png),
+    cols,
+    w: sample.width ?? 32,
+    h: sample.height ?? 32,
+    thumbScale: o.thumbScale,
   };
   // JSON inside a script: escape '<' so no "</script>" can end it early.
   const json = JSON.stringify(data).replace(/</g, '\\u003c');
@@ -271,7 +320,10 @@ ${o.title ? `<div style="font:bold 13px sans-serif;margin:4px 0">${escapeHtml(o.
 </div>
 <div id="${id}-note" style="font:11px sans-serif;color:#888"></div>
 <script type="text/javascript">
-${plotlyBootstrap(DRAW.replace('DATA', () => json), `${id}-note`)}
+${plotlyBootstrap(
+  DRAW.replace('DATA', () => json),
+  `${id}-note`,
+)}
 </script>
 </div>`;
   const bundle: MimeBundle = { 'text/html': html, 'text/plain': `<${alt}>` };
@@ -281,6 +333,9 @@ ${plotlyBootstrap(DRAW.replace('DATA', () => json), `${id}-note`)}
     shown = display(bundle);
   }
   const result: EmbeddingExplorerResult = { html, png: still.png, bundle, shown };
-  Object.defineProperty(result, inspect.custom, { enumerable: false, value: () => `[embedding explorer: ${alt}${shown ? ', shown' : ''}]` });
+  Object.defineProperty(result, inspect.custom, {
+    enumerable: false,
+    value: () => `[embedding explorer: ${alt}${shown ? ', shown' : ''}]`,
+  });
   return result;
 }

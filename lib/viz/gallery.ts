@@ -29,17 +29,30 @@ export interface GalleryOptions {
   display: boolean;
 }
 
-export const DEFAULT_GALLERY_OPTIONS: Readonly<Omit<GalleryOptions, 'classNames'>> = Object.freeze({ perRow: 8, rows: 4, title: '', scale: 2, display: true });
+export const DEFAULT_GALLERY_OPTIONS: Readonly<Omit<GalleryOptions, 'classNames'>> = Object.freeze({
+  perRow: 8,
+  rows: 4,
+  title: '',
+  scale: 2,
+  display: true,
+});
 
 /** The first `perRow` images of each class in label order (or the first `rows` x `perRow` images without labels), as one grid. */
 export function gallery(set: GalleryImages, options: Partial<GalleryOptions> = {}): ImageGridResult {
   const o = { ...DEFAULT_GALLERY_OPTIONS, classNames: [] as readonly string[], ...options };
-  if (!Number.isInteger(o.perRow) || o.perRow < 1 || !Number.isInteger(o.rows) || o.rows < 1) throw new Error(`gallery: perRow and rows must be positive integers, got ${o.perRow} and ${o.rows}`);
+  if (!Number.isInteger(o.perRow) || o.perRow < 1 || !Number.isInteger(o.rows) || o.rows < 1)
+    throw new Error(`gallery: perRow and rows must be positive integers, got ${o.perRow} and ${o.rows}`);
   const h = set.height ?? 32;
   const w = set.width ?? 32;
   const per = h * w * 3;
-  if (set.images.length !== set.n * per) throw new Error(`gallery: ${set.images.length} bytes for ${set.n} images of ${h}x${w}x3`);
-  const image = (i: number): ImageInput => ({ data: set.images.subarray(i * per, (i + 1) * per), height: h, width: w, channels: 3 });
+  if (set.images.length !== set.n * per)
+    throw new Error(`gallery: ${set.images.length} bytes for ${set.n} images of ${h}x${w}x3`);
+  const image = (i: number): ImageInput => ({
+    data: set.images.subarray(i * per, (i + 1) * per),
+    height: h,
+    width: w,
+    channels: 3,
+  });
   const images: ImageInput[] = [];
   const captions: string[] = [];
   const labels = set.labels;
@@ -65,5 +78,12 @@ export function gallery(set: GalleryImages, options: Partial<GalleryOptions> = {
     }
   }
   if (images.length === 0) throw new Error('gallery: no images to show');
-  return imageGrid(images, { cols: o.perRow, labels: captions, title: o.title, scale: o.scale, display: o.display, range: [0, 255] });
+  return imageGrid(images, {
+    cols: o.perRow,
+    labels: captions,
+    title: o.title,
+    scale: o.scale,
+    display: o.display,
+    range: [0, 255],
+  });
 }

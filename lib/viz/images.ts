@@ -92,7 +92,8 @@ export interface ImageGridResult {
 
 function checkImage(img: ImageInput, k: number): void {
   const { data, height, width, channels } = img;
-  if (![1, 3, 4].includes(channels)) throw new Error(`imageGrid: image ${k} has ${channels} channels, expected 1, 3 or 4`);
+  if (![1, 3, 4].includes(channels))
+    throw new Error(`imageGrid: image ${k} has ${channels} channels, expected 1, 3 or 4`);
   if (!(height > 0 && width > 0) || data == null || data.length !== height * width * channels) {
     throw new Error(`imageGrid: image ${k} has ${data?.length} values, expected ${height}x${width}x${channels}`);
   }
@@ -125,7 +126,8 @@ export function toRgb8(img: ImageInput, range: ImageGridOptions['range'] = 'auto
     return colorize(Array.from(data, Number), r, colormap, false);
   }
   const span = r[1] > r[0] ? r[1] - r[0] : 1;
-  const to8 = (v: number): number => (Number.isFinite(v) ? Math.max(0, Math.min(255, Math.round(((v - r[0]) / span) * 255))) : 0);
+  const to8 = (v: number): number =>
+    Number.isFinite(v) ? Math.max(0, Math.min(255, Math.round(((v - r[0]) / span) * 255))) : 0;
   const out = new Uint8Array(n * 3);
   for (let p = 0; p < n; p++) {
     for (let c = 0; c < 3; c++) {
@@ -145,7 +147,9 @@ export function blendOverlay(
   colormap = 'inferno',
 ): void {
   if (overlay.data.length !== overlay.height * overlay.width) {
-    throw new Error(`imageGrid: overlay has ${overlay.data.length} values, expected ${overlay.height}x${overlay.width}`);
+    throw new Error(
+      `imageGrid: overlay has ${overlay.data.length} values, expected ${overlay.height}x${overlay.width}`,
+    );
   }
   const up = new Float64Array(height * width);
   for (let y = 0; y < height; y++) {
@@ -203,8 +207,10 @@ function composeGrid(
 export function imageGrid(images: readonly ImageInput[], options: Partial<ImageGridOptions> = {}): ImageGridResult {
   const o = { ...DEFAULT_IMAGE_GRID_OPTIONS, ...options };
   if (images.length === 0) throw new Error('imageGrid: no images given');
-  if (!Number.isInteger(o.cols) || o.cols < 1) throw new Error(`imageGrid: cols must be a positive integer, got ${o.cols}`);
-  if (!Number.isInteger(o.scale) || o.scale < 1) throw new Error(`imageGrid: scale must be a positive integer, got ${o.scale}`);
+  if (!Number.isInteger(o.cols) || o.cols < 1)
+    throw new Error(`imageGrid: cols must be a positive integer, got ${o.cols}`);
+  if (!Number.isInteger(o.scale) || o.scale < 1)
+    throw new Error(`imageGrid: scale must be a positive integer, got ${o.scale}`);
   if (o.labels.length > 0 && o.labels.length !== images.length) {
     throw new Error(`imageGrid: ${o.labels.length} labels for ${images.length} images`);
   }
@@ -214,7 +220,8 @@ export function imageGrid(images: readonly ImageInput[], options: Partial<ImageG
   const tiles = images.map((img, k) => {
     checkImage(img, k);
     const rgb = toRgb8(img, o.range, o.colormap);
-    if (o.overlays.length > 0) blendOverlay(rgb, img.height, img.width, o.overlays[k], o.overlayAlpha, o.colormap || 'inferno');
+    if (o.overlays.length > 0)
+      blendOverlay(rgb, img.height, img.width, o.overlays[k], o.overlayAlpha, o.colormap || 'inferno');
     return { rgb, height: img.height, width: img.width };
   });
   const grid = composeGrid(tiles, o.cols, o.scale, o.gap);
@@ -227,13 +234,17 @@ export function imageGrid(images: readonly ImageInput[], options: Partial<ImageG
     // Per-image PNGs at native size, upscaled by CSS (pixelated), with captions.
     const cells = tiles.map((t, k) => {
       const uri = pngDataUri(encodePng(t.rgb, t.width, t.height, 3, { bits: o.bits }));
-      const label = o.labels.length > 0 ? `<div style="font:11px sans-serif;text-align:center;max-width:${t.width * o.scale}px;overflow-wrap:anywhere">${escapeHtml(o.labels[k])}</div>` : '';
+      const label =
+        o.labels.length > 0
+          ? `<div style="font:11px sans-serif;text-align:center;max-width:${t.width * o.scale}px;overflow-wrap:anywhere">${escapeHtml(o.labels[k])}</div>`
+          : '';
       return `<td style="padding:${Math.ceil(o.gap / 2)}px;vertical-align:top"><img src="${uri}" width="${t.width * o.scale}" height="${t.height * o.scale}" style="image-rendering:pixelated;display:block">${label}</td>`;
     });
     const rows: string[] = [];
     for (let k = 0; k < cells.length; k += o.cols) rows.push(`<tr>${cells.slice(k, k + o.cols).join('')}</tr>`);
     const title = o.title ? `<div style="font:bold 13px sans-serif;margin:4px 0">${escapeHtml(o.title)}</div>` : '';
-    bundle['text/html'] = `<div class="dinotwins-image-grid">${title}<table style="border-collapse:collapse">${rows.join('')}</table></div>`;
+    bundle['text/html'] =
+      `<div class="dinotwins-image-grid">${title}<table style="border-collapse:collapse">${rows.join('')}</table></div>`;
   }
   const shown = o.display ? display(bundle) : false;
   const result: ImageGridResult = { png, width: grid.width, height: grid.height, bundle, shown };
@@ -266,7 +277,9 @@ export async function imagesFromTensor(t: TensorLike): Promise<ImageInput[]> {
   const out: ImageInput[] = [];
   for (let k = 0; k < n; k++) {
     const sub = (data as { subarray?: (a: number, b: number) => ArrayLike<number> }).subarray;
-    const part = sub ? sub.call(data, k * size, (k + 1) * size) : (Array.prototype.slice.call(data, k * size, (k + 1) * size) as number[]);
+    const part = sub
+      ? sub.call(data, k * size, (k + 1) * size)
+      : (Array.prototype.slice.call(data, k * size, (k + 1) * size) as number[]);
     out.push({ data: part, height: h, width: w, channels: c });
   }
   return out;

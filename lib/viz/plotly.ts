@@ -34,10 +34,13 @@ export const PLOTLY_PLOT_ATTRIBUTE = 'data-dinotwins-plotly';
 export function plotlyLibraryHtml(): string {
   const { file, version } = bundleInfo();
   const code = fs.readFileSync(file, 'utf8');
-  if (code.includes('</script')) throw new Error(`plotlyLibraryHtml: ${file} contains "</script" and cannot be inlined`);
-  return `<div class="dinotwins-plotly-lib" style="font:11px sans-serif;color:#888">plotly.js ${version}, basic bundle (inlined for this notebook's interactive plots)</div>\n` +
+  if (code.includes('</script'))
+    throw new Error(`plotlyLibraryHtml: ${file} contains "</script" and cannot be inlined`);
+  return (
+    `<div class="dinotwins-plotly-lib" style="font:11px sans-serif;color:#888">plotly.js ${version}, basic bundle (inlined for this notebook's interactive plots)</div>\n` +
     `<script type="text/javascript">\nif (!window.Plotly) {\n(function (define, module, exports) {\n${code}\n}).call(window);\n}\n` +
-    `window.dispatchEvent(new Event('${PLOTLY_READY_EVENT}'));\n</script>`;
+    `window.dispatchEvent(new Event('${PLOTLY_READY_EVENT}'));\n</script>`
+  );
 }
 
 const INLINED = Symbol.for('dinotwins.viz.plotlyInlined');

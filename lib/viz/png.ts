@@ -18,7 +18,11 @@ export interface PngOptions {
   filter: 'adaptive' | 'none';
 }
 
-export const DEFAULT_PNG_OPTIONS: Readonly<PngOptions> = Object.freeze({ level: 9, bits: 8, filter: 'adaptive' as const });
+export const DEFAULT_PNG_OPTIONS: Readonly<PngOptions> = Object.freeze({
+  level: 9,
+  bits: 8,
+  filter: 'adaptive' as const,
+});
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -49,10 +53,14 @@ function chunk(type: string, data: Uint8Array): Buffer {
 /** PNG colour type for 1, 3 or 4 channels. */
 function colorType(channels: number): number {
   switch (channels) {
-    case 1: return 0;
-    case 3: return 2;
-    case 4: return 6;
-    default: throw new Error(`encodePng: channels must be 1, 3 or 4, got ${channels}`);
+    case 1:
+      return 0;
+    case 3:
+      return 2;
+    case 4:
+      return 6;
+    default:
+      throw new Error(`encodePng: channels must be 1, 3 or 4, got ${channels}`);
   }
 }
 
@@ -73,10 +81,14 @@ export function encodePng(
   const ct = colorType(channels);
   const stride = width * channels;
   if (pixels.length !== stride * height) {
-    throw new Error(`encodePng: expected ${stride * height} bytes for ${width}x${height}x${channels}, got ${pixels.length}`);
+    throw new Error(
+      `encodePng: expected ${stride * height} bytes for ${width}x${height}x${channels}, got ${pixels.length}`,
+    );
   }
-  if (!(Number.isInteger(opts.bits) && opts.bits >= 1 && opts.bits <= 8)) throw new Error(`encodePng: bits must be an integer in 1..8, got ${opts.bits}`);
-  if (opts.filter !== 'adaptive' && opts.filter !== 'none') throw new Error(`encodePng: filter must be 'adaptive' or 'none', got ${String(opts.filter)}`);
+  if (!(Number.isInteger(opts.bits) && opts.bits >= 1 && opts.bits <= 8))
+    throw new Error(`encodePng: bits must be an integer in 1..8, got ${opts.bits}`);
+  if (opts.filter !== 'adaptive' && opts.filter !== 'none')
+    throw new Error(`encodePng: filter must be 'adaptive' or 'none', got ${String(opts.filter)}`);
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
@@ -130,7 +142,13 @@ function paeth(a: number, b: number, c: number): number {
 }
 
 /** Filters one scanline with filter type `f` (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth); `bpp` bytes per pixel. */
-function filterRow(f: number, cur: Uint8Array | Uint8ClampedArray, prev: Uint8Array | Uint8ClampedArray, bpp: number, out: Uint8Array): void {
+function filterRow(
+  f: number,
+  cur: Uint8Array | Uint8ClampedArray,
+  prev: Uint8Array | Uint8ClampedArray,
+  bpp: number,
+  out: Uint8Array,
+): void {
   for (let x = 0; x < cur.length; x++) {
     const a = x >= bpp ? cur[x - bpp] : 0;
     const b = prev[x];

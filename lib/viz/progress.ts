@@ -82,7 +82,9 @@ export function formatMetric(v: number | string): string {
 /** Rate with a unit that keeps it readable (it/s, or s/it below 1 it/s). */
 export function formatRate(rate: number): string {
   if (!Number.isFinite(rate) || rate <= 0) return '? it/s';
-  return rate >= 1 ? `${formatMetric(Number(rate.toPrecision(3)))} it/s` : `${formatMetric(Number((1 / rate).toPrecision(3)))} s/it`;
+  return rate >= 1
+    ? `${formatMetric(Number(rate.toPrecision(3)))} it/s`
+    : `${formatMetric(Number((1 / rate).toPrecision(3)))} s/it`;
 }
 
 /** One-line rendering: `label  45% |#####      | 45/100 [0:12<0:15, 3.71 it/s] loss=0.123`. */
@@ -91,7 +93,9 @@ export function formatProgress(s: ProgressState, label = '', barWidth = 24): str
   const filled = Math.round(frac * barWidth);
   const bar = '#'.repeat(filled) + ' '.repeat(barWidth - filled);
   const pct = `${Math.floor(frac * 100)}%`.padStart(4);
-  const metrics = Object.entries(s.metrics).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
+  const metrics = Object.entries(s.metrics)
+    .map(([k, v]) => `${k}=${formatMetric(v)}`)
+    .join(' ');
   const head = label ? `${label} ` : '';
   const stopped = s.stopped ? ` (${s.stopped} at ${s.step}/${s.total})` : '';
   return `${head}${pct} |${bar}| ${s.step}/${s.total} [${formatDuration(s.elapsedMs)}<${formatDuration(s.etaMs)}, ${formatRate(s.rate)}]${metrics ? ' ' + metrics : ''}${stopped}`;
@@ -128,7 +132,8 @@ export class ProgressBar {
       now: () => performance.now(),
       ...options,
     };
-    if (!(Number.isFinite(o.total) && o.total > 0)) throw new Error(`progress: total must be a positive number, got ${o.total}`);
+    if (!(Number.isFinite(o.total) && o.total > 0))
+      throw new Error(`progress: total must be a positive number, got ${o.total}`);
     if (!(o.minIntervalMs >= 0)) throw new Error(`progress: minIntervalMs must be >= 0, got ${o.minIntervalMs}`);
     this.o = o;
     this.mode = o.mode === 'auto' ? (canDisplay() ? 'notebook' : o.stream.isTTY ? 'tty' : 'log') : o.mode;
@@ -142,8 +147,21 @@ export class ProgressBar {
     if (this.first && t > this.first.t && this.step > this.first.step) {
       rate = ((this.step - this.first.step) * 1000) / (t - this.first.t);
     }
-    const etaMs = this.step >= this.o.total ? 0 : Number.isFinite(rate) && !this.stopped ? ((this.o.total - this.step) / rate) * 1000 : NaN;
-    return { step: this.step, total: this.o.total, elapsedMs: t - this.t0, rate, etaMs, metrics: this.metrics, ...(this.stopped ? { stopped: this.stopped } : {}) };
+    const etaMs =
+      this.step >= this.o.total
+        ? 0
+        : Number.isFinite(rate) && !this.stopped
+          ? ((this.o.total - this.step) / rate) * 1000
+          : NaN;
+    return {
+      step: this.step,
+      total: this.o.total,
+      elapsedMs: t - this.t0,
+      rate,
+      etaMs,
+      metrics: this.metrics,
+      ...(this.stopped ? { stopped: this.stopped } : {}),
+    };
   }
 
   /** Sets the step count (absolute) and merges `metrics`; redraws if the throttle allows. */

@@ -29,7 +29,10 @@ export function svgDataUri(svg: string): string {
 
 /** Escapes text for HTML element content and attribute values. */
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string,
+  );
 }
 
 /** Options of {@link chartBundle}. */
@@ -45,7 +48,10 @@ export interface ChartBundleOptions {
   alt: string;
 }
 
-export const DEFAULT_CHART_BUNDLE_OPTIONS: Readonly<ChartBundleOptions> = Object.freeze({ htmlFallback: false, alt: 'chart' });
+export const DEFAULT_CHART_BUNDLE_OPTIONS: Readonly<ChartBundleOptions> = Object.freeze({
+  htmlFallback: false,
+  alt: 'chart',
+});
 
 /**
  * Bundle with the Vega-Lite spec (JupyterLab), the SVG (classic notebook, nbconvert, GitHub)

@@ -22,7 +22,14 @@ export interface ScatterPngOptions {
   padding: number;
 }
 
-export const DEFAULT_SCATTER_PNG_OPTIONS: Readonly<ScatterPngOptions> = Object.freeze({ panelWidth: 260, panelHeight: 260, gap: 10, radius: 2.5, opacity: 0.8, padding: 8 });
+export const DEFAULT_SCATTER_PNG_OPTIONS: Readonly<ScatterPngOptions> = Object.freeze({
+  panelWidth: 260,
+  panelHeight: 260,
+  gap: 10,
+  radius: 2.5,
+  opacity: 0.8,
+  padding: 8,
+});
 
 /** `#rrggbb` -> [r, g, b]. */
 function rgb(hex: string): [number, number, number] {
@@ -37,14 +44,25 @@ function rgb(hex: string): [number, number, number] {
  * point i in `colors[group[i]]`, each panel scaled to its own extent (y up). Returns the PNG and
  * the pixel position of every point, [panel][2 * i] x and [2 * i + 1] y, for checks and overlays.
  */
-export function scatterPng(layouts: readonly ArrayLike<number>[], group: ArrayLike<number>, colors: readonly string[], options: Partial<ScatterPngOptions> = {}): { png: Buffer; width: number; height: number; positions: Float32Array[] } {
+export function scatterPng(
+  layouts: readonly ArrayLike<number>[],
+  group: ArrayLike<number>,
+  colors: readonly string[],
+  options: Partial<ScatterPngOptions> = {},
+): { png: Buffer; width: number; height: number; positions: Float32Array[] } {
   const o = { ...DEFAULT_SCATTER_PNG_OPTIONS, ...options };
   const n = group.length;
   if (layouts.length === 0) throw new Error('scatterPng: no panels');
-  for (const [m, xy] of layouts.entries()) if (xy.length !== 2 * n) throw new Error(`scatterPng: panel ${m} has ${xy.length / 2} points, expected ${n}`);
-  if (!(o.panelWidth >= 2 * o.padding + 1 && o.panelHeight >= 2 * o.padding + 1)) throw new Error(`scatterPng: panels of ${o.panelWidth}x${o.panelHeight} leave no room inside a padding of ${o.padding}`);
+  for (const [m, xy] of layouts.entries())
+    if (xy.length !== 2 * n) throw new Error(`scatterPng: panel ${m} has ${xy.length / 2} points, expected ${n}`);
+  if (!(o.panelWidth >= 2 * o.padding + 1 && o.panelHeight >= 2 * o.padding + 1))
+    throw new Error(
+      `scatterPng: panels of ${o.panelWidth}x${o.panelHeight} leave no room inside a padding of ${o.padding}`,
+    );
   const palette = colors.map(rgb);
-  for (let i = 0; i < n; i++) if (!(Number.isInteger(group[i]) && group[i] >= 0 && group[i] < palette.length)) throw new Error(`scatterPng: point ${i} is in group ${group[i]}, not one of the ${palette.length} colours`);
+  for (let i = 0; i < n; i++)
+    if (!(Number.isInteger(group[i]) && group[i] >= 0 && group[i] < palette.length))
+      throw new Error(`scatterPng: point ${i} is in group ${group[i]}, not one of the ${palette.length} colours`);
   const width = layouts.length * o.panelWidth + (layouts.length - 1) * o.gap;
   const height = o.panelHeight;
   const px = new Float32Array(width * height * 3).fill(255);
@@ -52,8 +70,10 @@ export function scatterPng(layouts: readonly ArrayLike<number>[], group: ArrayLi
   const frame = 221; // #ddd
   layouts.forEach((xy, m) => {
     const x0 = m * (o.panelWidth + o.gap);
-    for (let x = 0; x < o.panelWidth; x++) for (const y of [0, height - 1]) px.fill(frame, ((y * width) + x0 + x) * 3, ((y * width) + x0 + x) * 3 + 3);
-    for (let y = 0; y < height; y++) for (const x of [x0, x0 + o.panelWidth - 1]) px.fill(frame, (y * width + x) * 3, (y * width + x) * 3 + 3);
+    for (let x = 0; x < o.panelWidth; x++)
+      for (const y of [0, height - 1]) px.fill(frame, (y * width + x0 + x) * 3, (y * width + x0 + x) * 3 + 3);
+    for (let y = 0; y < height; y++)
+      for (const x of [x0, x0 + o.panelWidth - 1]) px.fill(frame, (y * width + x) * 3, (y * width + x) * 3 + 3);
     let lo = [Infinity, Infinity];
     let hi = [-Infinity, -Infinity];
     for (let i = 0; i < n; i++) {
@@ -64,7 +84,10 @@ export function scatterPng(layouts: readonly ArrayLike<number>[], group: ArrayLi
         hi[d] = Math.max(hi[d], v);
       }
     }
-    if (!(lo[0] <= hi[0])) { lo = [0, 0]; hi = [0, 0]; }
+    if (!(lo[0] <= hi[0])) {
+      lo = [0, 0];
+      hi = [0, 0];
+    }
     const span = [0, 1].map((d) => (hi[d] > lo[d] ? hi[d] - lo[d] : 1));
     const inner = [o.panelWidth - 2 * o.padding - 1, o.panelHeight - 2 * o.padding - 1];
     const pos = new Float32Array(2 * n);
@@ -83,7 +106,11 @@ export function scatterPng(layouts: readonly ArrayLike<number>[], group: ArrayLi
       const c = palette[group[i]];
       const r = o.radius;
       for (let y = Math.max(0, Math.floor(cy - r - 1)); y <= Math.min(height - 1, Math.ceil(cy + r + 1)); y++) {
-        for (let x = Math.max(x0, Math.floor(cx - r - 1)); x <= Math.min(x0 + o.panelWidth - 1, Math.ceil(cx + r + 1)); x++) {
+        for (
+          let x = Math.max(x0, Math.floor(cx - r - 1));
+          x <= Math.min(x0 + o.panelWidth - 1, Math.ceil(cx + r + 1));
+          x++
+        ) {
           if (Math.hypot(x - cx, y - cy) > r) continue;
           const a = o.opacity;
           const k = (y * width + x) * 3;

@@ -19,7 +19,11 @@ export interface ChartCommonOptions {
   height: number;
 }
 
-export const DEFAULT_CHART_OPTIONS: Readonly<ChartCommonOptions> = Object.freeze({ title: '', width: 420, height: 260 });
+export const DEFAULT_CHART_OPTIONS: Readonly<ChartCommonOptions> = Object.freeze({
+  title: '',
+  width: 420,
+  height: 260,
+});
 
 /** One named series of a line chart; `x` defaults to 0, 1, 2, ... */
 export interface LineSeries {
@@ -132,7 +136,14 @@ export function lineChartSpec(series: SeriesInput, options: Partial<LineChartOpt
   const integerX = !o.logX && rows.length > 0 && rows.every((r) => Number.isInteger(r.x));
   const xs = rows.map((r) => r.x);
   const [x0, x1] = integerX ? [Math.min(...xs), Math.max(...xs)] : [0, 0];
-  const xAxis = !integerX ? {} : { axis: x1 - x0 <= 20 ? { values: Array.from({ length: x1 - x0 + 1 }, (_, k) => x0 + k), format: 'd' } : { tickMinStep: 1, format: 'd' } };
+  const xAxis = !integerX
+    ? {}
+    : {
+        axis:
+          x1 - x0 <= 20
+            ? { values: Array.from({ length: x1 - x0 + 1 }, (_, k) => x0 + k), format: 'd' }
+            : { tickMinStep: 1, format: 'd' },
+      };
   return {
     $schema: SCHEMA,
     ...titled(o.title),
@@ -142,7 +153,13 @@ export function lineChartSpec(series: SeriesInput, options: Partial<LineChartOpt
     data: { values: rows },
     mark: { type: 'line', point: o.points, interpolate: o.interpolate, clip: true },
     encoding: {
-      x: { field: 'x', type: 'quantitative', title: o.xLabel, scale: o.logX ? { type: 'log' } : { zero: false }, ...xAxis },
+      x: {
+        field: 'x',
+        type: 'quantitative',
+        title: o.xLabel,
+        scale: o.logX ? { type: 'log' } : { zero: false },
+        ...xAxis,
+      },
       y: { field: 'y', type: 'quantitative', title: o.yLabel, scale: o.logY ? { type: 'log' } : { zero: false } },
       color: { field: 'series', type: 'nominal', title: null, sort: list.map((s) => s.name) },
     },
@@ -151,8 +168,7 @@ export function lineChartSpec(series: SeriesInput, options: Partial<LineChartOpt
 
 /** A dense matrix: nested rows, or flat row-major values with their shape. */
 export type MatrixInput =
-  | readonly ArrayLike<number>[]
-  | { readonly data: ArrayLike<number>; readonly rows: number; readonly cols: number };
+  readonly ArrayLike<number>[] | { readonly data: ArrayLike<number>; readonly rows: number; readonly cols: number };
 
 /** Options of {@link heatmapSpec}. */
 export interface HeatmapOptions extends ChartCommonOptions {
@@ -294,15 +310,41 @@ export function heatmapSpec(matrix: MatrixInput, options: Partial<HeatmapOptions
     layer: [
       {
         data: { values: [{ url: pngDataUri(png) }] },
-        mark: { type: 'image', width, height, aspect: false, align: 'left', baseline: 'top', smooth: false, aria: false },
+        mark: {
+          type: 'image',
+          width,
+          height,
+          aspect: false,
+          align: 'left',
+          baseline: 'top',
+          smooth: false,
+          aria: false,
+        },
         encoding: { url: { field: 'url', type: 'nominal' }, x: { value: 0 }, y: { value: 0 } },
       },
       {
-        data: { values: [{ i: 0, j: 0, v: domain[0] }, { i: r - 1, j: c - 1, v: domain[1] }] },
+        data: {
+          values: [
+            { i: 0, j: 0, v: domain[0] },
+            { i: r - 1, j: c - 1, v: domain[1] },
+          ],
+        },
         mark: { type: 'rect', opacity: 0, aria: false },
         encoding: {
-          x: { field: 'j', type: 'ordinal', title: o.xLabel, scale: { domain: jDomain }, axis: { values: tickValues(c), labelAngle: 0 } },
-          y: { field: 'i', type: 'ordinal', title: o.yLabel, scale: { domain: iDomain }, axis: { values: tickValues(r) } },
+          x: {
+            field: 'j',
+            type: 'ordinal',
+            title: o.xLabel,
+            scale: { domain: jDomain },
+            axis: { values: tickValues(c), labelAngle: 0 },
+          },
+          y: {
+            field: 'i',
+            type: 'ordinal',
+            title: o.yLabel,
+            scale: { domain: iDomain },
+            axis: { values: tickValues(r) },
+          },
           color: {
             field: 'v',
             type: 'quantitative',
@@ -413,7 +455,13 @@ export function histogramSpec(
     encoding: {
       x: { field: 'x0', type: 'quantitative', title: o.xLabel, scale: { zero: false } },
       x2: { field: 'x1' },
-      y: { field: 'y', type: 'quantitative', title: o.density ? 'density' : 'count', stack: null, ...(o.logY ? { scale: { type: 'log' } } : {}) },
+      y: {
+        field: 'y',
+        type: 'quantitative',
+        title: o.density ? 'density' : 'count',
+        stack: null,
+        ...(o.logY ? { scale: { type: 'log' } } : {}),
+      },
       ...(o.logY ? {} : { y2: { datum: 0 } }),
       color: { field: 'series', type: 'nominal', title: null, legend: multi ? {} : null },
     },
@@ -492,8 +540,10 @@ export function barChartSpec(
   if (list.length === 0) throw new Error('barChart: no bars given');
   for (const d of list) {
     if (!Number.isFinite(d.value)) throw new Error(`barChart: bar '${d.label}' has non-finite value ${d.value}`);
-    if (d.error != null && !(d.error >= 0)) throw new Error(`barChart: bar '${d.label}' has error ${d.error}; it must be a finite half-width >= 0`);
-    for (const p of d.points ?? []) if (!Number.isFinite(p)) throw new Error(`barChart: bar '${d.label}' has non-finite point ${p}`);
+    if (d.error != null && !(d.error >= 0))
+      throw new Error(`barChart: bar '${d.label}' has error ${d.error}; it must be a finite half-width >= 0`);
+    for (const p of d.points ?? [])
+      if (!Number.isFinite(p)) throw new Error(`barChart: bar '${d.label}' has non-finite point ${p}`);
   }
   const grouped = list.some((d) => d.group != null);
   const hasErr = list.some((d) => d.error != null && d.error > 0);
@@ -512,7 +562,13 @@ export function barChartSpec(
   const offset = o.horizontal ? 'yOffset' : 'xOffset';
   const labels = [...new Set(list.map((d) => d.label))];
   const base = {
-    [cat]: { field: 'label', type: 'nominal', title: o.labelTitle || null, sort: labels, ...(o.horizontal ? {} : { axis: { labelAngle: labels.some((l) => l.length > 6) ? -30 : 0 } }) },
+    [cat]: {
+      field: 'label',
+      type: 'nominal',
+      title: o.labelTitle || null,
+      sort: labels,
+      ...(o.horizontal ? {} : { axis: { labelAngle: labels.some((l) => l.length > 6) ? -30 : 0 } }),
+    },
     [val]: { field: 'value', type: 'quantitative', title: o.valueTitle },
     ...(grouped ? { [offset]: { field: 'group' }, color: { field: 'group', type: 'nominal', title: null } } : {}),
   };
@@ -522,10 +578,17 @@ export function barChartSpec(
       // Whiskers only where there is an error to show (no zero-length rules on bars without one).
       transform: [{ filter: 'datum.hi > datum.lo' }],
       mark: { type: 'rule', color: 'black' },
-      encoding: { ...base, color: undefined, [val]: { field: 'lo', type: 'quantitative' }, [`${val}2`]: { field: 'hi' } },
+      encoding: {
+        ...base,
+        color: undefined,
+        [val]: { field: 'lo', type: 'quantitative' },
+        [`${val}2`]: { field: 'hi' },
+      },
     });
   }
-  const points = list.flatMap((d) => (d.points ?? []).map((p) => ({ label: d.label, group: d.group ?? '', value: round6(p) })));
+  const points = list.flatMap((d) =>
+    (d.points ?? []).map((p) => ({ label: d.label, group: d.group ?? '', value: round6(p) })),
+  );
   if (points.length) {
     layers.push({
       data: { values: points },

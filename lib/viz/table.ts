@@ -25,7 +25,12 @@ export interface TableOptions {
   display: boolean;
 }
 
-export const DEFAULT_TABLE_OPTIONS: Readonly<TableOptions> = Object.freeze({ limit: 100, digits: 4, title: '', display: true });
+export const DEFAULT_TABLE_OPTIONS: Readonly<TableOptions> = Object.freeze({
+  limit: 100,
+  digits: 4,
+  title: '',
+  display: true,
+});
 
 /** What {@link table} produced. */
 export interface TableResult {
@@ -41,7 +46,9 @@ export interface TableResult {
 
 function isArquero(t: unknown): t is ArqueroLike {
   const a = t as Partial<ArqueroLike> | null;
-  return a != null && typeof a.toHTML === 'function' && typeof a.numRows === 'function' && typeof a.objects === 'function';
+  return (
+    a != null && typeof a.toHTML === 'function' && typeof a.numRows === 'function' && typeof a.objects === 'function'
+  );
 }
 
 /** Formats a cell: integers as is, other numbers to `digits` significant digits. */
@@ -58,7 +65,12 @@ export function formatCell(v: unknown, digits: number): string {
 function columnsOf(rows: readonly Record<string, unknown>[]): string[] {
   const cols: string[] = [];
   const seen = new Set<string>();
-  for (const r of rows) for (const k of Object.keys(r)) if (!seen.has(k)) { seen.add(k); cols.push(k); }
+  for (const r of rows)
+    for (const k of Object.keys(r))
+      if (!seen.has(k)) {
+        seen.add(k);
+        cols.push(k);
+      }
   return cols;
 }
 
@@ -69,7 +81,10 @@ export function textTable(rows: readonly Record<string, unknown>[], digits: numb
   const widths = cols.map((c, j) => Math.max(c.length, ...cells.map((row) => row[j].length)));
   const numeric = cols.map((c) => rows.every((r) => r[c] == null || typeof r[c] === 'number'));
   const fmt = (vals: string[]): string =>
-    vals.map((v, j) => (numeric[j] ? v.padStart(widths[j]) : v.padEnd(widths[j]))).join('  ').trimEnd();
+    vals
+      .map((v, j) => (numeric[j] ? v.padStart(widths[j]) : v.padEnd(widths[j])))
+      .join('  ')
+      .trimEnd();
   return [fmt(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(fmt)].join('\n');
 }
 
@@ -80,13 +95,18 @@ export function htmlTable(rows: readonly Record<string, unknown>[], digits: numb
   const align = (j: number): string => (numeric[j] ? ' style="text-align: right;"' : '');
   const head = `<thead><tr>${cols.map((c, j) => `<th${align(j)}>${escapeHtml(c)}</th>`).join('')}</tr></thead>`;
   const body = rows
-    .map((r) => `<tr>${cols.map((c, j) => `<td${align(j)}>${escapeHtml(formatCell(r[c], digits))}</td>`).join('')}</tr>`)
+    .map(
+      (r) => `<tr>${cols.map((c, j) => `<td${align(j)}>${escapeHtml(formatCell(r[c], digits))}</td>`).join('')}</tr>`,
+    )
     .join('');
   return `<table>${head}<tbody>${body}</tbody></table>`;
 }
 
 /** Shows an arquero table (or an array of row objects) as an HTML table. */
-export function table(data: ArqueroLike | readonly Record<string, unknown>[], options: Partial<TableOptions> = {}): TableResult {
+export function table(
+  data: ArqueroLike | readonly Record<string, unknown>[],
+  options: Partial<TableOptions> = {},
+): TableResult {
   const o = { ...DEFAULT_TABLE_OPTIONS, ...options };
   let html: string;
   let rows: Record<string, unknown>[];
@@ -114,7 +134,10 @@ export function table(data: ArqueroLike | readonly Record<string, unknown>[], op
   };
   const shown = o.display ? display(bundle) : false;
   const result: TableResult = { html: bundle['text/html'] as string, text, bundle, shown };
-  Object.defineProperty(result, inspect.custom, { enumerable: false, value: () => (shown ? `[table: ${total} rows, shown]` : text) });
+  Object.defineProperty(result, inspect.custom, {
+    enumerable: false,
+    value: () => (shown ? `[table: ${total} rows, shown]` : text),
+  });
   return result;
 }
 

@@ -24,19 +24,31 @@ export interface UmapOptions {
 }
 
 export const DEFAULT_UMAP_OPTIONS: Readonly<Omit<UmapOptions, 'onProgress'>> = Object.freeze({
-  seed: 0, nNeighbors: 15, minDist: 0.1, nEpochs: 0, progressEvery: 25,
+  seed: 0,
+  nNeighbors: 15,
+  minDist: 0.1,
+  nEpochs: 0,
+  progressEvery: 25,
 });
 
 /** features: n rows of `dim` values, row-major. Returns the layout [n * 2] (x, y per row). */
-export async function umapLayout(features: Float32Array, dim: number, options: Partial<UmapOptions> = {}): Promise<Float32Array> {
+export async function umapLayout(
+  features: Float32Array,
+  dim: number,
+  options: Partial<UmapOptions> = {},
+): Promise<Float32Array> {
   const o = { ...DEFAULT_UMAP_OPTIONS, ...options };
-  if (!Number.isInteger(dim) || dim < 1 || features.length % dim !== 0) throw new Error(`umapLayout: ${features.length} values are not whole rows of dim ${dim}`);
+  if (!Number.isInteger(dim) || dim < 1 || features.length % dim !== 0)
+    throw new Error(`umapLayout: ${features.length} values are not whole rows of dim ${dim}`);
   const n = features.length / dim;
   if (n < 3) throw new Error(`umapLayout: needs at least 3 rows, got ${n}`);
-  if (!Number.isInteger(o.nNeighbors) || o.nNeighbors < 2) throw new Error(`umapLayout: nNeighbors must be an integer >= 2, got ${o.nNeighbors}`);
+  if (!Number.isInteger(o.nNeighbors) || o.nNeighbors < 2)
+    throw new Error(`umapLayout: nNeighbors must be an integer >= 2, got ${o.nNeighbors}`);
   if (!(o.minDist >= 0)) throw new Error(`umapLayout: minDist must be >= 0, got ${o.minDist}`);
-  if (!Number.isInteger(o.nEpochs) || o.nEpochs < 0) throw new Error(`umapLayout: nEpochs must be a non-negative integer (0 = automatic), got ${o.nEpochs}`);
-  if (!Number.isInteger(o.progressEvery) || o.progressEvery < 1) throw new Error(`umapLayout: progressEvery must be a positive integer, got ${o.progressEvery}`);
+  if (!Number.isInteger(o.nEpochs) || o.nEpochs < 0)
+    throw new Error(`umapLayout: nEpochs must be a non-negative integer (0 = automatic), got ${o.nEpochs}`);
+  if (!Number.isInteger(o.progressEvery) || o.progressEvery < 1)
+    throw new Error(`umapLayout: progressEvery must be a positive integer, got ${o.progressEvery}`);
   const rows: number[][] = [];
   for (let i = 0; i < n; i++) {
     const r = Array.from(features.subarray(i * dim, (i + 1) * dim));
@@ -61,6 +73,9 @@ export async function umapLayout(features: Float32Array, dim: number, options: P
     }
   }
   const out = new Float32Array(n * 2);
-  umap.getEmbedding().forEach((p, i) => { out[i * 2] = p[0]; out[i * 2 + 1] = p[1]; });
+  umap.getEmbedding().forEach((p, i) => {
+    out[i * 2] = p[0];
+    out[i * 2 + 1] = p[1];
+  });
   return out;
 }

@@ -57,7 +57,10 @@ export interface ExpectedStderr {
  * printed by a notebook is a bug until explained (and then listed here).
  */
 export const EXPECTED_STDERR: readonly ExpectedStderr[] = Object.freeze([
-  { pattern: /^WARNING: using the GENERATED FIXTURE \(synthetic images\)/, why: 'smoke without the real CIFAR-10 (lib/protocol/experiment.ts loadExperimentData)' },
+  {
+    pattern: /^WARNING: using the GENERATED FIXTURE \(synthetic images\)/,
+    why: 'smoke without the real CIFAR-10 (lib/protocol/experiment.ts loadExperimentData)',
+  },
 ]);
 
 /** Options of {@link checkNotebook}. */
@@ -101,7 +104,12 @@ export function savedKinds(cell: SavedCell): { charts: number; plots: number; pr
 }
 
 /** The problems of one notebook run in Lab (empty when it passed). `reference`: per-cell kinds from another execution (nbclient's) to compare with. */
-export function checkNotebook(saved: readonly SavedCell[], drawn: readonly DrawnCell[], options: Partial<CheckOptions> = {}, reference?: ReadonlyMap<number, ReturnType<typeof savedKinds>>): string[] {
+export function checkNotebook(
+  saved: readonly SavedCell[],
+  drawn: readonly DrawnCell[],
+  options: Partial<CheckOptions> = {},
+  reference?: ReadonlyMap<number, ReturnType<typeof savedKinds>>,
+): string[] {
   const o = { ...DEFAULT_CHECK_OPTIONS, ...options };
   const problems: string[] = [];
   const byIndex = new Map(drawn.map((d) => [d.index, d]));
@@ -114,41 +122,61 @@ export function checkNotebook(saved: readonly SavedCell[], drawn: readonly Drawn
       problems.push(`${where} is not on the page`);
       continue;
     }
-    if (Number.isInteger(cell.executionCount) && d.prompt.replace(/\s/g, '') !== `[${cell.executionCount}]:`) problems.push(`${where}: the page shows the prompt "${d.prompt}", the saved notebook execution count ${cell.executionCount}`);
+    if (Number.isInteger(cell.executionCount) && d.prompt.replace(/\s/g, '') !== `[${cell.executionCount}]:`)
+      problems.push(
+        `${where}: the page shows the prompt "${d.prompt}", the saved notebook execution count ${cell.executionCount}`,
+      );
     for (const out of cell.outputs) {
       if (out.type === 'error') {
         const msg = `${out.ename ?? ''}: ${out.evalue ?? ''}`;
         if (!o.expectedErrors.some((p) => p.test(msg))) problems.push(`${where} raised ${msg.slice(0, 400)}`);
       } else if (out.type === 'stream' && out.name === 'stderr') {
-        for (const line of (out.text ?? '').split('\n').map((l) => l.trim()).filter(Boolean)) {
-          if (!o.expectedStderr.some((e) => e.pattern.test(line))) problems.push(`${where} printed on stderr: ${line.slice(0, 300)}`);
+        for (const line of (out.text ?? '')
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)) {
+          if (!o.expectedStderr.some((e) => e.pattern.test(line)))
+            problems.push(`${where} printed on stderr: ${line.slice(0, 300)}`);
         }
       } else if (out.type === 'stream' && out.name === 'stdout') {
         for (const line of (out.text ?? '').split('\n').map((l) => l.trim())) {
-          if (STRAY_RESULT.test(line)) problems.push(`${where} printed its last value as a stray line (assign it to a const): ${line.slice(0, 200)}`);
+          if (STRAY_RESULT.test(line))
+            problems.push(
+              `${where} printed its last value as a stray line (assign it to a const): ${line.slice(0, 200)}`,
+            );
         }
       }
     }
     const k = savedKinds(cell);
-    if (d.vega.length !== k.charts) problems.push(`${where}: ${k.charts} vega-lite chart(s) sent, ${d.vega.length} drawn on the page`);
+    if (d.vega.length !== k.charts)
+      problems.push(`${where}: ${k.charts} vega-lite chart(s) sent, ${d.vega.length} drawn on the page`);
     d.vega.forEach((v, j) => {
-      if (v.colouredPixels < o.minColouredPixels) problems.push(`${where}: vega-lite chart ${j + 1} (${v.width}x${v.height}) drew no marks (${v.colouredPixels} coloured pixels)`);
+      if (v.colouredPixels < o.minColouredPixels)
+        problems.push(
+          `${where}: vega-lite chart ${j + 1} (${v.width}x${v.height}) drew no marks (${v.colouredPixels} coloured pixels)`,
+        );
     });
-    if (d.plots.length !== k.plots) problems.push(`${where}: ${k.plots} plotly plot(s) sent, ${d.plots.length} on the page`);
+    if (d.plots.length !== k.plots)
+      problems.push(`${where}: ${k.plots} plotly plot(s) sent, ${d.plots.length} on the page`);
     d.plots.forEach((p, j) => {
       if (!p.drawn) problems.push(`${where}: plotly plot ${j + 1} did not draw`);
-      else if (!(p.expected > 0) || p.points !== p.expected) problems.push(`${where}: plotly plot ${j + 1} drew ${p.points} points, expected ${p.expected}`);
+      else if (!(p.expected > 0) || p.points !== p.expected)
+        problems.push(`${where}: plotly plot ${j + 1} drew ${p.points} points, expected ${p.expected}`);
     });
-    if (d.progress.length !== k.progress) problems.push(`${where}: ${k.progress} progress bar(s) sent, ${d.progress.length} on the page`);
+    if (d.progress.length !== k.progress)
+      problems.push(`${where}: ${k.progress} progress bar(s) sent, ${d.progress.length} on the page`);
     d.progress.forEach((p, j) => {
-      if (!(p.max > 0) || p.value !== p.max) problems.push(`${where}: progress bar ${j + 1} stopped at ${p.value}/${p.max}: ${p.text.slice(0, 200)}`);
+      if (!(p.max > 0) || p.value !== p.max)
+        problems.push(`${where}: progress bar ${j + 1} stopped at ${p.value}/${p.max}: ${p.text.slice(0, 200)}`);
     });
     const shownTables = d.tables.filter((t) => t.rows > 0).length;
-    if (shownTables < k.tables) problems.push(`${where}: ${k.tables} table(s) sent, ${shownTables} with rows on the page`);
+    if (shownTables < k.tables)
+      problems.push(`${where}: ${k.tables} table(s) sent, ${shownTables} with rows on the page`);
     const ref = reference?.get(cell.index);
     if (ref) {
       for (const kind of ['charts', 'plots', 'tables'] as const) {
-        if (ref[kind] !== k[kind]) problems.push(`${where}: ${k[kind]} ${kind} in Lab, ${ref[kind]} in the nbclient execution`);
+        if (ref[kind] !== k[kind])
+          problems.push(`${where}: ${k[kind]} ${kind} in Lab, ${ref[kind]} in the nbclient execution`);
       }
     }
   }
@@ -157,7 +185,14 @@ export function checkNotebook(saved: readonly SavedCell[], drawn: readonly Drawn
 
 /** Reads the code cells of a notebook file's JSON (nbformat 4) into SavedCells. */
 export function savedCells(notebook: unknown): SavedCell[] {
-  const nb = notebook as { cells?: Array<{ cell_type: string; source: string | string[]; execution_count?: number | null; outputs?: Array<Record<string, unknown>> }> };
+  const nb = notebook as {
+    cells?: Array<{
+      cell_type: string;
+      source: string | string[];
+      execution_count?: number | null;
+      outputs?: Array<Record<string, unknown>>;
+    }>;
+  };
   if (!nb || !Array.isArray(nb.cells)) throw new Error('savedCells: not an nbformat 4 notebook (no cells array)');
   const text = (v: unknown): string => (Array.isArray(v) ? v.join('') : typeof v === 'string' ? v : '');
   const cells: SavedCell[] = [];

@@ -19,8 +19,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Chromium flags that work on these machines (root, no GPU, no network besides 127.0.0.1). */
 export const CHROMIUM_ARGS: readonly string[] = Object.freeze([
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--hide-scrollbars', '--mute-audio',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--hide-scrollbars',
+  '--mute-audio',
 ]);
 export const CHROMIUM = '/usr/bin/chromium';
 /** Browser window size in CSS pixels. */
@@ -62,34 +69,67 @@ export interface LabServer {
 /** Starts JupyterLab from the bundle on a free port of 127.0.0.1 and waits until it answers. */
 export async function startLab(o: LabServerOptions): Promise<LabServer> {
   const port = await freePort();
-  const dirs = Object.fromEntries(['config', 'data', 'runtime', 'settings', 'workspaces'].map((d) => [d, path.join(o.state, d)]));
+  const dirs = Object.fromEntries(
+    ['config', 'data', 'runtime', 'settings', 'workspaces'].map((d) => [d, path.join(o.state, d)]),
+  );
   for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
   // No "Jupyter news" or update notification over the notebook (the machine is offline anyway).
   const notif = path.join(dirs.settings, '@jupyterlab', 'apputils-extension');
   fs.mkdirSync(notif, { recursive: true });
-  fs.writeFileSync(path.join(notif, 'notification.jupyterlab-settings'), JSON.stringify({ fetchNews: 'false', checkForUpdates: false }));
+  fs.writeFileSync(
+    path.join(notif, 'notification.jupyterlab-settings'),
+    JSON.stringify({ fetchNews: 'false', checkForUpdates: false }),
+  );
   const log = path.join(o.state, 'lab.log');
   const out = fs.openSync(log, 'w');
   const token = randomBytes(16).toString('hex');
-  const args = ['--no-browser', '--ip', '127.0.0.1', '--port', String(port), `--IdentityProvider.token=${token}`, `--ServerApp.root_dir=${o.root}`,
-    '--ServerApp.port_retries=0', '--LabApp.news_url=None'];
+  const args = [
+    '--no-browser',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    `--IdentityProvider.token=${token}`,
+    `--ServerApp.root_dir=${o.root}`,
+    '--ServerApp.port_retries=0',
+    '--LabApp.news_url=None',
+  ];
   if (process.getuid?.() === 0) args.push('--allow-root');
   const env = {
-    ...o.env, JUPYTER_CONFIG_DIR: dirs.config, JUPYTER_DATA_DIR: dirs.data, JUPYTER_RUNTIME_DIR: dirs.runtime,
-    JUPYTERLAB_SETTINGS_DIR: dirs.settings, JUPYTERLAB_WORKSPACES_DIR: dirs.workspaces,
+    ...o.env,
+    JUPYTER_CONFIG_DIR: dirs.config,
+    JUPYTER_DATA_DIR: dirs.data,
+    JUPYTER_RUNTIME_DIR: dirs.runtime,
+    JUPYTERLAB_SETTINGS_DIR: dirs.settings,
+    JUPYTERLAB_WORKSPACES_DIR: dirs.workspaces,
   };
-  const child: ChildProcess = spawn(path.join(o.bundle, 'run-lab.sh'), args, { cwd: o.root, env, stdio: ['ignore', out, out], detached: true });
+  const child: ChildProcess = spawn(path.join(o.bundle, 'run-lab.sh'), args, {
+    cwd: o.root,
+    env,
+    stdio: ['ignore', out, out],
+    detached: true,
+  });
   fs.closeSync(out);
   const url = `http://127.0.0.1:${port}`;
   const api = async <T>(p: string, init: RequestInit = {}) => {
-    const r = await fetch(`${url}${p}`, { ...init, headers: { Authorization: `token ${token}`, ...(init.headers ?? {}) } });
+    const r = await fetch(`${url}${p}`, {
+      ...init,
+      headers: { Authorization: `token ${token}`, ...(init.headers ?? {}) },
+    });
     const text = await r.text();
     return { status: r.status, body: (text ? JSON.parse(text) : null) as T };
   };
   const t0 = Date.now();
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`JupyterLab exited (${child.exitCode}) before answering; its log (${log}):\n${tail(log)}`);
-    if (await api('/api/status').then((r) => r.status === 200, () => false)) break;
+    if (child.exitCode !== null)
+      throw new Error(`JupyterLab exited (${child.exitCode}) before answering; its log (${log}):\n${tail(log)}`);
+    if (
+      await api('/api/status').then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() - t0 > 120_000) {
       kill(child);
       throw new Error(`JupyterLab did not answer on ${url} within 120 s; its log (${log}):\n${tail(log)}`);
@@ -97,7 +137,10 @@ export async function startLab(o: LabServerOptions): Promise<LabServer> {
     await sleep(250);
   }
   return {
-    url, token, log, api,
+    url,
+    token,
+    log,
+    api,
     async stop() {
       // Kernels first (they run in sessions of their own), then the server and its process group.
       const ks = await api<Array<{ id: string }>>('/api/kernels').catch(() => null);
@@ -131,8 +174,12 @@ export function launchBrowser(profile: string): Promise<Browser> {
   fs.rmSync(profile, { recursive: true, force: true });
   fs.mkdirSync(profile, { recursive: true });
   return puppeteer.launch({
-    executablePath: CHROMIUM, headless: true, userDataDir: profile, args: [...CHROMIUM_ARGS, `--window-size=${VIEWPORT.width},${VIEWPORT.height}`],
-    defaultViewport: { ...VIEWPORT }, protocolTimeout: 600_000,
+    executablePath: CHROMIUM,
+    headless: true,
+    userDataDir: profile,
+    args: [...CHROMIUM_ARGS, `--window-size=${VIEWPORT.width},${VIEWPORT.height}`],
+    defaultViewport: { ...VIEWPORT },
+    protocolTimeout: 600_000,
   });
 }
 
@@ -147,9 +194,14 @@ export class NotebookPage {
   /** console.error / page errors, in order, except LAB_NOISE. */
   readonly pageErrors: string[] = [];
 
-  private constructor(readonly page: Page, readonly lab: LabServer, readonly file: string) {
+  private constructor(
+    readonly page: Page,
+    readonly lab: LabServer,
+    readonly file: string,
+  ) {
     page.on('console', (m) => {
-      if (m.type() === 'error' && !LAB_NOISE.some((p) => p.test(m.text()))) this.pageErrors.push(`console.error: ${m.text().slice(0, 300)}`);
+      if (m.type() === 'error' && !LAB_NOISE.some((p) => p.test(m.text())))
+        this.pageErrors.push(`console.error: ${m.text().slice(0, 300)}`);
     });
     page.on('pageerror', (e) => {
       const msg = e instanceof Error ? e.message : String(e);
@@ -165,24 +217,40 @@ export class NotebookPage {
     await page.evaluateOnNewDocument('globalThis.__name = (f) => f;');
     const nb = new NotebookPage(page, lab, file);
     const ws = `t${Date.now().toString(36)}`;
-    await page.goto(`${lab.url}/lab/workspaces/${ws}/tree/${encodeURIComponent(file)}?reset&token=${lab.token}`, { waitUntil: 'domcontentloaded', timeout: 120_000 });
+    await page.goto(`${lab.url}/lab/workspaces/${ws}/tree/${encodeURIComponent(file)}?reset&token=${lab.token}`, {
+      waitUntil: 'domcontentloaded',
+      timeout: 120_000,
+    });
     await page.waitForSelector('.jp-NotebookPanel .jp-Notebook .jp-Cell', { timeout: 120_000 });
     return nb;
   }
 
   /** The status bar's kernel item, e.g. "TypeScript | Idle". */
   kernelStatus(): Promise<string> {
-    return this.page.evaluate(() => Array.from(document.querySelectorAll('.jp-StatusBar-TextItem, .jp-StatusBar-Item')).map((e) => e.textContent ?? '').join(' '));
+    return this.page.evaluate(() =>
+      Array.from(document.querySelectorAll('.jp-StatusBar-TextItem, .jp-StatusBar-Item'))
+        .map((e) => e.textContent ?? '')
+        .join(' '),
+    );
   }
 
   /** Waits until the status bar says "TypeScript | Idle" (the kernel started and answered). */
   async waitIdle(timeoutMs = 180_000): Promise<void> {
-    await this.page.waitForFunction(() => {
-      const t = Array.from(document.querySelectorAll('.jp-StatusBar-TextItem, .jp-StatusBar-Item')).map((e) => e.textContent).join(' ');
-      return /TypeScript\s*\|\s*Idle/.test(t);
-    }, { timeout: timeoutMs, polling: 500 }).catch(async () => {
-      throw new Error(`"TypeScript | Idle" not seen in the status bar within ${timeoutMs / 1000} s (it says: ${await this.kernelStatus()})`);
-    });
+    await this.page
+      .waitForFunction(
+        () => {
+          const t = Array.from(document.querySelectorAll('.jp-StatusBar-TextItem, .jp-StatusBar-Item'))
+            .map((e) => e.textContent)
+            .join(' ');
+          return /TypeScript\s*\|\s*Idle/.test(t);
+        },
+        { timeout: timeoutMs, polling: 500 },
+      )
+      .catch(async () => {
+        throw new Error(
+          `"TypeScript | Idle" not seen in the status bar within ${timeoutMs / 1000} s (it says: ${await this.kernelStatus()})`,
+        );
+      });
   }
 
   /** Clicks `top` in the menu bar, then the item labelled `item` (Lab's own menus, as a person would). */
@@ -220,15 +288,27 @@ export class NotebookPage {
     await this.menu('Run', 'Run All Cells');
     await sleep(1000);
     const dlg = await this.page.$('.jp-Dialog .jp-mod-accept');
-    if (dlg) throw new Error(`a dialog opened after Run All Cells: ${await this.page.$eval('.jp-Dialog', (e) => (e.textContent ?? '').slice(0, 300))}`);
+    if (dlg)
+      throw new Error(
+        `a dialog opened after Run All Cells: ${await this.page.$eval('.jp-Dialog', (e) => (e.textContent ?? '').slice(0, 300))}`,
+      );
   }
 
   /** The input prompts of the code cells, by cell index among all cells. */
   prompts(): Promise<Array<{ index: number; prompt: string }>> {
     return this.page.evaluate(() => {
-      const cells = Array.from(document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')?.querySelectorAll('.jp-Notebook .jp-Cell') ?? []);
-      return cells.map((c, index) => ({ index, code: c.classList.contains('jp-CodeCell'), prompt: (c.querySelector('.jp-InputArea-prompt')?.textContent ?? '').trim() }))
-        .filter((c) => c.code).map(({ index, prompt }) => ({ index, prompt }));
+      const cells = Array.from(
+        document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')?.querySelectorAll('.jp-Notebook .jp-Cell') ??
+          [],
+      );
+      return cells
+        .map((c, index) => ({
+          index,
+          code: c.classList.contains('jp-CodeCell'),
+          prompt: (c.querySelector('.jp-InputArea-prompt')?.textContent ?? '').trim(),
+        }))
+        .filter((c) => c.code)
+        .map(({ index, prompt }) => ({ index, prompt }));
     });
   }
 
@@ -245,7 +325,10 @@ export class NotebookPage {
       const idle = /TypeScript\s*\|\s*Idle/.test(await this.kernelStatus());
       quiet = !busy && idle ? quiet + 1 : 0;
       if (quiet >= 2) return (Date.now() - t0) / 1000;
-      if (Date.now() - t0 > timeoutMs) throw new Error(`still running after ${timeoutMs / 1000} s: prompts ${prompts.map((p) => p.prompt || '[ ]').join(' ')}`);
+      if (Date.now() - t0 > timeoutMs)
+        throw new Error(
+          `still running after ${timeoutMs / 1000} s: prompts ${prompts.map((p) => p.prompt || '[ ]').join(' ')}`,
+        );
       if (onPoll) await onPoll();
       await sleep(1000);
     }
@@ -254,8 +337,12 @@ export class NotebookPage {
   /** File > Save Notebook, then waits until the tab is no longer marked dirty. */
   async save(): Promise<void> {
     await this.menu('File', 'Save Notebook');
-    await this.page.waitForFunction(() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')?.classList.contains('jp-mod-dirty') &&
-      !document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty'), { timeout: 60_000, polling: 250 });
+    await this.page.waitForFunction(
+      () =>
+        !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')?.classList.contains('jp-mod-dirty') &&
+        !document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty'),
+      { timeout: 60_000, polling: 250 },
+    );
   }
 
   /** What Lab drew, per code cell (see DrawnCell). */
@@ -271,7 +358,9 @@ export class NotebookPage {
         const vega = inOutputs('.jp-RenderedVegaCommon5').map((v) => {
           const cv = v.querySelector('canvas');
           if (!cv || !cv.width || !cv.height) {
-            const marks = v.querySelectorAll('svg .mark-rect path, svg .mark-line path, svg .mark-symbol path, svg .mark-area path, svg .mark-rule line').length;
+            const marks = v.querySelectorAll(
+              'svg .mark-rect path, svg .mark-line path, svg .mark-symbol path, svg .mark-area path, svg .mark-rule line',
+            ).length;
             return { colouredPixels: marks * 100, width: 0, height: 0 };
           }
           const g = cv.getContext('2d');
@@ -294,10 +383,23 @@ export class NotebookPage {
         }));
         const progress = inOutputs('.dinotwins-progress').map((p) => {
           const el = p.querySelector('progress');
-          return { value: Number(el?.getAttribute('value') ?? NaN), max: Number(el?.getAttribute('max') ?? NaN), text: (p.textContent ?? '').trim() };
+          return {
+            value: Number(el?.getAttribute('value') ?? NaN),
+            max: Number(el?.getAttribute('max') ?? NaN),
+            text: (p.textContent ?? '').trim(),
+          };
         });
-        const tables = inOutputs('table').filter((t) => !t.closest('[data-dinotwins-plotly]')).map((t) => ({ rows: t.querySelectorAll('tbody tr').length }));
-        out.push({ index, prompt: (c.querySelector('.jp-InputArea-prompt')?.textContent ?? '').trim(), vega, plots, progress, tables });
+        const tables = inOutputs('table')
+          .filter((t) => !t.closest('[data-dinotwins-plotly]'))
+          .map((t) => ({ rows: t.querySelectorAll('tbody tr').length }));
+        out.push({
+          index,
+          prompt: (c.querySelector('.jp-InputArea-prompt')?.textContent ?? '').trim(),
+          vega,
+          plots,
+          progress,
+          tables,
+        });
       });
       return out;
     });
@@ -305,7 +407,10 @@ export class NotebookPage {
 
   /** The text of the status bar's kernel item and the kernel's id (from the session of this notebook). */
   async kernel(): Promise<{ id: string; state: string } | null> {
-    const r = await this.lab.api<Array<{ path: string; kernel: { id: string; execution_state: string } | null }>>('/api/sessions');
+    const r =
+      await this.lab.api<Array<{ path: string; kernel: { id: string; execution_state: string } | null }>>(
+        '/api/sessions',
+      );
     const s = r.body.find((x) => x.path === this.file);
     return s?.kernel ? { id: s.kernel.id, state: s.kernel.execution_state } : null;
   }
@@ -322,7 +427,9 @@ export class NotebookPage {
     const height = Math.min(maxHeight, VIEWPORT.height + Math.max(0, extra) + 40);
     await this.page.setViewport({ width: VIEWPORT.width, height });
     await sleep(1500); // Lab relayouts; vega and plotly redraw
-    await this.page.evaluate(() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')?.scrollTo(0, 0));
+    await this.page.evaluate(() =>
+      document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')?.scrollTo(0, 0),
+    );
     await sleep(500);
     await this.page.screenshot({ path: file as `${string}.png` });
     await this.page.setViewport({ ...VIEWPORT });
@@ -331,7 +438,8 @@ export class NotebookPage {
   /** Shuts the notebook's kernel down (frees its memory) and closes the tab. */
   async close(): Promise<void> {
     const r = await this.lab.api<Array<{ id: string; path: string }>>('/api/sessions').catch(() => null);
-    for (const s of r?.body ?? []) if (s.path === this.file) await this.lab.api(`/api/sessions/${s.id}`, { method: 'DELETE' }).catch(() => null);
+    for (const s of r?.body ?? [])
+      if (s.path === this.file) await this.lab.api(`/api/sessions/${s.id}`, { method: 'DELETE' }).catch(() => null);
     await this.page.close().catch(() => undefined);
   }
 }

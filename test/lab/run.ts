@@ -52,21 +52,30 @@ const { values: args } = parseArgs({
 });
 
 function usage(msg: string): never {
-  log(`test/lab/run.ts: ${msg}\nusage: node --import tsx test/lab/run.ts --bundle DIR [--out DIR] [--only 00,01,interrupt] [--timeout SECONDS]`);
+  log(
+    `test/lab/run.ts: ${msg}\nusage: node --import tsx test/lab/run.ts --bundle DIR [--out DIR] [--only 00,01,interrupt] [--timeout SECONDS]`,
+  );
   process.exit(2);
 }
 
 const budget = process.env.DINOTWINS_BUDGET ?? 'smoke';
-if (!args.bundle || !fs.existsSync(path.join(args.bundle, 'run-lab.sh'))) usage(`--bundle must be the unpacked JupyterLab bundle (the folder with run-lab.sh), got ${args.bundle ?? 'nothing'}`);
+if (!args.bundle || !fs.existsSync(path.join(args.bundle, 'run-lab.sh')))
+  usage(
+    `--bundle must be the unpacked JupyterLab bundle (the folder with run-lab.sh), got ${args.bundle ?? 'nothing'}`,
+  );
 const bundle = path.resolve(args.bundle);
 const out = path.resolve(args.out ?? path.join(ROOT, 'runs', 'executed', budget, 'lab'));
 const reference = path.resolve(args.reference ?? path.join(ROOT, 'runs', 'executed', budget));
 const timeoutMs = 1000 * Number(args.timeout);
 if (!(timeoutMs > 0)) usage(`--timeout must be a positive number of seconds, got ${args.timeout}`);
 const kernels = path.join(ROOT, '.jupyter', 'share', 'jupyter');
-if (!fs.existsSync(path.join(kernels, 'kernels', 'tslab', 'kernel.json'))) usage('the tslab kernel is not registered in .jupyter: run bash scripts/setup.sh');
+if (!fs.existsSync(path.join(kernels, 'kernels', 'tslab', 'kernel.json')))
+  usage('the tslab kernel is not registered in .jupyter: run bash scripts/setup.sh');
 
-const all = fs.readdirSync(path.join(ROOT, 'notebooks')).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort();
+const all = fs
+  .readdirSync(path.join(ROOT, 'notebooks'))
+  .filter((f) => /^\d\d-.*\.ipynb$/.test(f))
+  .sort();
 const only = args.only ? new Set(args.only.split(',').map((s) => s.trim())) : null;
 const notebooks = all.filter((f) => !only || only.has(f.slice(0, 2)));
 const withInterrupt = !only || only.has('interrupt');
@@ -113,13 +122,17 @@ async function runNotebook(browser: Browser, lab: LabServer, file: string): Prom
     const drawn = await nb.drawnCells();
     const ref = referenceKinds(file);
     problems.push(...checkNotebook(readSaved(file), drawn, {}, ref), ...nb.pageErrors);
-    log(`${problems.length ? 'FAIL' : 'ok  '} ${name}: ran in ${seconds.toFixed(0)} s (${((Date.now() - t0) / 1000).toFixed(0)} s with opening and checks); ${summary(drawn)}${ref ? '' : `; no nbclient execution in ${reference} to compare with`}`);
+    log(
+      `${problems.length ? 'FAIL' : 'ok  '} ${name}: ran in ${seconds.toFixed(0)} s (${((Date.now() - t0) / 1000).toFixed(0)} s with opening and checks); ${summary(drawn)}${ref ? '' : `; no nbclient execution in ${reference} to compare with`}`,
+    );
   } catch (e) {
     problems.push((e as Error).message);
     log(`FAIL ${name}: ${(e as Error).message}`);
   } finally {
     if (nb) {
-      await nb.screenshot(path.join(out, `${name}.png`)).catch((e) => problems.push(`screenshot failed: ${(e as Error).message}`));
+      await nb
+        .screenshot(path.join(out, `${name}.png`))
+        .catch((e) => problems.push(`screenshot failed: ${(e as Error).message}`));
       await nb.close();
     }
   }
@@ -131,9 +144,17 @@ async function runNotebook(browser: Browser, lab: LabServer, file: string): Prom
 function interruptCopy(): string {
   const src = fs.readFileSync(path.join(ROOT, 'notebooks', '01-barlow-twins.ipynb'), 'utf8');
   const nb = JSON.parse(src) as { cells: Array<{ cell_type: string; source: string | string[] }> };
-  const cell = nb.cells.find((c) => c.cell_type === 'code' && [c.source].flat().join('').includes('const OVERRIDES = {'));
+  const cell = nb.cells.find(
+    (c) => c.cell_type === 'code' && [c.source].flat().join('').includes('const OVERRIDES = {'),
+  );
   if (!cell) throw new Error('01-barlow-twins.ipynb: no config cell with "const OVERRIDES = {" to set the epochs in');
-  cell.source = [cell.source].flat().join('').replace('const OVERRIDES = {', `const OVERRIDES = {\n  epochs: ${INTERRUPT_EPOCHS}, // the Lab interrupt test: long enough to interrupt mid-run`);
+  cell.source = [cell.source]
+    .flat()
+    .join('')
+    .replace(
+      'const OVERRIDES = {',
+      `const OVERRIDES = {\n  epochs: ${INTERRUPT_EPOCHS}, // the Lab interrupt test: long enough to interrupt mid-run`,
+    );
   const file = '01-barlow-twins-interrupt.ipynb';
   fs.writeFileSync(path.join(nbDir, file), JSON.stringify(nb, null, 1));
   return file;
@@ -172,26 +193,52 @@ async function interruptTest(browser: Browser, lab: LabServer): Promise<string[]
     await nb.save();
     // tslab prints a cell's exception on stderr (its error reply carries no text); Lab shows that stderr.
     const cell = readSaved(file).find((c) => c.index === train.index)!;
-    const stderr = cell.outputs.filter((o) => o.type === 'stream' && o.name === 'stderr').map((o) => o.text ?? '').join('');
+    const stderr = cell.outputs
+      .filter((o) => o.type === 'stream' && o.name === 'stderr')
+      .map((o) => o.text ?? '')
+      .join('');
     const errLine = stderr.split('\n').find((l) => l.startsWith('InterruptedError: ')) ?? '';
     const m = /^InterruptedError: run (\S+) was interrupted at step (\d+) of (\d+)/.exec(errLine);
-    if (!m) throw new Error(`the training cell did not end with an InterruptedError naming the step; its stderr:\n${stderr.slice(0, 800)}`);
+    if (!m)
+      throw new Error(
+        `the training cell did not end with an InterruptedError naming the step; its stderr:\n${stderr.slice(0, 800)}`,
+      );
     const [, id, stepText, totalText] = m;
     const step = Number(stepText);
     const total = Number(totalText);
-    log(`     Kernel > Interrupt Kernel clicked at progress ${atClick}/${total}; the cell ended with "${errLine.slice(0, 200)}"`);
-    if (step < atClick || step > atClick + 2) fail(`the run stopped at step ${step}, the bar showed ${atClick} when Kernel > Interrupt was clicked (expected the next step)`);
+    log(
+      `     Kernel > Interrupt Kernel clicked at progress ${atClick}/${total}; the cell ended with "${errLine.slice(0, 200)}"`,
+    );
+    if (step < atClick || step > atClick + 2)
+      fail(
+        `the run stopped at step ${step}, the bar showed ${atClick} when Kernel > Interrupt was clicked (expected the next step)`,
+      );
     const recordFile = path.join(runs, budget, id, 'record.json');
     const rec = JSON.parse(fs.readFileSync(recordFile, 'utf8')) as { status: string; step: number; message?: string };
-    if (rec.status !== 'interrupted' || rec.step !== step) fail(`${recordFile} says ${rec.status} at step ${rec.step}, expected interrupted at step ${step}`);
+    if (rec.status !== 'interrupted' || rec.step !== step)
+      fail(`${recordFile} says ${rec.status} at step ${rec.step}, expected interrupted at step ${step}`);
     const drawnBar = await bar();
-    if (!drawnBar || drawnBar.value !== step) fail(`the progress bar shows ${drawnBar ? `${drawnBar.value}/${drawnBar.max}` : 'nothing'} after the interrupt, the run stopped at step ${step}`);
-    else if (!/interrupted/.test(drawnBar.text)) fail(`the progress bar does not say the run was interrupted: ${drawnBar.text}`);
-    const expected = [...EXPECTED_STDERR.map((e) => e.pattern), /^interrupt: stopping pretraining run \S+ at the next step boundary/, /^InterruptedError: run \S+ was interrupted at step \d+ of \d+; checkpoint written, memory freed\. Re-run this cell/];
-    for (const line of stderr.split('\n').map((l) => l.trim()).filter(Boolean)) if (!expected.some((p) => p.test(line))) fail(`the training cell printed on stderr: ${line}`);
+    if (!drawnBar || drawnBar.value !== step)
+      fail(
+        `the progress bar shows ${drawnBar ? `${drawnBar.value}/${drawnBar.max}` : 'nothing'} after the interrupt, the run stopped at step ${step}`,
+      );
+    else if (!/interrupted/.test(drawnBar.text))
+      fail(`the progress bar does not say the run was interrupted: ${drawnBar.text}`);
+    const expected = [
+      ...EXPECTED_STDERR.map((e) => e.pattern),
+      /^interrupt: stopping pretraining run \S+ at the next step boundary/,
+      /^InterruptedError: run \S+ was interrupted at step \d+ of \d+; checkpoint written, memory freed\. Re-run this cell/,
+    ];
+    for (const line of stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean))
+      if (!expected.some((p) => p.test(line))) fail(`the training cell printed on stderr: ${line}`);
     const after = await nb.kernel();
-    if (!before || !after || after.id !== before.id || after.state !== 'idle') fail(`the kernel did not stay alive: before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
-    if (!/TypeScript\s*\|\s*Idle/.test(await nb.kernelStatus())) fail(`the status bar does not say "TypeScript | Idle" after the interrupt: ${await nb.kernelStatus()}`);
+    if (!before || !after || after.id !== before.id || after.state !== 'idle')
+      fail(`the kernel did not stay alive: before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+    if (!/TypeScript\s*\|\s*Idle/.test(await nb.kernelStatus()))
+      fail(`the status bar does not say "TypeScript | Idle" after the interrupt: ${await nb.kernelStatus()}`);
 
     // Re-run the training cell: select it (its prompt, not its editor) and use Run > Run Selected Cell.
     const prompts = await nb.page.$$('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell');
@@ -201,24 +248,47 @@ async function interruptTest(browser: Browser, lab: LabServer): Promise<string[]
     await nb.waitDone(timeoutMs);
     await nb.save();
     const rerun = readSaved(file).find((c) => c.index === train.index)!;
-    const stdout = rerun.outputs.filter((o) => o.type === 'stream' && o.name === 'stdout').map((o) => o.text ?? '').join('');
-    const rerunErr = rerun.outputs.filter((o) => o.type === 'error' || (o.type === 'stream' && o.name === 'stderr')).map((o) => o.text ?? `${o.ename}: ${o.evalue}`).join('').trim();
+    const stdout = rerun.outputs
+      .filter((o) => o.type === 'stream' && o.name === 'stdout')
+      .map((o) => o.text ?? '')
+      .join('');
+    const rerunErr = rerun.outputs
+      .filter((o) => o.type === 'error' || (o.type === 'stream' && o.name === 'stderr'))
+      .map((o) => o.text ?? `${o.ename}: ${o.evalue}`)
+      .join('')
+      .trim();
     if (rerunErr) fail(`re-running the training cell printed on stderr or raised: ${rerunErr.slice(0, 600)}`);
-    if (!stdout.includes(`resuming run ${id} from step ${step} of ${total} (where it was interrupted)`)) fail(`re-running the training cell did not resume from step ${step}; its output:\n${stdout.slice(0, 800)}`);
-    const done = JSON.parse(fs.readFileSync(recordFile, 'utf8')) as { status: string; step: number; resumedFrom: number[] };
-    if (done.status !== 'done' || done.step !== total || !done.resumedFrom.includes(step)) fail(`after the re-run ${recordFile} says ${done.status} at step ${done.step}, resumed from ${JSON.stringify(done.resumedFrom)}; expected done at ${total}, resumed from ${step}`);
+    if (!stdout.includes(`resuming run ${id} from step ${step} of ${total} (where it was interrupted)`))
+      fail(`re-running the training cell did not resume from step ${step}; its output:\n${stdout.slice(0, 800)}`);
+    const done = JSON.parse(fs.readFileSync(recordFile, 'utf8')) as {
+      status: string;
+      step: number;
+      resumedFrom: number[];
+    };
+    if (done.status !== 'done' || done.step !== total || !done.resumedFrom.includes(step))
+      fail(
+        `after the re-run ${recordFile} says ${done.status} at step ${done.step}, resumed from ${JSON.stringify(done.resumedFrom)}; expected done at ${total}, resumed from ${step}`,
+      );
     const endBar = await bar();
-    if (!endBar || endBar.value !== total || endBar.max !== total) fail(`after the re-run the progress bar shows ${endBar ? `${endBar.value}/${endBar.max}` : 'nothing'}, expected ${total}/${total}`);
+    if (!endBar || endBar.value !== total || endBar.max !== total)
+      fail(
+        `after the re-run the progress bar shows ${endBar ? `${endBar.value}/${endBar.max}` : 'nothing'}, expected ${total}/${total}`,
+      );
     const last = await nb.kernel();
-    if (!last || !before || last.id !== before.id) fail(`the kernel changed during the re-run: ${JSON.stringify(before)} -> ${JSON.stringify(last)}`);
+    if (!last || !before || last.id !== before.id)
+      fail(`the kernel changed during the re-run: ${JSON.stringify(before)} -> ${JSON.stringify(last)}`);
     problems.push(...nb.pageErrors);
-    log(`${problems.length ? 'FAIL' : 'ok  '} interrupt: Kernel > Interrupt Kernel stopped ${id} at step ${step} of ${total}, the kernel stayed, the re-run resumed and finished (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    log(
+      `${problems.length ? 'FAIL' : 'ok  '} interrupt: Kernel > Interrupt Kernel stopped ${id} at step ${step} of ${total}, the kernel stayed, the re-run resumed and finished (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+    );
   } catch (e) {
     problems.push((e as Error).message);
     log(`FAIL interrupt: ${(e as Error).message}`);
   } finally {
     if (nb) {
-      await nb.screenshot(path.join(out, '01-barlow-twins-interrupt.png')).catch((e) => problems.push(`screenshot failed: ${(e as Error).message}`));
+      await nb
+        .screenshot(path.join(out, '01-barlow-twins-interrupt.png'))
+        .catch((e) => problems.push(`screenshot failed: ${(e as Error).message}`));
       await nb.close();
     }
   }
@@ -229,7 +299,12 @@ async function main(): Promise<number> {
   prepare();
   const t0 = Date.now();
   log(`lab: JupyterLab from ${bundle}, budget ${budget}; copies, screenshots and runs in ${path.relative(ROOT, out)}/`);
-  const env = { ...process.env, DINOTWINS_BUDGET: budget, DINOTWINS_RUNS: runs, JUPYTER_PATH: [kernels, process.env.JUPYTER_PATH].filter(Boolean).join(path.delimiter) };
+  const env = {
+    ...process.env,
+    DINOTWINS_BUDGET: budget,
+    DINOTWINS_RUNS: runs,
+    JUPYTER_PATH: [kernels, process.env.JUPYTER_PATH].filter(Boolean).join(path.delimiter),
+  };
   const lab = await startLab({ bundle, root: nbDir, state: path.join(out, 'state'), env });
   let browser: Browser | null = null;
   const failed: string[] = [];
@@ -242,12 +317,17 @@ async function main(): Promise<number> {
     await lab.stop();
   }
   const total = notebooks.length + (withInterrupt ? 1 : 0);
-  log(`lab: ${total - failed.length}/${total} passed in ${((Date.now() - t0) / 60000).toFixed(1)} min${failed.length ? `; failed: ${failed.join(', ')} (screenshots in ${path.relative(ROOT, out)}/, server log ${path.relative(ROOT, lab.log)})` : ''}`);
+  log(
+    `lab: ${total - failed.length}/${total} passed in ${((Date.now() - t0) / 60000).toFixed(1)} min${failed.length ? `; failed: ${failed.join(', ')} (screenshots in ${path.relative(ROOT, out)}/, server log ${path.relative(ROOT, lab.log)})` : ''}`,
+  );
   if (failed.length) log(`last lines of the server log:\n${tail(lab.log, 15)}`);
   return failed.length ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), (e) => {
-  log(`lab: ${(e as Error).stack ?? e}`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    log(`lab: ${(e as Error).stack ?? e}`);
+    process.exit(1);
+  },
+);

@@ -18,7 +18,13 @@ export function flat(x: unknown): number[] {
 }
 
 /** |a − b| ≤ rtol·max(|b|, floor) elementwise; floor guards entries near zero (set from the data's scale). */
-export function assertClose(actual: ArrayLike<number> | number, expected: unknown, rtol: number, what: string, floor = 1e-6): void {
+export function assertClose(
+  actual: ArrayLike<number> | number,
+  expected: unknown,
+  rtol: number,
+  what: string,
+  floor = 1e-6,
+): void {
   const a = typeof actual === 'number' ? [actual] : Array.from(actual);
   const e = flat(expected);
   assert.equal(a.length, e.length, `${what}: ${a.length} values, expected ${e.length}`);

@@ -17,7 +17,10 @@ export function close(actual: ArrayLike<number>, expected: number[], rtol: numbe
   const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 10;
   for (let i = 0; i < expected.length; i++) {
     const tol = rtol * Math.max(Math.abs(expected[i]), scale, 1e-12);
-    assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (tolerance ${tol})`);
+    assert.ok(
+      Math.abs(actual[i] - expected[i]) <= tol,
+      `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (tolerance ${tol})`,
+    );
   }
 }
 
@@ -53,7 +56,11 @@ export function formula(name: string, shape: number[]): Float32Array {
  * names must be exactly PyTorch's state_dict names (without num_batches_tracked).
  */
 export function loadTorch(ps: ParamStore, params: Array<{ name: string; shape: number[] }>, prefix = ''): void {
-  const ours = ps.names().filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)).sort();
+  const ours = ps
+    .names()
+    .filter((n) => n.startsWith(prefix))
+    .map((n) => n.slice(prefix.length))
+    .sort();
   assert.deepEqual(ours, params.map((p) => p.name).sort(), 'parameter names match the PyTorch state_dict');
   tf.tidy(() => {
     for (const p of params) {
@@ -63,7 +70,10 @@ export function loadTorch(ps: ParamStore, params: Array<{ name: string; shape: n
       else if (p.shape.length === 2 && (p.name.endsWith('.weight') || p.name.endsWith('weight_v'))) t = tf.transpose(t);
       assert.equal(t.size, v.size, `${p.name}: size ${t.size} vs ours ${v.size}`);
       if (t.shape.join() !== v.shape.join()) {
-        assert.ok(p.name.endsWith('weight_g') || p.name.endsWith('pos_embed'), `${p.name}: shape [${t.shape}] vs ours [${v.shape}]`);
+        assert.ok(
+          p.name.endsWith('weight_g') || p.name.endsWith('pos_embed'),
+          `${p.name}: shape [${t.shape}] vs ours [${v.shape}]`,
+        );
         t = tf.reshape(t, v.shape);
       }
       v.assign(t);
@@ -77,4 +87,3 @@ export function images(b: number, h: number, w: number): tf.Tensor4D {
   for (let i = 0; i < n; i++) x[i] = Math.sin(0.37 * i + 0.1) + 0.3 * Math.cos(1.3 * i);
   return tf.tensor4d(x, [b, h, w, 3]);
 }
-

@@ -7,6 +7,11 @@
  */
 const warn = console.warn.bind(console);
 console.warn = (...args) => {
-  if (args.length === 1 && typeof args[0] === 'string' && args[0].includes('Hi, looks like you are running TensorFlow.js in Node.js')) return;
+  if (
+    args.length === 1 &&
+    typeof args[0] === 'string' &&
+    args[0].includes('Hi, looks like you are running TensorFlow.js in Node.js')
+  )
+    return;
   warn(...args);
 };

@@ -21,30 +21,113 @@ export interface NativeAddon {
   info(): { onednn: string; threads: number; partsOnWorkers: number; lastImpl: string };
   /** Runs every part of every call on the calling thread (tests: the bits must not change). */
   setSerial(serial: boolean): void;
-  conv2dForward(dims: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, relu: boolean): boolean;
+  conv2dForward(
+    dims: Int32Array,
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+    relu: boolean,
+  ): boolean;
   conv2dBackwardData(dims: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): boolean;
   conv2dBackwardWeights(dims: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): boolean;
-  matmul(batchA: number, batchB: number, m: number, k: number, n: number, transA: boolean, transB: boolean,
-    a: Float32Array, b: Float32Array, bias: Float32Array | null, c: Float32Array, relu: boolean): boolean;
-  bnForward(r: number, c: number, groups: number, eps: number, relu: boolean, x: Float32Array, gamma: Float32Array | null,
-    beta: Float32Array | null, residual: Float32Array | null, y: Float32Array, stats: Float32Array): void;
-  bnBackward(r: number, c: number, groups: number, eps: number, relu: boolean, dy: Float32Array, x: Float32Array, stats: Float32Array,
-    gamma: Float32Array | null, beta: Float32Array | null, residual: Float32Array | null, dx: Float32Array, dgamma: Float32Array | null,
-    dbeta: Float32Array | null, dresidual: Float32Array | null): void;
-  lnForward(r: number, c: number, eps: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array): void;
-  lnBackward(r: number, c: number, eps: number, dy: Float32Array, x: Float32Array, gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void;
+  matmul(
+    batchA: number,
+    batchB: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+    a: Float32Array,
+    b: Float32Array,
+    bias: Float32Array | null,
+    c: Float32Array,
+    relu: boolean,
+  ): boolean;
+  bnForward(
+    r: number,
+    c: number,
+    groups: number,
+    eps: number,
+    relu: boolean,
+    x: Float32Array,
+    gamma: Float32Array | null,
+    beta: Float32Array | null,
+    residual: Float32Array | null,
+    y: Float32Array,
+    stats: Float32Array,
+  ): void;
+  bnBackward(
+    r: number,
+    c: number,
+    groups: number,
+    eps: number,
+    relu: boolean,
+    dy: Float32Array,
+    x: Float32Array,
+    stats: Float32Array,
+    gamma: Float32Array | null,
+    beta: Float32Array | null,
+    residual: Float32Array | null,
+    dx: Float32Array,
+    dgamma: Float32Array | null,
+    dbeta: Float32Array | null,
+    dresidual: Float32Array | null,
+  ): void;
+  lnForward(
+    r: number,
+    c: number,
+    eps: number,
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+  ): void;
+  lnBackward(
+    r: number,
+    c: number,
+    eps: number,
+    dy: Float32Array,
+    x: Float32Array,
+    gamma: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
   geluForward(n: number, x: Float32Array, y: Float32Array): void;
   geluBackward(n: number, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   axpby(n: number, a: number, b: number, x: Float32Array, y: Float32Array, out: Float32Array): void;
-  adamFlat(n: number, hyper: Float64Array, decoupled: boolean, g: Float32Array, scale: Float32Array, p: Float32Array, m: Float32Array,
-    v: Float32Array, decay: Uint8Array, active: Uint8Array | null, pOut: Float32Array | null, mOut: Float32Array | null, vOut: Float32Array | null): void;
+  adamFlat(
+    n: number,
+    hyper: Float64Array,
+    decoupled: boolean,
+    g: Float32Array,
+    scale: Float32Array,
+    p: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    decay: Uint8Array,
+    active: Uint8Array | null,
+    pOut: Float32Array | null,
+    mOut: Float32Array | null,
+    vOut: Float32Array | null,
+  ): void;
   /**
    * out = a op b over an output seen as [rows, cols]; each operand's mode (0 full, 1 one value per row,
    * 2 one per column, 3 one value). Ops (native/src/ops.h): 0-5 add sub mul div max min (float32 out),
    * 6-11 eq ne gt ge lt le (bool out), 12-13 and or (bool operands).
    */
-  binaryBcast(op: number, a: Float32Array | Uint8Array, aMode: number, b: Float32Array | Uint8Array, bMode: number, rows: number, cols: number,
-    out: Float32Array | Uint8Array): void;
+  binaryBcast(
+    op: number,
+    a: Float32Array | Uint8Array,
+    aMode: number,
+    b: Float32Array | Uint8Array,
+    bMode: number,
+    rows: number,
+    cols: number,
+    out: Float32Array | Uint8Array,
+  ): void;
   /** Ops: 0 abs, 1 floor, 2 ceil, 3 neg, 4 sqrt, 5 clip to [p0, p1] (float32); 6 logical not (bool). */
   unary(op: number, x: Float32Array | Uint8Array, out: Float32Array | Uint8Array, p0: number, p1: number): void;
   /** out = cond ? a : b; a and b full (mode 0) or one value (mode 3). */
@@ -123,7 +206,8 @@ export function nativeThreads(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env[NATIVE_THREADS_ENV];
   if (raw === undefined || raw.trim() === '') return NATIVE_DEFAULTS.threads();
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new NativeError(`${NATIVE_THREADS_ENV}="${raw}" must be an integer from 1 to 64`);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new NativeError(`${NATIVE_THREADS_ENV}="${raw}" must be an integer from 1 to 64`);
   return n;
 }
 
@@ -147,7 +231,8 @@ export function loadNative(): NativeStatus {
     if (required) throw new NativeError(`${NATIVE_ENV}=1, but the native kernels cannot be used: ${reason}`);
     return (status = { ok: false, reason, required });
   };
-  if (mode === 'off') return (status = { ok: false, reason: `off (${NATIVE_ENV}=${process.env[NATIVE_ENV]})`, required });
+  if (mode === 'off')
+    return (status = { ok: false, reason: `off (${NATIVE_ENV}=${process.env[NATIVE_ENV]})`, required });
   const threads = nativeThreads();
   const file = path.join(repoRoot(), NATIVE_DEFAULTS.file);
   if (!fs.existsSync(file)) {

@@ -14,8 +14,23 @@ type Conv2DInfo = tf.backend_util.Conv2DInfo;
 export function convDims(c: Conv2DInfo): Int32Array {
   const p = c.padInfo;
   return Int32Array.from([
-    c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.outChannels, c.filterHeight, c.filterWidth, c.strideHeight, c.strideWidth,
-    c.dilationHeight, c.dilationWidth, p.top, p.left, p.bottom, p.right, c.outHeight, c.outWidth,
+    c.batchSize,
+    c.inHeight,
+    c.inWidth,
+    c.inChannels,
+    c.outChannels,
+    c.filterHeight,
+    c.filterWidth,
+    c.strideHeight,
+    c.strideWidth,
+    c.dilationHeight,
+    c.dilationWidth,
+    p.top,
+    p.left,
+    p.bottom,
+    p.right,
+    c.outHeight,
+    c.outWidth,
   ]);
 }
 
@@ -32,28 +47,52 @@ interface ConvAttrs {
 
 function info(xShape: number[], filterShape: number[], a: ConvAttrs): Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number], filterShape as [number, number, number, number], a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode,
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
   );
 }
 
-const isNhwc = (a: ConvAttrs): boolean => a.dataFormat === undefined || a.dataFormat === 'NHWC' || (a.dataFormat as string) === 'channelsLast';
+const isNhwc = (a: ConvAttrs): boolean =>
+  a.dataFormat === undefined || a.dataFormat === 'NHWC' || (a.dataFormat as string) === 'channelsLast';
 
 export function conv2dKernels(addon: NativeAddon, fallback: (name: string) => tf.KernelFunc): tf.KernelConfig[] {
-  const forward = (name: 'Conv2D' | 'FusedConv2D'): tf.KernelFunc => (args) => {
-    const { inputs, backend } = args as unknown as KernelArgs;
-    const attrs = args.attrs as unknown as ConvAttrs;
-    const { x, filter, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo | undefined>;
-    const act = attrs.activation ?? 'linear';
-    if (!x || !filter || !isNhwc(attrs) || x.shape.length !== 4 || filter.shape.length !== 4 || !allFloat(x, filter, bias)
-      || preluActivationWeights || (act !== 'linear' && act !== 'relu')) return fallback(name)(args);
-    const c = info(x.shape, filter.shape, attrs);
-    if (bias && size(bias.shape) !== c.outChannels) return fallback(name)(args);
-    const out = alloc(backend, c.outShape);
-    const ok = addon.conv2dForward(convDims(c), f32(backend, x), f32(backend, filter), bias ? f32(backend, bias) : null, f32(backend, out), act === 'relu');
-    if (ok) return out;
-    free(backend, out);
-    return fallback(name)(args);
-  };
+  const forward =
+    (name: 'Conv2D' | 'FusedConv2D'): tf.KernelFunc =>
+    (args) => {
+      const { inputs, backend } = args as unknown as KernelArgs;
+      const attrs = args.attrs as unknown as ConvAttrs;
+      const { x, filter, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo | undefined>;
+      const act = attrs.activation ?? 'linear';
+      if (
+        !x ||
+        !filter ||
+        !isNhwc(attrs) ||
+        x.shape.length !== 4 ||
+        filter.shape.length !== 4 ||
+        !allFloat(x, filter, bias) ||
+        preluActivationWeights ||
+        (act !== 'linear' && act !== 'relu')
+      )
+        return fallback(name)(args);
+      const c = info(x.shape, filter.shape, attrs);
+      if (bias && size(bias.shape) !== c.outChannels) return fallback(name)(args);
+      const out = alloc(backend, c.outShape);
+      const ok = addon.conv2dForward(
+        convDims(c),
+        f32(backend, x),
+        f32(backend, filter),
+        bias ? f32(backend, bias) : null,
+        f32(backend, out),
+        act === 'relu',
+      );
+      if (ok) return out;
+      free(backend, out);
+      return fallback(name)(args);
+    };
 
   const backpropInput: tf.KernelFunc = (args) => {
     const { inputs, backend } = args as unknown as KernelArgs;

@@ -28,7 +28,12 @@ export function registerNativeKernels(): string[] {
     if (!k) throw new Error(`native kernels: no wasm kernel '${name}' to fall back to`);
     return k.kernelFunc;
   };
-  const configs = [...conv2dKernels(addon, fallback), ...matMulKernels(addon, fallback), ...elementwiseKernels(addon, fallback), ...fusedKernels(addon)];
+  const configs = [
+    ...conv2dKernels(addon, fallback),
+    ...matMulKernels(addon, fallback),
+    ...elementwiseKernels(addon, fallback),
+    ...fusedKernels(addon),
+  ];
   // Beside busy processes the parts run on the calling thread alone (same results; loadMonitor.ts).
   const monitor = (st.threads ?? 1) > 1 && nativeAdaptive() ? new LoadMonitor() : undefined;
   let serial = false;
@@ -65,5 +70,7 @@ export function nativeStatus(): NativeStatus & { kernels: string[] } {
 /** One line for the backend report: "oneDNN kernels (2 threads, oneDNN 2.6.3)" or why not. */
 export function nativeLine(): string {
   const s = nativeStatus();
-  return s.ok && registered.length > 0 ? `oneDNN kernels (${s.threads} thread${s.threads === 1 ? '' : 's'}, oneDNN ${s.onednn})` : `native kernels off: ${s.reason ?? 'not registered'}`;
+  return s.ok && registered.length > 0
+    ? `oneDNN kernels (${s.threads} thread${s.threads === 1 ? '' : 's'}, oneDNN ${s.onednn})`
+    : `native kernels off: ${s.reason ?? 'not registered'}`;
 }

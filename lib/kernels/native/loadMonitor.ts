@@ -22,7 +22,11 @@ export interface LoadMonitorOptions {
   intervalMs: number;
 }
 
-export const LOAD_MONITOR_DEFAULTS: Readonly<LoadMonitorOptions> = Object.freeze({ busyAbove: 0.5, idleBelow: 0.3, intervalMs: 500 });
+export const LOAD_MONITOR_DEFAULTS: Readonly<LoadMonitorOptions> = Object.freeze({
+  busyAbove: 0.5,
+  idleBelow: 0.3,
+  intervalMs: 500,
+});
 
 export interface LoadSample {
   /** Jiffies of all cores: busy and total. */
@@ -63,7 +67,12 @@ export class LoadMonitor {
   /** The last measurement, in cores (undefined before the second sample or where /proc is missing). */
   foreign: number | undefined;
 
-  constructor(private readonly cores = os.cpus().length, options: Partial<LoadMonitorOptions> = {}, private readonly read: () => LoadSample | undefined = readLoadSample, now = Date.now()) {
+  constructor(
+    private readonly cores = os.cpus().length,
+    options: Partial<LoadMonitorOptions> = {},
+    private readonly read: () => LoadSample | undefined = readLoadSample,
+    now = Date.now(),
+  ) {
     this.o = { ...LOAD_MONITOR_DEFAULTS, ...options };
     this.last = this.read();
     this.lastAt = now;

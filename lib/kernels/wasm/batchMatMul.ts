@@ -29,7 +29,11 @@ function transpose2d(s: Scope, x: TensorInfo, rows: number, cols: number): Tenso
   return transposeLast2(s, x, 1, rows, cols);
 }
 
-export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
+export function batchMatMul(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
   return withScope(args.backend, (s) => {
@@ -38,12 +42,16 @@ export function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: tf.K
     }
     const ra = a.shape.length;
     const rb = b.shape.length;
-    if (ra < 2 || rb < 2) throw new Error(`BatchMatMul (wasm): operands must have rank >= 2, got a [${a.shape}], b [${b.shape}]`);
+    if (ra < 2 || rb < 2)
+      throw new Error(`BatchMatMul (wasm): operands must have rank >= 2, got a [${a.shape}], b [${b.shape}]`);
     const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
     const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
     const k2 = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
     const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-    if (k !== k2) throw new Error(`BatchMatMul (wasm): inner dimensions differ: a [${a.shape}] (transposeA ${transposeA}), b [${b.shape}] (transposeB ${transposeB})`);
+    if (k !== k2)
+      throw new Error(
+        `BatchMatMul (wasm): inner dimensions differ: a [${a.shape}] (transposeA ${transposeA}), b [${b.shape}] (transposeB ${transposeB})`,
+      );
     const batchA = a.shape.slice(0, -2).reduce((p, q) => p * q, 1);
     const batchB = b.shape.slice(0, -2).reduce((p, q) => p * q, 1);
     const batch = Math.max(batchA, batchB);

@@ -37,7 +37,8 @@ function binary(name: 'Multiply' | 'Add' | 'Sub' | 'RealDiv') {
     const cb = channelVector(b);
     // Which operand is the small vector (if either) and which the big [..., C] tensor.
     const vecIsB = cb > 0 && a.shape.length >= b.shape.length && a.shape[a.shape.length - 1] === cb && ca === 0;
-    const vecIsA = !vecIsB && ca > 0 && b.shape.length >= a.shape.length && b.shape[b.shape.length - 1] === ca && cb === 0;
+    const vecIsA =
+      !vecIsB && ca > 0 && b.shape.length >= a.shape.length && b.shape[b.shape.length - 1] === ca && cb === 0;
     const big = vecIsB ? a : b;
     const vec = vecIsB ? b : a;
     const c = vecIsB ? cb : ca;

@@ -46,15 +46,42 @@ interface Attrs {
   filterShape: [number, number, number, number];
 }
 
-export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
+export function conv2dBackpropFilter(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo {
   const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
   const attrs = args.attrs as unknown as Attrs;
-  if (attrs.dataFormat === 'NCHW') throw new Error(`Conv2DBackpropFilter (wasm): dataFormat NCHW is not supported; use NHWC`);
-  if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error(`Conv2DBackpropFilter (wasm): float32 only, got x ${x.dtype}, dy ${dy.dtype}`);
-  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  if (attrs.dataFormat === 'NCHW')
+    throw new Error(`Conv2DBackpropFilter (wasm): dataFormat NCHW is not supported; use NHWC`);
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32')
+    throw new Error(`Conv2DBackpropFilter (wasm): float32 only, got x ${x.dtype}, dy ${dy.dtype}`);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    inChannels: ci,
+    outChannels: co,
+    outHeight: ho,
+    outWidth: wo,
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
   if (dy.shape.join() !== [n, ho, wo, co].join()) {
-    throw new Error(`Conv2DBackpropFilter (wasm): dy has shape [${dy.shape}], expected [${[n, ho, wo, co]}] for x [${x.shape}] and filter [${attrs.filterShape}]`);
+    throw new Error(
+      `Conv2DBackpropFilter (wasm): dy has shape [${dy.shape}], expected [${[n, ho, wo, co]}] for x [${x.shape}] and filter [${attrs.filterShape}]`,
+    );
   }
   const geom = { h, w, c: ci, ho, wo, kh, kw, sh, sw, top: info.padInfo.top, left: info.padInfo.left };
 
@@ -71,7 +98,12 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
       // Padding so that the (dilation-free) correlation of [H, W] with the [Ho, Wo] "filter" is [kh, kw].
       const bottom = kh - 1 + ho - h - top;
       const right = kw - 1 + wo - w - left;
-      const pad: tf.backend_util.ExplicitPadding = [[0, 0], [top, Math.max(0, bottom)], [left, Math.max(0, right)], [0, 0]];
+      const pad: tf.backend_util.ExplicitPadding = [
+        [0, 0],
+        [top, Math.max(0, bottom)],
+        [left, Math.max(0, right)],
+        [0, 0],
+      ];
       let r = s.run('Conv2D', { x: xt, filter: dyt }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] }); // [Ci, kh', kw', Co]
       if (bottom < 0 || right < 0) r = s.runOurs('Slice', { x: r }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
       return s.transpose(r, [1, 2, 0, 3]);
@@ -88,8 +120,15 @@ export function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
       const colsT = s.alloc([1, k, m]);
       // Views are taken after the allocation, which may have grown (detached) the heap.
       im2colT(xt, s.f32(colsT), geom, n, n0, n1);
-      const dyChunk = n0 === 0 && n1 === n ? dy : s.runOurs('Slice', { x: dy }, { begin: [n0, 0, 0, 0], size: [n1 - n0, ho, wo, co] });
-      const part = s.run('BatchMatMul', { a: colsT, b: s.reshape(dyChunk, [1, m, co]) }, { transposeA: false, transposeB: false }); // [1, K, Co]
+      const dyChunk =
+        n0 === 0 && n1 === n
+          ? dy
+          : s.runOurs('Slice', { x: dy }, { begin: [n0, 0, 0, 0], size: [n1 - n0, ho, wo, co] });
+      const part = s.run(
+        'BatchMatMul',
+        { a: colsT, b: s.reshape(dyChunk, [1, m, co]) },
+        { transposeA: false, transposeB: false },
+      ); // [1, K, Co]
       acc = acc === undefined ? part : s.run('Add', { a: acc, b: part });
     }
     return s.reshape(acc as TensorInfo, [kh, kw, ci, co]);

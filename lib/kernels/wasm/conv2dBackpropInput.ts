@@ -41,7 +41,14 @@ export function flipFilter(backend: WasmBackend, filter: TensorInfo): TensorInfo
   if (hit) return hit;
   const [kh, kw, ci, co] = filter.shape;
   const out = makeOutput(backend, [kh, kw, co, ci], 'float32');
-  flipFilterInto(backend.typedArrayFromHeap(filter) as Float32Array, backend.typedArrayFromHeap(out) as Float32Array, kh, kw, ci, co);
+  flipFilterInto(
+    backend.typedArrayFromHeap(filter) as Float32Array,
+    backend.typedArrayFromHeap(out) as Float32Array,
+    kh,
+    kw,
+    ci,
+    co,
+  );
   flipped.set(filter.dataId, out);
   return out;
 }
@@ -77,8 +84,25 @@ function phaseTaps(r: number, pad: number, s: number, k: number): PhaseTaps {
  * convolution): the same multiply-adds as the forward convolution, where zero insertion would
  * do s*s times as many.
  */
-function stridedInputGrad(s: Scope, dy: TensorInfo, filter: TensorInfo, info: ReturnType<typeof tf.backend_util.computeConv2DInfo>): TensorInfo {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+function stridedInputGrad(
+  s: Scope,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: ReturnType<typeof tf.backend_util.computeConv2DInfo>,
+): TensorInfo {
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    inChannels: ci,
+    outChannels: co,
+    outHeight: ho,
+    outWidth: wo,
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
   const { top, left } = info.padInfo;
   const dx = s.alloc([n, h, w, ci]);
   // Phases that no tap reaches (kernel smaller than the stride) stay zero.
@@ -113,29 +137,66 @@ function stridedInputGrad(s: Scope, dy: TensorInfo, filter: TensorInfo, info: Re
         const size = [n, ho - b0[0] + Math.min(0, after[0]), wo - b0[1] + Math.min(0, after[1]), co];
         src = s.runOurs('Slice', { x: dy }, { begin: [0, b0[0], b0[1], 0], size });
       }
-      const pad: tf.backend_util.ExplicitPadding = [[0, 0], [Math.max(0, before[0]), Math.max(0, after[0])], [Math.max(0, before[1]), Math.max(0, after[1])], [0, 0]];
-      const part = s.run('Conv2D', { x: src, filter: sub }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] }); // [N, hr, wr, Ci]
+      const pad: tf.backend_util.ExplicitPadding = [
+        [0, 0],
+        [Math.max(0, before[0]), Math.max(0, after[0])],
+        [Math.max(0, before[1]), Math.max(0, after[1])],
+        [0, 0],
+      ];
+      const part = s.run(
+        'Conv2D',
+        { x: src, filter: sub },
+        { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] },
+      ); // [N, hr, wr, Ci]
       scatterPhase(s.f32(part), s.f32(dx), n, hr, wr, ci, h, w, rh, rw, sh, sw);
     }
   }
   return dx;
 }
 
-export function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
+export function conv2dBackpropInput(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo {
   const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
   const attrs = args.attrs as unknown as Attrs;
-  if (attrs.dataFormat === 'NCHW') throw new Error(`Conv2DBackpropInput (wasm): dataFormat NCHW is not supported; use NHWC`);
-  if (dy.dtype !== 'float32' || filter.dtype !== 'float32') throw new Error(`Conv2DBackpropInput (wasm): float32 only, got dy ${dy.dtype}, filter ${filter.dtype}`);
-  const info = tf.backend_util.computeConv2DInfo(attrs.inputShape, filter.shape as [number, number, number, number], attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
-  const { batchSize: n, inHeight: h, inWidth: w, outChannels: co, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  if (attrs.dataFormat === 'NCHW')
+    throw new Error(`Conv2DBackpropInput (wasm): dataFormat NCHW is not supported; use NHWC`);
+  if (dy.dtype !== 'float32' || filter.dtype !== 'float32')
+    throw new Error(`Conv2DBackpropInput (wasm): float32 only, got dy ${dy.dtype}, filter ${filter.dtype}`);
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    outChannels: co,
+    outHeight: ho,
+    outWidth: wo,
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
   if (dy.shape.join() !== [n, ho, wo, co].join()) {
-    throw new Error(`Conv2DBackpropInput (wasm): dy has shape [${dy.shape}], expected [${[n, ho, wo, co]}] for input [${attrs.inputShape}] and filter [${filter.shape}]`);
+    throw new Error(
+      `Conv2DBackpropInput (wasm): dy has shape [${dy.shape}], expected [${[n, ho, wo, co]}] for input [${attrs.inputShape}] and filter [${filter.shape}]`,
+    );
   }
   const { top, left } = info.padInfo;
   // Padding of the (dilated) gradient so that a VALID correlation with the flipped filter yields [H, W].
   const before = [kh - 1 - top, kw - 1 - left];
   if (before[0] < 0 || before[1] < 0) {
-    throw new Error(`Conv2DBackpropInput (wasm): padding (top ${top}, left ${left}) at least as large as the filter [${kh}, ${kw}] is not supported`);
+    throw new Error(
+      `Conv2DBackpropInput (wasm): padding (top ${top}, left ${left}) at least as large as the filter [${kh}, ${kw}] is not supported`,
+    );
   }
   // Stride 1 from here on: pad so that a VALID correlation with the flipped filter yields [H, W].
   const after = [h + top - ho, w + left - wo];
@@ -146,9 +207,18 @@ export function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backe
       const size = [n, up.shape[1] + Math.min(0, after[0]), up.shape[2] + Math.min(0, after[1]), co];
       up = s.runOurs('Slice', { x: up }, { begin: [0, 0, 0, 0], size });
     }
-    const pad: tf.backend_util.ExplicitPadding = [[0, 0], [before[0], Math.max(0, after[0])], [before[1], Math.max(0, after[1])], [0, 0]];
+    const pad: tf.backend_util.ExplicitPadding = [
+      [0, 0],
+      [before[0], Math.max(0, after[0])],
+      [before[1], Math.max(0, after[1])],
+      [0, 0],
+    ];
     const wf = flipFilter(s.backend, filter);
-    return s.run('Conv2D', { x: up, filter: wf }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined as unknown as string });
+    return s.run(
+      'Conv2D',
+      { x: up, filter: wf },
+      { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined as unknown as string },
+    );
   });
 }
 

@@ -23,7 +23,21 @@ type Info = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
 /** Calls f(xOffset, yOffset, tapIndex) for every (input pixel, output pixel, tap) triple of the conv. */
 function forEachTap(info: Info, f: (xBase: number, yBase: number, tap: number) => void): void {
-  const { batchSize: nb, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: co, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, filterHeight: kh, filterWidth: kw } = info;
+  const {
+    batchSize: nb,
+    inHeight: h,
+    inWidth: w,
+    inChannels: c,
+    outHeight: ho,
+    outWidth: wo,
+    outChannels: co,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
+    filterHeight: kh,
+    filterWidth: kw,
+  } = info;
   const { top, left } = info.padInfo;
   for (let b = 0; b < nb; b++) {
     for (let yr = 0; yr < ho; yr++) {
@@ -46,16 +60,29 @@ function forEachTap(info: Info, f: (xBase: number, yBase: number, tap: number) =
 function checkInfo(name: string, dy: TensorInfo, info: Info): void {
   if (info.dataFormat !== 'channelsLast') throw new Error(`${name} (wasm): NHWC only`);
   const want = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
-  if (dy.shape.join() !== want.join()) throw new Error(`${name} (wasm): dy has shape [${dy.shape}], expected [${want}]`);
+  if (dy.shape.join() !== want.join())
+    throw new Error(`${name} (wasm): dy has shape [${dy.shape}], expected [${want}]`);
   if (dy.dtype !== 'float32') throw new Error(`${name} (wasm): float32 only, got dy ${dy.dtype}`);
 }
 
-export function depthwiseConv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
+export function depthwiseConv2dBackpropInput(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo {
   const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
   const a = args.attrs as unknown as Attrs;
   const backend = args.backend as WasmBackend;
   if (!a.inputShape) throw new Error('DepthwiseConv2dNativeBackpropInput (wasm): attribute inputShape is missing');
-  const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as [number, number, number, number], a.strides, a.dilations, a.pad, a.dimRoundingMode, true);
+  const info = tf.backend_util.computeConv2DInfo(
+    a.inputShape,
+    filter.shape as [number, number, number, number],
+    a.strides,
+    a.dilations,
+    a.pad,
+    a.dimRoundingMode,
+    true,
+  );
   checkInfo('DepthwiseConv2dNativeBackpropInput', dy, info);
   const c = info.inChannels;
   const m = info.outChannels / c;
@@ -75,13 +102,26 @@ export function depthwiseConv2dBackpropInput(args: { inputs: tf.NamedTensorInfoM
   return out;
 }
 
-export function depthwiseConv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
+export function depthwiseConv2dBackpropFilter(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo {
   const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
   const a = args.attrs as unknown as Attrs;
   const backend = args.backend as WasmBackend;
   if (!a.filterShape) throw new Error('DepthwiseConv2dNativeBackpropFilter (wasm): attribute filterShape is missing');
-  if (x.dtype !== 'float32') throw new Error(`DepthwiseConv2dNativeBackpropFilter (wasm): float32 only, got x ${x.dtype}`);
-  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, a.dilations, a.pad, a.dimRoundingMode, true);
+  if (x.dtype !== 'float32')
+    throw new Error(`DepthwiseConv2dNativeBackpropFilter (wasm): float32 only, got x ${x.dtype}`);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    a.filterShape,
+    a.strides,
+    a.dilations,
+    a.pad,
+    a.dimRoundingMode,
+    true,
+  );
   checkInfo('DepthwiseConv2dNativeBackpropFilter', dy, info);
   const c = info.inChannels;
   const m = info.outChannels / c;

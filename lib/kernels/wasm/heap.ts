@@ -12,7 +12,15 @@ const TILE = 32;
  * out[b, j, i] = src[b, i, j] for b < batch, i < rows, j < cols (row-major, both contiguous),
  * with srcOffset / outOffset in elements. Cache-blocked.
  */
-export function transposeBatched(src: Float32Array, out: Float32Array, batch: number, rows: number, cols: number, srcOffset = 0, outOffset = 0): void {
+export function transposeBatched(
+  src: Float32Array,
+  out: Float32Array,
+  batch: number,
+  rows: number,
+  cols: number,
+  srcOffset = 0,
+  outOffset = 0,
+): void {
   const plane = rows * cols;
   for (let b = 0; b < batch; b++) {
     const s0 = srcOffset + b * plane;
@@ -171,7 +179,14 @@ export function swapOuterBlocks(src: Float32Array, out: Float32Array, na: number
  * Filter [kh, kw, Ci, Co] rotated by 180 degrees with its channel axes swapped:
  * out[i, j, co, ci] = w[kh-1-i, kw-1-j, ci, co], i.e. [kh, kw, Co, Ci].
  */
-export function flipFilterInto(w: Float32Array, out: Float32Array, kh: number, kw: number, ci: number, co: number): void {
+export function flipFilterInto(
+  w: Float32Array,
+  out: Float32Array,
+  kh: number,
+  kw: number,
+  ci: number,
+  co: number,
+): void {
   const tap = ci * co;
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
@@ -184,7 +199,20 @@ export function flipFilterInto(w: Float32Array, out: Float32Array, kh: number, k
  * Writes phase (rh, rw) of a stride-(sh, sw) image: dst[n, rh + sh*u, rw + sw*v, :] = src[n, u, v, :]
  * for src [N, Hr, Wr, C] into dst [N, H, W, C].
  */
-export function scatterPhase(src: Float32Array, dst: Float32Array, n: number, hr: number, wr: number, c: number, h: number, w: number, rh: number, rw: number, sh: number, sw: number): void {
+export function scatterPhase(
+  src: Float32Array,
+  dst: Float32Array,
+  n: number,
+  hr: number,
+  wr: number,
+  c: number,
+  h: number,
+  w: number,
+  rh: number,
+  rw: number,
+  sh: number,
+  sw: number,
+): void {
   for (let b = 0; b < n; b++) {
     for (let u = 0; u < hr; u++) {
       const rowDst = (b * h + rh + sh * u) * w;
@@ -204,7 +232,10 @@ type Typed = Float32Array | Int32Array | Uint8Array;
  * Collapses a transpose to its essentials: drops size-1 axes and merges input axes that stay
  * adjacent and in order in the output. Returns the reduced input shape and permutation.
  */
-export function reducePermutation(shape: readonly number[], perm: readonly number[]): { shape: number[]; perm: number[] } {
+export function reducePermutation(
+  shape: readonly number[],
+  perm: readonly number[],
+): { shape: number[]; perm: number[] } {
   const keep = perm.filter((p) => shape[p] !== 1);
   // Runs of consecutive input axes in output order.
   const runs: number[][] = [];

@@ -22,7 +22,11 @@ export function identity(args: { inputs: tf.NamedTensorInfoMap; backend: tf.Kern
   return share(backend, x);
 }
 
-export function cast(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
+export function cast(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo {
   const { x } = args.inputs as { x: TensorInfo };
   const { dtype } = args.attrs as { dtype: tf.DataType };
   const backend = args.backend as WasmBackend;
@@ -38,5 +42,13 @@ export function cast(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBa
   return new Scope(backend).run('Cast', { x }, args.attrs);
 }
 
-export const identityConfig: tf.KernelConfig = { kernelName: 'Identity', backendName: 'wasm', kernelFunc: identity as unknown as tf.KernelFunc };
-export const castConfig: tf.KernelConfig = { kernelName: 'Cast', backendName: 'wasm', kernelFunc: cast as unknown as tf.KernelFunc };
+export const identityConfig: tf.KernelConfig = {
+  kernelName: 'Identity',
+  backendName: 'wasm',
+  kernelFunc: identity as unknown as tf.KernelFunc,
+};
+export const castConfig: tf.KernelConfig = {
+  kernelName: 'Cast',
+  backendName: 'wasm',
+  kernelFunc: cast as unknown as tf.KernelFunc,
+};

@@ -15,14 +15,38 @@ interface Attrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
-export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
+export function maxPoolGrad(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo {
   const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
   const attrs = args.attrs as unknown as Attrs;
   const backend = args.backend as WasmBackend;
-  if (input.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error(`MaxPoolGrad (wasm): float32 only, got input ${input.dtype}, dy ${dy.dtype}`);
-  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
-  const { batchSize: nb, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
-  if (dy.shape.join() !== [nb, ho, wo, c].join()) throw new Error(`MaxPoolGrad (wasm): dy has shape [${dy.shape}], expected [${[nb, ho, wo, c]}]`);
+  if (input.dtype !== 'float32' || dy.dtype !== 'float32')
+    throw new Error(`MaxPoolGrad (wasm): float32 only, got input ${input.dtype}, dy ${dy.dtype}`);
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const {
+    batchSize: nb,
+    inHeight: h,
+    inWidth: w,
+    inChannels: c,
+    outHeight: ho,
+    outWidth: wo,
+    strideHeight: sh,
+    strideWidth: sw,
+    filterHeight: fh,
+    filterWidth: fw,
+  } = info;
+  if (dy.shape.join() !== [nb, ho, wo, c].join())
+    throw new Error(`MaxPoolGrad (wasm): dy has shape [${dy.shape}], expected [${[nb, ho, wo, c]}]`);
   const { top, left } = info.padInfo;
   const out = makeOutput(backend, input.shape, 'float32');
   const dx = backend.typedArrayFromHeap(out) as Float32Array;

@@ -61,17 +61,33 @@ function reduceLeading(name: 'Sum' | 'Mean') {
     const cols = rest.reduce((p, q) => p * q, 1);
     // Few rows of many columns (e.g. [32, 2048]): the stock transpose is cheap and its sum faster.
     if (!axes || rows < cols) return new Scope(backend).run(name, { x }, args.attrs);
-    const outShape = keepDims ? x.shape.map((d, i) => (i >= first && i <= last ? 1 : d)) : [...x.shape.slice(0, first), ...rest];
+    const outShape = keepDims
+      ? x.shape.map((d, i) => (i >= first && i <= last ? 1 : d))
+      : [...x.shape.slice(0, first), ...rest];
     const out = makeOutput(backend, outShape, 'float32');
     const scale = name === 'Mean' ? 1 / rows : 1;
     const xs = backend.typedArrayFromHeap(x) as Float32Array;
     const os = backend.typedArrayFromHeap(out) as Float32Array;
     for (let o = 0; o < outer; o++) {
-      columnSums(xs.subarray(o * rows * cols, (o + 1) * rows * cols), os.subarray(o * cols, (o + 1) * cols), rows, cols, scale);
+      columnSums(
+        xs.subarray(o * rows * cols, (o + 1) * rows * cols),
+        os.subarray(o * cols, (o + 1) * cols),
+        rows,
+        cols,
+        scale,
+      );
     }
     return out;
   };
 }
 
-export const sumConfig: tf.KernelConfig = { kernelName: 'Sum', backendName: 'wasm', kernelFunc: reduceLeading('Sum') as unknown as tf.KernelFunc };
-export const meanConfig: tf.KernelConfig = { kernelName: 'Mean', backendName: 'wasm', kernelFunc: reduceLeading('Mean') as unknown as tf.KernelFunc };
+export const sumConfig: tf.KernelConfig = {
+  kernelName: 'Sum',
+  backendName: 'wasm',
+  kernelFunc: reduceLeading('Sum') as unknown as tf.KernelFunc,
+};
+export const meanConfig: tf.KernelConfig = {
+  kernelName: 'Mean',
+  backendName: 'wasm',
+  kernelFunc: reduceLeading('Mean') as unknown as tf.KernelFunc,
+};

@@ -30,7 +30,9 @@ export function makeOutput(backend: WasmBackend, shape: number[], dtype: DataTyp
   if (size > 0 && !backend.dataIdMap.get(out.dataId)?.memoryOffset) {
     backend.disposeData(out.dataId);
     const mib = (backend as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.buffer.byteLength;
-    throw new Error(`wasm kernels: out of wasm memory allocating [${shape}] ${dtype} (heap ${mib === undefined ? '?' : Math.round(mib / 2 ** 20)} MiB; wasm32 stops at 4096 MiB): use a smaller batch`);
+    throw new Error(
+      `wasm kernels: out of wasm memory allocating [${shape}] ${dtype} (heap ${mib === undefined ? '?' : Math.round(mib / 2 ** 20)} MiB; wasm32 stops at 4096 MiB): use a smaller batch`,
+    );
   }
   return out;
 }

@@ -11,7 +11,13 @@ type TensorInfo = tf.TensorInfo;
 type Typed = Float32Array | Int32Array | Uint8Array;
 
 /** out = x[begin : begin + size] for x of `shape` (row-major), any rank. */
-export function sliceInto(x: Typed, out: Typed, shape: readonly number[], begin: readonly number[], size: readonly number[]): void {
+export function sliceInto(
+  x: Typed,
+  out: Typed,
+  shape: readonly number[],
+  begin: readonly number[],
+  size: readonly number[],
+): void {
   const rank = shape.length;
   // Merge trailing axes taken whole into one innermost run.
   let inner = 1;
@@ -61,7 +67,11 @@ function slice(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend;
   return sliceInfo(args.backend as WasmBackend, x, b, s);
 }
 
-function splitV(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo[] {
+function splitV(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo[] {
   const { x } = args.inputs as { x: TensorInfo };
   const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
   if (x.dtype === 'string') return stockSplit(args);
@@ -79,7 +89,11 @@ function splitV(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend
 }
 
 /** Unpack (tf.unstack): one slice per index of `axis`, the axis dropped (the same layout). */
-function unpack(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo[] {
+function unpack(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo[] {
   const { value: x } = args.inputs as { value: TensorInfo };
   if (x.dtype === 'string') return stockKernel('Unpack')(args) as TensorInfo[];
   const ax = tf.util.parseAxisParam((args.attrs as { axis: number }).axis, x.shape)[0];
@@ -91,7 +105,8 @@ function unpack(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend
   for (let i = 0; i < x.shape[ax]; i++) {
     const begin = x.shape.map((_, d) => (d === ax ? i : 0));
     const out = makeOutput(backend, outShape, x.dtype);
-    if (outShape.every((d) => d > 0)) sliceInto(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out), x.shape, begin, size);
+    if (outShape.every((d) => d > 0))
+      sliceInto(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out), x.shape, begin, size);
     outs.push(out);
   }
   return outs;
@@ -104,6 +119,18 @@ function stockSplit(args: Parameters<tf.KernelFunc>[0]): TensorInfo[] {
   return stockKernel('SplitV')(args) as TensorInfo[];
 }
 
-export const sliceConfig: tf.KernelConfig = { kernelName: 'Slice', backendName: 'wasm', kernelFunc: slice as unknown as tf.KernelFunc };
-export const unpackConfig: tf.KernelConfig = { kernelName: 'Unpack', backendName: 'wasm', kernelFunc: unpack as unknown as tf.KernelFunc };
-export const splitVConfig: tf.KernelConfig = { kernelName: 'SplitV', backendName: 'wasm', kernelFunc: splitV as unknown as tf.KernelFunc };
+export const sliceConfig: tf.KernelConfig = {
+  kernelName: 'Slice',
+  backendName: 'wasm',
+  kernelFunc: slice as unknown as tf.KernelFunc,
+};
+export const unpackConfig: tf.KernelConfig = {
+  kernelName: 'Unpack',
+  backendName: 'wasm',
+  kernelFunc: unpack as unknown as tf.KernelFunc,
+};
+export const splitVConfig: tf.KernelConfig = {
+  kernelName: 'SplitV',
+  backendName: 'wasm',
+  kernelFunc: splitV as unknown as tf.KernelFunc,
+};

@@ -22,7 +22,9 @@ export interface WasmThreadsOptions {
   priority?: number;
 }
 
-export const WASM_THREADS_DEFAULTS: Readonly<Required<Omit<WasmThreadsOptions, 'threads'>>> = Object.freeze({ priority: 2 });
+export const WASM_THREADS_DEFAULTS: Readonly<Required<Omit<WasmThreadsOptions, 'threads'>>> = Object.freeze({
+  priority: 2,
+});
 
 interface WasmPackage {
   BackendWasm: new (module: unknown) => tf.KernelBackend;
@@ -47,7 +49,9 @@ function wasmOutDir(): string {
 function workerScript(dir: string): string {
   if (workerFile && fs.existsSync(workerFile)) return workerFile;
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { wasmWorkerContents } = require(path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = require(path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js')) as {
+    wasmWorkerContents: string;
+  };
   const file = path.join(os.tmpdir(), `dinotwins-tfjs-wasm-worker-${process.pid}.js`);
   // The string came from a template literal that turned "\n" escapes into newlines; undo that
   // (as tfjs does before making its Blob).
@@ -64,8 +68,10 @@ function workerScript(dir: string): string {
  */
 export function useWasmThreads(opts: WasmThreadsOptions = {}): number {
   const threads = opts.threads ?? os.cpus().length;
-  if (!Number.isInteger(threads) || threads < 1 || threads > 8) throw new Error(`useWasmThreads: threads must be an integer in 1..8, got ${threads}`);
-  if (tf.findBackend('wasm') && tf.getBackend() === 'wasm') throw new Error('useWasmThreads: call it before the wasm backend is activated');
+  if (!Number.isInteger(threads) || threads < 1 || threads > 8)
+    throw new Error(`useWasmThreads: threads must be an integer in 1..8, got ${threads}`);
+  if (tf.findBackend('wasm') && tf.getBackend() === 'wasm')
+    throw new Error('useWasmThreads: call it before the wasm backend is activated');
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const pkg = require('@tensorflow/tfjs-backend-wasm') as WasmPackage;
   const dir = wasmOutDir();
@@ -74,34 +80,43 @@ export function useWasmThreads(opts: WasmThreadsOptions = {}): number {
   const factory = require(mainScript) as (cfg: Record<string, unknown>) => Promise<EmscriptenModule>;
   const worker = workerScript(dir);
   tf.removeBackend('wasm');
-  tf.registerBackend('wasm', async () => {
-    const osm = require('os') as { cpus: typeof os.cpus };
-    const realCpus = osm.cpus;
-    // The backend sizes its pool as min(threads, logical cores / 2): report twice the cores.
-    osm.cpus = () => {
-      const c = realCpus();
-      return [...c, ...c];
-    };
-    try {
-      const module = await factory({
-        locateFile: (p: string, prefix: string) => (p.endsWith('.worker.js') ? worker : p.endsWith('.wasm') ? path.join(dir, 'tfjs-backend-wasm-threaded-simd.wasm') : prefix + p),
-        mainScriptUrlOrBlob: mainScript,
-      });
-      module.tfjs = {
-        init: module.cwrap('init', null, []),
-        initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
-        getThreadsCount: module.cwrap('get_threads_count', 'number', []),
-        registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
-        disposeData: module.cwrap('dispose_data', null, ['number']),
-        dispose: module.cwrap('dispose', null, []),
+  tf.registerBackend(
+    'wasm',
+    async () => {
+      const osm = require('os') as { cpus: typeof os.cpus };
+      const realCpus = osm.cpus;
+      // The backend sizes its pool as min(threads, logical cores / 2): report twice the cores.
+      osm.cpus = () => {
+        const c = realCpus();
+        return [...c, ...c];
       };
-      pkg.setThreadsCount(threads);
-      loadedModule = module;
-      return new pkg.BackendWasm(module);
-    } finally {
-      osm.cpus = realCpus;
-    }
-  }, opts.priority ?? WASM_THREADS_DEFAULTS.priority);
+      try {
+        const module = await factory({
+          locateFile: (p: string, prefix: string) =>
+            p.endsWith('.worker.js')
+              ? worker
+              : p.endsWith('.wasm')
+                ? path.join(dir, 'tfjs-backend-wasm-threaded-simd.wasm')
+                : prefix + p,
+          mainScriptUrlOrBlob: mainScript,
+        });
+        module.tfjs = {
+          init: module.cwrap('init', null, []),
+          initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
+          getThreadsCount: module.cwrap('get_threads_count', 'number', []),
+          registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
+          disposeData: module.cwrap('dispose_data', null, ['number']),
+          dispose: module.cwrap('dispose', null, []),
+        };
+        pkg.setThreadsCount(threads);
+        loadedModule = module;
+        return new pkg.BackendWasm(module);
+      } finally {
+        osm.cpus = realCpus;
+      }
+    },
+    opts.priority ?? WASM_THREADS_DEFAULTS.priority,
+  );
   return threads;
 }
 

@@ -10,15 +10,29 @@ import { permute } from './heap';
 
 type TensorInfo = tf.TensorInfo;
 
-export function transpose(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }): TensorInfo {
+export function transpose(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}): TensorInfo {
   const { x } = args.inputs as { x: TensorInfo };
   const { perm } = args.attrs as { perm: number[] };
   const backend = args.backend as WasmBackend;
-  if (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') return new Scope(backend).run('Transpose', { x }, args.attrs);
-  if (perm.length !== x.shape.length) throw new Error(`Transpose (wasm): perm [${perm}] does not match the rank of x [${x.shape}]`);
-  const out = makeOutput(backend, perm.map((p) => x.shape[p]), x.dtype);
+  if (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool')
+    return new Scope(backend).run('Transpose', { x }, args.attrs);
+  if (perm.length !== x.shape.length)
+    throw new Error(`Transpose (wasm): perm [${perm}] does not match the rank of x [${x.shape}]`);
+  const out = makeOutput(
+    backend,
+    perm.map((p) => x.shape[p]),
+    x.dtype,
+  );
   permute(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out), x.shape, perm);
   return out;
 }
 
-export const transposeConfig: tf.KernelConfig = { kernelName: 'Transpose', backendName: 'wasm', kernelFunc: transpose as unknown as tf.KernelFunc };
+export const transposeConfig: tf.KernelConfig = {
+  kernelName: 'Transpose',
+  backendName: 'wasm',
+  kernelFunc: transpose as unknown as tf.KernelFunc,
+};

@@ -22,7 +22,17 @@
  * atomics, the same bits every run.
  */
 import * as tf from '@tensorflow/tfjs';
-import { USE_UNIFORMS, WebgpuBackendLike, allocTemp, ceilDiv, f32, freeTemp, gridProgram, i32, wgslProgram } from './program';
+import {
+  USE_UNIFORMS,
+  WebgpuBackendLike,
+  allocTemp,
+  ceilDiv,
+  f32,
+  freeTemp,
+  gridProgram,
+  i32,
+  wgslProgram,
+} from './program';
 import { copyOut } from './copy';
 
 const CW = 64; // columns per workgroup
@@ -75,14 +85,23 @@ function columnPrologue(affine: boolean, eps: number): string {
  * `row` adds row r's terms to s1 and s2. Used by the batch-norm statistics and gradients and by
  * layer norm's dgamma/dbeta (layernorm.ts); `finishPairs` sums the partial rows.
  */
-export function pairPartials(o: { key: string; R: number; C: number; groups: number; names: string[]; prologue: string; row: string }) {
+export function pairPartials(o: {
+  key: string;
+  R: number;
+  C: number;
+  groups: number;
+  names: string[];
+  prologue: string;
+  row: string;
+}) {
   const { R, C, groups } = o;
   const Rg = R / groups;
   const rpg = rowsPerGroup(Rg);
   const Gb = ceilDiv(Rg, rpg); // row blocks per statistics group
   const G = Gb * groups;
   return {
-    G, Gb,
+    G,
+    Gb,
     program: wgslProgram({
       shaderKey: `${o.key}_${R}_${C}_${groups}_${rpg}`,
       outputShape: [G, 2 * C],
@@ -130,7 +149,11 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
   const Rg = R / a.groups;
   if (kind === 'stats') {
     return pairPartials({
-      key: 'dtBnPart_stats', R, C, groups: a.groups, names: ['X'],
+      key: 'dtBnPart_stats',
+      R,
+      C,
+      groups: a.groups,
+      names: ['X'],
       prologue: `
           let k = X[grp * ${i32(Rg)} * C_ + c];`,
       row: `let d = X[r * C_ + c] - k;
@@ -139,7 +162,10 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
     });
   }
   return pairPartials({
-    key: `dtBnPart_grad_${affine}_${a.relu}_${res}_${f32(a.eps)}`, R, C, groups: a.groups,
+    key: `dtBnPart_grad_${affine}_${a.relu}_${res}_${f32(a.eps)}`,
+    R,
+    C,
+    groups: a.groups,
     names: ['DY', 'X', 'ST', ...(affine ? ['GA', 'BE'] : []), ...(res ? ['RES'] : [])],
     prologue: columnPrologue(affine, a.eps),
     row: `let xc = X[r * C_ + c] - mean;
@@ -157,7 +183,14 @@ function partialsProgram(kind: 'stats' | 'grad', R: number, C: number, affine: b
  * per group, and with `withTotals` (groups > 1) one more pair of rows with the sums over every group
  * (the gradients of gamma and beta are copies of them).
  */
-export function finishPairs(what: 'stats' | 'both', Gb: number, groups: number, R: number, C: number, withTotals = false) {
+export function finishPairs(
+  what: 'stats' | 'both',
+  Gb: number,
+  groups: number,
+  R: number,
+  C: number,
+  withTotals = false,
+) {
   const halves = [0, 1];
   const withTotal = what === 'both' && withTotals && groups > 1;
   const rows = Gb; // partial rows summed by one output row (the total row: all of them)
@@ -170,12 +203,13 @@ export function finishPairs(what: 'stats' | 'both', Gb: number, groups: number, 
   const total = (h: number): string => `
           var u${h} = p${h}[lx];
           ${Array.from({ length: RL - 1 }, (_, i) => `u${h} = u${h} + p${h}[${(i + 1) * CW} + lx];`).join(' ')}`;
-  const write = what === 'stats'
-    ? `
+  const write =
+    what === 'stats'
+      ? `
           let m1 = u0 / ${f32(Rg)};
           result[o * 2 * C_ + c] = X[o * ${i32(Rg)} * C_ + c] + m1;
           result[o * 2 * C_ + C_ + c] = max(u1 / ${f32(Rg)} - m1 * m1, 0.0);`
-    : halves.map((h) => `result[o * 2 * C_ + ${h} * C_ + c] = u${h};`).join('\n          ');
+      : halves.map((h) => `result[o * 2 * C_ + ${h} * C_ + c] = u${h};`).join('\n          ');
   return wgslProgram({
     shaderKey: `dtBnFinish_${what}${withTotal ? 'T' : ''}_${Gb}_${groups}_${R}_${C}`,
     outputShape: [outRows * 2, C],
@@ -191,12 +225,14 @@ export function finishPairs(what: 'stats' | 'both', Gb: number, groups: number, 
         let ly = i32(localId.y);
         let c = i32(workgroupId.x) * ${CW} + lx;
         let o = i32(workgroupId.y);
-        ${withTotal
-    ? `// Output row pair ${groups} (the last) sums the partial rows of every group.
+        ${
+          withTotal
+            ? `// Output row pair ${groups} (the last) sums the partial rows of every group.
         let first = select(o * ${i32(rows)}, 0, o == ${i32(groups)});
         let count = select(${i32(rows)}, ${i32(rows * groups)}, o == ${i32(groups)});`
-    : `let first = o * ${i32(rows)};
-        let count = ${i32(rows)};`}
+            : `let first = o * ${i32(rows)};
+        let count = ${i32(rows)};`
+        }
         if (c < C_) {${halves.map(sumLanes).join('')}
         }
         workgroupBarrier();
@@ -211,27 +247,39 @@ export function finishPairs(what: 'stats' | 'both', Gb: number, groups: number, 
  * Elementwise pass over [R, C]: 'apply' writes y, 'dx' the input gradient, 'dres' the gradient of
  * the residual (dy where the ReLU passed). With `res`, y = ReLU(bn(x) + residual).
  */
-function elementwiseProgram(kind: 'apply' | 'dx' | 'dres', R: number, C: number, affine: boolean, a: BnAttrs, res = false) {
+function elementwiseProgram(
+  kind: 'apply' | 'dx' | 'dres',
+  R: number,
+  C: number,
+  affine: boolean,
+  a: BnAttrs,
+  res = false,
+) {
   const N = R * C;
   const Rg = R / a.groups;
   const cols = affine ? ['GA', 'BE'] : [];
   const resName = res ? ['RES'] : [];
-  const names = kind === 'apply'
-    ? ['X', 'ST', ...cols, ...resName]
-    : kind === 'dx' ? ['DY', 'X', 'ST', 'GS', ...cols, ...resName] : ['DY', 'X', 'ST', ...cols, ...resName];
+  const names =
+    kind === 'apply'
+      ? ['X', 'ST', ...cols, ...resName]
+      : kind === 'dx'
+        ? ['DY', 'X', 'ST', 'GS', ...cols, ...resName]
+        : ['DY', 'X', 'ST', ...cols, ...resName];
   const mask = a.relu ? `if (xc * scale + shift${res ? ' + RES[i]' : ''} <= 0.0) { d = 0.0; }` : '';
-  const body = kind === 'apply'
-    ? `
+  const body =
+    kind === 'apply'
+      ? `
           var y = (X[i] - mean) * scale + shift${res ? ' + RES[i]' : ''}; // the backward mask recomputes exactly this
           ${a.relu ? 'y = max(y, 0.0);' : ''}
           result[i] = y;`
-    : kind === 'dx' ? `
+      : kind === 'dx'
+        ? `
           let xc = X[i] - mean;
           let xhat = xc * inv;
           var d = DY[i];
           ${mask}
           result[i] = (d - GS[grp * 2 * C_ + c] / ${f32(Rg)} - xhat * (GS[grp * 2 * C_ + C_ + c] / ${f32(Rg)})) * scale;`
-      : `
+        : `
           let xc = X[i] - mean;
           var d = DY[i];
           ${mask}
@@ -249,7 +297,11 @@ function elementwiseProgram(kind: 'apply' | 'dx' | 'dres', R: number, C: number,
 
 /** Forward: [y, stats] with stats = [2, C] (mean, biased variance). */
 export function bnForward(
-  backend: WebgpuBackendLike, x: tf.TensorInfo, gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs,
+  backend: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  gamma: tf.TensorInfo | undefined,
+  beta: tf.TensorInfo | undefined,
+  a: BnAttrs,
   residual?: tf.TensorInfo,
 ): [tf.TensorInfo, tf.TensorInfo] {
   const { R, C } = bnRowsCols(x.shape, a.groups);
@@ -268,27 +320,49 @@ export function bnForward(
 /** With a residual: same shape as x, and only under a ReLU (otherwise its gradient is just dy). */
 function checkResidual(x: tf.TensorInfo, a: BnAttrs, residual?: tf.TensorInfo): void {
   if (!residual) return;
-  if (residual.shape.join(',') !== x.shape.join(',')) throw new Error(`batch norm: residual [${residual.shape}] does not match x [${x.shape}]`);
+  if (residual.shape.join(',') !== x.shape.join(','))
+    throw new Error(`batch norm: residual [${residual.shape}] does not match x [${x.shape}]`);
   if (!a.relu) throw new Error('batch norm: a residual is only fused under a ReLU (relu: true)');
 }
 
 /** Backward: [dx] or, affine, [dx, dgamma, dbeta]; with a residual, its gradient last. */
 export function bnBackward(
-  backend: WebgpuBackendLike, dy: tf.TensorInfo, x: tf.TensorInfo, stats: tf.TensorInfo,
-  gamma: tf.TensorInfo | undefined, beta: tf.TensorInfo | undefined, a: BnAttrs, residual?: tf.TensorInfo,
+  backend: WebgpuBackendLike,
+  dy: tf.TensorInfo,
+  x: tf.TensorInfo,
+  stats: tf.TensorInfo,
+  gamma: tf.TensorInfo | undefined,
+  beta: tf.TensorInfo | undefined,
+  a: BnAttrs,
+  residual?: tf.TensorInfo,
 ): tf.TensorInfo[] {
   const { R, C } = bnRowsCols(x.shape, a.groups);
   checkResidual(x, a, residual);
-  if (stats.shape.reduce((p, q) => p * q, 1) !== 2 * C * a.groups) throw new Error(`batch norm gradient: stats ${JSON.stringify(stats.shape)} do not match ${a.groups} group(s) of ${C} channels`);
+  if (stats.shape.reduce((p, q) => p * q, 1) !== 2 * C * a.groups)
+    throw new Error(
+      `batch norm gradient: stats ${JSON.stringify(stats.shape)} do not match ${a.groups} group(s) of ${C} channels`,
+    );
   const affine = gamma !== undefined && beta !== undefined;
   const res = residual !== undefined;
   const cols = [...(affine ? [gamma, beta] : []), ...(residual ? [residual] : [])];
   const part = partialsProgram('grad', R, C, affine, a, res);
-  const P = backend.runWebGPUProgram(part.program, [dy, x, stats, ...cols], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
+  const P = backend.runWebGPUProgram(
+    part.program,
+    [dy, x, stats, ...cols],
+    'float32',
+    undefined,
+    allocTemp(backend, [part.G, 2 * C]),
+  );
   // Per-group sums (for dx) and, after them, the sums over every group: dbeta and dgamma are copies
   // of that last pair of rows (one finishing dispatch instead of three).
   const sums = backend.runWebGPUProgram(finishPairs('both', part.Gb, a.groups, R, C, affine), [P], 'float32');
-  const dx = backend.runWebGPUProgram(elementwiseProgram('dx', R, C, affine, a, res), [dy, x, stats, sums, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
+  const dx = backend.runWebGPUProgram(
+    elementwiseProgram('dx', R, C, affine, a, res),
+    [dy, x, stats, sums, ...cols],
+    'float32',
+    undefined,
+    backend.makeTensorInfo(x.shape, 'float32'),
+  );
   const out = [dx];
   if (affine) {
     const totals = a.groups > 1 ? 2 * C * a.groups : 0;
@@ -297,7 +371,15 @@ export function bnBackward(
     }
   }
   if (residual) {
-    out.push(backend.runWebGPUProgram(elementwiseProgram('dres', R, C, affine, a, true), [dy, x, stats, ...cols], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32')));
+    out.push(
+      backend.runWebGPUProgram(
+        elementwiseProgram('dres', R, C, affine, a, true),
+        [dy, x, stats, ...cols],
+        'float32',
+        undefined,
+        backend.makeTensorInfo(x.shape, 'float32'),
+      ),
+    );
   }
   freeTemp(backend, P);
   freeTemp(backend, sums);
@@ -309,11 +391,17 @@ export function bnBackward(
  * stats[g, row] for each group g in order (what successive passes over the groups would do).
  */
 export function bnRunning(
-  backend: WebgpuBackendLike, running: tf.TensorInfo, stats: tf.TensorInfo, row: 0 | 1, momentum: number, factor: number,
+  backend: WebgpuBackendLike,
+  running: tf.TensorInfo,
+  stats: tf.TensorInfo,
+  row: 0 | 1,
+  momentum: number,
+  factor: number,
 ): tf.TensorInfo {
   const C = running.shape.reduce((p, q) => p * q, 1);
   const S = stats.shape.reduce((p, q) => p * q, 1);
-  if (S % (2 * C) !== 0 || S === 0) throw new Error(`bnRunning: stats ${JSON.stringify(stats.shape)} do not match ${C} channels`);
+  if (S % (2 * C) !== 0 || S === 0)
+    throw new Error(`bnRunning: stats ${JSON.stringify(stats.shape)} do not match ${C} channels`);
   const groups = S / (2 * C);
   const prog = gridProgram({
     shaderKey: `dtBnRunning_${C}_${groups}_${row}_${f32(momentum)}_${f32(factor)}`,

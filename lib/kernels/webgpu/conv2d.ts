@@ -17,8 +17,10 @@ type ConvInfo = tf.backend_util.Conv2DInfo;
 
 /** Throws unless our kernels handle this convolution (NHWC, dilation 1). */
 export function checkConvSupported(info: ConvInfo, what: string): void {
-  if (info.dataFormat !== 'channelsLast') throw new Error(`${what}: only NHWC (channelsLast) is supported, got ${info.dataFormat}`);
-  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) throw new Error(`${what}: dilation must be 1, got ${info.dilationHeight}x${info.dilationWidth}`);
+  if (info.dataFormat !== 'channelsLast')
+    throw new Error(`${what}: only NHWC (channelsLast) is supported, got ${info.dataFormat}`);
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1)
+    throw new Error(`${what}: dilation must be 1, got ${info.dilationHeight}x${info.dilationWidth}`);
 }
 
 /** True when our kernels handle this convolution. */
@@ -29,18 +31,32 @@ export function convSupported(info: ConvInfo): boolean {
 /** The sizes every conv shader bakes in, as WGSL constants, and their shader-key form. */
 function convConsts(c: ConvInfo): { wgsl: string; key: string } {
   const v: Record<string, number> = {
-    NB: c.batchSize, H: c.inHeight, W: c.inWidth, CI: c.inChannels, HO: c.outHeight, WO: c.outWidth,
-    CO: c.outChannels, KH: c.filterHeight, KW: c.filterWidth, SH: c.strideHeight, SW: c.strideWidth,
-    PT: c.padInfo.top, PL: c.padInfo.left,
+    NB: c.batchSize,
+    H: c.inHeight,
+    W: c.inWidth,
+    CI: c.inChannels,
+    HO: c.outHeight,
+    WO: c.outWidth,
+    CO: c.outChannels,
+    KH: c.filterHeight,
+    KW: c.filterWidth,
+    SH: c.strideHeight,
+    SW: c.strideWidth,
+    PT: c.padInfo.top,
+    PL: c.padInfo.left,
   };
   return {
-    wgsl: Object.entries(v).map(([k, x]) => `const ${k}: i32 = ${i32(x)};`).join('\n      '),
+    wgsl: Object.entries(v)
+      .map(([k, x]) => `const ${k}: i32 = ${i32(x)};`)
+      .join('\n      '),
     key: Object.values(v).join('_'),
   };
 }
 
 /** GEMM counts of each conv pass (multiply-adds count 2 flops; bytes = compulsory traffic). */
-export function convCosts(c: ConvInfo): Record<'forward' | 'inputGrad' | 'filterGrad', { flops: number; bytes: number }> {
+export function convCosts(
+  c: ConvInfo,
+): Record<'forward' | 'inputGrad' | 'filterGrad', { flops: number; bytes: number }> {
   const pix = c.batchSize * c.outHeight * c.outWidth;
   const k = c.filterHeight * c.filterWidth;
   const flops = 2 * pix * k * c.inChannels * c.outChannels;
@@ -65,17 +81,26 @@ export function conv2dForwardSpec(c: ConvInfo): GemmSpec {
     variableNames: ['X', 'Wf'],
     walkA: 'k',
     walkB: 'mn',
-    ...operandLoaders(k.wgsl, {
-      // A[m = (b, ho, wo), k = (kh, kw, ci)] = x[b, ho*SH - PT + kh, wo*SW - PL + kw, ci] (0 in the padding)
-      body: `let wo = m % WO; let t = m / WO; let ho = t % HO; let b = t / HO;
+    ...operandLoaders(
+      k.wgsl,
+      {
+        // A[m = (b, ho, wo), k = (kh, kw, ci)] = x[b, ho*SH - PT + kh, wo*SW - PL + kw, ci] (0 in the padding)
+        body: `let wo = m % WO; let t = m / WO; let ho = t % HO; let b = t / HO;
         let ci = k % CI; let t2 = k / CI; let kw = t2 % KW; let kh = t2 / KW;
         let h = ho * SH - PT + kh; let w = wo * SW - PL + kw;
         if (h < 0 || h >= H || w < 0 || w >= W) { return ZERO; }`,
-      buf: 'X', at: '((b * H + h) * W + w) * CI + ci', vec4: c.inChannels % 4 === 0,
-    }, {
-      // B[k, n = co] = w[kh, kw, ci, co]
-      body: '', buf: 'Wf', at: 'k * CO + n', vec4: c.outChannels % 4 === 0,
-    }),
+        buf: 'X',
+        at: '((b * H + h) * W + w) * CI + ci',
+        vec4: c.inChannels % 4 === 0,
+      },
+      {
+        // B[k, n = co] = w[kh, kw, ci, co]
+        body: '',
+        buf: 'Wf',
+        at: 'k * CO + n',
+        vec4: c.outChannels % 4 === 0,
+      },
+    ),
   };
 }
 
@@ -90,19 +115,28 @@ export function conv2dInputGradSpec(c: ConvInfo): GemmSpec {
     variableNames: ['Dy', 'Wf'],
     walkA: 'k',
     walkB: 'k',
-    ...operandLoaders(k.wgsl, {
-      // A[m = (b, h, w), k = (kh, kw, co)] = dy[b, (h + PT - kh)/SH, (w + PL - kw)/SW, co] when both divide exactly
-      body: `let wi = m % W; let t = m / W; let hi = t % H; let b = t / H;
+    ...operandLoaders(
+      k.wgsl,
+      {
+        // A[m = (b, h, w), k = (kh, kw, co)] = dy[b, (h + PT - kh)/SH, (w + PL - kw)/SW, co] when both divide exactly
+        body: `let wi = m % W; let t = m / W; let hi = t % H; let b = t / H;
         let co = k % CO; let t2 = k / CO; let kw = t2 % KW; let kh = t2 / KW;
         let hn = hi + PT - kh; let wn = wi + PL - kw;
         if (hn < 0 || wn < 0) { return ZERO; }
         let ho = hn / SH; let wo = wn / SW;
         if (ho * SH != hn || wo * SW != wn || ho >= HO || wo >= WO) { return ZERO; }`,
-      buf: 'Dy', at: '((b * HO + ho) * WO + wo) * CO + co', vec4: c.outChannels % 4 === 0,
-    }, {
-      // B[k = (kh, kw, co), n = ci] = w[kh, kw, ci, co]
-      body: '', buf: 'Wf', at: '((k / CO) * CI + n) * CO + k % CO', vec4: c.outChannels % 4 === 0,
-    }),
+        buf: 'Dy',
+        at: '((b * HO + ho) * WO + wo) * CO + co',
+        vec4: c.outChannels % 4 === 0,
+      },
+      {
+        // B[k = (kh, kw, co), n = ci] = w[kh, kw, ci, co]
+        body: '',
+        buf: 'Wf',
+        at: '((k / CO) * CI + n) * CO + k % CO',
+        vec4: c.outChannels % 4 === 0,
+      },
+    ),
   };
 }
 
@@ -117,32 +151,53 @@ export function conv2dFilterGradSpec(c: ConvInfo): GemmSpec {
     variableNames: ['X', 'Dy'],
     walkA: 'mn',
     walkB: 'mn',
-    ...operandLoaders(k.wgsl, {
-      // A[m = (kh, kw, ci), k = (b, ho, wo)] = x[b, ho*SH - PT + kh, wo*SW - PL + kw, ci] (0 in the padding)
-      body: `let ci = m % CI; let t = m / CI; let kw = t % KW; let kh = t / KW;
+    ...operandLoaders(
+      k.wgsl,
+      {
+        // A[m = (kh, kw, ci), k = (b, ho, wo)] = x[b, ho*SH - PT + kh, wo*SW - PL + kw, ci] (0 in the padding)
+        body: `let ci = m % CI; let t = m / CI; let kw = t % KW; let kh = t / KW;
         let wo = k % WO; let t2 = k / WO; let ho = t2 % HO; let b = t2 / HO;
         let h = ho * SH - PT + kh; let w = wo * SW - PL + kw;
         if (h < 0 || h >= H || w < 0 || w >= W) { return ZERO; }`,
-      buf: 'X', at: '((b * H + h) * W + w) * CI + ci', vec4: c.inChannels % 4 === 0,
-    }, {
-      // B[k = (b, ho, wo), n = co] = dy[b, ho, wo, co]
-      body: '', buf: 'Dy', at: 'k * CO + n', vec4: c.outChannels % 4 === 0,
-    }),
+        buf: 'X',
+        at: '((b * H + h) * W + w) * CI + ci',
+        vec4: c.inChannels % 4 === 0,
+      },
+      {
+        // B[k = (b, ho, wo), n = co] = dy[b, ho, wo, co]
+        body: '',
+        buf: 'Dy',
+        at: 'k * CO + n',
+        vec4: c.outChannels % 4 === 0,
+      },
+    ),
   };
 }
 
 /** y = conv2d(x, w): x [B, H, W, Cin], w [KH, KW, Cin, Cout] -> [B, Ho, Wo, Cout]. */
-export function conv2dForward(backend: WebgpuBackendLike, x: tf.TensorInfo, w: tf.TensorInfo, c: ConvInfo, opts?: Partial<GemmOptions>, out?: tf.TensorInfo): tf.TensorInfo {
+export function conv2dForward(
+  backend: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  w: tf.TensorInfo,
+  c: ConvInfo,
+  opts?: Partial<GemmOptions>,
+  out?: tf.TensorInfo,
+): tf.TensorInfo {
   return runGemm(backend, conv2dForwardSpec(c), [x, w], c.outShape, opts, out);
 }
 
 /** One phase (ph, pw) of a strided conv's input gradient: the input pixels with (h + PT) % SH = ph and (w + PL) % SW = pw. */
 export interface InputGradPhase {
-  ph: number; pw: number;
+  ph: number;
+  pw: number;
   /** Taps that reach these pixels: kh = ph + SH*j (j < nKh), kw = pw + SW*i (i < nKw). */
-  nKh: number; nKw: number;
+  nKh: number;
+  nKw: number;
   /** Pixels: h = SH*(q0h + a) + ph - PT for a < Hp, w likewise. */
-  q0h: number; q0w: number; Hp: number; Wp: number;
+  q0h: number;
+  q0w: number;
+  Hp: number;
+  Wp: number;
 }
 
 /**
@@ -164,7 +219,16 @@ export function inputGradPhases(c: ConvInfo): InputGradPhase[] {
     for (let pw = 0; pw < c.strideWidth; pw++) {
       const [q0h, Hp] = span(ph, c.padInfo.top, c.strideHeight, c.inHeight);
       const [q0w, Wp] = span(pw, c.padInfo.left, c.strideWidth, c.inWidth);
-      out.push({ ph, pw, nKh: taps(ph, c.filterHeight, c.strideHeight), nKw: taps(pw, c.filterWidth, c.strideWidth), q0h, q0w, Hp, Wp });
+      out.push({
+        ph,
+        pw,
+        nKh: taps(ph, c.filterHeight, c.strideHeight),
+        nKw: taps(pw, c.filterWidth, c.strideWidth),
+        q0h,
+        q0w,
+        Hp,
+        Wp,
+      });
     }
   }
   return out;
@@ -184,8 +248,11 @@ export function conv2dInputGradPhaseSpec(c: ConvInfo, p: InputGradPhase): GemmSp
     walkA: 'k',
     walkB: 'k',
     scatter: true,
-    ...operandLoaders(`${k.wgsl}
-      ${Object.entries(v).map(([n, x]) => `const ${n}: i32 = ${i32(x)};`).join('\n      ')}
+    ...operandLoaders(
+      `${k.wgsl}
+      ${Object.entries(v)
+        .map(([n, x]) => `const ${n}: i32 = ${i32(x)};`)
+        .join('\n      ')}
       // GEMM row m = (b, a, a'): image b, the a-th row and a'-th column of this phase's pixels
       fn phasePixel(m: i32) -> vec3<i32> {
         let t = m / WP;
@@ -195,18 +262,25 @@ export function conv2dInputGradPhaseSpec(c: ConvInfo, p: InputGradPhase): GemmSp
       fn outRow(m: i32) -> i32 {
         let px = phasePixel(m); let b = px.x; let a = px.y; let ap = px.z;
         return (b * H + SH * (Q0H + a) + PH - PT) * W + SW * (Q0W + ap) + PW - PL;
-      }`, {
-      // A[m = (b, a, a'), k = (j, i, co)] = dy[b, Q0H + a - j, Q0W + a' - i, co] (0 outside dy)
-      body: `let px = phasePixel(m); let b = px.x; let a = px.y; let ap = px.z;
+      }`,
+      {
+        // A[m = (b, a, a'), k = (j, i, co)] = dy[b, Q0H + a - j, Q0W + a' - i, co] (0 outside dy)
+        body: `let px = phasePixel(m); let b = px.x; let a = px.y; let ap = px.z;
         let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;
         let ho = Q0H + a - j; let wo = Q0W + ap - i;
         if (ho < 0 || ho >= HO || wo < 0 || wo >= WO) { return ZERO; }`,
-      buf: 'Dy', at: '((b * HO + ho) * WO + wo) * CO + co', vec4: c.outChannels % 4 === 0,
-    }, {
-      // B[k = (j, i, co), n = ci] = w[PH + SH*j, PW + SW*i, ci, co]
-      body: 'let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;',
-      buf: 'Wf', at: '(((PH + SH * j) * KW + PW + SW * i) * CI + n) * CO + co', vec4: c.outChannels % 4 === 0,
-    }),
+        buf: 'Dy',
+        at: '((b * HO + ho) * WO + wo) * CO + co',
+        vec4: c.outChannels % 4 === 0,
+      },
+      {
+        // B[k = (j, i, co), n = ci] = w[PH + SH*j, PW + SW*i, ci, co]
+        body: 'let co = k % CO; let t2 = k / CO; let i = t2 % NKW; let j = t2 / NKW;',
+        buf: 'Wf',
+        at: '(((PH + SH * j) * KW + PW + SW * i) * CI + n) * CO + co',
+        vec4: c.outChannels % 4 === 0,
+      },
+    ),
   };
 }
 
@@ -215,17 +289,35 @@ export function conv2dInputGradPhaseSpec(c: ConvInfo, p: InputGradPhase): GemmSp
  * strides: one GEMM per stride phase (`inputGradPhases`), after a zero fill when some pixels get
  * no tap at all.
  */
-export function conv2dInputGrad(backend: WebgpuBackendLike, dy: tf.TensorInfo, w: tf.TensorInfo, c: ConvInfo, opts?: Partial<GemmOptions>, out?: tf.TensorInfo): tf.TensorInfo {
-  if (c.strideHeight === 1 && c.strideWidth === 1) return runGemm(backend, conv2dInputGradSpec(c), [dy, w], c.inShape, opts, out);
+export function conv2dInputGrad(
+  backend: WebgpuBackendLike,
+  dy: tf.TensorInfo,
+  w: tf.TensorInfo,
+  c: ConvInfo,
+  opts?: Partial<GemmOptions>,
+  out?: tf.TensorInfo,
+): tf.TensorInfo {
+  if (c.strideHeight === 1 && c.strideWidth === 1)
+    return runGemm(backend, conv2dInputGradSpec(c), [dy, w], c.inShape, opts, out);
   const phases = inputGradPhases(c);
   const live = phases.filter((p) => p.Hp > 0 && p.Wp > 0 && p.nKh > 0 && p.nKw > 0);
   const uncovered = phases.some((p) => p.Hp > 0 && p.Wp > 0 && (p.nKh === 0 || p.nKw === 0));
-  let dx = uncovered || live.length === 0 ? gpuFill(backend, c.inShape, 0, out) : (out ?? backend.makeTensorInfo(c.inShape, 'float32'));
+  let dx =
+    uncovered || live.length === 0
+      ? gpuFill(backend, c.inShape, 0, out)
+      : (out ?? backend.makeTensorInfo(c.inShape, 'float32'));
   for (const p of live) dx = runGemm(backend, conv2dInputGradPhaseSpec(c, p), [dy, w], c.inShape, opts, dx);
   return dx;
 }
 
 /** dw from x [B, H, W, Cin] and dy [B, Ho, Wo, Cout] -> [KH, KW, Cin, Cout]. */
-export function conv2dFilterGrad(backend: WebgpuBackendLike, x: tf.TensorInfo, dy: tf.TensorInfo, c: ConvInfo, opts?: Partial<GemmOptions>, out?: tf.TensorInfo): tf.TensorInfo {
+export function conv2dFilterGrad(
+  backend: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  c: ConvInfo,
+  opts?: Partial<GemmOptions>,
+  out?: tf.TensorInfo,
+): tf.TensorInfo {
   return runGemm(backend, conv2dFilterGradSpec(c), [x, dy], c.filterShape, opts, out);
 }

@@ -17,7 +17,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-interface GpuBufferLike { size: number; usage: number }
+interface GpuBufferLike {
+  size: number;
+  usage: number;
+}
 
 interface CopyBackend {
   tensorMap: { get(dataId: object): { resource?: unknown; dtype: tf.DataType } | undefined };
@@ -26,7 +29,9 @@ interface CopyBackend {
   disposeData(dataId: object): boolean;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
-  commandEncoder: { copyBufferToBuffer(src: unknown, srcOffset: number, dst: unknown, dstOffset: number, size: number): void };
+  commandEncoder: {
+    copyBufferToBuffer(src: unknown, srcOffset: number, dst: unknown, dstOffset: number, size: number): void;
+  };
   commandQueueOwnedIds: WeakSet<object>;
   shouldExecuteOnCPU(inputs: tf.TensorInfo[]): boolean;
 }
@@ -42,11 +47,16 @@ function bufferOf(be: CopyBackend, t: tf.TensorInfo): GpuBufferLike | undefined 
   const r = be.tensorMap.get(t.dataId)?.resource as GpuBufferLike | undefined;
   const usage = (globalThis as unknown as { GPUBufferUsage?: { COPY_SRC: number; COPY_DST: number } }).GPUBufferUsage;
   if (!r || typeof r.size !== 'number' || typeof r.usage !== 'number' || !usage) return undefined;
-  return (r.usage & usage.COPY_SRC) && (r.usage & usage.COPY_DST) ? r : undefined;
+  return r.usage & usage.COPY_SRC && r.usage & usage.COPY_DST ? r : undefined;
 }
 
 /** Copies `parts` (source tensor, first element, element count, destination element) into a new tensor. */
-function copyInto(be: CopyBackend, outShape: number[], dtype: tf.DataType, parts: Array<{ src: tf.TensorInfo; from: number; n: number; to: number }>): tf.TensorInfo | undefined {
+function copyInto(
+  be: CopyBackend,
+  outShape: number[],
+  dtype: tf.DataType,
+  parts: Array<{ src: tf.TensorInfo; from: number; n: number; to: number }>,
+): tf.TensorInfo | undefined {
   // Small CPU data: the stock kernels compute on the CPU (tfjs' CPU hand-off), so leave it to them.
   if (be.shouldExecuteOnCPU(parts.map((p) => p.src))) return undefined;
   const sources = parts.map((p) => bufferOf(be, p.src));
@@ -71,16 +81,32 @@ function copyInto(be: CopyBackend, outShape: number[], dtype: tf.DataType, parts
  * `x[begin : begin + size]` as one buffer copy when that block is contiguous in `x` (row-major: a
  * leading run of single indices, then one partial axis, then full axes), else undefined.
  */
-export function copySlice(backend: unknown, x: tf.TensorInfo, begin: number[], sizes: number[]): tf.TensorInfo | undefined {
+export function copySlice(
+  backend: unknown,
+  x: tf.TensorInfo,
+  begin: number[],
+  sizes: number[],
+): tf.TensorInfo | undefined {
   if (!tf.slice_util.isSliceContinous(x.shape, begin, sizes)) return undefined;
-  return copyRange(backend, x, tf.slice_util.computeFlatOffset(begin, tf.util.computeStrides(x.shape)), size(sizes), sizes);
+  return copyRange(
+    backend,
+    x,
+    tf.slice_util.computeFlatOffset(begin, tf.util.computeStrides(x.shape)),
+    size(sizes),
+    sizes,
+  );
 }
 
 /**
  * `x` split along `axis` into parts of `sizes` (tf.split), each part one buffer copy, when every
  * axis before `axis` has size 1 (the parts are then contiguous blocks of `x`), else undefined.
  */
-export function copySplit(backend: unknown, x: tf.TensorInfo, sizes: number[], axis: number): tf.TensorInfo[] | undefined {
+export function copySplit(
+  backend: unknown,
+  x: tf.TensorInfo,
+  sizes: number[],
+  axis: number,
+): tf.TensorInfo[] | undefined {
   const be = backend as CopyBackend;
   if (size(x.shape.slice(0, axis)) !== 1) return undefined;
   const inner = size(x.shape.slice(axis + 1));
@@ -89,7 +115,10 @@ export function copySplit(backend: unknown, x: tf.TensorInfo, sizes: number[], a
   for (const s of sizes) {
     const shape = x.shape.slice();
     shape[axis] = s;
-    const part = s === 0 ? be.makeTensorInfo(shape, x.dtype, tf.util.getTypedArrayFromDType(x.dtype as 'float32', 0)) : copyRange(backend, x, from, s * inner, shape);
+    const part =
+      s === 0
+        ? be.makeTensorInfo(shape, x.dtype, tf.util.getTypedArrayFromDType(x.dtype as 'float32', 0))
+        : copyRange(backend, x, from, s * inner, shape);
     if (!part) {
       for (const p of parts) be.disposeData(p.dataId);
       return undefined;
@@ -114,12 +143,14 @@ export function copyConcat(backend: unknown, inputs: tf.TensorInfo[], axis: numb
   const outShape = tf.backend_util.computeOutShape(shapes, axis);
   if (size(outShape) === 0 || size(outShape.slice(0, axis)) !== 1) return undefined;
   let to = 0;
-  const parts = inputs.map((src) => {
-    const n = size(src.shape);
-    const p = { src, from: 0, n, to };
-    to += n;
-    return p;
-  }).filter((p) => p.n > 0);
+  const parts = inputs
+    .map((src) => {
+      const n = size(src.shape);
+      const p = { src, from: 0, n, to };
+      to += n;
+      return p;
+    })
+    .filter((p) => p.n > 0);
   // One non-empty input: stock returns it without a copy.
   return parts.length < 2 ? undefined : copyInto(be, outShape, dtype, parts);
 }
@@ -128,8 +159,15 @@ export function copyConcat(backend: unknown, inputs: tf.TensorInfo[], axis: numb
  * Elements [from, from + n) of `src` as a new tensor of `outShape` by one buffer copy, or
  * undefined where a copy cannot do it (small data still on the CPU, a dtype other than 4 bytes).
  */
-export function copyRange(backend: unknown, src: tf.TensorInfo, from: number, n: number, outShape: number[]): tf.TensorInfo | undefined {
-  if (!COPYABLE.has(src.dtype) || n <= 0 || size(outShape) !== n || from < 0 || from + n > size(src.shape)) return undefined;
+export function copyRange(
+  backend: unknown,
+  src: tf.TensorInfo,
+  from: number,
+  n: number,
+  outShape: number[],
+): tf.TensorInfo | undefined {
+  if (!COPYABLE.has(src.dtype) || n <= 0 || size(outShape) !== n || from < 0 || from + n > size(src.shape))
+    return undefined;
   return copyInto(backend as CopyBackend, outShape, src.dtype, [{ src, from, n, to: 0 }]);
 }
 
@@ -137,8 +175,17 @@ export function copyRange(backend: unknown, src: tf.TensorInfo, from: number, n:
  * `copyRange` for a result a kernel has just computed on the GPU into a shared buffer (a norm
  * gradient's dgamma and dbeta): such data always copies, so failing is a bug, not a fallback.
  */
-export function copyOut(backend: unknown, src: tf.TensorInfo, from: number, n: number, outShape: number[]): tf.TensorInfo {
+export function copyOut(
+  backend: unknown,
+  src: tf.TensorInfo,
+  from: number,
+  n: number,
+  outShape: number[],
+): tf.TensorInfo {
   const t = copyRange(backend, src, from, n, outShape);
-  if (!t) throw new Error(`copyOut: elements ${from}..${from + n} of a ${src.dtype} [${src.shape}] tensor cannot be copied out`);
+  if (!t)
+    throw new Error(
+      `copyOut: elements ${from}..${from + n} of a ${src.dtype} [${src.shape}] tensor cannot be copied out`,
+    );
   return t;
 }

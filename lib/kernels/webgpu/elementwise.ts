@@ -8,9 +8,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { WebgpuBackendLike, gridProgram } from './program';
 
-export function axpby(backend: WebgpuBackendLike, x: tf.TensorInfo, y: tf.TensorInfo, a: number, b: number): tf.TensorInfo {
+export function axpby(
+  backend: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  y: tf.TensorInfo,
+  a: number,
+  b: number,
+): tf.TensorInfo {
   if (x.shape.join(',') !== y.shape.join(',')) throw new Error(`axpby: shapes differ, [${x.shape}] vs [${y.shape}]`);
-  if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`axpby: a and b must be finite numbers, got ${a}, ${b}`);
+  if (!Number.isFinite(a) || !Number.isFinite(b))
+    throw new Error(`axpby: a and b must be finite numbers, got ${a}, ${b}`);
   const n = x.shape.reduce((p, q) => p * q, 1);
   if (n === 0) return backend.makeTensorInfo(x.shape, 'float32');
   const prog = gridProgram({
@@ -21,7 +28,10 @@ export function axpby(backend: WebgpuBackendLike, x: tf.TensorInfo, y: tf.Tensor
     n,
     body: 'result[i] = uniforms.a * X[i] + uniforms.b * Y[i];',
   });
-  return backend.runWebGPUProgram(prog, [x, y], 'float32', [{ type: 'float32', data: [a] }, { type: 'float32', data: [b] }]);
+  return backend.runWebGPUProgram(prog, [x, y], 'float32', [
+    { type: 'float32', data: [a] },
+    { type: 'float32', data: [b] },
+  ]);
 }
 
 /** WGSL erf, the Abramowitz-Stegun 7.1.26 approximation tfjs uses for its Erf kernel (same constants). */
@@ -42,7 +52,8 @@ function erfWgsl(): string {
  * tfjs' autodiff through mul/erf/add takes about five forward and ten backward.
  */
 export function gelu(backend: WebgpuBackendLike, x: tf.TensorInfo, dy?: tf.TensorInfo): tf.TensorInfo {
-  if (dy && dy.shape.join(',') !== x.shape.join(',')) throw new Error(`gelu gradient: dy [${dy.shape}] and x [${x.shape}] differ`);
+  if (dy && dy.shape.join(',') !== x.shape.join(','))
+    throw new Error(`gelu gradient: dy [${dy.shape}] and x [${x.shape}] differ`);
   const n = x.shape.reduce((p, q) => p * q, 1);
   if (n === 0) return backend.makeTensorInfo(x.shape, 'float32');
   const body = dy
@@ -85,28 +96,40 @@ export interface AdamStep {
  * tfjs form in lib/train/optimizers.ts.
  */
 export function adamFlat(
-  backend: WebgpuBackendLike, which: 'm' | 'v' | 'p',
-  ins: { g: tf.TensorInfo; scale: tf.TensorInfo; p: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo; decay: tf.TensorInfo; active?: tf.TensorInfo },
+  backend: WebgpuBackendLike,
+  which: 'm' | 'v' | 'p',
+  ins: {
+    g: tf.TensorInfo;
+    scale: tf.TensorInfo;
+    p: tf.TensorInfo;
+    m: tf.TensorInfo;
+    v: tf.TensorInfo;
+    decay: tf.TensorInfo;
+    active?: tf.TensorInfo;
+  },
   s: AdamStep,
 ): tf.TensorInfo {
   const n = ins.p.shape.reduce((a, b) => a * b, 1);
   for (const [k, t] of Object.entries(ins)) {
-    if (k !== 'scale' && t && t.shape.reduce((a, b) => a * b, 1) !== n) throw new Error(`adamFlat: ${k} has shape [${t.shape}], expected ${n} elements`);
+    if (k !== 'scale' && t && t.shape.reduce((a, b) => a * b, 1) !== n)
+      throw new Error(`adamFlat: ${k} has shape [${t.shape}], expected ${n} elements`);
   }
   const names = ['G', 'S', 'P', 'M', 'V', 'D', ...(ins.active ? ['A'] : [])];
   const gradTerm = s.decoupled ? 'G[i] * S[0]' : 'select(G[i] * S[0], G[i] * S[0] + P[i] * uniforms.wd, D[i] != 0)';
-  const out = which === 'm'
-    ? 'M[i] * uniforms.beta1 + g * (1.0 - uniforms.beta1)'
-    : which === 'v'
-      ? 'V[i] * uniforms.beta2 + (g * g) * (1.0 - uniforms.beta2)'
-      : `P[i] - upd * uniforms.lr`;
+  const out =
+    which === 'm'
+      ? 'M[i] * uniforms.beta1 + g * (1.0 - uniforms.beta1)'
+      : which === 'v'
+        ? 'V[i] * uniforms.beta2 + (g * g) * (1.0 - uniforms.beta2)'
+        : `P[i] - upd * uniforms.lr`;
   const keep = which === 'm' ? 'M[i]' : which === 'v' ? 'V[i]' : 'P[i]';
-  const update = which === 'p'
-    ? `let m = M[i] * uniforms.beta1 + g * (1.0 - uniforms.beta1);
+  const update =
+    which === 'p'
+      ? `let m = M[i] * uniforms.beta1 + g * (1.0 - uniforms.beta1);
           let v = V[i] * uniforms.beta2 + (g * g) * (1.0 - uniforms.beta2);
           var upd = (m / uniforms.bc1) / (sqrt(v / uniforms.bc2) + uniforms.eps);
           ${s.decoupled ? 'if (D[i] != 0) { upd = upd + P[i] * uniforms.wd; }' : ''}`
-    : '';
+      : '';
   const body = `let g = ${gradTerm};
           ${update}
           var r = ${out};

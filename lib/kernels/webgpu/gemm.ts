@@ -174,7 +174,12 @@ export interface GemmVec4 {
  * values at a time (the 4 values along its walk are consecutive in `buf` and `at` is then a
  * multiple of 4).
  */
-export interface OperandLoader { body: string; buf: string; at: string; vec4: boolean }
+export interface OperandLoader {
+  body: string;
+  buf: string;
+  at: string;
+  vec4: boolean;
+}
 
 function loaderFn(which: 'A' | 'B', l: OperandLoader, vec: boolean): string {
   const args = which === 'A' ? 'm: i32, k: i32' : 'k: i32, n: i32';
@@ -197,7 +202,9 @@ export function operandLoaders(common: string, a: OperandLoader, b: OperandLoade
   return {
     loaders,
     vec4: {
-      a: a.vec4, b: b.vec4, components: [a.vec4 ? 4 : 1, b.vec4 ? 4 : 1],
+      a: a.vec4,
+      b: b.vec4,
+      components: [a.vec4 ? 4 : 1, b.vec4 ? 4 : 1],
       loaders: `${common}
       ${loaderFn('A', a, a.vec4)}
       ${loaderFn('B', b, b.vec4)}`,
@@ -210,10 +217,18 @@ function vec4Loaders(spec: GemmSpec, o: GemmOptions): GemmVec4 | undefined {
   const v = spec.vec4;
   if (!o.vec4 || !v || (!v.a && !v.b)) return undefined;
   const along = (walk: TileWalk, mn: number): number => (walk === 'k' ? spec.K : mn);
-  if (v.a && along(spec.walkA, spec.M) % 4 !== 0) throw new Error(`runGemm(${spec.key}): vec4 loads of A need ${spec.walkA === 'k' ? `K (${spec.K})` : `M (${spec.M})`} divisible by 4`);
-  if (v.b && along(spec.walkB, spec.N) % 4 !== 0) throw new Error(`runGemm(${spec.key}): vec4 loads of B need ${spec.walkB === 'k' ? `K (${spec.K})` : `N (${spec.N})`} divisible by 4`);
+  if (v.a && along(spec.walkA, spec.M) % 4 !== 0)
+    throw new Error(
+      `runGemm(${spec.key}): vec4 loads of A need ${spec.walkA === 'k' ? `K (${spec.K})` : `M (${spec.M})`} divisible by 4`,
+    );
+  if (v.b && along(spec.walkB, spec.N) % 4 !== 0)
+    throw new Error(
+      `runGemm(${spec.key}): vec4 loads of B need ${spec.walkB === 'k' ? `K (${spec.K})` : `N (${spec.N})`} divisible by 4`,
+    );
   if (v.components.length !== spec.variableNames.length || v.components.some((c) => c !== 1 && c !== 4)) {
-    throw new Error(`runGemm(${spec.key}): vec4 components ${JSON.stringify(v.components)} do not give 1 or 4 for each of ${spec.variableNames.length} bindings`);
+    throw new Error(
+      `runGemm(${spec.key}): vec4 components ${JSON.stringify(v.components)} do not give 1 or 4 for each of ${spec.variableNames.length} bindings`,
+    );
   }
   return v;
 }
@@ -233,7 +248,8 @@ export function planGemm(M: number, N: number, K: number, opts: GemmOptions): Ge
   let splits = o.forceSplits > 0 ? o.forceSplits : 1;
   if (o.forceSplits <= 0) {
     const tiles = tilesM * tilesN;
-    if (tiles < o.targetWorkgroups) splits = Math.max(1, Math.min(ceilDiv(o.targetWorkgroups, tiles), Math.floor(K / o.minKPerSplit)));
+    if (tiles < o.targetWorkgroups)
+      splits = Math.max(1, Math.min(ceilDiv(o.targetWorkgroups, tiles), Math.floor(K / o.minKPerSplit)));
   }
   splits = Math.min(splits, ceilDiv(K, BK), 65535);
   const kPerSplit = ceilDiv(ceilDiv(K, splits), BK) * BK;
@@ -247,9 +263,10 @@ export function planGemm(M: number, N: number, K: number, opts: GemmOptions): Ge
 function tilePos(r: number, T: number, walk: TileWalk, w: 1 | 4): string {
   const idx = `(tid + ${256 * r})`;
   const times = w === 1 ? '' : ` * ${w}`;
-  const [kl, ml] = walk === 'k'
-    ? [`(${idx} % ${BK / w})${times}`, `${idx} / ${BK / w}`]
-    : [`${idx} / ${(16 * T) / w}`, `(${idx} % ${(16 * T) / w})${times}`];
+  const [kl, ml] =
+    walk === 'k'
+      ? [`(${idx} % ${BK / w})${times}`, `${idx} / ${BK / w}`]
+      : [`${idx} / ${(16 * T) / w}`, `(${idx} % ${(16 * T) / w})${times}`];
   return `let kl = ${kl}; let ml = ${ml};`;
 }
 
@@ -281,16 +298,20 @@ function tileFetch(which: 'A' | 'B', T: number, walk: TileWalk, kStart: string, 
  */
 function tileStore(which: 'A' | 'B', T: number, walk: TileWalk, layout: GemmOptions['layout'], w: 1 | 4): string {
   const W = 16 * T;
-  const cell = (kl: string, ml: string): string => (layout === 'blocked'
-    ? `${which}s4[${kl} * ${W / 4 + 1} + (${ml} >> 2u)][${ml} & 3]`
-    : `${which}s[${kl} * ${W + 1} + ${ml}]`);
+  const cell = (kl: string, ml: string): string =>
+    layout === 'blocked'
+      ? `${which}s4[${kl} * ${W / 4 + 1} + (${ml} >> 2u)][${ml} & 3]`
+      : `${which}s[${kl} * ${W + 1} + ${ml}]`;
   const lines: string[] = [];
   for (let r = 0; r < T / w; r++) {
     const v = `v${which}${r}`;
     let st: string;
     if (w === 1) st = `${cell('kl', 'ml')} = ${v};`;
     else if (walk === 'mn' && layout === 'blocked') st = `${which}s4[kl * ${W / 4 + 1} + (ml >> 2u)] = ${v};`;
-    else st = [0, 1, 2, 3].map((i) => `${walk === 'mn' ? cell('kl', `(ml + ${i})`) : cell(`(kl + ${i})`, 'ml')} = ${v}[${i}];`).join(' ');
+    else
+      st = [0, 1, 2, 3]
+        .map((i) => `${walk === 'mn' ? cell('kl', `(ml + ${i})`) : cell(`(kl + ${i})`, 'ml')} = ${v}[${i}];`)
+        .join(' ');
     lines.push(`{ ${tilePos(r, T, walk, w)} ${st} }`);
   }
   return lines.join('\n        ');
@@ -311,13 +332,16 @@ function gemmSource(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, v4: GemmVec4
   if (blocked) {
     for (let q = 0; q < TM / 4; q++) fma.push(`a${q} = As4[kk * ${BM / 4 + 1} + ty * ${TM / 4} + ${q}];`);
     for (let q = 0; q < TN / 4; q++) fma.push(`b${q} = Bs4[kk * ${BN / 4 + 1} + tx * ${TN / 4} + ${q}];`);
-    for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) fma.push(`acc${i}_${j} = fma(a${i >> 2}[${i & 3}], b${j >> 2}[${j & 3}], acc${i}_${j});`);
+    for (let i = 0; i < TM; i++)
+      for (let j = 0; j < TN; j++)
+        fma.push(`acc${i}_${j} = fma(a${i >> 2}[${i & 3}], b${j >> 2}[${j & 3}], acc${i}_${j});`);
     for (let q = 0; q < TM / 4; q++) decl.push(`var a${q} = vec4<f32>(0.0);`);
     for (let q = 0; q < TN / 4; q++) decl.push(`var b${q} = vec4<f32>(0.0);`);
   } else {
     for (let i = 0; i < TM; i++) fma.push(`a${i} = As[kk * ${BM + 1} + ty + ${16 * i}];`);
     for (let j = 0; j < TN; j++) fma.push(`b${j} = Bs[kk * ${BN + 1} + tx + ${16 * j}];`);
-    for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) fma.push(`acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    for (let i = 0; i < TM; i++)
+      for (let j = 0; j < TN; j++) fma.push(`acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
     for (let i = 0; i < TM; i++) decl.push(`var a${i} = 0.0;`);
     for (let j = 0; j < TN; j++) decl.push(`var b${j} = 0.0;`);
   }
@@ -359,7 +383,9 @@ function gemmSource(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, v4: GemmVec4
     for (let j = 0; j < TN; j++) {
       const m = `m0 + ${rowOf(i)}`;
       const row = spec.scatter ? `outRow(${m})` : `(${m})`;
-      writeOut.push(`if (${m} < M_ && n0 + ${colOf(j)} < N_) { result[outBase + ${row} * N_ + n0 + ${colOf(j)}] = acc${i}_${j}; }`);
+      writeOut.push(
+        `if (${m} < M_ && n0 + ${colOf(j)} < N_) { result[outBase + ${row} * N_ + n0 + ${colOf(j)}] = acc${i}_${j}; }`,
+      );
     }
   }
   const shared = blocked
@@ -382,12 +408,14 @@ function gemmSource(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, v4: GemmVec4
         let tid = i32(localIndex);
         let n0 = i32(workgroupId.x) * ${BN};
         let m0 = i32(workgroupId.y) * ${BM};
-        ${batch > 1
-    ? `let split = 0;
+        ${
+          batch > 1
+            ? `let split = 0;
         gemmBatch = i32(workgroupId.z);
         let outBase = gemmBatch * M_ * N_;`
-    : `let split = i32(workgroupId.z);
-        let outBase = split * M_ * N_;`}
+            : `let split = i32(workgroupId.z);
+        let outBase = split * M_ * N_;`
+        }
         let kBegin = split * KPS;
         let kEnd = min(K_, kBegin + KPS);
         ${decl.join(' ')}
@@ -418,32 +446,52 @@ function gemmProgram(spec: GemmSpec, plan: GemmPlan, o: GemmOptions, outShape: n
  * given. With several K splits, the partials go to a temporary [S, M*N] that a column sum adds.
  */
 export function runGemm(
-  backend: WebgpuBackendLike, spec: GemmSpec, inputs: tf.TensorInfo[], outShape: number[],
-  opts: Partial<GemmOptions> = {}, out?: tf.TensorInfo,
+  backend: WebgpuBackendLike,
+  spec: GemmSpec,
+  inputs: tf.TensorInfo[],
+  outShape: number[],
+  opts: Partial<GemmOptions> = {},
+  out?: tf.TensorInfo,
 ): tf.TensorInfo {
   recorder?.(spec, inputs, outShape);
   const merged = { ...GEMM_DEFAULTS, ...opts };
   const tuned = merged.useTuned ? tunedChoices.get(spec.key) : undefined;
   const batch = spec.batch ?? 1;
-  if (!Number.isInteger(batch) || batch < 1 || batch > 65535) throw new Error(`runGemm(${spec.key}): batch must be an integer in 1..65535, got ${batch}`);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 65535)
+    throw new Error(`runGemm(${spec.key}): batch must be an integer in 1..65535, got ${batch}`);
   if (batch > 1 && spec.scatter) throw new Error(`runGemm(${spec.key}): a batched GEMM cannot scatter rows`);
-  const o = resolveTiles(spec.M, spec.N, { ...merged, ...tuned, ...(spec.scatter || batch > 1 ? { forceSplits: 1 } : {}) });
-  if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn)) throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
-  if (o.layout !== 'strided' && o.layout !== 'blocked') throw new Error(`runGemm: layout must be 'strided' or 'blocked', got ${String(o.layout)}`);
-  if (typeof o.prefetch !== 'boolean') throw new Error(`runGemm: prefetch must be true or false, got ${String(o.prefetch)}`);
+  const o = resolveTiles(spec.M, spec.N, {
+    ...merged,
+    ...tuned,
+    ...(spec.scatter || batch > 1 ? { forceSplits: 1 } : {}),
+  });
+  if (![4, 8].includes(o.tm) || ![4, 8].includes(o.tn))
+    throw new Error(`runGemm: tm/tn must be 4 or 8, got ${o.tm}x${o.tn}`);
+  if (o.layout !== 'strided' && o.layout !== 'blocked')
+    throw new Error(`runGemm: layout must be 'strided' or 'blocked', got ${String(o.layout)}`);
+  if (typeof o.prefetch !== 'boolean')
+    throw new Error(`runGemm: prefetch must be true or false, got ${String(o.prefetch)}`);
   if (typeof o.vec4 !== 'boolean') throw new Error(`runGemm: vec4 must be true or false, got ${String(o.vec4)}`);
   const v4 = vec4Loaders(spec, o);
   const outSize = outShape.reduce((a, b) => a * b, 1);
   if (spec.scatter ? outSize % spec.N !== 0 || outSize < spec.M * spec.N : batch * spec.M * spec.N !== outSize) {
-    throw new Error(`runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} does not hold ${batch > 1 ? `${batch}x` : ''}${spec.M}x${spec.N}${spec.scatter ? ' scattered rows' : ''}`);
+    throw new Error(
+      `runGemm(${spec.key}): outShape ${JSON.stringify(outShape)} does not hold ${batch > 1 ? `${batch}x` : ''}${spec.M}x${spec.N}${spec.scatter ? ' scattered rows' : ''}`,
+    );
   }
-  if (inputs.length !== spec.variableNames.length) throw new Error(`runGemm(${spec.key}): ${inputs.length} inputs for ${spec.variableNames.length} bindings`);
+  if (inputs.length !== spec.variableNames.length)
+    throw new Error(`runGemm(${spec.key}): ${inputs.length} inputs for ${spec.variableNames.length} bindings`);
   const plan = planGemm(spec.M, spec.N, spec.K, o);
-  if (plan.splits === 1) return backend.runWebGPUProgram(gemmProgram(spec, plan, o, outShape, v4), inputs, 'float32', undefined, out);
+  if (plan.splits === 1)
+    return backend.runWebGPUProgram(gemmProgram(spec, plan, o, outShape, v4), inputs, 'float32', undefined, out);
   if (plan.splits * spec.M * spec.N > 2 ** 31 - 1) throw new Error(`runGemm(${spec.key}): split-K partials too large`);
   const partial = backend.runWebGPUProgram(
-    gemmProgram(spec, plan, o, [plan.splits, spec.M * spec.N], v4), inputs, 'float32', undefined,
-    allocTemp(backend, [plan.splits, spec.M * spec.N]));
+    gemmProgram(spec, plan, o, [plan.splits, spec.M * spec.N], v4),
+    inputs,
+    'float32',
+    undefined,
+    allocTemp(backend, [plan.splits, spec.M * spec.N]),
+  );
   const res = sumRows(backend, partial, plan.splits, spec.M * spec.N, 1, outShape, out);
   freeTemp(backend, partial);
   return res;

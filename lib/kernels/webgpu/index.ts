@@ -33,7 +33,19 @@ import { registerCapabilities } from '../capabilities';
 export const WEBGPU_KERNELS_ENV = 'DINOTWINS_WEBGPU_KERNELS';
 
 /** Names of the kernels we can replace. */
-export const WEBGPU_KERNEL_NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Sum', 'Mean', 'AddN', 'BatchMatMul', '_FusedMatMul', 'Slice', 'SplitV', 'Concat'] as const;
+export const WEBGPU_KERNEL_NAMES = [
+  'Conv2D',
+  'Conv2DBackpropInput',
+  'Conv2DBackpropFilter',
+  'Sum',
+  'Mean',
+  'AddN',
+  'BatchMatMul',
+  '_FusedMatMul',
+  'Slice',
+  'SplitV',
+  'Concat',
+] as const;
 export type WebgpuKernelName = (typeof WEBGPU_KERNEL_NAMES)[number];
 
 /** What to register and how to tune it. */
@@ -87,11 +99,18 @@ function makeConv2D(o: WebgpuKernelOptions): tf.KernelFunc {
     const { inputs, backend, attrs = {} } = args as unknown as Args;
     const { x, filter } = inputs;
     const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
-      attrs.strides as number | [number, number], (attrs.dilations as number | [number, number]) ?? 1,
-      attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides as number | [number, number],
+      (attrs.dilations as number | [number, number]) ?? 1,
+      attrs.pad as Pad,
+      attrs.dimRoundingMode as Rounding,
+      false,
+      dataFormat(attrs),
+    );
     if (!convSupported(info) || x.dtype !== 'float32' || filter.dtype !== 'float32') return stockKernel('Conv2D')(args);
-    if (useWinograd('fwd', info, [x, filter], o.winograd)) return winogradConv(backend as WebgpuBackendLike, x, filter, winogradForward(info), o.gemm);
+    if (useWinograd('fwd', info, [x, filter], o.winograd))
+      return winogradConv(backend as WebgpuBackendLike, x, filter, winogradForward(info), o.gemm);
     return conv2dForward(backend as WebgpuBackendLike, x, filter, info, o.gemm);
   };
 }
@@ -101,10 +120,19 @@ function makeConv2DBackpropInput(o: WebgpuKernelOptions): tf.KernelFunc {
     const { inputs, backend, attrs = {} } = args as unknown as Args;
     const { dy, filter } = inputs;
     const info = tf.backend_util.computeConv2DInfo(
-      attrs.inputShape as [number, number, number, number], filter.shape as [number, number, number, number],
-      attrs.strides as number | [number, number], 1, attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
-    if (!convSupported(info) || dy.dtype !== 'float32' || filter.dtype !== 'float32') return stockKernel('Conv2DBackpropInput')(args);
-    if (useWinograd('dx', info, [dy, filter], o.winograd)) return winogradConv(backend as WebgpuBackendLike, dy, filter, winogradInputGrad(info), o.gemm);
+      attrs.inputShape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides as number | [number, number],
+      1,
+      attrs.pad as Pad,
+      attrs.dimRoundingMode as Rounding,
+      false,
+      dataFormat(attrs),
+    );
+    if (!convSupported(info) || dy.dtype !== 'float32' || filter.dtype !== 'float32')
+      return stockKernel('Conv2DBackpropInput')(args);
+    if (useWinograd('dx', info, [dy, filter], o.winograd))
+      return winogradConv(backend as WebgpuBackendLike, dy, filter, winogradInputGrad(info), o.gemm);
     return conv2dInputGrad(backend as WebgpuBackendLike, dy, filter, info, o.gemm);
   };
 }
@@ -114,15 +142,26 @@ function makeConv2DBackpropFilter(o: WebgpuKernelOptions): tf.KernelFunc {
     const { inputs, backend, attrs = {} } = args as unknown as Args;
     const { x, dy } = inputs;
     const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number], attrs.filterShape as [number, number, number, number],
-      attrs.strides as number | [number, number], 1, attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false, dataFormat(attrs));
-    if (!convSupported(info) || x.dtype !== 'float32' || dy.dtype !== 'float32') return stockKernel('Conv2DBackpropFilter')(args);
+      x.shape as [number, number, number, number],
+      attrs.filterShape as [number, number, number, number],
+      attrs.strides as number | [number, number],
+      1,
+      attrs.pad as Pad,
+      attrs.dimRoundingMode as Rounding,
+      false,
+      dataFormat(attrs),
+    );
+    if (!convSupported(info) || x.dtype !== 'float32' || dy.dtype !== 'float32')
+      return stockKernel('Conv2DBackpropFilter')(args);
     return conv2dFilterGrad(backend as WebgpuBackendLike, x, dy, info, o.gemm);
   };
 }
 
 /** [R, C] view of a reduction over the leading `k` axes, or undefined if the axes are not leading. */
-export function leadingReduction(shape: number[], axis: number | number[] | undefined): { R: number; C: number; k: number } | undefined {
+export function leadingReduction(
+  shape: number[],
+  axis: number | number[] | undefined,
+): { R: number; C: number; k: number } | undefined {
   if (shape.length === 0) return undefined;
   const axes = [...tf.util.parseAxisParam(axis ?? shape.map((_, i) => i), shape)].sort((a, b) => a - b);
   const k = axes.length;
@@ -139,7 +178,16 @@ function makeReduce(name: 'Sum' | 'Mean', o: WebgpuKernelOptions): tf.KernelFunc
     const red = leadingReduction(x.shape, attrs.axis as number | number[] | undefined);
     if (!red || x.dtype !== 'float32' || red.R < o.minReduceRows || red.C === 0) return stockKernel(name)(args);
     const outShape = attrs.keepDims ? x.shape.map((d, i) => (i < red.k ? 1 : d)) : x.shape.slice(red.k);
-    return sumRows(backend as WebgpuBackendLike, x, red.R, red.C, name === 'Mean' ? 1 / red.R : 1, outShape, undefined, o.reduce);
+    return sumRows(
+      backend as WebgpuBackendLike,
+      x,
+      red.R,
+      red.C,
+      name === 'Mean' ? 1 / red.R : 1,
+      outShape,
+      undefined,
+      o.reduce,
+    );
   };
 }
 
@@ -148,7 +196,11 @@ function makeSlice(): tf.KernelFunc {
   return (args) => {
     const { inputs, backend, attrs = {} } = args as unknown as Args;
     const { x } = inputs;
-    const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin as number | number[], attrs.size as number | number[] | undefined);
+    const [begin, size] = tf.slice_util.parseSliceParams(
+      x as tf.Tensor,
+      attrs.begin as number | number[],
+      attrs.size as number | number[] | undefined,
+    );
     tf.slice_util.assertParamsValid(x as tf.Tensor, begin, size);
     return copySlice(backend, x, begin, size) ?? stockKernel('Slice')(args);
   };
@@ -172,7 +224,11 @@ function makeSplitV(): tf.KernelFunc {
 /** Concat: buffer copies when every axis before the concat axis has size 1 (`copy.ts`), else stock. */
 function makeConcat(): tf.KernelFunc {
   return (args) => {
-    const { inputs, backend, attrs = {} } = args as unknown as { inputs: tf.TensorInfo[]; backend: unknown; attrs?: Record<string, unknown> };
+    const {
+      inputs,
+      backend,
+      attrs = {},
+    } = args as unknown as { inputs: tf.TensorInfo[]; backend: unknown; attrs?: Record<string, unknown> };
     const list = Array.from(inputs);
     if (list.length === 0) return stockKernel('Concat')(args);
     const axis = tf.util.parseAxisParam(attrs.axis as number, list[0].shape)[0];
@@ -192,7 +248,10 @@ function makeAddN(): tf.KernelFunc {
       const next: tf.TensorInfo[] = [];
       for (let i = 0; i < level.length; i += perGroup) {
         const group = level.slice(i, i + perGroup);
-        if (group.length === 1) { next.push(group[0]); continue; }
+        if (group.length === 1) {
+          next.push(group[0]);
+          continue;
+        }
         const partial = stockAddN({ ...args, inputs: group as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo;
         temps.push(partial);
         next.push(partial);
@@ -207,9 +266,11 @@ function makeAddN(): tf.KernelFunc {
 
 function normAttrs(attrs: Record<string, unknown> | undefined): BnAttrs {
   const eps = attrs?.eps;
-  if (typeof eps !== 'number' || !(eps > 0)) throw new Error(`normalisation kernel: eps must be a positive number, got ${String(eps)}`);
+  if (typeof eps !== 'number' || !(eps > 0))
+    throw new Error(`normalisation kernel: eps must be a positive number, got ${String(eps)}`);
   const groups = attrs?.groups ?? 1;
-  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) throw new Error(`normalisation kernel: groups must be a positive integer, got ${String(groups)}`);
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1)
+    throw new Error(`normalisation kernel: groups must be a positive integer, got ${String(groups)}`);
   return { eps, relu: attrs?.relu === true, groups };
 }
 
@@ -220,23 +281,49 @@ function checkFloat(what: string, ts: Array<tf.TensorInfo | undefined>): void {
 /** Our kernels with no stock counterpart (names from lib/kernels/fused.ts). */
 const FUSED_CONFIGS: tf.KernelConfig[] = [
   {
-    kernelName: FUSED_KERNELS.batchNorm, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.batchNorm,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.batchNorm, [inputs.x, inputs.gamma, inputs.beta, inputs.residual]);
-      return bnForward(backend as WebgpuBackendLike, inputs.x, inputs.gamma, inputs.beta, normAttrs(attrs), inputs.residual);
+      return bnForward(
+        backend as WebgpuBackendLike,
+        inputs.x,
+        inputs.gamma,
+        inputs.beta,
+        normAttrs(attrs),
+        inputs.residual,
+      );
     },
   },
   {
-    kernelName: FUSED_KERNELS.batchNormGrad, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.batchNormGrad,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
-      checkFloat(FUSED_KERNELS.batchNormGrad, [inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, inputs.residual]);
-      return bnBackward(backend as WebgpuBackendLike, inputs.dy, inputs.x, inputs.stats, inputs.gamma, inputs.beta, normAttrs(attrs), inputs.residual);
+      checkFloat(FUSED_KERNELS.batchNormGrad, [
+        inputs.dy,
+        inputs.x,
+        inputs.stats,
+        inputs.gamma,
+        inputs.beta,
+        inputs.residual,
+      ]);
+      return bnBackward(
+        backend as WebgpuBackendLike,
+        inputs.dy,
+        inputs.x,
+        inputs.stats,
+        inputs.gamma,
+        inputs.beta,
+        normAttrs(attrs),
+        inputs.residual,
+      );
     },
   },
   {
-    kernelName: FUSED_KERNELS.axpby, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.axpby,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs = {} } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.axpby, [inputs.x, inputs.y]);
@@ -244,24 +331,35 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     },
   },
   {
-    kernelName: FUSED_KERNELS.adamFlat, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.adamFlat,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs = {} } = args as unknown as Args;
       const which = attrs.which;
-      if (which !== 'm' && which !== 'v' && which !== 'p') throw new Error(`${FUSED_KERNELS.adamFlat}: which must be 'm', 'v' or 'p', got ${String(which)}`);
+      if (which !== 'm' && which !== 'v' && which !== 'p')
+        throw new Error(`${FUSED_KERNELS.adamFlat}: which must be 'm', 'v' or 'p', got ${String(which)}`);
       checkFloat(FUSED_KERNELS.adamFlat, [inputs.g, inputs.scale, inputs.p, inputs.m, inputs.v]);
       const num = (k: string): number => {
         const x = attrs[k];
-        if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error(`${FUSED_KERNELS.adamFlat}: ${k} must be a finite number, got ${String(x)}`);
+        if (typeof x !== 'number' || !Number.isFinite(x))
+          throw new Error(`${FUSED_KERNELS.adamFlat}: ${k} must be a finite number, got ${String(x)}`);
         return x;
       };
       return adamFlat(backend as WebgpuBackendLike, which, inputs as Parameters<typeof adamFlat>[2], {
-        lr: num('lr'), wd: num('wd'), beta1: num('beta1'), beta2: num('beta2'), eps: num('eps'), bc1: num('bc1'), bc2: num('bc2'), decoupled: attrs.decoupled === true,
+        lr: num('lr'),
+        wd: num('wd'),
+        beta1: num('beta1'),
+        beta2: num('beta2'),
+        eps: num('eps'),
+        bc1: num('bc1'),
+        bc2: num('bc2'),
+        decoupled: attrs.decoupled === true,
       });
     },
   },
   {
-    kernelName: FUSED_KERNELS.layerNorm, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.layerNorm,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.layerNorm, [inputs.x, inputs.gamma, inputs.beta]);
@@ -269,7 +367,8 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     },
   },
   {
-    kernelName: FUSED_KERNELS.layerNormGrad, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.layerNormGrad,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.layerNormGrad, [inputs.dy, inputs.x, inputs.gamma]);
@@ -277,7 +376,8 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     },
   },
   {
-    kernelName: FUSED_KERNELS.gelu, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.gelu,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.gelu, [inputs.x]);
@@ -285,7 +385,8 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     },
   },
   {
-    kernelName: FUSED_KERNELS.geluGrad, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.geluGrad,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend } = args as unknown as Args;
       checkFloat(FUSED_KERNELS.geluGrad, [inputs.dy, inputs.x]);
@@ -293,11 +394,19 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
     },
   },
   {
-    kernelName: FUSED_KERNELS.batchNormRunning, backendName: BACKEND,
+    kernelName: FUSED_KERNELS.batchNormRunning,
+    backendName: BACKEND,
     kernelFunc: (args) => {
       const { inputs, backend, attrs = {} } = args as unknown as Args;
       const row = attrs.row === 1 ? 1 : 0;
-      return bnRunning(backend as WebgpuBackendLike, inputs.running, inputs.stats, row, attrs.momentum as number, attrs.factor as number);
+      return bnRunning(
+        backend as WebgpuBackendLike,
+        inputs.running,
+        inputs.stats,
+        row,
+        attrs.momentum as number,
+        attrs.factor as number,
+      );
     },
   },
 ];
@@ -309,7 +418,8 @@ const FUSED_CONFIGS: tf.KernelConfig[] = [
 export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): string[] {
   const o: WebgpuKernelOptions = { ...WEBGPU_KERNEL_DEFAULTS, ...opts };
   for (const name of o.kernels) {
-    if (!(WEBGPU_KERNEL_NAMES as readonly string[]).includes(name)) throw new Error(`registerWebgpuKernels: unknown kernel ${name}; ours are ${WEBGPU_KERNEL_NAMES.join(', ')}`);
+    if (!(WEBGPU_KERNEL_NAMES as readonly string[]).includes(name))
+      throw new Error(`registerWebgpuKernels: unknown kernel ${name}; ours are ${WEBGPU_KERNEL_NAMES.join(', ')}`);
   }
   unregisterWebgpuKernels();
   const makers: Record<WebgpuKernelName, () => tf.KernelFunc> = {
@@ -327,7 +437,10 @@ export function registerWebgpuKernels(opts: Partial<WebgpuKernelOptions> = {}): 
   };
   for (const name of o.kernels) {
     const k = tf.getKernel(name, BACKEND);
-    if (!k) throw new Error(`registerWebgpuKernels: no stock ${name} kernel for '${BACKEND}'; require('@tensorflow/tfjs-backend-webgpu') first`);
+    if (!k)
+      throw new Error(
+        `registerWebgpuKernels: no stock ${name} kernel for '${BACKEND}'; require('@tensorflow/tfjs-backend-webgpu') first`,
+      );
     stock.set(name, k);
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: makers[name]() });
@@ -352,7 +465,10 @@ export function unregisterWebgpuKernels(): void {
 
 /** Names of the kernels currently ours. */
 export function activeWebgpuKernels(): string[] {
-  return [...stock.keys(), ...FUSED_CONFIGS.filter((k) => tf.getKernel(k.kernelName, BACKEND)).map((k) => k.kernelName)];
+  return [
+    ...stock.keys(),
+    ...FUSED_CONFIGS.filter((k) => tf.getKernel(k.kernelName, BACKEND)).map((k) => k.kernelName),
+  ];
 }
 
 // The pool is the backend's own (stock kernels use it too): its trim is a capability either way.

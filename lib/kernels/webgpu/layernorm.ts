@@ -124,7 +124,12 @@ function rowProgram(kind: 'forward' | 'stats' | 'dx', R: number, C: number, eps:
 /** Column partial sums over row blocks, P[g] = (sum dy, sum dy * xhat) -> [G, 2C], with the row statistics RS. */
 function columnPartials(R: number, C: number) {
   return pairPartials({
-    key: 'dtLnCols', R, C, groups: 1, names: ['DY', 'X', 'RS'], prologue: '',
+    key: 'dtLnCols',
+    R,
+    C,
+    groups: 1,
+    names: ['DY', 'X', 'RS'],
+    prologue: '',
     row: `let d = DY[r * C_ + c];
             s1 = s1 + d;
             s2 = s2 + d * (X[r * C_ + c] - RS[r * 2]) * RS[r * 2 + 1];`,
@@ -132,21 +137,57 @@ function columnPartials(R: number, C: number) {
 }
 
 /** y = layerNorm(x) * gamma + beta over the last axis. */
-export function lnForward(backend: WebgpuBackendLike, x: tf.TensorInfo, gamma: tf.TensorInfo, beta: tf.TensorInfo, eps: number): tf.TensorInfo {
+export function lnForward(
+  backend: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  gamma: tf.TensorInfo,
+  beta: tf.TensorInfo,
+  eps: number,
+): tf.TensorInfo {
   const { R, C } = lnRowsCols(x.shape);
   if (gamma.shape.reduce((a, b) => a * b, 1) !== C || beta.shape.reduce((a, b) => a * b, 1) !== C) {
     throw new Error(`layer norm: gamma/beta must have ${C} elements, got [${gamma.shape}] and [${beta.shape}]`);
   }
-  return backend.runWebGPUProgram(rowProgram('forward', R, C, eps), [x, gamma, beta], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
+  return backend.runWebGPUProgram(
+    rowProgram('forward', R, C, eps),
+    [x, gamma, beta],
+    'float32',
+    undefined,
+    backend.makeTensorInfo(x.shape, 'float32'),
+  );
 }
 
 /** [dx, dgamma, dbeta] of layer norm. */
-export function lnBackward(backend: WebgpuBackendLike, dy: tf.TensorInfo, x: tf.TensorInfo, gamma: tf.TensorInfo, eps: number): tf.TensorInfo[] {
+export function lnBackward(
+  backend: WebgpuBackendLike,
+  dy: tf.TensorInfo,
+  x: tf.TensorInfo,
+  gamma: tf.TensorInfo,
+  eps: number,
+): tf.TensorInfo[] {
   const { R, C } = lnRowsCols(x.shape);
-  const rs = backend.runWebGPUProgram(rowProgram('stats', R, C, eps), [x], 'float32', undefined, allocTemp(backend, [R, 2]));
-  const dx = backend.runWebGPUProgram(rowProgram('dx', R, C, eps), [dy, x, gamma, rs], 'float32', undefined, backend.makeTensorInfo(x.shape, 'float32'));
+  const rs = backend.runWebGPUProgram(
+    rowProgram('stats', R, C, eps),
+    [x],
+    'float32',
+    undefined,
+    allocTemp(backend, [R, 2]),
+  );
+  const dx = backend.runWebGPUProgram(
+    rowProgram('dx', R, C, eps),
+    [dy, x, gamma, rs],
+    'float32',
+    undefined,
+    backend.makeTensorInfo(x.shape, 'float32'),
+  );
   const part = columnPartials(R, C);
-  const P = backend.runWebGPUProgram(part.program, [dy, x, rs], 'float32', undefined, allocTemp(backend, [part.G, 2 * C]));
+  const P = backend.runWebGPUProgram(
+    part.program,
+    [dy, x, rs],
+    'float32',
+    undefined,
+    allocTemp(backend, [part.G, 2 * C]),
+  );
   // Both column sums in one finishing dispatch, handed out as copies of its two rows.
   const sums = backend.runWebGPUProgram(finishPairs('both', part.Gb, 1, R, C), [P], 'float32');
   const [dgamma, dbeta] = [1, 0].map((h) => copyOut(backend, sums, h * C, C, [C]));

@@ -24,7 +24,13 @@ const SMALL_OUTPUT_PROGRAM = 2;
  * Whether tfjs would run this product as the atomic split-K program: `a` x `b` (optionally
  * transposed), `threshold` = tfjs' workgroup threshold for the adapter.
  */
-export function matmulWouldSplitK(aShape: readonly number[], bShape: readonly number[], transposeA: boolean, transposeB: boolean, threshold: number): boolean {
+export function matmulWouldSplitK(
+  aShape: readonly number[],
+  bShape: readonly number[],
+  transposeA: boolean,
+  transposeB: boolean,
+  threshold: number,
+): boolean {
   const ra = aShape.length;
   const rb = bShape.length;
   if (ra < 2 || rb < 2) return false;
@@ -50,8 +56,20 @@ export function deterministicMatMul(stock: tf.KernelFunc): tf.KernelFunc {
     const chosen = env.getNumber(PROGRAM_FLAG);
     if (chosen >= 0) return stock(args);
     const flagged = env.getNumber(THRESHOLD_FLAG);
-    const threshold = flagged > 0 ? flagged : (backend as { thresholdToIncreaseWorkgroups?: number }).thresholdToIncreaseWorkgroups ?? 8;
-    if (!matmulWouldSplitK(inputs.a.shape, inputs.b.shape, attrs.transposeA === true, attrs.transposeB === true, threshold)) return stock(args);
+    const threshold =
+      flagged > 0
+        ? flagged
+        : ((backend as { thresholdToIncreaseWorkgroups?: number }).thresholdToIncreaseWorkgroups ?? 8);
+    if (
+      !matmulWouldSplitK(
+        inputs.a.shape,
+        inputs.b.shape,
+        attrs.transposeA === true,
+        attrs.transposeB === true,
+        threshold,
+      )
+    )
+      return stock(args);
     env.set(PROGRAM_FLAG, SMALL_OUTPUT_PROGRAM);
     try {
       return stock(args);

@@ -17,7 +17,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-interface PoolBuffer { size: number; destroy(): void }
+interface PoolBuffer {
+  size: number;
+  destroy(): void;
+}
 
 interface BufferManagerInternals {
   freeBuffers: Map<string, PoolBuffer[]>;
@@ -50,7 +53,12 @@ function webgpuInternals(): WebgpuBackendInternals | undefined {
   if (tf.getBackend() !== 'webgpu') return undefined;
   const be = tf.backend() as unknown as Partial<WebgpuBackendInternals>;
   const bm = be.bufferManager;
-  if (!bm || !(bm.freeBuffers instanceof Map) || typeof be.submitQueue !== 'function' || typeof be.endComputePassEncoder !== 'function') {
+  if (
+    !bm ||
+    !(bm.freeBuffers instanceof Map) ||
+    typeof be.submitQueue !== 'function' ||
+    typeof be.endComputePassEncoder !== 'function'
+  ) {
     throw new Error('gpu pool: this tfjs-backend-webgpu has no BufferManager with free lists (written for 4.22)');
   }
   return be as WebgpuBackendInternals;
@@ -116,7 +124,10 @@ export function trackPeakGpuUse(): { peak: () => number; stop: () => void } {
   const own = Object.prototype.hasOwnProperty.call(bm, 'acquireBuffer');
   const prev = bm.acquireBuffer;
   let peak = bm.numBytesUsed;
-  bm.acquireBuffer = function (this: BufferManagerInternals, ...args: Parameters<BufferManagerInternals['acquireBuffer']>) {
+  bm.acquireBuffer = function (
+    this: BufferManagerInternals,
+    ...args: Parameters<BufferManagerInternals['acquireBuffer']>
+  ) {
     const b = prev.apply(this, args);
     if (this.numBytesUsed > peak) peak = this.numBytesUsed;
     return b;

@@ -41,7 +41,13 @@ export interface WgslProgram {
 
 /** The WebGPU backend as our kernels see it. */
 export interface WebgpuBackendLike {
-  runWebGPUProgram(program: WgslProgram, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: unknown[], output?: tf.TensorInfo): tf.TensorInfo;
+  runWebGPUProgram(
+    program: WgslProgram,
+    inputs: tf.TensorInfo[],
+    outputDtype: tf.DataType,
+    uniforms?: unknown[],
+    output?: tf.TensorInfo,
+  ): tf.TensorInfo;
   makeTensorInfo(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
   device: { limits: { maxComputeWorkgroupsPerDimension: number; maxStorageBuffersPerShaderStage?: number } };
@@ -66,12 +72,14 @@ export function wgslProgram(p: Omit<WgslProgram, 'dispatchLayout'>): WgslProgram
   if (!checkedKeys.has(p.shaderKey)) {
     const src = code();
     if (!src.includes(USE_UNIFORMS)) throw new Error(`${p.shaderKey}: main() must contain USE_UNIFORMS`);
-    if (p.variableNames.length > 0 && !src.includes('fn main() {')) throw new Error(`${p.shaderKey}: the shader must define \`fn main() {\``);
+    if (p.variableNames.length > 0 && !src.includes('fn main() {'))
+      throw new Error(`${p.shaderKey}: the shader must define \`fn main() {\``);
     checkedKeys.add(p.shaderKey);
   }
   const max = 65535;
   for (const d of p.dispatch) {
-    if (!Number.isInteger(d) || d < 1 || d > max) throw new Error(`${p.shaderKey}: dispatch ${JSON.stringify(p.dispatch)} outside 1..${max}`);
+    if (!Number.isInteger(d) || d < 1 || d > max)
+      throw new Error(`${p.shaderKey}: dispatch ${JSON.stringify(p.dispatch)} outside 1..${max}`);
   }
   // A pipeline with layout 'auto' drops bindings the shader never uses, and the backend binds every
   // input: a variant that skips an input (e.g. no weight decay) would fail validation and drop the
@@ -93,7 +101,12 @@ export function setPoisonTemporaries(on: boolean): void {
  * A float32 buffer of `shape` (new, or `out`), every element `value`, written on the GPU (no CPU
  * copy, so a later read really comes from the GPU buffer). Tests use it to poison outputs with NaN.
  */
-export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: number, out?: tf.TensorInfo): tf.TensorInfo {
+export function gpuFill(
+  backend: WebgpuBackendLike,
+  shape: number[],
+  value: number,
+  out?: tf.TensorInfo,
+): tf.TensorInfo {
   const n = shape.reduce((a, b) => a * b, 1);
   const v = Number.isNaN(value) ? 'uniforms.NAN' : f32(value);
   const prog = gridProgram({
@@ -112,7 +125,12 @@ export function gpuFill(backend: WebgpuBackendLike, shape: number[], value: numb
  * workgroup count is appended to the shader key.
  */
 export function gridProgram(
-  p: Omit<WgslProgram, 'dispatchLayout' | 'workgroupSize' | 'dispatch' | 'getUserCode'> & { n: number; body: string; decls?: string; index?: string },
+  p: Omit<WgslProgram, 'dispatchLayout' | 'workgroupSize' | 'dispatch' | 'getUserCode'> & {
+    n: number;
+    body: string;
+    decls?: string;
+    index?: string;
+  },
 ): WgslProgram {
   const { n, body, decls = '', index = 'i', ...rest } = p;
   const { groups, loop } = gridStride(n);

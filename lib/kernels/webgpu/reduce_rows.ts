@@ -37,7 +37,14 @@ export function reduceRowsCost(R: number, C: number): { flops: number; bytes: nu
   return { flops: R * C, bytes: 4 * (R * C + C) };
 }
 
-function reduceProgram(R: number, C: number, rowsPerGroup: number, scale: number, outShape: number[], o: ReduceRowsOptions) {
+function reduceProgram(
+  R: number,
+  C: number,
+  rowsPerGroup: number,
+  scale: number,
+  outShape: number[],
+  o: ReduceRowsOptions,
+) {
   const CW = o.columnsPerGroup;
   const RL = o.rowLanes;
   const groups = ceilDiv(R, rowsPerGroup);
@@ -91,13 +98,22 @@ function reduceProgram(R: number, C: number, rowsPerGroup: number, scale: number
  * NaN-filled buffer to prove every element is written).
  */
 export function sumRows(
-  backend: WebgpuBackendLike, x: tf.TensorInfo, R: number, C: number, scale: number, outShape: number[],
-  out?: tf.TensorInfo, opts: Partial<ReduceRowsOptions> = {},
+  backend: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  R: number,
+  C: number,
+  scale: number,
+  outShape: number[],
+  out?: tf.TensorInfo,
+  opts: Partial<ReduceRowsOptions> = {},
 ): tf.TensorInfo {
   const o = { ...REDUCE_ROWS_DEFAULTS, ...opts };
-  if (o.columnsPerGroup * o.rowLanes > 256) throw new Error(`sumRows: columnsPerGroup*rowLanes must be <= 256, got ${o.columnsPerGroup}*${o.rowLanes}`);
-  if (outShape.reduce((a, b) => a * b, 1) !== C) throw new Error(`sumRows: outShape ${JSON.stringify(outShape)} does not hold C=${C}`);
-  if (R * C !== x.shape.reduce((a, b) => a * b, 1)) throw new Error(`sumRows: input shape ${JSON.stringify(x.shape)} is not ${R}x${C}`);
+  if (o.columnsPerGroup * o.rowLanes > 256)
+    throw new Error(`sumRows: columnsPerGroup*rowLanes must be <= 256, got ${o.columnsPerGroup}*${o.rowLanes}`);
+  if (outShape.reduce((a, b) => a * b, 1) !== C)
+    throw new Error(`sumRows: outShape ${JSON.stringify(outShape)} does not hold C=${C}`);
+  if (R * C !== x.shape.reduce((a, b) => a * b, 1))
+    throw new Error(`sumRows: input shape ${JSON.stringify(x.shape)} is not ${R}x${C}`);
   let cur = x;
   let rows = R;
   const temps: tf.TensorInfo[] = [];

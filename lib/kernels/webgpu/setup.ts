@@ -40,7 +40,10 @@ export async function ensureWebgpu(dawnFlags: string[] = []): Promise<WebgpuAvai
   try {
     if (!g.navigator?.gpu) {
       if (!vulkanLoaderFound()) {
-        return { ok: false, reason: `no WebGPU adapter: the Vulkan loader (${VULKAN_LOADER}) is not installed (Debian/Ubuntu: apt install libvulkan1, plus a GPU's Vulkan driver; on a CPU-only machine run \`eval "$(scripts/setup-lavapipe.sh)"\` first)` };
+        return {
+          ok: false,
+          reason: `no WebGPU adapter: the Vulkan loader (${VULKAN_LOADER}) is not installed (Debian/Ubuntu: apt install libvulkan1, plus a GPU's Vulkan driver; on a CPU-only machine run \`eval "$(scripts/setup-lavapipe.sh)"\` first)`,
+        };
       }
       const mod = await importEsm<{ create(args: string[]): Gpu; globals: Record<string, unknown> }>('webgpu');
       Object.assign(globalThis, mod.globals);
@@ -50,11 +53,18 @@ export async function ensureWebgpu(dawnFlags: string[] = []): Promise<WebgpuAvai
     }
     const adapter = await g.navigator!.gpu!.requestAdapter();
     if (!adapter) {
-      return { ok: false, reason: 'no WebGPU adapter: needs a Vulkan driver (on a CPU-only machine run `eval "$(scripts/setup-lavapipe.sh)"` first)' };
+      return {
+        ok: false,
+        reason:
+          'no WebGPU adapter: needs a Vulkan driver (on a CPU-only machine run `eval "$(scripts/setup-lavapipe.sh)"` first)',
+      };
     }
     require('@tensorflow/tfjs-backend-webgpu');
     const i = adapter.info ?? {};
-    return { ok: true, adapter: [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' | ') || 'unknown' };
+    return {
+      ok: true,
+      adapter: [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' | ') || 'unknown',
+    };
   } catch (e) {
     return { ok: false, reason: `WebGPU unavailable: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
   }

@@ -20,7 +20,17 @@ import { GEMM_DEFAULTS, GemmOptions, GemmSpec, clearGemmTuning, runGemm, setGemm
 import { conv2dForwardSpec, conv2dInputGradSpec } from './conv2d';
 import { submitRecordedWork } from './pool';
 import { WebgpuBackendLike } from './program';
-import { ConvPass, clearWinogradChoices, convPassKey, setConvRecorder, setWinogradChoice, winogradConv, winogradForward, winogradGemmSpec, winogradInputGrad } from './winograd';
+import {
+  ConvPass,
+  clearWinogradChoices,
+  convPassKey,
+  setConvRecorder,
+  setWinogradChoice,
+  winogradConv,
+  winogradForward,
+  winogradGemmSpec,
+  winogradInputGrad,
+} from './winograd';
 
 /** Forgets every measured choice, GEMM variants and conv algorithms alike (back to the registered options). */
 export function clearTuning(): void {
@@ -29,7 +39,10 @@ export function clearTuning(): void {
 }
 
 /** A named candidate. */
-export interface GemmCandidate { label: string; opts: Partial<GemmOptions> }
+export interface GemmCandidate {
+  label: string;
+  opts: Partial<GemmOptions>;
+}
 
 /** The variants tried by default: both layouts, 4x4 and 8x8 blocks, with and without prefetch, scalar and vec4 loads. */
 export const GEMM_CANDIDATES: readonly GemmCandidate[] = Object.freeze([
@@ -65,7 +78,9 @@ export interface TuneOptions {
 /** What the tuner measured for one GEMM. */
 export interface TuneRow {
   key: string;
-  M: number; N: number; K: number;
+  M: number;
+  N: number;
+  K: number;
   /** ms per run, by candidate label (NaN where the candidate failed, e.g. a dispatch past the device's limits). */
   ms: Record<string, number>;
   chosen: string;
@@ -74,7 +89,9 @@ export interface TuneRow {
 /** Submits what tfjs has recorded and waits until the GPU has finished all of it. */
 export async function gpuFinish(): Promise<void> {
   submitRecordedWork();
-  await (tf.backend() as unknown as { device: { queue: { onSubmittedWorkDone(): Promise<void> } } }).device.queue.onSubmittedWorkDone();
+  await (
+    tf.backend() as unknown as { device: { queue: { onSubmittedWorkDone(): Promise<void> } } }
+  ).device.queue.onSubmittedWorkDone();
 }
 
 const NONE = 'none (every candidate failed)';
@@ -93,7 +110,11 @@ function filled(shapes: number[][]): tf.Tensor[] {
  * choice), and the fastest.
  */
 async function timeCandidates(
-  backend: WebgpuBackendLike, o: TuneOptions, spec: GemmSpec, prefix: string, run: (opts: GemmOptions) => tf.TensorInfo,
+  backend: WebgpuBackendLike,
+  o: TuneOptions,
+  spec: GemmSpec,
+  prefix: string,
+  run: (opts: GemmOptions) => tf.TensorInfo,
 ): Promise<{ ms: Record<string, number>; best?: { c: GemmCandidate; ms: number } }> {
   const ms: Record<string, number> = {};
   let best: { c: GemmCandidate; ms: number } | undefined;
@@ -125,14 +146,19 @@ async function wallTime(run: () => void, iters: number): Promise<number> {
  * distinct one and keeps the fastest (`setTunedGemm`). Returns what was measured, one row per GEMM.
  * Needs the webgpu backend with our kernels registered.
  */
-export async function tuneGemms(workload: () => void | Promise<void>, options: Partial<TuneOptions> = {}): Promise<TuneRow[]> {
+export async function tuneGemms(
+  workload: () => void | Promise<void>,
+  options: Partial<TuneOptions> = {},
+): Promise<TuneRow[]> {
   if (tf.getBackend() !== 'webgpu') throw new Error(`tuneGemms: the active backend is ${tf.getBackend()}, not webgpu`);
   const o: TuneOptions = { candidates: GEMM_CANDIDATES, iters: 10, base: {}, algorithms: true, ...options };
   if (o.candidates.length === 0) throw new Error('tuneGemms: no candidates');
-  if (!Number.isInteger(o.iters) || o.iters < 1) throw new Error(`tuneGemms: iters must be a positive integer, got ${o.iters}`);
+  if (!Number.isInteger(o.iters) || o.iters < 1)
+    throw new Error(`tuneGemms: iters must be a positive integer, got ${o.iters}`);
   const seen = new Map<string, { spec: GemmSpec; shapes: number[][]; outShape: number[] }>();
   setGemmRecorder((spec, inputs, outShape) => {
-    if (!seen.has(spec.key)) seen.set(spec.key, { spec, shapes: inputs.map((t) => [...t.shape]), outShape: [...outShape] });
+    if (!seen.has(spec.key))
+      seen.set(spec.key, { spec, shapes: inputs.map((t) => [...t.shape]), outShape: [...outShape] });
   });
   const passes = new Map<string, { pass: ConvPass; info: tf.backend_util.Conv2DInfo; shapes: number[][] }>();
   setConvRecorder((pass, info, inputs) => {
@@ -155,7 +181,9 @@ export async function tuneGemms(workload: () => void | Promise<void>, options: P
   for (const { spec, shapes, outShape } of seen.values()) {
     const inputs = filled(shapes);
     try {
-      const { ms, best } = await timeCandidates(backend, o, spec, '', (opts) => runGemm(backend, spec, inputs, outShape, opts));
+      const { ms, best } = await timeCandidates(backend, o, spec, '', (opts) =>
+        runGemm(backend, spec, inputs, outShape, opts),
+      );
       if (best) setTunedGemm(spec.key, best.c.opts);
       add({ key: spec.key, M: spec.M, N: spec.N, K: spec.K, ms, chosen: best?.c.label ?? NONE });
     } finally {
@@ -172,7 +200,9 @@ export async function tuneGemms(workload: () => void | Promise<void>, options: P
  * candidate (`setTunedGemm`).
  */
 async function tuneAlgorithm(
-  backend: WebgpuBackendLike, rec: { pass: ConvPass; info: tf.backend_util.Conv2DInfo; shapes: number[][] }, o: TuneOptions,
+  backend: WebgpuBackendLike,
+  rec: { pass: ConvPass; info: tf.backend_util.Conv2DInfo; shapes: number[][] },
+  o: TuneOptions,
 ): Promise<TuneRow> {
   const { pass, info } = rec;
   const direct = pass === 'fwd' ? conv2dForwardSpec(info) : conv2dInputGradSpec(info);
@@ -181,14 +211,25 @@ async function tuneAlgorithm(
   const wino = winogradGemmSpec(problem);
   const inputs = filled(rec.shapes);
   try {
-    const d = await timeCandidates(backend, o, direct, 'direct ', (opts) => runGemm(backend, direct, inputs, outShape, opts));
-    const w = await timeCandidates(backend, o, wino, 'winograd ', (opts) => winogradConv(backend, inputs[0], inputs[1], problem, opts));
+    const d = await timeCandidates(backend, o, direct, 'direct ', (opts) =>
+      runGemm(backend, direct, inputs, outShape, opts),
+    );
+    const w = await timeCandidates(backend, o, wino, 'winograd ', (opts) =>
+      winogradConv(backend, inputs[0], inputs[1], problem, opts),
+    );
     if (d.best) setTunedGemm(direct.key, d.best.c.opts);
     if (w.best) setTunedGemm(wino.key, w.best.c.opts);
     const useWino = w.best !== undefined && (d.best === undefined || w.best.ms < d.best.ms);
     if (d.best || w.best) setWinogradChoice(convPassKey(pass, info), useWino);
     const chosen = useWino ? `winograd ${w.best!.c.label}` : d.best ? `direct ${d.best.c.label}` : NONE;
-    return { key: `conv ${convPassKey(pass, info)}`, M: direct.M, N: direct.N, K: direct.K, ms: { ...d.ms, ...w.ms }, chosen };
+    return {
+      key: `conv ${convPassKey(pass, info)}`,
+      M: direct.M,
+      N: direct.N,
+      K: direct.K,
+      ms: { ...d.ms, ...w.ms },
+      chosen,
+    };
   } finally {
     tf.dispose(inputs);
   }

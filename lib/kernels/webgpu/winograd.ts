@@ -26,18 +26,34 @@ type ConvInfo = tf.backend_util.Conv2DInfo;
 
 /** One stride-1 3x3 correlation: input [NB, HI, WI, CI] -> output [NB, HO, WO, CO], input offset -PT/-PL. */
 export interface WinogradConv {
-  NB: number; HI: number; WI: number; CI: number;
-  HO: number; WO: number; CO: number;
-  PT: number; PL: number;
+  NB: number;
+  HI: number;
+  WI: number;
+  CI: number;
+  HO: number;
+  WO: number;
+  CO: number;
+  PT: number;
+  PL: number;
   /** Read the filter as the input gradient needs it: w[2-r, 2-s, n, c] from a [3, 3, CO, CI] filter. */
   flip: boolean;
 }
 
 /** Whether the Winograd path computes this convolution (3x3, stride 1, dilation 1, NHWC, top/left padding 0..2). */
 export function winogradApplies(c: ConvInfo): boolean {
-  return c.filterHeight === 3 && c.filterWidth === 3 && c.strideHeight === 1 && c.strideWidth === 1
-    && c.dilationHeight === 1 && c.dilationWidth === 1 && c.dataFormat === 'channelsLast'
-    && c.padInfo.top >= 0 && c.padInfo.top <= 2 && c.padInfo.left >= 0 && c.padInfo.left <= 2;
+  return (
+    c.filterHeight === 3 &&
+    c.filterWidth === 3 &&
+    c.strideHeight === 1 &&
+    c.strideWidth === 1 &&
+    c.dilationHeight === 1 &&
+    c.dilationWidth === 1 &&
+    c.dataFormat === 'channelsLast' &&
+    c.padInfo.top >= 0 &&
+    c.padInfo.top <= 2 &&
+    c.padInfo.left >= 0 &&
+    c.padInfo.left <= 2
+  );
 }
 
 /** Which conv pass: the forward or the input gradient. */
@@ -82,8 +98,16 @@ export function useWinograd(pass: ConvPass, c: ConvInfo, inputs: readonly tf.Ten
 /** The forward convolution as a Winograd problem. */
 export function winogradForward(c: ConvInfo): WinogradConv {
   return {
-    NB: c.batchSize, HI: c.inHeight, WI: c.inWidth, CI: c.inChannels, HO: c.outHeight, WO: c.outWidth, CO: c.outChannels,
-    PT: c.padInfo.top, PL: c.padInfo.left, flip: false,
+    NB: c.batchSize,
+    HI: c.inHeight,
+    WI: c.inWidth,
+    CI: c.inChannels,
+    HO: c.outHeight,
+    WO: c.outWidth,
+    CO: c.outChannels,
+    PT: c.padInfo.top,
+    PL: c.padInfo.left,
+    flip: false,
   };
 }
 
@@ -93,8 +117,16 @@ export function winogradForward(c: ConvInfo): WinogradConv {
  */
 export function winogradInputGrad(c: ConvInfo): WinogradConv {
   return {
-    NB: c.batchSize, HI: c.outHeight, WI: c.outWidth, CI: c.outChannels, HO: c.inHeight, WO: c.inWidth, CO: c.inChannels,
-    PT: 2 - c.padInfo.top, PL: 2 - c.padInfo.left, flip: true,
+    NB: c.batchSize,
+    HI: c.outHeight,
+    WI: c.outWidth,
+    CI: c.outChannels,
+    HO: c.inHeight,
+    WO: c.inWidth,
+    CO: c.inChannels,
+    PT: 2 - c.padInfo.top,
+    PL: 2 - c.padInfo.left,
+    flip: true,
   };
 }
 
@@ -126,16 +158,17 @@ export function winogradFlops(p: WinogradConv): { gemm: number; direct: number }
 function filterTransform(backend: WebgpuBackendLike, w: tf.TensorInfo, p: WinogradConv): tf.TensorInfo {
   // g[r][s] for input channel c, output channel o of this problem.
   const at = p.flip ? '((2 - r) * 3 + (2 - s)) * CO + o) * CI + c' : '(r * 3 + s) * CI + c) * CO + o';
-  return backend.runWebGPUProgram(gridProgram({
-    shaderKey: `dtWinoU_${p.CI}_${p.CO}_${p.flip ? 1 : 0}`,
-    outputShape: [16, p.CI, p.CO],
-    variableNames: ['Wf'],
-    n: p.CI * p.CO,
-    decls: `
+  return backend.runWebGPUProgram(
+    gridProgram({
+      shaderKey: `dtWinoU_${p.CI}_${p.CO}_${p.flip ? 1 : 0}`,
+      outputShape: [16, p.CI, p.CO],
+      variableNames: ['Wf'],
+      n: p.CI * p.CO,
+      decls: `
       const CI: i32 = ${i32(p.CI)};
       const CO: i32 = ${i32(p.CO)};
       fn g(r: i32, s: i32, c: i32, o: i32) -> f32 { return Wf[(${at}]; }`,
-    body: `
+      body: `
           let c = i / CO; let o = i % CO;
           // t = G g (4x3), rows of g mixed
           var t: array<vec3<f32>, 4>;
@@ -152,18 +185,24 @@ function filterTransform(backend: WebgpuBackendLike, w: tf.TensorInfo, p: Winogr
             result[base + 2 * CI * CO] = 0.5 * (u.x - u.y + u.z);
             result[base + 3 * CI * CO] = u.z;
           }`,
-  }), [w], 'float32', undefined, allocTemp(backend, [16, p.CI, p.CO]));
+    }),
+    [w],
+    'float32',
+    undefined,
+    allocTemp(backend, [16, p.CI, p.CO]),
+  );
 }
 
 /** V [16, T, CI] from the input. */
 function inputTransform(backend: WebgpuBackendLike, x: tf.TensorInfo, p: WinogradConv): tf.TensorInfo {
   const { T } = tiles(p);
-  return backend.runWebGPUProgram(gridProgram({
-    shaderKey: `dtWinoV_${key(p)}`,
-    outputShape: [16, T, p.CI],
-    variableNames: ['X'],
-    n: T * p.CI,
-    decls: `
+  return backend.runWebGPUProgram(
+    gridProgram({
+      shaderKey: `dtWinoV_${key(p)}`,
+      outputShape: [16, T, p.CI],
+      variableNames: ['X'],
+      n: T * p.CI,
+      decls: `
       const HI: i32 = ${i32(p.HI)};
       const WI: i32 = ${i32(p.WI)};
       const CI: i32 = ${i32(p.CI)};
@@ -173,7 +212,7 @@ function inputTransform(backend: WebgpuBackendLike, x: tf.TensorInfo, p: Winogra
         if (h < 0 || h >= HI || w < 0 || w >= WI) { return 0.0; }
         return X[((b * HI + h) * WI + w) * CI + c];
       }`,
-    body: `
+      body: `
           let c = i % CI;
           let tile = tileOf(i / CI); let b = tile.x; let ty = tile.y; let tx = tile.z;
           let h0 = 2 * ty - ${i32(p.PT)}; let w0 = 2 * tx - ${i32(p.PL)};
@@ -193,25 +232,36 @@ function inputTransform(backend: WebgpuBackendLike, x: tf.TensorInfo, p: Winogra
             result[base + 2 * TC] = v.z - v.y;
             result[base + 3 * TC] = v.y - v.w;
           }`,
-  }), [x], 'float32', undefined, allocTemp(backend, [16, T, p.CI]));
+    }),
+    [x],
+    'float32',
+    undefined,
+    allocTemp(backend, [16, T, p.CI]),
+  );
 }
 
 /** y [NB, HO, WO, CO] from M [16, T, CO]. */
-function outputTransform(backend: WebgpuBackendLike, m: tf.TensorInfo, p: WinogradConv, out?: tf.TensorInfo): tf.TensorInfo {
+function outputTransform(
+  backend: WebgpuBackendLike,
+  m: tf.TensorInfo,
+  p: WinogradConv,
+  out?: tf.TensorInfo,
+): tf.TensorInfo {
   const { T } = tiles(p);
   const shape = [p.NB, p.HO, p.WO, p.CO];
-  return backend.runWebGPUProgram(gridProgram({
-    shaderKey: `dtWinoY_${key(p)}`,
-    outputShape: shape,
-    variableNames: ['Mt'],
-    n: T * p.CO,
-    decls: `
+  return backend.runWebGPUProgram(
+    gridProgram({
+      shaderKey: `dtWinoY_${key(p)}`,
+      outputShape: shape,
+      variableNames: ['Mt'],
+      n: T * p.CO,
+      decls: `
       const HO: i32 = ${i32(p.HO)};
       const WO: i32 = ${i32(p.WO)};
       const CO: i32 = ${i32(p.CO)};
       const TC: i32 = ${i32(T * p.CO)};
       ${tileOf(p)}`,
-    body: `
+      body: `
           let o = i % CO;
           let tile = tileOf(i / CO); let b = tile.x; let ty = tile.y; let tx = tile.z;
           // A^T M: two 4-vectors (over the transformed tile's columns)
@@ -233,7 +283,12 @@ function outputTransform(backend: WebgpuBackendLike, m: tf.TensorInfo, p: Winogr
             result[at + WO * CO] = y10;
             if (ox + 1 < WO) { result[at + WO * CO + CO] = y11; }
           }`,
-  }), [m], 'float32', undefined, out ?? backend.makeTensorInfo(shape, 'float32'));
+    }),
+    [m],
+    'float32',
+    undefined,
+    out ?? backend.makeTensorInfo(shape, 'float32'),
+  );
 }
 
 /** The 16 GEMMs M[e] [T, CO] = V[e] [T, CI] x U[e] [CI, CO] as one batched GEMM. */
@@ -241,19 +296,32 @@ export function winogradGemmSpec(p: WinogradConv): GemmSpec {
   const { T } = tiles(p);
   return {
     key: `wino_${key(p)}`,
-    M: T, N: p.CO, K: p.CI, batch: 16,
+    M: T,
+    N: p.CO,
+    K: p.CI,
+    batch: 16,
     variableNames: ['V', 'U'],
     walkA: 'k',
     walkB: 'mn',
-    ...operandLoaders('',
+    ...operandLoaders(
+      '',
       { body: '', buf: 'V', at: '(gemmBatch * M_ + m) * K_ + k', vec4: p.CI % 4 === 0 },
-      { body: '', buf: 'U', at: '(gemmBatch * K_ + k) * N_ + n', vec4: p.CO % 4 === 0 }),
+      { body: '', buf: 'U', at: '(gemmBatch * K_ + k) * N_ + n', vec4: p.CO % 4 === 0 },
+    ),
   };
 }
 
 /** Runs one Winograd convolution: `x` is its input, `w` the [3, 3, ., .] filter (read per `p.flip`). */
-export function winogradConv(backend: WebgpuBackendLike, x: tf.TensorInfo, w: tf.TensorInfo, p: WinogradConv, opts?: Partial<GemmOptions>, out?: tf.TensorInfo): tf.TensorInfo {
-  if (p.PT < 0 || p.PL < 0 || p.PT > 2 || p.PL > 2) throw new Error(`winogradConv: padding ${p.PT}/${p.PL} outside 0..2`);
+export function winogradConv(
+  backend: WebgpuBackendLike,
+  x: tf.TensorInfo,
+  w: tf.TensorInfo,
+  p: WinogradConv,
+  opts?: Partial<GemmOptions>,
+  out?: tf.TensorInfo,
+): tf.TensorInfo {
+  if (p.PT < 0 || p.PL < 0 || p.PT > 2 || p.PL > 2)
+    throw new Error(`winogradConv: padding ${p.PT}/${p.PL} outside 0..2`);
   const { T } = tiles(p);
   const u = filterTransform(backend, w, p);
   const v = inputTransform(backend, x, p);

@@ -14,7 +14,8 @@ export interface Summary {
 
 /** Mean and sample (n - 1) standard deviation; non-finite values are an error, not skipped. */
 export function summarize(values: readonly number[]): Summary {
-  for (const v of values) if (!Number.isFinite(v)) throw new Error(`summarize: non-finite value ${v} in [${values.join(', ')}]`);
+  for (const v of values)
+    if (!Number.isFinite(v)) throw new Error(`summarize: non-finite value ${v} in [${values.join(', ')}]`);
   const n = values.length;
   if (n === 0) return { n, values: [], mean: null, std: null };
   const mean = values.reduce((a, b) => a + b, 0) / n;

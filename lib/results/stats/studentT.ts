@@ -61,7 +61,8 @@ function betaContinuedFraction(a: number, b: number, x: number): number {
 
 /** The regularized incomplete beta function I_x(a, b) = B(x; a, b) / B(a, b), for a, b > 0 and 0 ≤ x ≤ 1. */
 export function regularizedIncompleteBeta(x: number, a: number, b: number): number {
-  if (!(a > 0) || !(b > 0) || !Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`regularizedIncompleteBeta: a and b must be positive and finite, got a=${a}, b=${b}`);
+  if (!(a > 0) || !(b > 0) || !Number.isFinite(a) || !Number.isFinite(b))
+    throw new Error(`regularizedIncompleteBeta: a and b must be positive and finite, got a=${a}, b=${b}`);
   if (!(x >= 0 && x <= 1)) throw new Error(`regularizedIncompleteBeta: x must be in [0, 1], got ${x}`);
   if (x === 0) return 0;
   if (x === 1) return 1;
@@ -72,7 +73,8 @@ export function regularizedIncompleteBeta(x: number, a: number, b: number): numb
 }
 
 function checkDf(df: number, where: string): void {
-  if (!(df > 0) || !Number.isFinite(df)) throw new Error(`${where}: degrees of freedom must be positive and finite, got ${df}`);
+  if (!(df > 0) || !Number.isFinite(df))
+    throw new Error(`${where}: degrees of freedom must be positive and finite, got ${df}`);
 }
 
 /**

@@ -27,7 +27,8 @@ export interface WelchResult {
 
 /** Welch's t-test of mean(a) vs mean(b); each group needs at least 2 values. */
 export function welchTTest(a: readonly number[], b: readonly number[], alpha = 0.05): WelchResult {
-  if (a.length < 2 || b.length < 2) throw new Error(`welchTTest: each group needs at least 2 values, got ${a.length} and ${b.length}`);
+  if (a.length < 2 || b.length < 2)
+    throw new Error(`welchTTest: each group needs at least 2 values, got ${a.length} and ${b.length}`);
   if (!(alpha > 0 && alpha < 1)) throw new Error(`welchTTest: alpha must be in (0, 1), got ${alpha}`);
   const sa = summarize(a);
   const sb = summarize(b);
@@ -37,7 +38,15 @@ export function welchTTest(a: readonly number[], b: readonly number[], alpha = 0
   const se = Math.sqrt(va + vb);
   if (se === 0) {
     // No spread at all (e.g. a deterministic baseline): any difference is exact, none is noise.
-    return { diff, se, t: diff === 0 ? 0 : Math.sign(diff) * Infinity, df: sa.n + sb.n - 2, p: diff === 0 ? 1 : 0, alpha, threshold: 0 };
+    return {
+      diff,
+      se,
+      t: diff === 0 ? 0 : Math.sign(diff) * Infinity,
+      df: sa.n + sb.n - 2,
+      p: diff === 0 ? 1 : 0,
+      alpha,
+      threshold: 0,
+    };
   }
   const df = (va + vb) ** 2 / (va ** 2 / (sa.n - 1) + vb ** 2 / (sb.n - 1));
   const t = diff / se;
