@@ -143,6 +143,8 @@ class Kernel:
     def value(self, expr):
         """The JSON value of a TypeScript expression, evaluated in the kernel."""
         ex = self.run(f'console.log(JSON.stringify({expr}));')
+        if ex['reply']['status'] != 'ok' or not ex['stdout'].strip():
+            raise RuntimeError(f'evaluating {expr!r} in the kernel failed: {ex["errors"]} {ex["stderr"][-1000:]}')
         return json.loads(ex['stdout'])
 
     def stop(self):
@@ -184,8 +186,11 @@ def main():
     overrides = f'const OVERRIDES = {{ epochs: {EPOCHS} }}; // many epochs: time to interrupt'
     runs_for = lambda name: f"process.env.DINOTWINS_RUNS = {json.dumps(os.path.join(work, name))};"
 
+    # The notebook no longer imports tfjs itself; the test's tensor counts need it (the same module lib/ uses).
+    tf_import = "import * as tf from '@tensorflow/tfjs';"
+
     def prepare(k):
-        for code in (config_cell, overrides, setup_cell):
+        for code in (config_cell, overrides, setup_cell, tf_import):
             ex = k.run(code)
             if ex['reply']['status'] != 'ok':
                 raise RuntimeError(f'set-up cell failed: {ex["stderr"][-2000:]}')
