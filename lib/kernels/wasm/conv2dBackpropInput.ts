@@ -53,12 +53,6 @@ export function flipFilter(backend: WasmBackend, filter: TensorInfo): TensorInfo
   return out;
 }
 
-/** Frees every cached flipped filter (for tests and backend teardown). */
-export function clearFlipCache(backend: WasmBackend): void {
-  for (const t of flipped.values()) if (backend.dataIdMap.has(t.dataId)) backend.disposeData(t.dataId);
-  flipped.clear();
-}
-
 /** Taps of one output phase along one axis: filter index per sub-filter position, and the dy offset of position 0. */
 interface PhaseTaps {
   /** taps[t] = filter index used at sub-filter position t (positions are consecutive dy offsets). */

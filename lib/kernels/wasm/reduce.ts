@@ -11,13 +11,6 @@ import { Scope, WasmBackend, makeOutput } from './scope';
 
 type TensorInfo = tf.TensorInfo;
 
-/** Reduction axes (normalised, sorted) if they are exactly the leading `k` axes with 0 < k < rank; else undefined. */
-export function leadingAxes(axis: number | number[], rank: number): number[] | undefined {
-  const axes = tf.util.parseAxisParam(axis, new Array<number>(rank).fill(1)).sort((a, b) => a - b);
-  if (axes.length === 0 || axes.length >= rank) return undefined;
-  return axes.every((a, i) => a === i) ? axes : undefined;
-}
-
 /**
  * Reduction axes (normalised, sorted) if they are consecutive and leave at least the last axis:
  * x seen as [outer, rows, cols] reduced over rows (leading axes are the case outer = 1; batch norm
