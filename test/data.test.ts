@@ -576,6 +576,22 @@ test('classCountTable: one row per class, a column per split, in the given order
   assert.throws(() => classCountTable({}, ['cat']), /no splits/);
 });
 
+test('classCountTable: a split without labels counts in one last "(no labels)" row', () => {
+  // An unlabelled image folder: no classes at all.
+  assert.deepEqual(classCountTable({ train: { n: 7 }, val: { n: 2 } }, []), [
+    { class: '(no labels)', train: 7, val: 2 },
+  ]);
+  // Mixed: the labelled split's classes, the unlabelled one's images in the last row only.
+  assert.deepEqual(
+    classCountTable({ train: { n: 5 }, test: { labels: Uint8Array.from([1, 1, 0]), n: 3 } }, ['a', 'b']),
+    [
+      { class: 'a', train: 0, test: 1 },
+      { class: 'b', train: 0, test: 2 },
+      { class: '(no labels)', train: 5, test: 0 },
+    ],
+  );
+});
+
 test('loadCifar10OrFixture: real data when found, the fixture when nothing is found, errors on corrupt data', async () => {
   const root = tmp();
   try {

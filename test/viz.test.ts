@@ -560,6 +560,10 @@ test("attentionGrids: the images with their classes, then each head's map over e
   const p = parsePng(g.attention.png);
   const lum = (x: number, y: number) => pixel(p, x, y).reduce((a, b) => a + b, 0);
   assert.ok(lum(10, 10) > lum(80, 80) + 100, `attended ${lum(10, 10)}, other ${lum(80, 80)}`);
+  // Without labels (an unlabelled image folder) the captions number the images.
+  const unlabelled = attentionGrids({ maps, grid: 2, heads: 3 }, { images: set.images, n: 3 }, [], { display: false });
+  assert.deepEqual(captions(unlabelled.images), ['image 0', 'image 1']);
+  assert.deepEqual(captions(unlabelled.attention).slice(0, 2), ['image 0, head 0', 'image 0, head 1']);
   assert.throws(
     () => attentionGrids({ maps: [[maps[0][0]]], grid: 2, heads: 3 }, set, ['cat'], { display: false }),
     /image 0 has 1 maps, expected 3 heads/,

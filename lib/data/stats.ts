@@ -3,7 +3,7 @@ import { NUM_CLASSES, imageBytes, type Split } from './format';
 
 /** Rows per label 0..numClasses-1 (default: the split's numClasses, else 10). */
 export function classCounts(
-  split: Pick<Split, 'labels' | 'n' | 'numClasses'>,
+  split: { labels: ArrayLike<number>; n: number; numClasses?: number },
   numClasses = split.numClasses ?? NUM_CLASSES,
 ): number[] {
   const counts = new Array<number>(numClasses).fill(0);
@@ -18,17 +18,27 @@ export function classCounts(
 
 /**
  * Images per class in each of several splits, one row per class: `{ class, <split>: count, ... }`
- * (e.g. `classCountTable({ train, val, test }, classNames)`), for the class-balance table.
+ * (e.g. `classCountTable({ train, val, test }, classNames)`), for the class-balance table. A split
+ * without labels (an unlabelled image folder) counts 0 in every class row and its images in one
+ * last row, `(no labels)`, present only when some split has no labels.
  */
 export function classCountTable(
-  splits: Readonly<Record<string, Pick<Split, 'labels' | 'n'>>>,
+  splits: Readonly<Record<string, { n: number; labels?: ArrayLike<number> }>>,
   classNames: readonly string[],
 ): Array<Record<string, string | number>> {
   const names = Object.keys(splits);
   if (names.length === 0) throw new Error('classCountTable: no splits given');
   if (names.includes('class')) throw new Error('classCountTable: a split may not be named "class" (the first column)');
-  const counts = names.map((n) => classCounts(splits[n], classNames.length));
-  return classNames.map((name, c) => Object.fromEntries([['class', name], ...names.map((n, k) => [n, counts[k][c]])]));
+  const counts = names.map((n) => {
+    const labels = splits[n].labels;
+    return labels ? classCounts({ labels, n: splits[n].n }, classNames.length) : null;
+  });
+  const rows = classNames.map((name, c) =>
+    Object.fromEntries([['class', name], ...names.map((n, k) => [n, counts[k]?.[c] ?? 0])]),
+  );
+  if (counts.some((c) => c === null))
+    rows.push(Object.fromEntries([['class', '(no labels)'], ...names.map((n, k) => [n, counts[k] ? 0 : splits[n].n])]));
+  return rows;
 }
 
 export interface ChannelStats {

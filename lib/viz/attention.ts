@@ -38,11 +38,12 @@ export const DEFAULT_ATTENTION_GRID_OPTIONS: Readonly<AttentionGridOptions> = Ob
 
 /**
  * Shows the first `att.maps.length` images of `set` (uint8 NHWC) with their classes, then each
- * head's map over each image (one row per image, captions "<class>, head <h>").
+ * head's map over each image (one row per image, captions "<class>, head <h>"; "image <i>, head <h>"
+ * for a set without labels, such as an unlabelled image folder).
  */
 export function attentionGrids(
   att: AttentionMaps,
-  set: { images: Uint8Array; labels: ArrayLike<number>; n: number },
+  set: { images: Uint8Array; labels?: ArrayLike<number>; n: number },
   classNames: readonly string[],
   options: Partial<AttentionGridOptions> = {},
 ): { images: ImageGridResult; attention: ImageGridResult } {
@@ -60,7 +61,8 @@ export function attentionGrids(
         throw new Error(`attentionGrids: map ${i}/${h} has ${m.length} values, expected ${att.grid} x ${att.grid}`);
     });
   });
-  const name = (i: number) => classNames[set.labels[i]] ?? String(set.labels[i]);
+  const labels = set.labels;
+  const name = (i: number) => (labels ? (classNames[labels[i]] ?? String(labels[i])) : `image ${i}`);
   const image = (i: number): ImageInput => ({
     data: set.images.subarray(i * per, (i + 1) * per),
     height: o.size,
@@ -77,12 +79,12 @@ export function attentionGrids(
   });
   const imgs: ImageInput[] = [];
   const overlays: Array<{ data: ArrayLike<number>; height: number; width: number }> = [];
-  const labels: string[] = [];
+  const captions: string[] = [];
   for (let i = 0; i < n; i++) {
     for (let h = 0; h < att.heads; h++) {
       imgs.push(image(i));
       overlays.push({ data: att.maps[i][h], height: att.grid, width: att.grid });
-      labels.push(`${name(i)}, head ${h}`);
+      captions.push(`${name(i)}, head ${h}`);
     }
   }
   const attention = imageGrid(imgs, {
@@ -91,7 +93,7 @@ export function attentionGrids(
     overlays,
     overlayAlpha: o.alpha,
     colormap: o.colormap,
-    labels,
+    labels: captions,
     title: 'CLS attention of each head (last block), one row per image',
     display: o.display,
   });
